@@ -1,0 +1,27 @@
+//! The DHCPv6 wire codec of dhcp6 (RFC 9915, which obsoletes RFC 8415).
+//!
+//! Two ways in, after smoltcp's `wire` module:
+//! - [`Packet`]: a zero-copy view that checks the fixed header once and reads fields and
+//!   options straight from the buffer; for hot paths that look at a few fields.
+//! - [`Message`]: the whole message decoded into typed options that borrow their bytes from the
+//!   buffer, and encoded back. Options the codec does not type are kept raw, so every valid
+//!   message re-encodes to exactly the bytes it was decoded from.
+//!
+//! No input makes it panic; recursion is bounded by the relay hop limit (32) and by
+//! [`option::MAX_OPTION_NESTING`], and allocation by the input's length.
+
+pub mod domain;
+pub mod duid;
+mod error;
+pub mod message;
+pub mod option;
+pub mod packet;
+mod text;
+
+pub use dhcp6_common::wire::{option_code, MessageType, CLIENT_PORT, HOP_COUNT_LIMIT, SERVER_PORT};
+pub use domain::DomainName;
+pub use duid::{Duid, DuidKind};
+pub use error::{DecodeError, EncodeError};
+pub use message::{ClientMessage, Message, RelayMessage, TransactionId};
+pub use option::{DhcpOption, Options, Status, StatusCode};
+pub use packet::{OptionIter, Packet, RawOption};

@@ -1,0 +1,44 @@
+//! Counters the XDP program keeps, indexed so that userspace can name each one.
+
+/// What the XDP program decided about a frame, one per-CPU counter each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Verdict {
+    /// Not IPv6 (after up to two VLAN tags): passed.
+    NotIpv6 = 0,
+    /// IPv6 but not UDP as the first next header (extension headers included): passed.
+    NotUdp = 1,
+    /// UDP, but neither port is 546/547: passed.
+    OtherPort = 2,
+    /// DHCPv6 too short to hold a message type, or headers cut short: passed to userspace.
+    Truncated = 3,
+    /// A DHCPv6 message, counted by type and passed to userspace.
+    Dhcp6Passed = 4,
+}
+
+impl Verdict {
+    /// Number of verdicts: the size of the verdict counter map.
+    pub const COUNT: u32 = 5;
+
+    pub const ALL: [Verdict; Self::COUNT as usize] = [
+        Verdict::NotIpv6,
+        Verdict::NotUdp,
+        Verdict::OtherPort,
+        Verdict::Truncated,
+        Verdict::Dhcp6Passed,
+    ];
+
+    /// A stable snake_case name for statistics output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Verdict::NotIpv6 => "not_ipv6",
+            Verdict::NotUdp => "not_udp",
+            Verdict::OtherPort => "other_port",
+            Verdict::Truncated => "truncated",
+            Verdict::Dhcp6Passed => "dhcp6_passed",
+        }
+    }
+}
+
+/// Size of the per-message-type counter map: one slot for every possible type byte.
+pub const MSG_TYPE_SLOTS: u32 = 256;

@@ -1,0 +1,107 @@
+//! The dhcp6 XDP program.
+//!
+//! Today it classifies: Ethernet (up to two VLAN tags), IPv6, UDP to port 546 or 547, and counts
+//! each DHCPv6 message by type and each frame by verdict in per-CPU maps. Every frame is passed
+//! on; the fast paths (Renew/Rebind answered here, relay encapsulation) build on this parser.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    btf_maps::PerCpuArray,
+    macros::{btf_map, xdp},
+    programs::XdpContext,
+};
+use dhcp6_common::{
+    counters::{Verdict, MSG_TYPE_SLOTS},
+    wire::{frame::*, CLIENT_PORT, SERVER_PORT},
+};
+
+#[btf_map]
+static MSG_TYPE_COUNTS: PerCpuArray<u64, { MSG_TYPE_SLOTS as usize }> = PerCpuArray::new();
+
+#[btf_map]
+static VERDICT_COUNTS: PerCpuArray<u64, { Verdict::COUNT as usize }> = PerCpuArray::new();
+
+#[xdp]
+pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
+    match classify(&ctx) {
+        Ok(msg_type) => {
+            bump(&MSG_TYPE_COUNTS, u32::from(msg_type));
+            bump(&VERDICT_COUNTS, Verdict::Dhcp6Passed as u32);
+        }
+        Err(verdict) => bump(&VERDICT_COUNTS, verdict as u32),
+    }
+    xdp_action::XDP_PASS
+}
+
+#[inline(always)]
+fn bump<const N: usize>(map: &PerCpuArray<u64, N>, index: u32) {
+    if let Some(slot) = map.get_ptr_mut(index) {
+        // Per-CPU slot: no other program instance writes it concurrently.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// A pointer to `len` bytes at `offset` into the frame, if the frame holds them.
+#[inline(always)]
+fn at(ctx: &XdpContext, offset: usize, len: usize) -> Option<*const u8> {
+    let start = ctx.data() + offset;
+    if start + len > ctx.data_end() {
+        return None;
+    }
+    Some(start as *const u8)
+}
+
+#[inline(always)]
+fn read_u16(ctx: &XdpContext, offset: usize) -> Option<u16> {
+    let p = at(ctx, offset, 2)?;
+    // In bounds by `at`; frames carry no alignment guarantee, hence the byte reads.
+    Some(unsafe { u16::from_be_bytes([*p, *p.add(1)]) })
+}
+
+#[inline(always)]
+fn read_u8(ctx: &XdpContext, offset: usize) -> Option<u8> {
+    let p = at(ctx, offset, 1)?;
+    Some(unsafe { *p })
+}
+
+/// The DHCPv6 message type of the frame, or the verdict that says why it is not one.
+#[inline(always)]
+fn classify(ctx: &XdpContext) -> Result<u8, Verdict> {
+    let mut offset = ETH_HEADER_LEN - 2;
+    let mut ethertype = read_u16(ctx, offset).ok_or(Verdict::NotIpv6)?;
+    for _ in 0..MAX_VLAN_TAGS {
+        if ethertype != ETHERTYPE_VLAN && ethertype != ETHERTYPE_QINQ {
+            break;
+        }
+        offset += VLAN_TAG_LEN;
+        ethertype = read_u16(ctx, offset).ok_or(Verdict::NotIpv6)?;
+    }
+    if ethertype != ETHERTYPE_IPV6 {
+        return Err(Verdict::NotIpv6);
+    }
+    let ip = offset + 2;
+    if at(ctx, ip, IPV6_HEADER_LEN).is_none() {
+        return Err(Verdict::Truncated);
+    }
+    if read_u8(ctx, ip + 6).ok_or(Verdict::Truncated)? != IPPROTO_UDP {
+        return Err(Verdict::NotUdp);
+    }
+    let udp = ip + IPV6_HEADER_LEN;
+    let dst_port = read_u16(ctx, udp + 2).ok_or(Verdict::Truncated)?;
+    if dst_port != SERVER_PORT && dst_port != CLIENT_PORT {
+        return Err(Verdict::OtherPort);
+    }
+    read_u8(ctx, udp + UDP_HEADER_LEN).ok_or(Verdict::Truncated)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";
