@@ -93,7 +93,7 @@ impl<'a> Duid<'a> {
 }
 
 /// Colon-separated hex, the way tshark and Kea print byte strings.
-pub(crate) struct Hex<'a>(pub &'a [u8]);
+pub struct Hex<'a>(pub &'a [u8]);
 
 impl fmt::Display for Hex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

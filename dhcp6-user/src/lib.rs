@@ -1,1 +1,13 @@
+//! dhcp6 userspace: everything `dhcp6d` does, as a library the tests drive directly.
+//!
+//! - [`capture`]: DHCPv6 datagrams out of pcap files.
+//! - [`json`]: messages rendered as JSON.
+//! - [`xdp`]: loading and attaching the XDP program, reading its counters.
+//!
+//! The wire codec is its own crate, `dhcp6-codec`, re-exported here as [`codec`].
 
+pub mod capture;
+pub mod json;
+pub mod xdp;
+
+pub use dhcp6_codec as codec;

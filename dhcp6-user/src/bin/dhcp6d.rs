@@ -1,1 +1,144 @@
-fn main() {}
+//! `dhcp6d`: the dhcp6 daemon and its operator commands.
+
+use std::{
+    fmt::Write as _,
+    io::{self, Write as _},
+    path::PathBuf,
+    process::ExitCode,
+    thread,
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use dhcp6_user::{capture, codec::Message, json, xdp::XdpProgram};
+
+#[derive(Parser)]
+#[command(name = "dhcp6d", version, about = "XDP-accelerated DHCPv6 server and relay agent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every DHCPv6 message in a pcap capture, nested relays and options included.
+    Decode {
+        /// A pcap file (Ethernet link type).
+        file: PathBuf,
+        /// One JSON document: an array of frames with their decoded messages.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The XDP program on its own.
+    Xdp {
+        #[command(subcommand)]
+        command: XdpCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum XdpCommand {
+    /// Attach the classifier to an interface and print its counters every second.
+    Watch {
+        #[arg(long, short)]
+        interface: String,
+        #[arg(long, value_enum, default_value_t = Mode::Native)]
+        mode: Mode,
+        /// Stop after this many seconds (default: run until interrupted).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// In the driver: the fast one, on NICs and veth.
+    Native,
+    /// In the kernel's generic path, for drivers without XDP support.
+    Generic,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dhcp6d: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Decode { file, json } => decode(&file, json),
+        Command::Xdp { command: XdpCommand::Watch { interface, mode, seconds } } => {
+            let mode = match mode {
+                Mode::Native => aya::programs::XdpMode::Driver,
+                Mode::Generic => aya::programs::XdpMode::Skb,
+            };
+            let mut program = XdpProgram::load().context("loading the XDP program (needs root)")?;
+            program.attach(&interface, mode).with_context(|| format!("attaching XDP to {interface}"))?;
+            let mut elapsed = 0;
+            loop {
+                thread::sleep(Duration::from_secs(1));
+                elapsed += 1;
+                print_all(&format!("--- {interface} after {elapsed} s\n{}", program.counters()?))?;
+                if seconds.is_some_and(|s| elapsed >= s) {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+        }
+    }
+}
+
+/// Prints each DHCPv6 message of the capture. A message that does not decode is reported
+/// with its error and the run ends with a failure status, after every frame is printed.
+fn decode(file: &PathBuf, as_json: bool) -> Result<ExitCode> {
+    let datagrams = capture::read_pcap(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut text = String::new();
+    let mut failures = 0;
+    let mut frames = Vec::new();
+    for d in &datagrams {
+        let decoded = Message::decode(&d.payload);
+        if decoded.is_err() {
+            failures += 1;
+        }
+        if as_json {
+            let mut v = serde_json::json!({
+                "frame": d.frame,
+                "time": d.timestamp.as_secs_f64(),
+                "vlans": d.vlans,
+                "source": d.source.to_string(),
+                "destination": d.destination.to_string(),
+            });
+            match &decoded {
+                Ok(m) => v["message"] = json::message(m),
+                Err(e) => v["error"] = serde_json::json!(e.to_string()),
+            }
+            frames.push(v);
+        } else {
+            let vlans = if d.vlans.is_empty() { String::new() } else { format!(" vlan {:?}", d.vlans) };
+            writeln!(text, "#{} {:.6} {} -> {}{vlans}", d.frame, d.timestamp.as_secs_f64(), d.source, d.destination)?;
+            match &decoded {
+                Ok(m) => write!(text, "{m}")?,
+                Err(e) => writeln!(text, "  undecodable ({} bytes): {e}", d.payload.len())?,
+            }
+        }
+    }
+    if as_json {
+        text = serde_json::to_string_pretty(&frames)? + "\n";
+    }
+    print_all(&text)?;
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Writes to stdout; a reader that went away (`dhcp6d decode x.pcap | head`) is not an error.
+fn print_all(text: &str) -> Result<()> {
+    match io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
