@@ -404,6 +404,13 @@ impl<'a> DhcpOption<'a> {
         }
     }
 
+    /// The option's wire form, header included.
+    pub fn to_vec(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::new();
+        self.encode(&mut out, Nesting::default())?;
+        Ok(out)
+    }
+
     /// Decodes one option; `nesting` is that of the option list holding it.
     pub(crate) fn decode(raw: RawOption<'a>, nesting: Nesting) -> Result<Self, DecodeError> {
         let d = raw.data;

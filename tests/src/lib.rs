@@ -1,1 +1,29 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: where the real captures are, and network
+//! namespaces with veth links that clean up after themselves.
+
+pub mod netns;
+
+use std::path::PathBuf;
+
+/// The folder of real DHCPv6 captures (`../shared/vectors` beside the repository), or
+/// `DHCP6_VECTORS` when set.
+pub fn vectors_dir() -> PathBuf {
+    match std::env::var_os("DHCP6_VECTORS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
+    }
+}
+
+/// Every `.pcap` in [`vectors_dir`], sorted; panics when there are none, so that a missing
+/// folder cannot pass for a test that checked nothing.
+pub fn vector_files() -> Vec<PathBuf> {
+    let dir = vectors_dir();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no captures in {}", dir.display());
+    files
+}
