@@ -3,7 +3,7 @@
 use std::{
     fmt::Write as _,
     io::{self, Write as _},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
     thread,
     time::Duration,
@@ -30,6 +30,9 @@ enum Command {
         /// One JSON document: an array of frames with their decoded messages.
         #[arg(long)]
         json: bool,
+        /// Also write each DHCPv6 payload to DIR/<capture>-frame-N.bin (a fuzzing corpus, say).
+        #[arg(long, value_name = "DIR")]
+        extract: Option<PathBuf>,
     },
     /// The XDP program on its own.
     Xdp {
@@ -73,7 +76,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Decode { file, json } => decode(&file, json),
+        Command::Decode { file, json, extract } => decode(&file, json, extract.as_deref()),
         Command::Xdp { command: XdpCommand::Watch { interface, mode, seconds } } => {
             let mode = match mode {
                 Mode::Native => aya::programs::XdpMode::Driver,
@@ -96,8 +99,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Prints each DHCPv6 message of the capture. A message that does not decode is reported
 /// with its error and the run ends with a failure status, after every frame is printed.
-fn decode(file: &PathBuf, as_json: bool) -> Result<ExitCode> {
+fn decode(file: &Path, as_json: bool, extract: Option<&Path>) -> Result<ExitCode> {
     let datagrams = capture::read_pcap(file).with_context(|| format!("reading {}", file.display()))?;
+    if let Some(dir) = extract {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let stem = file.file_stem().map_or_else(|| "capture".into(), |s| s.to_string_lossy());
+        for d in &datagrams {
+            let path = dir.join(format!("{stem}-frame-{}.bin", d.frame));
+            std::fs::write(&path, &d.payload).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
     let mut text = String::new();
     let mut failures = 0;
     let mut frames = Vec::new();
