@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
-use shell::{cargo, is_root, run};
+use shell::{cargo, is_root, run, run_tests};
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "dhcp6 project tasks")]
@@ -61,10 +61,12 @@ fn main() -> Result<()> {
                 bail!("the integration tests create network namespaces and load XDP programs: run `cargo xtask test` as root");
             }
             setup::setup()?;
-            run(cargo().args(["test", "--workspace", "--locked"]))?;
+            let tally = run_tests(cargo().current_dir(root()).args(["test", "--workspace", "--locked"]))?;
             if fuzz_seconds > 0 {
                 fuzz(fuzz_seconds)?;
             }
+            // The closing line CI reads: every test the run executed.
+            println!("tests: {} passed, {} failed", tally.passed, tally.failed);
             Ok(())
         }
         Task::Fuzz { seconds } => {
@@ -85,7 +87,8 @@ fn build() -> Result<()> {
     run(cargo().current_dir(root()).args(["build", "--release", "--locked", "-p", "dhcp6-user"]))
 }
 
-/// Seeds the corpus with every DHCPv6 payload of the captures, then runs libFuzzer.
+/// Seeds the corpus with every DHCPv6 payload of the captures, then runs libFuzzer. Its output
+/// goes to `target/fuzz-decode.log`, shown only when it finds something.
 fn fuzz(seconds: u64) -> Result<()> {
     let root = root();
     let corpus = root.join("fuzz/corpus/decode");
@@ -101,10 +104,26 @@ fn fuzz(seconds: u64) -> Result<()> {
                 .stdout(std::process::Stdio::null()))?;
         }
     }
-    run(cargo()
+    let log_path = root.join("target/fuzz-decode.log");
+    let log = std::fs::File::create(&log_path)?;
+    let result = run(cargo()
         .current_dir(root.join("fuzz"))
         .args(["+nightly", "fuzz", "run", "decode"])
         .arg(&corpus)
         .arg("--")
-        .arg(format!("-max_total_time={seconds}")))
+        .arg(format!("-max_total_time={seconds}"))
+        .stdout(log.try_clone()?)
+        .stderr(log));
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    match result {
+        Ok(()) => {
+            let done = text.lines().find(|l| l.starts_with("Done ")).unwrap_or("done");
+            eprintln!("xtask: fuzz decode: {done}, no failure (log: {})", log_path.display());
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("{text}");
+            Err(e.context(format!("the decoder fuzz target failed; its input is under fuzz/artifacts/decode (log: {})", log_path.display())))
+        }
+    }
 }
