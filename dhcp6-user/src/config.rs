@@ -1,0 +1,471 @@
+//! Configuration: TOML parsed into plain serde structs (`raw`), then checked into the typed
+//! [`Config`] the server runs from. Every error names its line and column.
+//!
+//! ```toml
+//! [server]
+//! state_dir = "/var/lib/dhcp6d"
+//! preferred_lifetime = 3600
+//! valid_lifetime = 7200
+//!
+//! [[subnet]]
+//! interface = "eth1"
+//! prefix = "2001:db8:1::/64"
+//! ranges = [{ low = "2001:db8:1::100", high = "2001:db8:1::1ff" }]
+//! dns_servers = ["2001:db8::53"]
+//!
+//! [[subnet.pd_pool]]
+//! prefix = "2001:db8:8000::/40"
+//! delegated_length = 56
+//! ```
+
+use std::{
+    collections::BTreeSet,
+    fmt,
+    net::Ipv6Addr,
+    path::{Path, PathBuf},
+};
+
+use ipnet::Ipv6Net;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A configuration error with where it is in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// How a subnet picks an address for a client without a reservation (seeds 002 and 003).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allocation {
+    /// Reservation, the client's hint, its previous address, then the next free address by a
+    /// cyclic ascending search.
+    #[default]
+    Iterative,
+    /// The link prefix with the interface identifier of the client's link-local address, so
+    /// that two servers give a client the same address.
+    InterfaceIdentifier,
+}
+
+/// Lifetimes handed out, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    pub preferred: u32,
+    pub valid: u32,
+    pub t1: u32,
+    pub t2: u32,
+}
+
+/// An inclusive range of addresses, as integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressRange {
+    pub low: u128,
+    pub high: u128,
+}
+
+impl AddressRange {
+    pub fn contains(&self, a: Ipv6Addr) -> bool {
+        (self.low..=self.high).contains(&u128::from(a))
+    }
+
+    pub fn len(&self) -> u128 {
+        self.high - self.low + 1
+    }
+}
+
+/// A pool of prefixes to delegate: `ranges` (inside `prefix`) cut into `/delegated_length`s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PdPool {
+    pub prefix: Ipv6Net,
+    pub delegated_length: u8,
+    pub ranges: Vec<Ipv6Net>,
+}
+
+/// A fixed address and/or prefix for one client DUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub duid: Vec<u8>,
+    pub address: Option<Ipv6Addr>,
+    pub prefix: Option<Ipv6Net>,
+}
+
+/// One link served: its prefix, pools and the attributes of its leases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    /// Position in the file; stable for the life of the configuration.
+    pub id: usize,
+    /// Interface whose directly attached clients this subnet serves (relayed clients are
+    /// matched by link-address instead).
+    pub interface: Option<String>,
+    /// The link's prefix: Confirm answers for all of it, even when the ranges cover less.
+    pub prefix: Ipv6Net,
+    pub allocation: Allocation,
+    pub ranges: Vec<AddressRange>,
+    pub excluded: BTreeSet<Ipv6Addr>,
+    pub pd_pools: Vec<PdPool>,
+    pub lifetimes: Lifetimes,
+    /// Seconds an expired lease stays with its client before it returns to the pool.
+    pub grace_period: u32,
+    pub dns_servers: Vec<Ipv6Addr>,
+    pub domain_search: Vec<String>,
+    /// Server preference (RFC 9915 section 21.8); 255 tells clients not to wait for others.
+    pub preference: Option<u8>,
+    pub rapid_commit: bool,
+    /// Most clients with bindings on this subnet (seed 004's interface-client-limit).
+    pub client_limit: Option<u32>,
+    /// Most addresses (or prefixes) in one IA (seed 003's max-leases-per-binding).
+    pub max_leases_per_binding: u32,
+    pub reservations: Vec<Reservation>,
+}
+
+/// Server-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Where the server DUID (and later the lease database) is kept.
+    pub state_dir: PathBuf,
+    /// The control socket `dhcp6d show` talks to.
+    pub control_socket: PathBuf,
+    /// Seconds an address offered in an Advertise stays reserved for that client.
+    pub offer_lifetime: u32,
+    /// Seconds a declined address stays conflicting before it may be offered again.
+    pub decline_probation: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub subnets: Vec<Subnet>,
+}
+
+/// What the file says, before checking.
+mod raw {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct File {
+        #[serde(default)]
+        pub server: Server,
+        #[serde(default)]
+        pub subnet: Vec<Spanned<Subnet>>,
+    }
+
+    /// Lease attributes settable server-wide and per subnet.
+    #[derive(Deserialize, Default, Clone)]
+    #[serde(deny_unknown_fields)]
+    pub struct Attributes {
+        pub preferred_lifetime: Option<u32>,
+        pub valid_lifetime: Option<u32>,
+        pub t1: Option<u32>,
+        pub t2: Option<u32>,
+        pub max_lease_time: Option<u32>,
+        pub grace_period: Option<u32>,
+        pub dns_servers: Option<Vec<Ipv6Addr>>,
+        pub domain_search: Option<Vec<String>>,
+        pub preference: Option<u8>,
+        pub rapid_commit: Option<bool>,
+        pub interface_client_limit: Option<u32>,
+        pub max_leases_per_binding: Option<u32>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Server {
+        pub state_dir: Option<PathBuf>,
+        pub control_socket: Option<PathBuf>,
+        pub offer_lifetime: Option<u32>,
+        pub decline_probation: Option<u32>,
+        #[serde(flatten)]
+        pub attributes: Attributes,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields, untagged)]
+    pub enum Range {
+        Bounds { low: Ipv6Addr, high: Ipv6Addr },
+        Prefix { prefix: Ipv6Net },
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct PdPool {
+        pub prefix: Ipv6Net,
+        pub delegated_length: u8,
+        #[serde(default)]
+        pub ranges: Vec<Ipv6Net>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Reservation {
+        pub duid: String,
+        pub address: Option<Ipv6Addr>,
+        pub prefix: Option<Ipv6Net>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Subnet {
+        pub interface: Option<String>,
+        pub prefix: Ipv6Net,
+        #[serde(default)]
+        pub allocation: Allocation,
+        #[serde(default)]
+        pub ranges: Vec<Spanned<Range>>,
+        #[serde(default)]
+        pub excluded: Vec<Ipv6Addr>,
+        #[serde(default)]
+        pub pd_pool: Vec<Spanned<PdPool>>,
+        #[serde(default)]
+        pub reservation: Vec<Spanned<Reservation>>,
+        #[serde(flatten)]
+        pub attributes: Attributes,
+    }
+}
+
+/// Line and column (1-based) of a byte offset.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigFileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigFileError::Read(path.to_path_buf(), e))?;
+        Config::parse(&text).map_err(|e| ConfigFileError::Invalid(path.to_path_buf(), e))
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let at = |offset: usize, message: String| {
+            let (line, column) = position(text, offset);
+            ConfigError { line, column, message }
+        };
+        let file: raw::File = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            at(offset, e.message().trim().to_string())
+        })?;
+        let defaults = file.server.attributes.clone();
+        let server = ServerSettings {
+            state_dir: file.server.state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/dhcp6d")),
+            control_socket: file.server.control_socket.unwrap_or_else(|| PathBuf::from("/run/dhcp6d.sock")),
+            offer_lifetime: file.server.offer_lifetime.unwrap_or(60),
+            decline_probation: file.server.decline_probation.unwrap_or(86_400),
+        };
+        let mut subnets = Vec::new();
+        for (id, spanned) in file.subnet.into_iter().enumerate() {
+            let start = spanned.span().start;
+            let subnet = check_subnet(id, spanned.into_inner(), &defaults).map_err(|(offset, m)| at(offset.unwrap_or(start), m))?;
+            for other in &subnets {
+                let other: &Subnet = other;
+                if other.prefix.contains(&subnet.prefix) || subnet.prefix.contains(&other.prefix) {
+                    return Err(at(start, format!("subnet {} overlaps subnet {}", subnet.prefix, other.prefix)));
+                }
+            }
+            subnets.push(subnet);
+        }
+        if subnets.is_empty() {
+            return Err(at(0, "no [[subnet]]: the server would have nothing to serve".into()));
+        }
+        Ok(Config { server, subnets })
+    }
+}
+
+/// A failure to load a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("{0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    Invalid(PathBuf, ConfigError),
+}
+
+/// Checks one subnet; an error carries the byte offset of what is wrong when it has one.
+fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result<Subnet, (Option<usize>, String)> {
+    let a = &s.attributes;
+    let pick = |own: Option<u32>, server: Option<u32>, default: u32| own.or(server).unwrap_or(default);
+    let max_lease_time = a.max_lease_time.or(defaults.max_lease_time);
+    let mut valid = pick(a.valid_lifetime, defaults.valid_lifetime, 7200);
+    if let Some(max) = max_lease_time {
+        valid = valid.min(max);
+    }
+    let preferred = pick(a.preferred_lifetime, defaults.preferred_lifetime, valid / 2 + valid / 4).min(valid);
+    let t1 = pick(a.t1, defaults.t1, preferred / 2);
+    let t2 = pick(a.t2, defaults.t2, (u64::from(preferred) * 4 / 5) as u32);
+    if t1 > t2 {
+        return Err((None, format!("subnet {}: t1 ({t1}) is after t2 ({t2})", s.prefix)));
+    }
+    let prefix = s.prefix.trunc();
+    let mut ranges = Vec::new();
+    for r in &s.ranges {
+        let range = match r.get_ref() {
+            raw::Range::Bounds { low, high } => AddressRange { low: u128::from(*low), high: u128::from(*high) },
+            raw::Range::Prefix { prefix } => AddressRange {
+                low: u128::from(prefix.network()),
+                high: u128::from(prefix.broadcast()),
+            },
+        };
+        let at = Some(r.span().start);
+        if range.low > range.high {
+            return Err((at, "range: low is above high".into()));
+        }
+        if !prefix.contains(&Ipv6Addr::from(range.low)) || !prefix.contains(&Ipv6Addr::from(range.high)) {
+            return Err((at, format!("range is not inside the subnet prefix {prefix}")));
+        }
+        if ranges.iter().any(|o: &AddressRange| o.low <= range.high && range.low <= o.high) {
+            return Err((at, "range overlaps another range of this subnet".into()));
+        }
+        ranges.push(range);
+    }
+    if s.allocation == Allocation::InterfaceIdentifier && prefix.prefix_len() > 64 {
+        return Err((None, format!("subnet {prefix}: interface-identifier allocation needs a prefix of /64 or shorter")));
+    }
+    let mut pd_pools = Vec::new();
+    for p in &s.pd_pool {
+        let at = Some(p.span().start);
+        let pool = p.get_ref();
+        if pool.delegated_length < pool.prefix.prefix_len() || pool.delegated_length > 128 {
+            return Err((at, format!("delegated_length {} does not fit in {}", pool.delegated_length, pool.prefix)));
+        }
+        let ranges = if pool.ranges.is_empty() { vec![pool.prefix.trunc()] } else { pool.ranges.iter().map(Ipv6Net::trunc).collect() };
+        for r in &ranges {
+            if !pool.prefix.contains(r) || r.prefix_len() > pool.delegated_length {
+                return Err((at, format!("pd range {r} is not inside {} or is longer than /{}", pool.prefix, pool.delegated_length)));
+            }
+        }
+        pd_pools.push(PdPool { prefix: pool.prefix.trunc(), delegated_length: pool.delegated_length, ranges });
+    }
+    let mut reservations = Vec::new();
+    for r in &s.reservation {
+        let at = Some(r.span().start);
+        let res = r.get_ref();
+        let duid = parse_hex(&res.duid).ok_or((at, format!("reservation duid {:?} is not colon-separated hex", res.duid)))?;
+        if duid.len() < 2 {
+            return Err((at, "reservation duid is shorter than 2 bytes".into()));
+        }
+        if let Some(addr) = res.address {
+            if !prefix.contains(&addr) {
+                return Err((at, format!("reserved address {addr} is not in {prefix}")));
+            }
+        }
+        if let Some(p) = res.prefix {
+            if !pd_pools.iter().any(|pool| pool.prefix.contains(&p) && p.prefix_len() == pool.delegated_length) {
+                return Err((at, format!("reserved prefix {p} is not a delegated-length prefix of any pd_pool")));
+            }
+        }
+        reservations.push(Reservation { duid, address: res.address, prefix: res.prefix.map(|p| p.trunc()) });
+    }
+    let domain_search = a.domain_search.clone().or_else(|| defaults.domain_search.clone()).unwrap_or_default();
+    for name in &domain_search {
+        if dhcp6_codec::DomainName::from_dotted(name).is_none() {
+            return Err((None, format!("domain_search entry {name:?} is not a domain name")));
+        }
+    }
+    Ok(Subnet {
+        id,
+        interface: s.interface,
+        prefix,
+        allocation: s.allocation,
+        ranges,
+        excluded: s.excluded.into_iter().collect(),
+        pd_pools,
+        lifetimes: Lifetimes { preferred, valid, t1, t2 },
+        grace_period: pick(a.grace_period, defaults.grace_period, 3600),
+        dns_servers: a.dns_servers.clone().or_else(|| defaults.dns_servers.clone()).unwrap_or_default(),
+        domain_search,
+        preference: a.preference.or(defaults.preference),
+        rapid_commit: a.rapid_commit.or(defaults.rapid_commit).unwrap_or(false),
+        client_limit: a.interface_client_limit.or(defaults.interface_client_limit),
+        max_leases_per_binding: a.max_leases_per_binding.or(defaults.max_leases_per_binding).unwrap_or(1).max(1),
+        reservations,
+    })
+}
+
+/// Colon-separated (or plain) hex bytes.
+pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    let digits: String = s.chars().filter(|c| *c != ':').collect();
+    if digits.len() % 2 != 0 {
+        return None;
+    }
+    (0..digits.len()).step_by(2).map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+preferred_lifetime = 100
+valid_lifetime = 200
+
+[[subnet]]
+interface = "eth1"
+prefix = "2001:db8:1::/64"
+ranges = [{ low = "2001:db8:1::100", high = "2001:db8:1::1ff" }, { prefix = "2001:db8:1:0:8000::/65" }]
+excluded = ["2001:db8:1::150"]
+dns_servers = ["2001:db8::53"]
+domain_search = ["example.net"]
+preference = 255
+rapid_commit = true
+
+[[subnet.pd_pool]]
+prefix = "2001:db8:8000::/40"
+delegated_length = 56
+
+[[subnet.reservation]]
+duid = "00:01:00:01:32:96:98:99:02:00:00:00:00:c1"
+address = "2001:db8:1::10"
+"#;
+
+    #[test]
+    fn parses_a_full_subnet_with_defaults() {
+        let c = Config::parse(GOOD).unwrap();
+        let s = &c.subnets[0];
+        assert_eq!(s.lifetimes, Lifetimes { preferred: 100, valid: 200, t1: 50, t2: 80 });
+        assert_eq!(s.ranges.len(), 2);
+        assert_eq!(s.ranges[1].len(), 1u128 << 63);
+        assert_eq!(s.pd_pools[0].ranges, vec!["2001:db8:8000::/40".parse::<Ipv6Net>().unwrap()]);
+        assert_eq!(s.reservations[0].duid.len(), 14);
+        assert_eq!(s.preference, Some(255));
+        assert!(s.rapid_commit);
+    }
+
+    #[test]
+    fn errors_carry_line_and_column() {
+        let bad = GOOD.replace("2001:db8:1::1ff", "2001:db8:2::1ff");
+        let e = Config::parse(&bad).unwrap_err();
+        assert_eq!((e.line, e.column), (9, 11), "{e}");
+        assert!(e.message.contains("not inside"), "{e}");
+
+        let typo = GOOD.replace("preference = 255", "preferense = 255");
+        let e = Config::parse(&typo).unwrap_err();
+        // Attributes are flattened into the subnet table, so serde places this at the table.
+        assert_eq!((e.line, e.column), (6, 1), "{e}");
+        assert!(e.message.contains("unknown field `preferense`"), "{e}");
+
+        let bad_addr = GOOD.replace("\"2001:db8::53\"", "\"2001:zz8::53\"");
+        let e = Config::parse(&bad_addr).unwrap_err();
+        assert_eq!(e.line, 11, "{e}");
+    }
+
+    #[test]
+    fn rejects_overlapping_subnets_and_bad_pd() {
+        let twice = format!("{GOOD}\n[[subnet]]\nprefix = \"2001:db8:1::/48\"\n");
+        assert!(Config::parse(&twice).unwrap_err().message.contains("overlaps"));
+        let pd = GOOD.replace("delegated_length = 56", "delegated_length = 32");
+        assert!(Config::parse(&pd).unwrap_err().message.contains("does not fit"));
+    }
+}
