@@ -159,9 +159,8 @@ mod raw {
         pub subnet: Vec<Spanned<Subnet>>,
     }
 
-    /// Lease attributes settable server-wide and per subnet.
-    #[derive(Deserialize, Default, Clone)]
-    #[serde(deny_unknown_fields)]
+    /// Lease attributes settable server-wide and per subnet, gathered from either.
+    #[derive(Default, Clone)]
     pub struct Attributes {
         pub preferred_lifetime: Option<u32>,
         pub valid_lifetime: Option<u32>,
@@ -177,15 +176,58 @@ mod raw {
         pub max_leases_per_binding: Option<u32>,
     }
 
-    #[derive(Deserialize, Default)]
-    #[serde(deny_unknown_fields)]
-    pub struct Server {
-        pub state_dir: Option<PathBuf>,
-        pub control_socket: Option<PathBuf>,
-        pub offer_lifetime: Option<u32>,
-        pub decline_probation: Option<u32>,
-        #[serde(flatten)]
-        pub attributes: Attributes,
+    /// Declares a table that also holds every [`Attributes`] field. The fields are written
+    /// into the table rather than `#[serde(flatten)]`ed, because flattening loses the line
+    /// and column of errors inside them.
+    macro_rules! with_attributes {
+        ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)* }) => {
+            $(#[$meta])*
+            pub struct $name {
+                $($(#[$fmeta])* pub $field: $ty,)*
+                pub preferred_lifetime: Option<u32>,
+                pub valid_lifetime: Option<u32>,
+                pub t1: Option<u32>,
+                pub t2: Option<u32>,
+                pub max_lease_time: Option<u32>,
+                pub grace_period: Option<u32>,
+                pub dns_servers: Option<Vec<Ipv6Addr>>,
+                pub domain_search: Option<Vec<String>>,
+                pub preference: Option<u8>,
+                pub rapid_commit: Option<bool>,
+                pub interface_client_limit: Option<u32>,
+                pub max_leases_per_binding: Option<u32>,
+            }
+
+            impl $name {
+                pub fn attributes(&self) -> Attributes {
+                    Attributes {
+                        preferred_lifetime: self.preferred_lifetime,
+                        valid_lifetime: self.valid_lifetime,
+                        t1: self.t1,
+                        t2: self.t2,
+                        max_lease_time: self.max_lease_time,
+                        grace_period: self.grace_period,
+                        dns_servers: self.dns_servers.clone(),
+                        domain_search: self.domain_search.clone(),
+                        preference: self.preference,
+                        rapid_commit: self.rapid_commit,
+                        interface_client_limit: self.interface_client_limit,
+                        max_leases_per_binding: self.max_leases_per_binding,
+                    }
+                }
+            }
+        };
+    }
+
+    with_attributes! {
+        #[derive(Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        pub struct Server {
+            pub state_dir: Option<PathBuf>,
+            pub control_socket: Option<PathBuf>,
+            pub offer_lifetime: Option<u32>,
+            pub decline_probation: Option<u32>,
+        }
     }
 
     #[derive(Deserialize)]
@@ -212,23 +254,23 @@ mod raw {
         pub prefix: Option<Ipv6Net>,
     }
 
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct Subnet {
-        pub interface: Option<String>,
-        pub prefix: Ipv6Net,
-        #[serde(default)]
-        pub allocation: Allocation,
-        #[serde(default)]
-        pub ranges: Vec<Spanned<Range>>,
-        #[serde(default)]
-        pub excluded: Vec<Ipv6Addr>,
-        #[serde(default)]
-        pub pd_pool: Vec<Spanned<PdPool>>,
-        #[serde(default)]
-        pub reservation: Vec<Spanned<Reservation>>,
-        #[serde(flatten)]
-        pub attributes: Attributes,
+    with_attributes! {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Subnet {
+            pub interface: Option<String>,
+            pub prefix: Ipv6Net,
+            #[serde(default)]
+            pub allocation: Allocation,
+            #[serde(default)]
+            pub ranges: Vec<Spanned<Range>>,
+            #[serde(default)]
+            pub excluded: Vec<Ipv6Addr>,
+            #[serde(default)]
+            pub pd_pool: Vec<Spanned<PdPool>>,
+            #[serde(default)]
+            pub reservation: Vec<Spanned<Reservation>>,
+        }
     }
 }
 
@@ -257,7 +299,7 @@ impl Config {
             let offset = e.span().map_or(0, |s| s.start);
             at(offset, e.message().trim().to_string())
         })?;
-        let defaults = file.server.attributes.clone();
+        let defaults = file.server.attributes();
         let server = ServerSettings {
             state_dir: file.server.state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/dhcp6d")),
             control_socket: file.server.control_socket.unwrap_or_else(|| PathBuf::from("/run/dhcp6d.sock")),
@@ -294,7 +336,7 @@ pub enum ConfigFileError {
 
 /// Checks one subnet; an error carries the byte offset of what is wrong when it has one.
 fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result<Subnet, (Option<usize>, String)> {
-    let a = &s.attributes;
+    let a = &s.attributes();
     let pick = |own: Option<u32>, server: Option<u32>, default: u32| own.or(server).unwrap_or(default);
     let max_lease_time = a.max_lease_time.or(defaults.max_lease_time);
     let mut valid = pick(a.valid_lifetime, defaults.valid_lifetime, 7200);
@@ -452,8 +494,7 @@ address = "2001:db8:1::10"
 
         let typo = GOOD.replace("preference = 255", "preferense = 255");
         let e = Config::parse(&typo).unwrap_err();
-        // Attributes are flattened into the subnet table, so serde places this at the table.
-        assert_eq!((e.line, e.column), (6, 1), "{e}");
+        assert_eq!((e.line, e.column), (13, 1), "{e}");
         assert!(e.message.contains("unknown field `preferense`"), "{e}");
 
         let bad_addr = GOOD.replace("\"2001:db8::53\"", "\"2001:zz8::53\"");
