@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod config;
 pub mod json;
+pub mod server;
 pub mod xdp;
 
 pub use dhcp6_codec as codec;

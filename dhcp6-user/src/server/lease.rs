@@ -1,0 +1,129 @@
+//! Leases and the store that keeps them.
+
+use std::{collections::HashMap, net::Ipv6Addr};
+
+use ipnet::Ipv6Net;
+
+/// The kind of IA a lease belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IaType {
+    /// IA_NA: one address per lease.
+    Na,
+    /// IA_PD: one delegated prefix per lease.
+    Pd,
+}
+
+impl IaType {
+    pub fn name(self) -> &'static str {
+        match self {
+            IaType::Na => "ia_na",
+            IaType::Pd => "ia_pd",
+        }
+    }
+}
+
+/// Where a lease stands (seed 002's address states, from the lease's side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeaseState {
+    /// Offered in an Advertise and held for the client a short while; never persisted.
+    Offered,
+    /// Given in a Reply: the client may use it until `expires`.
+    Bound,
+    /// Past its valid lifetime, kept for the client until the grace period ends.
+    Expired,
+    /// Declined by a client: a conflicting address, not offered again until `expires`.
+    Declined,
+}
+
+impl LeaseState {
+    pub fn name(self) -> &'static str {
+        match self {
+            LeaseState::Offered => "offered",
+            LeaseState::Bound => "bound",
+            LeaseState::Expired => "expired",
+            LeaseState::Declined => "declined",
+        }
+    }
+
+    /// Whether the store must keep this state across restarts.
+    pub fn is_durable(self) -> bool {
+        !matches!(self, LeaseState::Offered)
+    }
+}
+
+/// One address or delegated prefix and who holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The address (as a /128) or the delegated prefix.
+    pub resource: Ipv6Net,
+    pub ia_type: IaType,
+    pub duid: Vec<u8>,
+    pub iaid: u32,
+    /// Index of the subnet in the configuration.
+    pub subnet: usize,
+    pub state: LeaseState,
+    pub preferred_lifetime: u32,
+    pub valid_lifetime: u32,
+    /// Unix seconds when the current state ends: the valid lifetime of a bound lease, the
+    /// offer's hold, the grace period, or the probation of a declined address.
+    pub expires: u64,
+    /// The interface the client was seen on, when it came directly.
+    pub interface: Option<String>,
+}
+
+impl Lease {
+    pub fn address(&self) -> Ipv6Addr {
+        self.resource.network()
+    }
+}
+
+/// A change the store must make durable before a client hears of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseChange {
+    Upsert(Lease),
+    Remove(Ipv6Net),
+}
+
+/// Why the store did not accept changes.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("lease store I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("lease store: {0}")]
+    Corrupt(String),
+}
+
+/// Where leases are kept. The server hands every durable change to `commit` and sends the
+/// Reply that announces it only after `commit` returned Ok.
+pub trait LeaseStore: Send {
+    /// Makes the changes durable, all of them or none.
+    fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), StoreError>;
+    /// Every lease the store holds, for start-up.
+    fn load(&mut self) -> Result<Vec<Lease>, StoreError>;
+}
+
+/// A store in memory: for tests and for running without a disk.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    leases: HashMap<Ipv6Net, Lease>,
+}
+
+impl LeaseStore for MemoryStore {
+    fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), StoreError> {
+        for change in changes {
+            match change {
+                LeaseChange::Upsert(l) => {
+                    self.leases.insert(l.resource, l.clone());
+                }
+                LeaseChange::Remove(r) => {
+                    self.leases.remove(r);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn load(&mut self) -> Result<Vec<Lease>, StoreError> {
+        Ok(self.leases.values().cloned().collect())
+    }
+}

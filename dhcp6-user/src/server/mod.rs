@@ -1,0 +1,776 @@
+//! The DHCPv6 server engine, sans-IO: a datagram, where it came from and the time go in; the
+//! datagram to send back and the lease changes to make durable first come out.
+//!
+//! Allocation follows seed 002: a reservation for the client's DUID, then the address the
+//! client asked for, then the one it had before, then the next free one by a cyclic ascending
+//! search; otherwise NoAddrsAvail (NoPrefixAvail for prefixes). Validation follows RFC 9915
+//! section 16; the server's behaviour per message, section 18.3.
+
+pub mod lease;
+pub mod pool;
+pub mod stats;
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::{Ipv6Addr, SocketAddrV6},
+};
+
+use dhcp6_codec::{
+    option::{DhcpOption, IaAddr, IaNa, IaPd, IaPrefix, Options, Status, StatusCode},
+    option_code, ClientMessage, DomainName, Duid, Message, MessageType, RelayMessage,
+};
+use ipnet::Ipv6Net;
+use serde::Serialize;
+
+use crate::config::{Allocation, Config, Subnet};
+pub use lease::{IaType, Lease, LeaseChange, LeaseState, LeaseStore, MemoryStore, StoreError};
+use pool::Pool;
+pub use stats::{DropReason, Statistics};
+
+/// A datagram received on port 547.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    pub payload: &'a [u8],
+    /// Who sent it: a client (port 546) or a relay agent (port 547).
+    pub source: SocketAddrV6,
+    /// The interface it came in on, when known.
+    pub interface: Option<&'a str>,
+    /// Unix seconds.
+    pub now: u64,
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    pub payload: Vec<u8>,
+    pub destination: SocketAddrV6,
+}
+
+/// What handling one datagram decided. The driver makes `changes` durable, then sends `reply`;
+/// if the store refuses, it calls [`Server::store_failed`] and sends nothing.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub reply: Option<Outbound>,
+    pub changes: Vec<LeaseChange>,
+}
+
+/// Addresses and prefixes per state in one pool, for `dhcp6d show pools`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PoolCounts {
+    pub subnet: String,
+    pub pool: String,
+    pub total: String,
+    pub assignable: String,
+    pub in_use: u64,
+    pub expired: u64,
+    pub conflicting: u64,
+    pub unassignable: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct IaKey {
+    duid: Vec<u8>,
+    iaid: u32,
+    ia_type: IaType,
+}
+
+/// Per-subnet allocation state.
+struct SubnetState {
+    addresses: Pool,
+    prefixes: Vec<Pool>,
+}
+
+/// An IA the client sent: what it is and which resources it named.
+struct IaRequest {
+    ia_type: IaType,
+    iaid: u32,
+    hints: Vec<Ipv6Net>,
+}
+
+/// An IA to put in the reply.
+struct IaReply {
+    ia_type: IaType,
+    iaid: u32,
+    t1: u32,
+    t2: u32,
+    /// Resource, preferred and valid lifetimes.
+    resources: Vec<(Ipv6Net, u32, u32)>,
+    status: Option<(Status, &'static str)>,
+}
+
+/// A reply decided but not yet encoded.
+struct Plan {
+    msg_type: MessageType,
+    ias: Vec<IaReply>,
+    status: Option<(Status, &'static str)>,
+    rapid_commit: bool,
+    preference: bool,
+}
+
+/// Who asked, from where.
+struct Ctx<'a> {
+    subnet: usize,
+    duid: &'a [u8],
+    client_link_local: Option<Ipv6Addr>,
+    interface: Option<&'a str>,
+    now: u64,
+}
+
+pub struct Server {
+    config: Config,
+    duid: Vec<u8>,
+    subnets: Vec<SubnetState>,
+    leases: HashMap<Ipv6Net, Lease>,
+    by_ia: HashMap<IaKey, Vec<Ipv6Net>>,
+    previous: HashMap<(Vec<u8>, IaType), Ipv6Net>,
+    /// (when the lease's state ends, resource), for expiry without scanning every lease.
+    deadlines: BTreeSet<(u64, Ipv6Net)>,
+    stats: Statistics,
+}
+
+impl Server {
+    /// A server with identity `duid`, starting from the leases a store loaded.
+    pub fn new(config: Config, duid: Vec<u8>, leases: Vec<Lease>) -> Server {
+        let subnets = config
+            .subnets
+            .iter()
+            .map(|s| SubnetState { addresses: Pool::addresses(s), prefixes: s.pd_pools.iter().map(Pool::prefixes).collect() })
+            .collect();
+        let mut server = Server {
+            config,
+            duid,
+            subnets,
+            leases: HashMap::new(),
+            by_ia: HashMap::new(),
+            previous: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            stats: Statistics::default(),
+        };
+        for mut lease in leases {
+            // Subnet positions may have moved since the lease was written: find it again.
+            if let Some(subnet) = server.subnet_of(&lease.resource, lease.ia_type) {
+                lease.subnet = subnet;
+            }
+            server.put(lease);
+        }
+        server
+    }
+
+    pub fn duid(&self) -> &[u8] {
+        &self.duid
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn statistics(&self) -> &Statistics {
+        &self.stats
+    }
+
+    /// Every lease, sorted by resource.
+    pub fn leases(&self) -> Vec<&Lease> {
+        let mut all: Vec<&Lease> = self.leases.values().collect();
+        all.sort_by_key(|l| (l.resource.network(), l.resource.prefix_len()));
+        all
+    }
+
+    /// Handles one datagram.
+    pub fn handle(&mut self, inbound: &Inbound<'_>) -> Outcome {
+        let msg = match Message::decode(inbound.payload) {
+            Ok(m) => m,
+            Err(_) => return self.drop(DropReason::Malformed),
+        };
+        let mut relays: Vec<&RelayMessage<'_>> = Vec::new();
+        let mut m = &msg;
+        let client = loop {
+            match m {
+                Message::Relay(r) if r.msg_type == MessageType::RelayForw => {
+                    self.stats.count_received(MessageType::RelayForw);
+                    relays.push(r);
+                    match r.options.relay_message() {
+                        Some(inner) => m = inner,
+                        None => return self.drop(DropReason::NoRelayMessage),
+                    }
+                }
+                Message::Relay(r) => {
+                    self.stats.count_received(r.msg_type);
+                    return self.drop(DropReason::NotForServer);
+                }
+                Message::Client(c) => break c,
+            }
+        };
+        self.stats.count_received(client.msg_type);
+        if matches!(client.msg_type, MessageType::Advertise | MessageType::Reply | MessageType::Reconfigure) {
+            return self.drop(DropReason::NotForServer);
+        }
+        // The link: the innermost relay's link-address (or the first set one going out), or
+        // for a client on our own link, the interface it came in on.
+        let (subnet, client_link_local) = match relays.last() {
+            Some(innermost) => {
+                let link = relays.iter().rev().map(|r| r.link_address).find(|a| !a.is_unspecified());
+                (link.and_then(|a| self.config.subnets.iter().position(|s| s.prefix.contains(&a))), Some(innermost.peer_address))
+            }
+            None => (
+                inbound.interface.and_then(|i| self.config.subnets.iter().position(|s| s.interface.as_deref() == Some(i))),
+                Some(*inbound.source.ip()),
+            ),
+        };
+        let Some(subnet) = subnet else {
+            return self.drop(DropReason::NoSubnet);
+        };
+        let options = &client.options;
+        let Some(client_id) = options.client_id() else {
+            if client.msg_type == MessageType::InformationRequest {
+                // Information-Request may come without a Client ID (RFC 9915 section 16.12).
+                let ctx = Ctx { subnet, duid: &[], client_link_local, interface: inbound.interface, now: inbound.now };
+                let plan = Plan { msg_type: MessageType::Reply, ias: vec![], status: None, rapid_commit: false, preference: false };
+                return self.answer(inbound, &relays, client, &ctx, plan, vec![]);
+            }
+            return self.drop(DropReason::NoClientId);
+        };
+        let ctx = Ctx { subnet, duid: client_id.as_bytes(), client_link_local, interface: inbound.interface, now: inbound.now };
+        let server_id = options.server_id();
+        let ours = server_id.map(|d| d.as_bytes() == self.duid.as_slice());
+        use MessageType::*;
+        // RFC 9915 section 16: which messages must, may or must not name a server.
+        match (client.msg_type, ours) {
+            (Solicit | Confirm | Rebind, Some(_)) => return self.drop(DropReason::UnexpectedServerId),
+            (Request | Renew | Release | Decline, None) => return self.drop(DropReason::MissingServerId),
+            (Request, Some(false)) => {
+                // The client chose another server: what we offered it goes back at once (seed 002).
+                self.release_offers(ctx.duid);
+                return self.drop(DropReason::OtherServer);
+            }
+            (Renew | Release | Decline | InformationRequest, Some(false)) => return self.drop(DropReason::OtherServer),
+            _ => {}
+        }
+        let ias = requested_ias(options);
+        let mut changes = Vec::new();
+        let plan = match client.msg_type {
+            Solicit => {
+                let rapid = options.contains(option_code::RAPID_COMMIT) && self.config.subnets[subnet].rapid_commit;
+                let mut replies = Vec::new();
+                for ia in &ias {
+                    let got = self.allocate(&ctx, ia);
+                    let reply = if rapid { self.bind(&ctx, ia, &got, &mut changes) } else { self.offer(&ctx, ia, &got) };
+                    replies.push(reply);
+                }
+                let rapid = rapid && !changes.is_empty();
+                Plan { msg_type: if rapid { Reply } else { Advertise }, ias: replies, status: None, rapid_commit: rapid, preference: true }
+            }
+            Request => {
+                let replies = ias
+                    .iter()
+                    .map(|ia| {
+                        let got = self.allocate(&ctx, ia);
+                        self.bind(&ctx, ia, &got, &mut changes)
+                    })
+                    .collect();
+                Plan { msg_type: Reply, ias: replies, status: None, rapid_commit: false, preference: false }
+            }
+            Renew | Rebind => {
+                let replies = ias.iter().map(|ia| self.extend(&ctx, ia, &mut changes)).collect();
+                Plan { msg_type: Reply, ias: replies, status: None, rapid_commit: false, preference: false }
+            }
+            Release | Decline => {
+                let decline = client.msg_type == Decline;
+                let replies = ias.iter().filter_map(|ia| self.give_back(&ctx, ia, decline, &mut changes)).collect();
+                let status = Some((Status::SUCCESS, if decline { "Declined addresses are marked conflicting" } else { "Released" }));
+                Plan { msg_type: Reply, ias: replies, status, rapid_commit: false, preference: false }
+            }
+            Confirm => {
+                let addresses: Vec<Ipv6Net> = ias.iter().filter(|ia| ia.ia_type == IaType::Na).flat_map(|ia| ia.hints.clone()).collect();
+                if addresses.is_empty() {
+                    // Nothing to check: RFC 9915 section 18.3.3 says not to reply.
+                    return self.drop(DropReason::Invalid);
+                }
+                let link = self.config.subnets[subnet].prefix;
+                let status = if addresses.iter().all(|a| link.contains(&a.network())) {
+                    (Status::SUCCESS, "All addresses are on-link")
+                } else {
+                    (Status::NOT_ON_LINK, "Some addresses are not on-link")
+                };
+                Plan { msg_type: Reply, ias: vec![], status: Some(status), rapid_commit: false, preference: false }
+            }
+            InformationRequest => {
+                if !ias.is_empty() {
+                    return self.drop(DropReason::Invalid);
+                }
+                Plan { msg_type: Reply, ias: vec![], status: None, rapid_commit: false, preference: false }
+            }
+            Advertise | Reply | Reconfigure | RelayForw | RelayRepl => return self.drop(DropReason::NotForServer),
+        };
+        self.answer(inbound, &relays, client, &ctx, plan, changes)
+    }
+
+    /// Undoes `changes` after the store refused them: the client is told nothing, and the
+    /// resources go back to how the store has them. Bound leases it did not record are dropped.
+    pub fn store_failed(&mut self, changes: &[LeaseChange]) {
+        self.stats.count_drop(DropReason::StoreFailed);
+        for change in changes {
+            if let LeaseChange::Upsert(l) = change {
+                self.remove(&l.resource);
+            }
+        }
+    }
+
+    /// Moves leases whose state ended by `now` along: bound ones to expired (kept for the
+    /// grace period), expired and declined ones back to the pool, offers away. Returns the
+    /// durable changes.
+    pub fn expire(&mut self, now: u64) -> Vec<LeaseChange> {
+        let mut changes = Vec::new();
+        while let Some(&(when, resource)) = self.deadlines.first() {
+            if when > now {
+                break;
+            }
+            let Some(lease) = self.leases.get(&resource).cloned() else {
+                self.deadlines.remove(&(when, resource));
+                continue;
+            };
+            match lease.state {
+                LeaseState::Bound => {
+                    let grace = self.config.subnets.get(lease.subnet).map_or(0, |s| s.grace_period);
+                    if grace == 0 {
+                        self.retire(&lease, &mut changes);
+                    } else {
+                        let expired = Lease { state: LeaseState::Expired, expires: when + u64::from(grace), ..lease };
+                        changes.push(LeaseChange::Upsert(expired.clone()));
+                        self.put(expired);
+                    }
+                }
+                LeaseState::Expired | LeaseState::Declined => self.retire(&lease, &mut changes),
+                LeaseState::Offered => {
+                    self.remove(&resource);
+                }
+            }
+        }
+        changes
+    }
+
+    /// Counts per pool and state.
+    pub fn pool_counts(&self) -> Vec<PoolCounts> {
+        let mut out = Vec::new();
+        for (id, subnet) in self.config.subnets.iter().enumerate() {
+            let state = &self.subnets[id];
+            let count = |pool: &Pool, st: LeaseState| {
+                self.leases.values().filter(|l| l.subnet == id && l.state == st && pool.contains(&l.resource)).count() as u64
+            };
+            let mut push = |name: String, pool: &Pool, unassignable: u64| {
+                let in_use = count(pool, LeaseState::Bound) + count(pool, LeaseState::Offered);
+                let expired = count(pool, LeaseState::Expired);
+                let conflicting = count(pool, LeaseState::Declined);
+                let total = pool.size();
+                let taken = u128::from(in_use + expired + conflicting + unassignable);
+                out.push(PoolCounts {
+                    subnet: subnet.prefix.to_string(),
+                    pool: name,
+                    total: total.to_string(),
+                    assignable: total.saturating_sub(taken).to_string(),
+                    in_use,
+                    expired,
+                    conflicting,
+                    unassignable,
+                });
+            };
+            let excluded = subnet.excluded.iter().filter(|a| state.addresses.contains(&Ipv6Net::from(**a))).count() as u64;
+            push("addresses".into(), &state.addresses, excluded);
+            for (pool, conf) in state.prefixes.iter().zip(&subnet.pd_pools) {
+                push(format!("{}/{}", conf.prefix, conf.delegated_length), pool, 0);
+            }
+        }
+        out
+    }
+
+    fn drop(&mut self, reason: DropReason) -> Outcome {
+        self.stats.count_drop(reason);
+        Outcome::default()
+    }
+
+    fn subnet_of(&self, resource: &Ipv6Net, ia_type: IaType) -> Option<usize> {
+        self.config.subnets.iter().enumerate().find_map(|(i, s)| {
+            let inside = match ia_type {
+                IaType::Na => s.prefix.contains(&resource.network()),
+                IaType::Pd => self.subnets[i].prefixes.iter().any(|p| p.contains(resource))
+                    || s.reservations.iter().any(|r| r.prefix == Some(*resource)),
+            };
+            inside.then_some(i)
+        })
+    }
+
+    /// Records a lease, keeping the indexes in step.
+    fn put(&mut self, lease: Lease) {
+        self.remove(&lease.resource);
+        if matches!(lease.state, LeaseState::Offered | LeaseState::Bound | LeaseState::Expired) {
+            let key = IaKey { duid: lease.duid.clone(), iaid: lease.iaid, ia_type: lease.ia_type };
+            self.by_ia.entry(key).or_default().push(lease.resource);
+        }
+        self.deadlines.insert((lease.expires, lease.resource));
+        self.leases.insert(lease.resource, lease);
+    }
+
+    fn remove(&mut self, resource: &Ipv6Net) -> Option<Lease> {
+        let lease = self.leases.remove(resource)?;
+        self.deadlines.remove(&(lease.expires, lease.resource));
+        let key = IaKey { duid: lease.duid.clone(), iaid: lease.iaid, ia_type: lease.ia_type };
+        if let Some(list) = self.by_ia.get_mut(&key) {
+            list.retain(|r| r != resource);
+            if list.is_empty() {
+                self.by_ia.remove(&key);
+            }
+        }
+        Some(lease)
+    }
+
+    /// Returns a lease's resource to the pool, remembering it as the client's previous one.
+    fn retire(&mut self, lease: &Lease, changes: &mut Vec<LeaseChange>) {
+        self.remove(&lease.resource);
+        if lease.state != LeaseState::Declined {
+            self.previous.insert((lease.duid.clone(), lease.ia_type), lease.resource);
+        }
+        changes.push(LeaseChange::Remove(lease.resource));
+    }
+
+    fn release_offers(&mut self, duid: &[u8]) {
+        let offered: Vec<Ipv6Net> =
+            self.leases.values().filter(|l| l.duid == duid && l.state == LeaseState::Offered).map(|l| l.resource).collect();
+        for r in offered {
+            self.remove(&r);
+        }
+    }
+
+    /// This IA's live leases in the subnet, at most max-leases-per-binding of them.
+    fn current(&self, ctx: &Ctx<'_>, ia: &IaRequest) -> Vec<Ipv6Net> {
+        let key = IaKey { duid: ctx.duid.to_vec(), iaid: ia.iaid, ia_type: ia.ia_type };
+        let max = self.config.subnets[ctx.subnet].max_leases_per_binding as usize;
+        self.by_ia
+            .get(&key)
+            .map(|list| list.iter().filter(|r| self.leases.get(r).is_some_and(|l| l.subnet == ctx.subnet)).copied().take(max).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `resource` may be given to the client `duid`: not leased, declined, excluded or
+    /// reserved for another client.
+    fn free_for(&self, subnet: &Subnet, resource: &Ipv6Net, duid: &[u8]) -> bool {
+        !self.leases.contains_key(resource)
+            && !subnet.excluded.contains(&resource.network())
+            && !subnet.reservations.iter().any(|r| {
+                r.duid != duid && (r.address.map(Ipv6Net::from) == Some(*resource) || r.prefix == Some(*resource))
+            })
+    }
+
+    /// Picks the resources for an IA in seed 002's order. Existing leases come first.
+    fn allocate(&mut self, ctx: &Ctx<'_>, ia: &IaRequest) -> Vec<Ipv6Net> {
+        let current = self.current(ctx, ia);
+        if !current.is_empty() {
+            return current;
+        }
+        let subnet = &self.config.subnets[ctx.subnet];
+        if let Some(limit) = subnet.client_limit {
+            let clients: BTreeSet<&[u8]> = self
+                .leases
+                .values()
+                .filter(|l| l.subnet == ctx.subnet && l.state != LeaseState::Declined)
+                .map(|l| l.duid.as_slice())
+                .collect();
+            if clients.len() as u64 >= u64::from(limit) && !clients.contains(ctx.duid) {
+                return vec![];
+            }
+        }
+        let state = &self.subnets[ctx.subnet];
+        let in_pool = |r: &Ipv6Net| match ia.ia_type {
+            IaType::Na => state.addresses.contains(r),
+            IaType::Pd => state.prefixes.iter().any(|p| p.contains(r)),
+        };
+        if ia.ia_type == IaType::Na && subnet.allocation == Allocation::InterfaceIdentifier {
+            let candidate = ctx.client_link_local.and_then(|ll| interface_identifier_address(subnet.prefix, ll));
+            return candidate.filter(|r| self.free_for(subnet, r, ctx.duid)).into_iter().collect();
+        }
+        // 1. A reservation for the client's DUID.
+        let reserved = subnet.reservations.iter().filter(|r| r.duid == ctx.duid).find_map(|r| match ia.ia_type {
+            IaType::Na => r.address.map(Ipv6Net::from),
+            IaType::Pd => r.prefix,
+        });
+        // 2. What the client asked for, 3. what it had before.
+        let previous = self.previous.get(&(ctx.duid.to_vec(), ia.ia_type)).copied();
+        let candidates = reserved.into_iter().chain(ia.hints.iter().copied().filter(in_pool)).chain(previous.filter(in_pool));
+        for c in candidates {
+            if self.free_for(subnet, &c, ctx.duid) {
+                return vec![c];
+            }
+        }
+        // 4. The next free one, cycling upwards.
+        let probes = (self.leases.len() + subnet.excluded.len() + subnet.reservations.len() + 1) as u128;
+        let Server { subnets, leases, config, .. } = self;
+        let subnet = &config.subnets[ctx.subnet];
+        let taken = |r: &Ipv6Net| {
+            leases.contains_key(r)
+                || subnet.excluded.contains(&r.network())
+                || subnet.reservations.iter().any(|res| res.address.map(Ipv6Net::from) == Some(*r) || res.prefix == Some(*r))
+        };
+        let state = &mut subnets[ctx.subnet];
+        let found = match ia.ia_type {
+            IaType::Na => state.addresses.next_free(probes, taken),
+            IaType::Pd => state.prefixes.iter_mut().find_map(|p| p.next_free(probes, taken)),
+        };
+        found.into_iter().collect()
+    }
+
+    fn lease(&self, ctx: &Ctx<'_>, ia: &IaRequest, resource: Ipv6Net, state: LeaseState, expires: u64) -> Lease {
+        let l = self.config.subnets[ctx.subnet].lifetimes;
+        Lease {
+            resource,
+            ia_type: ia.ia_type,
+            duid: ctx.duid.to_vec(),
+            iaid: ia.iaid,
+            subnet: ctx.subnet,
+            state,
+            preferred_lifetime: l.preferred,
+            valid_lifetime: l.valid,
+            expires,
+            interface: ctx.interface.map(str::to_string),
+        }
+    }
+
+    /// An IA of an Advertise: new resources are held as offers, not persisted.
+    fn offer(&mut self, ctx: &Ctx<'_>, ia: &IaRequest, got: &[Ipv6Net]) -> IaReply {
+        let hold = ctx.now + u64::from(self.config.server.offer_lifetime);
+        for r in got {
+            if !self.leases.contains_key(r) {
+                let lease = self.lease(ctx, ia, *r, LeaseState::Offered, hold);
+                self.put(lease);
+            }
+        }
+        self.ia_reply(ctx, ia, got)
+    }
+
+    /// An IA of a Reply: the resources are bound, and the changes go to the store.
+    fn bind(&mut self, ctx: &Ctx<'_>, ia: &IaRequest, got: &[Ipv6Net], changes: &mut Vec<LeaseChange>) -> IaReply {
+        let valid = self.config.subnets[ctx.subnet].lifetimes.valid;
+        for r in got {
+            let lease = self.lease(ctx, ia, *r, LeaseState::Bound, ctx.now + u64::from(valid));
+            changes.push(LeaseChange::Upsert(lease.clone()));
+            self.put(lease);
+        }
+        self.ia_reply(ctx, ia, got)
+    }
+
+    fn ia_reply(&self, ctx: &Ctx<'_>, ia: &IaRequest, got: &[Ipv6Net]) -> IaReply {
+        let l = self.config.subnets[ctx.subnet].lifetimes;
+        if got.is_empty() {
+            let status = match ia.ia_type {
+                IaType::Na => (Status::NO_ADDRS_AVAIL, "No addresses available"),
+                IaType::Pd => (Status::NO_PREFIX_AVAIL, "No prefixes available"),
+            };
+            return IaReply { ia_type: ia.ia_type, iaid: ia.iaid, t1: 0, t2: 0, resources: vec![], status: Some(status) };
+        }
+        IaReply {
+            ia_type: ia.ia_type,
+            iaid: ia.iaid,
+            t1: l.t1,
+            t2: l.t2,
+            resources: got.iter().map(|r| (*r, l.preferred, l.valid)).collect(),
+            status: None,
+        }
+    }
+
+    /// Renew and Rebind: extend what the IA holds; what the client names that is not right
+    /// for its link comes back with zero lifetimes (RFC 9915 sections 18.3.4 and 18.3.5).
+    fn extend(&mut self, ctx: &Ctx<'_>, ia: &IaRequest, changes: &mut Vec<LeaseChange>) -> IaReply {
+        let current = self.current(ctx, ia);
+        let subnet = &self.config.subnets[ctx.subnet];
+        let on_link = |r: &Ipv6Net| match ia.ia_type {
+            IaType::Na => subnet.prefix.contains(&r.network()),
+            IaType::Pd => self.subnets[ctx.subnet].prefixes.iter().any(|p| p.contains(r)) || subnet.reservations.iter().any(|x| x.prefix == Some(*r)),
+        };
+        let stale: Vec<(Ipv6Net, u32, u32)> =
+            ia.hints.iter().filter(|r| !current.contains(r) && !on_link(r)).map(|r| (*r, 0, 0)).collect();
+        if current.is_empty() {
+            if stale.is_empty() {
+                return IaReply {
+                    ia_type: ia.ia_type,
+                    iaid: ia.iaid,
+                    t1: 0,
+                    t2: 0,
+                    resources: vec![],
+                    status: Some((Status::NO_BINDING, "No binding for this IA")),
+                };
+            }
+            return IaReply { ia_type: ia.ia_type, iaid: ia.iaid, t1: 0, t2: 0, resources: stale, status: None };
+        }
+        let mut reply = self.bind(ctx, ia, &current, changes);
+        reply.resources.extend(stale);
+        reply
+    }
+
+    /// Release and Decline of one IA: `None` when every named resource was the client's.
+    fn give_back(&mut self, ctx: &Ctx<'_>, ia: &IaRequest, decline: bool, changes: &mut Vec<LeaseChange>) -> Option<IaReply> {
+        let current = self.current(ctx, ia);
+        let mine: Vec<Ipv6Net> = ia.hints.iter().filter(|r| current.contains(r)).copied().collect();
+        for r in &mine {
+            let Some(lease) = self.leases.get(r).cloned() else { continue };
+            if decline && ia.ia_type == IaType::Na {
+                let probation = ctx.now + u64::from(self.config.server.decline_probation);
+                let declined = Lease { state: LeaseState::Declined, expires: probation, ..lease };
+                changes.push(LeaseChange::Upsert(declined.clone()));
+                self.put(declined);
+            } else {
+                self.retire(&lease, changes);
+            }
+        }
+        if !mine.is_empty() && mine.len() == ia.hints.len() {
+            return None;
+        }
+        Some(IaReply {
+            ia_type: ia.ia_type,
+            iaid: ia.iaid,
+            t1: 0,
+            t2: 0,
+            resources: vec![],
+            status: Some((Status::NO_BINDING, "No binding for this IA")),
+        })
+    }
+
+    /// Encodes the reply, wraps it back through the relays, and counts it.
+    fn answer(
+        &mut self,
+        inbound: &Inbound<'_>,
+        relays: &[&RelayMessage<'_>],
+        client: &ClientMessage<'_>,
+        ctx: &Ctx<'_>,
+        plan: Plan,
+        changes: Vec<LeaseChange>,
+    ) -> Outcome {
+        let subnet = &self.config.subnets[ctx.subnet];
+        let requested = |code: u16| {
+            client.options.iter().any(|o| matches!(o, DhcpOption::Oro(codes) if codes.contains(&code)))
+        };
+        let mut options = Options::new();
+        if let Some(id) = client.options.client_id() {
+            options.push(DhcpOption::ClientId(id));
+        }
+        let server_duid = match Duid::new(&self.duid) {
+            Ok(d) => d,
+            // The DUID is generated by us and checked at start-up.
+            Err(_) => return self.drop(DropReason::Invalid),
+        };
+        options.push(DhcpOption::ServerId(server_duid));
+        for ia in &plan.ias {
+            options.push(ia_option(ia));
+        }
+        if let Some((status, message)) = plan.status {
+            options.push(DhcpOption::StatusCode(StatusCode { status, message: message.as_bytes() }));
+        }
+        if plan.preference {
+            if let Some(p) = subnet.preference {
+                options.push(DhcpOption::Preference(p));
+            }
+        }
+        if plan.rapid_commit {
+            options.push(DhcpOption::RapidCommit);
+        }
+        if !subnet.dns_servers.is_empty() && requested(option_code::DNS_SERVERS) {
+            options.push(DhcpOption::DnsServers(subnet.dns_servers.clone()));
+        }
+        let domains: Vec<DomainName<'static>> = subnet.domain_search.iter().filter_map(|d| DomainName::from_dotted(d)).collect();
+        if !domains.is_empty() && requested(option_code::DOMAIN_LIST) {
+            options.push(DhcpOption::DomainList(domains));
+        }
+        let mut reply = Message::Client(ClientMessage { msg_type: plan.msg_type, transaction_id: client.transaction_id, options });
+        for relay in relays.iter().rev() {
+            let mut relay_options = Options::new();
+            if let Some(DhcpOption::InterfaceId(id)) = relay.options.iter().find(|o| o.code() == option_code::INTERFACE_ID) {
+                relay_options.push(DhcpOption::InterfaceId(id));
+            }
+            relay_options.push(DhcpOption::RelayMsg(Box::new(reply)));
+            reply = Message::Relay(RelayMessage {
+                msg_type: MessageType::RelayRepl,
+                hop_count: relay.hop_count,
+                link_address: relay.link_address,
+                peer_address: relay.peer_address,
+                options: relay_options,
+            });
+        }
+        let payload = match reply.to_vec() {
+            Ok(p) => p,
+            Err(_) => return self.drop(DropReason::Invalid),
+        };
+        self.stats.count_sent(plan.msg_type);
+        if !relays.is_empty() {
+            self.stats.count_sent(MessageType::RelayRepl);
+        }
+        let port = if relays.is_empty() { dhcp6_codec::CLIENT_PORT } else { dhcp6_codec::SERVER_PORT };
+        let source = inbound.source;
+        let destination = SocketAddrV6::new(*source.ip(), port, 0, source.scope_id());
+        Outcome { reply: Some(Outbound { payload, destination }), changes }
+    }
+}
+
+/// The IAs of a client message with the addresses or prefixes each names.
+fn requested_ias(options: &Options<'_>) -> Vec<IaRequest> {
+    options
+        .iter()
+        .filter_map(|o| match o {
+            DhcpOption::IaNa(ia) => Some(IaRequest {
+                ia_type: IaType::Na,
+                iaid: ia.iaid,
+                hints: ia.options.iter().filter_map(|o| match o {
+                    DhcpOption::IaAddr(a) => Some(Ipv6Net::from(a.address)),
+                    _ => None,
+                }).collect(),
+            }),
+            DhcpOption::IaPd(ia) => Some(IaRequest {
+                ia_type: IaType::Pd,
+                iaid: ia.iaid,
+                hints: ia.options.iter().filter_map(|o| match o {
+                    DhcpOption::IaPrefix(p) => Ipv6Net::new(p.prefix, p.prefix_len).ok().map(|n| n.trunc()),
+                    _ => None,
+                }).collect(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ia_option(ia: &IaReply) -> DhcpOption<'static> {
+    let mut options: Options<'static> = ia
+        .resources
+        .iter()
+        .map(|(r, preferred, valid)| match ia.ia_type {
+            IaType::Na => DhcpOption::IaAddr(IaAddr {
+                address: r.network(),
+                preferred_lifetime: *preferred,
+                valid_lifetime: *valid,
+                options: Options::new(),
+            }),
+            IaType::Pd => DhcpOption::IaPrefix(IaPrefix {
+                preferred_lifetime: *preferred,
+                valid_lifetime: *valid,
+                prefix_len: r.prefix_len(),
+                prefix: r.network(),
+                options: Options::new(),
+            }),
+        })
+        .collect();
+    if let Some((status, message)) = ia.status {
+        options.push(DhcpOption::StatusCode(StatusCode { status, message: message.as_bytes() }));
+    }
+    match ia.ia_type {
+        IaType::Na => DhcpOption::IaNa(IaNa { iaid: ia.iaid, t1: ia.t1, t2: ia.t2, options }),
+        IaType::Pd => DhcpOption::IaPd(IaPd { iaid: ia.iaid, t1: ia.t1, t2: ia.t2, options }),
+    }
+}
+
+/// The address made of `prefix`'s first 64 bits and the interface identifier of a link-local
+/// address (seed 003), or `None` when `link_local` is not one.
+fn interface_identifier_address(prefix: Ipv6Net, link_local: Ipv6Addr) -> Option<Ipv6Net> {
+    if link_local.segments()[0] & 0xffc0 != 0xfe80 {
+        return None;
+    }
+    let iid = u128::from(link_local) & u128::from(u64::MAX);
+    let high = u128::from(prefix.network()) & !u128::from(u64::MAX);
+    Some(Ipv6Net::from(Ipv6Addr::from(high | iid)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,390 @@
+//! Engine tests: each rule of RFC 9915 and the seeds, with messages built by the codec and
+//! time passed in.
+
+use super::*;
+use dhcp6_codec::TransactionId;
+
+const CONFIG: &str = r#"
+[server]
+preferred_lifetime = 100
+valid_lifetime = 200
+offer_lifetime = 30
+decline_probation = 1000
+
+[[subnet]]
+interface = "eth1"
+prefix = "2001:db8:1::/64"
+ranges = [{ low = "2001:db8:1::100", high = "2001:db8:1::103" }]
+excluded = ["2001:db8:1::101"]
+dns_servers = ["2001:db8::53"]
+domain_search = ["example.net"]
+preference = 255
+rapid_commit = true
+grace_period = 50
+
+[[subnet.pd_pool]]
+prefix = "2001:db8:8000::/40"
+delegated_length = 56
+ranges = ["2001:db8:8000::/54"]
+
+[[subnet.reservation]]
+duid = "00:03:00:01:02:00:00:00:00:99"
+address = "2001:db8:1::99"
+prefix = "2001:db8:80ff:ff00::/56"
+
+[[subnet]]
+prefix = "2001:db8:2::/64"
+ranges = [{ prefix = "2001:db8:2:0:8000::/65" }]
+"#;
+
+const SERVER_DUID: &[u8] = &[0, 1, 0, 1, 0x29, 0xb9, 0x27, 0, 2, 0, 0, 0, 0, 1];
+const NOW: u64 = 1_000_000;
+
+fn server() -> Server {
+    Server::new(Config::parse(CONFIG).unwrap(), SERVER_DUID.to_vec(), vec![])
+}
+
+fn client_duid(n: u8) -> Vec<u8> {
+    vec![0, 3, 0, 1, 2, 0, 0, 0, 0, n]
+}
+
+fn ll(n: u8) -> Ipv6Addr {
+    Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0xff, 0xfe00, u16::from(n))
+}
+
+/// A client message with `n`'s DUID, an ORO for DNS and domains, and `extra` options.
+fn msg(t: MessageType, n: u8, extra: Vec<DhcpOption<'static>>) -> Vec<u8> {
+    let duid: &'static [u8] = Box::leak(client_duid(n).into_boxed_slice());
+    let mut options = Options(vec![DhcpOption::ClientId(Duid::new(duid).unwrap()), DhcpOption::Oro(vec![23, 24])]);
+    options.0.extend(extra);
+    Message::Client(ClientMessage { msg_type: t, transaction_id: TransactionId::from_u32(0x1234), options }).to_vec().unwrap()
+}
+
+fn server_id() -> DhcpOption<'static> {
+    DhcpOption::ServerId(Duid::new(SERVER_DUID).unwrap())
+}
+
+fn ia_na(iaid: u32, addrs: &[&str]) -> DhcpOption<'static> {
+    DhcpOption::IaNa(IaNa {
+        iaid,
+        t1: 0,
+        t2: 0,
+        options: addrs
+            .iter()
+            .map(|a| DhcpOption::IaAddr(IaAddr { address: a.parse().unwrap(), preferred_lifetime: 0, valid_lifetime: 0, options: Options::new() }))
+            .collect(),
+    })
+}
+
+fn ia_pd(iaid: u32, prefixes: &[&str]) -> DhcpOption<'static> {
+    DhcpOption::IaPd(IaPd {
+        iaid,
+        t1: 0,
+        t2: 0,
+        options: prefixes
+            .iter()
+            .map(|p| {
+                let n: Ipv6Net = p.parse().unwrap();
+                DhcpOption::IaPrefix(IaPrefix { preferred_lifetime: 0, valid_lifetime: 0, prefix_len: n.prefix_len(), prefix: n.network(), options: Options::new() })
+            })
+            .collect(),
+    })
+}
+
+fn send(s: &mut Server, payload: &[u8], n: u8, now: u64) -> Outcome {
+    let source = SocketAddrV6::new(ll(n), 546, 0, 7);
+    s.handle(&Inbound { payload, source, interface: Some("eth1"), now })
+}
+
+fn reply(o: &Outcome) -> Message<'_> {
+    Message::decode(&o.reply.as_ref().expect("a reply").payload).unwrap()
+}
+
+/// Addresses or prefixes in the reply's IAs, with valid lifetimes.
+fn granted(m: &Message<'_>) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for o in m.options().iter() {
+        let inner = match o {
+            DhcpOption::IaNa(ia) => &ia.options,
+            DhcpOption::IaPd(ia) => &ia.options,
+            _ => continue,
+        };
+        for i in inner.iter() {
+            match i {
+                DhcpOption::IaAddr(a) => out.push((a.address.to_string(), a.valid_lifetime)),
+                DhcpOption::IaPrefix(p) => out.push((format!("{}/{}", p.prefix, p.prefix_len), p.valid_lifetime)),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+fn ia_status(m: &Message<'_>) -> Vec<u16> {
+    m.options()
+        .iter()
+        .filter_map(|o| match o {
+            DhcpOption::IaNa(ia) => ia.options.status().map(|s| s.status.0),
+            DhcpOption::IaPd(ia) => ia.options.status().map(|s| s.status.0),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Solicit then Request for client `n`; returns the granted resources.
+fn bind(s: &mut Server, n: u8, ias: Vec<DhcpOption<'static>>) -> Vec<(String, u32)> {
+    let adv = send(s, &msg(MessageType::Solicit, n, ias.clone()), n, NOW);
+    assert_eq!(reply(&adv).msg_type(), MessageType::Advertise);
+    let mut req = ias;
+    req.push(server_id());
+    let out = send(s, &msg(MessageType::Request, n, req), n, NOW);
+    assert_eq!(reply(&out).msg_type(), MessageType::Reply);
+    assert!(!out.changes.is_empty());
+    granted(&reply(&out))
+}
+
+#[test]
+fn solicit_gets_advertise_with_preference_and_options_request_binds() {
+    let mut s = server();
+    let adv = send(&mut s, &msg(MessageType::Solicit, 1, vec![ia_na(1, &[])]), 1, NOW);
+    assert!(adv.changes.is_empty(), "an Advertise reserves without the store");
+    let m = reply(&adv);
+    assert_eq!(m.msg_type(), MessageType::Advertise);
+    assert!(m.options().iter().any(|o| *o == DhcpOption::Preference(255)));
+    assert!(m.options().iter().any(|o| matches!(o, DhcpOption::DnsServers(d) if d[0].to_string() == "2001:db8::53")));
+    assert!(m.options().iter().any(|o| matches!(o, DhcpOption::DomainList(d) if d[0].to_string() == "example.net.")));
+    assert_eq!(m.options().server_id().unwrap().as_bytes(), SERVER_DUID);
+    assert_eq!(granted(&m), vec![("2001:db8:1::100".into(), 200)]);
+    let dest = adv.reply.unwrap().destination;
+    assert_eq!((dest.port(), dest.scope_id()), (546, 7));
+
+    let out = send(&mut s, &msg(MessageType::Request, 1, vec![ia_na(1, &[]), server_id()]), 1, NOW);
+    assert_eq!(granted(&reply(&out)), vec![("2001:db8:1::100".into(), 200)]);
+    match &out.changes[..] {
+        [LeaseChange::Upsert(l)] => assert_eq!((l.state, l.expires), (LeaseState::Bound, NOW + 200)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn rapid_commit_gives_a_reply_when_the_subnet_allows_it() {
+    let mut s = server();
+    let out = send(&mut s, &msg(MessageType::Solicit, 1, vec![ia_na(1, &[]), DhcpOption::RapidCommit]), 1, NOW);
+    let m = reply(&out);
+    assert_eq!(m.msg_type(), MessageType::Reply);
+    assert!(m.options().contains(option_code::RAPID_COMMIT));
+    assert_eq!(out.changes.len(), 1);
+
+    let off = CONFIG.replace("rapid_commit = true", "rapid_commit = false");
+    let mut s = Server::new(Config::parse(&off).unwrap(), SERVER_DUID.to_vec(), vec![]);
+    let out = send(&mut s, &msg(MessageType::Solicit, 1, vec![ia_na(1, &[]), DhcpOption::RapidCommit]), 1, NOW);
+    assert_eq!(reply(&out).msg_type(), MessageType::Advertise);
+}
+
+#[test]
+fn validation_drops_what_rfc_9915_says_to_drop() {
+    let mut s = server();
+    let cases: Vec<(Vec<u8>, DropReason)> = vec![
+        (msg(MessageType::Solicit, 1, vec![ia_na(1, &[]), server_id()]), DropReason::UnexpectedServerId),
+        (msg(MessageType::Rebind, 1, vec![ia_na(1, &[]), server_id()]), DropReason::UnexpectedServerId),
+        (msg(MessageType::Request, 1, vec![ia_na(1, &[])]), DropReason::MissingServerId),
+        (msg(MessageType::Renew, 1, vec![ia_na(1, &[])]), DropReason::MissingServerId),
+        (msg(MessageType::Advertise, 1, vec![]), DropReason::NotForServer),
+        (msg(MessageType::InformationRequest, 1, vec![ia_na(1, &[])]), DropReason::Invalid),
+        (msg(MessageType::Confirm, 1, vec![ia_na(1, &[])]), DropReason::Invalid),
+        (vec![1, 2, 3], DropReason::Malformed),
+    ];
+    for (payload, reason) in cases {
+        let before = s.statistics().dropped(reason);
+        assert!(send(&mut s, &payload, 1, NOW).reply.is_none(), "{reason:?}");
+        assert_eq!(s.statistics().dropped(reason), before + 1, "{reason:?}");
+    }
+    let other = s.handle(&Inbound { payload: &msg(MessageType::Solicit, 1, vec![]), source: SocketAddrV6::new(ll(1), 546, 0, 7), interface: Some("eth9"), now: NOW });
+    assert!(other.reply.is_none());
+    assert_eq!(s.statistics().dropped(DropReason::NoSubnet), 1);
+}
+
+#[test]
+fn a_request_for_another_server_releases_our_offer_at_once() {
+    let mut s = server();
+    let adv = send(&mut s, &msg(MessageType::Solicit, 1, vec![ia_na(1, &[])]), 1, NOW);
+    assert_eq!(granted(&reply(&adv))[0].0, "2001:db8:1::100");
+    let other = DhcpOption::ServerId(Duid::new(&[0, 3, 0, 1, 9, 9, 9, 9, 9, 9]).unwrap());
+    let out = send(&mut s, &msg(MessageType::Request, 1, vec![ia_na(1, &["2001:db8:1::100"]), other]), 1, NOW);
+    assert!(out.reply.is_none());
+    assert_eq!(s.statistics().dropped(DropReason::OtherServer), 1);
+    // Client 2 asks for that very address and gets it: the offer was released.
+    let adv = send(&mut s, &msg(MessageType::Solicit, 2, vec![ia_na(1, &["2001:db8:1::100"])]), 2, NOW);
+    assert_eq!(granted(&reply(&adv))[0].0, "2001:db8:1::100");
+}
+
+#[test]
+fn allocation_order_is_reservation_hint_previous_then_next_free() {
+    let mut s = server();
+    // 1. Reservation beats the hint.
+    assert_eq!(bind(&mut s, 0x99, vec![ia_na(1, &["2001:db8:1::102"])]), vec![("2001:db8:1::99".into(), 200)]);
+    // 2. The hint, when in a range and free.
+    assert_eq!(bind(&mut s, 1, vec![ia_na(1, &["2001:db8:1::102"])]), vec![("2001:db8:1::102".into(), 200)]);
+    // A hint outside the ranges, or excluded, is ignored: next free, skipping ::101 (excluded).
+    assert_eq!(bind(&mut s, 2, vec![ia_na(1, &["2001:db8:1::101"])]), vec![("2001:db8:1::100".into(), 200)]);
+    assert_eq!(bind(&mut s, 3, vec![ia_na(1, &["2001:db8:1::5"])]), vec![("2001:db8:1::103".into(), 200)]);
+    // Full: NoAddrsAvail.
+    let adv = send(&mut s, &msg(MessageType::Solicit, 4, vec![ia_na(1, &[])]), 4, NOW);
+    assert_eq!(ia_status(&reply(&adv)), vec![Status::NO_ADDRS_AVAIL.0]);
+    // 3. After a release, the client gets its previous address back before anything else.
+    let rel = send(&mut s, &msg(MessageType::Release, 3, vec![ia_na(1, &["2001:db8:1::103"]), server_id()]), 3, NOW);
+    assert!(reply(&rel).options().status().is_some_and(|st| st.status == Status::SUCCESS));
+    assert_eq!(rel.changes, vec![LeaseChange::Remove("2001:db8:1::103/128".parse().unwrap())]);
+    assert_eq!(bind(&mut s, 3, vec![ia_na(1, &[])]), vec![("2001:db8:1::103".into(), 200)]);
+}
+
+#[test]
+fn renew_and_rebind_extend_unknown_is_nobinding_offlink_gets_zero_lifetimes() {
+    let mut s = server();
+    bind(&mut s, 1, vec![ia_na(1, &[])]);
+    let later = NOW + 100;
+    let out = send(&mut s, &msg(MessageType::Renew, 1, vec![ia_na(1, &["2001:db8:1::100"]), server_id()]), 1, later);
+    assert_eq!(granted(&reply(&out)), vec![("2001:db8:1::100".into(), 200)]);
+    assert!(matches!(&out.changes[..], [LeaseChange::Upsert(l)] if l.expires == later + 200));
+    let out = send(&mut s, &msg(MessageType::Rebind, 1, vec![ia_na(1, &["2001:db8:1::100"])]), 1, later);
+    assert_eq!(granted(&reply(&out)), vec![("2001:db8:1::100".into(), 200)]);
+    let out = send(&mut s, &msg(MessageType::Renew, 2, vec![ia_na(7, &["2001:db8:1::103"]), server_id()]), 2, later);
+    assert_eq!(ia_status(&reply(&out)), vec![Status::NO_BINDING.0]);
+    let out = send(&mut s, &msg(MessageType::Rebind, 2, vec![ia_na(7, &["2001:db8:5::1"])]), 2, later);
+    assert_eq!(granted(&reply(&out)), vec![("2001:db8:5::1".into(), 0)]);
+}
+
+#[test]
+fn declined_addresses_are_conflicting_until_probation_ends() {
+    let mut s = server();
+    bind(&mut s, 1, vec![ia_na(1, &[])]);
+    let out = send(&mut s, &msg(MessageType::Decline, 1, vec![ia_na(1, &["2001:db8:1::100"]), server_id()]), 1, NOW);
+    assert!(reply(&out).options().status().is_some_and(|st| st.status == Status::SUCCESS));
+    assert!(matches!(&out.changes[..], [LeaseChange::Upsert(l)] if l.state == LeaseState::Declined));
+    let counts = &s.pool_counts()[0];
+    assert_eq!((counts.conflicting, counts.unassignable), (1, 1));
+    // Not offered again, to anyone, even when asked for by name.
+    let adv = send(&mut s, &msg(MessageType::Solicit, 1, vec![ia_na(1, &["2001:db8:1::100"])]), 1, NOW);
+    assert_eq!(granted(&reply(&adv))[0].0, "2001:db8:1::102");
+    // After probation it is assignable again.
+    let changes = s.expire(NOW + 1000);
+    assert!(changes.contains(&LeaseChange::Remove("2001:db8:1::100/128".parse().unwrap())));
+    assert_eq!(s.pool_counts()[0].conflicting, 0);
+}
+
+#[test]
+fn expiry_keeps_a_lease_for_the_grace_period_then_frees_it() {
+    let mut s = server();
+    bind(&mut s, 1, vec![ia_na(1, &[])]);
+    let changes = s.expire(NOW + 200);
+    assert!(matches!(&changes[..], [LeaseChange::Upsert(l)] if l.state == LeaseState::Expired && l.expires == NOW + 250));
+    // In grace, the client gets the same address back.
+    let out = send(&mut s, &msg(MessageType::Rebind, 1, vec![ia_na(1, &["2001:db8:1::100"])]), 1, NOW + 210);
+    assert_eq!(granted(&reply(&out)), vec![("2001:db8:1::100".into(), 200)]);
+    assert!(s.expire(NOW + 409).is_empty());
+    // Bound until +410, then expired for the 50 s of grace, then back in the pool.
+    let changes = s.expire(NOW + 410);
+    assert!(matches!(&changes[..], [LeaseChange::Upsert(l)] if l.state == LeaseState::Expired));
+    let changes = s.expire(NOW + 410 + 50);
+    assert_eq!(changes, vec![LeaseChange::Remove("2001:db8:1::100/128".parse().unwrap())]);
+    assert!(s.leases().is_empty());
+}
+
+#[test]
+fn confirm_answers_for_the_whole_link_prefix() {
+    let mut s = server();
+    let ok = send(&mut s, &msg(MessageType::Confirm, 1, vec![ia_na(1, &["2001:db8:1::8000:1"])]), 1, NOW);
+    assert_eq!(reply(&ok).options().status().unwrap().status, Status::SUCCESS);
+    let bad = send(&mut s, &msg(MessageType::Confirm, 1, vec![ia_na(1, &["2001:db8:1::1", "2001:db8:9::1"])]), 1, NOW);
+    assert_eq!(reply(&bad).options().status().unwrap().status, Status::NOT_ON_LINK);
+}
+
+#[test]
+fn information_request_gets_options_only() {
+    let mut s = server();
+    let out = send(&mut s, &msg(MessageType::InformationRequest, 1, vec![]), 1, NOW);
+    let m = reply(&out);
+    assert_eq!(m.msg_type(), MessageType::Reply);
+    assert!(m.options().contains(option_code::DNS_SERVERS) && m.options().contains(option_code::DOMAIN_LIST));
+    assert!(granted(&m).is_empty() && out.changes.is_empty());
+}
+
+#[test]
+fn prefixes_are_delegated_with_reservation_and_exhaustion() {
+    let mut s = server();
+    assert_eq!(bind(&mut s, 1, vec![ia_na(1, &[]), ia_pd(1, &[])]), vec![("2001:db8:1::100".into(), 200), ("2001:db8:8000::/56".into(), 200)]);
+    assert_eq!(bind(&mut s, 0x99, vec![ia_pd(2, &[])]), vec![("2001:db8:80ff:ff00::/56".into(), 200)]);
+    // The /54 range holds four /56s.
+    for n in 2..5 {
+        assert_eq!(bind(&mut s, n, vec![ia_pd(1, &[])]).len(), 1);
+    }
+    let adv = send(&mut s, &msg(MessageType::Solicit, 9, vec![ia_pd(1, &[])]), 9, NOW);
+    assert_eq!(ia_status(&reply(&adv)), vec![Status::NO_PREFIX_AVAIL.0]);
+}
+
+#[test]
+fn relayed_messages_use_the_innermost_link_and_come_back_through_every_relay() {
+    let mut s = server();
+    let inner = Message::decode(Box::leak(msg(MessageType::Solicit, 5, vec![ia_na(1, &[])]).into_boxed_slice())).unwrap();
+    let first = Message::Relay(RelayMessage {
+        msg_type: MessageType::RelayForw,
+        hop_count: 0,
+        link_address: "2001:db8:2::1".parse().unwrap(),
+        peer_address: ll(5),
+        options: Options(vec![DhcpOption::InterfaceId(b"eth0.100"), DhcpOption::RelayMsg(Box::new(inner))]),
+    });
+    let second = Message::Relay(RelayMessage {
+        msg_type: MessageType::RelayForw,
+        hop_count: 1,
+        link_address: "2001:db8:1::1".parse().unwrap(),
+        peer_address: "2001:db8:ff::2".parse().unwrap(),
+        options: Options(vec![DhcpOption::InterfaceId(b"up0"), DhcpOption::RelayMsg(Box::new(first))]),
+    });
+    let payload = second.to_vec().unwrap();
+    let source = SocketAddrV6::new("2001:db8:ff::2".parse().unwrap(), 547, 0, 0);
+    let out = s.handle(&Inbound { payload: &payload, source, interface: Some("eth1"), now: NOW });
+    let sent = out.reply.as_ref().unwrap();
+    assert_eq!(sent.destination, source);
+    let m = Message::decode(&sent.payload).unwrap();
+    let Message::Relay(outer) = &m else { panic!("not a relay reply") };
+    assert_eq!((outer.msg_type, outer.hop_count), (MessageType::RelayRepl, 1));
+    assert!(outer.options.iter().any(|o| *o == DhcpOption::InterfaceId(b"up0")));
+    let Some(Message::Relay(mid)) = outer.options.relay_message() else { panic!("no inner relay") };
+    assert!(mid.options.iter().any(|o| *o == DhcpOption::InterfaceId(b"eth0.100")));
+    assert_eq!(mid.peer_address, ll(5));
+    let client = m.innermost();
+    assert_eq!(client.msg_type(), MessageType::Advertise);
+    // The innermost link-address (2001:db8:2::1) picks the second subnet's /65 range.
+    let got = granted(client);
+    assert!(got[0].0.starts_with("2001:db8:2:0:8"), "{got:?}");
+}
+
+#[test]
+fn interface_identifier_allocation_uses_the_link_local_iid() {
+    let config = CONFIG.replace("interface = \"eth1\"", "interface = \"eth1\"\nallocation = \"interface-identifier\"");
+    let mut s = Server::new(Config::parse(&config).unwrap(), SERVER_DUID.to_vec(), vec![]);
+    assert_eq!(bind(&mut s, 0x42, vec![ia_na(1, &[])]), vec![("2001:db8:1::ff:fe00:42".into(), 200)]);
+}
+
+#[test]
+fn client_limit_and_leases_are_restored_from_the_store() {
+    let config = CONFIG.replace("grace_period = 50", "grace_period = 50\ninterface_client_limit = 1");
+    let mut s = Server::new(Config::parse(&config).unwrap(), SERVER_DUID.to_vec(), vec![]);
+    bind(&mut s, 1, vec![ia_na(1, &[])]);
+    let adv = send(&mut s, &msg(MessageType::Solicit, 2, vec![ia_na(1, &[])]), 2, NOW);
+    assert_eq!(ia_status(&reply(&adv)), vec![Status::NO_ADDRS_AVAIL.0]);
+
+    let leases: Vec<Lease> = s.leases().into_iter().cloned().collect();
+    let mut restarted = Server::new(Config::parse(CONFIG).unwrap(), SERVER_DUID.to_vec(), leases);
+    let out = send(&mut restarted, &msg(MessageType::Renew, 1, vec![ia_na(1, &["2001:db8:1::100"]), server_id()]), 1, NOW + 5);
+    assert_eq!(granted(&reply(&out)), vec![("2001:db8:1::100".into(), 200)]);
+}
+
+#[test]
+fn a_refused_store_leaves_no_lease_behind() {
+    let mut s = server();
+    let out = send(&mut s, &msg(MessageType::Solicit, 1, vec![ia_na(1, &[]), DhcpOption::RapidCommit]), 1, NOW);
+    s.store_failed(&out.changes);
+    assert!(s.leases().is_empty());
+    assert_eq!(s.statistics().dropped(DropReason::StoreFailed), 1);
+}
