@@ -8,7 +8,8 @@ use dhcp6_codec::{
     Duid, DuidKind, Hex, Message,
 };
 
-fn hex(bytes: &[u8]) -> String {
+/// Colon-separated hex, as tshark and Kea print byte strings.
+pub fn hex(bytes: &[u8]) -> String {
     Hex(bytes).to_string()
 }
 

@@ -8,8 +8,11 @@
 
 pub mod capture;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod json;
 pub mod server;
+pub mod show;
 pub mod xdp;
 
 pub use dhcp6_codec as codec;

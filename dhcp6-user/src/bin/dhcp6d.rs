@@ -12,7 +12,15 @@ use std::{
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use dhcp6_user::{capture, codec::Message, json, xdp::XdpProgram};
+use dhcp6_user::{
+    capture,
+    codec::Message,
+    config::Config,
+    control::{self, Request},
+    daemon::{self, RunOptions},
+    json, show,
+    xdp::XdpProgram,
+};
 
 #[derive(Parser)]
 #[command(name = "dhcp6d", version, about = "XDP-accelerated DHCPv6 server and relay agent")]
@@ -23,6 +31,33 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve DHCPv6 on the interfaces and links of the configuration.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Serve everything from userspace; do not attach the XDP program.
+        #[arg(long)]
+        no_xdp: bool,
+    },
+    /// Check a configuration file and report the first error with its line and column.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Ask the running server.
+    Show {
+        #[command(subcommand)]
+        what: Show,
+        /// Print JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+        /// The control socket (default: the one the configuration names, else /run/dhcp6d.sock).
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        /// Take the control socket from this configuration.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Print every DHCPv6 message in a pcap capture, nested relays and options included.
     Decode {
         /// A pcap file (Ethernet link type).
@@ -55,6 +90,16 @@ enum XdpCommand {
     },
 }
 
+#[derive(Subcommand, Clone, Copy)]
+enum Show {
+    /// Leases: address or prefix, type, state, expiry, interface, IAID, client DUID.
+    Bindings,
+    /// Messages received and sent per type, drops per reason, XDP verdicts.
+    Statistics,
+    /// Addresses and prefixes per state in each pool.
+    Pools,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Mode {
     /// In the driver: the fast one, on NICs and veth.
@@ -74,8 +119,39 @@ fn main() -> ExitCode {
     }
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Run { config, no_xdp } => {
+            let config = Config::load(&config)?;
+            runtime()?.block_on(daemon::run(RunOptions { config, xdp: !no_xdp }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config } => {
+            let c = Config::load(&config)?;
+            let pools: usize = c.subnets.iter().map(|s| s.pd_pools.len()).sum();
+            println!("{}: ok ({} subnets, {} prefix-delegation pools)", config.display(), c.subnets.len(), pools);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { what, json, socket, config } => {
+            let socket = match (socket, config) {
+                (Some(s), _) => s,
+                (None, Some(c)) => Config::load(&c)?.server.control_socket,
+                (None, None) => PathBuf::from("/run/dhcp6d.sock"),
+            };
+            let request = match what {
+                Show::Bindings => Request::Bindings,
+                Show::Statistics => Request::Statistics,
+                Show::Pools => Request::Pools,
+            };
+            let answer = runtime()?.block_on(control::ask(&socket, request))?;
+            let text = if json { serde_json::to_string_pretty(&answer)? + "\n" } else { show::render(request, &answer) };
+            print_all(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Decode { file, json, extract } => decode(&file, json, extract.as_deref()),
         Command::Xdp { command: XdpCommand::Watch { interface, mode, seconds } } => {
             let mode = match mode {

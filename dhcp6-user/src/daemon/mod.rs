@@ -1,0 +1,272 @@
+//! The daemon: the engine driven by sockets, a clock and the control socket.
+//!
+//! Socket readers hand datagrams to one engine loop through a bounded queue (full: counted
+//! and dropped, so overload sheds load instead of queueing without bound). The loop handles
+//! what is queued as a batch, makes the batch's lease changes durable with one store commit,
+//! and only then sends the replies.
+
+pub mod identity;
+pub mod socket;
+
+use std::{
+    net::SocketAddr,
+    os::unix::fs::PermissionsExt,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::{UnixListener, UnixStream},
+    sync::{mpsc, oneshot},
+};
+use tracing::{info, warn};
+
+use crate::{
+    config::Config,
+    control::Request,
+    json::hex,
+    server::{Inbound, LeaseStore, MemoryStore, Outbound, Server},
+    xdp::XdpProgram,
+};
+use socket::Listener;
+
+/// Most datagrams waiting for the engine; past this, new ones are dropped and counted.
+const QUEUE: usize = 8192;
+/// Most datagrams handled per store commit.
+const BATCH: usize = 512;
+
+enum Input {
+    Datagram { listener: usize, from: std::net::SocketAddrV6, payload: Vec<u8> },
+    Control { request: Request, answer: oneshot::Sender<Value> },
+}
+
+/// How `dhcp6d run` was asked to run.
+pub struct RunOptions {
+    pub config: Config,
+    /// Attach the XDP program to the served interfaces.
+    pub xdp: bool,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Runs until SIGINT or SIGTERM.
+pub async fn run(options: RunOptions) -> Result<()> {
+    let config = options.config;
+    let interfaces: Vec<String> = config.subnets.iter().filter_map(|s| s.interface.clone()).collect();
+    let duid = identity::load_or_create(&config.server.state_dir, interfaces.first().map(String::as_str))?;
+    info!(duid = %hex(&duid), "server identity");
+    let mut store = MemoryStore::default();
+    let leases = store.load()?;
+    let control_path = config.server.control_socket.clone();
+    let mut server = Server::new(config, duid, leases);
+
+    let xdp = if options.xdp { Some(attach_xdp(&interfaces)?) } else { None };
+
+    let listeners: Arc<Vec<Listener>> = Arc::new(socket::open(&interfaces)?);
+    let overload = Arc::new(AtomicU64::new(0));
+    let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
+    for index in 0..listeners.len() {
+        tokio::spawn(read_loop(listeners.clone(), index, tx.clone(), overload.clone()));
+    }
+    let control = bind_control(&control_path)?;
+    tokio::spawn(control_loop(control, tx.clone()));
+    info!(interfaces = ?interfaces, control = %control_path.display(), "serving");
+
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                let replies = handle_batch(&mut server, &mut store, &listeners, batch.drain(..), xdp.as_ref(), &overload);
+                for (listener, out) in replies {
+                    if let Err(e) = listeners[listener].socket.send_to(&out.payload, SocketAddr::V6(out.destination)).await {
+                        warn!(destination = %out.destination, error = %e, "sending a reply failed");
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let changes = server.expire(now());
+                if !changes.is_empty() {
+                    if let Err(e) = store.commit(&changes) {
+                        warn!(error = %e, "recording expiries failed; they will be retried");
+                    }
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+    let _ = std::fs::remove_file(&control_path);
+    info!("stopped");
+    Ok(())
+}
+
+fn attach_xdp(interfaces: &[String]) -> Result<XdpProgram> {
+    let mut program = XdpProgram::load().context("loading the XDP program")?;
+    for i in interfaces {
+        if let Err(e) = program.attach(i, aya::programs::XdpMode::Driver) {
+            warn!(interface = %i, error = %e, "native XDP failed; using generic XDP");
+            program.attach(i, aya::programs::XdpMode::Skb).with_context(|| format!("attaching XDP to {i}"))?;
+        }
+    }
+    Ok(program)
+}
+
+/// Handles a batch: every datagram through the engine, one store commit for all their
+/// changes, then the replies to send (none if the store refused).
+fn handle_batch(
+    server: &mut Server,
+    store: &mut dyn LeaseStore,
+    listeners: &[Listener],
+    inputs: impl Iterator<Item = Input>,
+    xdp: Option<&XdpProgram>,
+    overload: &AtomicU64,
+) -> Vec<(usize, Outbound)> {
+    let now = now();
+    let mut replies = Vec::new();
+    let mut changes = Vec::new();
+    for input in inputs {
+        match input {
+            Input::Datagram { listener, from, payload } => {
+                let by_scope = socket::if_name(from.scope_id());
+                let interface = listeners[listener].interface.as_deref().or(by_scope.as_deref());
+                let outcome = server.handle(&Inbound { payload: &payload, source: from, interface, now });
+                changes.extend(outcome.changes);
+                if let Some(reply) = outcome.reply {
+                    replies.push((listener, reply));
+                }
+            }
+            Input::Control { request, answer } => {
+                let _ = answer.send(control_answer(server, request, xdp, overload, now));
+            }
+        }
+    }
+    if changes.is_empty() {
+        return replies;
+    }
+    match store.commit(&changes) {
+        Ok(()) => replies,
+        Err(e) => {
+            warn!(error = %e, "the lease store refused a batch: its replies are not sent");
+            server.store_failed(&changes);
+            Vec::new()
+        }
+    }
+}
+
+async fn read_loop(listeners: Arc<Vec<Listener>>, index: usize, tx: mpsc::Sender<Input>, overload: Arc<AtomicU64>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, from) = match listeners[index].socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "receive failed");
+                continue;
+            }
+        };
+        let SocketAddr::V6(from) = from else { continue };
+        let input = Input::Datagram { listener: index, from, payload: buf[..n].to_vec() };
+        match tx.try_send(input) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                overload.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
+
+fn bind_control(path: &PathBuf) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path).with_context(|| format!("binding the control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+async fn control_loop(listener: UnixListener, tx: mpsc::Sender<Input>) {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let allowed = stream.peer_cred().is_ok_and(|c| c.uid() == 0 || c.uid() == me);
+        tokio::spawn(control_connection(stream, allowed, tx.clone()));
+    }
+}
+
+async fn control_connection(stream: UnixStream, allowed: bool, tx: mpsc::Sender<Input>) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    if BufReader::new(read).read_line(&mut line).await.is_err() {
+        return;
+    }
+    let answer = if !allowed {
+        json!({ "error": "permission denied: the control socket is for root" })
+    } else {
+        match serde_json::from_str::<Request>(&line) {
+            Err(e) => json!({ "error": format!("bad request: {e}") }),
+            Ok(request) => {
+                let (answer, rx) = oneshot::channel();
+                // Control requests wait in the same queue as datagrams.
+                if tx.send(Input::Control { request, answer }).await.is_err() {
+                    return;
+                }
+                rx.await.unwrap_or_else(|_| json!({ "error": "the server is stopping" }))
+            }
+        }
+    };
+    let mut text = answer.to_string();
+    text.push('\n');
+    let _ = write.write_all(text.as_bytes()).await;
+}
+
+fn control_answer(server: &Server, request: Request, xdp: Option<&XdpProgram>, overload: &AtomicU64, now: u64) -> Value {
+    match request {
+        Request::Bindings => Value::Array(
+            server
+                .leases()
+                .into_iter()
+                .map(|l| {
+                    json!({
+                        "resource": l.resource.to_string(),
+                        "type": l.ia_type.name(),
+                        "duid": hex(&l.duid),
+                        "iaid": l.iaid,
+                        "state": l.state.name(),
+                        "expires": l.expires,
+                        "expires_in": l.expires.saturating_sub(now),
+                        "preferred_lifetime": l.preferred_lifetime,
+                        "valid_lifetime": l.valid_lifetime,
+                        "interface": l.interface,
+                        "subnet": server.config().subnets.get(l.subnet).map(|s| s.prefix.to_string()),
+                    })
+                })
+                .collect(),
+        ),
+        Request::Statistics => {
+            let mut v = serde_json::to_value(server.statistics()).unwrap_or(Value::Null);
+            v["dropped"]["queue_full"] = json!(overload.load(Ordering::Relaxed));
+            if let Some(Ok(c)) = xdp.map(XdpProgram::counters) {
+                let verdicts: serde_json::Map<String, Value> = c.by_verdict.iter().map(|(k, n)| (k.name().to_string(), json!(n))).collect();
+                v["xdp"] = Value::Object(verdicts);
+            }
+            v
+        }
+        Request::Pools => serde_json::to_value(server.pool_counts()).unwrap_or(Value::Null),
+    }
+}

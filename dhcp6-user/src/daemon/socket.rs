@@ -1,0 +1,89 @@
+//! The UDP sockets the server listens on: one per served interface (bound to it, joined to
+//! All_DHCP_Relay_Agents_and_Servers there), and one on no interface for unicast (relays).
+
+use std::{
+    net::{Ipv6Addr, SocketAddr, SocketAddrV6},
+    os::fd::AsRawFd,
+};
+
+use anyhow::{Context, Result};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+
+use dhcp6_common::wire::{ALL_DHCP_RELAY_AGENTS_AND_SERVERS, SERVER_PORT};
+
+/// IPV6_MULTICAST_ALL from linux/in6.h (not in libc): with it off, a socket receives only the
+/// groups it joined, so the unicast socket does not get every interface's Solicits too.
+const IPV6_MULTICAST_ALL: libc::c_int = 29;
+
+/// A socket and the interface it serves (`None` for the unicast one).
+pub struct Listener {
+    pub interface: Option<String>,
+    pub socket: UdpSocket,
+}
+
+/// The interface index of `name`, if it exists.
+pub fn if_index(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
+}
+
+/// The name of interface `index`, if it exists.
+pub fn if_name(index: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buf holds IF_NAMESIZE bytes, as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name into buf.
+    Some(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+}
+
+fn base_socket() -> Result<Socket> {
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).context("creating a UDP socket")?;
+    s.set_only_v6(true)?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.set_multicast_loop_v6(false)?;
+    let off: libc::c_int = 0;
+    // SAFETY: setsockopt with a pointer to a c_int of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            IPV6_MULTICAST_ALL,
+            std::ptr::addr_of!(off).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("setting IPV6_MULTICAST_ALL off");
+    }
+    Ok(s)
+}
+
+fn bind(s: &Socket) -> Result<()> {
+    let addr = SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, SERVER_PORT, 0, 0));
+    s.bind(&addr.into()).with_context(|| format!("binding UDP port {SERVER_PORT} (is another DHCPv6 server running?)"))
+}
+
+/// Opens the listeners: one per interface, then the unicast one.
+pub fn open(interfaces: &[String]) -> Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    for name in interfaces {
+        let index = if_index(name).with_context(|| format!("no interface {name}"))?;
+        let s = base_socket()?;
+        s.bind_device(Some(name.as_bytes())).with_context(|| format!("binding to device {name}"))?;
+        bind(&s)?;
+        s.join_multicast_v6(&Ipv6Addr::from(ALL_DHCP_RELAY_AGENTS_AND_SERVERS), index)
+            .with_context(|| format!("joining ff02::1:2 on {name}"))?;
+        out.push(Listener { interface: Some(name.clone()), socket: UdpSocket::from_std(s.into())? });
+    }
+    let s = base_socket()?;
+    bind(&s)?;
+    out.push(Listener { interface: None, socket: UdpSocket::from_std(s.into())? });
+    Ok(out)
+}
