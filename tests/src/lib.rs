@@ -2,6 +2,7 @@
 //! namespaces with veth links that clean up after themselves.
 
 pub mod netns;
+pub mod peers;
 
 use std::path::PathBuf;
 

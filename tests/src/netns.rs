@@ -57,6 +57,19 @@ impl Netns {
         must(Command::new("ip").args(["netns", "exec", &self.name]).args(args))
     }
 
+    /// Waits until `interface` has its IPv6 link-local address (clients need it to start).
+    /// An interface with IPv6 disabled never gets one: do not call this for it.
+    pub fn wait_link_local(&self, interface: &str) {
+        for _ in 0..100 {
+            let out = self.exec(&["ip", "-6", "addr", "show", "dev", interface, "scope", "link"]);
+            if String::from_utf8_lossy(&out.stdout).contains("fe80::") {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{interface} in {} got no link-local address", self.name);
+    }
+
     /// Runs `f` on a thread that has entered this namespace, and returns its result. Sockets
     /// and netlink requests made by `f` are in the namespace.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
@@ -96,6 +109,8 @@ impl Veth {
         ]));
         ns_a.exec(&["ip", "link", "set", &a, "up"]);
         ns_b.exec(&["ip", "link", "set", &b, "up"]);
+        ns_a.wait_link_local(&a);
+        ns_b.wait_link_local(&b);
         Veth { a, b }
     }
 }

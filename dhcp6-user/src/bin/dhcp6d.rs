@@ -109,7 +109,8 @@ enum Mode {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_writer(io::stderr).with_env_filter(filter).init();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

@@ -1,0 +1,248 @@
+//! Real DHCPv6 peers and dhcp6d itself, started inside network namespaces and stopped on drop.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::netns::Netns;
+
+/// A scratch folder for one test, removed on drop.
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(crate::netns::unique_name(&format!("dhcp6-{name}-")));
+        fs::create_dir_all(&dir).unwrap();
+        Scratch { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test files kept for inspection in {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The dhcp6d binary of this build (cargo builds it with the workspace's tests).
+pub fn dhcp6d_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe.parent().and_then(Path::parent).expect("target/<profile>/deps").join("dhcp6d");
+    assert!(bin.exists(), "{} is missing: run the tests through `cargo xtask test`", bin.display());
+    bin
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Running {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Running {
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal (`libc::SIGSTOP`, `SIGCONT`, ...).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `args` in `ns` with output to `log`.
+pub fn spawn_in(ns: &Netns, args: &[&str], log: PathBuf) -> Running {
+    let out = fs::File::create(&log).unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {args:?}: {e}"));
+    Running { child, log }
+}
+
+/// dhcp6d running in a namespace with its own state folder and control socket.
+pub struct Dhcp6d {
+    pub process: Running,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Dhcp6d {
+    /// Writes `config` (with `state_dir` and `control_socket` added under `[server]`) and starts
+    /// `dhcp6d run` with `extra` arguments; returns once it answers on its control socket.
+    pub fn start(ns: &Netns, scratch: &Scratch, name: &str, config: &str, extra: &[&str]) -> Dhcp6d {
+        let socket = scratch.path(&format!("{name}.sock"));
+        let state = scratch.path(&format!("{name}-state"));
+        let header = format!("[server]\nstate_dir = {:?}\ncontrol_socket = {:?}\n", state.display().to_string(), socket.display().to_string());
+        let config_text = config.replacen("[server]\n", &header, 1);
+        assert!(config_text.contains("control_socket"), "the test config needs a [server] table");
+        let config_path = scratch.path(&format!("{name}.toml"));
+        fs::write(&config_path, config_text).unwrap();
+        let bin = dhcp6d_binary();
+        let mut args = vec![bin.to_str().unwrap(), "run", "--config", config_path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let process = spawn_in(ns, &args, scratch.path(&format!("{name}.log")));
+        let d = Dhcp6d { process, socket, config: config_path };
+        wait_for("dhcp6d to answer on its control socket", Duration::from_secs(20), || d.try_show("statistics"));
+        d
+    }
+
+    fn try_show(&self, what: &str) -> Option<Value> {
+        let out = Command::new(dhcp6d_binary())
+            .args(["show", what, "--json", "--socket"])
+            .arg(&self.socket)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// `dhcp6d show WHAT --json`, through the real CLI.
+    pub fn show(&self, what: &str) -> Value {
+        self.try_show(what).unwrap_or_else(|| panic!("dhcp6d show {what} failed; log:\n{}", self.process.log_text()))
+    }
+
+    /// Bound leases as (resource, type) pairs.
+    pub fn bound(&self) -> Vec<(String, String)> {
+        let b = self.show("bindings");
+        b.as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["state"] == "bound")
+            .map(|l| (l["resource"].as_str().unwrap().to_string(), l["type"].as_str().unwrap().to_string()))
+            .collect()
+    }
+
+    /// A counter of `show statistics`: section ("received", "sent", "dropped") and name.
+    pub fn stat(&self, section: &str, name: &str) -> u64 {
+        self.show("statistics")[section][name].as_u64().unwrap_or(0)
+    }
+}
+
+/// ISC dhclient -6 in a namespace. Its script records each event's variables instead of
+/// configuring anything (the real script would rewrite the host's resolv.conf).
+pub struct Dhclient {
+    pub process: Running,
+    pub dir: PathBuf,
+}
+
+const HOOK: &str = "#!/bin/sh\nn=$(ls \"$(dirname \"$0\")\"/events 2>/dev/null | wc -l)\nmkdir -p \"$(dirname \"$0\")/events\"\nenv | grep -E '^(reason|new_|old_|cur_)' | sort > \"$(dirname \"$0\")/events/$(printf %04d $n)-$reason\"\nexit 0\n";
+
+impl Dhclient {
+    fn prepare(scratch: &Scratch, name: &str) -> PathBuf {
+        let dir = scratch.path(name);
+        fs::create_dir_all(&dir).unwrap();
+        let hook = dir.join("hook.sh");
+        fs::write(&hook, HOOK).unwrap();
+        Command::new("chmod").arg("755").arg(&hook).status().unwrap();
+        dir
+    }
+
+    fn args(dir: &Path, interface: &str, flags: &[&str]) -> Vec<String> {
+        let mut a: Vec<String> = vec!["dhclient".into(), "-6".into(), "-v".into()];
+        a.extend(flags.iter().map(|s| s.to_string()));
+        for (flag, file) in [("-pf", "dhclient.pid"), ("-lf", "dhclient.leases"), ("-sf", "hook.sh")] {
+            a.push(flag.into());
+            a.push(dir.join(file).display().to_string());
+        }
+        a.push(interface.into());
+        a
+    }
+
+    /// Starts `dhclient -6 -d FLAGS` (e.g. `-N -P`) on `interface`.
+    pub fn start(ns: &Netns, scratch: &Scratch, name: &str, interface: &str, flags: &[&str]) -> Dhclient {
+        let dir = Self::prepare(scratch, name);
+        let mut f = vec!["-d"];
+        f.extend_from_slice(flags);
+        let args = Self::args(&dir, interface, &f);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let process = spawn_in(ns, &refs, dir.join("dhclient.log"));
+        Dhclient { process, dir }
+    }
+
+    /// Runs a one-shot dhclient (e.g. `-r` to release) with the same files, to completion.
+    pub fn run_once(&self, ns: &Netns, interface: &str, flags: &[&str]) {
+        let args = Self::args(&self.dir, interface, flags);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = Command::new("ip").args(["netns", "exec", &ns.name]).args(&refs).output().unwrap();
+        assert!(out.status.success(), "dhclient {flags:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Every event recorded so far, in order: (reason, variables).
+    pub fn events(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        let mut names: Vec<PathBuf> = fs::read_dir(self.dir.join("events")).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+        names.sort();
+        names
+            .iter()
+            .map(|p| {
+                let vars: BTreeMap<String, String> = fs::read_to_string(p)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                    .collect();
+                (vars.get("reason").cloned().unwrap_or_default(), vars)
+            })
+            .collect()
+    }
+
+    /// Waits for an event with `reason` that sets `key`, and returns its value.
+    pub fn wait_event(&self, reason: &str, key: &str, timeout: Duration) -> String {
+        wait_for(&format!("dhclient event {reason} with {key}"), timeout, || {
+            self.events().into_iter().find(|(r, v)| r == reason && v.contains_key(key)).map(|(_, v)| v[key].clone())
+        })
+    }
+
+    /// Like [`Self::wait_event`], but every value of `key` across events with `reason`.
+    pub fn values(&self, reason: &str, key: &str) -> Vec<String> {
+        self.events().into_iter().filter(|(r, _)| r == reason).filter_map(|(_, v)| v.get(key).cloned()).collect()
+    }
+}
