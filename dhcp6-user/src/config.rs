@@ -421,7 +421,8 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
         prefix,
         allocation: s.allocation,
         ranges,
-        excluded: s.excluded.into_iter().collect(),
+        // The Subnet-Router anycast address (RFC 4291 section 2.6.1) is never handed out.
+        excluded: s.excluded.into_iter().chain([prefix.network()]).collect(),
         pd_pools,
         lifetimes: Lifetimes { preferred, valid, t1, t2 },
         grace_period: pick(a.grace_period, defaults.grace_period, 3600),

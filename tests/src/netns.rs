@@ -57,6 +57,12 @@ impl Netns {
         must(Command::new("ip").args(["netns", "exec", &self.name]).args(args))
     }
 
+    /// Runs `args` inside the namespace and returns its output whatever its exit status
+    /// (for tools such as perfdhcp whose status reports drops).
+    pub fn exec_status(&self, args: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.name]).args(args).output().unwrap_or_else(|e| panic!("running {args:?}: {e}"))
+    }
+
     /// Waits until `interface` has its IPv6 link-local address (clients need it to start).
     /// An interface with IPv6 disabled never gets one: do not call this for it.
     pub fn wait_link_local(&self, interface: &str) {

@@ -120,3 +120,161 @@ fn dhclient_stateless_gets_options_and_no_lease() {
     assert!(server.stat("received", "INFORMATION-REQUEST") >= 1);
     assert!(server.bound().is_empty());
 }
+
+#[test]
+fn dhcpcd_gets_an_address_and_a_prefix() {
+    let lab = direct_link("dhcpcd");
+    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(&lab.veth.a), &[]);
+    let conf = lab.scratch.path("dhcpcd.conf");
+    std::fs::write(&conf, format!("noipv6rs\nipv6only\nnohook resolv.conf\ninterface {}\n  ia_na 1\n  ia_pd 2\n", lab.veth.b)).unwrap();
+    let out = lab.client.exec(&["timeout", "30", "dhcpcd", "-f", conf.to_str().unwrap(), "-c", "/bin/true", "-B", "-6", "-1", "-t", "20", &lab.veth.b]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease6", lab.veth.b));
+    let mut kinds: Vec<String> = server.bound().into_iter().map(|(_, t)| t).collect();
+    kinds.sort();
+    assert_eq!(kinds, vec!["ia_na", "ia_pd"], "dhcpcd said:\n{log}");
+}
+
+/// perfdhcp's summary for one exchange: (sent, received, rejected leases, non unique addresses).
+fn perfdhcp_stats(output: &str, exchange: &str) -> (u64, u64, u64, u64) {
+    let section = output.split("***Statistics for: ").find(|s| s.starts_with(exchange)).unwrap_or_else(|| panic!("no {exchange} in:\n{output}"));
+    let value = |key: &str| -> u64 {
+        section.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no {key} in {exchange}"))
+    };
+    (value("sent packets:"), value("received packets:"), value("rejected leases:"), value("non unique addresses:"))
+}
+
+#[test]
+fn perfdhcp_four_message_exchanges_complete_without_rejects_or_duplicates() {
+    let lab = direct_link("perf4");
+    let config = config(&lab.veth.a).replace("low = \"2001:db8:1::100\", high = \"2001:db8:1::1ff\"", "low = \"2001:db8:1::1:0\", high = \"2001:db8:1::2:0\"");
+    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config, &[]);
+    let out = lab.client.exec_status(&["timeout", "60", "perfdhcp", "-6", "-l", &lab.veth.b, "-r", "200", "-n", "1000", "-R", "1000", "-p", "20"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for exchange in ["SOLICIT-ADVERTISE", "REQUEST-REPLY"] {
+        let (sent, received, rejected, duplicates) = perfdhcp_stats(&text, exchange);
+        assert!(sent >= 900, "{exchange}: sent {sent}\n{text}");
+        assert!(received * 100 >= sent * 99, "{exchange}: {received} of {sent} answered\n{text}");
+        assert_eq!((rejected, duplicates), (0, 0), "{exchange}\n{text}");
+    }
+    let bindings = server.bound();
+    let unique: std::collections::BTreeSet<&String> = bindings.iter().map(|(r, _)| r).collect();
+    assert_eq!(unique.len(), bindings.len());
+    assert!(bindings.len() >= 500, "{} bindings", bindings.len());
+    assert_eq!(server.stat("dropped", "malformed"), 0);
+}
+
+#[test]
+fn perfdhcp_two_message_exchanges_with_rapid_commit_bind_each_client_once() {
+    let lab = direct_link("perf2");
+    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(&lab.veth.a), &[]);
+    // perfdhcp 2.2 matches a rapid-commit Reply against a Request it never sent: with a rate
+    // it stops at the first Reply, and its summary counts none. So each client runs its own
+    // one-exchange perfdhcp, and the server's counters and bindings are the check.
+    const CLIENTS: usize = 40;
+    for i in 0..CLIENTS {
+        let duid = format!("duid=0001000100000000000c0102{i:04x}");
+        lab.client.exec_status(&["perfdhcp", "-6", "-l", &lab.veth.b, "-c", "-i", "-n", "1", "-b", &duid]);
+    }
+    assert_eq!(server.stat("received", "SOLICIT"), CLIENTS as u64);
+    assert_eq!(server.stat("sent", "REPLY"), CLIENTS as u64, "every rapid-commit Solicit gets a Reply");
+    assert_eq!(server.stat("sent", "ADVERTISE"), 0);
+    let bindings = server.bound();
+    let unique: std::collections::BTreeSet<&String> = bindings.iter().map(|(r, _)| r).collect();
+    assert_eq!((bindings.len(), unique.len()), (CLIENTS, CLIENTS), "one distinct address per client");
+}
+
+#[test]
+fn clients_behind_isc_dhcrelay_are_served_with_interface_id_echoed() {
+    let scratch = Scratch::new("relay");
+    let server_ns = Netns::new("d6s");
+    let relay_ns = Netns::new("d6r");
+    let client_ns = Netns::new("d6c");
+    let up = Veth::new(&relay_ns, &server_ns);
+    let access = Veth::new(&client_ns, &relay_ns);
+    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
+    let config = r#"[server]
+preferred_lifetime = 60
+valid_lifetime = 90
+
+[[subnet]]
+prefix = "2001:db8:2::/64"
+ranges = [{ low = "2001:db8:2::100", high = "2001:db8:2::1ff" }]
+
+[[subnet.pd_pool]]
+prefix = "2001:db8:9000::/40"
+delegated_length = 60
+"#;
+    let server = Dhcp6d::start(&server_ns, &scratch, "srv", config, &[]);
+    let upstream = format!("2001:db8:ff::1%{}", up.a);
+    let _relay = spawn_in(&relay_ns, &["dhcrelay", "-6", "-d", "-I", "-l", &access.b, "-u", &upstream], scratch.path("dhcrelay.log"));
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+    assert!(address.starts_with("2001:db8:2::1"), "{address}");
+    let prefix: Ipv6Net = client.wait_event("BOUND6", "new_ip6_prefix", SECS).parse().unwrap();
+    assert_eq!(prefix.prefix_len(), 60);
+    assert!(server.stat("received", "RELAY-FORW") >= 2);
+    assert!(server.stat("sent", "RELAY-REPL") >= 2);
+    assert_eq!(server.bound().len(), 2);
+}
+
+#[test]
+fn two_servers_split_one_slash_64_and_either_confirms() {
+    let scratch = Scratch::new("split");
+    let switch = Netns::new("d6w");
+    switch.exec(&["ip", "link", "add", "br0", "type", "bridge"]);
+    switch.exec(&["ip", "link", "set", "br0", "up"]);
+    let mut hosts = Vec::new();
+    for prefix in ["d6s", "d6s", "d6c"] {
+        let ns = Netns::new(prefix);
+        let veth = Veth::new(&ns, &switch);
+        switch.exec(&["ip", "link", "set", &veth.b, "master", "br0"]);
+        hosts.push((ns, veth));
+    }
+    let half = |i: usize, range: &str| {
+        let (ns, veth) = &hosts[i];
+        ns.exec(&["ip", "-6", "addr", "add", &format!("2001:db8:1::{}/64", i + 1), "dev", &veth.a, "nodad"]);
+        let config = format!(
+            "[server]\npreferred_lifetime = 60\nvalid_lifetime = 90\n\n[[subnet]]\ninterface = \"{}\"\nprefix = \"2001:db8:1::/64\"\nranges = [{{ prefix = \"{range}\" }}]\n",
+            veth.a
+        );
+        Dhcp6d::start(ns, &scratch, &format!("srv{i}"), &config, &[])
+    };
+    let servers = [half(0, "2001:db8:1::/65"), half(1, "2001:db8:1:0:8000::/65")];
+    let (client_ns, client_veth) = &hosts[2];
+    let client = Dhclient::start(client_ns, &scratch, "dhclient", &client_veth.a, &[]);
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+    let owners: Vec<usize> = (0..2).filter(|i| !servers[*i].bound().is_empty()).collect();
+    assert_eq!(owners.len(), 1, "exactly one server binds the client");
+    let first_half = address.parse::<std::net::Ipv6Addr>().unwrap().segments()[4] < 0x8000;
+    assert_eq!(owners[0] == 0, first_half, "{address} comes from the server owning its half");
+
+    // The client restarts with its lease and Confirms; each server alone confirms it.
+    drop(client.process);
+    for answering in 0..2 {
+        let silent = &servers[1 - answering];
+        silent.process.signal(libc::SIGSTOP);
+        let before = servers[answering].stat("received", "CONFIRM");
+        let _ = std::fs::remove_dir_all(client.dir.join("events"));
+        let args = dhclient_args(&client.dir, &client_veth.a);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let restarted = Dhclient { process: spawn_in(client_ns, &refs, scratch.path(&format!("confirm{answering}.log"))), dir: client.dir.clone() };
+        // dhclient reports a confirmed lease as BOUND6, having sent Confirm, not Solicit.
+        assert_eq!(restarted.wait_event("BOUND6", "new_ip6_address", SECS), address);
+        assert!(servers[answering].stat("received", "CONFIRM") > before);
+        assert_eq!(servers[answering].stat("received", "SOLICIT"), 1, "the restarted client confirmed; it did not solicit again");
+        drop(restarted);
+        silent.process.signal(libc::SIGCONT);
+    }
+}
+
+/// The arguments of a foreground dhclient using the files in `dir`.
+fn dhclient_args(dir: &std::path::Path, interface: &str) -> Vec<String> {
+    let file = |f: &str| dir.join(f).display().to_string();
+    ["dhclient", "-6", "-d", "-v", "-pf", &file("dhclient.pid"), "-lf", &file("dhclient.leases"), "-sf", &file("hook.sh"), interface]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
