@@ -1,5 +1,7 @@
 //! Project tasks, run as `cargo xtask <task>`: set a fresh machine up, build, run, test, fuzz.
 
+mod lab;
+mod netns;
 mod setup;
 mod shell;
 
@@ -24,7 +26,8 @@ enum Task {
     Setup,
     /// Build the XDP program, then dhcp6d with it embedded (release).
     Build,
-    /// Build, then run `dhcp6d ARGS` as root.
+    /// Build, then run `dhcp6d ARGS` as root; with no ARGS, start the lab: dhcp6d serving real
+    /// clients in network namespaces, until Ctrl-C.
     Run {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -50,6 +53,12 @@ fn main() -> Result<()> {
         Task::Run { args } => {
             build()?;
             let dhcp6d = root().join("target/release/dhcp6d");
+            if args.is_empty() {
+                if !is_root() {
+                    bail!("the lab creates network namespaces: run `cargo xtask run` as root");
+                }
+                return lab::run(&root(), &dhcp6d);
+            }
             if is_root() {
                 run(std::process::Command::new(dhcp6d).args(args))
             } else {

@@ -376,7 +376,7 @@ impl Server {
             let excluded = subnet.excluded.iter().filter(|a| state.addresses.contains(&Ipv6Net::from(**a))).count() as u64;
             push("addresses".into(), &state.addresses, excluded);
             for (pool, conf) in state.prefixes.iter().zip(&subnet.pd_pools) {
-                push(format!("{}/{}", conf.prefix, conf.delegated_length), pool, 0);
+                push(format!("{} as /{}", conf.prefix, conf.delegated_length), pool, 0);
             }
         }
         out

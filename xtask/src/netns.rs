@@ -1,0 +1,96 @@
+//! Network namespaces for the lab and the benchmarks, removed with everything in them when
+//! dropped (also when a run fails half-way).
+
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result};
+
+use crate::shell::{output, run};
+
+/// A namespace created for this run.
+pub struct Netns {
+    pub name: String,
+    children: Vec<Child>,
+}
+
+impl Netns {
+    /// Creates `name` (removing a stale one left by an interrupted run), loopback up,
+    /// duplicate address detection off.
+    pub fn new(name: &str) -> Result<Netns> {
+        let _ = Command::new("ip").args(["netns", "del", name]).stderr(Stdio::null()).status();
+        run(Command::new("ip").args(["netns", "add", name]))?;
+        let ns = Netns { name: name.to_string(), children: Vec::new() };
+        ns.exec(&["ip", "link", "set", "lo", "up"])?;
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"])?;
+        Ok(ns)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(args);
+        c
+    }
+
+    /// Runs a command in the namespace; an error unless it succeeds.
+    pub fn exec(&self, args: &[&str]) -> Result<()> {
+        let out = self.command(args).output().with_context(|| format!("running {args:?} in {}", self.name))?;
+        if !out.status.success() {
+            anyhow::bail!("{args:?} in {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(())
+    }
+
+    /// Runs a command in the namespace and returns its stdout, whatever its status.
+    pub fn output(&self, args: &[&str]) -> Result<String> {
+        let out = self.command(args).output().with_context(|| format!("running {args:?} in {}", self.name))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    }
+
+    /// Starts a long-running command in the namespace; it is stopped when the namespace is
+    /// dropped. Its output goes to `log`.
+    pub fn spawn(&mut self, args: &[&str], log: &std::path::Path) -> Result<()> {
+        let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("starting {args:?}"))?;
+        self.children.push(child);
+        Ok(())
+    }
+
+    /// Waits until `interface` has a link-local address.
+    pub fn wait_link_local(&self, interface: &str) -> Result<()> {
+        for _ in 0..100 {
+            if self.output(&["ip", "-6", "addr", "show", "dev", interface, "scope", "link"])?.contains("fe80::") {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        anyhow::bail!("{interface} in {} got no link-local address", self.name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            // SIGTERM first, so that daemons clean up (dhcp6d removes its control socket).
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+        }
+        for child in &mut self.children {
+            let _ = child.wait();
+        }
+        let _ = output(Command::new("ip").args(["netns", "del", &self.name]));
+    }
+}
+
+/// A veth pair `a` (in `left`) to `b` (in `right`), both up with link-local addresses.
+pub fn veth(left: &Netns, a: &str, right: &Netns, b: &str) -> Result<()> {
+    run(Command::new("ip").args(["link", "add", a, "netns", &left.name, "type", "veth", "peer", "name", b, "netns", &right.name]))?;
+    left.exec(&["ip", "link", "set", a, "up"])?;
+    right.exec(&["ip", "link", "set", b, "up"])?;
+    left.wait_link_local(a)?;
+    right.wait_link_local(b)
+}
