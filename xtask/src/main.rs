@@ -1,5 +1,6 @@
 //! Project tasks, run as `cargo xtask <task>`: set a fresh machine up, build, run, test, fuzz.
 
+mod bench;
 mod lab;
 mod netns;
 mod setup;
@@ -39,6 +40,8 @@ enum Task {
         #[arg(long, default_value_t = 20)]
         fuzz_seconds: u64,
     },
+    /// Benchmarks: perfdhcp four-message exchange rates of dhcp6d, and of Kea when installed.
+    Bench,
     /// Fuzz the DHCPv6 decoder, its corpus seeded from the real captures.
     Fuzz {
         #[arg(long, default_value_t = 60)]
@@ -77,6 +80,13 @@ fn main() -> Result<()> {
             // The closing line CI reads: every test the run executed.
             println!("tests: {} passed, {} failed", tally.passed, tally.failed);
             Ok(())
+        }
+        Task::Bench => {
+            if !is_root() {
+                bail!("the benchmarks run servers in network namespaces: run `cargo xtask bench` as root");
+            }
+            build()?;
+            bench::run(&root().join("target/release/dhcp6d"))
         }
         Task::Fuzz { seconds } => {
             setup::setup()?;

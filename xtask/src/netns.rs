@@ -61,6 +61,18 @@ impl Netns {
         Ok(())
     }
 
+    /// CPU seconds (user + system) used so far by the `index`th process started with
+    /// [`Netns::spawn`] (`ip netns exec` execs it, so the pid is the program's own).
+    pub fn cpu_seconds(&self, index: usize) -> Option<f64> {
+        let pid = self.children.get(index)?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        let per_second: f64 = output(Command::new("getconf").arg("CLK_TCK")).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0);
+        Some(ticks / per_second)
+    }
+
     /// Waits until `interface` has a link-local address.
     pub fn wait_link_local(&self, interface: &str) -> Result<()> {
         for _ in 0..100 {

@@ -120,8 +120,10 @@ fn main() -> ExitCode {
     }
 }
 
+/// One thread: the engine is single-threaded by design (one owner of the lease state), and
+/// keeping the socket readers on its thread saves a cross-thread wake-up per datagram.
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

@@ -141,7 +141,11 @@ fn handle_batch(
     for input in inputs {
         match input {
             Input::Datagram { listener, from, payload } => {
-                let by_scope = socket::if_name(from.scope_id());
+                // The unicast listener learns the interface from the sender's scope (link-local).
+                let by_scope = match listeners[listener].interface {
+                    Some(_) => None,
+                    None => socket::if_name(from.scope_id()),
+                };
                 let interface = listeners[listener].interface.as_deref().or(by_scope.as_deref());
                 let outcome = server.handle(&Inbound { payload: &payload, source: from, interface, now });
                 changes.extend(outcome.changes);

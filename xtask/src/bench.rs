@@ -1,0 +1,204 @@
+//! `cargo xtask bench`: perfdhcp -6 against dhcp6d, then against Kea (when installed) with an
+//! equivalent configuration, in the same namespaces with the same perfdhcp commands. It
+//! offers rising four-message exchange rates, finds the highest rate each server sustains,
+//! then offers four times that to show how each behaves under overload.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+
+use crate::netns::{veth, Netns};
+
+const DIR: &str = "/run/dhcp6-bench";
+/// Offered rates, exchanges per second.
+const RATES: &[u32] = &[1000, 2000, 4000, 8000, 16000, 32000];
+/// Seconds each rate is offered.
+const SECONDS: u32 = 5;
+/// A rate is sustained when at most this share of exchanges is lost.
+const MAX_DROP_RATIO: f64 = 0.01;
+
+/// What perfdhcp measured at one offered rate, and the server's CPU time per exchange.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    offered: u32,
+    achieved: f64,
+    drop_ratio: f64,
+    cpu_us_per_exchange: f64,
+}
+
+fn dhcp6d_config(interface: &str) -> String {
+    format!(
+        r#"[server]
+state_dir = "{DIR}/dhcp6d-state"
+control_socket = "{DIR}/dhcp6d.sock"
+preferred_lifetime = 3000
+valid_lifetime = 4000
+t1 = 1000
+t2 = 2000
+dns_servers = ["2001:db8::53"]
+
+[[subnet]]
+interface = "{interface}"
+prefix = "2001:db8:1::/64"
+ranges = [{{ low = "2001:db8:1::1:0", high = "2001:db8:1::ffff:ffff" }}]
+"#
+    )
+}
+
+fn kea_config(interface: &str) -> String {
+    format!(
+        r#"{{ "Dhcp6": {{
+  "interfaces-config": {{ "interfaces": [ "{interface}" ] }},
+  "data-directory": "{DIR}",
+  "lease-database": {{ "type": "memfile", "persist": true, "name": "{DIR}/kea-leases6.csv", "lfc-interval": 0 }},
+  "preferred-lifetime": 3000, "valid-lifetime": 4000, "renew-timer": 1000, "rebind-timer": 2000,
+  "option-data": [ {{ "name": "dns-servers", "data": "2001:db8::53" }} ],
+  "subnet6": [ {{ "id": 1, "subnet": "2001:db8:1::/64", "interface": "{interface}",
+                  "pools": [ {{ "pool": "2001:db8:1::1:0 - 2001:db8:1::ffff:ffff" }} ] }} ],
+  "loggers": [ {{ "name": "kea-dhcp6", "output_options": [ {{ "output": "{DIR}/kea.log" }} ], "severity": "WARN" }} ]
+}} }}"#
+    )
+}
+
+/// Parses perfdhcp's "Rate: N 4-way exchanges/second" and the drops ratio of REQUEST-REPLY.
+fn parse_perfdhcp(offered: u32, text: &str) -> Option<Run> {
+    let achieved = text.lines().find_map(|l| l.strip_prefix("Rate: "))?.split_whitespace().next()?.parse().ok()?;
+    let sa = text.split("***Statistics for: ").find(|s| s.starts_with("SOLICIT-ADVERTISE"))?;
+    let rr = text.split("***Statistics for: ").find(|s| s.starts_with("REQUEST-REPLY"))?;
+    let number = |section: &str, key: &str| -> Option<f64> { section.lines().find_map(|l| l.strip_prefix(key))?.trim().parse().ok() };
+    // Exchanges lost anywhere: Solicits sent that did not end in a Reply.
+    let sent = number(sa, "sent packets:")?;
+    let done = number(rr, "received packets:")?;
+    let drop_ratio = if sent > 0.0 { (sent - done).max(0.0) / sent } else { 1.0 };
+    Some(Run { offered, achieved, drop_ratio, cpu_us_per_exchange: 0.0 })
+}
+
+/// One perfdhcp run at `rate`, with the CPU time the server (first process of `server`) used.
+fn perfdhcp(server: &Netns, client: &Netns, interface: &str, rate: u32) -> Result<Run> {
+    let rate_s = rate.to_string();
+    let period = SECONDS.to_string();
+    let cpu_before = server.cpu_seconds(0);
+    let text = client.output(&["perfdhcp", "-6", "-l", interface, "-r", &rate_s, "-p", &period, "-R", "4000000000"])?;
+    let cpu = server.cpu_seconds(0).zip(cpu_before).map(|(after, before)| after - before);
+    let mut run = parse_perfdhcp(rate, &text).with_context(|| format!("perfdhcp printed no result at {rate}/s:\n{text}"))?;
+    let exchanges = run.achieved * f64::from(SECONDS);
+    run.cpu_us_per_exchange = cpu.filter(|_| exchanges > 0.0).map_or(f64::NAN, |c| c * 1e6 / exchanges);
+    Ok(run)
+}
+
+fn report(name: &str, run: &Run) {
+    println!(
+        "  {name:<7} offered {:>6}/s  achieved {:>9.1}/s  lost {:>6.2}%  server CPU {:>6.1} us/exchange",
+        run.offered,
+        run.achieved,
+        run.drop_ratio * 100.0,
+        run.cpu_us_per_exchange
+    );
+}
+
+/// Offers each rate of [`RATES`] until one is no longer sustained, narrows the limit down by
+/// bisection, then offers four times the best sustained rate.
+fn sweep(name: &str, server: &Netns, client: &Netns, interface: &str) -> Result<(Vec<Run>, Option<Run>)> {
+    let mut runs = Vec::new();
+    let mut failed = None;
+    for &rate in RATES {
+        let run = perfdhcp(server, client, interface, rate)?;
+        report(name, &run);
+        if run.achieved == 0.0 {
+            anyhow::bail!("{name} answered nothing: see its log in {DIR}");
+        }
+        runs.push(run);
+        if run.drop_ratio > MAX_DROP_RATIO {
+            failed = Some(rate);
+            break;
+        }
+    }
+    if let (Some(mut high), Some(mut low)) = (failed, peak(&runs).map(|r| r.offered)) {
+        for _ in 0..3 {
+            let mid = (low + high) / 2;
+            let run = perfdhcp(server, client, interface, mid)?;
+            report(name, &run);
+            runs.push(run);
+            if run.drop_ratio > MAX_DROP_RATIO { high = mid } else { low = mid }
+        }
+    }
+    let overload = match peak(&runs) {
+        Some(b) => {
+            let run = perfdhcp(server, client, interface, (b.achieved * 4.0) as u32)?;
+            print!("  overload (4x):");
+            report("", &run);
+            Some(run)
+        }
+        None => None,
+    };
+    Ok((runs, overload))
+}
+
+/// Server CPU per exchange over the sustained runs (where neither side was saturated).
+fn cpu_per_exchange(runs: &[Run]) -> f64 {
+    let sustained: Vec<f64> = runs.iter().filter(|r| r.drop_ratio <= MAX_DROP_RATIO && r.cpu_us_per_exchange.is_finite()).map(|r| r.cpu_us_per_exchange).collect();
+    sustained.iter().sum::<f64>() / sustained.len().max(1) as f64
+}
+
+/// The highest achieved rate among the sustained runs.
+fn peak(runs: &[Run]) -> Option<Run> {
+    runs.iter().filter(|r| r.drop_ratio <= MAX_DROP_RATIO).copied().max_by(|a, b| a.achieved.total_cmp(&b.achieved))
+}
+
+pub fn run(dhcp6d: &Path) -> Result<()> {
+    let dir = PathBuf::from(DIR);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let mut server = Netns::new("bench-srv")?;
+    let client = Netns::new("bench-cli")?;
+    veth(&server, "bench-srv", &client, "bench-cli")?;
+    server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "bench-srv", "nodad"])?;
+    println!("perfdhcp -6 four-message exchanges, {SECONDS} s per rate, sustained = at most {}% lost", MAX_DROP_RATIO * 100.0);
+
+    let config = dir.join("dhcp6d.toml");
+    std::fs::write(&config, dhcp6d_config("bench-srv"))?;
+    let bin = dhcp6d.to_str().context("build path is not UTF-8")?;
+    server.spawn(&[bin, "run", "--config", config.to_str().context("path")?], &dir.join("dhcp6d.log"))?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (ours_runs, ours_overload) = sweep("dhcp6d", &server, &client, "bench-cli")?;
+    let ours = peak(&ours_runs);
+    drop(server);
+
+    let kea = if crate::shell::output(std::process::Command::new("sh").args(["-c", "command -v kea-dhcp6"])).is_some() {
+        let mut server = Netns::new("bench-srv2")?;
+        let client2 = Netns::new("bench-cli2")?;
+        veth(&server, "bench-srv", &client2, "bench-cli")?;
+        server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "bench-srv", "nodad"])?;
+        let kea_conf = dir.join("kea-dhcp6.json");
+        std::fs::write(&kea_conf, kea_config("bench-srv"))?;
+        let cmd = ["env".to_string(), format!("KEA_PIDFILE_DIR={DIR}"), format!("KEA_LOCKFILE_DIR={DIR}"), "kea-dhcp6".into(), "-c".into(), kea_conf.display().to_string()];
+        let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        server.spawn(&refs, &dir.join("kea-stdout.log"))?;
+        std::thread::sleep(Duration::from_secs(3));
+        let (runs, overload) = sweep("kea", &server, &client2, "bench-cli")?;
+        Some((peak(&runs), overload, cpu_per_exchange(&runs)))
+    } else {
+        println!("  kea-dhcp6 is not installed: no comparison");
+        None
+    };
+
+    println!();
+    let our_cpu = cpu_per_exchange(&ours_runs);
+    if let Some(ours) = ours {
+        println!("dhcp6d: {:.1} four-message exchanges/s sustained, {our_cpu:.1} us of server CPU per exchange", ours.achieved);
+        if let Some(o) = ours_overload {
+            println!("dhcp6d at 4x its sustained rate: {:.1}/s ({:.0}% of it)", o.achieved, o.achieved / ours.achieved * 100.0);
+        }
+        if let Some((Some(k), k_over, kea_cpu)) = kea {
+            println!("kea:    {:.1} four-message exchanges/s sustained, {kea_cpu:.1} us of server CPU per exchange", k.achieved);
+            if let Some(o) = k_over {
+                println!("kea at 4x its sustained rate:    {:.1}/s ({:.0}% of it)", o.achieved, o.achieved / k.achieved * 100.0);
+            }
+            println!("dhcp6d / kea: {:.2}x the sustained rate, {:.2}x less server CPU per exchange", ours.achieved / k.achieved, kea_cpu / our_cpu);
+        }
+    }
+    Ok(())
+}
