@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::{
@@ -17,6 +18,8 @@ pub enum Request {
     Bindings,
     Statistics,
     Pools,
+    /// Return declined (conflicting) addresses to the pool: one, or all.
+    ClearConflicting { address: Option<std::net::Ipv6Addr> },
 }
 
 /// Errors of the control client.

@@ -48,6 +48,9 @@ pub fn render(request: Request, answer: &Value) -> String {
                 let _ = writeln!(out, "    {:<24} {total}", "total");
             }
         }
+        Request::ClearConflicting { .. } => {
+            let _ = writeln!(out, "{answer}");
+        }
         Request::Pools => {
             let _ = writeln!(out, "{:<22} {:<28} {:>10} {:>8} {:>8} {:>11} {:>12} assignable", "Subnet", "Pool", "total", "in-use", "expired", "conflicting", "unassignable");
             for p in &rows {

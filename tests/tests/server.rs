@@ -121,15 +121,20 @@ fn dhclient_stateless_gets_options_and_no_lease() {
     assert!(server.bound().is_empty());
 }
 
+/// Runs dhcpcd once (IA_NA + IA_PD, no router advertisements, no hooks) and returns its log.
+fn dhcpcd_once(ns: &Netns, scratch: &Scratch, interface: &str) -> String {
+    let conf = scratch.path("dhcpcd.conf");
+    std::fs::write(&conf, format!("noipv6rs\nipv6only\nnohook resolv.conf\ninterface {interface}\n  ia_na 1\n  ia_pd 2\n")).unwrap();
+    let out = ns.exec_status(&["timeout", "30", "dhcpcd", "-f", conf.to_str().unwrap(), "-c", "/bin/true", "-B", "-6", "-1", "-t", "20", interface]);
+    let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{interface}.lease6"));
+    String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
+}
+
 #[test]
 fn dhcpcd_gets_an_address_and_a_prefix() {
     let lab = direct_link("dhcpcd");
     let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(&lab.veth.a), &[]);
-    let conf = lab.scratch.path("dhcpcd.conf");
-    std::fs::write(&conf, format!("noipv6rs\nipv6only\nnohook resolv.conf\ninterface {}\n  ia_na 1\n  ia_pd 2\n", lab.veth.b)).unwrap();
-    let out = lab.client.exec(&["timeout", "30", "dhcpcd", "-f", conf.to_str().unwrap(), "-c", "/bin/true", "-B", "-6", "-1", "-t", "20", &lab.veth.b]);
-    let log = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{}.lease6", lab.veth.b));
+    let log = dhcpcd_once(&lab.client, &lab.scratch, &lab.veth.b);
     let mut kinds: Vec<String> = server.bound().into_iter().map(|(_, t)| t).collect();
     kinds.sort();
     assert_eq!(kinds, vec!["ia_na", "ia_pd"], "dhcpcd said:\n{log}");
@@ -218,6 +223,13 @@ delegated_length = 60
     assert!(server.stat("received", "RELAY-FORW") >= 2);
     assert!(server.stat("sent", "RELAY-REPL") >= 2);
     assert_eq!(server.bound().len(), 2);
+
+    // dhcpcd on the same access link, once dhclient has let go of port 546.
+    drop(client.process);
+    let log = dhcpcd_once(&client_ns, &scratch, &access.a);
+    let bound = server.bound();
+    assert_eq!(bound.len(), 4, "dhcpcd said:\n{log}");
+    assert!(bound.iter().all(|(r, _)| r.starts_with("2001:db8:2::") || r.starts_with("2001:db8:90")), "{bound:?}");
 }
 
 #[test]

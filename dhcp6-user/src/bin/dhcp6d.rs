@@ -58,6 +58,15 @@ enum Command {
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },
+    /// Operator actions on the running server.
+    Clear {
+        #[command(subcommand)]
+        what: Clear,
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Print every DHCPv6 message in a pcap capture, nested relays and options included.
     Decode {
         /// A pcap file (Ethernet link type).
@@ -88,6 +97,12 @@ enum XdpCommand {
         #[arg(long)]
         seconds: Option<u64>,
     },
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum Clear {
+    /// Return declined (conflicting) addresses to the pool: ADDRESS, or all of them.
+    Conflicting { address: Option<std::net::Ipv6Addr> },
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -139,12 +154,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}: ok ({} subnets, {} prefix-delegation pools)", config.display(), c.subnets.len(), pools);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Clear { what: Clear::Conflicting { address }, socket, config } => {
+            let socket = control_socket(socket, config)?;
+            let answer = runtime()?.block_on(control::ask(&socket, Request::ClearConflicting { address }))?;
+            println!("cleared {} conflicting address(es)", answer["cleared"]);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Show { what, json, socket, config } => {
-            let socket = match (socket, config) {
-                (Some(s), _) => s,
-                (None, Some(c)) => Config::load(&c)?.server.control_socket,
-                (None, None) => PathBuf::from("/run/dhcp6d.sock"),
-            };
+            let socket = control_socket(socket, config)?;
             let request = match what {
                 Show::Bindings => Request::Bindings,
                 Show::Statistics => Request::Statistics,
@@ -174,6 +191,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// The control socket: given, or the configuration's, or the default.
+fn control_socket(socket: Option<PathBuf>, config: Option<PathBuf>) -> Result<PathBuf> {
+    Ok(match (socket, config) {
+        (Some(s), _) => s,
+        (None, Some(c)) => Config::load(&c)?.server.control_socket,
+        (None, None) => PathBuf::from("/run/dhcp6d.sock"),
+    })
 }
 
 /// Prints each DHCPv6 message of the capture. A message that does not decode is reported

@@ -32,7 +32,7 @@ use crate::{
     config::Config,
     control::Request,
     json::hex,
-    server::{Inbound, LeaseStore, MemoryStore, Outbound, Server},
+    server::{Inbound, LeaseChange, LeaseStore, MemoryStore, Outbound, Server},
     xdp::XdpProgram,
 };
 use socket::Listener;
@@ -138,6 +138,7 @@ fn handle_batch(
     let now = now();
     let mut replies = Vec::new();
     let mut changes = Vec::new();
+    let mut answers = Vec::new();
     for input in inputs {
         match input {
             Input::Datagram { listener, from, payload } => {
@@ -154,21 +155,25 @@ fn handle_batch(
                 }
             }
             Input::Control { request, answer } => {
-                let _ = answer.send(control_answer(server, request, xdp, overload, now));
+                let (value, control_changes) = control_answer(server, request, xdp, overload, now);
+                changes.extend(control_changes);
+                answers.push((answer, value));
             }
         }
     }
-    if changes.is_empty() {
-        return replies;
-    }
-    match store.commit(&changes) {
-        Ok(()) => replies,
+    let committed = changes.is_empty() || match store.commit(&changes) {
+        Ok(()) => true,
         Err(e) => {
             warn!(error = %e, "the lease store refused a batch: its replies are not sent");
             server.store_failed(&changes);
-            Vec::new()
+            false
         }
+    };
+    // Control answers, like replies, go out once what they announce is durable.
+    for (answer, value) in answers {
+        let _ = answer.send(if committed { value } else { json!({ "error": "the lease store refused the change" }) });
     }
+    if committed { replies } else { Vec::new() }
 }
 
 async fn read_loop(listeners: Arc<Vec<Listener>>, index: usize, tx: mpsc::Sender<Input>, overload: Arc<AtomicU64>) {
@@ -239,8 +244,13 @@ async fn control_connection(stream: UnixStream, allowed: bool, tx: mpsc::Sender<
     let _ = write.write_all(text.as_bytes()).await;
 }
 
-fn control_answer(server: &Server, request: Request, xdp: Option<&XdpProgram>, overload: &AtomicU64, now: u64) -> Value {
-    match request {
+/// The answer to a control request, and the lease changes it made.
+fn control_answer(server: &mut Server, request: Request, xdp: Option<&XdpProgram>, overload: &AtomicU64, now: u64) -> (Value, Vec<LeaseChange>) {
+    if let Request::ClearConflicting { address } = request {
+        let changes = server.clear_conflicting(address);
+        return (json!({ "cleared": changes.len() }), changes);
+    }
+    let value = match request {
         Request::Bindings => Value::Array(
             server
                 .leases()
@@ -272,5 +282,7 @@ fn control_answer(server: &Server, request: Request, xdp: Option<&XdpProgram>, o
             v
         }
         Request::Pools => serde_json::to_value(server.pool_counts()).unwrap_or(Value::Null),
-    }
+        Request::ClearConflicting { .. } => Value::Null,
+    };
+    (value, Vec::new())
 }

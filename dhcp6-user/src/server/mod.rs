@@ -439,14 +439,33 @@ impl Server {
         }
     }
 
-    /// This IA's live leases in the subnet, at most max-leases-per-binding of them.
+    /// This IA's live leases in the subnet.
     fn current(&self, ctx: &Ctx<'_>, ia: &IaRequest) -> Vec<Ipv6Net> {
         let key = IaKey { duid: ctx.duid.to_vec(), iaid: ia.iaid, ia_type: ia.ia_type };
-        let max = self.config.subnets[ctx.subnet].max_leases_per_binding as usize;
         self.by_ia
             .get(&key)
-            .map(|list| list.iter().filter(|r| self.leases.get(r).is_some_and(|l| l.subnet == ctx.subnet)).copied().take(max).collect())
+            .map(|list| list.iter().filter(|r| self.leases.get(r).is_some_and(|l| l.subnet == ctx.subnet)).copied().collect())
             .unwrap_or_default()
+    }
+
+    fn max_per_binding(&self, ctx: &Ctx<'_>) -> usize {
+        self.config.subnets[ctx.subnet].max_leases_per_binding as usize
+    }
+
+    /// Removes declined (conflicting) leases: the one for `address`, or all. An operator's
+    /// clearing of seed 002's conflicting state. Returns the durable changes.
+    pub fn clear_conflicting(&mut self, address: Option<Ipv6Addr>) -> Vec<LeaseChange> {
+        let declined: Vec<Lease> = self
+            .leases
+            .values()
+            .filter(|l| l.state == LeaseState::Declined && address.is_none_or(|a| l.address() == a))
+            .cloned()
+            .collect();
+        let mut changes = Vec::new();
+        for lease in declined {
+            self.retire(&lease, &mut changes);
+        }
+        changes
     }
 
     /// Whether `resource` may be given to the client `duid`: not leased, declined, excluded or
@@ -461,8 +480,9 @@ impl Server {
 
     /// Picks the resources for an IA in seed 002's order. Existing leases come first.
     fn allocate(&mut self, ctx: &Ctx<'_>, ia: &IaRequest) -> Vec<Ipv6Net> {
-        let current = self.current(ctx, ia);
+        let mut current = self.current(ctx, ia);
         if !current.is_empty() {
+            current.truncate(self.max_per_binding(ctx));
             return current;
         }
         let subnet = &self.config.subnets[ctx.subnet];
@@ -577,14 +597,26 @@ impl Server {
     /// Renew and Rebind: extend what the IA holds; what the client names that is not right
     /// for its link comes back with zero lifetimes (RFC 9915 sections 18.3.4 and 18.3.5).
     fn extend(&mut self, ctx: &Ctx<'_>, ia: &IaRequest, changes: &mut Vec<LeaseChange>) -> IaReply {
-        let current = self.current(ctx, ia);
+        let mut current = self.current(ctx, ia);
+        // Past max-leases-per-binding (seed 003): the extras end now, told with zero lifetimes.
+        let extras = current.split_off(current.len().min(self.max_per_binding(ctx)));
+        for r in &extras {
+            if let Some(lease) = self.leases.get(r).cloned() {
+                self.retire(&lease, changes);
+            }
+        }
         let subnet = &self.config.subnets[ctx.subnet];
         let on_link = |r: &Ipv6Net| match ia.ia_type {
             IaType::Na => subnet.prefix.contains(&r.network()),
             IaType::Pd => self.subnets[ctx.subnet].prefixes.iter().any(|p| p.contains(r)) || subnet.reservations.iter().any(|x| x.prefix == Some(*r)),
         };
-        let stale: Vec<(Ipv6Net, u32, u32)> =
-            ia.hints.iter().filter(|r| !current.contains(r) && !on_link(r)).map(|r| (*r, 0, 0)).collect();
+        let stale: Vec<(Ipv6Net, u32, u32)> = ia
+            .hints
+            .iter()
+            .filter(|r| !current.contains(r) && !on_link(r))
+            .chain(&extras)
+            .map(|r| (*r, 0, 0))
+            .collect();
         if current.is_empty() {
             if stale.is_empty() {
                 return IaReply {

@@ -388,3 +388,40 @@ fn a_refused_store_leaves_no_lease_behind() {
     assert!(s.leases().is_empty());
     assert_eq!(s.statistics().dropped(DropReason::StoreFailed), 1);
 }
+
+#[test]
+fn leases_past_max_per_binding_end_with_zero_lifetimes_on_renew() {
+    let mut s = server();
+    bind(&mut s, 1, vec![ia_na(1, &[])]);
+    // A second address in the same IA, as an import or a merge would leave (seed 003).
+    let extra = Lease {
+        resource: "2001:db8:1::102/128".parse().unwrap(),
+        ia_type: IaType::Na,
+        duid: client_duid(1),
+        iaid: 1,
+        subnet: 0,
+        state: LeaseState::Bound,
+        preferred_lifetime: 100,
+        valid_lifetime: 200,
+        expires: NOW + 200,
+        interface: None,
+    };
+    s.put(extra);
+    let out = send(&mut s, &msg(MessageType::Renew, 1, vec![ia_na(1, &["2001:db8:1::100", "2001:db8:1::102"]), server_id()]), 1, NOW + 10);
+    let mut got = granted(&reply(&out));
+    got.sort();
+    assert_eq!(got, vec![("2001:db8:1::100".into(), 200), ("2001:db8:1::102".into(), 0)]);
+    assert!(out.changes.contains(&LeaseChange::Remove("2001:db8:1::102/128".parse().unwrap())));
+}
+
+#[test]
+fn an_operator_clears_conflicting_addresses() {
+    let mut s = server();
+    bind(&mut s, 1, vec![ia_na(1, &[])]);
+    send(&mut s, &msg(MessageType::Decline, 1, vec![ia_na(1, &["2001:db8:1::100"]), server_id()]), 1, NOW);
+    assert!(s.clear_conflicting(Some("2001:db8:1::1".parse().unwrap())).is_empty());
+    assert_eq!(s.clear_conflicting(None), vec![LeaseChange::Remove("2001:db8:1::100/128".parse().unwrap())]);
+    assert_eq!(s.pool_counts()[0].conflicting, 0);
+    let adv = send(&mut s, &msg(MessageType::Solicit, 2, vec![ia_na(1, &["2001:db8:1::100"])]), 2, NOW);
+    assert_eq!(granted(&reply(&adv))[0].0, "2001:db8:1::100");
+}
