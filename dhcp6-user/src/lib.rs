@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod json;
 pub mod server;
 pub mod show;
+pub mod store;
 pub mod xdp;
 
 pub use dhcp6_codec as codec;

@@ -18,7 +18,7 @@ use dhcp6_user::{
     config::Config,
     control::{self, Request},
     daemon::{self, RunOptions},
-    json, show,
+    json, server, show, store,
     xdp::XdpProgram,
 };
 
@@ -58,6 +58,14 @@ enum Command {
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },
+    /// The lease journal, offline: export it, or import another server's leases into it.
+    Leases {
+        #[command(subcommand)]
+        what: LeasesCommand,
+        /// The configuration naming the state directory.
+        #[arg(long, short, global = true, default_value = "/etc/dhcp6d.toml")]
+        config: PathBuf,
+    },
     /// Operator actions on the running server.
     Clear {
         #[command(subcommand)]
@@ -96,6 +104,27 @@ enum XdpCommand {
         /// Stop after this many seconds (default: run until interrupted).
         #[arg(long)]
         seconds: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LeasesCommand {
+    /// Print every lease in the journal.
+    Export {
+        /// As CSV (the only format so far; kept explicit for scripts).
+        #[arg(long, required = true)]
+        csv: bool,
+    },
+    /// Import a Kea memfile lease6 CSV, so clients keep their addresses when moving from Kea.
+    /// dhcp6d must be stopped.
+    Import {
+        /// Kea's lease6 CSV (its memfile `name`).
+        #[arg(long, value_name = "FILE")]
+        kea: PathBuf,
+        /// Kea's server DUID file (kea-dhcp6-serverid): dhcp6d takes the identity over, so that
+        /// clients' Renews, which name it, are answered.
+        #[arg(long, value_name = "FILE")]
+        server_id: Option<PathBuf>,
     },
 }
 
@@ -154,6 +183,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}: ok ({} subnets, {} prefix-delegation pools)", config.display(), c.subnets.len(), pools);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Leases { what, config } => {
+            let config = Config::load(&config)?;
+            let journal = config.server.state_dir.join(store::JOURNAL_FILE);
+            match what {
+                LeasesCommand::Export { .. } => {
+                    let mut leases = store::journal::read_leases(&journal).with_context(|| format!("reading {}", journal.display()))?;
+                    print_all(&store::kea::to_csv(&mut leases))?;
+                }
+                LeasesCommand::Import { kea, server_id } => import_kea(&config, &journal, &kea, server_id.as_deref())?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Clear { what: Clear::Conflicting { address }, socket, config } => {
             let socket = control_socket(socket, config)?;
             let answer = runtime()?.block_on(control::ask(&socket, Request::ClearConflicting { address }))?;
@@ -191,6 +232,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// Imports Kea's leases (and optionally its identity) into the journal of a stopped dhcp6d.
+fn import_kea(config: &Config, journal: &Path, kea: &Path, server_id: Option<&Path>) -> Result<()> {
+    if std::os::unix::net::UnixStream::connect(&config.server.control_socket).is_ok() {
+        anyhow::bail!("dhcp6d is running (its control socket answers): stop it before importing");
+    }
+    let text = std::fs::read_to_string(kea).with_context(|| format!("reading {}", kea.display()))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let import = store::kea::parse_kea_leases(&text, now)?;
+    let (mut store, existing) = store::Journal::open(journal).with_context(|| format!("opening {}", journal.display()))?;
+    // A resource we already lease to a different client stays ours: never two holders.
+    let taken: std::collections::HashMap<_, _> = existing.iter().map(|l| (l.resource, (l.duid.clone(), l.iaid))).collect();
+    let (mut fresh, mut conflicts) = (Vec::new(), 0);
+    for lease in import.leases {
+        match taken.get(&lease.resource) {
+            Some(holder) if *holder != (lease.duid.clone(), lease.iaid) => conflicts += 1,
+            _ => fresh.push(server::LeaseChange::Upsert(lease)),
+        }
+    }
+    use dhcp6_user::server::LeaseStore;
+    store.commit(&fresh).context("writing the imported leases")?;
+    println!(
+        "imported {} leases from {} ({} ended, {} IA_TA skipped, {} already held by other clients and kept)",
+        fresh.len(),
+        kea.display(),
+        import.ended,
+        import.temporary,
+        conflicts
+    );
+    if let Some(path) = server_id {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let duid = dhcp6_user::config::parse_hex(text.trim()).filter(|d| dhcp6_user::codec::Duid::new(d).is_ok());
+        let duid = duid.with_context(|| format!("{} does not hold a DUID", path.display()))?;
+        daemon::identity::save(&config.server.state_dir, &duid)?;
+        println!("server identity is now {} (from {})", json::hex(&duid), path.display());
+    }
+    Ok(())
 }
 
 /// The control socket: given, or the configuration's, or the default.

@@ -35,11 +35,19 @@ pub fn load_or_create(state_dir: &Path, interface: Option<&str>) -> Result<Vec<u
         // No MAC to build from: DUID-UUID (RFC 6355) from random bytes.
         _ => [&[0u8, 4][..], &rand::random::<[u8; 16]>()].concat(),
     };
+    save(state_dir, &duid)?;
+    Ok(duid)
+}
+
+/// Writes `duid` as the server's identity, atomically and durably.
+pub fn save(state_dir: &Path, duid: &[u8]) -> Result<()> {
+    let path = state_dir.join("server-duid");
     fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    writeln!(f, "{}", json::hex(&duid))?;
+    writeln!(f, "{}", json::hex(duid))?;
     f.sync_all()?;
     fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(duid)
+    fs::File::open(state_dir)?.sync_all()?;
+    Ok(())
 }

@@ -32,7 +32,8 @@ use crate::{
     config::Config,
     control::Request,
     json::hex,
-    server::{Inbound, LeaseChange, LeaseStore, MemoryStore, Outbound, Server},
+    server::{Inbound, LeaseChange, LeaseStore, Outbound, Server},
+    store::{Journal, JOURNAL_FILE},
     xdp::XdpProgram,
 };
 use socket::Listener;
@@ -64,10 +65,15 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let interfaces: Vec<String> = config.subnets.iter().filter_map(|s| s.interface.clone()).collect();
     let duid = identity::load_or_create(&config.server.state_dir, interfaces.first().map(String::as_str))?;
     info!(duid = %hex(&duid), "server identity");
-    let mut store = MemoryStore::default();
-    let leases = store.load()?;
+    let journal = config.server.state_dir.join(JOURNAL_FILE);
+    let started = std::time::Instant::now();
+    let (mut store, leases) = Journal::open(&journal).with_context(|| format!("opening the lease journal {}", journal.display()))?;
     let control_path = config.server.control_socket.clone();
     let mut server = Server::new(config, duid, leases);
+    // Leases that ended while the server was down go back to the pool before anything else.
+    let reclaimed = server.expire(now());
+    store.commit(&reclaimed).context("recording leases that expired while stopped")?;
+    info!(leases = server.lease_count(), reclaimed = reclaimed.len(), ms = started.elapsed().as_millis() as u64, "leases loaded");
 
     let xdp = if options.xdp { Some(attach_xdp(&interfaces)?) } else { None };
 
@@ -99,9 +105,13 @@ pub async fn run(options: RunOptions) -> Result<()> {
             }
             _ = tick.tick() => {
                 let changes = server.expire(now());
-                if !changes.is_empty() {
-                    if let Err(e) = store.commit(&changes) {
-                        warn!(error = %e, "recording expiries failed; they will be retried");
+                // Also finishes a background compaction whose snapshot is written.
+                if let Err(e) = store.commit(&changes) {
+                    warn!(error = %e, "recording expiries failed");
+                }
+                if store.wants_snapshot(server.lease_count()) {
+                    if let Err(e) = store.compact(server.durable_leases()) {
+                        warn!(error = %e, "starting a journal compaction failed");
                     }
                 }
             }

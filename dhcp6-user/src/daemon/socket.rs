@@ -48,6 +48,8 @@ fn base_socket() -> Result<Socket> {
     s.set_reuse_address(true)?;
     s.set_nonblocking(true)?;
     s.set_multicast_loop_v6(false)?;
+    // Room for the datagrams that arrive while a batch waits for its fsync.
+    s.set_recv_buffer_size(4 << 20)?;
     let off: libc::c_int = 0;
     // SAFETY: setsockopt with a pointer to a c_int of the size given.
     let rc = unsafe {

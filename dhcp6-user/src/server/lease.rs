@@ -1,6 +1,6 @@
 //! Leases and the store that keeps them.
 
-use std::{collections::HashMap, net::Ipv6Addr};
+use std::net::Ipv6Addr;
 
 use ipnet::Ipv6Net;
 
@@ -96,34 +96,16 @@ pub enum StoreError {
 /// Where leases are kept. The server hands every durable change to `commit` and sends the
 /// Reply that announces it only after `commit` returned Ok.
 pub trait LeaseStore: Send {
-    /// Makes the changes durable, all of them or none.
+    /// Makes the changes durable, all of them or none. Offers are not durable and are skipped.
     fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), StoreError>;
-    /// Every lease the store holds, for start-up.
-    fn load(&mut self) -> Result<Vec<Lease>, StoreError>;
-}
 
-/// A store in memory: for tests and for running without a disk.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    leases: HashMap<Ipv6Net, Lease>,
-}
-
-impl LeaseStore for MemoryStore {
-    fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), StoreError> {
-        for change in changes {
-            match change {
-                LeaseChange::Upsert(l) => {
-                    self.leases.insert(l.resource, l.clone());
-                }
-                LeaseChange::Remove(r) => {
-                    self.leases.remove(r);
-                }
-            }
-        }
-        Ok(())
+    /// Whether the store would like a snapshot of the `live` leases to compact itself.
+    fn wants_snapshot(&self, _live: usize) -> bool {
+        false
     }
 
-    fn load(&mut self) -> Result<Vec<Lease>, StoreError> {
-        Ok(self.leases.values().cloned().collect())
+    /// Takes a snapshot of every live lease and compacts in the background.
+    fn compact(&mut self, _snapshot: Vec<Lease>) -> Result<(), StoreError> {
+        Ok(())
     }
 }

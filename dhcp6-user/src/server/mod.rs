@@ -23,7 +23,7 @@ use ipnet::Ipv6Net;
 use serde::Serialize;
 
 use crate::config::{Allocation, Config, Subnet};
-pub use lease::{IaType, Lease, LeaseChange, LeaseState, LeaseStore, MemoryStore, StoreError};
+pub use lease::{IaType, Lease, LeaseChange, LeaseState, LeaseStore, StoreError};
 use pool::Pool;
 pub use stats::{DropReason, Statistics};
 
@@ -166,6 +166,16 @@ impl Server {
 
     pub fn statistics(&self) -> &Statistics {
         &self.stats
+    }
+
+    /// How many leases the server holds (offers included).
+    pub fn lease_count(&self) -> usize {
+        self.leases.len()
+    }
+
+    /// Every durable lease (offers left out), for a store's snapshot.
+    pub fn durable_leases(&self) -> Vec<Lease> {
+        self.leases.values().filter(|l| l.state.is_durable()).cloned().collect()
     }
 
     /// Every lease, sorted by resource.

@@ -1,0 +1,451 @@
+//! The durable lease store: a write-ahead journal of CRC-framed records, compacted into a
+//! snapshot in the background.
+//!
+//! Why a journal of our own rather than an embedded database: lease changes are small,
+//! append-only facts, so one `write` and one `fdatasync` per batch of changes is all the
+//! durability needs (group commit), and start-up is one sequential read. The file layout:
+//!
+//! ```text
+//! "DHCP6J01"                                   8-byte magic
+//! [len: u32 LE][crc32: u32 LE][payload: len]   a record, repeated
+//! payload = 1 (upsert) lease fields | 2 (remove) resource
+//! ```
+//!
+//! A crash can leave a torn last record: recovery stops at the first record that is short,
+//! fails its CRC or does not decode, cuts the file there, and says so in the log.
+
+use std::{
+    collections::HashMap,
+    fs::{self, File, OpenOptions},
+    io::{self, Read, Write},
+    net::Ipv6Addr,
+    path::{Path, PathBuf},
+    thread::JoinHandle,
+};
+
+use ipnet::Ipv6Net;
+use tracing::{info, warn};
+
+use crate::server::{IaType, Lease, LeaseChange, LeaseState, LeaseStore, StoreError};
+
+const MAGIC: &[u8; 8] = b"DHCP6J01";
+const FRAME: usize = 8;
+const UPSERT: u8 = 1;
+const REMOVE: u8 = 2;
+/// A record larger than this is corruption, not a lease.
+const MAX_RECORD: usize = 1024;
+/// Compaction starts once the journal holds this many records more than twice the live leases.
+const COMPACT_SLACK: u64 = 100_000;
+
+/// What recovery found at the end of the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    pub offset: u64,
+    pub bytes: u64,
+    pub reason: &'static str,
+}
+
+/// A compaction in progress: the snapshot file being written on another thread, and the
+/// records committed since the snapshot was taken.
+struct Compaction {
+    writer: JoinHandle<io::Result<u64>>,
+    tail: Vec<u8>,
+    tail_records: u64,
+}
+
+/// The journal, open for appending.
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    records: u64,
+    buffer: Vec<u8>,
+    compaction: Option<Compaction>,
+}
+
+fn put_resource(out: &mut Vec<u8>, r: &Ipv6Net) {
+    out.extend_from_slice(&r.addr().octets());
+    out.push(r.prefix_len());
+}
+
+fn encode(change: &LeaseChange, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME]);
+    match change {
+        LeaseChange::Upsert(l) => {
+            out.push(UPSERT);
+            put_resource(out, &l.resource);
+            out.push(match l.ia_type {
+                IaType::Na => 0,
+                IaType::Pd => 1,
+            });
+            out.push(match l.state {
+                LeaseState::Offered => 0,
+                LeaseState::Bound => 1,
+                LeaseState::Expired => 2,
+                LeaseState::Declined => 3,
+            });
+            out.extend_from_slice(&l.iaid.to_le_bytes());
+            out.extend_from_slice(&(l.subnet as u32).to_le_bytes());
+            out.extend_from_slice(&l.preferred_lifetime.to_le_bytes());
+            out.extend_from_slice(&l.valid_lifetime.to_le_bytes());
+            out.extend_from_slice(&l.expires.to_le_bytes());
+            // DUIDs are at most 130 bytes; interface names at most 15.
+            out.push(l.duid.len().min(255) as u8);
+            out.extend_from_slice(&l.duid[..l.duid.len().min(255)]);
+            let iface = l.interface.as_deref().unwrap_or("").as_bytes();
+            out.push(iface.len().min(255) as u8);
+            out.extend_from_slice(&iface[..iface.len().min(255)]);
+        }
+        LeaseChange::Remove(r) => {
+            out.push(REMOVE);
+            put_resource(out, r);
+        }
+    }
+    let payload_len = (out.len() - start - FRAME) as u32;
+    let crc = crc32fast::hash(&out[start + FRAME..]);
+    out[start..start + 4].copy_from_slice(&payload_len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Reads fields off a record payload.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
+    }
+    fn resource(&mut self) -> Option<Ipv6Net> {
+        let addr: [u8; 16] = self.take(16)?.try_into().ok()?;
+        Ipv6Net::new(Ipv6Addr::from(addr), self.u8()?).ok()
+    }
+}
+
+fn decode(payload: &[u8]) -> Option<LeaseChange> {
+    let mut r = Reader(payload);
+    let change = match r.u8()? {
+        UPSERT => {
+            let resource = r.resource()?;
+            let ia_type = match r.u8()? {
+                0 => IaType::Na,
+                1 => IaType::Pd,
+                _ => return None,
+            };
+            let state = match r.u8()? {
+                0 => LeaseState::Offered,
+                1 => LeaseState::Bound,
+                2 => LeaseState::Expired,
+                3 => LeaseState::Declined,
+                _ => return None,
+            };
+            let iaid = r.u32()?;
+            let subnet = r.u32()? as usize;
+            let preferred_lifetime = r.u32()?;
+            let valid_lifetime = r.u32()?;
+            let expires = r.u64()?;
+            let n = usize::from(r.u8()?);
+            let duid = r.take(n)?.to_vec();
+            let n = usize::from(r.u8()?);
+            let iface = std::str::from_utf8(r.take(n)?).ok()?;
+            let interface = (!iface.is_empty()).then(|| iface.to_string());
+            LeaseChange::Upsert(Lease { resource, ia_type, duid, iaid, subnet, state, preferred_lifetime, valid_lifetime, expires, interface })
+        }
+        REMOVE => LeaseChange::Remove(r.resource()?),
+        _ => return None,
+    };
+    r.0.is_empty().then_some(change)
+}
+
+/// Replays journal bytes: the leases they leave, how many records were read, and where a
+/// damaged tail starts, if one does.
+pub fn replay(bytes: &[u8]) -> (HashMap<Ipv6Net, Lease>, u64, Option<Cut>) {
+    let mut leases = HashMap::new();
+    let mut records = 0;
+    let cut = |offset: usize, reason| Some(Cut { offset: offset as u64, bytes: (bytes.len() - offset) as u64, reason });
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return (leases, 0, if bytes.is_empty() { None } else { cut(0, "no journal header") });
+    }
+    let mut at = MAGIC.len();
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        if rest.len() < FRAME {
+            return (leases, records, cut(at, "record header cut short"));
+        }
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        if len > MAX_RECORD {
+            return (leases, records, cut(at, "record length out of bounds"));
+        }
+        let Some(payload) = rest.get(FRAME..FRAME + len) else {
+            return (leases, records, cut(at, "record cut short"));
+        };
+        if crc32fast::hash(payload) != crc {
+            return (leases, records, cut(at, "record fails its checksum"));
+        }
+        match decode(payload) {
+            Some(LeaseChange::Upsert(l)) => {
+                leases.insert(l.resource, l);
+            }
+            Some(LeaseChange::Remove(r)) => {
+                leases.remove(&r);
+            }
+            None => return (leases, records, cut(at, "record does not decode")),
+        }
+        records += 1;
+        at += FRAME + len;
+    }
+    (leases, records, None)
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+/// Reads every lease in the journal at `path` without changing it (for export).
+pub fn read_leases(path: &Path) -> Result<Vec<Lease>, StoreError> {
+    let bytes = fs::read(path)?;
+    let (leases, _, _) = replay(&bytes);
+    Ok(leases.into_values().collect())
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path` and recovers its leases, cutting a damaged
+    /// tail.
+    pub fn open(path: &Path) -> Result<(Journal, Vec<Lease>), StoreError> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let mut bytes = Vec::new();
+        match File::open(path) {
+            Ok(mut f) => {
+                f.read_to_end(&mut bytes)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let header = bytes.len().min(MAGIC.len());
+        if bytes[..header] != MAGIC[..header] {
+            // Not ours, or damaged at its very start: never overwrite it.
+            return Err(StoreError::Corrupt(format!("{} is not a dhcp6 lease journal", path.display())));
+        }
+        let (leases, records, cut) = replay(&bytes);
+        let file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(path)?;
+        if let Some(cut) = &cut {
+            warn!(journal = %path.display(), offset = cut.offset, bytes = cut.bytes, reason = cut.reason, "cut a damaged journal tail");
+            file.set_len(cut.offset)?;
+        }
+        let mut journal = Journal { path: path.to_path_buf(), file, records, buffer: Vec::new(), compaction: None };
+        if bytes.len() < MAGIC.len() {
+            // New, or its creation was cut short inside the header.
+            journal.file.set_len(0)?;
+            journal.file.write_all(MAGIC)?;
+            journal.file.sync_all()?;
+            sync_dir(path)?;
+        }
+        use std::io::Seek;
+        journal.file.seek(io::SeekFrom::End(0))?;
+        info!(journal = %path.display(), leases = leases.len(), records, "journal recovered");
+        Ok((journal, leases.into_values().collect()))
+    }
+
+    /// Records written since the journal was last compacted.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    fn compact_path(&self) -> PathBuf {
+        self.path.with_extension("compact")
+    }
+
+    /// Finishes a compaction whose snapshot is written: appends what was committed since,
+    /// makes it durable, and puts the new file in place of the old.
+    fn finish_compaction(&mut self) -> Result<(), StoreError> {
+        if !self.compaction.as_ref().is_some_and(|c| c.writer.is_finished()) {
+            return Ok(());
+        }
+        let Some(c) = self.compaction.take() else { return Ok(()) };
+        let snapshot_records = match c.writer.join() {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                warn!(error = %e, "journal compaction failed; the journal is kept as it is");
+                return Ok(());
+            }
+            Err(_) => {
+                warn!("journal compaction thread panicked; the journal is kept as it is");
+                return Ok(());
+            }
+        };
+        let compact = self.compact_path();
+        let mut file = OpenOptions::new().append(true).read(true).open(&compact)?;
+        file.write_all(&c.tail)?;
+        file.sync_all()?;
+        fs::rename(&compact, &self.path)?;
+        sync_dir(&self.path)?;
+        self.file = file;
+        self.records = snapshot_records + c.tail_records;
+        info!(records = self.records, "journal compacted");
+        Ok(())
+    }
+}
+
+/// Writes a snapshot journal of `leases` to `path`, durably; returns how many records.
+fn write_snapshot(path: &Path, leases: &[Lease]) -> io::Result<u64> {
+    let mut out = Vec::with_capacity(MAGIC.len() + leases.len() * 80);
+    out.extend_from_slice(MAGIC);
+    for l in leases {
+        encode(&LeaseChange::Upsert(l.clone()), &mut out);
+    }
+    let mut f = File::create(path)?;
+    f.write_all(&out)?;
+    f.sync_all()?;
+    Ok(leases.len() as u64)
+}
+
+impl LeaseStore for Journal {
+    fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), StoreError> {
+        self.buffer.clear();
+        let mut n = 0;
+        for change in changes {
+            if let LeaseChange::Upsert(l) = change {
+                if !l.state.is_durable() {
+                    continue;
+                }
+            }
+            encode(change, &mut self.buffer);
+            n += 1;
+        }
+        if n > 0 {
+            self.file.write_all(&self.buffer)?;
+            // One fdatasync for the whole batch: group commit.
+            self.file.sync_data()?;
+            self.records += n;
+            if let Some(c) = &mut self.compaction {
+                c.tail.extend_from_slice(&self.buffer);
+                c.tail_records += n;
+            }
+        }
+        self.finish_compaction()
+    }
+
+    fn wants_snapshot(&self, live: usize) -> bool {
+        self.compaction.is_none() && self.records > 2 * live as u64 + COMPACT_SLACK
+    }
+
+    fn compact(&mut self, snapshot: Vec<Lease>) -> Result<(), StoreError> {
+        let path = self.compact_path();
+        let writer = std::thread::Builder::new()
+            .name("journal-compaction".into())
+            .spawn(move || write_snapshot(&path, &snapshot))?;
+        self.compaction = Some(Compaction { writer, tail: Vec::new(), tail_records: 0 });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(n: u16) -> Lease {
+        Lease {
+            resource: Ipv6Net::from(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, n)),
+            ia_type: IaType::Na,
+            duid: vec![0, 3, 0, 1, 2, 0, 0, 0, 0, n as u8],
+            iaid: u32::from(n),
+            subnet: 0,
+            state: LeaseState::Bound,
+            preferred_lifetime: 100,
+            valid_lifetime: 200,
+            expires: 1_000_000 + u64::from(n),
+            interface: Some("eth1".into()),
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dhcp6-journal-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir.join("leases.journal")
+    }
+
+    #[test]
+    fn leases_survive_reopening() {
+        let path = temp("reopen");
+        let (mut j, leases) = Journal::open(&path).unwrap();
+        assert!(leases.is_empty());
+        j.commit(&[LeaseChange::Upsert(lease(1)), LeaseChange::Upsert(lease(2))]).unwrap();
+        j.commit(&[LeaseChange::Remove(lease(1).resource), LeaseChange::Upsert(Lease { state: LeaseState::Offered, ..lease(3) })]).unwrap();
+        drop(j);
+        let (_, leases) = Journal::open(&path).unwrap();
+        assert_eq!(leases, vec![lease(2)], "offers are never written; removals are");
+    }
+
+    #[test]
+    fn every_torn_tail_is_cut_at_the_last_whole_record() {
+        let path = temp("torn");
+        let (mut j, _) = Journal::open(&path).unwrap();
+        j.commit(&[LeaseChange::Upsert(lease(1))]).unwrap();
+        let whole = fs::metadata(&path).unwrap().len();
+        j.commit(&[LeaseChange::Upsert(lease(2))]).unwrap();
+        drop(j);
+        let full = fs::read(&path).unwrap();
+        for len in whole as usize + 1..full.len() {
+            fs::write(&path, &full[..len]).unwrap();
+            let (_, leases) = Journal::open(&path).unwrap();
+            assert_eq!(leases, vec![lease(1)], "cut at {len}");
+            assert_eq!(fs::metadata(&path).unwrap().len(), whole, "the torn tail is removed");
+        }
+    }
+
+    #[test]
+    fn a_corrupted_record_is_detected_by_its_checksum() {
+        let path = temp("corrupt");
+        let (mut j, _) = Journal::open(&path).unwrap();
+        j.commit(&[LeaseChange::Upsert(lease(1))]).unwrap();
+        let whole = fs::metadata(&path).unwrap().len() as usize;
+        j.commit(&[LeaseChange::Upsert(lease(2))]).unwrap();
+        drop(j);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[whole + FRAME + 20] ^= 0x40;
+        let (_, _, cut) = replay(&bytes);
+        assert_eq!(cut, Some(Cut { offset: whole as u64, bytes: (bytes.len() - whole) as u64, reason: "record fails its checksum" }));
+    }
+
+    #[test]
+    fn background_compaction_keeps_what_is_committed_meanwhile() {
+        let path = temp("compact");
+        let (mut j, _) = Journal::open(&path).unwrap();
+        for _ in 0..3 {
+            j.commit(&(1..50).map(|n| LeaseChange::Upsert(lease(n))).collect::<Vec<_>>()).unwrap();
+        }
+        assert_eq!(j.records(), 147);
+        j.compact((1..50).map(lease).collect()).unwrap();
+        // Committed while the snapshot is written: must survive the switch.
+        j.commit(&[LeaseChange::Remove(lease(1).resource), LeaseChange::Upsert(lease(60))]).unwrap();
+        while j.compaction.is_some() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            j.commit(&[]).unwrap();
+        }
+        assert_eq!(j.records(), 49 + 2);
+        drop(j);
+        let (_, mut leases) = Journal::open(&path).unwrap();
+        leases.sort_by_key(|l| l.iaid);
+        let expected: Vec<Lease> = (2..50).chain([60]).map(lease).collect();
+        assert_eq!(leases, expected);
+    }
+}
