@@ -154,7 +154,9 @@ enum Mode {
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_writer(io::stderr).with_env_filter(filter).init();
+    // Colours only on a terminal: logs that go to files or journald stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&io::stderr());
+    tracing_subscriber::fmt().with_writer(io::stderr).with_ansi(ansi).with_env_filter(filter).init();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

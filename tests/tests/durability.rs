@@ -1,0 +1,217 @@
+//! The lease journal under fire: dhcp6d killed with SIGKILL at random moments while a client
+//! records every Reply; a torn journal tail; leases imported from a real Kea.
+
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use dhcp6_tests::{
+    client::{client_duid, Granted, Record, TestClient},
+    netns::{Netns, Veth},
+    peers::{spawn_in, wait_for, Dhclient, Dhcp6d, Scratch},
+};
+use rand::{Rng, SeedableRng};
+
+const SECS: Duration = Duration::from_secs(30);
+
+fn config(interface: &str) -> String {
+    format!(
+        r#"[server]
+preferred_lifetime = 600
+valid_lifetime = 900
+rapid_commit = true
+
+[[subnet]]
+interface = "{interface}"
+prefix = "2001:db8:1::/64"
+ranges = [{{ low = "2001:db8:1::1:0", high = "2001:db8:1::ffff:ffff" }}]
+"#
+    )
+}
+
+/// Bindings of `show bindings` by address: (duid hex, expires).
+fn bindings(server: &Dhcp6d) -> HashMap<String, (String, u64)> {
+    server
+        .show("bindings")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["state"] == "bound")
+        .map(|b| {
+            let addr = b["resource"].as_str().unwrap().trim_end_matches("/128").to_string();
+            (addr, (b["duid"].as_str().unwrap().to_string(), b["expires"].as_u64().unwrap()))
+        })
+        .collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    dhcp6_user::json::hex(b)
+}
+
+#[test]
+fn every_lease_a_client_was_told_of_survives_sigkill() {
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let server_ns = Netns::new("d6s");
+    let client_ns = Netns::new("d6c");
+    let veth = Veth::new(&server_ns, &client_ns);
+    let scratch = Scratch::new("crash");
+    let config = config(&veth.a);
+    let mut record = Record::new();
+    let mut next_client = 0u32;
+    let mut server_duid = Vec::new();
+    for round in 0..12 {
+        let server = Dhcp6d::start(&server_ns, &scratch, "srv", &config, &["--no-xdp"]);
+        // What the restarted server holds must cover everything told before the kill.
+        let held = bindings(&server);
+        for g in record.values() {
+            let (duid, expires) = held.get(&g.address.to_string()).unwrap_or_else(|| panic!("round {round}: lost {g:?} (seed {seed})"));
+            assert_eq!(duid, &hex(&g.duid), "round {round}: {} changed hands", g.address);
+            assert!(*expires >= g.expires, "round {round}: {} expires {expires}, the client was told {}", g.address, g.expires);
+        }
+        let mut holders: HashMap<&String, usize> = HashMap::new();
+        for (duid, _) in held.values() {
+            *holders.entry(duid).or_default() += 1;
+        }
+        assert!(holders.values().all(|n| *n == 1), "a client holds two addresses in one IA");
+
+        let stop = AtomicBool::new(false);
+        let run_for = Duration::from_millis(rng.random_range(100..800));
+        let renew_some = round % 2 == 1;
+        let first_client = next_client;
+        let (new_grants, duid, n) = std::thread::scope(|s| {
+            let worker = s.spawn(|| {
+                client_ns.run(|| {
+                    let mut client = TestClient::new(&veth.b);
+                    let mut told: Vec<Granted> = Vec::new();
+                    let mut server_duid = server_duid.clone();
+                    let mut n = first_client;
+                    let earlier: Vec<Granted> = record.values().cloned().collect();
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        if renew_some && i % 3 == 0 && !earlier.is_empty() && !server_duid.is_empty() {
+                            if let Some(g) = client.renew(&earlier[i % earlier.len()], &server_duid) {
+                                told.push(g);
+                            }
+                        } else if let Some((g, sid)) = client.rapid_solicit(&client_duid(n)) {
+                            server_duid = sid;
+                            told.push(g);
+                            n += 1;
+                        }
+                        i += 1;
+                    }
+                    (told, server_duid, n)
+                })
+            });
+            std::thread::sleep(run_for);
+            server.process.signal(libc::SIGKILL);
+            stop.store(true, Ordering::Relaxed);
+            worker.join().unwrap()
+        });
+        next_client = n;
+        server_duid = duid;
+        for g in new_grants {
+            record.insert(g.duid.clone(), g);
+        }
+        drop(server);
+    }
+    assert!(record.len() >= 50, "only {} clients were served across the kills", record.len());
+}
+
+#[test]
+fn a_torn_journal_tail_is_cut_and_said_in_the_log() {
+    let server_ns = Netns::new("d6s");
+    let client_ns = Netns::new("d6c");
+    let veth = Veth::new(&server_ns, &client_ns);
+    let scratch = Scratch::new("torn");
+    let config = config(&veth.a);
+    let server = Dhcp6d::start(&server_ns, &scratch, "srv", &config, &["--no-xdp"]);
+    let granted: Vec<Granted> = client_ns.run(|| {
+        let mut client = TestClient::new(&veth.b);
+        (0..5).filter_map(|n| client.rapid_solicit(&client_duid(n)).map(|(g, _)| g)).collect()
+    });
+    assert_eq!(granted.len(), 5);
+    drop(server);
+    // A crash in the middle of an append: half a record at the end.
+    let journal = scratch.path("srv-state").join("leases.journal");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    let whole = bytes.len();
+    bytes.extend_from_slice(&[60, 0, 0, 0, 1, 2, 3, 4, 1, 0x20, 0x01]);
+    std::fs::write(&journal, &bytes).unwrap();
+    let server = Dhcp6d::start(&server_ns, &scratch, "srv", &config, &["--no-xdp"]);
+    let log = server.process.log_text();
+    assert!(log.contains("cut a damaged journal tail") && log.contains(&format!("offset={whole}")) && log.contains("bytes=11"), "{log}");
+    let held = bindings(&server);
+    for g in &granted {
+        assert_eq!(held[&g.address.to_string()].0, hex(&g.duid));
+    }
+    assert_eq!(std::fs::metadata(&journal).unwrap().len() as usize, whole);
+}
+
+#[test]
+fn leases_imported_from_kea_are_renewed_by_the_same_clients() {
+    let server_ns = Netns::new("d6s");
+    let client_ns = Netns::new("d6c");
+    let veth = Veth::new(&server_ns, &client_ns);
+    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", &veth.a, "nodad"]);
+    let scratch = Scratch::new("kea");
+    let kea_dir = scratch.path("kea");
+    std::fs::create_dir_all(&kea_dir).unwrap();
+    let lease_file = kea_dir.join("kea-leases6.csv");
+    let kea_conf = kea_dir.join("kea-dhcp6.json");
+    std::fs::write(
+        &kea_conf,
+        format!(
+            r#"{{ "Dhcp6": {{
+  "interfaces-config": {{ "interfaces": [ "{iface}" ] }},
+  "data-directory": "{dir}",
+  "lease-database": {{ "type": "memfile", "persist": true, "name": "{leases}", "lfc-interval": 0 }},
+  "preferred-lifetime": 20, "valid-lifetime": 30, "renew-timer": 3, "rebind-timer": 20,
+  "subnet6": [ {{ "id": 1, "subnet": "2001:db8:1::/64", "interface": "{iface}",
+                  "pools": [ {{ "pool": "2001:db8:1::100 - 2001:db8:1::1ff" }} ],
+                  "pd-pools": [ {{ "prefix": "2001:db8:8000::", "prefix-len": 40, "delegated-len": 56 }} ] }} ]
+}} }}"#,
+            iface = veth.a,
+            dir = kea_dir.display(),
+            leases = lease_file.display()
+        ),
+    )
+    .unwrap();
+    let kea_env = [format!("KEA_PIDFILE_DIR={}", kea_dir.display()), format!("KEA_LOCKFILE_DIR={}", kea_dir.display())];
+    let kea = spawn_in(&server_ns, &["env", &kea_env[0], &kea_env[1], "kea-dhcp6", "-c", kea_conf.to_str().unwrap()], scratch.path("kea.log"));
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &veth.b, &["-N", "-P"]);
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+    let prefix = client.wait_event("BOUND6", "new_ip6_prefix", SECS);
+    drop(kea);
+
+    // Move to dhcp6d: import Kea's own lease file and its server identity, then serve.
+    let config = format!(
+        "[server]\npreferred_lifetime = 20\nvalid_lifetime = 30\nt1 = 3\nt2 = 20\n\n[[subnet]]\ninterface = \"{}\"\nprefix = \"2001:db8:1::/64\"\nranges = [{{ low = \"2001:db8:1::100\", high = \"2001:db8:1::1ff\" }}]\n\n[[subnet.pd_pool]]\nprefix = \"2001:db8:8000::/40\"\ndelegated_length = 56\n",
+        veth.a
+    );
+    let state = scratch.path("srv-state");
+    let config_path = scratch.path("import.toml");
+    std::fs::write(&config_path, format!("[server]\nstate_dir = {:?}\ncontrol_socket = {:?}\n", state.display().to_string(), scratch.path("srv.sock").display().to_string()) + &config["[server]\n".len()..]).unwrap();
+    let out = std::process::Command::new(dhcp6_tests::peers::dhcp6d_binary())
+        .args(["leases", "import", "--config", config_path.to_str().unwrap(), "--kea", lease_file.to_str().unwrap(), "--server-id", kea_dir.join("kea-dhcp6-serverid").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 leases"), "{}", String::from_utf8_lossy(&out.stdout));
+    let server = Dhcp6d::start(&server_ns, &scratch, "srv", &config, &[]);
+    let renews = server.stat("received", "RENEW");
+    let start = Instant::now();
+    // dhclient renews at T1 (3 s), naming Kea's DUID, which dhcp6d now answers to.
+    let renewed = wait_for("a Renew answered by dhcp6d", SECS, || {
+        client.events().into_iter().rev().find(|(r, v)| r == "RENEW6" && v.contains_key("new_ip6_address")).filter(|_| server.stat("received", "RENEW") > renews).map(|(_, v)| v)
+    });
+    assert_eq!(renewed["new_ip6_address"], address);
+    assert!(start.elapsed() < SECS);
+    let mut bound = server.bound();
+    bound.sort();
+    assert_eq!(bound, vec![(format!("{address}/128"), "ia_na".to_string()), (prefix, "ia_pd".to_string())]);
+    assert_eq!(server.stat("sent", "REPLY"), server.stat("received", "RENEW") + server.stat("received", "REBIND"));
+}
