@@ -39,12 +39,27 @@ impl Drop for Scratch {
     }
 }
 
-/// The dhcp6d binary of this build (cargo builds it with the workspace's tests).
+/// The dhcp6d binary of this build. It belongs to another package, which `cargo test -p
+/// dhcp6-tests` would not rebuild, so the first call builds it (a no-op when it is fresh).
 pub fn dhcp6d_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe.parent().and_then(Path::parent).expect("target/<profile>/deps").join("dhcp6d");
-    assert!(bin.exists(), "{} is missing: run the tests through `cargo xtask test`", bin.display());
-    bin
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test binary path");
+            let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut build = Command::new(cargo);
+            build.current_dir(env!("CARGO_MANIFEST_DIR")).args(["build", "--quiet", "-p", "dhcp6-user", "--bin", "dhcp6d"]);
+            if profile_dir.file_name().is_some_and(|p| p == "release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("running cargo to build dhcp6d");
+            assert!(status.success(), "building dhcp6d failed");
+            let bin = profile_dir.join("dhcp6d");
+            assert!(bin.exists(), "{} is missing after building it", bin.display());
+            bin
+        })
+        .clone()
 }
 
 /// Polls `f` every 100 ms until it returns `Some`, or panics with `what` after `timeout`.
