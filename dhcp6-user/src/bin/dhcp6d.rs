@@ -244,9 +244,17 @@ fn import_kea(config: &Config, journal: &Path, kea: &Path, server_id: Option<&Pa
     let text = std::fs::read_to_string(kea).with_context(|| format!("reading {}", kea.display()))?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let import = store::kea::parse_kea_leases(&text, now)?;
-    let (mut store, existing) = store::Journal::open(journal).with_context(|| format!("opening {}", journal.display()))?;
     // A resource we already lease to a different client stays ours: never two holders.
-    let taken: std::collections::HashMap<_, _> = existing.iter().map(|l| (l.resource, (l.duid.clone(), l.iaid))).collect();
+    let mut taken = std::collections::HashMap::new();
+    let mut store = store::Journal::open(journal, |change| match change {
+        server::LeaseChange::Upsert(l) => {
+            taken.insert(l.resource, (l.duid, l.iaid));
+        }
+        server::LeaseChange::Remove(r) => {
+            taken.remove(&r);
+        }
+    })
+    .with_context(|| format!("opening {}", journal.display()))?;
     let (mut fresh, mut conflicts) = (Vec::new(), 0);
     for lease in import.leases {
         match taken.get(&lease.resource) {

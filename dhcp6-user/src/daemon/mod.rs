@@ -67,9 +67,11 @@ pub async fn run(options: RunOptions) -> Result<()> {
     info!(duid = %hex(&duid), "server identity");
     let journal = config.server.state_dir.join(JOURNAL_FILE);
     let started = std::time::Instant::now();
-    let (mut store, leases) = Journal::open(&journal).with_context(|| format!("opening the lease journal {}", journal.display()))?;
     let control_path = config.server.control_socket.clone();
-    let mut server = Server::new(config, duid, leases);
+    let mut server = Server::new(config, duid, Vec::new());
+    let mut store = Journal::open(&journal, |change| server.restore(change))
+        .with_context(|| format!("opening the lease journal {}", journal.display()))?;
+    server.shrink_to_fit();
     // Leases that ended while the server was down go back to the pool before anything else.
     let reclaimed = server.expire(now());
     store.commit(&reclaimed).context("recording leases that expired while stopped")?;

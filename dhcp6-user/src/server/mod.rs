@@ -9,9 +9,10 @@
 pub mod lease;
 pub mod pool;
 pub mod stats;
+pub mod table;
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::HashMap,
     net::{Ipv6Addr, SocketAddrV6},
 };
 
@@ -25,6 +26,10 @@ use serde::Serialize;
 use crate::config::{Allocation, Config, Subnet};
 pub use lease::{IaType, Lease, LeaseChange, LeaseState, LeaseStore, StoreError};
 use pool::Pool;
+use table::LeaseTable;
+
+/// How many ended leases the server remembers for their clients' return.
+const MAX_PREVIOUS: usize = 100_000;
 pub use stats::{DropReason, Statistics};
 
 /// A datagram received on port 547.
@@ -65,13 +70,6 @@ pub struct PoolCounts {
     pub expired: u64,
     pub conflicting: u64,
     pub unassignable: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct IaKey {
-    duid: Vec<u8>,
-    iaid: u32,
-    ia_type: IaType,
 }
 
 /// Per-subnet allocation state.
@@ -120,11 +118,9 @@ pub struct Server {
     config: Config,
     duid: Vec<u8>,
     subnets: Vec<SubnetState>,
-    leases: HashMap<Ipv6Net, Lease>,
-    by_ia: HashMap<IaKey, Vec<Ipv6Net>>,
+    table: LeaseTable,
+    /// The last resource of clients whose lease ended, for seed 002's third choice; bounded.
     previous: HashMap<(Vec<u8>, IaType), Ipv6Net>,
-    /// (when the lease's state ends, resource), for expiry without scanning every lease.
-    deadlines: BTreeSet<(u64, Ipv6Net)>,
     stats: Statistics,
 }
 
@@ -136,24 +132,40 @@ impl Server {
             .iter()
             .map(|s| SubnetState { addresses: Pool::addresses(s), prefixes: s.pd_pools.iter().map(Pool::prefixes).collect() })
             .collect();
+        let limited = config.subnets.iter().map(|s| s.client_limit.is_some()).collect();
         let mut server = Server {
             config,
             duid,
             subnets,
-            leases: HashMap::new(),
-            by_ia: HashMap::new(),
+            table: LeaseTable::new(limited),
             previous: HashMap::new(),
-            deadlines: BTreeSet::new(),
             stats: Statistics::default(),
         };
-        for mut lease in leases {
-            // Subnet positions may have moved since the lease was written: find it again.
-            if let Some(subnet) = server.subnet_of(&lease.resource, lease.ia_type) {
-                lease.subnet = subnet;
-            }
-            server.put(lease);
+        for lease in leases {
+            server.restore(LeaseChange::Upsert(lease));
         }
         server
+    }
+
+    /// Applies a change read back from the store, at start-up.
+    pub fn restore(&mut self, change: LeaseChange) {
+        match change {
+            LeaseChange::Upsert(mut lease) => {
+                // Subnet positions may have moved since the lease was written: find it again.
+                if let Some(subnet) = self.subnet_of(&lease.resource, lease.ia_type) {
+                    lease.subnet = subnet;
+                }
+                self.put(lease);
+            }
+            LeaseChange::Remove(r) => {
+                self.remove(&r);
+            }
+        }
+    }
+
+    /// Gives back memory reserved for growth, once the store is loaded.
+    pub fn shrink_to_fit(&mut self) {
+        self.table.shrink_to_fit();
     }
 
     pub fn duid(&self) -> &[u8] {
@@ -170,17 +182,17 @@ impl Server {
 
     /// How many leases the server holds (offers included).
     pub fn lease_count(&self) -> usize {
-        self.leases.len()
+        self.table.len()
     }
 
     /// Every durable lease (offers left out), for a store's snapshot.
     pub fn durable_leases(&self) -> Vec<Lease> {
-        self.leases.values().filter(|l| l.state.is_durable()).cloned().collect()
+        self.table.iter().filter(|l| l.state.is_durable()).collect()
     }
 
     /// Every lease, sorted by resource.
-    pub fn leases(&self) -> Vec<&Lease> {
-        let mut all: Vec<&Lease> = self.leases.values().collect();
+    pub fn leases(&self) -> Vec<Lease> {
+        let mut all: Vec<Lease> = self.table.iter().collect();
         all.sort_by_key(|l| (l.resource.network(), l.resource.prefix_len()));
         all
     }
@@ -249,7 +261,7 @@ impl Server {
             (Request | Renew | Release | Decline, None) => return self.drop(DropReason::MissingServerId),
             (Request, Some(false)) => {
                 // The client chose another server: what we offered it goes back at once (seed 002).
-                self.release_offers(ctx.duid);
+                self.release_offers(ctx.duid, &requested_ias(options));
                 return self.drop(DropReason::OtherServer);
             }
             (Renew | Release | Decline | InformationRequest, Some(false)) => return self.drop(DropReason::OtherServer),
@@ -330,14 +342,12 @@ impl Server {
     /// durable changes.
     pub fn expire(&mut self, now: u64) -> Vec<LeaseChange> {
         let mut changes = Vec::new();
-        while let Some(&(when, resource)) = self.deadlines.first() {
-            if when > now {
-                break;
-            }
-            let Some(lease) = self.leases.get(&resource).cloned() else {
-                self.deadlines.remove(&(when, resource));
+        for resource in self.table.due(now) {
+            let Some(lease) = self.table.get(&resource) else { continue };
+            if lease.expires > now {
                 continue;
-            };
+            }
+            let when = lease.expires;
             match lease.state {
                 LeaseState::Bound => {
                     let grace = self.config.subnets.get(lease.subnet).map_or(0, |s| s.grace_period);
@@ -364,7 +374,7 @@ impl Server {
         for (id, subnet) in self.config.subnets.iter().enumerate() {
             let state = &self.subnets[id];
             let count = |pool: &Pool, st: LeaseState| {
-                self.leases.values().filter(|l| l.subnet == id && l.state == st && pool.contains(&l.resource)).count() as u64
+                self.table.briefs().filter(|(r, state, subnet)| *subnet == id && *state == st && pool.contains(r)).count() as u64
             };
             let mut push = |name: String, pool: &Pool, unassignable: u64| {
                 let in_use = count(pool, LeaseState::Bound) + count(pool, LeaseState::Offered);
@@ -408,54 +418,45 @@ impl Server {
         })
     }
 
-    /// Records a lease, keeping the indexes in step.
     fn put(&mut self, lease: Lease) {
-        self.remove(&lease.resource);
-        if matches!(lease.state, LeaseState::Offered | LeaseState::Bound | LeaseState::Expired) {
-            let key = IaKey { duid: lease.duid.clone(), iaid: lease.iaid, ia_type: lease.ia_type };
-            self.by_ia.entry(key).or_default().push(lease.resource);
-        }
-        self.deadlines.insert((lease.expires, lease.resource));
-        self.leases.insert(lease.resource, lease);
+        self.table.put(&lease);
     }
 
     fn remove(&mut self, resource: &Ipv6Net) -> Option<Lease> {
-        let lease = self.leases.remove(resource)?;
-        self.deadlines.remove(&(lease.expires, lease.resource));
-        let key = IaKey { duid: lease.duid.clone(), iaid: lease.iaid, ia_type: lease.ia_type };
-        if let Some(list) = self.by_ia.get_mut(&key) {
-            list.retain(|r| r != resource);
-            if list.is_empty() {
-                self.by_ia.remove(&key);
-            }
-        }
-        Some(lease)
+        self.table.remove(resource)
     }
 
     /// Returns a lease's resource to the pool, remembering it as the client's previous one.
     fn retire(&mut self, lease: &Lease, changes: &mut Vec<LeaseChange>) {
         self.remove(&lease.resource);
         if lease.state != LeaseState::Declined {
+            // A memory, not a promise: past the bound, older memories go.
+            if self.previous.len() >= MAX_PREVIOUS {
+                self.previous.clear();
+            }
             self.previous.insert((lease.duid.clone(), lease.ia_type), lease.resource);
         }
         changes.push(LeaseChange::Remove(lease.resource));
     }
 
-    fn release_offers(&mut self, duid: &[u8]) {
-        let offered: Vec<Ipv6Net> =
-            self.leases.values().filter(|l| l.duid == duid && l.state == LeaseState::Offered).map(|l| l.resource).collect();
-        for r in offered {
-            self.remove(&r);
+    /// Drops what was offered to `duid` in these IAs.
+    fn release_offers(&mut self, duid: &[u8], ias: &[IaRequest]) {
+        for ia in ias {
+            for r in self.table.ia(duid, ia.iaid, ia.ia_type) {
+                if self.table.brief(&r).is_some_and(|(state, _)| state == LeaseState::Offered) {
+                    self.remove(&r);
+                }
+            }
         }
     }
 
     /// This IA's live leases in the subnet.
     fn current(&self, ctx: &Ctx<'_>, ia: &IaRequest) -> Vec<Ipv6Net> {
-        let key = IaKey { duid: ctx.duid.to_vec(), iaid: ia.iaid, ia_type: ia.ia_type };
-        self.by_ia
-            .get(&key)
-            .map(|list| list.iter().filter(|r| self.leases.get(r).is_some_and(|l| l.subnet == ctx.subnet)).copied().collect())
-            .unwrap_or_default()
+        self.table
+            .ia(ctx.duid, ia.iaid, ia.ia_type)
+            .into_iter()
+            .filter(|r| self.table.brief(r).is_some_and(|(_, subnet)| subnet == ctx.subnet))
+            .collect()
     }
 
     fn max_per_binding(&self, ctx: &Ctx<'_>) -> usize {
@@ -466,10 +467,10 @@ impl Server {
     /// clearing of seed 002's conflicting state. Returns the durable changes.
     pub fn clear_conflicting(&mut self, address: Option<Ipv6Addr>) -> Vec<LeaseChange> {
         let declined: Vec<Lease> = self
-            .leases
-            .values()
-            .filter(|l| l.state == LeaseState::Declined && address.is_none_or(|a| l.address() == a))
-            .cloned()
+            .table
+            .briefs()
+            .filter(|(r, state, _)| *state == LeaseState::Declined && address.is_none_or(|a| r.addr() == a))
+            .filter_map(|(r, _, _)| self.table.get(&r))
             .collect();
         let mut changes = Vec::new();
         for lease in declined {
@@ -481,7 +482,7 @@ impl Server {
     /// Whether `resource` may be given to the client `duid`: not leased, declined, excluded or
     /// reserved for another client.
     fn free_for(&self, subnet: &Subnet, resource: &Ipv6Net, duid: &[u8]) -> bool {
-        !self.leases.contains_key(resource)
+        !self.table.contains(resource)
             && !subnet.excluded.contains(&resource.network())
             && !subnet.reservations.iter().any(|r| {
                 r.duid != duid && (r.address.map(Ipv6Net::from) == Some(*resource) || r.prefix == Some(*resource))
@@ -497,14 +498,10 @@ impl Server {
         }
         let subnet = &self.config.subnets[ctx.subnet];
         if let Some(limit) = subnet.client_limit {
-            let clients: BTreeSet<&[u8]> = self
-                .leases
-                .values()
-                .filter(|l| l.subnet == ctx.subnet && l.state != LeaseState::Declined)
-                .map(|l| l.duid.as_slice())
-                .collect();
-            if clients.len() as u64 >= u64::from(limit) && !clients.contains(ctx.duid) {
-                return vec![];
+            if let Some((clients, known)) = self.table.subnet_clients(ctx.subnet, ctx.duid) {
+                if clients as u64 >= u64::from(limit) && !known {
+                    return vec![];
+                }
             }
         }
         let state = &self.subnets[ctx.subnet];
@@ -530,11 +527,11 @@ impl Server {
             }
         }
         // 4. The next free one, cycling upwards.
-        let probes = (self.leases.len() + subnet.excluded.len() + subnet.reservations.len() + 1) as u128;
-        let Server { subnets, leases, config, .. } = self;
+        let probes = (self.table.len() + subnet.excluded.len() + subnet.reservations.len() + 1) as u128;
+        let Server { subnets, table, config, .. } = self;
         let subnet = &config.subnets[ctx.subnet];
         let taken = |r: &Ipv6Net| {
-            leases.contains_key(r)
+            table.contains(r)
                 || subnet.excluded.contains(&r.network())
                 || subnet.reservations.iter().any(|res| res.address.map(Ipv6Net::from) == Some(*r) || res.prefix == Some(*r))
         };
@@ -566,7 +563,7 @@ impl Server {
     fn offer(&mut self, ctx: &Ctx<'_>, ia: &IaRequest, got: &[Ipv6Net]) -> IaReply {
         let hold = ctx.now + u64::from(self.config.server.offer_lifetime);
         for r in got {
-            if !self.leases.contains_key(r) {
+            if !self.table.contains(r) {
                 let lease = self.lease(ctx, ia, *r, LeaseState::Offered, hold);
                 self.put(lease);
             }
@@ -611,7 +608,7 @@ impl Server {
         // Past max-leases-per-binding (seed 003): the extras end now, told with zero lifetimes.
         let extras = current.split_off(current.len().min(self.max_per_binding(ctx)));
         for r in &extras {
-            if let Some(lease) = self.leases.get(r).cloned() {
+            if let Some(lease) = self.table.get(r) {
                 self.retire(&lease, changes);
             }
         }
@@ -650,7 +647,7 @@ impl Server {
         let current = self.current(ctx, ia);
         let mine: Vec<Ipv6Net> = ia.hints.iter().filter(|r| current.contains(r)).copied().collect();
         for r in &mine {
-            let Some(lease) = self.leases.get(r).cloned() else { continue };
+            let Some(lease) = self.table.get(r) else { continue };
             if decline && ia.ia_type == IaType::Na {
                 let probation = ctx.now + u64::from(self.config.server.decline_probation);
                 let declined = Lease { state: LeaseState::Declined, expires: probation, ..lease };

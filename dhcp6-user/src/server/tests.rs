@@ -374,7 +374,7 @@ fn client_limit_and_leases_are_restored_from_the_store() {
     let adv = send(&mut s, &msg(MessageType::Solicit, 2, vec![ia_na(1, &[])]), 2, NOW);
     assert_eq!(ia_status(&reply(&adv)), vec![Status::NO_ADDRS_AVAIL.0]);
 
-    let leases: Vec<Lease> = s.leases().into_iter().cloned().collect();
+    let leases: Vec<Lease> = s.leases();
     let mut restarted = Server::new(Config::parse(CONFIG).unwrap(), SERVER_DUID.to_vec(), leases);
     let out = send(&mut restarted, &msg(MessageType::Renew, 1, vec![ia_na(1, &["2001:db8:1::100"]), server_id()]), 1, NOW + 5);
     assert_eq!(granted(&reply(&out)), vec![("2001:db8:1::100".into(), 200)]);

@@ -169,45 +169,51 @@ fn decode(payload: &[u8]) -> Option<LeaseChange> {
     r.0.is_empty().then_some(change)
 }
 
-/// Replays journal bytes: the leases they leave, how many records were read, and where a
-/// damaged tail starts, if one does.
-pub fn replay(bytes: &[u8]) -> (HashMap<Ipv6Net, Lease>, u64, Option<Cut>) {
-    let mut leases = HashMap::new();
+/// Replays journal bytes, handing each change to `apply` in order; returns how many records
+/// were read, and where a damaged tail starts, if one does.
+pub fn replay(bytes: &[u8], apply: &mut dyn FnMut(LeaseChange)) -> (u64, Option<Cut>) {
     let mut records = 0;
     let cut = |offset: usize, reason| Some(Cut { offset: offset as u64, bytes: (bytes.len() - offset) as u64, reason });
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-        return (leases, 0, if bytes.is_empty() { None } else { cut(0, "no journal header") });
+        return (0, if bytes.is_empty() { None } else { cut(0, "no journal header") });
     }
     let mut at = MAGIC.len();
     while at < bytes.len() {
         let rest = &bytes[at..];
         if rest.len() < FRAME {
-            return (leases, records, cut(at, "record header cut short"));
+            return (records, cut(at, "record header cut short"));
         }
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
         if len > MAX_RECORD {
-            return (leases, records, cut(at, "record length out of bounds"));
+            return (records, cut(at, "record length out of bounds"));
         }
         let Some(payload) = rest.get(FRAME..FRAME + len) else {
-            return (leases, records, cut(at, "record cut short"));
+            return (records, cut(at, "record cut short"));
         };
         if crc32fast::hash(payload) != crc {
-            return (leases, records, cut(at, "record fails its checksum"));
+            return (records, cut(at, "record fails its checksum"));
         }
         match decode(payload) {
-            Some(LeaseChange::Upsert(l)) => {
-                leases.insert(l.resource, l);
-            }
-            Some(LeaseChange::Remove(r)) => {
-                leases.remove(&r);
-            }
-            None => return (leases, records, cut(at, "record does not decode")),
+            Some(change) => apply(change),
+            None => return (records, cut(at, "record does not decode")),
         }
         records += 1;
         at += FRAME + len;
     }
-    (leases, records, None)
+    (records, None)
+}
+
+/// Applies changes to a map of leases by resource.
+fn apply_to(leases: &mut HashMap<Ipv6Net, Lease>, change: LeaseChange) {
+    match change {
+        LeaseChange::Upsert(l) => {
+            leases.insert(l.resource, l);
+        }
+        LeaseChange::Remove(r) => {
+            leases.remove(&r);
+        }
+    }
 }
 
 fn sync_dir(path: &Path) -> io::Result<()> {
@@ -220,14 +226,15 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 /// Reads every lease in the journal at `path` without changing it (for export).
 pub fn read_leases(path: &Path) -> Result<Vec<Lease>, StoreError> {
     let bytes = fs::read(path)?;
-    let (leases, _, _) = replay(&bytes);
+    let mut leases = HashMap::new();
+    replay(&bytes, &mut |c| apply_to(&mut leases, c));
     Ok(leases.into_values().collect())
 }
 
 impl Journal {
-    /// Opens (or creates) the journal at `path` and recovers its leases, cutting a damaged
-    /// tail.
-    pub fn open(path: &Path) -> Result<(Journal, Vec<Lease>), StoreError> {
+    /// Opens (or creates) the journal at `path`, handing every recorded change to `apply` in
+    /// order, and cuts a damaged tail.
+    pub fn open(path: &Path, mut apply: impl FnMut(LeaseChange)) -> Result<Journal, StoreError> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
@@ -244,14 +251,16 @@ impl Journal {
             // Not ours, or damaged at its very start: never overwrite it.
             return Err(StoreError::Corrupt(format!("{} is not a dhcp6 lease journal", path.display())));
         }
-        let (leases, records, cut) = replay(&bytes);
+        let (records, cut) = replay(&bytes, &mut apply);
+        drop(bytes);
         let file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(path)?;
         if let Some(cut) = &cut {
             warn!(journal = %path.display(), offset = cut.offset, bytes = cut.bytes, reason = cut.reason, "cut a damaged journal tail");
             file.set_len(cut.offset)?;
+            file.sync_all()?;
         }
         let mut journal = Journal { path: path.to_path_buf(), file, records, buffer: Vec::new(), compaction: None };
-        if bytes.len() < MAGIC.len() {
+        if journal.file.metadata()?.len() < MAGIC.len() as u64 {
             // New, or its creation was cut short inside the header.
             journal.file.set_len(0)?;
             journal.file.write_all(MAGIC)?;
@@ -260,8 +269,8 @@ impl Journal {
         }
         use std::io::Seek;
         journal.file.seek(io::SeekFrom::End(0))?;
-        info!(journal = %path.display(), leases = leases.len(), records, "journal recovered");
-        Ok((journal, leases.into_values().collect()))
+        info!(journal = %path.display(), records, "journal recovered");
+        Ok(journal)
     }
 
     /// Records written since the journal was last compacted.
@@ -376,6 +385,13 @@ mod tests {
         }
     }
 
+    /// Opens the journal and collects what it holds.
+    fn open(path: &Path) -> (Journal, Vec<Lease>) {
+        let mut leases = HashMap::new();
+        let j = Journal::open(path, |c| apply_to(&mut leases, c)).unwrap();
+        (j, leases.into_values().collect())
+    }
+
     fn temp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("dhcp6-journal-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -386,19 +402,19 @@ mod tests {
     #[test]
     fn leases_survive_reopening() {
         let path = temp("reopen");
-        let (mut j, leases) = Journal::open(&path).unwrap();
+        let (mut j, leases) = open(&path);
         assert!(leases.is_empty());
         j.commit(&[LeaseChange::Upsert(lease(1)), LeaseChange::Upsert(lease(2))]).unwrap();
         j.commit(&[LeaseChange::Remove(lease(1).resource), LeaseChange::Upsert(Lease { state: LeaseState::Offered, ..lease(3) })]).unwrap();
         drop(j);
-        let (_, leases) = Journal::open(&path).unwrap();
+        let (_, leases) = open(&path);
         assert_eq!(leases, vec![lease(2)], "offers are never written; removals are");
     }
 
     #[test]
     fn every_torn_tail_is_cut_at_the_last_whole_record() {
         let path = temp("torn");
-        let (mut j, _) = Journal::open(&path).unwrap();
+        let (mut j, _) = open(&path);
         j.commit(&[LeaseChange::Upsert(lease(1))]).unwrap();
         let whole = fs::metadata(&path).unwrap().len();
         j.commit(&[LeaseChange::Upsert(lease(2))]).unwrap();
@@ -406,7 +422,7 @@ mod tests {
         let full = fs::read(&path).unwrap();
         for len in whole as usize + 1..full.len() {
             fs::write(&path, &full[..len]).unwrap();
-            let (_, leases) = Journal::open(&path).unwrap();
+            let (_, leases) = open(&path);
             assert_eq!(leases, vec![lease(1)], "cut at {len}");
             assert_eq!(fs::metadata(&path).unwrap().len(), whole, "the torn tail is removed");
         }
@@ -415,21 +431,21 @@ mod tests {
     #[test]
     fn a_corrupted_record_is_detected_by_its_checksum() {
         let path = temp("corrupt");
-        let (mut j, _) = Journal::open(&path).unwrap();
+        let (mut j, _) = open(&path);
         j.commit(&[LeaseChange::Upsert(lease(1))]).unwrap();
         let whole = fs::metadata(&path).unwrap().len() as usize;
         j.commit(&[LeaseChange::Upsert(lease(2))]).unwrap();
         drop(j);
         let mut bytes = fs::read(&path).unwrap();
         bytes[whole + FRAME + 20] ^= 0x40;
-        let (_, _, cut) = replay(&bytes);
+        let (_, cut) = replay(&bytes, &mut |_| {});
         assert_eq!(cut, Some(Cut { offset: whole as u64, bytes: (bytes.len() - whole) as u64, reason: "record fails its checksum" }));
     }
 
     #[test]
     fn background_compaction_keeps_what_is_committed_meanwhile() {
         let path = temp("compact");
-        let (mut j, _) = Journal::open(&path).unwrap();
+        let (mut j, _) = open(&path);
         for _ in 0..3 {
             j.commit(&(1..50).map(|n| LeaseChange::Upsert(lease(n))).collect::<Vec<_>>()).unwrap();
         }
@@ -443,7 +459,7 @@ mod tests {
         }
         assert_eq!(j.records(), 49 + 2);
         drop(j);
-        let (_, mut leases) = Journal::open(&path).unwrap();
+        let (_, mut leases) = open(&path);
         leases.sort_by_key(|l| l.iaid);
         let expected: Vec<Lease> = (2..50).chain([60]).map(lease).collect();
         assert_eq!(leases, expected);

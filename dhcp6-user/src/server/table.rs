@@ -1,0 +1,551 @@
+//! The lease table: every lease the server holds, kept compact because a carrier server holds
+//! millions. A lease is a 48-byte slot in a slab; DUIDs are interned once per client in one
+//! byte arena; the indexes (by resource, by IA) are hash tables of slot numbers; deadlines are
+//! per-second buckets of slot numbers, checked when they fire rather than kept exact.
+
+use std::{collections::BTreeMap, hash::BuildHasher, net::Ipv6Addr};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use ipnet::Ipv6Net;
+
+use super::lease::{IaType, Lease, LeaseState};
+
+const NONE: u32 = u32::MAX;
+const FREE: u8 = u8::MAX;
+const NO_INTERFACE: u16 = u16::MAX;
+
+/// One lease. `expires` is u32 Unix seconds (good until 2106).
+#[derive(Clone, Copy)]
+struct Slot {
+    addr: [u8; 16],
+    prefix_len: u8,
+    /// 0 IA_NA, 1 IA_PD, FREE for an empty slot.
+    ia_type: u8,
+    state: u8,
+    interface: u16,
+    subnet: u16,
+    client: u32,
+    iaid: u32,
+    preferred: u32,
+    valid: u32,
+    /// Next slot of the same IA, or (in an empty slot) the next empty slot.
+    next: u32,
+    expires: u32,
+}
+
+/// A client's DUID in the arena and how many slots refer to it.
+#[derive(Clone, Copy)]
+struct Client {
+    offset: u32,
+    len: u8,
+    leases: u32,
+}
+
+fn state_code(s: LeaseState) -> u8 {
+    match s {
+        LeaseState::Offered => 0,
+        LeaseState::Bound => 1,
+        LeaseState::Expired => 2,
+        LeaseState::Declined => 3,
+    }
+}
+
+fn state_of(c: u8) -> LeaseState {
+    match c {
+        0 => LeaseState::Offered,
+        1 => LeaseState::Bound,
+        2 => LeaseState::Expired,
+        _ => LeaseState::Declined,
+    }
+}
+
+fn type_code(t: IaType) -> u8 {
+    match t {
+        IaType::Na => 0,
+        IaType::Pd => 1,
+    }
+}
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// The lease table. See the module documentation.
+#[derive(Default)]
+pub struct LeaseTable {
+    slots: Vec<Slot>,
+    free_slot: u32,
+    live: usize,
+    by_resource: HashTable<u32>,
+    by_ia: HashTable<u32>,
+    clients: Vec<Client>,
+    free_clients: Vec<u32>,
+    by_duid: HashTable<u32>,
+    arena: Vec<u8>,
+    arena_garbage: usize,
+    interfaces: Vec<String>,
+    deadlines: BTreeMap<u32, Vec<u32>>,
+    /// Per subnet that limits its clients: live (not declined) leases per client.
+    subnet_clients: Vec<Option<hashbrown::HashMap<u32, u32>>>,
+    hasher: DefaultHashBuilder,
+}
+
+impl LeaseTable {
+    /// A table; `limited[i]` says whether subnet `i` counts its clients.
+    pub fn new(limited: Vec<bool>) -> LeaseTable {
+        LeaseTable {
+            free_slot: NONE,
+            subnet_clients: limited.into_iter().map(|l| l.then(hashbrown::HashMap::new)).collect(),
+            ..LeaseTable::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    fn resource_of(slot: &Slot) -> (u128, u8) {
+        (u128::from_be_bytes(slot.addr), slot.prefix_len)
+    }
+
+    fn hash_resource(&self, key: (u128, u8)) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn hash_ia(&self, client: u32, iaid: u32, ia_type: u8) -> u64 {
+        self.hasher.hash_one((client, iaid, ia_type))
+    }
+
+    fn duid(&self, client: u32) -> &[u8] {
+        let c = self.clients[client as usize];
+        &self.arena[c.offset as usize..c.offset as usize + usize::from(c.len)]
+    }
+
+    fn find_client(&self, duid: &[u8]) -> Option<u32> {
+        let h = self.hasher.hash_one(duid);
+        self.by_duid.find(h, |&c| self.duid(c) == duid).copied()
+    }
+
+    fn intern_client(&mut self, duid: &[u8]) -> u32 {
+        if let Some(c) = self.find_client(duid) {
+            return c;
+        }
+        let offset = self.arena.len() as u32;
+        self.arena.extend_from_slice(duid);
+        // DUIDs are at most 130 bytes (checked by the codec and the journal).
+        let client = Client { offset, len: duid.len().min(255) as u8, leases: 0 };
+        let index = match self.free_clients.pop() {
+            Some(i) => {
+                self.clients[i as usize] = client;
+                i
+            }
+            None => {
+                self.clients.push(client);
+                (self.clients.len() - 1) as u32
+            }
+        };
+        let h = self.hasher.hash_one(duid);
+        let (clients, arena) = (&self.clients, &self.arena);
+        let hasher = &self.hasher;
+        self.by_duid.insert_unique(h, index, |&c| {
+            let c = clients[c as usize];
+            hasher.hash_one(&arena[c.offset as usize..c.offset as usize + usize::from(c.len)])
+        });
+        index
+    }
+
+    fn release_client(&mut self, client: u32) {
+        let c = &mut self.clients[client as usize];
+        c.leases -= 1;
+        if c.leases > 0 {
+            return;
+        }
+        let h = self.hasher.hash_one(self.duid(client));
+        if let Ok(entry) = self.by_duid.find_entry(h, |&x| x == client) {
+            entry.remove();
+        }
+        self.arena_garbage += usize::from(self.clients[client as usize].len);
+        self.free_clients.push(client);
+        if self.arena_garbage > (1 << 20) && self.arena_garbage * 2 > self.arena.len() {
+            self.compact_arena();
+        }
+    }
+
+    /// Rewrites the DUID arena without the DUIDs of departed clients.
+    fn compact_arena(&mut self) {
+        let free: std::collections::HashSet<u32> = self.free_clients.iter().copied().collect();
+        let mut arena = Vec::with_capacity(self.arena.len() - self.arena_garbage);
+        for (i, c) in self.clients.iter_mut().enumerate() {
+            if free.contains(&(i as u32)) {
+                continue;
+            }
+            let start = c.offset as usize;
+            c.offset = arena.len() as u32;
+            arena.extend_from_slice(&self.arena[start..start + usize::from(c.len)]);
+        }
+        self.arena = arena;
+        self.arena_garbage = 0;
+    }
+
+    fn interface_code(&mut self, name: Option<&str>) -> u16 {
+        let Some(name) = name else { return NO_INTERFACE };
+        if let Some(i) = self.interfaces.iter().position(|n| n == name) {
+            return i as u16;
+        }
+        if self.interfaces.len() >= usize::from(NO_INTERFACE) {
+            return NO_INTERFACE;
+        }
+        self.interfaces.push(name.to_string());
+        (self.interfaces.len() - 1) as u16
+    }
+
+    fn slot_of(&self, resource: &Ipv6Net) -> Option<u32> {
+        let key = (u128::from(resource.addr()), resource.prefix_len());
+        let h = self.hash_resource(key);
+        self.by_resource.find(h, |&s| Self::resource_of(&self.slots[s as usize]) == key).copied()
+    }
+
+    pub fn contains(&self, resource: &Ipv6Net) -> bool {
+        self.slot_of(resource).is_some()
+    }
+
+    fn lease_at(&self, s: u32) -> Lease {
+        let slot = &self.slots[s as usize];
+        Lease {
+            // prefix_len was valid when stored.
+            resource: Ipv6Net::new(Ipv6Addr::from(slot.addr), slot.prefix_len).unwrap_or_default(),
+            ia_type: if slot.ia_type == 0 { IaType::Na } else { IaType::Pd },
+            duid: self.duid(slot.client).to_vec(),
+            iaid: slot.iaid,
+            subnet: usize::from(slot.subnet),
+            state: state_of(slot.state),
+            preferred_lifetime: slot.preferred,
+            valid_lifetime: slot.valid,
+            expires: u64::from(slot.expires),
+            interface: self.interfaces.get(usize::from(slot.interface)).cloned(),
+        }
+    }
+
+    pub fn get(&self, resource: &Ipv6Net) -> Option<Lease> {
+        self.slot_of(resource).map(|s| self.lease_at(s))
+    }
+
+    /// The state and subnet of a lease, without building a [`Lease`].
+    pub fn brief(&self, resource: &Ipv6Net) -> Option<(LeaseState, usize)> {
+        self.slot_of(resource).map(|s| {
+            let slot = &self.slots[s as usize];
+            (state_of(slot.state), usize::from(slot.subnet))
+        })
+    }
+
+    fn counts_toward_limit(state: u8) -> bool {
+        state != state_code(LeaseState::Declined)
+    }
+
+    fn count_client(&mut self, subnet: u16, client: u32, state: u8, delta: i64) {
+        if !Self::counts_toward_limit(state) {
+            return;
+        }
+        if let Some(Some(map)) = self.subnet_clients.get_mut(usize::from(subnet)) {
+            let n = map.entry(client).or_insert(0);
+            *n = (i64::from(*n) + delta).max(0) as u32;
+            if *n == 0 {
+                map.remove(&client);
+            }
+        }
+    }
+
+    /// Inserts or replaces the lease for `lease.resource`.
+    pub fn put(&mut self, lease: &Lease) {
+        self.remove(&lease.resource);
+        let client = self.intern_client(&lease.duid);
+        self.clients[client as usize].leases += 1;
+        let interface = self.interface_code(lease.interface.as_deref());
+        let ia_type = type_code(lease.ia_type);
+        let mut slot = Slot {
+            addr: lease.resource.addr().octets(),
+            prefix_len: lease.resource.prefix_len(),
+            ia_type,
+            state: state_code(lease.state),
+            interface,
+            subnet: u16::try_from(lease.subnet).unwrap_or(u16::MAX),
+            client,
+            iaid: lease.iaid,
+            preferred: lease.preferred_lifetime,
+            valid: lease.valid_lifetime,
+            next: NONE,
+            expires: clamp_u32(lease.expires),
+        };
+        // Link into the IA's list (declined leases belong to no IA).
+        let in_ia = lease.state != LeaseState::Declined;
+        let ia_hash = self.hash_ia(client, lease.iaid, ia_type);
+        let head = if in_ia {
+            let slots = &self.slots;
+            self.by_ia
+                .find(ia_hash, |&s| {
+                    let x = &slots[s as usize];
+                    (x.client, x.iaid, x.ia_type) == (client, lease.iaid, ia_type)
+                })
+                .copied()
+        } else {
+            None
+        };
+        // The new slot goes second in an existing IA list, so the head (the index's entry) stays.
+        if let Some(h) = head {
+            slot.next = self.slots[h as usize].next;
+        }
+        let index = match self.free_slot {
+            NONE => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+            free => {
+                self.free_slot = self.slots[free as usize].next;
+                self.slots[free as usize] = slot;
+                free
+            }
+        };
+        if in_ia {
+            match head {
+                Some(h) => self.slots[h as usize].next = index,
+                None => {
+                    let (slots, hasher) = (&self.slots, &self.hasher);
+                    self.by_ia.insert_unique(ia_hash, index, |&s| {
+                        let x = &slots[s as usize];
+                        hasher.hash_one((x.client, x.iaid, x.ia_type))
+                    });
+                }
+            }
+        }
+        let key = Self::resource_of(&slot);
+        let h = self.hash_resource(key);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.by_resource.insert_unique(h, index, |&s| hasher.hash_one(Self::resource_of(&slots[s as usize])));
+        self.deadlines.entry(slot.expires).or_default().push(index);
+        self.count_client(slot.subnet, client, slot.state, 1);
+        self.live += 1;
+    }
+
+    /// Removes the lease for `resource`, returning it.
+    pub fn remove(&mut self, resource: &Ipv6Net) -> Option<Lease> {
+        let s = self.slot_of(resource)?;
+        let lease = self.lease_at(s);
+        let slot = self.slots[s as usize];
+        let key = Self::resource_of(&slot);
+        let h = self.hash_resource(key);
+        if let Ok(e) = self.by_resource.find_entry(h, |&x| x == s) {
+            e.remove();
+        }
+        if slot.state != state_code(LeaseState::Declined) {
+            self.unlink_from_ia(s, &slot);
+        }
+        self.count_client(slot.subnet, slot.client, slot.state, -1);
+        self.release_client(slot.client);
+        let empty = &mut self.slots[s as usize];
+        empty.ia_type = FREE;
+        empty.next = self.free_slot;
+        self.free_slot = s;
+        self.live -= 1;
+        Some(lease)
+    }
+
+    fn unlink_from_ia(&mut self, s: u32, slot: &Slot) {
+        let ia_hash = self.hash_ia(slot.client, slot.iaid, slot.ia_type);
+        let head = {
+            let slots = &self.slots;
+            self.by_ia
+                .find(ia_hash, |&x| {
+                    let y = &slots[x as usize];
+                    (y.client, y.iaid, y.ia_type) == (slot.client, slot.iaid, slot.ia_type)
+                })
+                .copied()
+        };
+        let Some(head) = head else { return };
+        if head == s {
+            if let Ok(e) = self.by_ia.find_entry(ia_hash, |&x| x == s) {
+                e.remove();
+            }
+            let next = slot.next;
+            if next != NONE {
+                let (slots, hasher) = (&self.slots, &self.hasher);
+                self.by_ia.insert_unique(ia_hash, next, |&x| {
+                    let y = &slots[x as usize];
+                    hasher.hash_one((y.client, y.iaid, y.ia_type))
+                });
+            }
+        } else {
+            let mut at = head;
+            while self.slots[at as usize].next != NONE {
+                if self.slots[at as usize].next == s {
+                    self.slots[at as usize].next = slot.next;
+                    break;
+                }
+                at = self.slots[at as usize].next;
+            }
+        }
+    }
+
+    /// The resources an IA holds (offered, bound or expired), in insertion order of the head.
+    pub fn ia(&self, duid: &[u8], iaid: u32, ia_type: IaType) -> Vec<Ipv6Net> {
+        let Some(client) = self.find_client(duid) else { return vec![] };
+        let t = type_code(ia_type);
+        let h = self.hash_ia(client, iaid, t);
+        let head = self.by_ia.find(h, |&s| {
+            let x = &self.slots[s as usize];
+            (x.client, x.iaid, x.ia_type) == (client, iaid, t)
+        });
+        let mut out = Vec::new();
+        let mut at = head.copied().unwrap_or(NONE);
+        while at != NONE {
+            let slot = &self.slots[at as usize];
+            out.push(Ipv6Net::new(Ipv6Addr::from(slot.addr), slot.prefix_len).unwrap_or_default());
+            at = slot.next;
+        }
+        out
+    }
+
+    /// Resources whose state may have ended by `now`; the caller checks each one's `expires`.
+    pub fn due(&mut self, now: u64) -> Vec<Ipv6Net> {
+        let now = clamp_u32(now);
+        let mut out = Vec::new();
+        while let Some(entry) = self.deadlines.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            let (second, slots) = entry.remove_entry();
+            for s in slots {
+                let slot = &self.slots[s as usize];
+                // Stale entries (the lease moved on, or the slot was freed) are skipped.
+                if slot.ia_type != FREE && slot.expires == second {
+                    out.push(Ipv6Net::new(Ipv6Addr::from(slot.addr), slot.prefix_len).unwrap_or_default());
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// How many clients hold leases in a subnet that limits them, and whether `duid` is one.
+    pub fn subnet_clients(&self, subnet: usize, duid: &[u8]) -> Option<(usize, bool)> {
+        let map = self.subnet_clients.get(subnet)?.as_ref()?;
+        let me = self.find_client(duid).is_some_and(|c| map.contains_key(&c));
+        Some((map.len(), me))
+    }
+
+    /// Every lease, built on demand.
+    pub fn iter(&self) -> impl Iterator<Item = Lease> + '_ {
+        (0..self.slots.len() as u32).filter(|s| self.slots[*s as usize].ia_type != FREE).map(|s| self.lease_at(s))
+    }
+
+    /// (resource, state, subnet) of every lease, without building leases.
+    pub fn briefs(&self) -> impl Iterator<Item = (Ipv6Net, LeaseState, usize)> + '_ {
+        self.slots.iter().filter(|s| s.ia_type != FREE).map(|s| {
+            (Ipv6Net::new(Ipv6Addr::from(s.addr), s.prefix_len).unwrap_or_default(), state_of(s.state), usize::from(s.subnet))
+        })
+    }
+
+    /// Gives back memory held for growth (after loading, say).
+    pub fn shrink_to_fit(&mut self) {
+        self.slots.shrink_to_fit();
+        self.clients.shrink_to_fit();
+        self.arena.shrink_to_fit();
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.by_resource.shrink_to_fit(|&s| hasher.hash_one(Self::resource_of(&slots[s as usize])));
+        self.by_ia.shrink_to_fit(|&s| {
+            let x = &slots[s as usize];
+            hasher.hash_one((x.client, x.iaid, x.ia_type))
+        });
+        let (clients, arena) = (&self.clients, &self.arena);
+        self.by_duid.shrink_to_fit(|&c| {
+            let c = clients[c as usize];
+            hasher.hash_one(&arena[c.offset as usize..c.offset as usize + usize::from(c.len)])
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn lease(addr: u16, client: u8, iaid: u32, state: LeaseState, expires: u64) -> Lease {
+        Lease {
+            resource: Ipv6Net::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, addr)),
+            ia_type: IaType::Na,
+            duid: vec![0, 3, 0, 1, client],
+            iaid,
+            subnet: 0,
+            state,
+            preferred_lifetime: 10,
+            valid_lifetime: 20,
+            expires,
+            interface: Some("eth1".into()),
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put(u16, u8, u32, bool, u64),
+        Remove(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u16..24, 0u8..5, 0u32..3, any::<bool>(), 0u64..50).prop_map(|(a, c, i, d, e)| Op::Put(a, c, i, d, e)),
+            (0u16..24).prop_map(Op::Remove),
+        ]
+    }
+
+    proptest! {
+        /// The table against a plain HashMap model: same leases, same IAs, same deadlines.
+        #[test]
+        fn behaves_like_a_map(ops in prop::collection::vec(op(), 0..200), now in 0u64..60) {
+            let mut table = LeaseTable::new(vec![true]);
+            let mut model: HashMap<Ipv6Net, Lease> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Put(a, c, i, declined, e) => {
+                        let l = lease(a, c, i, if declined { LeaseState::Declined } else { LeaseState::Bound }, e);
+                        table.put(&l);
+                        model.insert(l.resource, l);
+                    }
+                    Op::Remove(a) => {
+                        let r = Ipv6Net::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, a));
+                        prop_assert_eq!(table.remove(&r), model.remove(&r));
+                    }
+                }
+            }
+            prop_assert_eq!(table.len(), model.len());
+            for (r, l) in &model {
+                prop_assert_eq!(table.get(r), Some(l.clone()));
+            }
+            for c in 0u8..5 {
+                for i in 0u32..3 {
+                    let mut got = table.ia(&[0, 3, 0, 1, c], i, IaType::Na);
+                    got.sort();
+                    let mut want: Vec<Ipv6Net> = model.values().filter(|l| l.duid == [0, 3, 0, 1, c] && l.iaid == i && l.state != LeaseState::Declined).map(|l| l.resource).collect();
+                    want.sort();
+                    prop_assert_eq!(got, want);
+                }
+            }
+            let clients: std::collections::HashSet<&Vec<u8>> = model.values().filter(|l| l.state != LeaseState::Declined).map(|l| &l.duid).collect();
+            prop_assert_eq!(table.subnet_clients(0, &[9]).map(|x| x.0), Some(clients.len()));
+            let mut due = table.due(now);
+            due.sort();
+            let mut want: Vec<Ipv6Net> = model.values().filter(|l| l.expires <= now).map(|l| l.resource).collect();
+            want.sort();
+            prop_assert_eq!(due, want);
+        }
+    }
+
+    #[test]
+    fn a_lease_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 48);
+    }
+}
