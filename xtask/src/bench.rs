@@ -1,7 +1,8 @@
-//! `cargo xtask bench`: perfdhcp -6 against dhcp6d, then against Kea (when installed) with an
-//! equivalent configuration, in the same namespaces with the same perfdhcp commands. It
-//! offers rising four-message exchange rates, finds the highest rate each server sustains,
-//! then offers four times that to show how each behaves under overload.
+//! `cargo xtask bench`: perfdhcp -6 against dhcp6d (durable journal on), then against Kea
+//! (when installed; memfile with persist) with an equivalent configuration, in the same
+//! namespaces with the same perfdhcp commands. It offers rising four-message exchange rates,
+//! finds the highest rate each server sustains, then offers four times that to show how each
+//! behaves under overload. Then one million leases: start-up time and memory per lease.
 
 use std::{
     path::{Path, PathBuf},
@@ -137,15 +138,96 @@ fn sweep(name: &str, server: &Netns, client: &Netns, interface: &str) -> Result<
     Ok((runs, overload))
 }
 
-/// Server CPU per exchange over the sustained runs (where neither side was saturated).
+/// Server CPU per exchange at the highest sustained rate (at low rates, wake-ups dominate).
 fn cpu_per_exchange(runs: &[Run]) -> f64 {
-    let sustained: Vec<f64> = runs.iter().filter(|r| r.drop_ratio <= MAX_DROP_RATIO && r.cpu_us_per_exchange.is_finite()).map(|r| r.cpu_us_per_exchange).collect();
-    sustained.iter().sum::<f64>() / sustained.len().max(1) as f64
+    peak(runs).map_or(f64::NAN, |r| r.cpu_us_per_exchange)
 }
 
 /// The highest achieved rate among the sustained runs.
 fn peak(runs: &[Run]) -> Option<Run> {
     runs.iter().filter(|r| r.drop_ratio <= MAX_DROP_RATIO).copied().max_by(|a, b| a.achieved.total_cmp(&b.achieved))
+}
+
+/// Leases in the start-up benchmark.
+const MILLION: u32 = 1_000_000;
+
+/// Resident memory of a process, in bytes.
+fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Starts dhcp6d on `config` (no XDP, loopback only) and returns how long it took until it
+/// served, and its resident memory then.
+fn start_and_measure(dhcp6d: &Path, config: &Path, socket: &Path) -> Result<(Duration, u64)> {
+    let _ = std::fs::remove_file(socket);
+    let started = std::time::Instant::now();
+    let mut child = std::process::Command::new(dhcp6d)
+        .args(["run", "--no-xdp", "--config"])
+        .arg(config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting dhcp6d")?;
+    while !socket.exists() {
+        if started.elapsed() > Duration::from_secs(120) || child.try_wait()?.is_some() {
+            let _ = child.kill();
+            anyhow::bail!("dhcp6d did not start on {}", config.display());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = started.elapsed();
+    let memory = rss(child.id()).unwrap_or(0);
+    let _ = std::process::Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    Ok((took, memory))
+}
+
+/// One million leases: imported from a Kea lease file, then dhcp6d's start-up time and
+/// resident memory per lease (against an empty start).
+pub fn million_leases(dhcp6d: &Path) -> Result<()> {
+    let dir = PathBuf::from(DIR).join("million");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let mut csv = String::from("address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,lease_type,iaid,prefix_len,fqdn_fwd,fqdn_rev,hostname,hwaddr,state,user_context,hwtype,hwaddr_source\n");
+    for i in 0..MILLION {
+        let b = i.to_be_bytes();
+        csv.push_str(&format!(
+            "2001:db8:1::{:x}:{:x},00:03:00:01:02:cc:{:02x}:{:02x}:{:02x}:{:02x},4000,{},1,3000,0,1,128,0,0,,,0,,,\n",
+            1 + (i >> 16),
+            i & 0xffff,
+            b[0],
+            b[1],
+            b[2],
+            b[3],
+            now + 100_000
+        ));
+    }
+    let kea = dir.join("kea-leases6.csv");
+    std::fs::write(&kea, csv)?;
+    let write_config = |name: &str| -> Result<(PathBuf, PathBuf)> {
+        let socket = dir.join(format!("{name}.sock"));
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nstate_dir = {:?}\ncontrol_socket = {:?}\n\n[[subnet]]\nprefix = \"2001:db8:1::/64\"\nranges = [{{ low = \"2001:db8:1::1:0\", high = \"2001:db8:1::ffff:ffff\" }}]\n",
+                dir.join(format!("{name}-state")).display().to_string(),
+                socket.display().to_string()
+            ),
+        )?;
+        Ok((config, socket))
+    };
+    let (empty_config, empty_socket) = write_config("empty")?;
+    let (full_config, full_socket) = write_config("full")?;
+    crate::shell::run(std::process::Command::new(dhcp6d).args(["leases", "import", "--config"]).arg(&full_config).arg("--kea").arg(&kea))?;
+    let (_, empty_rss) = start_and_measure(dhcp6d, &empty_config, &empty_socket)?;
+    let (took, full_rss) = start_and_measure(dhcp6d, &full_config, &full_socket)?;
+    let per_lease = full_rss.saturating_sub(empty_rss) as f64 / f64::from(MILLION);
+    println!("one million leases: start-up {:.2} s, resident {:.1} MiB ({:.1} MiB empty): {per_lease:.0} bytes per lease", took.as_secs_f64(), full_rss as f64 / 1048576.0, empty_rss as f64 / 1048576.0);
+    println!("  (targets: start-up under 2 s, under 200 bytes per lease)");
+    Ok(())
 }
 
 pub fn run(dhcp6d: &Path) -> Result<()> {
@@ -188,17 +270,18 @@ pub fn run(dhcp6d: &Path) -> Result<()> {
     println!();
     let our_cpu = cpu_per_exchange(&ours_runs);
     if let Some(ours) = ours {
-        println!("dhcp6d: {:.1} four-message exchanges/s sustained, {our_cpu:.1} us of server CPU per exchange", ours.achieved);
+        println!("dhcp6d: {:.1} four-message exchanges/s sustained, {our_cpu:.1} us of server CPU per exchange there", ours.achieved);
         if let Some(o) = ours_overload {
             println!("dhcp6d at 4x its sustained rate: {:.1}/s ({:.0}% of it)", o.achieved, o.achieved / ours.achieved * 100.0);
         }
         if let Some((Some(k), k_over, kea_cpu)) = kea {
-            println!("kea:    {:.1} four-message exchanges/s sustained, {kea_cpu:.1} us of server CPU per exchange", k.achieved);
+            println!("kea:    {:.1} four-message exchanges/s sustained, {kea_cpu:.1} us of server CPU per exchange there", k.achieved);
             if let Some(o) = k_over {
                 println!("kea at 4x its sustained rate:    {:.1}/s ({:.0}% of it)", o.achieved, o.achieved / k.achieved * 100.0);
             }
             println!("dhcp6d / kea: {:.2}x the sustained rate, {:.2}x less server CPU per exchange", ours.achieved / k.achieved, kea_cpu / our_cpu);
         }
     }
-    Ok(())
+    println!();
+    million_leases(dhcp6d)
 }
