@@ -33,10 +33,22 @@ fn main() {
         .arg(&target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", "-Cdebuginfo=2\x1f-Clink-arg=--btf");
     // Variables the outer (host, stable) build set would leak into the nested one.
-    for var in ["RUSTC", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "RUSTFLAGS", "RUSTUP_TOOLCHAIN", "CARGO", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_MAKEFLAGS"] {
+    for var in [
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTFLAGS",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+    ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo +nightly for the XDP program: {e}; run `cargo xtask setup`"));
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo +nightly for the XDP program: {e}; run `cargo xtask setup`"));
     if !status.success() {
         panic!("building the XDP program (dhcp6-ebpf) failed; `cargo xtask setup` installs nightly's rust-src and bpf-linker");
     }

@@ -19,10 +19,7 @@ impl<'a> DomainName<'a> {
     /// label, or at the end of the buffer (a partial name).
     pub fn split_first(bytes: &'a [u8]) -> Result<(Self, &'a [u8]), &'static str> {
         let mut at = 0;
-        loop {
-            let Some(&len) = bytes.get(at) else {
-                break;
-            };
+        while let Some(&len) = bytes.get(at) {
             let len = usize::from(len);
             if len > MAX_LABEL {
                 return Err("label longer than 63 bytes (compression is not allowed)");

@@ -77,9 +77,7 @@ impl<'a> Duid<'a> {
         let be16 = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
         let be32 = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         match self.duid_type() {
-            duid_type::LLT => {
-                DuidKind::Llt { hw_type: be16(2), time: be32(4), link_layer_address: &b[8..] }
-            }
+            duid_type::LLT => DuidKind::Llt { hw_type: be16(2), time: be32(4), link_layer_address: &b[8..] },
             duid_type::EN => DuidKind::En { enterprise_number: be32(2), identifier: &b[6..] },
             duid_type::LL => DuidKind::Ll { hw_type: be16(2), link_layer_address: &b[4..] },
             duid_type::UUID => match <&[u8; 16]>::try_from(&b[2..]) {
@@ -110,11 +108,9 @@ impl fmt::Display for Hex<'_> {
 impl fmt::Display for Duid<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind() {
-            DuidKind::Llt { hw_type, time, link_layer_address } => write!(
-                f,
-                "duid-llt hw={hw_type} time={time} ll={}",
-                Hex(link_layer_address)
-            ),
+            DuidKind::Llt { hw_type, time, link_layer_address } => {
+                write!(f, "duid-llt hw={hw_type} time={time} ll={}", Hex(link_layer_address))
+            }
             DuidKind::En { enterprise_number, identifier } => {
                 write!(f, "duid-en enterprise={enterprise_number} id={}", Hex(identifier))
             }
@@ -143,10 +139,7 @@ mod tests {
     fn llt_fields() {
         let b = [0, 1, 0, 1, 0x32, 0x96, 0x98, 0x99, 2, 0, 0, 0, 0, 0xc1];
         let d = Duid::new(&b).unwrap();
-        assert_eq!(
-            d.kind(),
-            DuidKind::Llt { hw_type: 1, time: 0x32969899, link_layer_address: &b[8..] }
-        );
+        assert_eq!(d.kind(), DuidKind::Llt { hw_type: 1, time: 0x32969899, link_layer_address: &b[8..] });
         assert_eq!(d.to_string(), "duid-llt hw=1 time=848730265 ll=02:00:00:00:00:c1");
     }
 

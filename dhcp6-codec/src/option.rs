@@ -6,8 +6,8 @@ use core::net::Ipv6Addr;
 use dhcp6_common::wire::option_code as code;
 
 use crate::{
-    duid::Duid,
     domain::DomainName,
+    duid::Duid,
     message::{Message, Nesting},
     packet::{addr_at, OptionIter, RawOption},
     DecodeError, EncodeError,
@@ -75,10 +75,7 @@ impl<'a> Options<'a> {
         if nesting.options > MAX_OPTION_NESTING {
             return Err(DecodeError::OptionNestingTooDeep { limit: MAX_OPTION_NESTING });
         }
-        OptionIter::new(bytes)
-            .map(|raw| DhcpOption::decode(raw?, nesting))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Options)
+        OptionIter::new(bytes).map(|raw| DhcpOption::decode(raw?, nesting)).collect::<Result<Vec<_>, _>>().map(Options)
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>, nesting: Nesting) -> Result<(), EncodeError> {
@@ -273,10 +270,7 @@ impl<'a> OpaqueList<'a> {
     }
 
     /// Builds the wire form of a list; fails when an item is over 65535 bytes.
-    pub fn encode_items<'i>(
-        items: impl IntoIterator<Item = &'i [u8]>,
-        option: u16,
-    ) -> Result<Vec<u8>, EncodeError> {
+    pub fn encode_items<'i>(items: impl IntoIterator<Item = &'i [u8]>, option: u16) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
         for item in items {
             let len = u16::try_from(item.len()).map_err(|_| EncodeError::ListItemTooLong { code: option })?;
@@ -366,6 +360,14 @@ fn check_len(raw: &RawOption<'_>, min: usize, exact: bool, expected: &'static st
     Ok(())
 }
 
+/// Checks that a list option's length is a whole number of `unit`-byte items.
+fn check_multiple(raw: &RawOption<'_>, unit: usize, expected: &'static str) -> Result<(), DecodeError> {
+    if !raw.data.len().is_multiple_of(unit) {
+        return Err(DecodeError::BadOptionLength { code: raw.code, len: raw.data.len(), expected });
+    }
+    Ok(())
+}
+
 impl<'a> DhcpOption<'a> {
     /// The option code this option is sent with.
     pub fn code(&self) -> u16 {
@@ -442,9 +444,7 @@ impl<'a> DhcpOption<'a> {
                 })
             }
             code::ORO => {
-                if d.len() % 2 != 0 {
-                    return Err(DecodeError::BadOptionLength { code: raw.code, len: d.len(), expected: "a multiple of 2" });
-                }
+                check_multiple(&raw, 2, "a multiple of 2")?;
                 DhcpOption::Oro(d.chunks_exact(2).map(|c| be16(c, 0)).collect())
             }
             code::PREFERENCE => {
@@ -500,9 +500,7 @@ impl<'a> DhcpOption<'a> {
                 DhcpOption::ReconfAccept
             }
             code::DNS_SERVERS => {
-                if d.len() % 16 != 0 {
-                    return Err(DecodeError::BadOptionLength { code: raw.code, len: d.len(), expected: "a multiple of 16" });
-                }
+                check_multiple(&raw, 16, "a multiple of 16")?;
                 DhcpOption::DnsServers(d.chunks_exact(16).map(|c| addr_at(c, 0)).collect())
             }
             code::DOMAIN_LIST => {

@@ -39,19 +39,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// are read.
     pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
         let bytes = buffer.as_ref();
-        let first = *bytes.first().ok_or(DecodeError::Truncated {
-            what: "message header",
-            needed: 1,
-            available: 0,
-        })?;
+        let first = *bytes.first().ok_or(DecodeError::Truncated { what: "message header", needed: 1, available: 0 })?;
         let msg_type = MessageType::from_u8(first).ok_or(DecodeError::UnknownMessageType(first))?;
         let needed = Self::header_len_of(msg_type);
         if bytes.len() < needed {
-            return Err(DecodeError::Truncated {
-                what: "message header",
-                needed,
-                available: bytes.len(),
-            });
+            return Err(DecodeError::Truncated { what: "message header", needed, available: bytes.len() });
         }
         Ok(Packet { buffer, msg_type })
     }
@@ -209,10 +201,7 @@ mod tests {
     fn option_overrun_stops_iteration() {
         let b = [0u8, 1, 0, 5, 1, 2];
         let mut it = OptionIter::new(&b);
-        assert_eq!(
-            it.next(),
-            Some(Err(DecodeError::OptionOverrun { code: 1, declared: 5, available: 2 }))
-        );
+        assert_eq!(it.next(), Some(Err(DecodeError::OptionOverrun { code: 1, declared: 5, available: 2 })));
         assert_eq!(it.next(), None);
     }
 }

@@ -26,14 +26,9 @@ fn write_message(f: &mut Formatter<'_>, msg: &Message<'_>, depth: usize) -> fmt:
     indent(f, depth)?;
     match msg {
         Message::Client(m) => writeln!(f, "{} xid=0x{:06x}", m.msg_type.name(), m.transaction_id.as_u32())?,
-        Message::Relay(m) => writeln!(
-            f,
-            "{} hop={} link={} peer={}",
-            m.msg_type.name(),
-            m.hop_count,
-            m.link_address,
-            m.peer_address
-        )?,
+        Message::Relay(m) => {
+            writeln!(f, "{} hop={} link={} peer={}", m.msg_type.name(), m.hop_count, m.link_address, m.peer_address)?
+        }
     }
     write_options(f, msg.options(), depth + 1)
 }
@@ -95,7 +90,11 @@ fn write_option(f: &mut Formatter<'_>, option: &DhcpOption<'_>, depth: usize) ->
             Some(&a.options)
         }
         DhcpOption::IaPrefix(p) => {
-            writeln!(f, "iaprefix {}/{} preferred={} valid={}", p.prefix, p.prefix_len, p.preferred_lifetime, p.valid_lifetime)?;
+            writeln!(
+                f,
+                "iaprefix {}/{} preferred={} valid={}",
+                p.prefix, p.prefix_len, p.preferred_lifetime, p.valid_lifetime
+            )?;
             Some(&p.options)
         }
         DhcpOption::Oro(codes) => {

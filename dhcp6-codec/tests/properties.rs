@@ -5,11 +5,11 @@ use std::net::Ipv6Addr;
 
 use dhcp6_codec::{
     option::{
-        Auth, ClientFqdn, DhcpOption, IaAddr, IaNa, IaPd, IaPrefix, IaTa, LinkLayerAddr, OpaqueList, Options,
-        RemoteId, VendorClass, VendorOpts,
+        Auth, ClientFqdn, DhcpOption, IaAddr, IaNa, IaPd, IaPrefix, IaTa, LinkLayerAddr, OpaqueList, Options, RemoteId,
+        VendorClass, VendorOpts,
     },
-    option_code, ClientMessage, DomainName, Duid, Message, MessageType, RawOption, RelayMessage, Status,
-    StatusCode, TransactionId,
+    option_code, ClientMessage, DomainName, Duid, Message, MessageType, RawOption, RelayMessage, Status, StatusCode,
+    TransactionId,
 };
 use proptest::prelude::*;
 
@@ -77,7 +77,8 @@ fn opaque_list(code: u16) -> impl Strategy<Value = OpaqueList<'static>> {
     })
 }
 
-const KNOWN: &[u16] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23, 24, 25, 26, 32, 37, 38, 39, 79, 82, 83];
+const KNOWN: &[u16] =
+    &[1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23, 24, 25, 26, 32, 37, 38, 39, 79, 82, 83];
 
 /// Options that hold no options.
 fn leaf_option() -> impl Strategy<Value = DhcpOption<'static>> {
@@ -98,7 +99,8 @@ fn leaf_option() -> impl Strategy<Value = DhcpOption<'static>> {
         opaque_list(option_code::USER_CLASS).prop_map(DhcpOption::UserClass),
         (any::<u32>(), opaque_list(option_code::VENDOR_CLASS))
             .prop_map(|(e, data)| DhcpOption::VendorClass(VendorClass { enterprise_number: e, data })),
-        (any::<u32>(), bytes(16)).prop_map(|(e, data)| DhcpOption::VendorOpts(VendorOpts { enterprise_number: e, data })),
+        (any::<u32>(), bytes(16))
+            .prop_map(|(e, data)| DhcpOption::VendorOpts(VendorOpts { enterprise_number: e, data })),
         bytes(16).prop_map(DhcpOption::InterfaceId),
         any::<u8>().prop_map(DhcpOption::ReconfMsg),
         Just(DhcpOption::ReconfAccept),
@@ -108,7 +110,8 @@ fn leaf_option() -> impl Strategy<Value = DhcpOption<'static>> {
             DhcpOption::DomainList(names)
         }),
         any::<u32>().prop_map(DhcpOption::InformationRefreshTime),
-        (any::<u32>(), bytes(16)).prop_map(|(e, id)| DhcpOption::RemoteId(RemoteId { enterprise_number: e, remote_id: id })),
+        (any::<u32>(), bytes(16))
+            .prop_map(|(e, id)| DhcpOption::RemoteId(RemoteId { enterprise_number: e, remote_id: id })),
         bytes(16).prop_map(DhcpOption::SubscriberId),
         (any::<u8>(), any::<bool>().prop_flat_map(domain))
             .prop_map(|(flags, name)| DhcpOption::ClientFqdn(ClientFqdn { flags, name })),
@@ -135,7 +138,13 @@ fn option() -> impl Strategy<Value = DhcpOption<'static>> {
                 DhcpOption::IaAddr(IaAddr { address, preferred_lifetime: p, valid_lifetime: v, options })
             }),
             (any::<u32>(), any::<u32>(), any::<u8>(), addr(), opts).prop_map(|(p, v, len, prefix, options)| {
-                DhcpOption::IaPrefix(IaPrefix { preferred_lifetime: p, valid_lifetime: v, prefix_len: len, prefix, options })
+                DhcpOption::IaPrefix(IaPrefix {
+                    preferred_lifetime: p,
+                    valid_lifetime: v,
+                    prefix_len: len,
+                    prefix,
+                    options,
+                })
             }),
         ]
     })
@@ -144,7 +153,11 @@ fn option() -> impl Strategy<Value = DhcpOption<'static>> {
 fn client_message() -> impl Strategy<Value = Message<'static>> {
     let types: Vec<MessageType> = MessageType::ALL.into_iter().filter(|t| !t.is_relay()).collect();
     (prop::sample::select(types), any::<u32>(), prop::collection::vec(option(), 0..6)).prop_map(|(t, xid, o)| {
-        Message::Client(ClientMessage { msg_type: t, transaction_id: TransactionId::from_u32(xid), options: Options(o) })
+        Message::Client(ClientMessage {
+            msg_type: t,
+            transaction_id: TransactionId::from_u32(xid),
+            options: Options(o),
+        })
     })
 }
 
@@ -155,7 +168,13 @@ fn message() -> impl Strategy<Value = Message<'static>> {
         for (reply, hop_count, link_address, peer_address, mut options) in relays {
             options.push(DhcpOption::RelayMsg(Box::new(msg)));
             let msg_type = if reply { MessageType::RelayRepl } else { MessageType::RelayForw };
-            msg = Message::Relay(RelayMessage { msg_type, hop_count, link_address, peer_address, options: Options(options) });
+            msg = Message::Relay(RelayMessage {
+                msg_type,
+                hop_count,
+                link_address,
+                peer_address,
+                options: Options(options),
+            });
         }
         msg
     })

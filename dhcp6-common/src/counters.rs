@@ -20,13 +20,8 @@ impl Verdict {
     /// Number of verdicts: the size of the verdict counter map.
     pub const COUNT: u32 = 5;
 
-    pub const ALL: [Verdict; Self::COUNT as usize] = [
-        Verdict::NotIpv6,
-        Verdict::NotUdp,
-        Verdict::OtherPort,
-        Verdict::Truncated,
-        Verdict::Dhcp6Passed,
-    ];
+    pub const ALL: [Verdict; Self::COUNT as usize] =
+        [Verdict::NotIpv6, Verdict::NotUdp, Verdict::OtherPort, Verdict::Truncated, Verdict::Dhcp6Passed];
 
     /// A stable snake_case name for statistics output.
     pub const fn name(self) -> &'static str {

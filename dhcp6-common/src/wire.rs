@@ -15,8 +15,7 @@ pub const RELAY_HEADER_LEN: usize = 34;
 pub const OPTION_HEADER_LEN: usize = 4;
 
 /// ff02::1:2, All_DHCP_Relay_Agents_and_Servers (RFC 9915 section 7.1).
-pub const ALL_DHCP_RELAY_AGENTS_AND_SERVERS: [u8; 16] =
-    [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0x02];
+pub const ALL_DHCP_RELAY_AGENTS_AND_SERVERS: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0x02];
 
 /// Ethernet and IPv6 framing constants the XDP parser needs.
 pub mod frame {

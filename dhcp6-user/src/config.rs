@@ -77,7 +77,8 @@ impl AddressRange {
         (self.low..=self.high).contains(&u128::from(a))
     }
 
-    pub fn len(&self) -> u128 {
+    /// How many addresses the range holds.
+    pub fn size(&self) -> u128 {
         self.high - self.low + 1
     }
 }
@@ -309,7 +310,8 @@ impl Config {
         let mut subnets = Vec::new();
         for (id, spanned) in file.subnet.into_iter().enumerate() {
             let start = spanned.span().start;
-            let subnet = check_subnet(id, spanned.into_inner(), &defaults).map_err(|(offset, m)| at(offset.unwrap_or(start), m))?;
+            let subnet = check_subnet(id, spanned.into_inner(), &defaults)
+                .map_err(|(offset, m)| at(offset.unwrap_or(start), m))?;
             for other in &subnets {
                 let other: &Subnet = other;
                 if other.prefix.contains(&subnet.prefix) || subnet.prefix.contains(&other.prefix) {
@@ -354,10 +356,9 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
     for r in &s.ranges {
         let range = match r.get_ref() {
             raw::Range::Bounds { low, high } => AddressRange { low: u128::from(*low), high: u128::from(*high) },
-            raw::Range::Prefix { prefix } => AddressRange {
-                low: u128::from(prefix.network()),
-                high: u128::from(prefix.broadcast()),
-            },
+            raw::Range::Prefix { prefix } => {
+                AddressRange { low: u128::from(prefix.network()), high: u128::from(prefix.broadcast()) }
+            }
         };
         let at = Some(r.span().start);
         if range.low > range.high {
@@ -372,7 +373,10 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
         ranges.push(range);
     }
     if s.allocation == Allocation::InterfaceIdentifier && prefix.prefix_len() > 64 {
-        return Err((None, format!("subnet {prefix}: interface-identifier allocation needs a prefix of /64 or shorter")));
+        return Err((
+            None,
+            format!("subnet {prefix}: interface-identifier allocation needs a prefix of /64 or shorter"),
+        ));
     }
     let mut pd_pools = Vec::new();
     for p in &s.pd_pool {
@@ -381,10 +385,17 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
         if pool.delegated_length < pool.prefix.prefix_len() || pool.delegated_length > 128 {
             return Err((at, format!("delegated_length {} does not fit in {}", pool.delegated_length, pool.prefix)));
         }
-        let ranges = if pool.ranges.is_empty() { vec![pool.prefix.trunc()] } else { pool.ranges.iter().map(Ipv6Net::trunc).collect() };
+        let ranges = if pool.ranges.is_empty() {
+            vec![pool.prefix.trunc()]
+        } else {
+            pool.ranges.iter().map(Ipv6Net::trunc).collect()
+        };
         for r in &ranges {
             if !pool.prefix.contains(r) || r.prefix_len() > pool.delegated_length {
-                return Err((at, format!("pd range {r} is not inside {} or is longer than /{}", pool.prefix, pool.delegated_length)));
+                return Err((
+                    at,
+                    format!("pd range {r} is not inside {} or is longer than /{}", pool.prefix, pool.delegated_length),
+                ));
             }
         }
         pd_pools.push(PdPool { prefix: pool.prefix.trunc(), delegated_length: pool.delegated_length, ranges });
@@ -393,7 +404,8 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
     for r in &s.reservation {
         let at = Some(r.span().start);
         let res = r.get_ref();
-        let duid = parse_hex(&res.duid).ok_or((at, format!("reservation duid {:?} is not colon-separated hex", res.duid)))?;
+        let duid =
+            parse_hex(&res.duid).ok_or((at, format!("reservation duid {:?} is not colon-separated hex", res.duid)))?;
         if duid.len() < 2 {
             return Err((at, "reservation duid is shorter than 2 bytes".into()));
         }
@@ -439,7 +451,7 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
 /// Colon-separated (or plain) hex bytes.
 pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
     let digits: String = s.chars().filter(|c| *c != ':').collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     (0..digits.len()).step_by(2).map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok()).collect()
@@ -479,7 +491,7 @@ address = "2001:db8:1::10"
         let s = &c.subnets[0];
         assert_eq!(s.lifetimes, Lifetimes { preferred: 100, valid: 200, t1: 50, t2: 80 });
         assert_eq!(s.ranges.len(), 2);
-        assert_eq!(s.ranges[1].len(), 1u128 << 63);
+        assert_eq!(s.ranges[1].size(), 1u128 << 63);
         assert_eq!(s.pd_pools[0].ranges, vec!["2001:db8:8000::/40".parse::<Ipv6Net>().unwrap()]);
         assert_eq!(s.reservations[0].duid.len(), 14);
         assert_eq!(s.preference, Some(255));

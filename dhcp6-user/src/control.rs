@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::{
@@ -19,7 +18,9 @@ pub enum Request {
     Statistics,
     Pools,
     /// Return declined (conflicting) addresses to the pool: one, or all.
-    ClearConflicting { address: Option<std::net::Ipv6Addr> },
+    ClearConflicting {
+        address: Option<std::net::Ipv6Addr>,
+    },
 }
 
 /// Errors of the control client.

@@ -94,7 +94,9 @@ fn option(o: &DhcpOption<'_>) -> Value {
         }
         DhcpOption::RemoteId(r) => json!({ "enterprise_number": r.enterprise_number, "remote_id": hex(r.remote_id) }),
         DhcpOption::ClientFqdn(f) => json!({ "flags": f.flags, "name": f.name.to_string() }),
-        DhcpOption::ClientLinkLayerAddr(l) => json!({ "link_layer_type": l.link_layer_type, "address": hex(l.address) }),
+        DhcpOption::ClientLinkLayerAddr(l) => {
+            json!({ "link_layer_type": l.link_layer_type, "address": hex(l.address) })
+        }
         DhcpOption::Unknown(raw) => json!({ "data": hex(raw.data) }),
     };
     let mut v = json!({ "code": o.code() });

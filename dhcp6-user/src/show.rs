@@ -21,7 +21,11 @@ pub fn render(request: Request, answer: &Value) -> String {
     // Writing to a String cannot fail.
     match request {
         Request::Bindings => {
-            let _ = writeln!(out, "{:<28} {:<6} {:<9} {:>8} {:<10} {:<9} Client DUID", "Prefix", "Type", "State", "Expires", "Interface", "IAID");
+            let _ = writeln!(
+                out,
+                "{:<28} {:<6} {:<9} {:>8} {:<10} {:<9} Client DUID",
+                "Prefix", "Type", "State", "Expires", "Interface", "IAID"
+            );
             for b in &rows {
                 let iaid = b["iaid"].as_u64().map_or("-".into(), |i| format!("{i:08x}"));
                 let _ = writeln!(
@@ -38,7 +42,12 @@ pub fn render(request: Request, answer: &Value) -> String {
             }
         }
         Request::Statistics => {
-            for (title, key) in [("Messages received", "received"), ("Messages sent", "sent"), ("Packets dropped", "dropped"), ("XDP verdicts", "xdp")] {
+            for (title, key) in [
+                ("Messages received", "received"),
+                ("Messages sent", "sent"),
+                ("Packets dropped", "dropped"),
+                ("XDP verdicts", "xdp"),
+            ] {
                 let Some(map) = answer[key].as_object() else { continue };
                 let _ = writeln!(out, "{title}:");
                 let total: u64 = map.values().filter_map(Value::as_u64).sum();
@@ -52,7 +61,11 @@ pub fn render(request: Request, answer: &Value) -> String {
             let _ = writeln!(out, "{answer}");
         }
         Request::Pools => {
-            let _ = writeln!(out, "{:<22} {:<28} {:>10} {:>8} {:>8} {:>11} {:>12} assignable", "Subnet", "Pool", "total", "in-use", "expired", "conflicting", "unassignable");
+            let _ = writeln!(
+                out,
+                "{:<22} {:<28} {:>10} {:>8} {:>8} {:>11} {:>12} assignable",
+                "Subnet", "Pool", "total", "in-use", "expired", "conflicting", "unassignable"
+            );
             for p in &rows {
                 let _ = writeln!(
                     out,

@@ -80,11 +80,7 @@ impl XdpProgram {
     /// Runs the program once on `frame` (BPF_PROG_TEST_RUN) and returns its XDP action.
     pub fn test_run(&self, frame: &[u8]) -> Result<u32, XdpError> {
         use aya::programs::{TestRun, TestRunOptions};
-        let program: &Xdp = self
-            .ebpf
-            .program(XDP_PROGRAM)
-            .ok_or(XdpError::Missing("XDP program"))?
-            .try_into()?;
+        let program: &Xdp = self.ebpf.program(XDP_PROGRAM).ok_or(XdpError::Missing("XDP program"))?.try_into()?;
         let mut out = vec![0u8; frame.len() + 256];
         let opts = TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), ..Default::default() };
         Ok(program.test_run(opts)?.return_value)

@@ -49,7 +49,11 @@ impl TestClient {
     /// Sends `options` as `msg_type` and waits for the matching reply.
     fn exchange(&mut self, msg_type: MessageType, options: Vec<DhcpOption<'_>>) -> Option<Vec<u8>> {
         self.xid = (self.xid + 1) & 0xff_ffff;
-        let msg = Message::Client(ClientMessage { msg_type, transaction_id: TransactionId::from_u32(self.xid), options: Options(options) });
+        let msg = Message::Client(ClientMessage {
+            msg_type,
+            transaction_id: TransactionId::from_u32(self.xid),
+            options: Options(options),
+        });
         self.socket.send_to(&msg.to_vec().ok()?, self.server).ok()?;
         let mut buf = [0u8; 2048];
         loop {

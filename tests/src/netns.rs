@@ -60,7 +60,11 @@ impl Netns {
     /// Runs `args` inside the namespace and returns its output whatever its exit status
     /// (for tools such as perfdhcp whose status reports drops).
     pub fn exec_status(&self, args: &[&str]) -> Output {
-        Command::new("ip").args(["netns", "exec", &self.name]).args(args).output().unwrap_or_else(|e| panic!("running {args:?}: {e}"))
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
     }
 
     /// Waits until `interface` has its IPv6 link-local address (clients need it to start).
@@ -110,9 +114,11 @@ impl Veth {
     pub fn new(ns_a: &Netns, ns_b: &Netns) -> Veth {
         let a = unique_name("va");
         let b = unique_name("vb");
-        must(Command::new("ip").args([
-            "link", "add", &a, "netns", &ns_a.name, "type", "veth", "peer", "name", &b, "netns", &ns_b.name,
-        ]));
+        must(
+            Command::new("ip").args([
+                "link", "add", &a, "netns", &ns_a.name, "type", "veth", "peer", "name", &b, "netns", &ns_b.name,
+            ]),
+        );
         ns_a.exec(&["ip", "link", "set", &a, "up"]);
         ns_b.exec(&["ip", "link", "set", &b, "up"]);
         ns_a.wait_link_local(&a);

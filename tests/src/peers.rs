@@ -49,7 +49,14 @@ pub fn dhcp6d_binary() -> PathBuf {
             let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let mut build = Command::new(cargo);
-            build.current_dir(env!("CARGO_MANIFEST_DIR")).args(["build", "--quiet", "-p", "dhcp6-user", "--bin", "dhcp6d"]);
+            build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+                "build",
+                "--quiet",
+                "-p",
+                "dhcp6-user",
+                "--bin",
+                "dhcp6d",
+            ]);
             if profile_dir.file_name().is_some_and(|p| p == "release") {
                 build.arg("--release");
             }
@@ -135,7 +142,11 @@ impl Dhcp6d {
     pub fn start(ns: &Netns, scratch: &Scratch, name: &str, config: &str, extra: &[&str]) -> Dhcp6d {
         let socket = scratch.path(&format!("{name}.sock"));
         let state = scratch.path(&format!("{name}-state"));
-        let header = format!("[server]\nstate_dir = {:?}\ncontrol_socket = {:?}\n", state.display().to_string(), socket.display().to_string());
+        let header = format!(
+            "[server]\nstate_dir = {:?}\ncontrol_socket = {:?}\n",
+            state.display().to_string(),
+            socket.display().to_string()
+        );
         let config_text = config.replacen("[server]\n", &header, 1);
         assert!(config_text.contains("control_socket"), "the test config needs a [server] table");
         let config_path = scratch.path(&format!("{name}.toml"));
@@ -150,11 +161,8 @@ impl Dhcp6d {
     }
 
     fn try_show(&self, what: &str) -> Option<Value> {
-        let out = Command::new(dhcp6d_binary())
-            .args(["show", what, "--json", "--socket"])
-            .arg(&self.socket)
-            .output()
-            .ok()?;
+        let out =
+            Command::new(dhcp6d_binary()).args(["show", what, "--json", "--socket"]).arg(&self.socket).output().ok()?;
         if !out.status.success() {
             return None;
         }
@@ -234,7 +242,9 @@ impl Dhclient {
 
     /// Every event recorded so far, in order: (reason, variables).
     pub fn events(&self) -> Vec<(String, BTreeMap<String, String>)> {
-        let mut names: Vec<PathBuf> = fs::read_dir(self.dir.join("events")).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+        let mut names: Vec<PathBuf> = fs::read_dir(self.dir.join("events"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
         names.sort();
         names
             .iter()

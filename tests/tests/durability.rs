@@ -68,9 +68,15 @@ fn every_lease_a_client_was_told_of_survives_sigkill() {
         // What the restarted server holds must cover everything told before the kill.
         let held = bindings(&server);
         for g in record.values() {
-            let (duid, expires) = held.get(&g.address.to_string()).unwrap_or_else(|| panic!("round {round}: lost {g:?} (seed {seed})"));
+            let (duid, expires) =
+                held.get(&g.address.to_string()).unwrap_or_else(|| panic!("round {round}: lost {g:?} (seed {seed})"));
             assert_eq!(duid, &hex(&g.duid), "round {round}: {} changed hands", g.address);
-            assert!(*expires >= g.expires, "round {round}: {} expires {expires}, the client was told {}", g.address, g.expires);
+            assert!(
+                *expires >= g.expires,
+                "round {round}: {} expires {expires}, the client was told {}",
+                g.address,
+                g.expires
+            );
         }
         let mut holders: HashMap<&String, usize> = HashMap::new();
         for (duid, _) in held.values() {
@@ -143,7 +149,12 @@ fn a_torn_journal_tail_is_cut_and_said_in_the_log() {
     std::fs::write(&journal, &bytes).unwrap();
     let server = Dhcp6d::start(&server_ns, &scratch, "srv", &config, &["--no-xdp"]);
     let log = server.process.log_text();
-    assert!(log.contains("cut a damaged journal tail") && log.contains(&format!("offset={whole}")) && log.contains("bytes=11"), "{log}");
+    assert!(
+        log.contains("cut a damaged journal tail")
+            && log.contains(&format!("offset={whole}"))
+            && log.contains("bytes=11"),
+        "{log}"
+    );
     let held = bindings(&server);
     for g in &granted {
         assert_eq!(held[&g.address.to_string()].0, hex(&g.duid));
@@ -181,7 +192,11 @@ fn leases_imported_from_kea_are_renewed_by_the_same_clients() {
     )
     .unwrap();
     let kea_env = [format!("KEA_PIDFILE_DIR={}", kea_dir.display()), format!("KEA_LOCKFILE_DIR={}", kea_dir.display())];
-    let kea = spawn_in(&server_ns, &["env", &kea_env[0], &kea_env[1], "kea-dhcp6", "-c", kea_conf.to_str().unwrap()], scratch.path("kea.log"));
+    let kea = spawn_in(
+        &server_ns,
+        &["env", &kea_env[0], &kea_env[1], "kea-dhcp6", "-c", kea_conf.to_str().unwrap()],
+        scratch.path("kea.log"),
+    );
     let client = Dhclient::start(&client_ns, &scratch, "dhclient", &veth.b, &["-N", "-P"]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     let prefix = client.wait_event("BOUND6", "new_ip6_prefix", SECS);
@@ -194,19 +209,46 @@ fn leases_imported_from_kea_are_renewed_by_the_same_clients() {
     );
     let state = scratch.path("srv-state");
     let config_path = scratch.path("import.toml");
-    std::fs::write(&config_path, format!("[server]\nstate_dir = {:?}\ncontrol_socket = {:?}\n", state.display().to_string(), scratch.path("srv.sock").display().to_string()) + &config["[server]\n".len()..]).unwrap();
+    std::fs::write(
+        &config_path,
+        format!(
+            "[server]\nstate_dir = {:?}\ncontrol_socket = {:?}\n",
+            state.display().to_string(),
+            scratch.path("srv.sock").display().to_string()
+        ) + &config["[server]\n".len()..],
+    )
+    .unwrap();
     let out = std::process::Command::new(dhcp6_tests::peers::dhcp6d_binary())
-        .args(["leases", "import", "--config", config_path.to_str().unwrap(), "--kea", lease_file.to_str().unwrap(), "--server-id", kea_dir.join("kea-dhcp6-serverid").to_str().unwrap()])
+        .args([
+            "leases",
+            "import",
+            "--config",
+            config_path.to_str().unwrap(),
+            "--kea",
+            lease_file.to_str().unwrap(),
+            "--server-id",
+            kea_dir.join("kea-dhcp6-serverid").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 leases"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("imported 2 leases"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let server = Dhcp6d::start(&server_ns, &scratch, "srv", &config, &[]);
     let renews = server.stat("received", "RENEW");
     let start = Instant::now();
     // dhclient renews at T1 (3 s), naming Kea's DUID, which dhcp6d now answers to.
     let renewed = wait_for("a Renew answered by dhcp6d", SECS, || {
-        client.events().into_iter().rev().find(|(r, v)| r == "RENEW6" && v.contains_key("new_ip6_address")).filter(|_| server.stat("received", "RENEW") > renews).map(|(_, v)| v)
+        client
+            .events()
+            .into_iter()
+            .rev()
+            .find(|(r, v)| r == "RENEW6" && v.contains_key("new_ip6_address"))
+            .filter(|_| server.stat("received", "RENEW") > renews)
+            .map(|(_, v)| v)
     });
     assert_eq!(renewed["new_ip6_address"], address);
     assert!(start.elapsed() < SECS);

@@ -85,7 +85,10 @@ fn dhclient_gets_an_address_renews_rebinds_and_releases() {
 
     // Release: dhclient -r with the same lease file.
     drop(client.process);
-    let releaser = Dhclient { process: spawn_in(&lab.client, &["sleep", "0"], lab.scratch.path("noop.log")), dir: client.dir.clone() };
+    let releaser = Dhclient {
+        process: spawn_in(&lab.client, &["sleep", "0"], lab.scratch.path("noop.log")),
+        dir: client.dir.clone(),
+    };
     releaser.run_once(&lab.client, &lab.veth.b, &["-r"]);
     wait_for("the lease to be released", SECS, || server.bound().is_empty().then_some(()));
     assert!(server.stat("received", "RELEASE") >= 1);
@@ -124,8 +127,26 @@ fn dhclient_stateless_gets_options_and_no_lease() {
 /// Runs dhcpcd once (IA_NA + IA_PD, no router advertisements, no hooks) and returns its log.
 fn dhcpcd_once(ns: &Netns, scratch: &Scratch, interface: &str) -> String {
     let conf = scratch.path("dhcpcd.conf");
-    std::fs::write(&conf, format!("noipv6rs\nipv6only\nnohook resolv.conf\ninterface {interface}\n  ia_na 1\n  ia_pd 2\n")).unwrap();
-    let out = ns.exec_status(&["timeout", "30", "dhcpcd", "-f", conf.to_str().unwrap(), "-c", "/bin/true", "-B", "-6", "-1", "-t", "20", interface]);
+    std::fs::write(
+        &conf,
+        format!("noipv6rs\nipv6only\nnohook resolv.conf\ninterface {interface}\n  ia_na 1\n  ia_pd 2\n"),
+    )
+    .unwrap();
+    let out = ns.exec_status(&[
+        "timeout",
+        "30",
+        "dhcpcd",
+        "-f",
+        conf.to_str().unwrap(),
+        "-c",
+        "/bin/true",
+        "-B",
+        "-6",
+        "-1",
+        "-t",
+        "20",
+        interface,
+    ]);
     let _ = std::fs::remove_file(format!("/var/lib/dhcpcd/{interface}.lease6"));
     String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
 }
@@ -142,9 +163,16 @@ fn dhcpcd_gets_an_address_and_a_prefix() {
 
 /// perfdhcp's summary for one exchange: (sent, received, rejected leases, non unique addresses).
 fn perfdhcp_stats(output: &str, exchange: &str) -> (u64, u64, u64, u64) {
-    let section = output.split("***Statistics for: ").find(|s| s.starts_with(exchange)).unwrap_or_else(|| panic!("no {exchange} in:\n{output}"));
+    let section = output
+        .split("***Statistics for: ")
+        .find(|s| s.starts_with(exchange))
+        .unwrap_or_else(|| panic!("no {exchange} in:\n{output}"));
     let value = |key: &str| -> u64 {
-        section.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no {key} in {exchange}"))
+        section
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {exchange}"))
     };
     (value("sent packets:"), value("received packets:"), value("rejected leases:"), value("non unique addresses:"))
 }
@@ -152,9 +180,27 @@ fn perfdhcp_stats(output: &str, exchange: &str) -> (u64, u64, u64, u64) {
 #[test]
 fn perfdhcp_four_message_exchanges_complete_without_rejects_or_duplicates() {
     let lab = direct_link("perf4");
-    let config = config(&lab.veth.a).replace("low = \"2001:db8:1::100\", high = \"2001:db8:1::1ff\"", "low = \"2001:db8:1::1:0\", high = \"2001:db8:1::2:0\"");
+    let config = config(&lab.veth.a).replace(
+        "low = \"2001:db8:1::100\", high = \"2001:db8:1::1ff\"",
+        "low = \"2001:db8:1::1:0\", high = \"2001:db8:1::2:0\"",
+    );
     let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config, &[]);
-    let out = lab.client.exec_status(&["timeout", "60", "perfdhcp", "-6", "-l", &lab.veth.b, "-r", "200", "-n", "1000", "-R", "1000", "-p", "20"]);
+    let out = lab.client.exec_status(&[
+        "timeout",
+        "60",
+        "perfdhcp",
+        "-6",
+        "-l",
+        &lab.veth.b,
+        "-r",
+        "200",
+        "-n",
+        "1000",
+        "-R",
+        "1000",
+        "-p",
+        "20",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     for exchange in ["SOLICIT-ADVERTISE", "REQUEST-REPLY"] {
         let (sent, received, rejected, duplicates) = perfdhcp_stats(&text, exchange);
@@ -214,7 +260,11 @@ delegated_length = 60
 "#;
     let server = Dhcp6d::start(&server_ns, &scratch, "srv", config, &[]);
     let upstream = format!("2001:db8:ff::1%{}", up.a);
-    let _relay = spawn_in(&relay_ns, &["dhcrelay", "-6", "-d", "-I", "-l", &access.b, "-u", &upstream], scratch.path("dhcrelay.log"));
+    let _relay = spawn_in(
+        &relay_ns,
+        &["dhcrelay", "-6", "-d", "-I", "-l", &access.b, "-u", &upstream],
+        scratch.path("dhcrelay.log"),
+    );
     let client = Dhclient::start(&client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     assert!(address.starts_with("2001:db8:2::1"), "{address}");
@@ -272,11 +322,18 @@ fn two_servers_split_one_slash_64_and_either_confirms() {
         let _ = std::fs::remove_dir_all(client.dir.join("events"));
         let args = dhclient_args(&client.dir, &client_veth.a);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let restarted = Dhclient { process: spawn_in(client_ns, &refs, scratch.path(&format!("confirm{answering}.log"))), dir: client.dir.clone() };
+        let restarted = Dhclient {
+            process: spawn_in(client_ns, &refs, scratch.path(&format!("confirm{answering}.log"))),
+            dir: client.dir.clone(),
+        };
         // dhclient reports a confirmed lease as BOUND6, having sent Confirm, not Solicit.
         assert_eq!(restarted.wait_event("BOUND6", "new_ip6_address", SECS), address);
         assert!(servers[answering].stat("received", "CONFIRM") > before);
-        assert_eq!(servers[answering].stat("received", "SOLICIT"), 1, "the restarted client confirmed; it did not solicit again");
+        assert_eq!(
+            servers[answering].stat("received", "SOLICIT"),
+            1,
+            "the restarted client confirmed; it did not solicit again"
+        );
         drop(restarted);
         silent.process.signal(libc::SIGCONT);
     }
@@ -285,8 +342,20 @@ fn two_servers_split_one_slash_64_and_either_confirms() {
 /// The arguments of a foreground dhclient using the files in `dir`.
 fn dhclient_args(dir: &std::path::Path, interface: &str) -> Vec<String> {
     let file = |f: &str| dir.join(f).display().to_string();
-    ["dhclient", "-6", "-d", "-v", "-pf", &file("dhclient.pid"), "-lf", &file("dhclient.leases"), "-sf", &file("hook.sh"), interface]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "dhclient",
+        "-6",
+        "-d",
+        "-v",
+        "-pf",
+        &file("dhclient.pid"),
+        "-lf",
+        &file("dhclient.leases"),
+        "-sf",
+        &file("hook.sh"),
+        interface,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }

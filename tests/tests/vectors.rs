@@ -16,8 +16,8 @@ fn every_vector_message_round_trips_exactly() {
     let mut messages = 0;
     for file in vector_files() {
         for d in read_pcap(&file).unwrap() {
-            let msg = Message::decode(&d.payload)
-                .unwrap_or_else(|e| panic!("{} frame {}: {e}", file.display(), d.frame));
+            let msg =
+                Message::decode(&d.payload).unwrap_or_else(|e| panic!("{} frame {}: {e}", file.display(), d.frame));
             let encoded = msg.to_vec().unwrap();
             assert_eq!(encoded, d.payload, "{} frame {} re-encodes differently", file.display(), d.frame);
             messages += 1;

@@ -2,7 +2,11 @@
 //! namespace, fed the captured frames (plain, 802.1Q, 802.1ad+802.1Q and broken variants)
 //! from the peer namespace, and its per-CPU counters read back from userspace.
 
-use std::{collections::BTreeMap, fs::File, time::{Duration, Instant}};
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    time::{Duration, Instant},
+};
 
 use aya::programs::XdpMode;
 use dhcp6_common::{counters::Verdict, wire::frame::ETH_HEADER_LEN};
@@ -71,7 +75,9 @@ fn xdp_counts_dhcpv6_frames_by_type_and_verdict_on_a_veth() {
     // Cut inside the IPv6 header, and cut right after the UDP header.
     let cut_ip = sample[..ETH_HEADER_LEN + 20].to_vec();
     let cut_udp = sample[..ETH_HEADER_LEN + 48].to_vec();
-    for (frame, verdict) in [(arp, "not_ipv6"), (icmp, "not_udp"), (dns, "other_port"), (cut_ip, "truncated"), (cut_udp, "truncated")] {
+    for (frame, verdict) in
+        [(arp, "not_ipv6"), (icmp, "not_udp"), (dns, "other_port"), (cut_ip, "truncated"), (cut_udp, "truncated")]
+    {
         frames.push(frame);
         *expected.get_mut(verdict).unwrap() += 1;
     }

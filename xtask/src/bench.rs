@@ -69,7 +69,9 @@ fn parse_perfdhcp(offered: u32, text: &str) -> Option<Run> {
     let achieved = text.lines().find_map(|l| l.strip_prefix("Rate: "))?.split_whitespace().next()?.parse().ok()?;
     let sa = text.split("***Statistics for: ").find(|s| s.starts_with("SOLICIT-ADVERTISE"))?;
     let rr = text.split("***Statistics for: ").find(|s| s.starts_with("REQUEST-REPLY"))?;
-    let number = |section: &str, key: &str| -> Option<f64> { section.lines().find_map(|l| l.strip_prefix(key))?.trim().parse().ok() };
+    let number = |section: &str, key: &str| -> Option<f64> {
+        section.lines().find_map(|l| l.strip_prefix(key))?.trim().parse().ok()
+    };
     // Exchanges lost anywhere: Solicits sent that did not end in a Reply.
     let sent = number(sa, "sent packets:")?;
     let done = number(rr, "received packets:")?;
@@ -84,7 +86,8 @@ fn perfdhcp(server: &Netns, client: &Netns, interface: &str, rate: u32) -> Resul
     let cpu_before = server.cpu_seconds(0);
     let text = client.output(&["perfdhcp", "-6", "-l", interface, "-r", &rate_s, "-p", &period, "-R", "4000000000"])?;
     let cpu = server.cpu_seconds(0).zip(cpu_before).map(|(after, before)| after - before);
-    let mut run = parse_perfdhcp(rate, &text).with_context(|| format!("perfdhcp printed no result at {rate}/s:\n{text}"))?;
+    let mut run =
+        parse_perfdhcp(rate, &text).with_context(|| format!("perfdhcp printed no result at {rate}/s:\n{text}"))?;
     let exchanges = run.achieved * f64::from(SECONDS);
     run.cpu_us_per_exchange = cpu.filter(|_| exchanges > 0.0).map_or(f64::NAN, |c| c * 1e6 / exchanges);
     Ok(run)
@@ -123,7 +126,11 @@ fn sweep(name: &str, server: &Netns, client: &Netns, interface: &str) -> Result<
             let run = perfdhcp(server, client, interface, mid)?;
             report(name, &run);
             runs.push(run);
-            if run.drop_ratio > MAX_DROP_RATIO { high = mid } else { low = mid }
+            if run.drop_ratio > MAX_DROP_RATIO {
+                high = mid
+            } else {
+                low = mid
+            }
         }
     }
     let overload = match peak(&runs) {
@@ -154,7 +161,8 @@ const MILLION: u32 = 1_000_000;
 /// Resident memory of a process, in bytes.
 fn rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kb: u64 =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kb * 1024)
 }
 
@@ -221,11 +229,22 @@ pub fn million_leases(dhcp6d: &Path) -> Result<()> {
     };
     let (empty_config, empty_socket) = write_config("empty")?;
     let (full_config, full_socket) = write_config("full")?;
-    crate::shell::run(std::process::Command::new(dhcp6d).args(["leases", "import", "--config"]).arg(&full_config).arg("--kea").arg(&kea))?;
+    crate::shell::run(
+        std::process::Command::new(dhcp6d)
+            .args(["leases", "import", "--config"])
+            .arg(&full_config)
+            .arg("--kea")
+            .arg(&kea),
+    )?;
     let (_, empty_rss) = start_and_measure(dhcp6d, &empty_config, &empty_socket)?;
     let (took, full_rss) = start_and_measure(dhcp6d, &full_config, &full_socket)?;
     let per_lease = full_rss.saturating_sub(empty_rss) as f64 / f64::from(MILLION);
-    println!("one million leases: start-up {:.2} s, resident {:.1} MiB ({:.1} MiB empty): {per_lease:.0} bytes per lease", took.as_secs_f64(), full_rss as f64 / 1048576.0, empty_rss as f64 / 1048576.0);
+    println!(
+        "one million leases: start-up {:.2} s, resident {:.1} MiB ({:.1} MiB empty): {per_lease:.0} bytes per lease",
+        took.as_secs_f64(),
+        full_rss as f64 / 1048576.0,
+        empty_rss as f64 / 1048576.0
+    );
     println!("  (targets: start-up under 2 s, under 200 bytes per lease)");
     Ok(())
 }
@@ -238,7 +257,10 @@ pub fn run(dhcp6d: &Path) -> Result<()> {
     let client = Netns::new("bench-cli")?;
     veth(&server, "bench-srv", &client, "bench-cli")?;
     server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "bench-srv", "nodad"])?;
-    println!("perfdhcp -6 four-message exchanges, {SECONDS} s per rate, sustained = at most {}% lost", MAX_DROP_RATIO * 100.0);
+    println!(
+        "perfdhcp -6 four-message exchanges, {SECONDS} s per rate, sustained = at most {}% lost",
+        MAX_DROP_RATIO * 100.0
+    );
 
     let config = dir.join("dhcp6d.toml");
     std::fs::write(&config, dhcp6d_config("bench-srv"))?;
@@ -256,7 +278,14 @@ pub fn run(dhcp6d: &Path) -> Result<()> {
         server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "bench-srv", "nodad"])?;
         let kea_conf = dir.join("kea-dhcp6.json");
         std::fs::write(&kea_conf, kea_config("bench-srv"))?;
-        let cmd = ["env".to_string(), format!("KEA_PIDFILE_DIR={DIR}"), format!("KEA_LOCKFILE_DIR={DIR}"), "kea-dhcp6".into(), "-c".into(), kea_conf.display().to_string()];
+        let cmd = [
+            "env".to_string(),
+            format!("KEA_PIDFILE_DIR={DIR}"),
+            format!("KEA_LOCKFILE_DIR={DIR}"),
+            "kea-dhcp6".into(),
+            "-c".into(),
+            kea_conf.display().to_string(),
+        ];
         let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
         server.spawn(&refs, &dir.join("kea-stdout.log"))?;
         std::thread::sleep(Duration::from_secs(3));
@@ -270,16 +299,34 @@ pub fn run(dhcp6d: &Path) -> Result<()> {
     println!();
     let our_cpu = cpu_per_exchange(&ours_runs);
     if let Some(ours) = ours {
-        println!("dhcp6d: {:.1} four-message exchanges/s sustained, {our_cpu:.1} us of server CPU per exchange there", ours.achieved);
+        println!(
+            "dhcp6d: {:.1} four-message exchanges/s sustained, {our_cpu:.1} us of server CPU per exchange there",
+            ours.achieved
+        );
         if let Some(o) = ours_overload {
-            println!("dhcp6d at 4x its sustained rate: {:.1}/s ({:.0}% of it)", o.achieved, o.achieved / ours.achieved * 100.0);
+            println!(
+                "dhcp6d at 4x its sustained rate: {:.1}/s ({:.0}% of it)",
+                o.achieved,
+                o.achieved / ours.achieved * 100.0
+            );
         }
         if let Some((Some(k), k_over, kea_cpu)) = kea {
-            println!("kea:    {:.1} four-message exchanges/s sustained, {kea_cpu:.1} us of server CPU per exchange there", k.achieved);
+            println!(
+                "kea:    {:.1} four-message exchanges/s sustained, {kea_cpu:.1} us of server CPU per exchange there",
+                k.achieved
+            );
             if let Some(o) = k_over {
-                println!("kea at 4x its sustained rate:    {:.1}/s ({:.0}% of it)", o.achieved, o.achieved / k.achieved * 100.0);
+                println!(
+                    "kea at 4x its sustained rate:    {:.1}/s ({:.0}% of it)",
+                    o.achieved,
+                    o.achieved / k.achieved * 100.0
+                );
             }
-            println!("dhcp6d / kea: {:.2}x the sustained rate, {:.2}x less server CPU per exchange", ours.achieved / k.achieved, kea_cpu / our_cpu);
+            println!(
+                "dhcp6d / kea: {:.2}x the sustained rate, {:.2}x less server CPU per exchange",
+                ours.achieved / k.achieved,
+                kea_cpu / our_cpu
+            );
         }
     }
     println!();

@@ -71,7 +71,8 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let out = std::process::Command::new(dhcp6d).args(["show", "bindings", "--json", "--config", config_arg]).output()?;
+        let out =
+            std::process::Command::new(dhcp6d).args(["show", "bindings", "--json", "--config", config_arg]).output()?;
         if String::from_utf8_lossy(&out.stdout).matches("\"bound\"").count() >= 3 {
             break;
         }

@@ -33,8 +33,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up what is missing, then run every test: unit, property, eBPF build, and the
-    /// root-only integration tests with real peers in network namespaces; then a short fuzz run.
+    /// Set up what is missing, then check formatting and lints, and run every test: unit,
+    /// property, eBPF build, and the root-only integration tests with real peers in network
+    /// namespaces; then a short fuzz run.
     Test {
         /// Seconds of fuzzing after the tests (0 skips it).
         #[arg(long, default_value_t = 20)]
@@ -73,6 +74,16 @@ fn main() -> Result<()> {
                 bail!("the integration tests create network namespaces and load XDP programs: run `cargo xtask test` as root");
             }
             setup::setup()?;
+            run(cargo().current_dir(root()).args(["fmt", "--all", "--check"]))?;
+            run(cargo().current_dir(root()).args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ]))?;
             let tally = run_tests(cargo().current_dir(root()).args(["test", "--workspace", "--locked"]))?;
             if fuzz_seconds > 0 {
                 fuzz(fuzz_seconds)?;
@@ -117,7 +128,18 @@ fn fuzz(seconds: u64) -> Result<()> {
         if path.extension().is_some_and(|e| e == "pcap") {
             run(cargo()
                 .current_dir(&root)
-                .args(["run", "--quiet", "--locked", "-p", "dhcp6-user", "--bin", "dhcp6d", "--", "decode", "--extract"])
+                .args([
+                    "run",
+                    "--quiet",
+                    "--locked",
+                    "-p",
+                    "dhcp6-user",
+                    "--bin",
+                    "dhcp6d",
+                    "--",
+                    "decode",
+                    "--extract",
+                ])
                 .arg(&corpus)
                 .arg(&path)
                 .stdout(std::process::Stdio::null()))?;
@@ -142,7 +164,10 @@ fn fuzz(seconds: u64) -> Result<()> {
         }
         Err(e) => {
             eprintln!("{text}");
-            Err(e.context(format!("the decoder fuzz target failed; its input is under fuzz/artifacts/decode (log: {})", log_path.display())))
+            Err(e.context(format!(
+                "the decoder fuzz target failed; its input is under fuzz/artifacts/decode (log: {})",
+                log_path.display()
+            )))
         }
     }
 }

@@ -69,7 +69,8 @@ impl Netns {
         // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
         let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        let per_second: f64 = output(Command::new("getconf").arg("CLK_TCK")).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0);
+        let per_second: f64 =
+            output(Command::new("getconf").arg("CLK_TCK")).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0);
         Some(ticks / per_second)
     }
 
@@ -100,7 +101,20 @@ impl Drop for Netns {
 
 /// A veth pair `a` (in `left`) to `b` (in `right`), both up with link-local addresses.
 pub fn veth(left: &Netns, a: &str, right: &Netns, b: &str) -> Result<()> {
-    run(Command::new("ip").args(["link", "add", a, "netns", &left.name, "type", "veth", "peer", "name", b, "netns", &right.name]))?;
+    run(Command::new("ip").args([
+        "link",
+        "add",
+        a,
+        "netns",
+        &left.name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b,
+        "netns",
+        &right.name,
+    ]))?;
     left.exec(&["ip", "link", "set", a, "up"])?;
     right.exec(&["ip", "link", "set", b, "up"])?;
     left.wait_link_local(a)?;

@@ -32,6 +32,7 @@ pub fn setup() -> Result<()> {
     rust_src()?;
     debian_packages(llvm)?;
     bpf_linker(llvm)?;
+    stable_components()?;
     cargo_fuzz()?;
     bpffs()?;
     Ok(())
@@ -67,7 +68,8 @@ fn rust_src() -> Result<()> {
 }
 
 fn package_installed(name: &str) -> bool {
-    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", name])).is_some_and(|s| s.contains("install ok installed"))
+    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", name]))
+        .is_some_and(|s| s.contains("install ok installed"))
 }
 
 fn debian_packages(llvm: u32) -> Result<()> {
@@ -117,7 +119,15 @@ fn bpf_linker(llvm: u32) -> Result<()> {
     let prefix = format!("/usr/lib/llvm-{llvm}");
     run(cargo()
         .env("LLVM_PREFIX", &prefix)
-        .args(["install", "--force", "bpf-linker", "--version", BPF_LINKER_VERSION, "--no-default-features", "--features"])
+        .args([
+            "install",
+            "--force",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--no-default-features",
+            "--features",
+        ])
         .arg(format!("llvm-{llvm}")))
     .with_context(|| format!("building bpf-linker {BPF_LINKER_VERSION} against LLVM {llvm} ({prefix})"))?;
     match bpf_linker_llvm_major() {
@@ -128,6 +138,17 @@ fn bpf_linker(llvm: u32) -> Result<()> {
         ),
         None => bail!("bpf-linker was installed but is not on PATH or not linked against libLLVM"),
     }
+}
+
+/// rustfmt and clippy for the checks `cargo xtask test` runs.
+fn stable_components() -> Result<()> {
+    let installed = output(Command::new("rustup").args(["component", "list", "--installed"])).unwrap_or_default();
+    for component in ["rustfmt", "clippy"] {
+        if !installed.lines().any(|l| l.starts_with(component)) {
+            run(Command::new("rustup").args(["component", "add", component]))?;
+        }
+    }
+    Ok(())
 }
 
 fn cargo_fuzz() -> Result<()> {

@@ -52,10 +52,8 @@ impl Tally {
 pub fn run_tests(cmd: &mut Command) -> Result<Tally> {
     use std::io::{BufRead, BufReader};
     eprintln!("xtask: {}", describe(cmd));
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", describe(cmd)))?;
+    let mut child =
+        cmd.stdout(std::process::Stdio::piped()).spawn().with_context(|| format!("cannot start {}", describe(cmd)))?;
     let mut tally = Tally::default();
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines() {

@@ -153,7 +153,8 @@ enum Mode {
 }
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: logs that go to files or journald stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&io::stderr());
     tracing_subscriber::fmt().with_writer(io::stderr).with_ansi(ansi).with_env_filter(filter).init();
@@ -190,7 +191,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let journal = config.server.state_dir.join(store::JOURNAL_FILE);
             match what {
                 LeasesCommand::Export { .. } => {
-                    let mut leases = store::journal::read_leases(&journal).with_context(|| format!("reading {}", journal.display()))?;
+                    let mut leases = store::journal::read_leases(&journal)
+                        .with_context(|| format!("reading {}", journal.display()))?;
                     print_all(&store::kea::to_csv(&mut leases))?;
                 }
                 LeasesCommand::Import { kea, server_id } => import_kea(&config, &journal, &kea, server_id.as_deref())?,
@@ -211,7 +213,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Show::Pools => Request::Pools,
             };
             let answer = runtime()?.block_on(control::ask(&socket, request))?;
-            let text = if json { serde_json::to_string_pretty(&answer)? + "\n" } else { show::render(request, &answer) };
+            let text =
+                if json { serde_json::to_string_pretty(&answer)? + "\n" } else { show::render(request, &answer) };
             print_all(&text)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -25,7 +25,9 @@ pub fn load_or_create(state_dir: &Path, interface: Option<&str>) -> Result<Vec<u
         }
         return Ok(duid);
     }
-    let mac = interface.and_then(|i| fs::read_to_string(format!("/sys/class/net/{i}/address")).ok()).and_then(|m| parse_hex(m.trim()));
+    let mac = interface
+        .and_then(|i| fs::read_to_string(format!("/sys/class/net/{i}/address")).ok())
+        .and_then(|m| parse_hex(m.trim()));
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let duid = match mac {
         Some(mac) if mac.len() == 6 => {

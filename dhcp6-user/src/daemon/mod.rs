@@ -75,7 +75,12 @@ pub async fn run(options: RunOptions) -> Result<()> {
     // Leases that ended while the server was down go back to the pool before anything else.
     let reclaimed = server.expire(now());
     store.commit(&reclaimed).context("recording leases that expired while stopped")?;
-    info!(leases = server.lease_count(), reclaimed = reclaimed.len(), ms = started.elapsed().as_millis() as u64, "leases loaded");
+    info!(
+        leases = server.lease_count(),
+        reclaimed = reclaimed.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "leases loaded"
+    );
 
     let xdp = if options.xdp { Some(attach_xdp(&interfaces)?) } else { None };
 
@@ -173,19 +178,24 @@ fn handle_batch(
             }
         }
     }
-    let committed = changes.is_empty() || match store.commit(&changes) {
-        Ok(()) => true,
-        Err(e) => {
-            warn!(error = %e, "the lease store refused a batch: its replies are not sent");
-            server.store_failed(&changes);
-            false
-        }
-    };
+    let committed = changes.is_empty()
+        || match store.commit(&changes) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, "the lease store refused a batch: its replies are not sent");
+                server.store_failed(&changes);
+                false
+            }
+        };
     // Control answers, like replies, go out once what they announce is durable.
     for (answer, value) in answers {
         let _ = answer.send(if committed { value } else { json!({ "error": "the lease store refused the change" }) });
     }
-    if committed { replies } else { Vec::new() }
+    if committed {
+        replies
+    } else {
+        Vec::new()
+    }
 }
 
 async fn read_loop(listeners: Arc<Vec<Listener>>, index: usize, tx: mpsc::Sender<Input>, overload: Arc<AtomicU64>) {
@@ -215,7 +225,8 @@ fn bind_control(path: &PathBuf) -> Result<UnixListener> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path).with_context(|| format!("binding the control socket {}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding the control socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }
@@ -257,7 +268,13 @@ async fn control_connection(stream: UnixStream, allowed: bool, tx: mpsc::Sender<
 }
 
 /// The answer to a control request, and the lease changes it made.
-fn control_answer(server: &mut Server, request: Request, xdp: Option<&XdpProgram>, overload: &AtomicU64, now: u64) -> (Value, Vec<LeaseChange>) {
+fn control_answer(
+    server: &mut Server,
+    request: Request,
+    xdp: Option<&XdpProgram>,
+    overload: &AtomicU64,
+    now: u64,
+) -> (Value, Vec<LeaseChange>) {
     if let Request::ClearConflicting { address } = request {
         let changes = server.clear_conflicting(address);
         return (json!({ "cleared": changes.len() }), changes);
@@ -288,7 +305,8 @@ fn control_answer(server: &mut Server, request: Request, xdp: Option<&XdpProgram
             let mut v = serde_json::to_value(server.statistics()).unwrap_or(Value::Null);
             v["dropped"]["queue_full"] = json!(overload.load(Ordering::Relaxed));
             if let Some(Ok(c)) = xdp.map(XdpProgram::counters) {
-                let verdicts: serde_json::Map<String, Value> = c.by_verdict.iter().map(|(k, n)| (k.name().to_string(), json!(n))).collect();
+                let verdicts: serde_json::Map<String, Value> =
+                    c.by_verdict.iter().map(|(k, n)| (k.name().to_string(), json!(n))).collect();
                 v["xdp"] = Value::Object(verdicts);
             }
             v

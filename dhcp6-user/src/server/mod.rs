@@ -130,7 +130,10 @@ impl Server {
         let subnets = config
             .subnets
             .iter()
-            .map(|s| SubnetState { addresses: Pool::addresses(s), prefixes: s.pd_pools.iter().map(Pool::prefixes).collect() })
+            .map(|s| SubnetState {
+                addresses: Pool::addresses(s),
+                prefixes: s.pd_pools.iter().map(Pool::prefixes).collect(),
+            })
             .collect();
         let limited = config.subnets.iter().map(|s| s.client_limit.is_some()).collect();
         let mut server = Server {
@@ -231,10 +234,15 @@ impl Server {
         let (subnet, client_link_local) = match relays.last() {
             Some(innermost) => {
                 let link = relays.iter().rev().map(|r| r.link_address).find(|a| !a.is_unspecified());
-                (link.and_then(|a| self.config.subnets.iter().position(|s| s.prefix.contains(&a))), Some(innermost.peer_address))
+                (
+                    link.and_then(|a| self.config.subnets.iter().position(|s| s.prefix.contains(&a))),
+                    Some(innermost.peer_address),
+                )
             }
             None => (
-                inbound.interface.and_then(|i| self.config.subnets.iter().position(|s| s.interface.as_deref() == Some(i))),
+                inbound
+                    .interface
+                    .and_then(|i| self.config.subnets.iter().position(|s| s.interface.as_deref() == Some(i))),
                 Some(*inbound.source.ip()),
             ),
         };
@@ -246,12 +254,24 @@ impl Server {
             if client.msg_type == MessageType::InformationRequest {
                 // Information-Request may come without a Client ID (RFC 9915 section 16.12).
                 let ctx = Ctx { subnet, duid: &[], client_link_local, interface: inbound.interface, now: inbound.now };
-                let plan = Plan { msg_type: MessageType::Reply, ias: vec![], status: None, rapid_commit: false, preference: false };
+                let plan = Plan {
+                    msg_type: MessageType::Reply,
+                    ias: vec![],
+                    status: None,
+                    rapid_commit: false,
+                    preference: false,
+                };
                 return self.answer(inbound, &relays, client, &ctx, plan, vec![]);
             }
             return self.drop(DropReason::NoClientId);
         };
-        let ctx = Ctx { subnet, duid: client_id.as_bytes(), client_link_local, interface: inbound.interface, now: inbound.now };
+        let ctx = Ctx {
+            subnet,
+            duid: client_id.as_bytes(),
+            client_link_local,
+            interface: inbound.interface,
+            now: inbound.now,
+        };
         let server_id = options.server_id();
         let ours = server_id.map(|d| d.as_bytes() == self.duid.as_slice());
         use MessageType::*;
@@ -275,11 +295,18 @@ impl Server {
                 let mut replies = Vec::new();
                 for ia in &ias {
                     let got = self.allocate(&ctx, ia);
-                    let reply = if rapid { self.bind(&ctx, ia, &got, &mut changes) } else { self.offer(&ctx, ia, &got) };
+                    let reply =
+                        if rapid { self.bind(&ctx, ia, &got, &mut changes) } else { self.offer(&ctx, ia, &got) };
                     replies.push(reply);
                 }
                 let rapid = rapid && !changes.is_empty();
-                Plan { msg_type: if rapid { Reply } else { Advertise }, ias: replies, status: None, rapid_commit: rapid, preference: true }
+                Plan {
+                    msg_type: if rapid { Reply } else { Advertise },
+                    ias: replies,
+                    status: None,
+                    rapid_commit: rapid,
+                    preference: true,
+                }
             }
             Request => {
                 let replies = ias
@@ -298,11 +325,15 @@ impl Server {
             Release | Decline => {
                 let decline = client.msg_type == Decline;
                 let replies = ias.iter().filter_map(|ia| self.give_back(&ctx, ia, decline, &mut changes)).collect();
-                let status = Some((Status::SUCCESS, if decline { "Declined addresses are marked conflicting" } else { "Released" }));
+                let status = Some((
+                    Status::SUCCESS,
+                    if decline { "Declined addresses are marked conflicting" } else { "Released" },
+                ));
                 Plan { msg_type: Reply, ias: replies, status, rapid_commit: false, preference: false }
             }
             Confirm => {
-                let addresses: Vec<Ipv6Net> = ias.iter().filter(|ia| ia.ia_type == IaType::Na).flat_map(|ia| ia.hints.clone()).collect();
+                let addresses: Vec<Ipv6Net> =
+                    ias.iter().filter(|ia| ia.ia_type == IaType::Na).flat_map(|ia| ia.hints.clone()).collect();
                 if addresses.is_empty() {
                     // Nothing to check: RFC 9915 section 18.3.3 says not to reply.
                     return self.drop(DropReason::Invalid);
@@ -374,7 +405,10 @@ impl Server {
         for (id, subnet) in self.config.subnets.iter().enumerate() {
             let state = &self.subnets[id];
             let count = |pool: &Pool, st: LeaseState| {
-                self.table.briefs().filter(|(r, state, subnet)| *subnet == id && *state == st && pool.contains(r)).count() as u64
+                self.table
+                    .briefs()
+                    .filter(|(r, state, subnet)| *subnet == id && *state == st && pool.contains(r))
+                    .count() as u64
             };
             let mut push = |name: String, pool: &Pool, unassignable: u64| {
                 let in_use = count(pool, LeaseState::Bound) + count(pool, LeaseState::Offered);
@@ -393,7 +427,8 @@ impl Server {
                     unassignable,
                 });
             };
-            let excluded = subnet.excluded.iter().filter(|a| state.addresses.contains(&Ipv6Net::from(**a))).count() as u64;
+            let excluded =
+                subnet.excluded.iter().filter(|a| state.addresses.contains(&Ipv6Net::from(**a))).count() as u64;
             push("addresses".into(), &state.addresses, excluded);
             for (pool, conf) in state.prefixes.iter().zip(&subnet.pd_pools) {
                 push(format!("{} as /{}", conf.prefix, conf.delegated_length), pool, 0);
@@ -411,8 +446,10 @@ impl Server {
         self.config.subnets.iter().enumerate().find_map(|(i, s)| {
             let inside = match ia_type {
                 IaType::Na => s.prefix.contains(&resource.network()),
-                IaType::Pd => self.subnets[i].prefixes.iter().any(|p| p.contains(resource))
-                    || s.reservations.iter().any(|r| r.prefix == Some(*resource)),
+                IaType::Pd => {
+                    self.subnets[i].prefixes.iter().any(|p| p.contains(resource))
+                        || s.reservations.iter().any(|r| r.prefix == Some(*resource))
+                }
             };
             inside.then_some(i)
         })
@@ -520,7 +557,8 @@ impl Server {
         });
         // 2. What the client asked for, 3. what it had before.
         let previous = self.previous.get(&(ctx.duid.to_vec(), ia.ia_type)).copied();
-        let candidates = reserved.into_iter().chain(ia.hints.iter().copied().filter(in_pool)).chain(previous.filter(in_pool));
+        let candidates =
+            reserved.into_iter().chain(ia.hints.iter().copied().filter(in_pool)).chain(previous.filter(in_pool));
         for c in candidates {
             if self.free_for(subnet, &c, ctx.duid) {
                 return vec![c];
@@ -533,7 +571,10 @@ impl Server {
         let taken = |r: &Ipv6Net| {
             table.contains(r)
                 || subnet.excluded.contains(&r.network())
-                || subnet.reservations.iter().any(|res| res.address.map(Ipv6Net::from) == Some(*r) || res.prefix == Some(*r))
+                || subnet
+                    .reservations
+                    .iter()
+                    .any(|res| res.address.map(Ipv6Net::from) == Some(*r) || res.prefix == Some(*r))
         };
         let state = &mut subnets[ctx.subnet];
         let found = match ia.ia_type {
@@ -589,7 +630,14 @@ impl Server {
                 IaType::Na => (Status::NO_ADDRS_AVAIL, "No addresses available"),
                 IaType::Pd => (Status::NO_PREFIX_AVAIL, "No prefixes available"),
             };
-            return IaReply { ia_type: ia.ia_type, iaid: ia.iaid, t1: 0, t2: 0, resources: vec![], status: Some(status) };
+            return IaReply {
+                ia_type: ia.ia_type,
+                iaid: ia.iaid,
+                t1: 0,
+                t2: 0,
+                resources: vec![],
+                status: Some(status),
+            };
         }
         IaReply {
             ia_type: ia.ia_type,
@@ -615,7 +663,10 @@ impl Server {
         let subnet = &self.config.subnets[ctx.subnet];
         let on_link = |r: &Ipv6Net| match ia.ia_type {
             IaType::Na => subnet.prefix.contains(&r.network()),
-            IaType::Pd => self.subnets[ctx.subnet].prefixes.iter().any(|p| p.contains(r)) || subnet.reservations.iter().any(|x| x.prefix == Some(*r)),
+            IaType::Pd => {
+                self.subnets[ctx.subnet].prefixes.iter().any(|p| p.contains(r))
+                    || subnet.reservations.iter().any(|x| x.prefix == Some(*r))
+            }
         };
         let stale: Vec<(Ipv6Net, u32, u32)> = ia
             .hints
@@ -643,7 +694,13 @@ impl Server {
     }
 
     /// Release and Decline of one IA: `None` when every named resource was the client's.
-    fn give_back(&mut self, ctx: &Ctx<'_>, ia: &IaRequest, decline: bool, changes: &mut Vec<LeaseChange>) -> Option<IaReply> {
+    fn give_back(
+        &mut self,
+        ctx: &Ctx<'_>,
+        ia: &IaRequest,
+        decline: bool,
+        changes: &mut Vec<LeaseChange>,
+    ) -> Option<IaReply> {
         let current = self.current(ctx, ia);
         let mine: Vec<Ipv6Net> = ia.hints.iter().filter(|r| current.contains(r)).copied().collect();
         for r in &mine {
@@ -681,9 +738,8 @@ impl Server {
         changes: Vec<LeaseChange>,
     ) -> Outcome {
         let subnet = &self.config.subnets[ctx.subnet];
-        let requested = |code: u16| {
-            client.options.iter().any(|o| matches!(o, DhcpOption::Oro(codes) if codes.contains(&code)))
-        };
+        let requested =
+            |code: u16| client.options.iter().any(|o| matches!(o, DhcpOption::Oro(codes) if codes.contains(&code)));
         let mut options = Options::new();
         if let Some(id) = client.options.client_id() {
             options.push(DhcpOption::ClientId(id));
@@ -711,14 +767,18 @@ impl Server {
         if !subnet.dns_servers.is_empty() && requested(option_code::DNS_SERVERS) {
             options.push(DhcpOption::DnsServers(subnet.dns_servers.clone()));
         }
-        let domains: Vec<DomainName<'static>> = subnet.domain_search.iter().filter_map(|d| DomainName::from_dotted(d)).collect();
+        let domains: Vec<DomainName<'static>> =
+            subnet.domain_search.iter().filter_map(|d| DomainName::from_dotted(d)).collect();
         if !domains.is_empty() && requested(option_code::DOMAIN_LIST) {
             options.push(DhcpOption::DomainList(domains));
         }
-        let mut reply = Message::Client(ClientMessage { msg_type: plan.msg_type, transaction_id: client.transaction_id, options });
+        let mut reply =
+            Message::Client(ClientMessage { msg_type: plan.msg_type, transaction_id: client.transaction_id, options });
         for relay in relays.iter().rev() {
             let mut relay_options = Options::new();
-            if let Some(DhcpOption::InterfaceId(id)) = relay.options.iter().find(|o| o.code() == option_code::INTERFACE_ID) {
+            if let Some(DhcpOption::InterfaceId(id)) =
+                relay.options.iter().find(|o| o.code() == option_code::INTERFACE_ID)
+            {
                 relay_options.push(DhcpOption::InterfaceId(id));
             }
             relay_options.push(DhcpOption::RelayMsg(Box::new(reply)));
@@ -753,18 +813,26 @@ fn requested_ias(options: &Options<'_>) -> Vec<IaRequest> {
             DhcpOption::IaNa(ia) => Some(IaRequest {
                 ia_type: IaType::Na,
                 iaid: ia.iaid,
-                hints: ia.options.iter().filter_map(|o| match o {
-                    DhcpOption::IaAddr(a) => Some(Ipv6Net::from(a.address)),
-                    _ => None,
-                }).collect(),
+                hints: ia
+                    .options
+                    .iter()
+                    .filter_map(|o| match o {
+                        DhcpOption::IaAddr(a) => Some(Ipv6Net::from(a.address)),
+                        _ => None,
+                    })
+                    .collect(),
             }),
             DhcpOption::IaPd(ia) => Some(IaRequest {
                 ia_type: IaType::Pd,
                 iaid: ia.iaid,
-                hints: ia.options.iter().filter_map(|o| match o {
-                    DhcpOption::IaPrefix(p) => Ipv6Net::new(p.prefix, p.prefix_len).ok().map(|n| n.trunc()),
-                    _ => None,
-                }).collect(),
+                hints: ia
+                    .options
+                    .iter()
+                    .filter_map(|o| match o {
+                        DhcpOption::IaPrefix(p) => Ipv6Net::new(p.prefix, p.prefix_len).ok().map(|n| n.trunc()),
+                        _ => None,
+                    })
+                    .collect(),
             }),
             _ => None,
         })

@@ -144,7 +144,8 @@ mod tests {
 
     #[test]
     fn prefixes_step_by_delegated_length() {
-        let pool = PdPool { prefix: net("2001:db8:8000::/40"), delegated_length: 56, ranges: vec![net("2001:db8:8000::/40")] };
+        let pool =
+            PdPool { prefix: net("2001:db8:8000::/40"), delegated_length: 56, ranges: vec![net("2001:db8:8000::/40")] };
         let mut p = Pool::prefixes(&pool);
         assert_eq!(p.size(), 1 << 16);
         let a = p.next_free(10, |_| false).unwrap();

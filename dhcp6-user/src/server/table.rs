@@ -445,7 +445,11 @@ impl LeaseTable {
     /// (resource, state, subnet) of every lease, without building leases.
     pub fn briefs(&self) -> impl Iterator<Item = (Ipv6Net, LeaseState, usize)> + '_ {
         self.slots.iter().filter(|s| s.ia_type != FREE).map(|s| {
-            (Ipv6Net::new(Ipv6Addr::from(s.addr), s.prefix_len).unwrap_or_default(), state_of(s.state), usize::from(s.subnet))
+            (
+                Ipv6Net::new(Ipv6Addr::from(s.addr), s.prefix_len).unwrap_or_default(),
+                state_of(s.state),
+                usize::from(s.subnet),
+            )
         })
     }
 

@@ -57,7 +57,9 @@ fn msg(t: MessageType, n: u8, extra: Vec<DhcpOption<'static>>) -> Vec<u8> {
     let duid: &'static [u8] = Box::leak(client_duid(n).into_boxed_slice());
     let mut options = Options(vec![DhcpOption::ClientId(Duid::new(duid).unwrap()), DhcpOption::Oro(vec![23, 24])]);
     options.0.extend(extra);
-    Message::Client(ClientMessage { msg_type: t, transaction_id: TransactionId::from_u32(0x1234), options }).to_vec().unwrap()
+    Message::Client(ClientMessage { msg_type: t, transaction_id: TransactionId::from_u32(0x1234), options })
+        .to_vec()
+        .unwrap()
 }
 
 fn server_id() -> DhcpOption<'static> {
@@ -71,7 +73,14 @@ fn ia_na(iaid: u32, addrs: &[&str]) -> DhcpOption<'static> {
         t2: 0,
         options: addrs
             .iter()
-            .map(|a| DhcpOption::IaAddr(IaAddr { address: a.parse().unwrap(), preferred_lifetime: 0, valid_lifetime: 0, options: Options::new() }))
+            .map(|a| {
+                DhcpOption::IaAddr(IaAddr {
+                    address: a.parse().unwrap(),
+                    preferred_lifetime: 0,
+                    valid_lifetime: 0,
+                    options: Options::new(),
+                })
+            })
             .collect(),
     })
 }
@@ -85,7 +94,13 @@ fn ia_pd(iaid: u32, prefixes: &[&str]) -> DhcpOption<'static> {
             .iter()
             .map(|p| {
                 let n: Ipv6Net = p.parse().unwrap();
-                DhcpOption::IaPrefix(IaPrefix { preferred_lifetime: 0, valid_lifetime: 0, prefix_len: n.prefix_len(), prefix: n.network(), options: Options::new() })
+                DhcpOption::IaPrefix(IaPrefix {
+                    preferred_lifetime: 0,
+                    valid_lifetime: 0,
+                    prefix_len: n.prefix_len(),
+                    prefix: n.network(),
+                    options: Options::new(),
+                })
             })
             .collect(),
     })
@@ -199,7 +214,12 @@ fn validation_drops_what_rfc_9915_says_to_drop() {
         assert!(send(&mut s, &payload, 1, NOW).reply.is_none(), "{reason:?}");
         assert_eq!(s.statistics().dropped(reason), before + 1, "{reason:?}");
     }
-    let other = s.handle(&Inbound { payload: &msg(MessageType::Solicit, 1, vec![]), source: SocketAddrV6::new(ll(1), 546, 0, 7), interface: Some("eth9"), now: NOW });
+    let other = s.handle(&Inbound {
+        payload: &msg(MessageType::Solicit, 1, vec![]),
+        source: SocketAddrV6::new(ll(1), 546, 0, 7),
+        interface: Some("eth9"),
+        now: NOW,
+    });
     assert!(other.reply.is_none());
     assert_eq!(s.statistics().dropped(DropReason::NoSubnet), 1);
 }
@@ -277,7 +297,9 @@ fn expiry_keeps_a_lease_for_the_grace_period_then_frees_it() {
     let mut s = server();
     bind(&mut s, 1, vec![ia_na(1, &[])]);
     let changes = s.expire(NOW + 200);
-    assert!(matches!(&changes[..], [LeaseChange::Upsert(l)] if l.state == LeaseState::Expired && l.expires == NOW + 250));
+    assert!(
+        matches!(&changes[..], [LeaseChange::Upsert(l)] if l.state == LeaseState::Expired && l.expires == NOW + 250)
+    );
     // In grace, the client gets the same address back.
     let out = send(&mut s, &msg(MessageType::Rebind, 1, vec![ia_na(1, &["2001:db8:1::100"])]), 1, NOW + 210);
     assert_eq!(granted(&reply(&out)), vec![("2001:db8:1::100".into(), 200)]);
@@ -312,7 +334,10 @@ fn information_request_gets_options_only() {
 #[test]
 fn prefixes_are_delegated_with_reservation_and_exhaustion() {
     let mut s = server();
-    assert_eq!(bind(&mut s, 1, vec![ia_na(1, &[]), ia_pd(1, &[])]), vec![("2001:db8:1::100".into(), 200), ("2001:db8:8000::/56".into(), 200)]);
+    assert_eq!(
+        bind(&mut s, 1, vec![ia_na(1, &[]), ia_pd(1, &[])]),
+        vec![("2001:db8:1::100".into(), 200), ("2001:db8:8000::/56".into(), 200)]
+    );
     assert_eq!(bind(&mut s, 0x99, vec![ia_pd(2, &[])]), vec![("2001:db8:80ff:ff00::/56".into(), 200)]);
     // The /54 range holds four /56s.
     for n in 2..5 {
@@ -325,7 +350,8 @@ fn prefixes_are_delegated_with_reservation_and_exhaustion() {
 #[test]
 fn relayed_messages_use_the_innermost_link_and_come_back_through_every_relay() {
     let mut s = server();
-    let inner = Message::decode(Box::leak(msg(MessageType::Solicit, 5, vec![ia_na(1, &[])]).into_boxed_slice())).unwrap();
+    let inner =
+        Message::decode(Box::leak(msg(MessageType::Solicit, 5, vec![ia_na(1, &[])]).into_boxed_slice())).unwrap();
     let first = Message::Relay(RelayMessage {
         msg_type: MessageType::RelayForw,
         hop_count: 0,
@@ -376,7 +402,12 @@ fn client_limit_and_leases_are_restored_from_the_store() {
 
     let leases: Vec<Lease> = s.leases();
     let mut restarted = Server::new(Config::parse(CONFIG).unwrap(), SERVER_DUID.to_vec(), leases);
-    let out = send(&mut restarted, &msg(MessageType::Renew, 1, vec![ia_na(1, &["2001:db8:1::100"]), server_id()]), 1, NOW + 5);
+    let out = send(
+        &mut restarted,
+        &msg(MessageType::Renew, 1, vec![ia_na(1, &["2001:db8:1::100"]), server_id()]),
+        1,
+        NOW + 5,
+    );
     assert_eq!(granted(&reply(&out)), vec![("2001:db8:1::100".into(), 200)]);
 }
 
@@ -407,7 +438,12 @@ fn leases_past_max_per_binding_end_with_zero_lifetimes_on_renew() {
         interface: None,
     };
     s.put(extra);
-    let out = send(&mut s, &msg(MessageType::Renew, 1, vec![ia_na(1, &["2001:db8:1::100", "2001:db8:1::102"]), server_id()]), 1, NOW + 10);
+    let out = send(
+        &mut s,
+        &msg(MessageType::Renew, 1, vec![ia_na(1, &["2001:db8:1::100", "2001:db8:1::102"]), server_id()]),
+        1,
+        NOW + 10,
+    );
     let mut got = granted(&reply(&out));
     got.sort();
     assert_eq!(got, vec![("2001:db8:1::100".into(), 200), ("2001:db8:1::102".into(), 0)]);

@@ -161,7 +161,18 @@ fn decode(payload: &[u8]) -> Option<LeaseChange> {
             let n = usize::from(r.u8()?);
             let iface = std::str::from_utf8(r.take(n)?).ok()?;
             let interface = (!iface.is_empty()).then(|| iface.to_string());
-            LeaseChange::Upsert(Lease { resource, ia_type, duid, iaid, subnet, state, preferred_lifetime, valid_lifetime, expires, interface })
+            LeaseChange::Upsert(Lease {
+                resource,
+                ia_type,
+                duid,
+                iaid,
+                subnet,
+                state,
+                preferred_lifetime,
+                valid_lifetime,
+                expires,
+                interface,
+            })
         }
         REMOVE => LeaseChange::Remove(r.resource()?),
         _ => return None,
@@ -405,7 +416,11 @@ mod tests {
         let (mut j, leases) = open(&path);
         assert!(leases.is_empty());
         j.commit(&[LeaseChange::Upsert(lease(1)), LeaseChange::Upsert(lease(2))]).unwrap();
-        j.commit(&[LeaseChange::Remove(lease(1).resource), LeaseChange::Upsert(Lease { state: LeaseState::Offered, ..lease(3) })]).unwrap();
+        j.commit(&[
+            LeaseChange::Remove(lease(1).resource),
+            LeaseChange::Upsert(Lease { state: LeaseState::Offered, ..lease(3) }),
+        ])
+        .unwrap();
         drop(j);
         let (_, leases) = open(&path);
         assert_eq!(leases, vec![lease(2)], "offers are never written; removals are");
@@ -439,7 +454,14 @@ mod tests {
         let mut bytes = fs::read(&path).unwrap();
         bytes[whole + FRAME + 20] ^= 0x40;
         let (_, cut) = replay(&bytes, &mut |_| {});
-        assert_eq!(cut, Some(Cut { offset: whole as u64, bytes: (bytes.len() - whole) as u64, reason: "record fails its checksum" }));
+        assert_eq!(
+            cut,
+            Some(Cut {
+                offset: whole as u64,
+                bytes: (bytes.len() - whole) as u64,
+                reason: "record fails its checksum"
+            })
+        );
     }
 
     #[test]

@@ -38,7 +38,10 @@ pub fn parse_kea_leases(text: &str, now: u64) -> Result<KeaImport, KeaError> {
     let (_, header) = lines.next().ok_or(KeaError { line: 1, reason: "empty file".into() })?;
     let columns: Vec<&str> = header.split(',').collect();
     let col = |name: &str| {
-        columns.iter().position(|c| *c == name).ok_or(KeaError { line: 1, reason: format!("no {name} column: not a Kea lease6 file") })
+        columns
+            .iter()
+            .position(|c| *c == name)
+            .ok_or(KeaError { line: 1, reason: format!("no {name} column: not a Kea lease6 file") })
     };
     let (address, duid, valid, expire, preferred, lease_type, iaid, prefix_len, state) = (
         col("address")?,
@@ -61,7 +64,9 @@ pub fn parse_kea_leases(text: &str, now: u64) -> Result<KeaImport, KeaError> {
         let fields: Vec<&str> = line.split(',').collect();
         let err = |reason: &str| KeaError { line: n, reason: reason.to_string() };
         let field = |c: usize| fields.get(c).copied().ok_or_else(|| err("too few fields"));
-        let number = |c: usize| -> Result<u64, KeaError> { field(c)?.parse().map_err(|_| err("a number field is not a number")) };
+        let number = |c: usize| -> Result<u64, KeaError> {
+            field(c)?.parse().map_err(|_| err("a number field is not a number"))
+        };
         let ia_type = match number(lease_type)? {
             0 => IaType::Na,
             2 => IaType::Pd,
@@ -73,7 +78,8 @@ pub fn parse_kea_leases(text: &str, now: u64) -> Result<KeaImport, KeaError> {
         };
         let addr: Ipv6Addr = field(address)?.parse().map_err(|_| err("address is not IPv6"))?;
         let len = u8::try_from(number(prefix_len)?).map_err(|_| err("prefix_len over 128"))?;
-        let resource = Ipv6Net::new(addr, if ia_type == IaType::Na { 128 } else { len }).map_err(|_| err("prefix_len over 128"))?;
+        let resource = Ipv6Net::new(addr, if ia_type == IaType::Na { 128 } else { len })
+            .map_err(|_| err("prefix_len over 128"))?;
         let valid_lifetime = u32::try_from(number(valid)?).map_err(|_| err("valid_lifetime too large"))?;
         let expires = number(expire)?;
         let kea_state = number(state)?;
@@ -146,7 +152,8 @@ mod tests {
     #[test]
     fn the_last_line_of_each_address_wins_and_ended_leases_are_left_out() {
         let import = parse_kea_leases(KEA, 1500).unwrap();
-        let got: Vec<(String, LeaseState, u32)> = import.leases.iter().map(|l| (l.resource.to_string(), l.state, l.iaid)).collect();
+        let got: Vec<(String, LeaseState, u32)> =
+            import.leases.iter().map(|l| (l.resource.to_string(), l.state, l.iaid)).collect();
         assert_eq!(
             got,
             vec![
