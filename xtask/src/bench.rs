@@ -14,8 +14,9 @@ use anyhow::{Context, Result};
 use crate::netns::{veth, Netns};
 
 const DIR: &str = "/run/dhcp6-bench";
-/// Offered rates, exchanges per second.
-const RATES: &[u32] = &[1000, 2000, 4000, 8000, 16000, 32000];
+/// Offered rates, exchanges per second, for perfdhcp and for dhcp6-load.
+const RATES: &[u32] = &[2000, 4000, 8000, 16000, 32000];
+const OWN_RATES: &[u32] = &[5000, 10000, 20000, 40000, 80000, 160000];
 /// Seconds each rate is offered.
 const SECONDS: u32 = 5;
 /// A rate is sustained when at most this share of exchanges is lost.
@@ -79,19 +80,61 @@ fn parse_perfdhcp(offered: u32, text: &str) -> Option<Run> {
     Some(Run { offered, achieved, drop_ratio, cpu_us_per_exchange: 0.0 })
 }
 
-/// One perfdhcp run at `rate`, with the CPU time the server (first process of `server`) used.
-fn perfdhcp(server: &Netns, client: &Netns, interface: &str, rate: u32) -> Result<Run> {
+/// What drives the load.
+#[derive(Clone, Copy)]
+enum Generator<'a> {
+    /// ISC perfdhcp, the reference tool.
+    Perfdhcp,
+    /// `dhcp6-load`, the project's own, for rates past perfdhcp's ceiling.
+    Own(&'a Path),
+}
+
+/// Parses dhcp6-load's "... rate N/s lost L%".
+fn parse_own(offered: u32, text: &str) -> Option<Run> {
+    let after = |key: &str| -> Option<f64> { text.split(key).nth(1)?.split(['/', '%', ' ']).next()?.parse().ok() };
+    Some(Run { offered, achieved: after(" rate ")?, drop_ratio: after(" lost ")? / 100.0, cpu_us_per_exchange: 0.0 })
+}
+
+/// One run at `rate`, with the CPU time the server (first process of `server`) used.
+fn load(generator: Generator<'_>, server: &Netns, client: &Netns, interface: &str, rate: u32) -> Result<Run> {
     let rate_s = rate.to_string();
     let period = SECONDS.to_string();
     let cpu_before = server.cpu_seconds(0);
-    let text = client.output(&["perfdhcp", "-6", "-l", interface, "-r", &rate_s, "-p", &period, "-R", "4000000000"])?;
+    let (text, parsed) = match generator {
+        Generator::Perfdhcp => {
+            let text = client.output(&[
+                "perfdhcp",
+                "-6",
+                "-l",
+                interface,
+                "-r",
+                &rate_s,
+                "-p",
+                &period,
+                "-R",
+                "4000000000",
+            ])?;
+            let parsed = parse_perfdhcp(rate, &text);
+            (text, parsed)
+        }
+        Generator::Own(bin) => {
+            // Each run starts at new client numbers, so that every exchange allocates.
+            let base = NEXT_CLIENT.fetch_add(rate * SECONDS, std::sync::atomic::Ordering::Relaxed).to_string();
+            let bin = bin.to_str().context("build path is not UTF-8")?;
+            let text = client.output(&[bin, "-i", interface, "-r", &rate_s, "-s", &period, "--base", &base])?;
+            let parsed = parse_own(rate, &text);
+            (text, parsed)
+        }
+    };
     let cpu = server.cpu_seconds(0).zip(cpu_before).map(|(after, before)| after - before);
-    let mut run =
-        parse_perfdhcp(rate, &text).with_context(|| format!("perfdhcp printed no result at {rate}/s:\n{text}"))?;
+    let mut run = parsed.with_context(|| format!("the load generator printed no result at {rate}/s:\n{text}"))?;
     let exchanges = run.achieved * f64::from(SECONDS);
     run.cpu_us_per_exchange = cpu.filter(|_| exchanges > 0.0).map_or(f64::NAN, |c| c * 1e6 / exchanges);
     Ok(run)
 }
+
+/// Client numbers handed to dhcp6-load runs so far.
+static NEXT_CLIENT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 fn report(name: &str, run: &Run) {
     println!(
@@ -105,11 +148,18 @@ fn report(name: &str, run: &Run) {
 
 /// Offers each rate of [`RATES`] until one is no longer sustained, narrows the limit down by
 /// bisection, then offers four times the best sustained rate.
-fn sweep(name: &str, server: &Netns, client: &Netns, interface: &str) -> Result<(Vec<Run>, Option<Run>)> {
+fn sweep(
+    generator: Generator<'_>,
+    rates: &[u32],
+    name: &str,
+    server: &Netns,
+    client: &Netns,
+    interface: &str,
+) -> Result<(Vec<Run>, Option<Run>)> {
     let mut runs = Vec::new();
     let mut failed = None;
-    for &rate in RATES {
-        let run = perfdhcp(server, client, interface, rate)?;
+    for &rate in rates {
+        let run = load(generator, server, client, interface, rate)?;
         report(name, &run);
         if run.achieved == 0.0 {
             anyhow::bail!("{name} answered nothing: see its log in {DIR}");
@@ -123,7 +173,7 @@ fn sweep(name: &str, server: &Netns, client: &Netns, interface: &str) -> Result<
     if let (Some(mut high), Some(mut low)) = (failed, peak(&runs).map(|r| r.offered)) {
         for _ in 0..3 {
             let mid = (low + high) / 2;
-            let run = perfdhcp(server, client, interface, mid)?;
+            let run = load(generator, server, client, interface, mid)?;
             report(name, &run);
             runs.push(run);
             if run.drop_ratio > MAX_DROP_RATIO {
@@ -135,7 +185,7 @@ fn sweep(name: &str, server: &Netns, client: &Netns, interface: &str) -> Result<
     }
     let overload = match peak(&runs) {
         Some(b) => {
-            let run = perfdhcp(server, client, interface, (b.achieved * 4.0) as u32)?;
+            let run = load(generator, server, client, interface, (b.achieved * 4.0) as u32)?;
             print!("  overload (4x):");
             report("", &run);
             Some(run)
@@ -249,86 +299,96 @@ pub fn million_leases(dhcp6d: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn run(dhcp6d: &Path) -> Result<()> {
+/// What one server did under one generator: sustained peak, overload run, CPU per exchange.
+struct Outcome {
+    peak: Option<Run>,
+    overload: Option<Run>,
+    cpu: f64,
+}
+
+/// dhcp6d, then Kea, each in fresh namespaces, under `generator`.
+fn compare(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path) -> Result<(Outcome, Option<Outcome>)> {
     let dir = PathBuf::from(DIR);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
     let mut server = Netns::new("bench-srv")?;
     let client = Netns::new("bench-cli")?;
     veth(&server, "bench-srv", &client, "bench-cli")?;
     server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "bench-srv", "nodad"])?;
-    println!(
-        "perfdhcp -6 four-message exchanges, {SECONDS} s per rate, sustained = at most {}% lost",
-        MAX_DROP_RATIO * 100.0
-    );
-
+    let _ = std::fs::remove_dir_all(dir.join("dhcp6d-state"));
     let config = dir.join("dhcp6d.toml");
     std::fs::write(&config, dhcp6d_config("bench-srv"))?;
     let bin = dhcp6d.to_str().context("build path is not UTF-8")?;
     server.spawn(&[bin, "run", "--config", config.to_str().context("path")?], &dir.join("dhcp6d.log"))?;
     std::thread::sleep(Duration::from_secs(2));
-    let (ours_runs, ours_overload) = sweep("dhcp6d", &server, &client, "bench-cli")?;
-    let ours = peak(&ours_runs);
+    let (runs, overload) = sweep(generator, rates, "dhcp6d", &server, &client, "bench-cli")?;
+    let ours = Outcome { peak: peak(&runs), overload, cpu: cpu_per_exchange(&runs) };
     drop(server);
+    drop(client);
 
-    let kea = if crate::shell::output(std::process::Command::new("sh").args(["-c", "command -v kea-dhcp6"])).is_some() {
-        let mut server = Netns::new("bench-srv2")?;
-        let client2 = Netns::new("bench-cli2")?;
-        veth(&server, "bench-srv", &client2, "bench-cli")?;
-        server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "bench-srv", "nodad"])?;
-        let kea_conf = dir.join("kea-dhcp6.json");
-        std::fs::write(&kea_conf, kea_config("bench-srv"))?;
-        let cmd = [
-            "env".to_string(),
-            format!("KEA_PIDFILE_DIR={DIR}"),
-            format!("KEA_LOCKFILE_DIR={DIR}"),
-            "kea-dhcp6".into(),
-            "-c".into(),
-            kea_conf.display().to_string(),
-        ];
-        let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        server.spawn(&refs, &dir.join("kea-stdout.log"))?;
-        std::thread::sleep(Duration::from_secs(3));
-        let (runs, overload) = sweep("kea", &server, &client2, "bench-cli")?;
-        Some((peak(&runs), overload, cpu_per_exchange(&runs)))
-    } else {
+    if crate::shell::output(std::process::Command::new("sh").args(["-c", "command -v kea-dhcp6"])).is_none() {
         println!("  kea-dhcp6 is not installed: no comparison");
-        None
-    };
-
-    println!();
-    let our_cpu = cpu_per_exchange(&ours_runs);
-    if let Some(ours) = ours {
-        println!(
-            "dhcp6d: {:.1} four-message exchanges/s sustained, {our_cpu:.1} us of server CPU per exchange there",
-            ours.achieved
-        );
-        if let Some(o) = ours_overload {
-            println!(
-                "dhcp6d at 4x its sustained rate: {:.1}/s ({:.0}% of it)",
-                o.achieved,
-                o.achieved / ours.achieved * 100.0
-            );
-        }
-        if let Some((Some(k), k_over, kea_cpu)) = kea {
-            println!(
-                "kea:    {:.1} four-message exchanges/s sustained, {kea_cpu:.1} us of server CPU per exchange there",
-                k.achieved
-            );
-            if let Some(o) = k_over {
-                println!(
-                    "kea at 4x its sustained rate:    {:.1}/s ({:.0}% of it)",
-                    o.achieved,
-                    o.achieved / k.achieved * 100.0
-                );
-            }
-            println!(
-                "dhcp6d / kea: {:.2}x the sustained rate, {:.2}x less server CPU per exchange",
-                ours.achieved / k.achieved,
-                kea_cpu / our_cpu
-            );
-        }
+        return Ok((ours, None));
     }
+    let mut server = Netns::new("bench-srv")?;
+    let client = Netns::new("bench-cli")?;
+    veth(&server, "bench-srv", &client, "bench-cli")?;
+    server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "bench-srv", "nodad"])?;
+    let _ = std::fs::remove_file(dir.join("kea-leases6.csv"));
+    let kea_conf = dir.join("kea-dhcp6.json");
+    std::fs::write(&kea_conf, kea_config("bench-srv"))?;
+    let cmd = [
+        "env".to_string(),
+        format!("KEA_PIDFILE_DIR={DIR}"),
+        format!("KEA_LOCKFILE_DIR={DIR}"),
+        "kea-dhcp6".into(),
+        "-c".into(),
+        kea_conf.display().to_string(),
+    ];
+    let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    server.spawn(&refs, &dir.join("kea-stdout.log"))?;
+    std::thread::sleep(Duration::from_secs(3));
+    let (runs, overload) = sweep(generator, rates, "kea", &server, &client, "bench-cli")?;
+    Ok((ours, Some(Outcome { peak: peak(&runs), overload, cpu: cpu_per_exchange(&runs) })))
+}
+
+fn summary(ours: &Outcome, kea: Option<&Outcome>) {
+    let Some(p) = ours.peak else { return };
+    println!("  dhcp6d: {:.1} exchanges/s sustained, {:.1} us of server CPU per exchange there", p.achieved, ours.cpu);
+    if let Some(o) = ours.overload {
+        println!(
+            "  dhcp6d at 4x its sustained rate: {:.1}/s ({:.0}% of it)",
+            o.achieved,
+            o.achieved / p.achieved * 100.0
+        );
+    }
+    if let Some(Outcome { peak: Some(k), overload, cpu }) = kea {
+        println!("  kea:    {:.1} exchanges/s sustained, {cpu:.1} us of server CPU per exchange there", k.achieved);
+        if let Some(o) = overload {
+            println!(
+                "  kea at 4x its sustained rate:    {:.1}/s ({:.0}% of it)",
+                o.achieved,
+                o.achieved / k.achieved * 100.0
+            );
+        }
+        println!(
+            "  dhcp6d / kea: {:.2}x the sustained rate, {:.2}x less server CPU per exchange",
+            p.achieved / k.achieved,
+            cpu / ours.cpu
+        );
+    }
+}
+
+pub fn run(dhcp6d: &Path) -> Result<()> {
+    let dir = PathBuf::from(DIR);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    println!("four-message exchanges, {SECONDS} s per rate, sustained = at most {}% lost", MAX_DROP_RATIO * 100.0);
+    println!("with perfdhcp -6:");
+    let (ours, kea) = compare(Generator::Perfdhcp, RATES, dhcp6d)?;
+    summary(&ours, kea.as_ref());
+    let own = dhcp6d.with_file_name("dhcp6-load");
+    println!("with dhcp6-load (the project's own generator; perfdhcp tops out first):");
+    let (ours, kea) = compare(Generator::Own(&own), OWN_RATES, dhcp6d)?;
+    summary(&ours, kea.as_ref());
     println!();
     million_leases(dhcp6d)
 }

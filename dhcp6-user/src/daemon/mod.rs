@@ -29,6 +29,7 @@ use tokio::{
 use tracing::{info, warn};
 
 use crate::{
+    codec::MessageType,
     config::Config,
     control::Request,
     json::hex,
@@ -42,10 +43,22 @@ use socket::Listener;
 const QUEUE: usize = 8192;
 /// Most datagrams handled per store commit.
 const BATCH: usize = 512;
+/// Most datagrams a reader takes from its socket before letting the engine run.
+const READ_BURST: usize = 1024;
+/// Queued datagrams past which new Solicits are shed (about four batches of work).
+const SHED_BACKLOG: usize = 4 * BATCH;
 
 enum Input {
     Datagram { listener: usize, from: std::net::SocketAddrV6, payload: Vec<u8> },
     Control { request: Request, answer: oneshot::Sender<Value> },
+}
+
+/// Datagrams the readers dropped before the engine saw them.
+struct Drops<'a> {
+    /// The queue was full.
+    queue_full: &'a AtomicU64,
+    /// Solicits shed under overload.
+    shed_solicits: &'a AtomicU64,
 }
 
 /// How `dhcp6d run` was asked to run.
@@ -86,9 +99,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
 
     let listeners: Arc<Vec<Listener>> = Arc::new(socket::open(&interfaces)?);
     let overload = Arc::new(AtomicU64::new(0));
+    let shed = Arc::new(AtomicU64::new(0));
     let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
     for index in 0..listeners.len() {
-        tokio::spawn(read_loop(listeners.clone(), index, tx.clone(), overload.clone()));
+        tokio::spawn(read_loop(listeners.clone(), index, tx.clone(), overload.clone(), shed.clone()));
     }
     let control = bind_control(&control_path)?;
     tokio::spawn(control_loop(control, tx.clone()));
@@ -103,7 +117,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 if n == 0 {
                     break;
                 }
-                let replies = handle_batch(&mut server, &mut store, &listeners, batch.drain(..), xdp.as_ref(), &overload);
+                let drops = Drops { queue_full: &overload, shed_solicits: &shed };
+                let replies = handle_batch(&mut server, &mut store, &listeners, batch.drain(..), xdp.as_ref(), &drops);
                 for (listener, out) in replies {
                     if let Err(e) = listeners[listener].socket.send_to(&out.payload, SocketAddr::V6(out.destination)).await {
                         warn!(destination = %out.destination, error = %e, "sending a reply failed");
@@ -150,7 +165,7 @@ fn handle_batch(
     listeners: &[Listener],
     inputs: impl Iterator<Item = Input>,
     xdp: Option<&XdpProgram>,
-    overload: &AtomicU64,
+    drops: &Drops<'_>,
 ) -> Vec<(usize, Outbound)> {
     let now = now();
     let mut replies = Vec::new();
@@ -172,7 +187,7 @@ fn handle_batch(
                 }
             }
             Input::Control { request, answer } => {
-                let (value, control_changes) = control_answer(server, request, xdp, overload, now);
+                let (value, control_changes) = control_answer(server, request, xdp, drops, now);
                 changes.extend(control_changes);
                 answers.push((answer, value));
             }
@@ -198,25 +213,48 @@ fn handle_batch(
     }
 }
 
-async fn read_loop(listeners: Arc<Vec<Listener>>, index: usize, tx: mpsc::Sender<Input>, overload: Arc<AtomicU64>) {
+async fn read_loop(
+    listeners: Arc<Vec<Listener>>,
+    index: usize,
+    tx: mpsc::Sender<Input>,
+    overload: Arc<AtomicU64>,
+    shed: Arc<AtomicU64>,
+) {
+    let socket = &listeners[index].socket;
     let mut buf = vec![0u8; 65536];
     loop {
-        let (n, from) = match listeners[index].socket.recv_from(&mut buf).await {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(error = %e, "receive failed");
+        if let Err(e) = socket.readable().await {
+            warn!(error = %e, "waiting on a socket failed");
+            continue;
+        }
+        // Drain what the kernel holds, so that overload is decided here, by message type,
+        // rather than by the socket buffer overflowing on whatever comes next.
+        for _ in 0..READ_BURST {
+            let (n, from) = match socket.try_recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    warn!(error = %e, "receive failed");
+                    break;
+                }
+            };
+            let SocketAddr::V6(from) = from else { continue };
+            // Under overload new exchanges wait: Solicits are shed first, so that exchanges
+            // under way (Requests, Renews) complete and the rate holds near its peak.
+            if tx.capacity() < QUEUE - SHED_BACKLOG && buf.first() == Some(&(MessageType::Solicit as u8)) {
+                shed.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-        };
-        let SocketAddr::V6(from) = from else { continue };
-        let input = Input::Datagram { listener: index, from, payload: buf[..n].to_vec() };
-        match tx.try_send(input) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                overload.fetch_add(1, Ordering::Relaxed);
+            let input = Input::Datagram { listener: index, from, payload: buf[..n].to_vec() };
+            match tx.try_send(input) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    overload.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
+        tokio::task::yield_now().await;
     }
 }
 
@@ -272,7 +310,7 @@ fn control_answer(
     server: &mut Server,
     request: Request,
     xdp: Option<&XdpProgram>,
-    overload: &AtomicU64,
+    drops: &Drops<'_>,
     now: u64,
 ) -> (Value, Vec<LeaseChange>) {
     if let Request::ClearConflicting { address } = request {
@@ -303,7 +341,8 @@ fn control_answer(
         ),
         Request::Statistics => {
             let mut v = serde_json::to_value(server.statistics()).unwrap_or(Value::Null);
-            v["dropped"]["queue_full"] = json!(overload.load(Ordering::Relaxed));
+            v["dropped"]["queue_full"] = json!(drops.queue_full.load(Ordering::Relaxed));
+            v["dropped"]["shed_solicit"] = json!(drops.shed_solicits.load(Ordering::Relaxed));
             if let Some(Ok(c)) = xdp.map(XdpProgram::counters) {
                 let verdicts: serde_json::Map<String, Value> =
                     c.by_verdict.iter().map(|(k, n)| (k.name().to_string(), json!(n))).collect();
