@@ -306,13 +306,19 @@ struct Outcome {
     cpu: f64,
 }
 
-/// dhcp6d, then Kea, each in fresh namespaces, under `generator`.
-fn compare(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path) -> Result<(Outcome, Option<Outcome>)> {
-    let dir = PathBuf::from(DIR);
-    let mut server = Netns::new("bench-srv")?;
+/// A fresh server namespace and client namespace joined by a veth, the server at 2001:db8:1::1.
+fn bench_link() -> Result<(Netns, Netns)> {
+    let server = Netns::new("bench-srv")?;
     let client = Netns::new("bench-cli")?;
     veth(&server, "bench-srv", &client, "bench-cli")?;
     server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "bench-srv", "nodad"])?;
+    Ok((server, client))
+}
+
+/// dhcp6d, then Kea, each in fresh namespaces, under `generator`.
+fn compare(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path) -> Result<(Outcome, Option<Outcome>)> {
+    let dir = PathBuf::from(DIR);
+    let (mut server, client) = bench_link()?;
     let _ = std::fs::remove_dir_all(dir.join("dhcp6d-state"));
     let config = dir.join("dhcp6d.toml");
     std::fs::write(&config, dhcp6d_config("bench-srv"))?;
@@ -328,10 +334,7 @@ fn compare(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path) -> Result<(Ou
         println!("  kea-dhcp6 is not installed: no comparison");
         return Ok((ours, None));
     }
-    let mut server = Netns::new("bench-srv")?;
-    let client = Netns::new("bench-cli")?;
-    veth(&server, "bench-srv", &client, "bench-cli")?;
-    server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "bench-srv", "nodad"])?;
+    let (mut server, client) = bench_link()?;
     let _ = std::fs::remove_file(dir.join("kea-leases6.csv"));
     let kea_conf = dir.join("kea-dhcp6.json");
     std::fs::write(&kea_conf, kea_config("bench-srv"))?;

@@ -96,6 +96,16 @@ struct IaReply {
     status: Option<(Status, &'static str)>,
 }
 
+impl IaReply {
+    /// An IA with no lifetimes: what `resources` lists, each with lifetimes of zero, and `status`.
+    fn ended(ia: &IaRequest, resources: Vec<(Ipv6Net, u32, u32)>, status: Option<(Status, &'static str)>) -> IaReply {
+        IaReply { ia_type: ia.ia_type, iaid: ia.iaid, t1: 0, t2: 0, resources, status }
+    }
+}
+
+/// An IA the server has no binding for (RFC 9915 sections 18.3.4 to 18.3.8).
+const NO_BINDING: Option<(Status, &str)> = Some((Status::NO_BINDING, "No binding for this IA"));
+
 /// A reply decided but not yet encoded.
 struct Plan {
     msg_type: MessageType,
@@ -630,14 +640,7 @@ impl Server {
                 IaType::Na => (Status::NO_ADDRS_AVAIL, "No addresses available"),
                 IaType::Pd => (Status::NO_PREFIX_AVAIL, "No prefixes available"),
             };
-            return IaReply {
-                ia_type: ia.ia_type,
-                iaid: ia.iaid,
-                t1: 0,
-                t2: 0,
-                resources: vec![],
-                status: Some(status),
-            };
+            return IaReply::ended(ia, vec![], Some(status));
         }
         IaReply {
             ia_type: ia.ia_type,
@@ -676,17 +679,8 @@ impl Server {
             .map(|r| (*r, 0, 0))
             .collect();
         if current.is_empty() {
-            if stale.is_empty() {
-                return IaReply {
-                    ia_type: ia.ia_type,
-                    iaid: ia.iaid,
-                    t1: 0,
-                    t2: 0,
-                    resources: vec![],
-                    status: Some((Status::NO_BINDING, "No binding for this IA")),
-                };
-            }
-            return IaReply { ia_type: ia.ia_type, iaid: ia.iaid, t1: 0, t2: 0, resources: stale, status: None };
+            let status = if stale.is_empty() { NO_BINDING } else { None };
+            return IaReply::ended(ia, stale, status);
         }
         let mut reply = self.bind(ctx, ia, &current, changes);
         reply.resources.extend(stale);
@@ -717,14 +711,7 @@ impl Server {
         if !mine.is_empty() && mine.len() == ia.hints.len() {
             return None;
         }
-        Some(IaReply {
-            ia_type: ia.ia_type,
-            iaid: ia.iaid,
-            t1: 0,
-            t2: 0,
-            resources: vec![],
-            status: Some((Status::NO_BINDING, "No binding for this IA")),
-        })
+        Some(IaReply::ended(ia, vec![], NO_BINDING))
     }
 
     /// Encodes the reply, wraps it back through the relays, and counts it.
