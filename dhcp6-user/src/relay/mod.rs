@@ -1,0 +1,349 @@
+//! The relay agent, sans-IO (RFC 9915 section 19): client messages from an access interface
+//! go up as Relay-Forward to a server of the interface's group, with Interface-ID (18),
+//! Remote-ID (37, RFC 4649) and Client Link-Layer Address (79, RFC 6939); Relay-Replies from
+//! members of a group come back down, unwrapped, to the peer they name. The relay learns each
+//! client's bindings from the Replies it carries (seed 000's lease proxy, seed 001's user
+//! entries).
+
+pub mod group;
+
+use std::{
+    collections::HashMap,
+    net::{Ipv6Addr, SocketAddrV6},
+};
+
+use dhcp6_codec::{
+    option::{DhcpOption, LinkLayerAddr, Options, RemoteId},
+    Message, MessageType, RelayMessage, CLIENT_PORT, HOP_COUNT_LIMIT, SERVER_PORT,
+};
+use ipnet::Ipv6Net;
+use serde::Serialize;
+
+pub use group::{GroupState, ServerState};
+
+/// How one access interface relays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessInterface {
+    pub name: String,
+    /// The link-address put in Relay-Forward: a global address of the clients' link.
+    pub link_address: Ipv6Addr,
+    /// Index of the server group in [`RelayConfig::groups`].
+    pub group: usize,
+    /// Interface-ID option content (by default the interface name).
+    pub interface_id: Vec<u8>,
+    /// Remote-ID: enterprise number and template (`{interface}`, `{mac}`, `{peer}`).
+    pub remote_id: Option<(u32, String)>,
+    /// Insert the Client Link-Layer Address option when the client's MAC is known.
+    pub client_link_layer_address: bool,
+}
+
+/// A group of servers clients are spread over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerGroup {
+    pub name: String,
+    pub servers: Vec<Ipv6Addr>,
+    /// Messages in a row left unanswered that mark a server down.
+    pub dead_after: u32,
+    /// Seconds a message may wait for its answer before it counts as unanswered.
+    pub answer_timeout: u64,
+    /// Seconds a server stays down before it is tried again.
+    pub retry_after: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    pub interfaces: Vec<AccessInterface>,
+    pub groups: Vec<ServerGroup>,
+}
+
+/// Why a message was not relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayDrop {
+    Malformed,
+    /// A server-to-client type arriving from a client.
+    WrongDirection,
+    HopLimit,
+    /// Every server of the group is down.
+    NoServer,
+    /// A Relay-Reply from an address that is no member of any group.
+    NotAGroupMember,
+    /// A Relay-Reply naming no interface of ours.
+    UnknownInterface,
+}
+
+/// A client's binding, as the relay saw it in a Reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserEntry {
+    pub duid: String,
+    pub iaid: u32,
+    pub ia_type: &'static str,
+    pub resource: String,
+    pub preferred_lifetime: u32,
+    pub valid_lifetime: u32,
+    /// Unix seconds.
+    pub expires: u64,
+    pub interface: String,
+    pub link_local: Ipv6Addr,
+    pub mac: Option<String>,
+}
+
+/// Counters of the relay.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RelayStats {
+    pub forwarded: u64,
+    pub replies_relayed: u64,
+    pub dropped: HashMap<String, u64>,
+}
+
+/// A datagram to send: from an access interface (`interface` Some) or upstream (None).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayOut {
+    pub payload: Vec<u8>,
+    pub destination: SocketAddrV6,
+    /// The access interface to send it out of, for replies going down.
+    pub interface: Option<usize>,
+}
+
+/// The relay agent's state.
+pub struct Relay {
+    config: RelayConfig,
+    groups: Vec<GroupState>,
+    users: HashMap<(Vec<u8>, u32, u8, Ipv6Net), UserEntry>,
+    /// Releases and Declines forwarded: (client DUID, transaction id) -> what they named.
+    giving_back: HashMap<(Vec<u8>, u32), Vec<Ipv6Net>>,
+    stats: RelayStats,
+}
+
+/// The MAC inside a modified EUI-64 interface identifier, if the address has one.
+fn eui64_mac(addr: Ipv6Addr) -> Option<[u8; 6]> {
+    let o = addr.octets();
+    (o[11] == 0xff && o[12] == 0xfe).then(|| [o[8] ^ 0x02, o[9], o[10], o[13], o[14], o[15]])
+}
+
+fn hex_mac(mac: &[u8; 6]) -> String {
+    crate::json::hex(mac)
+}
+
+impl Relay {
+    pub fn new(config: RelayConfig) -> Relay {
+        let groups = config.groups.iter().map(|g| GroupState::new(g.servers.len())).collect();
+        Relay { config, groups, users: HashMap::new(), giving_back: HashMap::new(), stats: RelayStats::default() }
+    }
+
+    pub fn config(&self) -> &RelayConfig {
+        &self.config
+    }
+
+    fn drop(&mut self, reason: RelayDrop) -> Option<RelayOut> {
+        let name = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        *self.stats.dropped.entry(name).or_default() += 1;
+        None
+    }
+
+    pub fn stats(&self) -> &RelayStats {
+        &self.stats
+    }
+
+    /// Is `addr` a server of some group?
+    pub fn is_member(&self, addr: &Ipv6Addr) -> bool {
+        self.config.groups.iter().any(|g| g.servers.contains(addr))
+    }
+
+    /// A message from a client or a downstream relay on access interface `access`.
+    pub fn from_client(&mut self, access: usize, payload: &[u8], source: SocketAddrV6, now: u64) -> Option<RelayOut> {
+        let Ok(msg) = Message::decode(payload) else { return self.drop(RelayDrop::Malformed) };
+        let hop_count = match &msg {
+            Message::Relay(r) if r.msg_type == MessageType::RelayForw => {
+                if r.hop_count >= HOP_COUNT_LIMIT - 1 {
+                    return self.drop(RelayDrop::HopLimit);
+                }
+                r.hop_count + 1
+            }
+            Message::Client(c)
+                if !matches!(c.msg_type, MessageType::Advertise | MessageType::Reply | MessageType::Reconfigure) =>
+            {
+                0
+            }
+            _ => return self.drop(RelayDrop::WrongDirection),
+        };
+        let client = msg.innermost();
+        let duid = client.options().client_id().map(|d| d.as_bytes().to_vec()).unwrap_or_default();
+        let iface = self.config.interfaces[access].clone();
+        let group = &self.config.groups[iface.group];
+        let Some(server) = self.groups[iface.group].pick(&duid, group, now) else {
+            return self.drop(RelayDrop::NoServer);
+        };
+        if let Message::Client(c) = client {
+            if matches!(c.msg_type, MessageType::Release | MessageType::Decline) {
+                let named = ia_resources(&c.options).into_iter().map(|(_, _, _, r, _, _)| r).collect();
+                self.giving_back.insert((duid.clone(), c.transaction_id.as_u32()), named);
+            }
+        }
+        let mut options = Options::new();
+        if !iface.interface_id.is_empty() {
+            options.push(DhcpOption::InterfaceId(&iface.interface_id));
+        }
+        let mac = (hop_count == 0).then(|| eui64_mac(*source.ip())).flatten();
+        let remote = iface.remote_id.as_ref().map(|(enterprise, template)| {
+            let text = template
+                .replace("{interface}", &iface.name)
+                .replace("{mac}", &mac.map(|m| hex_mac(&m)).unwrap_or_default())
+                .replace("{peer}", &source.ip().to_string());
+            (*enterprise, text.into_bytes())
+        });
+        if let Some((enterprise_number, id)) = &remote {
+            options.push(DhcpOption::RemoteId(RemoteId { enterprise_number: *enterprise_number, remote_id: id }));
+        }
+        if let (true, Some(mac)) = (iface.client_link_layer_address, &mac) {
+            options.push(DhcpOption::ClientLinkLayerAddr(LinkLayerAddr { link_layer_type: 1, address: mac }));
+        }
+        options.push(DhcpOption::RelayMsg(Box::new(msg.clone())));
+        let forward = Message::Relay(RelayMessage {
+            msg_type: MessageType::RelayForw,
+            hop_count,
+            link_address: iface.link_address,
+            peer_address: *source.ip(),
+            options,
+        });
+        let Ok(bytes) = forward.to_vec() else { return self.drop(RelayDrop::Malformed) };
+        self.groups[iface.group].sent(server, now);
+        self.stats.forwarded += 1;
+        Some(RelayOut {
+            payload: bytes,
+            destination: SocketAddrV6::new(group.servers[server], SERVER_PORT, 0, 0),
+            interface: None,
+        })
+    }
+
+    /// A Relay-Reply from upstream: checked, unwrapped and sent down to its peer.
+    pub fn from_server(&mut self, payload: &[u8], source: SocketAddrV6, now: u64) -> Option<RelayOut> {
+        let Some((g, s)) = self
+            .config
+            .groups
+            .iter()
+            .enumerate()
+            .find_map(|(g, group)| group.servers.iter().position(|a| a == source.ip()).map(|s| (g, s)))
+        else {
+            return self.drop(RelayDrop::NotAGroupMember);
+        };
+        self.groups[g].answered(s);
+        let Ok(Message::Relay(reply)) = Message::decode(payload) else { return self.drop(RelayDrop::Malformed) };
+        if reply.msg_type != MessageType::RelayRepl {
+            return self.drop(RelayDrop::WrongDirection);
+        }
+        let by_id = reply.options.iter().find_map(|o| match o {
+            DhcpOption::InterfaceId(id) => self.config.interfaces.iter().position(|i| i.interface_id == *id),
+            _ => None,
+        });
+        let access = by_id.or_else(|| self.config.interfaces.iter().position(|i| i.link_address == reply.link_address));
+        let Some(access) = access else { return self.drop(RelayDrop::UnknownInterface) };
+        let Some(inner) = reply.options.relay_message() else { return self.drop(RelayDrop::Malformed) };
+        let port = if matches!(inner, Message::Relay(_)) { SERVER_PORT } else { CLIENT_PORT };
+        if let Message::Client(c) = inner {
+            if c.msg_type == MessageType::Reply {
+                self.learn(access, reply.peer_address, c, now);
+            }
+        }
+        let Ok(bytes) = inner.to_vec() else { return self.drop(RelayDrop::Malformed) };
+        self.stats.replies_relayed += 1;
+        Some(RelayOut {
+            payload: bytes,
+            destination: SocketAddrV6::new(reply.peer_address, port, 0, 0),
+            interface: Some(access),
+        })
+    }
+
+    /// Updates user entries from a Reply: bindings with lifetimes are added or refreshed,
+    /// zero lifetimes and answered Releases/Declines remove them.
+    fn learn(&mut self, access: usize, peer: Ipv6Addr, reply: &dhcp6_codec::ClientMessage<'_>, now: u64) {
+        let Some(duid) = reply.options.client_id().map(|d| d.as_bytes().to_vec()) else { return };
+        if let Some(released) = self.giving_back.remove(&(duid.clone(), reply.transaction_id.as_u32())) {
+            self.users.retain(|(d, _, _, r), _| !(d == &duid && released.contains(r)));
+            return;
+        }
+        for (iaid, ia_type, type_name, resource, preferred, valid) in ia_resources(&reply.options) {
+            let key = (duid.clone(), iaid, ia_type, resource);
+            if valid == 0 {
+                self.users.remove(&key);
+                continue;
+            }
+            let entry = UserEntry {
+                duid: crate::json::hex(&duid),
+                iaid,
+                ia_type: type_name,
+                resource: resource.to_string(),
+                preferred_lifetime: preferred,
+                valid_lifetime: valid,
+                expires: now + u64::from(valid),
+                interface: self.config.interfaces[access].name.clone(),
+                link_local: peer,
+                mac: eui64_mac(peer).map(|m| hex_mac(&m)),
+            };
+            self.users.insert(key, entry);
+        }
+    }
+
+    /// Forgets user entries whose lifetimes ended, and notes unanswered servers.
+    pub fn tick(&mut self, now: u64) {
+        self.users.retain(|_, u| u.expires > now);
+        for (g, state) in self.groups.iter_mut().enumerate() {
+            state.check_timeouts(&self.config.groups[g], now);
+        }
+    }
+
+    /// Every user entry, sorted.
+    pub fn users(&self) -> Vec<UserEntry> {
+        let mut all: Vec<UserEntry> = self.users.values().cloned().collect();
+        all.sort_by(|a, b| (&a.interface, &a.resource).cmp(&(&b.interface, &b.resource)));
+        all
+    }
+
+    /// Every server with its state and counters.
+    pub fn servers(&self, now: u64) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for (g, group) in self.config.groups.iter().enumerate() {
+            for (s, address) in group.servers.iter().enumerate() {
+                let st = &self.groups[g].servers[s];
+                out.push(serde_json::json!({
+                    "group": group.name,
+                    "server": address.to_string(),
+                    "state": if st.is_down(now) { "down" } else { "up" },
+                    "sent": st.sent,
+                    "answered": st.answered,
+                    "timed_out": st.timed_out,
+                }));
+            }
+        }
+        out
+    }
+}
+
+/// (iaid, type code, type name, resource, preferred, valid) of each address and prefix.
+fn ia_resources(options: &Options<'_>) -> Vec<(u32, u8, &'static str, Ipv6Net, u32, u32)> {
+    let mut out = Vec::new();
+    for o in options.iter() {
+        let (iaid, code, name, inner) = match o {
+            DhcpOption::IaNa(ia) => (ia.iaid, 0, "ia_na", &ia.options),
+            DhcpOption::IaPd(ia) => (ia.iaid, 1, "ia_pd", &ia.options),
+            _ => continue,
+        };
+        for i in inner.iter() {
+            match i {
+                DhcpOption::IaAddr(a) => {
+                    out.push((iaid, code, name, Ipv6Net::from(a.address), a.preferred_lifetime, a.valid_lifetime))
+                }
+                DhcpOption::IaPrefix(p) => {
+                    if let Ok(n) = Ipv6Net::new(p.prefix, p.prefix_len) {
+                        out.push((iaid, code, name, n.trunc(), p.preferred_lifetime, p.valid_lifetime));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

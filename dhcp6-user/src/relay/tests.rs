@@ -1,0 +1,163 @@
+//! Relay engine tests: encapsulation, unwrapping, membership, failover, user entries.
+
+use super::*;
+use dhcp6_codec::{
+    option::{IaAddr, IaNa},
+    ClientMessage, Duid, TransactionId,
+};
+
+fn config() -> RelayConfig {
+    RelayConfig {
+        interfaces: vec![AccessInterface {
+            name: "eth0".into(),
+            link_address: "2001:db8:2::1".parse().unwrap(),
+            group: 0,
+            interface_id: b"eth0".to_vec(),
+            remote_id: Some((2011, "{interface}:{mac}".into())),
+            client_link_layer_address: true,
+        }],
+        groups: vec![ServerGroup {
+            name: "core".into(),
+            servers: vec!["2001:db8:ff::1".parse().unwrap(), "2001:db8:ff::2".parse().unwrap()],
+            dead_after: 3,
+            answer_timeout: 2,
+            retry_after: 30,
+        }],
+    }
+}
+
+const CLIENT_LL: &str = "fe80::ff:fe00:c1";
+
+fn client_msg(t: MessageType, n: u8, xid: u32, addr: Option<&str>) -> Vec<u8> {
+    let duid: &'static [u8] = Box::leak(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, n].into_boxed_slice());
+    let ia_opts = addr
+        .map(|a| {
+            vec![DhcpOption::IaAddr(IaAddr {
+                address: a.parse().unwrap(),
+                preferred_lifetime: 100,
+                valid_lifetime: 200,
+                options: Options::new(),
+            })]
+        })
+        .unwrap_or_default();
+    Message::Client(ClientMessage {
+        msg_type: t,
+        transaction_id: TransactionId::from_u32(xid),
+        options: Options(vec![
+            DhcpOption::ClientId(Duid::new(duid).unwrap()),
+            DhcpOption::IaNa(IaNa { iaid: 1, t1: 0, t2: 0, options: Options(ia_opts) }),
+        ]),
+    })
+    .to_vec()
+    .unwrap()
+}
+
+fn from(addr: &str, port: u16) -> SocketAddrV6 {
+    SocketAddrV6::new(addr.parse().unwrap(), port, 0, 3)
+}
+
+/// The server's Relay-Reply for a forwarded message, carrying `inner`.
+fn relay_reply(forward: &[u8], inner: &[u8]) -> Vec<u8> {
+    let Message::Relay(f) = Message::decode(forward).unwrap() else { panic!() };
+    let inner = Message::decode(Box::leak(inner.to_vec().into_boxed_slice())).unwrap();
+    let mut options = Options::new();
+    for o in f.options.iter() {
+        if let DhcpOption::InterfaceId(id) = o {
+            options.push(DhcpOption::InterfaceId(Box::leak(id.to_vec().into_boxed_slice())));
+        }
+    }
+    options.push(DhcpOption::RelayMsg(Box::new(inner)));
+    Message::Relay(RelayMessage {
+        msg_type: MessageType::RelayRepl,
+        hop_count: f.hop_count,
+        link_address: f.link_address,
+        peer_address: f.peer_address,
+        options,
+    })
+    .to_vec()
+    .unwrap()
+}
+
+#[test]
+fn a_client_message_is_wrapped_with_interface_id_remote_id_and_link_layer_address() {
+    let mut relay = Relay::new(config());
+    let out = relay.from_client(0, &client_msg(MessageType::Solicit, 1, 7, None), from(CLIENT_LL, 546), 100).unwrap();
+    assert_eq!(out.destination.port(), 547);
+    let Message::Relay(f) = Message::decode(&out.payload).unwrap() else { panic!("not a relay message") };
+    assert_eq!((f.msg_type, f.hop_count), (MessageType::RelayForw, 0));
+    assert_eq!(f.link_address.to_string(), "2001:db8:2::1");
+    assert_eq!(f.peer_address.to_string(), CLIENT_LL);
+    assert!(f.options.iter().any(|o| *o == DhcpOption::InterfaceId(b"eth0")));
+    assert!(f.options.iter().any(|o| matches!(o, DhcpOption::RemoteId(r) if r.enterprise_number == 2011 && r.remote_id == b"eth0:02:00:00:00:00:c1")));
+    assert!(f
+        .options
+        .iter()
+        .any(|o| matches!(o, DhcpOption::ClientLinkLayerAddr(l) if l.address == [2, 0, 0, 0, 0, 0xc1])));
+    assert_eq!(f.options.relay_message().unwrap().msg_type(), MessageType::Solicit);
+}
+
+#[test]
+fn a_downstream_relay_forward_is_wrapped_once_more() {
+    let mut relay = Relay::new(config());
+    let first = relay.from_client(0, &client_msg(MessageType::Solicit, 1, 7, None), from(CLIENT_LL, 546), 100).unwrap();
+    let second = relay.from_client(0, &first.payload, from("2001:db8:2::9", 547), 100).unwrap();
+    let Message::Relay(f) = Message::decode(&second.payload).unwrap() else { panic!() };
+    assert_eq!(f.hop_count, 1);
+    assert!(
+        !f.options.contains(dhcp6_codec::option_code::CLIENT_LINKLAYER_ADDR),
+        "only the first relay knows the client's MAC"
+    );
+    assert_eq!(relay.from_client(0, &client_msg(MessageType::Reply, 1, 7, None), from(CLIENT_LL, 546), 100), None);
+}
+
+#[test]
+fn replies_come_down_only_from_group_members_and_teach_user_entries() {
+    let mut relay = Relay::new(config());
+    let fwd = relay.from_client(0, &client_msg(MessageType::Request, 1, 9, None), from(CLIENT_LL, 546), 100).unwrap();
+    let reply = relay_reply(&fwd.payload, &client_msg(MessageType::Reply, 1, 9, Some("2001:db8:2::100")));
+    assert_eq!(relay.from_server(&reply, from("2001:db8:ff::66", 547), 100), None);
+    assert_eq!(relay.stats().dropped["not_a_group_member"], 1);
+    let server = *fwd.destination.ip();
+    let down = relay.from_server(&reply, SocketAddrV6::new(server, 547, 0, 0), 100).unwrap();
+    assert_eq!(down.destination, SocketAddrV6::new(CLIENT_LL.parse().unwrap(), 546, 0, 0));
+    assert_eq!(down.interface, Some(0));
+    assert_eq!(Message::decode(&down.payload).unwrap().msg_type(), MessageType::Reply);
+    let users = relay.users();
+    assert_eq!(users.len(), 1);
+    assert_eq!(
+        (users[0].resource.as_str(), users[0].expires, users[0].interface.as_str()),
+        ("2001:db8:2::100/128", 300, "eth0")
+    );
+    assert_eq!(users[0].mac.as_deref(), Some("02:00:00:00:00:c1"));
+
+    // A Release answered removes the entry.
+    let rel = relay
+        .from_client(0, &client_msg(MessageType::Release, 1, 10, Some("2001:db8:2::100")), from(CLIENT_LL, 546), 110)
+        .unwrap();
+    let ack = relay_reply(&rel.payload, &client_msg(MessageType::Reply, 1, 10, None));
+    relay.from_server(&ack, SocketAddrV6::new(*rel.destination.ip(), 547, 0, 0), 110).unwrap();
+    assert!(relay.users().is_empty());
+}
+
+#[test]
+fn a_silent_server_is_marked_down_and_its_clients_go_to_the_next() {
+    let mut relay = Relay::new(config());
+    let first = relay.from_client(0, &client_msg(MessageType::Solicit, 1, 1, None), from(CLIENT_LL, 546), 100).unwrap();
+    let server = *first.destination.ip();
+    for xid in 2..4 {
+        let again =
+            relay.from_client(0, &client_msg(MessageType::Solicit, 1, xid, None), from(CLIENT_LL, 546), 100).unwrap();
+        assert_eq!(*again.destination.ip(), server, "a client sticks to its server");
+    }
+    relay.tick(101);
+    assert!(relay.servers(101).iter().all(|s| s["state"] == "up"), "not yet past the answer timeout");
+    relay.tick(102);
+    let states = relay.servers(102);
+    let this = states.iter().find(|s| s["server"] == server.to_string()).unwrap();
+    assert_eq!((this["state"].as_str(), this["timed_out"].as_u64()), (Some("down"), Some(3)));
+    let moved = relay.from_client(0, &client_msg(MessageType::Solicit, 1, 5, None), from(CLIENT_LL, 546), 103).unwrap();
+    assert_ne!(*moved.destination.ip(), server);
+    // After retry_after it is tried again.
+    let back = relay.from_client(0, &client_msg(MessageType::Solicit, 1, 6, None), from(CLIENT_LL, 546), 133).unwrap();
+    assert_eq!(*back.destination.ip(), server);
+}
