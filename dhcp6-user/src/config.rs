@@ -145,6 +145,8 @@ pub struct ServerSettings {
 pub struct Config {
     pub server: ServerSettings,
     pub subnets: Vec<Subnet>,
+    /// The relay agent's interfaces and server groups, when it relays.
+    pub relay: Option<crate::relay::RelayConfig>,
 }
 
 /// What the file says, before checking.
@@ -158,6 +160,45 @@ mod raw {
         pub server: Server,
         #[serde(default)]
         pub subnet: Vec<Spanned<Subnet>>,
+        pub relay: Option<Relay>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Relay {
+        #[serde(default)]
+        pub group: Vec<Spanned<RelayGroup>>,
+        #[serde(default)]
+        pub interface: Vec<Spanned<RelayInterface>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RelayGroup {
+        pub name: String,
+        pub servers: Vec<Ipv6Addr>,
+        pub dead_after: Option<u32>,
+        pub answer_timeout: Option<u64>,
+        pub retry_after: Option<u64>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RemoteId {
+        pub enterprise: u32,
+        pub template: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RelayInterface {
+        pub name: String,
+        pub group: String,
+        pub link_address: Ipv6Addr,
+        pub interface_id: Option<String>,
+        pub remote_id: Option<RemoteId>,
+        #[serde(default)]
+        pub client_link_layer_address: bool,
     }
 
     /// Lease attributes settable server-wide and per subnet, gathered from either.
@@ -320,10 +361,24 @@ impl Config {
             }
             subnets.push(subnet);
         }
-        if subnets.is_empty() {
-            return Err(at(0, "no [[subnet]]: the server would have nothing to serve".into()));
+        let relay = match file.relay {
+            Some(r) => Some(check_relay(r).map_err(|(offset, m)| at(offset, m))?),
+            None => None,
+        };
+        if let Some(r) = &relay {
+            if let Some(i) =
+                r.interfaces.iter().find(|i| subnets.iter().any(|s| s.interface.as_deref() == Some(&i.name)))
+            {
+                return Err(at(
+                    0,
+                    format!("{} is both a relay interface and a served subnet's: one role each", i.name),
+                ));
+            }
         }
-        Ok(Config { server, subnets })
+        if subnets.is_empty() && relay.is_none() {
+            return Err(at(0, "no [[subnet]] and no [relay]: dhcp6d would have nothing to do".into()));
+        }
+        Ok(Config { server, subnets, relay })
     }
 }
 
@@ -446,6 +501,50 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
         max_leases_per_binding: a.max_leases_per_binding.or(defaults.max_leases_per_binding).unwrap_or(1).max(1),
         reservations,
     })
+}
+
+/// Checks the relay section; an error carries the byte offset of what is wrong.
+fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, String)> {
+    use crate::relay::{AccessInterface, RelayConfig, ServerGroup};
+    let mut groups = Vec::new();
+    for g in &r.group {
+        let at = g.span().start;
+        let group = g.get_ref();
+        if group.servers.is_empty() {
+            return Err((at, format!("relay group {:?} has no servers", group.name)));
+        }
+        if groups.iter().any(|x: &ServerGroup| x.name == group.name) {
+            return Err((at, format!("relay group {:?} is defined twice", group.name)));
+        }
+        groups.push(ServerGroup {
+            name: group.name.clone(),
+            servers: group.servers.clone(),
+            dead_after: group.dead_after.unwrap_or(5).max(1),
+            answer_timeout: group.answer_timeout.unwrap_or(3),
+            retry_after: group.retry_after.unwrap_or(60),
+        });
+    }
+    let mut interfaces = Vec::new();
+    for i in &r.interface {
+        let at = i.span().start;
+        let iface = i.get_ref();
+        let group = groups
+            .iter()
+            .position(|g| g.name == iface.group)
+            .ok_or((at, format!("relay interface {} names no group {:?}", iface.name, iface.group)))?;
+        interfaces.push(AccessInterface {
+            name: iface.name.clone(),
+            link_address: iface.link_address,
+            group,
+            interface_id: iface.interface_id.clone().unwrap_or_else(|| iface.name.clone()).into_bytes(),
+            remote_id: iface.remote_id.as_ref().map(|r| (r.enterprise, r.template.clone())),
+            client_link_layer_address: iface.client_link_layer_address,
+        });
+    }
+    if interfaces.is_empty() {
+        return Err((0, "[relay] has no [[relay.interface]]".into()));
+    }
+    Ok(RelayConfig { interfaces, groups })
 }
 
 /// Colon-separated (or plain) hex bytes.

@@ -21,6 +21,10 @@ pub enum Request {
     ClearConflicting {
         address: Option<std::net::Ipv6Addr>,
     },
+    /// The relay's user entries.
+    RelayUsers,
+    /// The relay's servers: state and counters.
+    RelayServers,
 }
 
 /// Errors of the control client.

@@ -57,6 +57,52 @@ pub fn render(request: Request, answer: &Value) -> String {
                 let _ = writeln!(out, "    {:<24} {total}", "total");
             }
         }
+        Request::RelayUsers => {
+            let _ = writeln!(
+                out,
+                "{:<28} {:<6} {:>8} {:<10} {:<26} {:<18} {:<9} Client DUID",
+                "Prefix", "Type", "Expires", "Interface", "Link-local", "MAC", "IAID"
+            );
+            for u in &rows {
+                let iaid = u["iaid"].as_u64().map_or("-".into(), |i| format!("{i:08x}"));
+                let _ = writeln!(
+                    out,
+                    "{:<28} {:<6} {:>8} {:<10} {:<26} {:<18} {:<9} {}",
+                    field(u, "resource"),
+                    field(u, "ia_type"),
+                    field(u, "expires"),
+                    field(u, "interface"),
+                    field(u, "link_local"),
+                    field(u, "mac"),
+                    iaid,
+                    field(u, "duid")
+                );
+            }
+        }
+        Request::RelayServers => {
+            let _ = writeln!(
+                out,
+                "{:<12} {:<40} {:<6} {:>10} {:>10} {:>10}",
+                "Group", "Server", "State", "sent", "answered", "timed-out"
+            );
+            for s in answer["servers"].as_array().cloned().unwrap_or_default() {
+                let _ = writeln!(
+                    out,
+                    "{:<12} {:<40} {:<6} {:>10} {:>10} {:>10}",
+                    field(&s, "group"),
+                    field(&s, "server"),
+                    field(&s, "state"),
+                    field(&s, "sent"),
+                    field(&s, "answered"),
+                    field(&s, "timed_out")
+                );
+            }
+            let _ = writeln!(
+                out,
+                "relayed up {}, down {}; dropped {}",
+                answer["stats"]["forwarded"], answer["stats"]["replies_relayed"], answer["stats"]["dropped"]
+            );
+        }
         Request::ClearConflicting { .. } => {
             let _ = writeln!(out, "{answer}");
         }

@@ -160,18 +160,30 @@ impl Dhcp6d {
         d
     }
 
-    fn try_show(&self, what: &str) -> Option<Value> {
-        let out =
-            Command::new(dhcp6d_binary()).args(["show", what, "--json", "--socket"]).arg(&self.socket).output().ok()?;
+    /// `dhcp6d show WHAT --json`: the answer, or what the CLI said on stderr.
+    fn show_result(&self, what: &str) -> Result<Value, String> {
+        let out = Command::new(dhcp6d_binary())
+            .arg("show")
+            .args(what.split_whitespace())
+            .args(["--json", "--socket"])
+            .arg(&self.socket)
+            .output()
+            .map_err(|e| e.to_string())?;
         if !out.status.success() {
-            return None;
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }
-        serde_json::from_slice(&out.stdout).ok()
+        serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+    }
+
+    /// Like [`Self::show`], `None` where it fails.
+    pub fn try_show(&self, what: &str) -> Option<Value> {
+        self.show_result(what).ok()
     }
 
     /// `dhcp6d show WHAT --json`, through the real CLI.
     pub fn show(&self, what: &str) -> Value {
-        self.try_show(what).unwrap_or_else(|| panic!("dhcp6d show {what} failed; log:\n{}", self.process.log_text()))
+        self.show_result(what)
+            .unwrap_or_else(|e| panic!("dhcp6d show {what} failed: {e}\nlog:\n{}", self.process.log_text()))
     }
 
     /// Bound leases as (resource, type) pairs.

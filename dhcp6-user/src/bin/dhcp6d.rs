@@ -142,6 +142,19 @@ enum Show {
     Statistics,
     /// Addresses and prefixes per state in each pool.
     Pools,
+    /// The relay agent.
+    Relay {
+        #[command(subcommand)]
+        what: RelayShow,
+    },
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum RelayShow {
+    /// Clients' bindings learned from relayed Replies: prefix, interface, link-local, MAC, DUID.
+    Users,
+    /// Each server of each group: up or down, messages sent, answered, timed out.
+    Servers,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -211,6 +224,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Show::Bindings => Request::Bindings,
                 Show::Statistics => Request::Statistics,
                 Show::Pools => Request::Pools,
+                Show::Relay { what: RelayShow::Users } => Request::RelayUsers,
+                Show::Relay { what: RelayShow::Servers } => Request::RelayServers,
             };
             let answer = runtime()?.block_on(control::ask(&socket, request))?;
             let text =

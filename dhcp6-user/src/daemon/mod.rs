@@ -9,7 +9,7 @@ pub mod identity;
 pub mod socket;
 
 use std::{
-    net::SocketAddr,
+    net::{SocketAddr, SocketAddrV6},
     os::unix::fs::PermissionsExt,
     path::PathBuf,
     sync::{
@@ -33,11 +33,12 @@ use crate::{
     config::Config,
     control::Request,
     json::hex,
+    relay::{Relay, RelayOut},
     server::{Inbound, LeaseChange, LeaseStore, Outbound, Server},
     store::{Journal, JOURNAL_FILE},
     xdp::XdpProgram,
 };
-use socket::Listener;
+use socket::{Listener, Role};
 
 /// Most datagrams waiting for the engine; past this, new ones are dropped and counted.
 const QUEUE: usize = 8192;
@@ -75,7 +76,14 @@ fn now() -> u64 {
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(options: RunOptions) -> Result<()> {
     let config = options.config;
-    let interfaces: Vec<String> = config.subnets.iter().filter_map(|s| s.interface.clone()).collect();
+    let served = config.subnets.iter().filter_map(|s| s.interface.clone()).map(|i| (i, Role::Serve));
+    let relayed = config
+        .relay
+        .iter()
+        .flat_map(|r| r.interfaces.iter().enumerate().map(|(n, a)| (a.name.clone(), Role::RelayAccess(n))));
+    let roles: Vec<(String, Role)> = served.chain(relayed).collect();
+    let interfaces: Vec<String> = roles.iter().map(|(i, _)| i.clone()).collect();
+    let mut relay = config.relay.clone().map(Relay::new);
     let duid = identity::load_or_create(&config.server.state_dir, interfaces.first().map(String::as_str))?;
     info!(duid = %hex(&duid), "server identity");
     let journal = config.server.state_dir.join(JOURNAL_FILE);
@@ -97,7 +105,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
 
     let xdp = if options.xdp { Some(attach_xdp(&interfaces)?) } else { None };
 
-    let listeners: Arc<Vec<Listener>> = Arc::new(socket::open(&interfaces)?);
+    let listeners: Arc<Vec<Listener>> = Arc::new(socket::open(&roles)?);
     let overload = Arc::new(AtomicU64::new(0));
     let shed = Arc::new(AtomicU64::new(0));
     let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
@@ -118,7 +126,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
                     break;
                 }
                 let drops = Drops { queue_full: &overload, shed_solicits: &shed };
-                let replies = handle_batch(&mut server, &mut store, &listeners, batch.drain(..), xdp.as_ref(), &drops);
+                let mut engines = Engines { server: &mut server, relay: relay.as_mut(), store: &mut store };
+                let replies = handle_batch(&mut engines, &listeners, batch.drain(..), xdp.as_ref(), &drops);
                 for (listener, out) in replies {
                     if let Err(e) = listeners[listener].socket.send_to(&out.payload, SocketAddr::V6(out.destination)).await {
                         warn!(destination = %out.destination, error = %e, "sending a reply failed");
@@ -126,6 +135,9 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 }
             }
             _ = tick.tick() => {
+                if let Some(r) = relay.as_mut() {
+                    r.tick(now());
+                }
                 let changes = server.expire(now());
                 // Also finishes a background compaction whose snapshot is written.
                 if let Err(e) = store.commit(&changes) {
@@ -157,23 +169,58 @@ fn attach_xdp(interfaces: &[String]) -> Result<XdpProgram> {
     Ok(program)
 }
 
-/// Handles a batch: every datagram through the engine, one store commit for all their
-/// changes, then the replies to send (none if the store refused).
+/// What handles datagrams: the server engine with its store, and the relay agent if any.
+struct Engines<'a> {
+    server: &'a mut Server,
+    relay: Option<&'a mut Relay>,
+    store: &'a mut dyn LeaseStore,
+}
+
+/// The listener a relay's datagram leaves from: its access interface going down (with the
+/// interface's scope on the link-local destination), the unicast one going up.
+fn relay_out(listeners: &[Listener], out: RelayOut) -> Option<(usize, Outbound)> {
+    let (listener, scope) = match out.interface {
+        Some(access) => {
+            let i = listeners.iter().position(|l| l.role == Role::RelayAccess(access))?;
+            (i, listeners[i].index)
+        }
+        None => (listeners.iter().position(|l| l.role == Role::Unicast)?, 0),
+    };
+    let d = out.destination;
+    Some((listener, Outbound { payload: out.payload, destination: SocketAddrV6::new(*d.ip(), d.port(), 0, scope) }))
+}
+
+/// Handles a batch: every datagram through its engine, one store commit for all the server's
+/// changes, then the datagrams to send (the server's none if the store refused).
 fn handle_batch(
-    server: &mut Server,
-    store: &mut dyn LeaseStore,
+    engines: &mut Engines<'_>,
     listeners: &[Listener],
     inputs: impl Iterator<Item = Input>,
     xdp: Option<&XdpProgram>,
     drops: &Drops<'_>,
 ) -> Vec<(usize, Outbound)> {
+    let Engines { server, relay, store } = engines;
     let now = now();
+    let mut relayed = Vec::new();
     let mut replies = Vec::new();
     let mut changes = Vec::new();
     let mut answers = Vec::new();
     for input in inputs {
         match input {
             Input::Datagram { listener, from, payload } => {
+                let role = listeners[listener].role;
+                let is_relay_reply = payload.first() == Some(&(MessageType::RelayRepl as u8));
+                if let Some(relay) = relay.as_deref_mut() {
+                    let out = match role {
+                        Role::RelayAccess(access) => relay.from_client(access, &payload, from, now),
+                        Role::Unicast if is_relay_reply => relay.from_server(&payload, from, now),
+                        _ => None,
+                    };
+                    if matches!(role, Role::RelayAccess(_)) || (role == Role::Unicast && is_relay_reply) {
+                        relayed.extend(out.and_then(|o| relay_out(listeners, o)));
+                        continue;
+                    }
+                }
                 // The unicast listener learns the interface from the sender's scope (link-local).
                 let by_scope = match listeners[listener].interface {
                     Some(_) => None,
@@ -187,7 +234,7 @@ fn handle_batch(
                 }
             }
             Input::Control { request, answer } => {
-                let (value, control_changes) = control_answer(server, request, xdp, drops, now);
+                let (value, control_changes) = control_answer(server, relay.as_deref(), request, xdp, drops, now);
                 changes.extend(control_changes);
                 answers.push((answer, value));
             }
@@ -206,11 +253,11 @@ fn handle_batch(
     for (answer, value) in answers {
         let _ = answer.send(if committed { value } else { json!({ "error": "the lease store refused the change" }) });
     }
+    // Relayed datagrams hold no lease of ours: they go whatever the store said.
     if committed {
-        replies
-    } else {
-        Vec::new()
+        relayed.extend(replies);
     }
+    relayed
 }
 
 async fn read_loop(
@@ -308,6 +355,7 @@ async fn control_connection(stream: UnixStream, allowed: bool, tx: mpsc::Sender<
 /// The answer to a control request, and the lease changes it made.
 fn control_answer(
     server: &mut Server,
+    relay: Option<&Relay>,
     request: Request,
     xdp: Option<&XdpProgram>,
     drops: &Drops<'_>,
@@ -352,6 +400,12 @@ fn control_answer(
         }
         Request::Pools => serde_json::to_value(server.pool_counts()).unwrap_or(Value::Null),
         Request::ClearConflicting { .. } => Value::Null,
+        Request::RelayUsers => relay.map_or(json!([]), |r| serde_json::to_value(r.users()).unwrap_or(Value::Null)),
+        Request::RelayServers => relay.map_or(json!([]), |r| {
+            let mut v = json!({ "servers": r.servers(now) });
+            v["stats"] = serde_json::to_value(r.stats()).unwrap_or(Value::Null);
+            v
+        }),
     };
     (value, Vec::new())
 }

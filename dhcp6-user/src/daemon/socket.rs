@@ -16,9 +16,22 @@ use dhcp6_common::wire::{ALL_DHCP_RELAY_AGENTS_AND_SERVERS, SERVER_PORT};
 /// groups it joined, so the unicast socket does not get every interface's Solicits too.
 const IPV6_MULTICAST_ALL: libc::c_int = 29;
 
-/// A socket and the interface it serves (`None` for the unicast one).
+/// What a listener's datagrams are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Clients of a served subnet on this interface.
+    Serve,
+    /// Clients (or downstream relays) to relay from access interface `n` of the relay config.
+    RelayAccess(usize),
+    /// Unicast: relays' Relay-Forwards to the server, servers' Relay-Replies to the relay.
+    Unicast,
+}
+
+/// A socket, the interface it is bound to (`None` for the unicast one) and its role.
 pub struct Listener {
     pub interface: Option<String>,
+    pub index: u32,
+    pub role: Role,
     pub socket: UdpSocket,
 }
 
@@ -72,20 +85,25 @@ fn bind(s: &Socket) -> Result<()> {
     s.bind(&addr.into()).with_context(|| format!("binding UDP port {SERVER_PORT} (is another DHCPv6 server running?)"))
 }
 
-/// Opens the listeners: one per interface, then the unicast one.
-pub fn open(interfaces: &[String]) -> Result<Vec<Listener>> {
+/// Opens the listeners: one per interface with its role, then the unicast one.
+pub fn open(interfaces: &[(String, Role)]) -> Result<Vec<Listener>> {
     let mut out = Vec::new();
-    for name in interfaces {
+    for (name, role) in interfaces {
         let index = if_index(name).with_context(|| format!("no interface {name}"))?;
         let s = base_socket()?;
         s.bind_device(Some(name.as_bytes())).with_context(|| format!("binding to device {name}"))?;
         bind(&s)?;
         s.join_multicast_v6(&Ipv6Addr::from(ALL_DHCP_RELAY_AGENTS_AND_SERVERS), index)
             .with_context(|| format!("joining ff02::1:2 on {name}"))?;
-        out.push(Listener { interface: Some(name.clone()), socket: UdpSocket::from_std(s.into())? });
+        out.push(Listener {
+            interface: Some(name.clone()),
+            index,
+            role: *role,
+            socket: UdpSocket::from_std(s.into())?,
+        });
     }
     let s = base_socket()?;
     bind(&s)?;
-    out.push(Listener { interface: None, socket: UdpSocket::from_std(s.into())? });
+    out.push(Listener { interface: None, index: 0, role: Role::Unicast, socket: UdpSocket::from_std(s.into())? });
     Ok(out)
 }

@@ -1,0 +1,114 @@
+//! dhcp6d as a relay agent (userspace path) between real clients and a DHCPv6 server:
+//! dhclient -> dhcp6d relay -> dhcp6d server, the relay's options seen on the wire, user
+//! entries learned, and Relay-Replies from outside the group dropped.
+
+use std::{net::UdpSocket, time::Duration};
+
+use dhcp6_codec::{option::DhcpOption, Message, MessageType};
+use dhcp6_tests::{
+    netns::{Netns, Veth},
+    peers::{spawn_in, wait_for, Dhclient, Dhcp6d, Scratch},
+};
+
+const SECS: Duration = Duration::from_secs(30);
+
+const SERVER: &str = r#"[server]
+preferred_lifetime = 60
+valid_lifetime = 90
+
+[[subnet]]
+prefix = "2001:db8:2::/64"
+ranges = [{ low = "2001:db8:2::100", high = "2001:db8:2::1ff" }]
+
+[[subnet.pd_pool]]
+prefix = "2001:db8:9000::/40"
+delegated_length = 60
+"#;
+
+fn relay_config(access: &str) -> String {
+    format!(
+        r#"[server]
+
+[relay]
+[[relay.group]]
+name = "core"
+servers = ["2001:db8:ff::1"]
+
+[[relay.interface]]
+name = "{access}"
+group = "core"
+link_address = "2001:db8:2::1"
+remote_id = {{ enterprise = 2011, template = "{{interface}}:{{mac}}" }}
+client_link_layer_address = true
+"#
+    )
+}
+
+#[test]
+fn dhclient_through_the_dhcp6d_relay_to_a_dhcp6d_server() {
+    let scratch = Scratch::new("d6relay");
+    let server_ns = Netns::new("d6s");
+    let relay_ns = Netns::new("d6r");
+    let client_ns = Netns::new("d6c");
+    let up = Veth::new(&relay_ns, &server_ns);
+    let access = Veth::new(&client_ns, &relay_ns);
+    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
+    let capture = scratch.path("upstream.pcap");
+    let _tcpdump = spawn_in(
+        &server_ns,
+        &["tcpdump", "-U", "-i", &up.b, "-w", capture.to_str().unwrap(), "udp port 547"],
+        scratch.path("tcpdump.log"),
+    );
+    let server = Dhcp6d::start(&server_ns, &scratch, "srv", SERVER, &["--no-xdp"]);
+    let relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &relay_config(&access.b), &["--no-xdp"]);
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+    let prefix = client.wait_event("BOUND6", "new_ip6_prefix", SECS);
+    assert!(address.starts_with("2001:db8:2::1"), "{address}");
+
+    // The relay learned both bindings, with the client's link-local address.
+    let users = wait_for("two user entries", SECS, || {
+        relay.try_show("relay users").filter(|u| u.as_array().map_or(0, Vec::len) == 2)
+    });
+    let resources: Vec<&str> = users.as_array().unwrap().iter().map(|u| u["resource"].as_str().unwrap()).collect();
+    assert!(resources.contains(&format!("{address}/128").as_str()) && resources.contains(&prefix.as_str()), "{users}");
+    assert!(users[0]["link_local"].as_str().unwrap().starts_with("fe80::"));
+    let servers = relay.show("relay servers");
+    assert_eq!(servers["servers"][0]["state"], "up");
+    assert!(servers["servers"][0]["answered"].as_u64().unwrap() >= 2);
+    assert!(server.stat("received", "RELAY-FORW") >= 2);
+
+    // On the wire: Relay-Forward with Interface-ID, Remote-ID and Client Link-Layer Address.
+    std::thread::sleep(Duration::from_millis(500));
+    let forwards: Vec<Vec<u8>> = dhcp6_user::capture::read_pcap(&capture)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.payload)
+        .filter(|p| p.first() == Some(&(MessageType::RelayForw as u8)))
+        .collect();
+    assert!(!forwards.is_empty());
+    let Message::Relay(f) = Message::decode(&forwards[0]).unwrap() else { panic!("not a relay message") };
+    assert!(f.options.iter().any(|o| *o == DhcpOption::InterfaceId(access.b.as_bytes())));
+    assert!(f.options.iter().any(|o| matches!(o, DhcpOption::RemoteId(r) if r.enterprise_number == 2011 && r.remote_id.starts_with(access.b.as_bytes()))));
+    assert!(f
+        .options
+        .iter()
+        .any(|o| matches!(o, DhcpOption::ClientLinkLayerAddr(l) if l.link_layer_type == 1 && l.address.len() == 6)));
+
+    // A Relay-Reply from outside the group is dropped and counted. (The address is added only
+    // now: the server's replies must keep coming from its member address.)
+    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::66/128", "dev", &up.b, "nodad"]);
+    let forged = Message::decode(&forwards[0]).unwrap();
+    let Message::Relay(mut reply) = forged else { unreachable!() };
+    reply.msg_type = MessageType::RelayRepl;
+    let bytes = Message::Relay(reply).to_vec().unwrap();
+    server_ns.run(|| {
+        let s = UdpSocket::bind("[2001:db8:ff::66]:0").unwrap();
+        s.send_to(&bytes, "[2001:db8:ff::2]:547").unwrap();
+    });
+    wait_for("the forged Relay-Reply to be counted", SECS, || {
+        relay.try_show("relay servers").filter(|s| s["stats"]["dropped"]["not_a_group_member"] == 1)
+    });
+}
