@@ -112,3 +112,117 @@ fn dhclient_through_the_dhcp6d_relay_to_a_dhcp6d_server() {
         relay.try_show("relay servers").filter(|s| s["stats"]["dropped"]["not_a_group_member"] == 1)
     });
 }
+
+/// Kea serving the relayed link 2001:db8:2::/64 from `pool`, listening on `interface` at
+/// `address` (Kea takes unicast only on an address it is told).
+fn kea_config(dir: &std::path::Path, interface: &str, address: &str, pool: &str) -> String {
+    format!(
+        r#"{{ "Dhcp6": {{
+  "interfaces-config": {{ "interfaces": [ "{interface}/{address}" ] }},
+  "data-directory": "{dir}",
+  "lease-database": {{ "type": "memfile", "persist": false }},
+  "preferred-lifetime": 60, "valid-lifetime": 90, "renew-timer": 30, "rebind-timer": 50,
+  "subnet6": [ {{ "id": 1, "subnet": "2001:db8:2::/64", "rapid-commit": true,
+                  "pools": [ {{ "pool": "{pool}" }} ] }} ]
+}} }}"#,
+        dir = dir.display()
+    )
+}
+
+/// Starts kea-dhcp6 in `ns` with its files in `dir`.
+fn start_kea(ns: &Netns, dir: &std::path::Path, config: &str) -> dhcp6_tests::peers::Running {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("kea-dhcp6.json");
+    std::fs::write(&path, config).unwrap();
+    let env = [format!("KEA_PIDFILE_DIR={}", dir.display()), format!("KEA_LOCKFILE_DIR={}", dir.display())];
+    spawn_in(ns, &["env", &env[0], &env[1], "kea-dhcp6", "-c", path.to_str().unwrap()], dir.join("kea.log"))
+}
+
+#[test]
+fn two_kea_servers_share_the_clients_and_one_takes_over_when_the_other_dies() {
+    use dhcp6_tests::client::{client_duid, TestClient};
+    let scratch = Scratch::new("kea2");
+    let relay_ns = Netns::new("d6r");
+    let client_ns = Netns::new("d6c");
+    let access = Veth::new(&client_ns, &relay_ns);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
+    let mut keas = Vec::new();
+    for n in 1..=2 {
+        let ns = Netns::new("d6k");
+        let up = Veth::new(&relay_ns, &ns);
+        relay_ns.exec(&["ip", "-6", "addr", "add", &format!("2001:db8:f{n}::2/64"), "dev", &up.a, "nodad"]);
+        let address = format!("2001:db8:f{n}::1");
+        ns.exec(&["ip", "-6", "addr", "add", &format!("{address}/64"), "dev", &up.b, "nodad"]);
+        let dir = scratch.path(&format!("kea{n}"));
+        let pool = format!("2001:db8:2::{n}000-2001:db8:2::{n}fff");
+        let kea = start_kea(&ns, &dir, &kea_config(&dir, &up.b, &address, &pool));
+        keas.push((ns, up, Some(kea)));
+    }
+    let config = format!(
+        "[server]\n\n[relay]\n[[relay.group]]\nname = \"pair\"\nservers = [\"2001:db8:f1::1\", \"2001:db8:f2::1\"]\ndead_after = 2\nanswer_timeout = 1\nretry_after = 300\n\n[[relay.interface]]\nname = \"{}\"\ngroup = \"pair\"\nlink_address = \"2001:db8:2::1\"\n",
+        access.b
+    );
+    let relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &config, &["--no-xdp"]);
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Clients, each tried until a Reply comes: spread over both servers by their DUIDs.
+    let serve = |clients: std::ops::Range<u32>| -> Vec<String> {
+        client_ns.run(|| {
+            let mut client = TestClient::new(&access.a);
+            clients
+                .map(|n| {
+                    (0..20)
+                        .find_map(|_| client.rapid_solicit(&client_duid(n)).map(|(g, _)| g.address.to_string()))
+                        .unwrap_or_else(|| panic!("client {n} was never served"))
+                })
+                .collect()
+        })
+    };
+    let first = serve(0..16);
+    let from = |n: char| first.iter().filter(|a| a.starts_with(&format!("2001:db8:2::{n}"))).count();
+    assert!(from('1') > 0 && from('2') > 0, "clients spread over both servers: {first:?}");
+
+    // The first server dies: its clients' messages go unanswered, it is marked down, and every
+    // new client is served by the second.
+    keas[0].2 = None;
+    let later = serve(100..116);
+    assert!(later.iter().all(|a| a.starts_with("2001:db8:2::2")), "{later:?}");
+    let servers = relay.show("relay servers");
+    let state = |addr: &str| {
+        servers["servers"].as_array().unwrap().iter().find(|s| s["server"] == addr).unwrap()["state"].clone()
+    };
+    assert_eq!((state("2001:db8:f1::1"), state("2001:db8:f2::1")), ("down".into(), "up".into()), "{servers}");
+}
+
+#[test]
+fn isc_dhcrelay_in_front_of_the_dhcp6d_relay_adds_a_hop() {
+    let scratch = Scratch::new("nested");
+    let server_ns = Netns::new("d6s");
+    let relay_ns = Netns::new("d6r");
+    let edge_ns = Netns::new("d6e");
+    let client_ns = Netns::new("d6c");
+    let up = Veth::new(&relay_ns, &server_ns);
+    let middle = Veth::new(&edge_ns, &relay_ns);
+    let access = Veth::new(&client_ns, &edge_ns);
+    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:e::1/64", "dev", &middle.b, "nodad"]);
+    edge_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:e::2/64", "dev", &middle.a, "nodad"]);
+    edge_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
+    let server = Dhcp6d::start(&server_ns, &scratch, "srv", SERVER, &["--no-xdp"]);
+    let relay_conf =
+        relay_config(&middle.b).replace("link_address = \"2001:db8:2::1\"", "link_address = \"2001:db8:e::1\"");
+    let _relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &relay_conf, &["--no-xdp"]);
+    let upstream = format!("2001:db8:e::1%{}", middle.a);
+    let _dhcrelay = spawn_in(
+        &edge_ns,
+        &["dhcrelay", "-6", "-d", "-I", "-l", &access.b, "-u", &upstream],
+        scratch.path("dhcrelay.log"),
+    );
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
+    // The pool is chosen by the innermost link-address, dhcrelay's 2001:db8:2::1.
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+    assert!(address.starts_with("2001:db8:2::1"), "{address}");
+    assert!(server.stat("received", "RELAY-FORW") >= 4, "two levels per message");
+    assert_eq!(server.bound().len(), 2);
+}
