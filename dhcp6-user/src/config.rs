@@ -170,6 +170,9 @@ mod raw {
         pub group: Vec<Spanned<RelayGroup>>,
         #[serde(default)]
         pub interface: Vec<Spanned<RelayInterface>>,
+        pub route_protocol: Option<u8>,
+        pub route_metric: Option<u32>,
+        pub route_hold: Option<u64>,
     }
 
     #[derive(Deserialize)]
@@ -544,7 +547,13 @@ fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, Strin
     if interfaces.is_empty() {
         return Err((0, "[relay] has no [[relay.interface]]".into()));
     }
-    Ok(RelayConfig { interfaces, groups })
+    Ok(RelayConfig {
+        interfaces,
+        groups,
+        route_protocol: r.route_protocol.unwrap_or(200),
+        route_metric: r.route_metric.unwrap_or(1024),
+        route_hold: r.route_hold.unwrap_or(600),
+    })
 }
 
 /// Colon-separated (or plain) hex bytes.

@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod json;
+pub mod netlink;
 pub mod relay;
 pub mod server;
 pub mod show;

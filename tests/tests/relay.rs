@@ -75,6 +75,12 @@ fn dhclient_through_the_dhcp6d_relay_to_a_dhcp6d_server() {
     let resources: Vec<&str> = users.as_array().unwrap().iter().map(|u| u["resource"].as_str().unwrap()).collect();
     assert!(resources.contains(&format!("{address}/128").as_str()) && resources.contains(&prefix.as_str()), "{users}");
     assert!(users[0]["link_local"].as_str().unwrap().starts_with("fe80::"));
+    // The delegated prefix is routed via the client's link-local, with our protocol and metric.
+    let link_local = users[0]["link_local"].as_str().unwrap().to_string();
+    let routes =
+        || String::from_utf8_lossy(&relay_ns.exec(&["ip", "-6", "route", "show", "proto", "200"]).stdout).into_owned();
+    let route = wait_for("the PD route", SECS, || Some(routes()).filter(|r| r.contains(&prefix)));
+    assert!(route.contains(&format!("{prefix} via {link_local} dev {} metric 1024", access.b)), "{route}");
     let servers = relay.show("relay servers");
     assert_eq!(servers["servers"][0]["state"], "up");
     assert!(servers["servers"][0]["answered"].as_u64().unwrap() >= 2);
@@ -111,6 +117,18 @@ fn dhclient_through_the_dhcp6d_relay_to_a_dhcp6d_server() {
     wait_for("the forged Relay-Reply to be counted", SECS, || {
         relay.try_show("relay servers").filter(|s| s["stats"]["dropped"]["not_a_group_member"] == 1)
     });
+
+    // The server answers from whichever address the kernel picks (it does not yet answer from
+    // the address a Relay-Forward came to): the extra address goes before the next exchange.
+    server_ns.exec(&["ip", "-6", "addr", "del", "2001:db8:ff::66/128", "dev", &up.b]);
+
+    // Release: the user entries and the route go.
+    drop(client.process);
+    let releaser =
+        Dhclient { process: spawn_in(&client_ns, &["sleep", "0"], scratch.path("noop.log")), dir: client.dir.clone() };
+    releaser.run_once(&client_ns, &access.a, &["-r", "-N", "-P"]);
+    wait_for("the route to go", SECS, || Some(()).filter(|_| !routes().contains(&prefix)));
+    assert!(relay.show("relay users").as_array().unwrap().is_empty());
 }
 
 /// Kea serving the relayed link 2001:db8:2::/64 from `pool`, listening on `interface` at

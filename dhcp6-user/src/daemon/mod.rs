@@ -33,7 +33,8 @@ use crate::{
     config::Config,
     control::Request,
     json::hex,
-    relay::{Relay, RelayOut},
+    netlink::{PdRoute, PdRoutes},
+    relay::{PdRouteIntent, Relay, RelayOut, RouteChange},
     server::{Inbound, LeaseChange, LeaseStore, Outbound, Server},
     store::{Journal, JOURNAL_FILE},
     xdp::XdpProgram,
@@ -112,6 +113,16 @@ pub async fn run(options: RunOptions) -> Result<()> {
     for index in 0..listeners.len() {
         tokio::spawn(read_loop(listeners.clone(), index, tx.clone(), overload.clone(), shed.clone()));
     }
+    let routes = match &relay {
+        Some(r) => Some(
+            PdRoutes::connect(r.config().route_protocol, r.config().route_metric)
+                .context("opening netlink for delegated-prefix routes")?,
+        ),
+        None => None,
+    };
+    if let (Some(routes), Some(relay)) = (&routes, relay.as_mut()) {
+        reconcile_routes(routes, relay, &listeners).await;
+    }
     let control = bind_control(&control_path)?;
     tokio::spawn(control_loop(control, tx.clone()));
     info!(interfaces = ?interfaces, control = %control_path.display(), "serving");
@@ -133,10 +144,16 @@ pub async fn run(options: RunOptions) -> Result<()> {
                         warn!(destination = %out.destination, error = %e, "sending a reply failed");
                     }
                 }
+                if let (Some(routes), Some(relay)) = (&routes, relay.as_mut()) {
+                    apply_routes(routes, relay, &listeners).await;
+                }
             }
             _ = tick.tick() => {
                 if let Some(r) = relay.as_mut() {
                     r.tick(now());
+                    if let Some(routes) = &routes {
+                        apply_routes(routes, r, &listeners).await;
+                    }
                 }
                 let changes = server.expire(now());
                 // Also finishes a background compaction whose snapshot is written.
@@ -156,6 +173,53 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let _ = std::fs::remove_file(&control_path);
     info!("stopped");
     Ok(())
+}
+
+/// The interface index of relay access interface `access`.
+fn access_ifindex(listeners: &[Listener], access: usize) -> Option<u32> {
+    listeners.iter().find(|l| l.role == Role::RelayAccess(access)).map(|l| l.index)
+}
+
+/// Applies the relay's route decisions to the kernel.
+async fn apply_routes(routes: &PdRoutes, relay: &mut Relay, listeners: &[Listener]) {
+    for change in relay.take_route_changes() {
+        let (RouteChange::Replace(intent) | RouteChange::Remove(intent)) = change;
+        let Some(ifindex) = access_ifindex(listeners, intent.access) else { continue };
+        let route = PdRoute { prefix: intent.prefix, via: intent.via, ifindex };
+        let result = match change {
+            RouteChange::Replace(_) => routes.replace(&route).await,
+            RouteChange::Remove(_) => routes.remove(&route).await,
+        };
+        if let Err(e) = result {
+            warn!(prefix = %route.prefix, via = %route.via, error = %e, "changing a delegated-prefix route failed");
+        }
+    }
+}
+
+/// At start: routes of ours on an access interface wait for a Reply to claim them (for the
+/// configured hold); routes of ours anywhere else are removed.
+async fn reconcile_routes(routes: &PdRoutes, relay: &mut Relay, listeners: &[Listener]) {
+    let found = match routes.ours().await {
+        Ok(found) => found,
+        Err(e) => {
+            warn!(error = %e, "listing delegated-prefix routes failed");
+            return;
+        }
+    };
+    for route in found {
+        let access = listeners.iter().find_map(|l| match l.role {
+            Role::RelayAccess(a) if l.index == route.ifindex => Some(a),
+            _ => None,
+        });
+        match access {
+            Some(access) => relay.adopt_route(PdRouteIntent { prefix: route.prefix, via: route.via, access }, now()),
+            None => {
+                if let Err(e) = routes.remove(&route).await {
+                    warn!(prefix = %route.prefix, error = %e, "removing a stale route failed");
+                }
+            }
+        }
+    }
 }
 
 fn attach_xdp(interfaces: &[String]) -> Result<XdpProgram> {

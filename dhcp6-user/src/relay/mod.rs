@@ -54,6 +54,27 @@ pub struct ServerGroup {
 pub struct RelayConfig {
     pub interfaces: Vec<AccessInterface>,
     pub groups: Vec<ServerGroup>,
+    /// Routing protocol id of the delegated-prefix routes (so ours can be told apart).
+    pub route_protocol: u8,
+    pub route_metric: u32,
+    /// Seconds a route found at start, with no user entry yet, is kept for a Reply to claim it.
+    pub route_hold: u64,
+}
+
+/// A route for a delegated prefix: via the client's link-local, out of access interface
+/// `access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PdRouteIntent {
+    pub prefix: Ipv6Net,
+    pub via: Ipv6Addr,
+    pub access: usize,
+}
+
+/// A change the kernel's routing table must follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteChange {
+    Replace(PdRouteIntent),
+    Remove(PdRouteIntent),
 }
 
 /// Why a message was not relayed.
@@ -112,6 +133,9 @@ pub struct Relay {
     users: HashMap<(Vec<u8>, u32, u8, Ipv6Net), UserEntry>,
     /// Releases and Declines forwarded: (client DUID, transaction id) -> what they named.
     giving_back: HashMap<(Vec<u8>, u32), Vec<Ipv6Net>>,
+    /// Routes found at start, kept until a Reply claims them or their hold ends.
+    adopted: HashMap<Ipv6Net, (PdRouteIntent, u64)>,
+    routes: Vec<RouteChange>,
     stats: RelayStats,
 }
 
@@ -128,7 +152,15 @@ fn hex_mac(mac: &[u8; 6]) -> String {
 impl Relay {
     pub fn new(config: RelayConfig) -> Relay {
         let groups = config.groups.iter().map(|g| GroupState::new(g.servers.len())).collect();
-        Relay { config, groups, users: HashMap::new(), giving_back: HashMap::new(), stats: RelayStats::default() }
+        Relay {
+            config,
+            groups,
+            users: HashMap::new(),
+            giving_back: HashMap::new(),
+            adopted: HashMap::new(),
+            routes: Vec::new(),
+            stats: RelayStats::default(),
+        }
     }
 
     pub fn config(&self) -> &RelayConfig {
@@ -254,19 +286,52 @@ impl Relay {
         })
     }
 
+    /// Takes a route of ours found in the kernel at start: kept for `route_hold` seconds for a
+    /// Reply to claim it, removed after that.
+    pub fn adopt_route(&mut self, route: PdRouteIntent, now: u64) {
+        self.adopted.insert(route.prefix, (route, now + self.config.route_hold));
+    }
+
+    /// The route changes decided since the last call.
+    pub fn take_route_changes(&mut self) -> Vec<RouteChange> {
+        std::mem::take(&mut self.routes)
+    }
+
+    /// Removes user entries matching `gone`, and the routes of the prefixes among them.
+    fn forget(&mut self, gone: impl Fn(&(Vec<u8>, u32, u8, Ipv6Net), &UserEntry) -> bool) {
+        let routes = &mut self.routes;
+        let interfaces = &self.config.interfaces;
+        self.users.retain(|key, entry| {
+            if !gone(key, entry) {
+                return true;
+            }
+            if key.2 == 1 {
+                if let Some(access) = interfaces.iter().position(|i| i.name == entry.interface) {
+                    routes.push(RouteChange::Remove(PdRouteIntent { prefix: key.3, via: entry.link_local, access }));
+                }
+            }
+            false
+        });
+    }
+
     /// Updates user entries from a Reply: bindings with lifetimes are added or refreshed,
     /// zero lifetimes and answered Releases/Declines remove them.
     fn learn(&mut self, access: usize, peer: Ipv6Addr, reply: &dhcp6_codec::ClientMessage<'_>, now: u64) {
         let Some(duid) = reply.options.client_id().map(|d| d.as_bytes().to_vec()) else { return };
         if let Some(released) = self.giving_back.remove(&(duid.clone(), reply.transaction_id.as_u32())) {
-            self.users.retain(|(d, _, _, r), _| !(d == &duid && released.contains(r)));
+            self.forget(|(d, _, _, r), _| d == &duid && released.contains(r));
             return;
         }
         for (iaid, ia_type, type_name, resource, preferred, valid) in ia_resources(&reply.options) {
             let key = (duid.clone(), iaid, ia_type, resource);
             if valid == 0 {
-                self.users.remove(&key);
+                self.forget(|k, _| *k == key);
                 continue;
+            }
+            if ia_type == 1 {
+                // Every Reply carrying the prefix refreshes its route, not only the first.
+                self.adopted.remove(&resource);
+                self.routes.push(RouteChange::Replace(PdRouteIntent { prefix: resource, via: peer, access }));
             }
             let entry = UserEntry {
                 duid: crate::json::hex(&duid),
@@ -286,7 +351,15 @@ impl Relay {
 
     /// Forgets user entries whose lifetimes ended, and notes unanswered servers.
     pub fn tick(&mut self, now: u64) {
-        self.users.retain(|_, u| u.expires > now);
+        self.forget(|_, u| u.expires <= now);
+        let routes = &mut self.routes;
+        self.adopted.retain(|_, (route, until)| {
+            let keep = *until > now;
+            if !keep {
+                routes.push(RouteChange::Remove(*route));
+            }
+            keep
+        });
         for (g, state) in self.groups.iter_mut().enumerate() {
             state.check_timeouts(&self.config.groups[g], now);
         }

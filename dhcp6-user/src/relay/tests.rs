@@ -23,6 +23,9 @@ fn config() -> RelayConfig {
             answer_timeout: 2,
             retry_after: 30,
         }],
+        route_protocol: 200,
+        route_metric: 1024,
+        route_hold: 60,
     }
 }
 
@@ -160,4 +163,56 @@ fn a_silent_server_is_marked_down_and_its_clients_go_to_the_next() {
     // After retry_after it is tried again.
     let back = relay.from_client(0, &client_msg(MessageType::Solicit, 1, 6, None), from(CLIENT_LL, 546), 133).unwrap();
     assert_eq!(*back.destination.ip(), server);
+}
+
+#[test]
+fn delegated_prefixes_get_routes_refreshed_by_every_reply_and_removed_at_the_end() {
+    let mut relay = Relay::new(config());
+    let pd = |valid: u32| {
+        let duid: &'static [u8] = &[0, 3, 0, 1, 2, 0, 0, 0, 0, 1];
+        Message::Client(ClientMessage {
+            msg_type: MessageType::Reply,
+            transaction_id: TransactionId::from_u32(9),
+            options: Options(vec![
+                DhcpOption::ClientId(Duid::new(duid).unwrap()),
+                DhcpOption::IaPd(dhcp6_codec::option::IaPd {
+                    iaid: 1,
+                    t1: 0,
+                    t2: 0,
+                    options: Options(vec![DhcpOption::IaPrefix(dhcp6_codec::option::IaPrefix {
+                        preferred_lifetime: valid,
+                        valid_lifetime: valid,
+                        prefix_len: 56,
+                        prefix: "2001:db8:9000::".parse().unwrap(),
+                        options: Options::new(),
+                    })]),
+                }),
+            ]),
+        })
+        .to_vec()
+        .unwrap()
+    };
+    let route =
+        PdRouteIntent { prefix: "2001:db8:9000::/56".parse().unwrap(), via: CLIENT_LL.parse().unwrap(), access: 0 };
+    let fwd = relay.from_client(0, &client_msg(MessageType::Request, 1, 9, None), from(CLIENT_LL, 546), 100).unwrap();
+    let server = SocketAddrV6::new(*fwd.destination.ip(), 547, 0, 0);
+    relay.from_server(&relay_reply(&fwd.payload, &pd(200)), server, 100).unwrap();
+    assert_eq!(relay.take_route_changes(), vec![RouteChange::Replace(route)]);
+    // A Renew's Reply refreshes it again.
+    relay.from_server(&relay_reply(&fwd.payload, &pd(200)), server, 150).unwrap();
+    assert_eq!(relay.take_route_changes(), vec![RouteChange::Replace(route)]);
+    // Zero lifetimes remove it.
+    relay.from_server(&relay_reply(&fwd.payload, &pd(0)), server, 160).unwrap();
+    assert_eq!(relay.take_route_changes(), vec![RouteChange::Remove(route)]);
+    // Expiry removes it too.
+    relay.from_server(&relay_reply(&fwd.payload, &pd(20)), server, 170).unwrap();
+    relay.take_route_changes();
+    relay.tick(190);
+    assert_eq!(relay.take_route_changes(), vec![RouteChange::Remove(route)]);
+    // A route found at start is kept for the hold, then removed unless a Reply claims it.
+    relay.adopt_route(route, 200);
+    relay.tick(259);
+    assert!(relay.take_route_changes().is_empty());
+    relay.tick(260);
+    assert_eq!(relay.take_route_changes(), vec![RouteChange::Remove(route)]);
 }
