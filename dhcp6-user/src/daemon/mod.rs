@@ -9,7 +9,7 @@ pub mod identity;
 pub mod socket;
 
 use std::{
-    net::{SocketAddr, SocketAddrV6},
+    net::SocketAddrV6,
     os::unix::fs::PermissionsExt,
     path::PathBuf,
     sync::{
@@ -51,7 +51,7 @@ const READ_BURST: usize = 1024;
 const SHED_BACKLOG: usize = 4 * BATCH;
 
 enum Input {
-    Datagram { listener: usize, from: std::net::SocketAddrV6, payload: Vec<u8> },
+    Datagram { listener: usize, from: SocketAddrV6, to: Option<std::net::Ipv6Addr>, payload: Vec<u8> },
     Control { request: Request, answer: oneshot::Sender<Value> },
 }
 
@@ -139,8 +139,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 let drops = Drops { queue_full: &overload, shed_solicits: &shed };
                 let mut engines = Engines { server: &mut server, relay: relay.as_mut(), store: &mut store };
                 let replies = handle_batch(&mut engines, &listeners, batch.drain(..), xdp.as_ref(), &drops);
-                for (listener, out) in replies {
-                    if let Err(e) = listeners[listener].socket.send_to(&out.payload, SocketAddr::V6(out.destination)).await {
+                for (listener, out, source) in replies {
+                    if let Err(e) = socket::send(&listeners[listener].socket, &out.payload, out.destination, source).await {
                         warn!(destination = %out.destination, error = %e, "sending a reply failed");
                     }
                 }
@@ -242,7 +242,7 @@ struct Engines<'a> {
 
 /// The listener a relay's datagram leaves from: its access interface going down (with the
 /// interface's scope on the link-local destination), the unicast one going up.
-fn relay_out(listeners: &[Listener], out: RelayOut) -> Option<(usize, Outbound)> {
+fn relay_out(listeners: &[Listener], out: RelayOut) -> Option<(usize, Outbound, Option<std::net::Ipv6Addr>)> {
     let (listener, scope) = match out.interface {
         Some(access) => {
             let i = listeners.iter().position(|l| l.role == Role::RelayAccess(access))?;
@@ -251,7 +251,11 @@ fn relay_out(listeners: &[Listener], out: RelayOut) -> Option<(usize, Outbound)>
         None => (listeners.iter().position(|l| l.role == Role::Unicast)?, 0),
     };
     let d = out.destination;
-    Some((listener, Outbound { payload: out.payload, destination: SocketAddrV6::new(*d.ip(), d.port(), 0, scope) }))
+    Some((
+        listener,
+        Outbound { payload: out.payload, destination: SocketAddrV6::new(*d.ip(), d.port(), 0, scope) },
+        None,
+    ))
 }
 
 /// Handles a batch: every datagram through its engine, one store commit for all the server's
@@ -262,7 +266,7 @@ fn handle_batch(
     inputs: impl Iterator<Item = Input>,
     xdp: Option<&XdpProgram>,
     drops: &Drops<'_>,
-) -> Vec<(usize, Outbound)> {
+) -> Vec<(usize, Outbound, Option<std::net::Ipv6Addr>)> {
     let Engines { server, relay, store } = engines;
     let now = now();
     let mut relayed = Vec::new();
@@ -271,7 +275,7 @@ fn handle_batch(
     let mut answers = Vec::new();
     for input in inputs {
         match input {
-            Input::Datagram { listener, from, payload } => {
+            Input::Datagram { listener, from, to, payload } => {
                 let role = listeners[listener].role;
                 let is_relay_reply = payload.first() == Some(&(MessageType::RelayRepl as u8));
                 if let Some(relay) = relay.as_deref_mut() {
@@ -294,7 +298,9 @@ fn handle_batch(
                 let outcome = server.handle(&Inbound { payload: &payload, source: from, interface, now });
                 changes.extend(outcome.changes);
                 if let Some(reply) = outcome.reply {
-                    replies.push((listener, reply));
+                    // Answers to unicast leave from the address they came to.
+                    let source = to.filter(|a| !a.is_multicast() && role == Role::Unicast);
+                    replies.push((listener, reply, source));
                 }
             }
             Input::Control { request, answer } => {
@@ -341,7 +347,7 @@ async fn read_loop(
         // Drain what the kernel holds, so that overload is decided here, by message type,
         // rather than by the socket buffer overflowing on whatever comes next.
         for _ in 0..READ_BURST {
-            let (n, from) = match socket.try_recv_from(&mut buf) {
+            let socket::Received { len: n, from, to } = match socket::try_recv(socket, &mut buf) {
                 Ok(r) => r,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -349,14 +355,13 @@ async fn read_loop(
                     break;
                 }
             };
-            let SocketAddr::V6(from) = from else { continue };
             // Under overload new exchanges wait: Solicits are shed first, so that exchanges
             // under way (Requests, Renews) complete and the rate holds near its peak.
             if tx.capacity() < QUEUE - SHED_BACKLOG && buf.first() == Some(&(MessageType::Solicit as u8)) {
                 shed.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let input = Input::Datagram { listener: index, from, payload: buf[..n].to_vec() };
+            let input = Input::Datagram { listener: index, from, to, payload: buf[..n].to_vec() };
             match tx.try_send(input) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {

@@ -2,9 +2,15 @@
 //! All_DHCP_Relay_Agents_and_Servers there), and one on no interface for unicast (relays).
 
 use std::{
+    io::{self, IoSlice, IoSliceMut},
     net::{Ipv6Addr, SocketAddr, SocketAddrV6},
     os::fd::AsRawFd,
 };
+
+use nix::sys::socket::{
+    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6,
+};
+use tokio::io::Interest;
 
 use anyhow::{Context, Result};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -61,6 +67,8 @@ fn base_socket() -> Result<Socket> {
     s.set_reuse_address(true)?;
     s.set_nonblocking(true)?;
     s.set_multicast_loop_v6(false)?;
+    // Which of our addresses a datagram came to, so that the answer leaves from it.
+    setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true).map_err(io::Error::from).context("setting IPV6_RECVPKTINFO")?;
     // Room for the datagrams that arrive while a batch waits for its fsync.
     s.set_recv_buffer_size(4 << 20)?;
     let off: libc::c_int = 0;
@@ -106,4 +114,54 @@ pub fn open(interfaces: &[(String, Role)]) -> Result<Vec<Listener>> {
     bind(&s)?;
     out.push(Listener { interface: None, index: 0, role: Role::Unicast, socket: UdpSocket::from_std(s.into())? });
     Ok(out)
+}
+
+/// A datagram received, with the local address it was sent to.
+pub struct Received {
+    pub len: usize,
+    pub from: SocketAddrV6,
+    pub to: Option<Ipv6Addr>,
+}
+
+/// Receives one datagram without waiting (`WouldBlock` when there is none).
+pub fn try_recv(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
+    socket.try_io(Interest::READABLE, || {
+        let mut iov = [IoSliceMut::new(buf)];
+        let mut space = nix::cmsg_space!(libc::in6_pktinfo);
+        let msg = recvmsg::<SockaddrIn6>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty())
+            .map_err(io::Error::from)?;
+        let from = msg.address.map(SocketAddrV6::from).ok_or_else(|| io::Error::other("datagram without a source"))?;
+        let to = msg.cmsgs().map_err(io::Error::from)?.find_map(|c| match c {
+            ControlMessageOwned::Ipv6PacketInfo(info) => Some(Ipv6Addr::from(info.ipi6_addr.s6_addr)),
+            _ => None,
+        });
+        Ok(Received { len: msg.bytes, from, to })
+    })
+}
+
+/// Sends `payload` to `destination`, from the local address `source` when given.
+pub async fn send(
+    socket: &UdpSocket,
+    payload: &[u8],
+    destination: SocketAddrV6,
+    source: Option<Ipv6Addr>,
+) -> io::Result<()> {
+    let Some(source) = source else {
+        return socket.send_to(payload, SocketAddr::V6(destination)).await.map(|_| ());
+    };
+    let info = libc::in6_pktinfo { ipi6_addr: libc::in6_addr { s6_addr: source.octets() }, ipi6_ifindex: 0 };
+    let to = SockaddrIn6::from(destination);
+    socket
+        .async_io(Interest::WRITABLE, || {
+            sendmsg(
+                socket.as_raw_fd(),
+                &[IoSlice::new(payload)],
+                &[ControlMessage::Ipv6PacketInfo(&info)],
+                MsgFlags::empty(),
+                Some(&to),
+            )
+            .map_err(io::Error::from)
+        })
+        .await
+        .map(|_| ())
 }
