@@ -29,3 +29,18 @@ pub fn vector_files() -> Vec<PathBuf> {
     assert!(!files.is_empty(), "no captures in {}", dir.display());
     files
 }
+
+/// A dhcp6d server for the relayed link 2001:db8:2::/64 (addresses and /60 prefixes), used by
+/// the tests that put relays in front of it.
+pub const RELAYED_LINK_SERVER: &str = r#"[server]
+preferred_lifetime = 60
+valid_lifetime = 90
+
+[[subnet]]
+prefix = "2001:db8:2::/64"
+ranges = [{ low = "2001:db8:2::100", high = "2001:db8:2::1ff" }]
+
+[[subnet.pd_pool]]
+prefix = "2001:db8:9000::/40"
+delegated_length = 60
+"#;

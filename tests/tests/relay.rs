@@ -12,18 +12,7 @@ use dhcp6_tests::{
 
 const SECS: Duration = Duration::from_secs(30);
 
-const SERVER: &str = r#"[server]
-preferred_lifetime = 60
-valid_lifetime = 90
-
-[[subnet]]
-prefix = "2001:db8:2::/64"
-ranges = [{ low = "2001:db8:2::100", high = "2001:db8:2::1ff" }]
-
-[[subnet.pd_pool]]
-prefix = "2001:db8:9000::/40"
-delegated_length = 60
-"#;
+use dhcp6_tests::RELAYED_LINK_SERVER as SERVER;
 
 fn relay_config(access: &str) -> String {
     format!(

@@ -246,19 +246,7 @@ fn clients_behind_isc_dhcrelay_are_served_with_interface_id_echoed() {
     server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
     relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
     relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
-    let config = r#"[server]
-preferred_lifetime = 60
-valid_lifetime = 90
-
-[[subnet]]
-prefix = "2001:db8:2::/64"
-ranges = [{ low = "2001:db8:2::100", high = "2001:db8:2::1ff" }]
-
-[[subnet.pd_pool]]
-prefix = "2001:db8:9000::/40"
-delegated_length = 60
-"#;
-    let server = Dhcp6d::start(&server_ns, &scratch, "srv", config, &[]);
+    let server = Dhcp6d::start(&server_ns, &scratch, "srv", dhcp6_tests::RELAYED_LINK_SERVER, &[]);
     let upstream = format!("2001:db8:ff::1%{}", up.a);
     let _relay = spawn_in(
         &relay_ns,
