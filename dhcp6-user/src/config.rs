@@ -117,7 +117,8 @@ pub struct Subnet {
     /// Seconds an expired lease stays with its client before it returns to the pool.
     pub grace_period: u32,
     pub dns_servers: Vec<Ipv6Addr>,
-    pub domain_search: Vec<String>,
+    /// The search list, already in wire form: parsed once here, not for every reply.
+    pub domain_search: Vec<dhcp6_codec::DomainName<'static>>,
     /// Server preference (RFC 9915 section 21.8); 255 tells clients not to wait for others.
     pub preference: Option<u8>,
     pub rapid_commit: bool,
@@ -479,12 +480,17 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
         }
         reservations.push(Reservation { duid, address: res.address, prefix: res.prefix.map(|p| p.trunc()) });
     }
-    let domain_search = a.domain_search.clone().or_else(|| defaults.domain_search.clone()).unwrap_or_default();
-    for name in &domain_search {
-        if dhcp6_codec::DomainName::from_dotted(name).is_none() {
-            return Err((None, format!("domain_search entry {name:?} is not a domain name")));
-        }
-    }
+    let domain_search = a
+        .domain_search
+        .clone()
+        .or_else(|| defaults.domain_search.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|name| {
+            dhcp6_codec::DomainName::from_dotted(name)
+                .ok_or((None, format!("domain_search entry {name:?} is not a domain name")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Subnet {
         id,
         interface: s.interface,

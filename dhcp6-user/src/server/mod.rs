@@ -18,7 +18,7 @@ use std::{
 
 use dhcp6_codec::{
     option::{DhcpOption, IaAddr, IaNa, IaPd, IaPrefix, Options, Status, StatusCode},
-    option_code, ClientMessage, DomainName, Duid, Message, MessageType, RelayMessage,
+    option_code, ClientMessage, Duid, Message, MessageType, RelayMessage,
 };
 use ipnet::Ipv6Net;
 use serde::Serialize;
@@ -754,10 +754,8 @@ impl Server {
         if !subnet.dns_servers.is_empty() && requested(option_code::DNS_SERVERS) {
             options.push(DhcpOption::DnsServers(subnet.dns_servers.clone()));
         }
-        let domains: Vec<DomainName<'static>> =
-            subnet.domain_search.iter().filter_map(|d| DomainName::from_dotted(d)).collect();
-        if !domains.is_empty() && requested(option_code::DOMAIN_LIST) {
-            options.push(DhcpOption::DomainList(domains));
+        if !subnet.domain_search.is_empty() && requested(option_code::DOMAIN_LIST) {
+            options.push(DhcpOption::DomainList(subnet.domain_search.clone()));
         }
         let mut reply =
             Message::Client(ClientMessage { msg_type: plan.msg_type, transaction_id: client.transaction_id, options });
