@@ -278,21 +278,21 @@ fn handle_batch(
             Input::Datagram { listener, from, to, payload } => {
                 let role = listeners[listener].role;
                 let is_relay_reply = payload.first() == Some(&(MessageType::RelayRepl as u8));
-                if let Some(relay) = relay.as_deref_mut() {
-                    let out = match role {
-                        Role::RelayAccess(access) => relay.from_client(access, &payload, from, now),
-                        Role::Unicast if is_relay_reply => relay.from_server(&payload, from, now),
-                        _ => None,
-                    };
-                    if matches!(role, Role::RelayAccess(_)) || (role == Role::Unicast && is_relay_reply) {
-                        relayed.extend(out.and_then(|o| relay_out(listeners, o)));
-                        continue;
-                    }
+                // The relay takes what comes on its access interfaces, and Relay-Replies.
+                let for_relay = match (relay.as_deref_mut(), role) {
+                    (Some(r), Role::RelayAccess(access)) => Some(r.from_client(access, &payload, from, now)),
+                    (Some(r), Role::Unicast) if is_relay_reply => Some(r.from_server(&payload, from, now)),
+                    _ => None,
+                };
+                if let Some(out) = for_relay {
+                    relayed.extend(out.and_then(|o| relay_out(listeners, o)));
+                    continue;
                 }
-                // The unicast listener learns the interface from the sender's scope (link-local).
+                // The unicast listener learns the interface from a link-local sender's scope;
+                // global senders (relays) have none, and need no lookup.
                 let by_scope = match listeners[listener].interface {
-                    Some(_) => None,
-                    None => socket::if_name(from.scope_id()),
+                    None if from.scope_id() != 0 => socket::if_name(from.scope_id()),
+                    _ => None,
                 };
                 let interface = listeners[listener].interface.as_deref().or(by_scope.as_deref());
                 let outcome = server.handle(&Inbound { payload: &payload, source: from, interface, now });
