@@ -12,16 +12,38 @@ pub enum Verdict {
     OtherPort = 2,
     /// DHCPv6 too short to hold a message type, or headers cut short: passed to userspace.
     Truncated = 3,
-    /// A DHCPv6 message, counted by type and passed to userspace.
+    /// A DHCPv6 message the fast path does not take (not a Renew or Rebind): passed.
     Dhcp6Passed = 4,
+    /// A Renew or Rebind answered in XDP.
+    Replied = 5,
+    /// A Renew or Rebind on an interface without a fast path, or with an IA the lease map
+    /// does not hold: passed.
+    NoLease = 6,
+    /// A Renew or Rebind whose binding is past the deadline userspace authorised: passed.
+    PastDeadline = 7,
+    /// A Renew or Rebind the fast path does not answer as it stands (another server's, options
+    /// it does not take, addresses not the binding's, a bad checksum, too long): passed.
+    Unfit = 8,
+    /// A Renew or Rebind the fast path would answer, but the frame could not grow: passed.
+    NoRoom = 9,
 }
 
 impl Verdict {
     /// Number of verdicts: the size of the verdict counter map.
-    pub const COUNT: u32 = 5;
+    pub const COUNT: u32 = 10;
 
-    pub const ALL: [Verdict; Self::COUNT as usize] =
-        [Verdict::NotIpv6, Verdict::NotUdp, Verdict::OtherPort, Verdict::Truncated, Verdict::Dhcp6Passed];
+    pub const ALL: [Verdict; Self::COUNT as usize] = [
+        Verdict::NotIpv6,
+        Verdict::NotUdp,
+        Verdict::OtherPort,
+        Verdict::Truncated,
+        Verdict::Dhcp6Passed,
+        Verdict::Replied,
+        Verdict::NoLease,
+        Verdict::PastDeadline,
+        Verdict::Unfit,
+        Verdict::NoRoom,
+    ];
 
     /// A stable snake_case name for statistics output.
     pub const fn name(self) -> &'static str {
@@ -31,6 +53,11 @@ impl Verdict {
             Verdict::OtherPort => "other_port",
             Verdict::Truncated => "truncated",
             Verdict::Dhcp6Passed => "dhcp6_passed",
+            Verdict::Replied => "replied",
+            Verdict::NoLease => "no_lease",
+            Verdict::PastDeadline => "past_deadline",
+            Verdict::Unfit => "unfit",
+            Verdict::NoRoom => "no_room",
         }
     }
 }

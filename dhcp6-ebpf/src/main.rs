@@ -1,10 +1,15 @@
 //! The dhcp6 XDP program.
 //!
-//! Today it classifies: Ethernet (up to two VLAN tags), IPv6, UDP to port 546 or 547, and counts
-//! each DHCPv6 message by type and each frame by verdict in per-CPU maps. Every frame is passed
-//! on; the fast paths (Renew/Rebind answered here, relay encapsulation) build on this parser.
+//! It classifies: Ethernet (up to two VLAN tags), IPv6, UDP to port 546 or 547, and counts
+//! each DHCPv6 message by type and each frame by verdict in per-CPU maps. A Renew or Rebind
+//! to port 547 whose bindings the pinned lease map holds is answered here ([`fast_path`]);
+//! everything else is passed on untouched.
 #![no_std]
 #![no_main]
+// BPF assembly, for the bounds the verifier must see (`fast_path::size`).
+#![feature(asm_experimental_arch)]
+
+mod fast_path;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -15,6 +20,7 @@ use aya_ebpf::{
 use dhcp6_common::{
     counters::{Verdict, MSG_TYPE_SLOTS},
     wire::{frame::*, CLIENT_PORT, SERVER_PORT},
+    MessageType,
 };
 
 #[btf_map]
@@ -26,13 +32,35 @@ static VERDICT_COUNTS: PerCpuArray<u64, { Verdict::COUNT as usize }> = PerCpuArr
 #[xdp]
 pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
     match classify(&ctx) {
-        Ok(msg_type) => {
+        Ok((msg_type, frame)) => {
             bump(&MSG_TYPE_COUNTS, u32::from(msg_type));
-            bump(&VERDICT_COUNTS, Verdict::Dhcp6Passed as u32);
+            let renewal = msg_type == MessageType::Renew as u8 || msg_type == MessageType::Rebind as u8;
+            if !renewal || frame.dst_port != SERVER_PORT {
+                bump(&VERDICT_COUNTS, Verdict::Dhcp6Passed as u32);
+                return xdp_action::XDP_PASS;
+            }
+            match fast_path::answer(&ctx, &frame.at, msg_type) {
+                Ok(()) => {
+                    bump(&VERDICT_COUNTS, Verdict::Replied as u32);
+                    xdp_action::XDP_TX
+                }
+                Err(verdict) => {
+                    bump(&VERDICT_COUNTS, verdict as u32);
+                    xdp_action::XDP_PASS
+                }
+            }
         }
-        Err(verdict) => bump(&VERDICT_COUNTS, verdict as u32),
+        Err(verdict) => {
+            bump(&VERDICT_COUNTS, verdict as u32);
+            xdp_action::XDP_PASS
+        }
     }
-    xdp_action::XDP_PASS
+}
+
+/// A DHCPv6 frame: where its headers are and which port it is for.
+struct Classified {
+    at: fast_path::Frame,
+    dst_port: u16,
 }
 
 #[inline(always)]
@@ -68,7 +96,7 @@ fn read_u8(ctx: &XdpContext, offset: usize) -> Option<u8> {
 
 /// The DHCPv6 message type of the frame, or the verdict that says why it is not one.
 #[inline(always)]
-fn classify(ctx: &XdpContext) -> Result<u8, Verdict> {
+fn classify(ctx: &XdpContext) -> Result<(u8, Classified), Verdict> {
     let mut offset = ETH_HEADER_LEN - 2;
     let mut ethertype = read_u16(ctx, offset).ok_or(Verdict::NotIpv6)?;
     for _ in 0..MAX_VLAN_TAGS {
@@ -93,7 +121,8 @@ fn classify(ctx: &XdpContext) -> Result<u8, Verdict> {
     if dst_port != SERVER_PORT && dst_port != CLIENT_PORT {
         return Err(Verdict::OtherPort);
     }
-    read_u8(ctx, udp + UDP_HEADER_LEN).ok_or(Verdict::Truncated)
+    let msg_type = read_u8(ctx, udp + UDP_HEADER_LEN).ok_or(Verdict::Truncated)?;
+    Ok((msg_type, Classified { at: fast_path::Frame { ip, udp }, dst_port }))
 }
 
 #[cfg(not(test))]

@@ -140,6 +140,10 @@ pub struct ServerSettings {
     pub offer_lifetime: u32,
     /// Seconds a declined address stays conflicting before it may be offered again.
     pub decline_probation: u32,
+    /// With the XDP fast path: seconds past the valid lifetime that a bound lease is kept in
+    /// the store, so that XDP may answer renewals for that long without a store write. `None`:
+    /// each subnet's T2.
+    pub renewal_horizon: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,6 +277,7 @@ mod raw {
             pub control_socket: Option<PathBuf>,
             pub offer_lifetime: Option<u32>,
             pub decline_probation: Option<u32>,
+            pub renewal_horizon: Option<u32>,
         }
     }
 
@@ -351,6 +356,7 @@ impl Config {
             control_socket: file.server.control_socket.unwrap_or_else(|| PathBuf::from("/run/dhcp6d.sock")),
             offer_lifetime: file.server.offer_lifetime.unwrap_or(60),
             decline_probation: file.server.decline_probation.unwrap_or(86_400),
+            renewal_horizon: file.server.renewal_horizon,
         };
         let mut subnets = Vec::new();
         for (id, spanned) in file.subnet.into_iter().enumerate() {

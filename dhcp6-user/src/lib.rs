@@ -2,7 +2,8 @@
 //!
 //! - [`capture`]: DHCPv6 datagrams out of pcap files.
 //! - [`json`]: messages rendered as JSON.
-//! - [`xdp`]: loading and attaching the XDP program, reading its counters.
+//! - [`xdp`]: loading and attaching the XDP program, reading its counters and maps.
+//! - [`fast_path`]: what the XDP Renew/Rebind fast path's maps hold, made from the engine.
 //!
 //! The wire codec is its own crate, `dhcp6-codec`, re-exported here as [`codec`].
 
@@ -10,6 +11,7 @@ pub mod capture;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod fast_path;
 pub mod json;
 pub mod netlink;
 pub mod relay;

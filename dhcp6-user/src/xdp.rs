@@ -1,12 +1,25 @@
 //! Loading the XDP program into the kernel, attaching it to an interface, and reading its
-//! counters. The object is built by `build.rs` and embedded in the binary.
+//! counters and maps. The object is built by `build.rs` and embedded in the binary.
+//!
+//! A daemon loads it pinned ([`XdpProgram::load_pinned`]): its maps and its links to the
+//! interfaces live under the pin directory, so that the fast path keeps answering while dhcp6d
+//! restarts, and the next dhcp6d picks them up and swaps its own program in.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use aya::{
-    maps::PerCpuArray,
-    programs::{ProgramError, Xdp, XdpMode},
-    Ebpf, EbpfError,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{links::FdLink, links::PinnedLink, ProgramError, Xdp, XdpMode},
+    Ebpf, EbpfError, EbpfLoader,
 };
-use dhcp6_common::{counters::Verdict, maps, MessageType, XDP_PROGRAM};
+use dhcp6_common::{
+    counters::Verdict,
+    fast_path::{LeaseEntry, LeaseKey, LinkEntry, LEASE_MAP_ENTRIES},
+    maps, MessageType, PIN_LAYOUT, XDP_PROGRAM,
+};
 
 /// The XDP object, aligned as aya's ELF parser needs it.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dhcp6-ebpf"));
@@ -22,11 +35,34 @@ pub enum XdpError {
     Map { name: &'static str, source: aya::maps::MapError },
     #[error("the XDP object has no {0}")]
     Missing(&'static str),
+    #[error("pinning {path}: {message}")]
+    Pin { path: PathBuf, message: String },
 }
 
-/// The loaded XDP program. Dropping it detaches the program from every interface.
+/// The loaded XDP program. Dropping it detaches the program from the interfaces it was
+/// attached to without pins; pinned links stay.
 pub struct XdpProgram {
     ebpf: Ebpf,
+    /// `<pin dir>/<layout>`, when loaded pinned.
+    pins: Option<PathBuf>,
+}
+
+/// The fast path's maps, taken out of the program for the daemon to own.
+pub struct FastPathMaps {
+    pub leases: HashMap<MapData, LeaseKey, LeaseEntry>,
+    pub links: HashMap<MapData, u32, LinkEntry>,
+    pub renewals: RingBuf<MapData>,
+}
+
+/// What one program test run gave.
+#[derive(Debug, Clone)]
+pub struct TestRunOutput {
+    /// The XDP action.
+    pub action: u32,
+    /// The frame as the program left it.
+    pub frame: Vec<u8>,
+    /// Mean time per run.
+    pub duration: Duration,
 }
 
 /// A snapshot of the program's counters, summed over CPUs.
@@ -64,11 +100,87 @@ impl std::fmt::Display for XdpCounters {
 }
 
 impl XdpProgram {
-    /// Loads the embedded object and verifies the program; nothing is attached yet.
-    pub fn load() -> Result<Self, XdpError> {
-        let mut ebpf = Ebpf::load(OBJECT)?;
+    /// Loads the embedded object and verifies the program, with maps of its own (nothing
+    /// pinned) and a lease map for `lease_capacity` bindings; nothing is attached yet.
+    pub fn load_with(lease_capacity: u32) -> Result<Self, XdpError> {
+        let mut ebpf = EbpfLoader::new().map_max_entries(maps::LEASES, lease_capacity).load(OBJECT)?;
         program_mut(&mut ebpf)?.load()?;
-        Ok(XdpProgram { ebpf })
+        Ok(XdpProgram { ebpf, pins: None })
+    }
+
+    /// [`XdpProgram::load_with`] the default lease capacity.
+    pub fn load() -> Result<Self, XdpError> {
+        Self::load_with(LEASE_MAP_ENTRIES)
+    }
+
+    /// Loads the object with its maps pinned under `dir` (in the layout's folder): maps
+    /// pinned there already, by an earlier dhcp6d, are reused as they are.
+    pub fn load_pinned(dir: &Path, lease_capacity: u32) -> Result<Self, XdpError> {
+        let pins = dir.join(PIN_LAYOUT);
+        std::fs::create_dir_all(&pins).map_err(|e| XdpError::Pin { path: pins.clone(), message: e.to_string() })?;
+        let paths: Vec<(&str, PathBuf)> = maps::PINNED.iter().map(|m| (*m, pins.join(m))).collect();
+        let mut loader = EbpfLoader::new();
+        loader.map_max_entries(maps::LEASES, lease_capacity);
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(OBJECT)?;
+        program_mut(&mut ebpf)?.load()?;
+        Ok(XdpProgram { ebpf, pins: Some(pins) })
+    }
+
+    /// Where the link to `interface` is pinned under `dir`.
+    pub fn link_pin(dir: &Path, interface: &str) -> PathBuf {
+        dir.join(PIN_LAYOUT).join(format!("link-{interface}"))
+    }
+
+    /// Attaches to `interface` through a pinned link, which outlives this process. A link an
+    /// earlier dhcp6d pinned is taken over: this program replaces the one it ran, atomically.
+    /// Native mode first, generic if the driver has none. Returns whether a pinned link was
+    /// taken over.
+    pub fn attach_pinned(&mut self, interface: &str) -> Result<bool, XdpError> {
+        let Some(pins) = &self.pins else { return Err(XdpError::Missing("pin directory")) };
+        let path = pins.join(format!("link-{interface}"));
+        let pin_error = |message: String| XdpError::Pin { path: path.clone(), message };
+        let program = program_mut(&mut self.ebpf)?;
+        if path.exists() {
+            let pinned = PinnedLink::from_pin(&path).map_err(|e| pin_error(e.to_string()))?;
+            let link =
+                aya::programs::xdp::XdpLink::try_from(FdLink::from(pinned)).map_err(|e| pin_error(e.to_string()))?;
+            program.attach_to_link(link)?;
+            return Ok(true);
+        }
+        let id = match program.attach(interface, XdpMode::Driver) {
+            Ok(id) => id,
+            Err(_) => program.attach(interface, XdpMode::Skb)?,
+        };
+        let link = program.take_link(id)?;
+        let fd_link = FdLink::try_from(link).map_err(|e| pin_error(e.to_string()))?;
+        fd_link.pin(&path).map_err(|e| pin_error(e.to_string()))?;
+        Ok(false)
+    }
+
+    /// Removes the pinned link to `interface` under `dir`, which detaches the program there.
+    /// Returns whether there was one.
+    pub fn unpin_link(dir: &Path, interface: &str) -> Result<bool, XdpError> {
+        let path = Self::link_pin(dir, interface);
+        if !path.exists() {
+            return Ok(false);
+        }
+        std::fs::remove_file(&path).map_err(|e| XdpError::Pin { path, message: e.to_string() })?;
+        Ok(true)
+    }
+
+    /// Takes the fast path's maps out of the program.
+    pub fn take_fast_path(&mut self) -> Result<FastPathMaps, XdpError> {
+        let mut take = |name: &'static str| self.ebpf.take_map(name).ok_or(XdpError::Missing(name));
+        let (leases, links, renewals) = (take(maps::LEASES)?, take(maps::LINKS)?, take(maps::RENEWALS)?);
+        let map_error = |name: &'static str| move |source| XdpError::Map { name, source };
+        Ok(FastPathMaps {
+            leases: HashMap::try_from(leases).map_err(map_error(maps::LEASES))?,
+            links: HashMap::try_from(links).map_err(map_error(maps::LINKS))?,
+            renewals: RingBuf::try_from(renewals).map_err(map_error(maps::RENEWALS))?,
+        })
     }
 
     /// Attaches to `interface` in `mode` (native, `XdpMode::Driver`, on real NICs and veth).
@@ -79,11 +191,28 @@ impl XdpProgram {
 
     /// Runs the program once on `frame` (BPF_PROG_TEST_RUN) and returns its XDP action.
     pub fn test_run(&self, frame: &[u8]) -> Result<u32, XdpError> {
+        Ok(self.test_run_on(frame, 0, 1)?.action)
+    }
+
+    /// Runs the program `repeat` times on `frame` as if it came in on interface `ifindex`
+    /// (0: none) and returns the action, the frame it left and the mean time per run.
+    pub fn test_run_on(&self, frame: &[u8], ifindex: u32, repeat: u32) -> Result<TestRunOutput, XdpError> {
         use aya::programs::{TestRun, TestRunOptions};
         let program: &Xdp = self.ebpf.program(XDP_PROGRAM).ok_or(XdpError::Missing("XDP program"))?.try_into()?;
-        let mut out = vec![0u8; frame.len() + 256];
-        let opts = TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), ..Default::default() };
-        Ok(program.test_run(opts)?.return_value)
+        let mut out = vec![0u8; frame.len() + 1024];
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
+        let md: [u32; 6] = [0, frame.len() as u32, 0, ifindex, 0, 0];
+        let ctx: Vec<u8> = md.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ctx_in: if ifindex == 0 { None } else { Some(&ctx) },
+            repeat: repeat.max(1),
+            ..Default::default()
+        };
+        let result = program.test_run(opts)?;
+        out.truncate(result.data_size_out as usize);
+        Ok(TestRunOutput { action: result.return_value, frame: out, duration: result.duration })
     }
 
     /// Reads every counter, summed over CPUs.

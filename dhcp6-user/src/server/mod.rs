@@ -132,6 +132,27 @@ pub struct Server {
     /// The last resource of clients whose lease ended, for seed 002's third choice; bounded.
     previous: HashMap<(Vec<u8>, IaType), Ipv6Net>,
     stats: Statistics,
+    /// Whether the XDP fast path answers renewals: bound leases are then kept a horizon past
+    /// their valid lifetime.
+    fast_path: bool,
+}
+
+/// A binding whose renewals the XDP fast path may answer: one IA of one client, holding one
+/// bound lease, on a link the server serves directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FastBinding {
+    pub duid: Vec<u8>,
+    pub iaid: u32,
+    pub ia_type: IaType,
+    pub resource: Ipv6Net,
+    /// The served interface the client is on.
+    pub interface: String,
+    /// The valid lifetime a Reply tells, in seconds.
+    pub valid: u32,
+    /// The durable expiry, Unix seconds: a renewal may be answered up to `expires - valid`.
+    pub expires: u64,
+    /// The IA option of the Reply to a renewal, as [`Server::handle`] encodes it.
+    pub ia_option: Vec<u8>,
 }
 
 impl Server {
@@ -153,6 +174,7 @@ impl Server {
             table: LeaseTable::new(limited),
             previous: HashMap::new(),
             stats: Statistics::default(),
+            fast_path: false,
         };
         for lease in leases {
             server.restore(LeaseChange::Upsert(lease));
@@ -174,6 +196,84 @@ impl Server {
                 self.remove(&r);
             }
         }
+    }
+
+    /// Turns on the horizons of the XDP fast path: from now on a bound lease is made durable
+    /// until its valid lifetime plus the horizon, which is how long XDP may answer its
+    /// renewals without userspace.
+    pub fn enable_fast_path(&mut self) {
+        self.fast_path = true;
+    }
+
+    /// Seconds past the valid lifetime that a bound lease of `subnet` is kept.
+    fn horizon(&self, subnet: usize) -> u64 {
+        match (self.fast_path, self.config.subnets.get(subnet)) {
+            (true, Some(s)) => u64::from(self.config.server.renewal_horizon.unwrap_or(s.lifetimes.t2)),
+            _ => 0,
+        }
+    }
+
+    /// The binding of IA (`duid`, `iaid`, `ia_type`) if the fast path may answer its renewals.
+    pub fn fast_binding(&self, duid: &[u8], iaid: u32, ia_type: IaType) -> Option<FastBinding> {
+        let held = self.table.ia(duid, iaid, ia_type);
+        let [resource] = held.as_slice() else { return None };
+        let lease = self.table.get(resource)?;
+        let subnet = self.config.subnets.get(lease.subnet)?;
+        let interface = subnet.interface.as_deref()?;
+        // The subnet a client on that interface is served from must be the lease's.
+        let serving = self.config.subnets.iter().position(|s| s.interface.as_deref() == Some(interface));
+        if lease.state != LeaseState::Bound
+            || lease.interface.as_deref() != Some(interface)
+            || serving != Some(lease.subnet)
+        {
+            return None;
+        }
+        let l = subnet.lifetimes;
+        // What `extend` answers for this IA: the one resource with the subnet's lifetimes.
+        let reply = IaReply {
+            ia_type,
+            iaid,
+            t1: l.t1,
+            t2: l.t2,
+            resources: vec![(*resource, l.preferred, l.valid)],
+            status: None,
+        };
+        let ia_option = ia_option(&reply).to_vec().ok()?;
+        Some(FastBinding {
+            duid: duid.to_vec(),
+            iaid,
+            ia_type,
+            resource: *resource,
+            interface: interface.to_string(),
+            valid: l.valid,
+            expires: lease.expires,
+            ia_option,
+        })
+    }
+
+    /// Every binding the fast path may answer.
+    pub fn fast_bindings(&self) -> Vec<FastBinding> {
+        let mut ias: Vec<(Vec<u8>, u32, IaType)> =
+            self.table.iter().filter(|l| l.state == LeaseState::Bound).map(|l| (l.duid, l.iaid, l.ia_type)).collect();
+        ias.sort();
+        ias.dedup();
+        ias.iter().filter_map(|(d, i, t)| self.fast_binding(d, *i, *t)).collect()
+    }
+
+    /// XDP answered a renewal of this binding at `at` (Unix seconds), telling the client the
+    /// valid lifetime from then: the lease is kept until then plus the horizon. Returns the
+    /// durable change, if the expiry moved.
+    pub fn renewed(&mut self, duid: &[u8], iaid: u32, ia_type: IaType, at: u64) -> Option<LeaseChange> {
+        let binding = self.fast_binding(duid, iaid, ia_type)?;
+        let lease = self.table.get(&binding.resource)?;
+        let expires = at + u64::from(binding.valid) + self.horizon(lease.subnet);
+        if expires <= lease.expires {
+            return None;
+        }
+        self.stats.count_fast_renewal();
+        let lease = Lease { expires, ..lease };
+        self.put(lease.clone());
+        Some(LeaseChange::Upsert(lease))
     }
 
     /// Gives back memory reserved for growth, once the store is loaded.
@@ -625,8 +725,9 @@ impl Server {
     /// An IA of a Reply: the resources are bound, and the changes go to the store.
     fn bind(&mut self, ctx: &Ctx<'_>, ia: &IaRequest, got: &[Ipv6Net], changes: &mut Vec<LeaseChange>) -> IaReply {
         let valid = self.config.subnets[ctx.subnet].lifetimes.valid;
+        let expires = ctx.now + u64::from(valid) + self.horizon(ctx.subnet);
         for r in got {
-            let lease = self.lease(ctx, ia, *r, LeaseState::Bound, ctx.now + u64::from(valid));
+            let lease = self.lease(ctx, ia, *r, LeaseState::Bound, expires);
             changes.push(LeaseChange::Upsert(lease.clone()));
             self.put(lease);
         }

@@ -52,6 +52,8 @@ pub struct Statistics {
     pub received: BTreeMap<String, u64>,
     pub sent: BTreeMap<String, u64>,
     pub dropped: BTreeMap<String, u64>,
+    /// Renewals the XDP fast path answered that moved a lease's durable expiry.
+    pub fast_path_renewals: u64,
 }
 
 impl Statistics {
@@ -65,6 +67,10 @@ impl Statistics {
 
     pub fn count_drop(&mut self, reason: DropReason) {
         *self.dropped.entry(reason.name().to_string()).or_default() += 1;
+    }
+
+    pub fn count_fast_renewal(&mut self) {
+        self.fast_path_renewals += 1;
     }
 
     pub fn received(&self, t: MessageType) -> u64 {

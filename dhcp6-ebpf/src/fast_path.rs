@@ -1,0 +1,636 @@
+//! Renew and Rebind answered in XDP from the pinned lease map.
+//!
+//! The request is copied into a per-CPU scratch buffer (so that parsing reads a map value at
+//! masked offsets, which the verifier follows, instead of packet pointers), checked against
+//! what the userspace server would accept and answer the same way, and the Reply is written
+//! over it: Ethernet and IPv6 addresses swapped, ports 547 -> 546, the client's transaction ID,
+//! the Client ID echoed, then option bytes userspace encoded (Server ID, one IA per binding,
+//! DNS servers and domain list when the ORO asks). The UDP checksum is the sum of the
+//! pseudo-header, the header words written here and the pieces' sums userspace computed.
+//! Anything the fast path does not take is passed untouched.
+
+use aya_ebpf::{
+    btf_maps::{HashMap, PerCpuArray, RingBuf},
+    helpers::generated::{
+        bpf_csum_diff, bpf_ktime_get_boot_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+    },
+    macros::btf_map,
+    programs::XdpContext,
+    EbpfContext,
+};
+use dhcp6_common::{
+    counters::Verdict,
+    fast_path::{
+        checksum, LeaseEntry, LeaseKey, LinkEntry, Renewal, DUID_MAX, IA_MAX, IA_TYPE_NA, IA_TYPE_PD,
+        LEASE_MAP_ENTRIES, LINK_MAP_ENTRIES, MAX_IAS, OPTION_MAX, RENEWAL_RING_BYTES, REQUEST_MAX, SCRATCH,
+        SERVER_ID_MAX,
+    },
+    wire::{frame::*, option_code, CLIENT_PORT, SERVER_PORT},
+    MessageType,
+};
+
+/// Lease entries are allocated as they are inserted: the map costs what it holds.
+const NO_PREALLOC: usize = 1;
+
+#[btf_map]
+static LEASES: HashMap<LeaseKey, LeaseEntry, { LEASE_MAP_ENTRIES as usize }, NO_PREALLOC> = HashMap::new();
+
+#[btf_map]
+static LINKS: HashMap<u32, LinkEntry, { LINK_MAP_ENTRIES as usize }> = HashMap::new();
+
+#[btf_map]
+static RENEWALS: RingBuf<Renewal, { RENEWAL_RING_BYTES as usize }> = RingBuf::new();
+
+/// Per-CPU working space (the BPF stack is 512 bytes): the request, the renewal to report
+/// (whose key is the lease map key), the Server ID the request names, the IPv6 headers.
+#[repr(C, align(8))]
+pub struct Scratch {
+    req: [u8; SCRATCH],
+    renewal: Renewal,
+    server_id: [u32; SERVER_ID_MAX / 4],
+    ip_in: [u8; 40],
+    ip_out: [u8; 40],
+    parsed: Parsed,
+}
+
+#[btf_map]
+static SCRATCH_SPACE: PerCpuArray<Scratch, 1> = PerCpuArray::new();
+
+/// Most top-level options in a request the fast path answers.
+const MAX_OPTIONS: usize = 12;
+/// Mask that keeps a request offset inside the scratch buffer, with room for a 4-byte read.
+const REQ_MASK: usize = REQUEST_MAX - 1;
+/// Most codes looked at in an ORO.
+const MAX_ORO_CODES: usize = 32;
+const IAADDR_LEN: usize = 24;
+const IAPREFIX_LEN: usize = 25;
+/// The hop limit of Replies, the kernel's default for unicast.
+const HOP_LIMIT: u8 = 64;
+
+/// Where the headers of a classified frame are.
+pub struct Frame {
+    pub ip: usize,
+    pub udp: usize,
+}
+
+/// Where the options of the request are (offsets into the UDP payload; lengths 0: absent).
+#[repr(C)]
+pub struct Parsed {
+    client_id_off: u32,
+    client_id_len: u32,
+    server_id_off: u32,
+    server_id_len: u32,
+    oro_off: u32,
+    oro_len: u32,
+    ia_count: u32,
+    ia_off: [u32; MAX_IAS],
+    ia_len: [u32; MAX_IAS],
+    ia_type: [u32; MAX_IAS],
+    want_dns: u32,
+    want_domains: u32,
+    /// Where a loop is, passed through map memory by [`launder`].
+    cursor: u64,
+}
+
+impl Parsed {
+    const EMPTY: Parsed = Parsed {
+        client_id_off: 0,
+        client_id_len: 0,
+        server_id_off: 0,
+        server_id_len: 0,
+        oro_off: 0,
+        oro_len: 0,
+        ia_count: 0,
+        ia_off: [0; MAX_IAS],
+        ia_len: [0; MAX_IAS],
+        ia_type: [0; MAX_IAS],
+        want_dns: 0,
+        want_domains: 0,
+        cursor: 0,
+    };
+}
+
+#[inline(always)]
+fn byte(s: &Scratch, offset: usize) -> u8 {
+    s.req[offset & REQ_MASK]
+}
+
+#[inline(always)]
+fn be16(s: &Scratch, offset: usize) -> usize {
+    (usize::from(byte(s, offset)) << 8) | usize::from(byte(s, offset + 1))
+}
+
+#[inline(always)]
+fn be32(s: &Scratch, offset: usize) -> u32 {
+    u32::from_be_bytes([byte(s, offset), byte(s, offset + 1), byte(s, offset + 2), byte(s, offset + 3)])
+}
+
+/// Sum of a piece placed at `offset` in the UDP payload.
+#[inline(always)]
+fn placed(sum: u32, offset: usize) -> u32 {
+    if offset & 1 == 1 {
+        checksum::at_odd_offset(sum)
+    } else {
+        sum
+    }
+}
+
+#[inline(always)]
+fn read_frame<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<[u8; N]> {
+    let start = ctx.data() + offset;
+    if start + N > ctx.data_end() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    let p = start as *const u8;
+    let mut i = 0;
+    while i < N {
+        // In bounds by the check above.
+        out[i] = unsafe { *p.add(i) };
+        i += 1;
+    }
+    Some(out)
+}
+
+#[inline(always)]
+fn sum_words(bytes: &[u8]) -> u32 {
+    let mut s = 0u32;
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        s = checksum::add(s, (u32::from(bytes[i]) << 8) | u32::from(bytes[i + 1]));
+        i += 2;
+    }
+    s
+}
+
+/// `len` as a helper's size argument, between 1 and `max`, in a form the verifier follows.
+/// Written as Rust, the zero check and the bound check are merged by LLVM into one compare on
+/// another register, which leaves the verifier a size that may be zero; the bound is checked
+/// here in BPF assembly, on the very register the helper gets.
+#[inline(always)]
+fn size(len: usize, max: usize) -> Result<u32, Verdict> {
+    let mut out = len as u64;
+    // SAFETY: two register-only instructions: out = 0 unless out <= max.
+    unsafe {
+        core::arch::asm!(
+            "if {out} <= {max} goto +1",
+            "{out} = 0",
+            out = inout(reg) out,
+            max = in(reg) max as u64,
+            options(nomem, nostack),
+        )
+    };
+    if out == 0 {
+        return Err(Verdict::Unfit);
+    }
+    Ok(out as u32)
+}
+
+/// `v` as the verifier will see it: an unknown number. Passed through map memory (volatile,
+/// so that LLVM keeps the round trip), a loop's offset forgets the range each path through the
+/// loop's body gave it; the loop's own checks bound it again, the same for every path, so that
+/// the verifier's states meet instead of multiplying with each iteration.
+#[inline(always)]
+fn launder(p: &mut Parsed, v: usize) -> usize {
+    // SAFETY: a plain field of a live map value.
+    unsafe {
+        core::ptr::write_volatile(&mut p.cursor, v as u64);
+        core::ptr::read_volatile(&p.cursor) as usize
+    }
+}
+
+/// Most items looked at in a User Class or Vendor Class option.
+const MAX_ITEMS: usize = 4;
+
+/// Checks that `[at, end)` of the request is a list of 16-bit-length-prefixed items.
+#[inline(always)]
+fn opaque_list(s: &mut Scratch, mut at: usize, end: usize) -> Result<(), Verdict> {
+    for _ in 0..MAX_ITEMS {
+        if at >= end {
+            break;
+        }
+        if at + 2 > end {
+            return Err(Verdict::Unfit);
+        }
+        let next = at + 2 + be16(s, at);
+        at = launder(&mut s.parsed, next);
+    }
+    if at != end {
+        return Err(Verdict::Unfit);
+    }
+    Ok(())
+}
+
+/// Reads a parse result from map memory as the verifier must see it: unknown (volatile, so
+/// that LLVM does not forward the value it stored from a register).
+#[inline(always)]
+fn get(field: &u32) -> u32 {
+    // SAFETY: a plain field of a live map value.
+    unsafe { core::ptr::read_volatile(field) }
+}
+
+/// Writes a parse result to map memory (volatile: see [`get`]).
+#[inline(always)]
+fn set(field: &mut u32, v: u32) {
+    // SAFETY: a plain field of a live map value.
+    unsafe { core::ptr::write_volatile(field, v) }
+}
+
+/// Zeroes `words` 8-byte words at `p`, one store each (a memset would loop over bytes).
+#[inline(always)]
+fn zero_words(p: *mut u64, words: usize) {
+    for i in 0..words {
+        // SAFETY: the callers pass an 8-aligned buffer of at least `words` words.
+        unsafe { *p.add(i) = 0 };
+    }
+}
+
+#[inline(always)]
+fn store(ctx: &XdpContext, offset: usize, from: *const u8, len: u32) -> Result<(), Verdict> {
+    // SAFETY: `from` points at `len` readable bytes (a stack buffer or a map value).
+    let r = unsafe { bpf_xdp_store_bytes(ctx.as_ptr().cast(), offset as u32, from as *mut _, len) };
+    if r < 0 {
+        Err(Verdict::NoRoom)
+    } else {
+        Ok(())
+    }
+}
+
+/// The binding that answers IA `k` of the request, checked: on this interface, within its
+/// deadline, and holding exactly what the IA names.
+#[inline(always)]
+fn binding(s: &mut Scratch, k: usize, ifindex: u32, now: u64) -> Result<*mut LeaseEntry, Verdict> {
+    let (ia_offset, ia_len, ia_type) =
+        (get(&s.parsed.ia_off[k]) as usize, get(&s.parsed.ia_len[k]) as usize, get(&s.parsed.ia_type[k]) as u8);
+    s.renewal.key.iaid = be32(s, ia_offset + 4);
+    s.renewal.key.ia_type = ia_type;
+    let entry = LEASES.get_ptr_mut(&s.renewal.key).ok_or(Verdict::NoLease)?;
+    // SAFETY: a live map value; userspace replaces entries whole.
+    let e = unsafe { &*entry };
+    if e.ifindex != ifindex {
+        return Err(Verdict::NoLease);
+    }
+    if now > e.deadline_ns {
+        return Err(Verdict::PastDeadline);
+    }
+    if usize::from(e.ia_len) > IA_MAX || e.ia_len == 0 {
+        return Err(Verdict::Unfit);
+    }
+    // The IA's sub-options: none, or addresses (prefixes) that are the binding's.
+    let end = ia_offset + 4 + ia_len;
+    let mut sub = ia_offset + 16;
+    for _ in 0..2 {
+        if sub >= end {
+            break;
+        }
+        if sub + 4 > end {
+            return Err(Verdict::Unfit);
+        }
+        let code = be16(s, sub) as u16;
+        let len = be16(s, sub + 2);
+        let at = match (code, ia_type) {
+            (option_code::IAADDR, IA_TYPE_NA) if len == IAADDR_LEN && e.prefix_len == 128 => sub + 4,
+            (option_code::IAPREFIX, IA_TYPE_PD) if len == IAPREFIX_LEN && byte(s, sub + 12) == e.prefix_len => sub + 13,
+            _ => return Err(Verdict::Unfit),
+        };
+        for i in 0..16 {
+            if byte(s, at + i) != e.resource[i] {
+                return Err(Verdict::Unfit);
+            }
+        }
+        sub = launder(&mut s.parsed, sub + 4 + len);
+    }
+    if sub != end {
+        return Err(Verdict::Unfit);
+    }
+    Ok(entry)
+}
+
+/// Answers a Renew or Rebind in place, or says why not.
+#[inline(always)]
+pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdict> {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: the link map's entries are written whole by userspace; a read racing an update
+    // sees an entry that userspace wrote at some point, which is all the fast path relies on.
+    let link: &LinkEntry = unsafe { LINKS.get(ifindex) }.ok_or(Verdict::NoLease)?;
+    let scratch = SCRATCH_SPACE.get_ptr_mut(0).ok_or(Verdict::Unfit)?;
+    // SAFETY: a per-CPU slot, used by one program run at a time.
+    let s: &mut Scratch = unsafe { &mut *scratch };
+
+    // UDP length, IPv6 payload length and the frame must agree; Ethernet padding may follow.
+    let udp_hdr: [u8; 8] = read_frame(ctx, frame.udp).ok_or(Verdict::Truncated)?;
+    let udp_len = (usize::from(udp_hdr[4]) << 8) | usize::from(udp_hdr[5]);
+    // SAFETY: 40 bytes into the 40-byte buffer.
+    if unsafe { bpf_xdp_load_bytes(ctx.as_ptr().cast(), frame.ip as u32, s.ip_in.as_mut_ptr().cast(), 40) } < 0 {
+        return Err(Verdict::Truncated);
+    }
+    let ip_payload = (usize::from(s.ip_in[4]) << 8) | usize::from(s.ip_in[5]);
+    if ip_payload != udp_len || frame.udp + udp_len > ctx.data_end() - ctx.data() {
+        return Err(Verdict::Unfit);
+    }
+    let n = udp_len.wrapping_sub(UDP_HEADER_LEN);
+    if !(4..=REQUEST_MAX - 4).contains(&n) {
+        return Err(Verdict::Unfit);
+    }
+    let load_len = size(n, REQUEST_MAX - 4)?;
+    // SAFETY: `req` holds SCRATCH >= REQUEST_MAX bytes.
+    let r = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.as_ptr().cast(),
+            (frame.udp + UDP_HEADER_LEN) as u32,
+            s.req.as_mut_ptr().cast(),
+            load_len,
+        )
+    };
+    if r < 0 {
+        return Err(Verdict::Truncated);
+    }
+
+    // The request's checksum must hold, as the kernel would check it before userspace saw it.
+    let padded = (n + 3) & !3;
+    s.req[n & REQ_MASK] = 0;
+    s.req[(n + 1) & REQ_MASK] = 0;
+    s.req[(n + 2) & REQ_MASK] = 0;
+    // SAFETY: `padded` <= REQUEST_MAX bytes of the scratch buffer.
+    let raw = unsafe {
+        bpf_csum_diff(core::ptr::null_mut(), 0, s.req.as_mut_ptr().cast(), (padded & (REQUEST_MAX * 2 - 4)) as u32, 0)
+    };
+    if raw < 0 {
+        return Err(Verdict::Unfit);
+    }
+    // csum_diff sums little-endian words: swapped, it is the big-endian sum.
+    let payload_sum = u32::from(checksum::fold(raw as u32).swap_bytes());
+    let mut verify = checksum::add(sum_words(&s.ip_in[8..40]), udp_len as u32);
+    verify = checksum::add(verify, u32::from(IPPROTO_UDP));
+    verify = checksum::add(verify, sum_words(&udp_hdr));
+    verify = checksum::add(verify, payload_sum);
+    if udp_hdr[6] == 0 && udp_hdr[7] == 0 || checksum::fold(verify) != 0xffff {
+        return Err(Verdict::Unfit);
+    }
+
+    // Top-level options: which the request has, and that the server would take it whole.
+    // What the parse finds goes to the scratch map value rather than the stack: the verifier
+    // does not track map memory, so the paths through the loop meet again as one state instead
+    // of multiplying through the rest of the program.
+    let p = &mut s.parsed;
+    *p = Parsed::EMPTY;
+    let mut off = 4usize;
+    for _ in 0..MAX_OPTIONS {
+        if off >= n {
+            break;
+        }
+        if off + 4 > n {
+            return Err(Verdict::Unfit);
+        }
+        let code = be16(s, off) as u16;
+        let len = be16(s, off + 2);
+        if off + 4 + len > n {
+            return Err(Verdict::Unfit);
+        }
+        let ia_type = u32::from(s.req[(off + 1) & REQ_MASK]);
+        let p = &mut s.parsed;
+        match code {
+            option_code::CLIENTID if get(&p.client_id_len) == 0 && len > 0 && len <= DUID_MAX => {
+                set(&mut p.client_id_off, (off + 4) as u32);
+                set(&mut p.client_id_len, len as u32);
+            }
+            option_code::SERVERID if get(&p.server_id_len) == 0 && len > 0 && len + 4 <= SERVER_ID_MAX => {
+                set(&mut p.server_id_off, (off + 4) as u32);
+                set(&mut p.server_id_len, len as u32);
+            }
+            option_code::IA_NA | option_code::IA_PD if (get(&p.ia_count) as usize) < MAX_IAS && len >= 12 => {
+                let k = get(&p.ia_count) as usize & (MAX_IAS - 1);
+                set(&mut p.ia_off[k], off as u32);
+                set(&mut p.ia_len[k], len as u32);
+                // The code's low byte is the IA type (IA_TYPE_NA, IA_TYPE_PD).
+                set(&mut p.ia_type[k], ia_type);
+                set(&mut p.ia_count, k as u32 + 1);
+            }
+            option_code::ORO if get(&p.oro_len) == 0 && len % 2 == 0 => {
+                set(&mut p.oro_off, (off + 4) as u32);
+                set(&mut p.oro_len, len as u32);
+            }
+            option_code::ELAPSED_TIME if len == 2 => {}
+            // The server takes these without looking, but drops the request if their item
+            // lists do not parse: check them as its codec does.
+            option_code::USER_CLASS => opaque_list(s, off + 4, off + 4 + len)?,
+            option_code::VENDOR_CLASS if len >= 4 => opaque_list(s, off + 8, off + 4 + len)?,
+            option_code::RECONF_ACCEPT if len == 0 => {}
+            _ => return Err(Verdict::Unfit),
+        }
+        off = launder(&mut s.parsed, off + 4 + len);
+    }
+    let p = &s.parsed;
+    let client_id = (get(&p.client_id_off) as usize, get(&p.client_id_len) as usize);
+    let server_id = (get(&p.server_id_off) as usize, get(&p.server_id_len) as usize);
+    let oro = (get(&p.oro_off) as usize, get(&p.oro_len) as usize);
+    let ia_count = get(&p.ia_count) as usize;
+    if off != n || client_id.1 == 0 || ia_count == 0 || ia_count > MAX_IAS {
+        return Err(Verdict::Unfit);
+    }
+
+    // RFC 9915 section 16: a Renew names this server, a Rebind names none.
+    if msg_type == MessageType::Renew as u8 {
+        if server_id.1 == 0 || usize::from(link.server_id_len) != server_id.1 + 4 {
+            return Err(Verdict::Unfit);
+        }
+        zero_words(s.server_id.as_mut_ptr().cast(), SERVER_ID_MAX / 8);
+        let len = size(server_id.1 + 4, SERVER_ID_MAX)?;
+        // SAFETY: at most SERVER_ID_MAX bytes into a SERVER_ID_MAX-byte buffer.
+        let r = unsafe {
+            bpf_xdp_load_bytes(
+                ctx.as_ptr().cast(),
+                (frame.udp + UDP_HEADER_LEN + server_id.0 - 4) as u32,
+                s.server_id.as_mut_ptr().cast(),
+                len,
+            )
+        };
+        if r < 0 {
+            return Err(Verdict::Unfit);
+        }
+        // Both sides are zero past the option: compare whole words.
+        let ours = link.server_id.as_ptr() as *const u32;
+        for i in 0..SERVER_ID_MAX / 4 {
+            // SAFETY: in bounds of the array; map values are 8-byte aligned and the field sits
+            // at a multiple of 4.
+            if s.server_id[i] != unsafe { *ours.add(i) } {
+                return Err(Verdict::Unfit);
+            }
+        }
+    } else if server_id.1 != 0 {
+        return Err(Verdict::Unfit);
+    }
+
+    // The binding of each IA, whose addresses must be exactly the one the map holds.
+    zero_words((&mut s.renewal as *mut Renewal).cast(), core::mem::size_of::<Renewal>() / 8);
+    s.renewal.key.duid_len = client_id.1 as u8;
+    let len = size(client_id.1, DUID_MAX)?;
+    // SAFETY: at most DUID_MAX bytes into the DUID_MAX-byte key.
+    let r = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.as_ptr().cast(),
+            (frame.udp + UDP_HEADER_LEN + client_id.0) as u32,
+            s.renewal.key.duid.as_mut_ptr().cast(),
+            len,
+        )
+    };
+    if r < 0 {
+        return Err(Verdict::Unfit);
+    }
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    // Each IA's binding; written out per IA, as the verifier does not follow map pointers
+    // kept in a stack array indexed by a variable.
+    let e0 = binding(s, 0, ifindex, now)?;
+    let e1 = if ia_count > 1 { binding(s, 1, ifindex, now)? } else { core::ptr::null_mut() };
+
+    // Options the ORO asks for (found into map memory, as the parse above).
+    set(&mut s.parsed.want_dns, 0);
+    set(&mut s.parsed.want_domains, 0);
+    for i in 0..MAX_ORO_CODES {
+        if 2 * i >= oro.1 {
+            break;
+        }
+        match be16(s, oro.0 + 2 * i) as u16 {
+            option_code::DNS_SERVERS => set(&mut s.parsed.want_dns, 1),
+            option_code::DOMAIN_LIST => set(&mut s.parsed.want_domains, 1),
+            _ => {}
+        }
+    }
+    let (want_dns, want_domains) = (get(&s.parsed.want_dns) != 0, get(&s.parsed.want_domains) != 0);
+    let dns_len = if want_dns { usize::from(link.dns_len).min(OPTION_MAX) } else { 0 };
+    let domains_len = if want_domains { usize::from(link.domains_len).min(OPTION_MAX) } else { 0 };
+    let server_id_len = usize::from(link.server_id_len).min(SERVER_ID_MAX);
+
+    // Layout and checksum of the Reply.
+    let duid_len = client_id.1;
+    let mut sum = 0u32;
+    let header = [
+        MessageType::Reply as u8,
+        byte(s, 1),
+        byte(s, 2),
+        byte(s, 3),
+        0,
+        option_code::CLIENTID as u8,
+        (duid_len >> 8) as u8,
+        duid_len as u8,
+    ];
+    // The message header, then the Client ID option, whose sum (header included) the binding
+    // holds.
+    sum = checksum::add(sum, sum_words(&header[..4]));
+    // SAFETY: `ia_count` >= 1, so entry 0 was found above.
+    sum = checksum::add(sum, unsafe { (*e0).client_id_sum });
+    let mut at = 8 + duid_len;
+    sum = checksum::add(sum, placed(link.server_id_sum, at));
+    let server_id_at = at;
+    at += server_id_len;
+    let ias_at = at;
+    for e in [e0, e1] {
+        if e.is_null() {
+            continue;
+        }
+        // SAFETY: found above.
+        let e = unsafe { &*e };
+        sum = checksum::add(sum, placed(e.ia_sum, at));
+        at += usize::from(e.ia_len).min(IA_MAX);
+    }
+    let dns_at = at;
+    if dns_len > 0 {
+        sum = checksum::add(sum, placed(link.dns_sum, at));
+        at += dns_len;
+    }
+    let domains_at = at;
+    if domains_len > 0 {
+        sum = checksum::add(sum, placed(link.domains_sum, at));
+        at += domains_len;
+    }
+    let reply_len = at;
+    let reply_udp_len = reply_len + UDP_HEADER_LEN;
+
+    // Addresses: back to the client, from the address it wrote to unless that was multicast.
+    let multicast = s.ip_in[24] == 0xff;
+    s.ip_out = [0u8; 40];
+    for i in 0..16 {
+        s.ip_out[24 + i] = s.ip_in[8 + i];
+        s.ip_out[8 + i] = if multicast { link.link_local[i] } else { s.ip_in[24 + i] };
+    }
+    sum = checksum::add(sum, sum_words(&s.ip_out[8..40]));
+    sum = checksum::add(sum, reply_udp_len as u32);
+    sum = checksum::add(sum, u32::from(IPPROTO_UDP));
+    sum = checksum::add(sum, u32::from(SERVER_PORT));
+    sum = checksum::add(sum, u32::from(CLIENT_PORT));
+    sum = checksum::add(sum, reply_udp_len as u32);
+    let mut csum = !checksum::fold(sum);
+    if csum == 0 {
+        csum = 0xffff;
+    }
+
+    // From here the frame changes: resize it, then write the Reply over the request.
+    let eth_src: [u8; 6] = read_frame(ctx, 6).ok_or(Verdict::Truncated)?;
+    let old_len = ctx.data_end() - ctx.data();
+    let new_len = frame.udp + reply_udp_len;
+    let delta = new_len as i32 - old_len as i32;
+    if delta != 0 {
+        // SAFETY: the helper checks the new size against the frame's room.
+        if unsafe { bpf_xdp_adjust_tail(ctx.as_ptr().cast(), delta) } < 0 {
+            return Err(Verdict::NoRoom);
+        }
+    }
+    let mut eth = [0u8; 12];
+    for i in 0..6 {
+        eth[i] = eth_src[i];
+        eth[6 + i] = link.mac[i];
+    }
+    store(ctx, 0, eth.as_ptr(), 12)?;
+    s.ip_out[0] = 0x60;
+    s.ip_out[4] = (reply_udp_len >> 8) as u8;
+    s.ip_out[5] = reply_udp_len as u8;
+    s.ip_out[6] = IPPROTO_UDP;
+    s.ip_out[7] = HOP_LIMIT;
+    store(ctx, frame.ip, s.ip_out.as_ptr(), 40)?;
+    let udp = [
+        (SERVER_PORT >> 8) as u8,
+        SERVER_PORT as u8,
+        (CLIENT_PORT >> 8) as u8,
+        CLIENT_PORT as u8,
+        (reply_udp_len >> 8) as u8,
+        reply_udp_len as u8,
+        (csum >> 8) as u8,
+        csum as u8,
+    ];
+    store(ctx, frame.udp, udp.as_ptr(), 8)?;
+    let payload = frame.udp + UDP_HEADER_LEN;
+    store(ctx, payload, header.as_ptr(), 8)?;
+    store(ctx, payload + 8, s.renewal.key.duid.as_ptr(), size(duid_len, DUID_MAX)?)?;
+    store(ctx, payload + server_id_at, link.server_id.as_ptr(), size(server_id_len, SERVER_ID_MAX)?)?;
+    let mut ia_at = ias_at;
+    for e in [e0, e1] {
+        if e.is_null() {
+            continue;
+        }
+        // SAFETY: found above.
+        let e = unsafe { &mut *e };
+        let len = size(usize::from(e.ia_len), IA_MAX)?;
+        store(ctx, payload + ia_at, e.ia.as_ptr(), len)?;
+        ia_at += len as usize;
+        e.renewed_ns = now;
+    }
+    if dns_len > 0 {
+        store(ctx, payload + dns_at, link.dns.as_ptr(), size(dns_len, OPTION_MAX)?)?;
+    }
+    if domains_len > 0 {
+        store(ctx, payload + domains_at, link.domains.as_ptr(), size(domains_len, OPTION_MAX)?)?;
+    }
+
+    // Tell userspace, which moves each binding's deadline forward. A full ring loses only
+    // that: the deadline keeps every answer within what the store holds.
+    for k in 0..MAX_IAS {
+        if k >= ia_count {
+            break;
+        }
+        s.renewal.key.iaid = be32(s, get(&s.parsed.ia_off[k]) as usize + 4);
+        s.renewal.key.ia_type = get(&s.parsed.ia_type[k]) as u8;
+        s.renewal.at_ns = now;
+        let _ = RENEWALS.output(&s.renewal, 0);
+    }
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! What userspace writes into the XDP fast path's maps, made from the engine's state. Pure:
+//! the daemon (and the tests) do the map I/O.
+//!
+//! Every byte XDP copies into a Reply is encoded here by the codec that encodes the server's
+//! own replies ([`crate::server::FastBinding::ia_option`] comes from the engine itself), so the
+//! fast path answers byte for byte as the server would.
+
+use std::net::Ipv6Addr;
+
+use dhcp6_codec::{option::DhcpOption, Duid};
+use dhcp6_common::fast_path::{
+    checksum, LeaseEntry, LeaseKey, LinkEntry, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, OPTION_MAX, SERVER_ID_MAX,
+};
+
+use crate::{
+    config::Subnet,
+    server::{FastBinding, IaType},
+};
+
+/// Converts Unix seconds to the CLOCK_BOOTTIME nanoseconds XDP reads, and back.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// CLOCK_BOOTTIME nanoseconds at `unix_ns`.
+    boot_ns: u64,
+    unix_ns: u64,
+}
+
+impl Clock {
+    /// The clocks now.
+    pub fn now() -> Clock {
+        let boot = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+            .map_or(0, |t| (t.tv_sec() as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec() as u64));
+        let unix =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        Clock { boot_ns: boot, unix_ns: unix }
+    }
+
+    /// CLOCK_BOOTTIME nanoseconds of Unix second `unix` (0 for times before boot).
+    pub fn boot_ns(&self, unix: u64) -> u64 {
+        let unix_ns = unix.saturating_mul(1_000_000_000);
+        if unix_ns >= self.unix_ns {
+            self.boot_ns.saturating_add(unix_ns - self.unix_ns)
+        } else {
+            self.boot_ns.saturating_sub(self.unix_ns - unix_ns)
+        }
+    }
+
+    /// Unix seconds of CLOCK_BOOTTIME nanoseconds `boot_ns`.
+    pub fn unix(&self, boot_ns: u64) -> u64 {
+        let unix_ns = if boot_ns >= self.boot_ns {
+            self.unix_ns.saturating_add(boot_ns - self.boot_ns)
+        } else {
+            self.unix_ns.saturating_sub(self.boot_ns - boot_ns)
+        };
+        unix_ns / 1_000_000_000
+    }
+}
+
+pub fn ia_type_byte(t: IaType) -> u8 {
+    match t {
+        IaType::Na => IA_TYPE_NA,
+        IaType::Pd => IA_TYPE_PD,
+    }
+}
+
+pub fn ia_type_of(byte: u8) -> Option<IaType> {
+    match byte {
+        IA_TYPE_NA => Some(IaType::Na),
+        IA_TYPE_PD => Some(IaType::Pd),
+        _ => None,
+    }
+}
+
+/// The lease map key of a binding.
+pub fn lease_key(b: &FastBinding) -> Option<LeaseKey> {
+    LeaseKey::new(&b.duid, b.iaid, ia_type_byte(b.ia_type))
+}
+
+/// The lease map value of a binding on interface `ifindex`: renewals may be answered until
+/// the durable expiry less the valid lifetime. `None` if it does not fit the map.
+pub fn lease_entry(b: &FastBinding, ifindex: u32, clock: &Clock) -> Option<LeaseEntry> {
+    if b.ia_option.len() > IA_MAX {
+        return None;
+    }
+    let mut ia = [0u8; IA_MAX];
+    ia[..b.ia_option.len()].copy_from_slice(&b.ia_option);
+    let mut client_id = vec![0, 1];
+    client_id.extend_from_slice(&(u16::try_from(b.duid.len()).ok()?).to_be_bytes());
+    client_id.extend_from_slice(&b.duid);
+    let resource = b.resource.network().octets();
+    Some(LeaseEntry {
+        deadline_ns: clock.boot_ns(b.expires.saturating_sub(u64::from(b.valid))),
+        renewed_ns: 0,
+        ifindex,
+        client_id_sum: checksum::sum(&client_id),
+        ia_sum: checksum::sum(&b.ia_option),
+        resource,
+        prefix_len: match b.ia_type {
+            IaType::Na => 128,
+            IaType::Pd => b.resource.prefix_len(),
+        },
+        ia_len: b.ia_option.len() as u8,
+        _pad: [0; 2],
+        ia,
+    })
+}
+
+/// Why an interface gets no fast path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkEntryError {
+    #[error("the server DUID is not valid")]
+    Duid,
+    #[error("the {0} option is longer than the fast path holds")]
+    TooLong(&'static str),
+}
+
+/// The link map value of an interface served from `subnet`.
+pub fn link_entry(
+    server_duid: &[u8],
+    subnet: &Subnet,
+    mac: [u8; 6],
+    link_local: Ipv6Addr,
+) -> Result<LinkEntry, LinkEntryError> {
+    let duid = Duid::new(server_duid).map_err(|_| LinkEntryError::Duid)?;
+    let server_id = DhcpOption::ServerId(duid).to_vec().map_err(|_| LinkEntryError::Duid)?;
+    let dns = if subnet.dns_servers.is_empty() {
+        Vec::new()
+    } else {
+        DhcpOption::DnsServers(subnet.dns_servers.clone()).to_vec().map_err(|_| LinkEntryError::TooLong("DNS"))?
+    };
+    let domains = if subnet.domain_search.is_empty() {
+        Vec::new()
+    } else {
+        DhcpOption::DomainList(subnet.domain_search.clone())
+            .to_vec()
+            .map_err(|_| LinkEntryError::TooLong("domain search"))?
+    };
+    let mut entry = LinkEntry {
+        mac,
+        _pad: [0; 2],
+        link_local: link_local.octets(),
+        server_id_len: server_id.len() as u16,
+        dns_len: dns.len() as u16,
+        domains_len: domains.len() as u16,
+        _pad2: 0,
+        server_id_sum: checksum::sum(&server_id),
+        dns_sum: checksum::sum(&dns),
+        domains_sum: checksum::sum(&domains),
+        server_id: [0; SERVER_ID_MAX],
+        dns: [0; OPTION_MAX],
+        domains: [0; OPTION_MAX],
+    };
+    let fill = |to: &mut [u8], from: &[u8], what: &'static str| {
+        to.get_mut(..from.len()).ok_or(LinkEntryError::TooLong(what))?.copy_from_slice(from);
+        Ok(())
+    };
+    fill(&mut entry.server_id, &server_id, "Server ID")?;
+    fill(&mut entry.dns, &dns, "DNS")?;
+    fill(&mut entry.domains, &domains, "domain search")?;
+    Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_round_trips_unix_seconds() {
+        let c = Clock::now();
+        let t = 1_900_000_000;
+        assert_eq!(c.unix(c.boot_ns(t)), t);
+        assert!(c.boot_ns(t + 10) - c.boot_ns(t) == 10_000_000_000);
+        assert_eq!(c.boot_ns(0), 0, "before boot saturates");
+    }
+}
