@@ -134,12 +134,59 @@ pub struct Dhcp6d {
     pub process: Running,
     pub socket: PathBuf,
     pub config: PathBuf,
+    /// Where its XDP maps and links are pinned (its own, so that tests running side by side do
+    /// not share maps); removed on drop, which detaches its XDP program.
+    pub bpf_dir: Option<PathBuf>,
+}
+
+impl Drop for Dhcp6d {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.bpf_dir {
+            self.process.signal(libc::SIGCONT);
+            self.process.signal(libc::SIGKILL);
+            let _ = self.process.child.wait();
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Where tests pin: a bpffs of their own outside /sys, because `ip netns exec` mounts a fresh
+/// /sys for the command it runs, without /sys/fs/bpf.
+const TEST_BPFFS: &str = "/run/dhcp6-tests-bpf";
+
+/// A bpffs folder of its own for a test's dhcp6d `name`.
+pub fn bpf_dir(name: &str) -> PathBuf {
+    static MOUNT: std::sync::Once = std::sync::Once::new();
+    MOUNT.call_once(|| {
+        let mounted = fs::read_to_string("/proc/mounts")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(TEST_BPFFS));
+        if !mounted {
+            fs::create_dir_all(TEST_BPFFS).unwrap();
+            crate::netns::must(Command::new("mount").args(["-t", "bpf", "bpf", TEST_BPFFS]));
+        }
+    });
+    PathBuf::from(TEST_BPFFS).join(crate::netns::unique_name(name))
 }
 
 impl Dhcp6d {
     /// Writes `config` (with `state_dir` and `control_socket` added under `[server]`) and starts
     /// `dhcp6d run` with `extra` arguments; returns once it answers on its control socket.
     pub fn start(ns: &Netns, scratch: &Scratch, name: &str, config: &str, extra: &[&str]) -> Dhcp6d {
+        let dir = (!extra.contains(&"--no-xdp")).then(|| bpf_dir(name));
+        Self::start_pinned(ns, scratch, name, config, extra, dir)
+    }
+
+    /// [`Self::start`] with XDP pinned under `bpf_dir` (`None`: as `extra` says).
+    pub fn start_pinned(
+        ns: &Netns,
+        scratch: &Scratch,
+        name: &str,
+        config: &str,
+        extra: &[&str],
+        bpf_dir: Option<PathBuf>,
+    ) -> Dhcp6d {
         let socket = scratch.path(&format!("{name}.sock"));
         let state = scratch.path(&format!("{name}-state"));
         let header = format!(
@@ -154,10 +201,23 @@ impl Dhcp6d {
         let bin = dhcp6d_binary();
         let mut args = vec![bin.to_str().unwrap(), "run", "--config", config_path.to_str().unwrap()];
         args.extend_from_slice(extra);
+        let dir_text = bpf_dir.as_ref().map(|d| d.display().to_string());
+        if let Some(d) = &dir_text {
+            args.extend_from_slice(&["--bpf-dir", d]);
+        }
         let process = spawn_in(ns, &args, scratch.path(&format!("{name}.log")));
-        let d = Dhcp6d { process, socket, config: config_path };
+        let d = Dhcp6d { process, socket, config: config_path, bpf_dir };
         wait_for("dhcp6d to answer on its control socket", Duration::from_secs(20), || d.try_show("statistics"));
         d
+    }
+
+    /// Stops dhcp6d (SIGTERM) and waits for it to exit, leaving its XDP program and maps
+    /// pinned, as a restart does.
+    pub fn stop_keeping_pins(mut self) -> Option<PathBuf> {
+        let dir = self.bpf_dir.take();
+        self.process.signal(libc::SIGTERM);
+        let _ = self.process.child.wait();
+        dir
     }
 
     /// `dhcp6d show WHAT --json`: the answer, or what the CLI said on stderr.

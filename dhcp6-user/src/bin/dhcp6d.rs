@@ -35,9 +35,14 @@ enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
-        /// Serve everything from userspace; do not attach the XDP program.
+        /// Serve everything from userspace: do not attach the XDP program, and detach one an
+        /// earlier dhcp6d left pinned on these interfaces.
         #[arg(long)]
         no_xdp: bool,
+        /// The bpffs folder where the XDP program's maps and links are pinned, so that
+        /// renewals are answered while dhcp6d restarts.
+        #[arg(long, default_value = dhcp6_common::PIN_DIR)]
+        bpf_dir: PathBuf,
     },
     /// Check a configuration file and report the first error with its line and column.
     Check {
@@ -188,9 +193,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run { config, no_xdp } => {
+        Command::Run { config, no_xdp, bpf_dir } => {
             let config = Config::load(&config)?;
-            runtime()?.block_on(daemon::run(RunOptions { config, xdp: !no_xdp }))?;
+            runtime()?.block_on(daemon::run(RunOptions { config, xdp: !no_xdp, bpf_dir }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => {

@@ -5,6 +5,7 @@
 //! what is queued as a batch, makes the batch's lease changes durable with one store commit,
 //! and only then sends the replies.
 
+pub mod fast_path;
 pub mod identity;
 pub mod socket;
 
@@ -39,6 +40,7 @@ use crate::{
     store::{Journal, JOURNAL_FILE},
     xdp::XdpProgram,
 };
+use fast_path::FastPath;
 use socket::{Listener, Role};
 
 /// Most datagrams waiting for the engine; past this, new ones are dropped and counted.
@@ -66,8 +68,10 @@ struct Drops<'a> {
 /// How `dhcp6d run` was asked to run.
 pub struct RunOptions {
     pub config: Config,
-    /// Attach the XDP program to the served interfaces.
+    /// Attach the XDP program to the served interfaces, and answer renewals there.
     pub xdp: bool,
+    /// Where the XDP program's maps and links are pinned.
+    pub bpf_dir: PathBuf,
 }
 
 fn now() -> u64 {
@@ -91,6 +95,11 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let started = std::time::Instant::now();
     let control_path = config.server.control_socket.clone();
     let mut server = Server::new(config, duid, Vec::new());
+    if options.xdp {
+        // Before any lease is bound: bound leases are made durable a horizon past their
+        // valid lifetime, which is how long XDP may answer their renewals alone.
+        server.enable_fast_path();
+    }
     let mut store = Journal::open(&journal, |change| server.restore(change))
         .with_context(|| format!("opening the lease journal {}", journal.display()))?;
     server.shrink_to_fit();
@@ -104,7 +113,44 @@ pub async fn run(options: RunOptions) -> Result<()> {
         "leases loaded"
     );
 
-    let xdp = if options.xdp { Some(attach_xdp(&interfaces)?) } else { None };
+    let served: Vec<String> = server.config().subnets.iter().filter_map(|s| s.interface.clone()).collect();
+    let (xdp, mut fast) = if options.xdp {
+        let (program, fast) = attach_xdp(&options.bpf_dir, &interfaces, &served)?;
+        (Some(program), Some(fast))
+    } else {
+        for i in &interfaces {
+            if XdpProgram::unpin_link(&options.bpf_dir, i).unwrap_or(false) {
+                info!(interface = %i, "detached the XDP program an earlier dhcp6d left pinned");
+            }
+        }
+        (None, None)
+    };
+    let ring = match &fast {
+        Some(f) => {
+            let fd = f.ring_fd()?;
+            // SAFETY: the AsyncFd owns the descriptor, which stays open until it is dropped.
+            let registered =
+                unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) };
+            Some(registered.map_err(|e| anyhow::anyhow!("waiting on the renewal ring: {e}"))?)
+        }
+        None => None,
+    };
+    if let Some(f) = fast.as_mut() {
+        // What XDP answered while no dhcp6d ran, then the map against the store.
+        let mut changes = Vec::new();
+        loop {
+            let more = f.take_renewals(&mut server);
+            if more.is_empty() {
+                break;
+            }
+            changes.extend(more);
+        }
+        changes.extend(f.reconcile(&mut server));
+        store.commit(&changes).context("recording renewals the XDP fast path answered")?;
+        info!(renewals = changes.len(), "renewals answered by XDP while stopped recorded");
+        f.rewrite_all(&server);
+        f.ensure_links(&server);
+    }
 
     let listeners: Arc<Vec<Listener>> = Arc::new(socket::open(&roles)?);
     let overload = Arc::new(AtomicU64::new(0));
@@ -137,7 +183,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
                     break;
                 }
                 let drops = Drops { queue_full: &overload, shed_solicits: &shed };
-                let mut engines = Engines { server: &mut server, relay: relay.as_mut(), store: &mut store };
+                let mut engines =
+                    Engines { server: &mut server, relay: relay.as_mut(), store: &mut store, fast: fast.as_mut() };
                 let replies = handle_batch(&mut engines, &listeners, batch.drain(..), xdp.as_ref(), &drops);
                 for (listener, out, source) in replies {
                     if let Err(e) = socket::send(&listeners[listener].socket, &out.payload, out.destination, source).await {
@@ -155,14 +202,36 @@ pub async fn run(options: RunOptions) -> Result<()> {
                         apply_routes(routes, r, &listeners).await;
                     }
                 }
-                let changes = server.expire(now());
+                let mut changes = server.expire(now());
+                if let Some(f) = fast.as_mut() {
+                    f.before_commit(&changes);
+                    changes.extend(f.take_renewals(&mut server));
+                    f.ensure_links(&server);
+                }
                 // Also finishes a background compaction whose snapshot is written.
-                if let Err(e) = store.commit(&changes) {
-                    warn!(error = %e, "recording expiries failed");
+                match store.commit(&changes) {
+                    Ok(()) => {
+                        if let Some(f) = fast.as_mut() {
+                            f.after_commit(&server, &changes);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "recording expiries failed"),
                 }
                 if store.wants_snapshot(server.lease_count()) {
                     if let Err(e) = store.compact(server.durable_leases()) {
                         warn!(error = %e, "starting a journal compaction failed");
+                    }
+                }
+            }
+            ready = async { ring.as_ref().expect("guarded").readable().await }, if ring.is_some() => {
+                if let Ok(mut guard) = ready {
+                    guard.clear_ready();
+                }
+                if let Some(f) = fast.as_mut() {
+                    let changes = f.take_renewals(&mut server);
+                    match store.commit(&changes) {
+                        Ok(()) => f.after_commit(&server, &changes),
+                        Err(e) => warn!(error = %e, "recording renewals answered by XDP failed"),
                     }
                 }
             }
@@ -222,15 +291,23 @@ async fn reconcile_routes(routes: &PdRoutes, relay: &mut Relay, listeners: &[Lis
     }
 }
 
-fn attach_xdp(interfaces: &[String]) -> Result<XdpProgram> {
-    let mut program = XdpProgram::load().context("loading the XDP program")?;
+/// Loads the XDP program with its maps pinned under `dir` and attaches it to `interfaces`
+/// through pinned links (taking over those an earlier dhcp6d left); the fast path answers on
+/// the `served` ones.
+fn attach_xdp(dir: &std::path::Path, interfaces: &[String], served: &[String]) -> Result<(XdpProgram, FastPath)> {
+    let mut program = XdpProgram::load_pinned(dir, dhcp6_common::fast_path::LEASE_MAP_ENTRIES)
+        .with_context(|| format!("loading the XDP program with its maps pinned under {}", dir.display()))?;
     for i in interfaces {
-        if let Err(e) = program.attach(i, aya::programs::XdpMode::Driver) {
-            warn!(interface = %i, error = %e, "native XDP failed; using generic XDP");
-            program.attach(i, aya::programs::XdpMode::Skb).with_context(|| format!("attaching XDP to {i}"))?;
-        }
+        let took_over = program.attach_pinned(i).with_context(|| format!("attaching XDP to {i}"))?;
+        info!(interface = %i, took_over, "XDP attached");
     }
-    Ok(program)
+    let maps = program.take_fast_path().context("opening the fast path's maps")?;
+    let mut indexes = std::collections::HashMap::new();
+    for i in served {
+        let index = nix::net::if_::if_nametoindex(i.as_str()).with_context(|| format!("interface {i}"))?;
+        indexes.insert(i.clone(), index);
+    }
+    Ok((program, FastPath::new(maps, indexes)))
 }
 
 /// What handles datagrams: the server engine with its store, and the relay agent if any.
@@ -238,6 +315,8 @@ struct Engines<'a> {
     server: &'a mut Server,
     relay: Option<&'a mut Relay>,
     store: &'a mut dyn LeaseStore,
+    /// The XDP fast path's maps, kept in step with the server's leases.
+    fast: Option<&'a mut FastPath>,
 }
 
 /// The listener a relay's datagram leaves from: its access interface going down (with the
@@ -267,7 +346,7 @@ fn handle_batch(
     xdp: Option<&XdpProgram>,
     drops: &Drops<'_>,
 ) -> Vec<(usize, Outbound, Option<std::net::Ipv6Addr>)> {
-    let Engines { server, relay, store } = engines;
+    let Engines { server, relay, store, fast } = engines;
     let now = now();
     let mut relayed = Vec::new();
     let mut replies = Vec::new();
@@ -310,9 +389,17 @@ fn handle_batch(
             }
         }
     }
+    if let Some(f) = fast.as_deref_mut() {
+        f.before_commit(&changes);
+    }
     let committed = changes.is_empty()
         || match store.commit(&changes) {
-            Ok(()) => true,
+            Ok(()) => {
+                if let Some(f) = fast.as_deref_mut() {
+                    f.after_commit(server, &changes);
+                }
+                true
+            }
             Err(e) => {
                 warn!(error = %e, "the lease store refused a batch: its replies are not sent");
                 server.store_failed(&changes);

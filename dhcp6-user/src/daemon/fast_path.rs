@@ -1,0 +1,221 @@
+//! The daemon's side of the XDP fast path: keeping the pinned maps in step with the engine.
+//!
+//! Order is what keeps the durability invariant: an entry leaves the lease map before the
+//! store records that its lease ended (Release, Decline, expiry, operator action), and an
+//! entry enters it, or its deadline moves forward, only after the store made the lease's
+//! expiry durable. Renewals XDP answered come back through the ring buffer; each moves its
+//! lease's durable expiry in the next batch, then its deadline.
+
+use std::{
+    collections::HashMap,
+    net::Ipv6Addr,
+    os::fd::{AsFd, OwnedFd},
+};
+
+use dhcp6_common::fast_path::{LeaseKey, Renewal};
+use ipnet::Ipv6Net;
+use tracing::{info, warn};
+
+use crate::{
+    fast_path::{ia_type_of, lease_entry, lease_key, link_entry, Clock},
+    server::{LeaseChange, LeaseState, Server},
+    xdp::FastPathMaps,
+};
+
+/// Most renewals taken from the ring per batch.
+const RENEWAL_BATCH: usize = 4096;
+
+pub struct FastPath {
+    maps: FastPathMaps,
+    /// Served interfaces: name -> ifindex.
+    interfaces: HashMap<String, u32>,
+    /// Interfaces whose link entry is written.
+    linked: Vec<String>,
+    /// The key of each resource with an entry in the lease map.
+    keys: HashMap<Ipv6Net, LeaseKey>,
+}
+
+impl FastPath {
+    pub fn new(maps: FastPathMaps, interfaces: HashMap<String, u32>) -> FastPath {
+        FastPath { maps, interfaces, linked: Vec::new(), keys: HashMap::new() }
+    }
+
+    /// A duplicate of the ring buffer's descriptor, to wait on.
+    pub fn ring_fd(&self) -> std::io::Result<OwnedFd> {
+        self.maps.renewals.as_fd().try_clone_to_owned()
+    }
+
+    /// Writes the link entry of each served interface that has its addresses; those without
+    /// (a link-local address still tentative) are tried again on the next call.
+    pub fn ensure_links(&mut self, server: &Server) {
+        for (name, ifindex) in &self.interfaces {
+            if self.linked.contains(name) {
+                continue;
+            }
+            let Some(subnet) = server.config().subnets.iter().find(|s| s.interface.as_deref() == Some(name)) else {
+                continue;
+            };
+            let (Some(mac), Some(link_local)) = (mac_address(name), link_local(*ifindex)) else { continue };
+            match link_entry(server.duid(), subnet, mac, link_local) {
+                Ok(entry) => {
+                    if let Err(e) = self.maps.links.insert(*ifindex, entry, 0) {
+                        warn!(interface = %name, error = %e, "writing the fast path's link entry failed");
+                        continue;
+                    }
+                    info!(interface = %name, %link_local, "XDP answers renewals here");
+                    self.linked.push(name.clone());
+                }
+                Err(e) => {
+                    warn!(interface = %name, error = %e, "no XDP fast path on this interface");
+                    self.linked.push(name.clone());
+                }
+            }
+        }
+    }
+
+    /// Before the store records `changes`: entries of leases that end, or change hands, go.
+    pub fn before_commit(&mut self, changes: &[LeaseChange]) {
+        for change in changes {
+            let (resource, ends) = match change {
+                LeaseChange::Remove(r) => (r, true),
+                LeaseChange::Upsert(l) => (&l.resource, l.state != LeaseState::Bound),
+            };
+            let key = self.keys.get(resource).copied();
+            let moved = match (change, &key) {
+                (LeaseChange::Upsert(l), Some(k)) => {
+                    k.duid() != l.duid.as_slice() || k.iaid != l.iaid || ia_type_of(k.ia_type) != Some(l.ia_type)
+                }
+                _ => false,
+            };
+            if let (true, Some(key)) = (ends || moved, key) {
+                self.remove(resource, &key);
+            }
+        }
+    }
+
+    /// After the store recorded `changes`: the bindings they touched, as the engine now has
+    /// them, go into the map (or out of it, if the fast path no longer fits them).
+    pub fn after_commit(&mut self, server: &Server, changes: &[LeaseChange]) {
+        let clock = Clock::now();
+        for change in changes {
+            let LeaseChange::Upsert(l) = change else { continue };
+            if l.state != LeaseState::Bound {
+                continue;
+            }
+            let binding = server.fast_binding(&l.duid, l.iaid, l.ia_type);
+            let entry = binding.as_ref().and_then(|b| {
+                let ifindex = *self.interfaces.get(&b.interface)?;
+                Some((lease_key(b)?, lease_entry(b, ifindex, &clock)?, b.resource))
+            });
+            match entry {
+                Some((key, value, resource)) => match self.maps.leases.insert(key, value, 0) {
+                    Ok(()) => {
+                        self.keys.insert(resource, key);
+                    }
+                    Err(e) => warn!(resource = %resource, error = %e, "writing a fast-path binding failed"),
+                },
+                None => {
+                    if let Some(key) = self.keys.get(&l.resource).copied() {
+                        self.remove(&l.resource, &key);
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, resource: &Ipv6Net, key: &LeaseKey) {
+        // Absent already (never written, or removed by an earlier change): nothing to do.
+        let _ = self.maps.leases.remove(key);
+        self.keys.remove(resource);
+    }
+
+    /// The renewals XDP reported: each moves its lease's durable expiry. Returns the changes
+    /// to commit (then [`Self::after_commit`] moves the deadlines).
+    pub fn take_renewals(&mut self, server: &mut Server) -> Vec<LeaseChange> {
+        let clock = Clock::now();
+        let mut changes = Vec::new();
+        for _ in 0..RENEWAL_BATCH {
+            let Some(item) = self.maps.renewals.next() else { break };
+            if item.len() < std::mem::size_of::<Renewal>() {
+                continue;
+            }
+            // SAFETY: the XDP program writes whole `Renewal`s; read unaligned from the ring.
+            let r: Renewal = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+            drop(item);
+            let Some(ia_type) = ia_type_of(r.key.ia_type) else { continue };
+            changes.extend(server.renewed(r.key.duid(), r.key.iaid, ia_type, clock.unix(r.at_ns)));
+        }
+        changes
+    }
+
+    /// At start: the map as a previous dhcp6d left it, against the store. Renewals the map
+    /// recorded that the ring lost move their leases' expiries (returned, to commit first);
+    /// entries the engine does not back go; then every binding the fast path fits is written
+    /// (after the caller's commit, by [`Self::rewrite_all`]).
+    pub fn reconcile(&mut self, server: &mut Server) -> Vec<LeaseChange> {
+        let clock = Clock::now();
+        let mut changes = Vec::new();
+        let mut stale = Vec::new();
+        for item in self.maps.leases.iter() {
+            let Ok((key, entry)) = item else { continue };
+            let Some(ia_type) = ia_type_of(key.ia_type) else {
+                stale.push(key);
+                continue;
+            };
+            if entry.renewed_ns != 0 {
+                changes.extend(server.renewed(key.duid(), key.iaid, ia_type, clock.unix(entry.renewed_ns)));
+            }
+            let backed = server
+                .fast_binding(key.duid(), key.iaid, ia_type)
+                .is_some_and(|b| self.interfaces.get(&b.interface) == Some(&entry.ifindex));
+            if !backed {
+                stale.push(key);
+            }
+        }
+        for key in &stale {
+            let _ = self.maps.leases.remove(key);
+        }
+        if !stale.is_empty() {
+            info!(removed = stale.len(), "fast-path bindings the store does not back were removed");
+        }
+        changes
+    }
+
+    /// Writes every binding the fast path fits, as the engine has them.
+    pub fn rewrite_all(&mut self, server: &Server) {
+        let clock = Clock::now();
+        let mut written = 0usize;
+        for b in server.fast_bindings() {
+            let Some(ifindex) = self.interfaces.get(&b.interface).copied() else { continue };
+            let (Some(key), Some(value)) = (lease_key(&b), lease_entry(&b, ifindex, &clock)) else { continue };
+            if self.maps.leases.insert(key, value, 0).is_ok() {
+                self.keys.insert(b.resource, key);
+                written += 1;
+            }
+        }
+        info!(bindings = written, "fast-path bindings written");
+    }
+}
+
+/// An interface's MAC address, from sysfs.
+fn mac_address(interface: &str) -> Option<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{interface}/address")).ok()?;
+    let bytes: Vec<u8> = text.trim().split(':').filter_map(|b| u8::from_str_radix(b, 16).ok()).collect();
+    bytes.try_into().ok()
+}
+
+/// The interface's link-local address, once it is no longer tentative (/proc/net/if_inet6:
+/// address, ifindex, prefix length, scope, flags, name; flag 0x40 is tentative).
+fn link_local(ifindex: u32) -> Option<Ipv6Addr> {
+    let text = std::fs::read_to_string("/proc/net/if_inet6").ok()?;
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let index = u32::from_str_radix(f.get(1)?, 16).ok()?;
+        let scope = u32::from_str_radix(f.get(3)?, 16).ok()?;
+        let flags = u32::from_str_radix(f.get(4)?, 16).ok()?;
+        if index != ifindex || scope != 0x20 || flags & 0x40 != 0 {
+            return None;
+        }
+        u128::from_str_radix(f.first()?, 16).ok().map(Ipv6Addr::from)
+    })
+}

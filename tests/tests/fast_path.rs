@@ -1,0 +1,133 @@
+//! The XDP fast path for real: dhclient binds through dhcp6d on a veth, dhcp6d stops, and
+//! dhclient's Renews are still answered, by XDP from the pinned lease map; a new dhcp6d picks
+//! the pins up, and its store holds the expiry the renewal gave.
+
+use std::{
+    path::Path,
+    process::Command,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use aya::programs::XdpMode;
+use dhcp6_tests::{
+    netns::{Netns, Veth},
+    peers::{bpf_dir, wait_for, Dhclient, Dhcp6d, Scratch},
+};
+use dhcp6_user::xdp::XdpProgram;
+use serde_json::Value;
+
+const SECS: Duration = Duration::from_secs(40);
+
+/// Renewals within a test: T1 4 s. The horizon lets XDP answer for 30 s without dhcp6d.
+const HORIZON: u64 = 30;
+
+fn config(interface: &str) -> String {
+    format!(
+        r#"[server]
+renewal_horizon = {HORIZON}
+preferred_lifetime = 10
+valid_lifetime = 20
+t1 = 4
+t2 = 8
+dns_servers = ["2001:db8::53"]
+
+[[subnet]]
+interface = "{interface}"
+prefix = "2001:db8:1::/64"
+ranges = [{{ low = "2001:db8:1::100", high = "2001:db8:1::1ff" }}]
+"#
+    )
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// `bpftool -j map dump pinned PATH`.
+fn bpftool_dump(path: &Path) -> Value {
+    let out = Command::new("bpftool").args(["-j", "map", "dump", "pinned"]).arg(path).output().unwrap();
+    assert!(out.status.success(), "bpftool: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The XDP program's count of Renews and Rebinds it answered, summed over CPUs, from the pin.
+fn replied(dir: &Path) -> u64 {
+    let dump = bpftool_dump(&dir.join("v1/VERDICT_COUNTS"));
+    let replied = dhcp6_common::counters::Verdict::Replied as u64;
+    let entry = dump.as_array().unwrap().iter().find(|e| e["formatted"]["key"].as_u64() == Some(replied)).cloned();
+    let values = entry.map(|e| e["formatted"]["values"].clone()).unwrap_or(Value::Null);
+    values.as_array().map_or(0, |v| v.iter().map(|c| c["value"].as_u64().unwrap_or(0)).sum())
+}
+
+fn expiry(server: &Dhcp6d, address: &str) -> u64 {
+    let b = server.show("bindings");
+    let lease = b.as_array().unwrap().iter().find(|l| l["resource"] == format!("{address}/128")).cloned();
+    lease.unwrap_or_else(|| panic!("no binding for {address}: {b}"))["expires"].as_u64().unwrap()
+}
+
+#[test]
+fn renewals_are_answered_by_xdp_while_dhcp6d_restarts() {
+    let server_ns = Netns::new("d6s");
+    let client_ns = Netns::new("d6c");
+    let veth = Veth::new(&server_ns, &client_ns);
+    // A NIC delivers checksums whole; a veth sender leaves them to offload unless told not to.
+    client_ns.exec(&["ethtool", "-K", &veth.b, "tx", "off"]);
+    // A veth takes the frames its peer sends with XDP_TX only when it runs XDP itself (its
+    // NAPI is off otherwise): the client side gets a program of its own, which passes all.
+    let mut client_xdp = XdpProgram::load_with(16).unwrap();
+    client_ns.run(|| client_xdp.attach(&veth.b, XdpMode::Driver)).unwrap();
+    let scratch = Scratch::new("fastpath");
+    let dir = bpf_dir("fp");
+    let config = config(&veth.a);
+    let server = Dhcp6d::start_pinned(&server_ns, &scratch, "srv", &config, &[], Some(dir.clone()));
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &veth.b, &[]);
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+    let bound_expiry = expiry(&server, &address);
+
+    // dhcp6d stops before T1; XDP stays, and answers the Renews.
+    let renews = client.values("RENEW6", "new_ip6_address").len();
+    let answered = replied(&dir);
+    let log = server.process.log.clone();
+    let dir = server.stop_keeping_pins().unwrap();
+    let stopped = now();
+    let deadline = std::time::Instant::now() + SECS;
+    let renewed = loop {
+        let v = client.values("RENEW6", "new_ip6_address");
+        if v.len() > renews {
+            break v.last().unwrap().clone();
+        }
+        if std::time::Instant::now() > deadline {
+            let verdicts = bpftool_dump(&dir.join("v1/VERDICT_COUNTS"));
+            let link = server_ns.exec(&["ethtool", "-S", &veth.a]);
+            panic!(
+                "no Renew answered while dhcp6d was stopped; verdicts {verdicts}\n{}",
+                String::from_utf8_lossy(&link.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let renewed_at = now();
+    assert_eq!(renewed, address, "renewed with the same address");
+    assert!(replied(&dir) > answered, "answered in XDP: {}", std::fs::read_to_string(&log).unwrap_or_default());
+
+    // The binding is in the pinned map, which bpftool prints with named fields.
+    let text = bpftool_dump(&dir.join("v1/LEASES")).to_string();
+    for field in ["\"iaid\"", "\"duid_len\"", "\"deadline_ns\"", "\"ifindex\"", "\"resource\"", "\"ia\""] {
+        assert!(text.contains(field), "bpftool shows {field}: {text}");
+    }
+
+    // A new dhcp6d takes the pins over; the store holds the expiry the renewal told.
+    let server = Dhcp6d::start_pinned(&server_ns, &scratch, "srv", &config, &[], Some(dir.clone()));
+    let renewed_expiry = expiry(&server, &address);
+    assert!(renewed_expiry >= stopped + 20, "{renewed_expiry} covers the valid lifetime from the renewal");
+    assert!(renewed_expiry > bound_expiry, "the renewal moved the expiry: {bound_expiry} -> {renewed_expiry}");
+    assert!(renewed_expiry <= renewed_at + 20 + HORIZON + 1, "within the horizon");
+    assert!(server.show("statistics")["fast_path_renewals"].as_u64().unwrap_or(0) >= 1);
+
+    // And renewals go on through the new program.
+    let renews = client.values("RENEW6", "new_ip6_address").len();
+    let answered = replied(&dir);
+    wait_for("another renewal", SECS, || (client.values("RENEW6", "new_ip6_address").len() > renews).then_some(()));
+    assert!(replied(&dir) > answered);
+    assert_eq!(server.stat("received", "RENEW"), 0, "every Renew answered in XDP");
+}
