@@ -110,6 +110,12 @@ enum XdpCommand {
         #[arg(long)]
         seconds: Option<u64>,
     },
+    /// Time the Renew/Rebind fast path per frame, in program test runs (no interface needed).
+    Bench {
+        /// Runs per case; the kernel reports the mean.
+        #[arg(long, default_value_t = 1_000_000)]
+        repeat: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -239,6 +245,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Decode { file, json, extract } => decode(&file, json, extract.as_deref()),
+        Command::Xdp { command: XdpCommand::Bench { repeat } } => {
+            let measured =
+                dhcp6_user::fast_path::bench::measure(repeat).context("timing the XDP fast path (needs root)")?;
+            for m in measured {
+                let verdict = if m.answered { "XDP_TX" } else { "XDP_PASS" };
+                print_all(&format!("{:<38} {:>8} {:>6} ns/frame\n", m.what, verdict, m.per_packet.as_nanos()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Xdp { command: XdpCommand::Watch { interface, mode, seconds } } => {
             let mode = match mode {
                 Mode::Native => aya::programs::XdpMode::Driver,

@@ -5,6 +5,8 @@
 //! own replies ([`crate::server::FastBinding::ia_option`] comes from the engine itself), so the
 //! fast path answers byte for byte as the server would.
 
+pub mod bench;
+
 use std::net::Ipv6Addr;
 
 use dhcp6_codec::{option::DhcpOption, Duid};

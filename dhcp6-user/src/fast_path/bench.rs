@@ -1,0 +1,160 @@
+//! How long the XDP program takes per frame, from program test runs (BPF_PROG_TEST_RUN, live
+//! frames, so that each run starts from the request) with a large repeat count: a Renew answered by the fast path (IA_NA, and IA_NA + IA_PD), and
+//! frames it passes. `dhcp6d xdp bench` prints it; `cargo xtask bench` runs that.
+
+use std::{net::Ipv6Addr, time::Duration};
+
+use dhcp6_codec::{
+    option::{DhcpOption, IaAddr, IaNa, IaPd, IaPrefix},
+    ClientMessage, Duid, Message, MessageType, Options, TransactionId,
+};
+use dhcp6_common::fast_path::checksum;
+use ipnet::Ipv6Net;
+
+use super::{lease_entry, lease_key, link_entry, Clock};
+use crate::{
+    config::Config,
+    server::{IaType, Lease, LeaseState, Server},
+    xdp::XdpProgram,
+};
+
+/// Test runs come in on loopback, the one interface every namespace has.
+const LO: u32 = 1;
+const XDP_TX: u32 = 3;
+
+const CONFIG: &str = r#"
+[server]
+state_dir = "/nonexistent"
+dns_servers = ["2001:db8::53"]
+domain_search = ["example.net"]
+
+[[subnet]]
+interface = "lo"
+prefix = "2001:db8:1::/64"
+ranges = [{ low = "2001:db8:1::100", high = "2001:db8:1::1ff" }]
+
+[[subnet.pd_pool]]
+prefix = "2001:db8:8000::/40"
+delegated_length = 56
+"#;
+
+const SERVER_DUID: [u8; 10] = [0, 3, 0, 1, 2, 0, 0, 0, 0, 0x53];
+const CLIENT_DUID: [u8; 10] = [0, 3, 0, 1, 2, 0, 0, 0, 0, 0xc0];
+const ADDRESS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x100);
+const PREFIX: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x8000, 0, 0, 0, 0, 0);
+
+/// One measurement.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub what: &'static str,
+    /// Whether the program answered (XDP_TX) rather than passed.
+    pub answered: bool,
+    pub per_packet: Duration,
+}
+
+/// A client message from `CLIENT_DUID`, in an Ethernet frame to ff02::1:2 with its checksum.
+fn frame(msg_type: MessageType, duid: &[u8], with_pd: bool) -> Vec<u8> {
+    let mut options = Options::new();
+    options.push(DhcpOption::ClientId(Duid::new(duid).expect("a valid DUID")));
+    if msg_type == MessageType::Renew {
+        options.push(DhcpOption::ServerId(Duid::new(&SERVER_DUID).expect("a valid DUID")));
+    }
+    let addr = IaAddr { address: ADDRESS, preferred_lifetime: 0, valid_lifetime: 0, options: Options::new() };
+    let mut ia = Options::new();
+    ia.push(DhcpOption::IaAddr(addr));
+    options.push(DhcpOption::IaNa(IaNa { iaid: 1, t1: 0, t2: 0, options: ia }));
+    if with_pd {
+        let p = IaPrefix {
+            preferred_lifetime: 0,
+            valid_lifetime: 0,
+            prefix_len: 56,
+            prefix: PREFIX,
+            options: Options::new(),
+        };
+        let mut ia = Options::new();
+        ia.push(DhcpOption::IaPrefix(p));
+        options.push(DhcpOption::IaPd(IaPd { iaid: 2, t1: 0, t2: 0, options: ia }));
+    }
+    options.push(DhcpOption::Oro(vec![23, 24]));
+    options.push(DhcpOption::ElapsedTime(0));
+    let msg = Message::Client(ClientMessage { msg_type, transaction_id: TransactionId::from_u32(0x1234), options });
+    let payload = msg.to_vec().expect("the message encodes");
+    let src = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xc0);
+    let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
+    let udp_len = (8 + payload.len()) as u16;
+    let mut f = vec![0x33, 0x33, 0, 1, 0, 2, 2, 0, 0, 0, 0, 0xc0, 0x86, 0xdd];
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[17, 1]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    let udp = f.len();
+    f.extend_from_slice(&546u16.to_be_bytes());
+    f.extend_from_slice(&547u16.to_be_bytes());
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&payload);
+    let mut sum = checksum::add(checksum::sum(&src.octets()), checksum::sum(&dst.octets()));
+    sum = checksum::add(sum, u32::from(udp_len) + 17);
+    sum = checksum::add(sum, checksum::sum(&f[udp..]));
+    let c = !checksum::fold(sum);
+    f[udp + 6..udp + 8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+    f
+}
+
+fn lease(resource: Ipv6Net, ia_type: IaType, iaid: u32, expires: u64) -> Lease {
+    Lease {
+        resource,
+        ia_type,
+        duid: CLIENT_DUID.to_vec(),
+        iaid,
+        subnet: 0,
+        state: LeaseState::Bound,
+        preferred_lifetime: 3600,
+        valid_lifetime: 7200,
+        expires,
+        interface: Some("lo".into()),
+    }
+}
+
+/// Runs each case `repeat` times. Needs root (BPF).
+pub fn measure(repeat: u32) -> anyhow::Result<Vec<Measured>> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let config = Config::parse(CONFIG)?;
+    let leases = vec![
+        lease(Ipv6Net::from(ADDRESS), IaType::Na, 1, now + 20_000),
+        lease(Ipv6Net::new(PREFIX, 56)?, IaType::Pd, 2, now + 20_000),
+    ];
+    let mut server = Server::new(config, SERVER_DUID.to_vec(), leases);
+    server.enable_fast_path();
+    let mut program = XdpProgram::load_with(1024)?;
+    let mut maps = program.take_fast_path()?;
+    let subnet = &server.config().subnets[0];
+    let link_local = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x53);
+    maps.links.insert(LO, link_entry(server.duid(), subnet, [2, 0, 0, 0, 0, 0x53], link_local)?, 0)?;
+    let clock = Clock::now();
+    for b in server.fast_bindings() {
+        let (Some(key), Some(value)) = (lease_key(&b), lease_entry(&b, LO, &clock)) else { continue };
+        maps.leases.insert(key, value, 0)?;
+    }
+    let other_client = [0, 3, 0, 1, 2, 0, 0, 0, 0, 0xc1];
+    let cases: [(&'static str, Vec<u8>); 5] = [
+        ("Renew IA_NA, answered", frame(MessageType::Renew, &CLIENT_DUID, false)),
+        ("Renew IA_NA + IA_PD, answered", frame(MessageType::Renew, &CLIENT_DUID, true)),
+        ("Rebind IA_NA, answered", frame(MessageType::Rebind, &CLIENT_DUID, false)),
+        ("Renew of an unknown client, passed", frame(MessageType::Renew, &other_client, false)),
+        ("Solicit, passed", frame(MessageType::Solicit, &CLIENT_DUID, false)),
+    ];
+    let mut out = Vec::new();
+    for (what, f) in cases {
+        // One plain run says what the program does with the frame. A frame it answers is
+        // timed with live frames, each fresh (on repeat, a run would see its own Reply from
+        // the second time on), which counts the frame's reset and transmission too; a frame
+        // it passes is timed on repeat (live, the time would be the network stack's).
+        let answered = program.test_run_on(&f, LO, 1)?.action == XDP_TX;
+        let per_packet =
+            if answered { program.time_live(&f, LO, repeat)? } else { program.test_run_on(&f, LO, repeat)?.duration };
+        out.push(Measured { what, answered, per_packet });
+    }
+    Ok(out)
+}
