@@ -448,14 +448,21 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
         if r < 0 {
             return Err(Verdict::Unfit);
         }
-        // Both sides are zero past the option: compare whole words.
+        // Both sides are zero past the option: compare whole words, the first 32 bytes (every
+        // usual DUID) always, the rest only for longer ones.
         let ours = link.server_id.as_ptr() as *const u32;
-        for i in 0..SERVER_ID_MAX / 4 {
-            // SAFETY: in bounds of the array; map values are 8-byte aligned and the field sits
-            // at a multiple of 4.
-            if s.server_id[i] != unsafe { *ours.add(i) } {
-                return Err(Verdict::Unfit);
+        let same = |from: usize, to: usize, s: &Scratch| {
+            for i in from..to {
+                // SAFETY: in bounds of the array; map values are 8-byte aligned and the field
+                // sits at a multiple of 4.
+                if s.server_id[i] != unsafe { *ours.add(i) } {
+                    return false;
+                }
             }
+            true
+        };
+        if !same(0, 8, s) || (link.server_id_len > 32 && !same(8, SERVER_ID_MAX / 4, s)) {
+            return Err(Verdict::Unfit);
         }
     } else if server_id.1 != 0 {
         return Err(Verdict::Unfit);

@@ -215,23 +215,12 @@ impl XdpProgram {
         Ok(TestRunOutput { action: result.return_value, frame: out, duration: result.duration })
     }
 
-    /// Runs the program `repeat` times on fresh copies of `frame` arriving on `ifindex`, with
-    /// live frames (BPF_F_TEST_XDP_LIVE_FRAMES: what it transmits is really sent out of that
-    /// interface), and returns the mean time per frame. Unlike [`Self::test_run_on`], every
-    /// run sees the frame as given, so a program that rewrites frames is timed doing so.
-    pub fn time_live(&self, frame: &[u8], ifindex: u32, repeat: u32) -> Result<Duration, XdpError> {
-        use aya::programs::{TestRun, TestRunAttrs, TestRunOptions};
+    /// The kernel's run statistics of the program (time in it, runs), counted while
+    /// [`enable_run_stats`] is held.
+    pub fn run_stats(&self) -> Result<(Duration, u64), XdpError> {
         let program: &Xdp = self.ebpf.program(XDP_PROGRAM).ok_or(XdpError::Missing("XDP program"))?.try_into()?;
-        let md: [u32; 6] = [0, frame.len() as u32, 0, ifindex, 0, 0];
-        let ctx: Vec<u8> = md.iter().flat_map(|v| v.to_ne_bytes()).collect();
-        let opts = TestRunOptions {
-            data_in: Some(frame),
-            ctx_in: Some(&ctx),
-            repeat: repeat.max(1),
-            attrs: TestRunAttrs::new().xdp_live_frames(64),
-            ..Default::default()
-        };
-        Ok(program.test_run(opts)?.duration)
+        let info = program.info()?;
+        Ok((info.run_time(), info.run_count()))
     }
 
     /// Reads every counter, summed over CPUs.
@@ -247,6 +236,12 @@ impl XdpProgram {
         let by_verdict = Verdict::ALL.iter().map(|v| (*v, verdicts.get(*v as usize).copied().unwrap_or(0))).collect();
         Ok(XdpCounters { by_msg_type, by_verdict })
     }
+}
+
+/// Turns on the kernel's BPF run-time statistics for as long as the descriptor is held.
+pub fn enable_run_stats() -> Result<std::os::fd::OwnedFd, XdpError> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime)
+        .map_err(|e| XdpError::Pin { path: PathBuf::from("BPF_ENABLE_STATS"), message: e.to_string() })
 }
 
 fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, XdpError> {

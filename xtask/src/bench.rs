@@ -323,7 +323,9 @@ fn compare(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path) -> Result<(Ou
     let config = dir.join("dhcp6d.toml");
     std::fs::write(&config, dhcp6d_config("bench-srv"))?;
     let bin = dhcp6d.to_str().context("build path is not UTF-8")?;
-    server.spawn(&[bin, "run", "--config", config.to_str().context("path")?], &dir.join("dhcp6d.log"))?;
+    let pins = crate::setup::netns_pin_dir("bench")?;
+    let args = [bin, "run", "--config", config.to_str().context("path")?, "--bpf-dir", pins.to_str().context("path")?];
+    server.spawn(&args, &dir.join("dhcp6d.log"))?;
     std::thread::sleep(Duration::from_secs(2));
     let (runs, overload) = sweep(generator, rates, "dhcp6d", &server, &client, "bench-cli")?;
     let ours = Outcome { peak: peak(&runs), overload, cpu: cpu_per_exchange(&runs) };
@@ -393,5 +395,13 @@ pub fn run(dhcp6d: &Path) -> Result<()> {
     let (ours, kea) = compare(Generator::Own(&own), OWN_RATES, dhcp6d)?;
     summary(&ours, kea.as_ref());
     println!();
-    million_leases(dhcp6d)
+    million_leases(dhcp6d)?;
+    println!();
+    xdp_fast_path(dhcp6d)
+}
+
+/// The XDP fast path's time per frame, from program test runs (`dhcp6d xdp bench`).
+pub fn xdp_fast_path(dhcp6d: &Path) -> Result<()> {
+    println!("XDP fast path, per frame (program test runs; target: at most 200 ns per Renew answered):");
+    crate::shell::run(std::process::Command::new(dhcp6d).args(["xdp", "bench", "--repeat", "1000000"]))
 }

@@ -44,7 +44,9 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     let config = root.join("examples/lab.toml");
     let config_arg = config.to_str().context("the repository path is not UTF-8")?;
     let dhcp6d_arg = dhcp6d.to_str().context("the build path is not UTF-8")?;
-    server.spawn(&[dhcp6d_arg, "run", "--config", config_arg], &dir.join("dhcp6d.log"))?;
+    let pins = crate::setup::netns_pin_dir("lab")?;
+    let pins_arg = pins.to_str().context("path")?;
+    server.spawn(&[dhcp6d_arg, "run", "--config", config_arg, "--bpf-dir", pins_arg], &dir.join("dhcp6d.log"))?;
     wait_for_socket(&dir.join("dhcp6d.sock"), &dir.join("dhcp6d.log"))?;
 
     let mut clients = Vec::new();

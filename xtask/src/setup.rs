@@ -169,6 +169,24 @@ fn bpffs() -> Result<()> {
     run(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))
 }
 
+/// Where the lab and the benchmarks pin dhcp6d's XDP maps and links: a bpffs of its own
+/// outside /sys, because `ip netns exec` mounts a fresh /sys, without /sys/fs/bpf, for the
+/// command it runs.
+pub const NETNS_BPFFS: &str = "/run/dhcp6-bpf";
+
+/// A fresh pin folder `name` on [`NETNS_BPFFS`], mounting the bpffs first if need be.
+pub fn netns_pin_dir(name: &str) -> Result<std::path::PathBuf> {
+    let mounts = fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
+    if !mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(NETNS_BPFFS)) {
+        fs::create_dir_all(NETNS_BPFFS)?;
+        run(Command::new("mount").args(["-t", "bpf", "bpf", NETNS_BPFFS]))?;
+    }
+    let dir = Path::new(NETNS_BPFFS).join(name);
+    // Pins an earlier run left: removing them detaches what they held.
+    let _ = fs::remove_dir_all(&dir);
+    Ok(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
