@@ -13,6 +13,10 @@
 
 /// Longest DUID (RFC 9915 section 11.1: 2 octets of type and at most 128 more).
 pub const DUID_MAX: usize = 130;
+/// Longest client DUID the lease map keys hold: every usual DUID (LLT 14, LL 10, UUID 18
+/// bytes, EN with an identifier of up to 28). Clients with longer ones are served from
+/// userspace; a short key keeps the map's hash, and the fast path, quick.
+pub const KEY_DUID_MAX: usize = 34;
 /// Room for one IA option with one address or prefix: IA_PD with an IAPREFIX is 4 + 12 + 29.
 pub const IA_MAX: usize = 48;
 /// Room for the Server ID option: 4 + [`DUID_MAX`], rounded up.
@@ -31,7 +35,7 @@ pub const SCRATCH: usize = 1024;
 pub const LEASE_MAP_ENTRIES: u32 = 1 << 20;
 /// How many interfaces the link map holds.
 pub const LINK_MAP_ENTRIES: u32 = 64;
-/// Bytes of the renewal ring buffer (a power of two; about 58 000 renewals).
+/// Bytes of the renewal ring buffer (a power of two; about 130 000 renewals).
 pub const RENEWAL_RING_BYTES: u32 = 8 << 20;
 
 /// IA type of a binding: the option code's low byte.
@@ -48,22 +52,22 @@ pub struct LeaseKey {
     pub ia_type: u8,
     /// How many bytes of `duid` are the client's DUID; the rest are zero.
     pub duid_len: u8,
-    pub duid: [u8; DUID_MAX],
+    pub duid: [u8; KEY_DUID_MAX],
 }
 
 impl LeaseKey {
-    /// The key for a client DUID (at most [`DUID_MAX`] bytes), IAID and IA type.
+    /// The key for a client DUID (at most [`KEY_DUID_MAX`] bytes), IAID and IA type.
     pub fn new(duid: &[u8], iaid: u32, ia_type: u8) -> Option<LeaseKey> {
-        if duid.is_empty() || duid.len() > DUID_MAX {
+        if duid.is_empty() || duid.len() > KEY_DUID_MAX {
             return None;
         }
-        let mut key = LeaseKey { iaid, ia_type, duid_len: duid.len() as u8, duid: [0; DUID_MAX] };
+        let mut key = LeaseKey { iaid, ia_type, duid_len: duid.len() as u8, duid: [0; KEY_DUID_MAX] };
         key.duid[..duid.len()].copy_from_slice(duid);
         Some(key)
     }
 
     pub fn duid(&self) -> &[u8] {
-        &self.duid[..usize::from(self.duid_len).min(DUID_MAX)]
+        &self.duid[..usize::from(self.duid_len).min(KEY_DUID_MAX)]
     }
 }
 
@@ -71,10 +75,10 @@ impl LeaseKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeaseEntry {
-    /// CLOCK_BOOTTIME nanoseconds up to which a renewal may be answered: the durable expiry
+    /// CLOCK_MONOTONIC nanoseconds up to which a renewal may be answered: the durable expiry
     /// minus the valid lifetime the reply tells.
     pub deadline_ns: u64,
-    /// CLOCK_BOOTTIME nanoseconds of the last renewal XDP answered; 0 if none.
+    /// CLOCK_MONOTONIC nanoseconds of the last renewal XDP answered; 0 if none.
     pub renewed_ns: u64,
     /// The interface the client's link is on.
     pub ifindex: u32,
@@ -122,7 +126,7 @@ pub struct LinkEntry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Renewal {
     pub key: LeaseKey,
-    /// CLOCK_BOOTTIME nanoseconds when the Reply went out.
+    /// CLOCK_MONOTONIC nanoseconds when the Reply went out.
     pub at_ns: u64,
 }
 
@@ -180,10 +184,11 @@ mod tests {
 
     #[test]
     fn layouts_have_no_hidden_padding() {
-        assert_eq!(core::mem::size_of::<LeaseKey>(), 4 + 1 + 1 + DUID_MAX);
+        assert_eq!(core::mem::size_of::<LeaseKey>(), 4 + 1 + 1 + KEY_DUID_MAX);
+        assert_eq!(core::mem::size_of::<LeaseKey>() % 8, 0, "no padding before the renewal's time");
         assert_eq!(core::mem::size_of::<LeaseEntry>(), 8 + 8 + 4 + 4 + 4 + 16 + 1 + 1 + 2 + IA_MAX);
         assert_eq!(core::mem::size_of::<LinkEntry>(), 6 + 2 + 16 + 8 + 12 + SERVER_ID_MAX + 2 * OPTION_MAX);
-        assert_eq!(core::mem::size_of::<Renewal>(), 136 + 8);
+        assert_eq!(core::mem::size_of::<Renewal>(), core::mem::size_of::<LeaseKey>() + 8);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use aya_ebpf::{
     btf_maps::{HashMap, PerCpuArray, RingBuf},
     helpers::generated::{
-        bpf_csum_diff, bpf_ktime_get_boot_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+        bpf_csum_diff, bpf_ktime_get_coarse_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
     },
     macros::btf_map,
     programs::XdpContext,
@@ -21,7 +21,7 @@ use aya_ebpf::{
 use dhcp6_common::{
     counters::Verdict,
     fast_path::{
-        checksum, LeaseEntry, LeaseKey, LinkEntry, Renewal, DUID_MAX, IA_MAX, IA_TYPE_NA, IA_TYPE_PD,
+        checksum, LeaseEntry, LeaseKey, LinkEntry, Renewal, IA_MAX, KEY_DUID_MAX, IA_TYPE_NA, IA_TYPE_PD,
         LEASE_MAP_ENTRIES, LINK_MAP_ENTRIES, MAX_IAS, OPTION_MAX, RENEWAL_RING_BYTES, REQUEST_MAX, SCRATCH,
         SERVER_ID_MAX,
     },
@@ -93,21 +93,13 @@ pub struct Parsed {
 }
 
 impl Parsed {
-    const EMPTY: Parsed = Parsed {
-        client_id_off: 0,
-        client_id_len: 0,
-        server_id_off: 0,
-        server_id_len: 0,
-        oro_off: 0,
-        oro_len: 0,
-        ia_count: 0,
-        ia_off: [0; MAX_IAS],
-        ia_len: [0; MAX_IAS],
-        ia_type: [0; MAX_IAS],
-        want_dns: 0,
-        want_domains: 0,
-        cursor: 0,
-    };
+    /// Nothing found yet. (Field by field: assigning a whole struct is a memset call.)
+    #[inline(always)]
+    fn reset(&mut self) {
+        for f in [&mut self.client_id_len, &mut self.server_id_len, &mut self.oro_len, &mut self.ia_count] {
+            set(f, 0);
+        }
+    }
 }
 
 #[inline(always)]
@@ -127,12 +119,18 @@ fn be32(s: &Scratch, offset: usize) -> u32 {
 
 /// Sum of a piece placed at `offset` in the UDP payload.
 #[inline(always)]
-fn placed(sum: u32, offset: usize) -> u32 {
-    if offset & 1 == 1 {
-        checksum::at_odd_offset(sum)
-    } else {
-        sum
-    }
+fn placed(sum: u32, offset: usize) -> u64 {
+    u64::from(if offset & 1 == 1 { checksum::at_odd_offset(sum) } else { sum })
+}
+
+/// Folds a 64-bit sum of 16-bit words (added without carries, far from overflowing) to 16 bits.
+#[inline(always)]
+fn fold64(mut s: u64) -> u16 {
+    s = (s & 0xffff_ffff) + (s >> 32);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s as u16
 }
 
 #[inline(always)]
@@ -152,12 +150,13 @@ fn read_frame<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<[u8; N]
     Some(out)
 }
 
+/// The sum of big-endian 16-bit words, without carries (fold it with [`fold64`]).
 #[inline(always)]
-fn sum_words(bytes: &[u8]) -> u32 {
-    let mut s = 0u32;
+fn sum_words(bytes: &[u8]) -> u64 {
+    let mut s = 0u64;
     let mut i = 0;
     while i + 1 < bytes.len() {
-        s = checksum::add(s, (u32::from(bytes[i]) << 8) | u32::from(bytes[i + 1]));
+        s += (u64::from(bytes[i]) << 8) | u64::from(bytes[i + 1]);
         i += 2;
     }
     s
@@ -241,7 +240,9 @@ fn set(field: &mut u32, v: u32) {
 fn zero_words(p: *mut u64, words: usize) {
     for i in 0..words {
         // SAFETY: the callers pass an 8-aligned buffer of at least `words` words.
-        unsafe { *p.add(i) = 0 };
+        // Volatile: LLVM would turn a plain zeroing loop into a call to memset, which the BPF
+        // target compiles as a byte loop.
+        unsafe { core::ptr::write_volatile(p.add(i), 0) };
     }
 }
 
@@ -359,12 +360,13 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
         return Err(Verdict::Unfit);
     }
     // csum_diff sums little-endian words: swapped, it is the big-endian sum.
-    let payload_sum = u32::from(checksum::fold(raw as u32).swap_bytes());
-    let mut verify = checksum::add(sum_words(&s.ip_in[8..40]), udp_len as u32);
-    verify = checksum::add(verify, u32::from(IPPROTO_UDP));
-    verify = checksum::add(verify, sum_words(&udp_hdr));
-    verify = checksum::add(verify, payload_sum);
-    if udp_hdr[6] == 0 && udp_hdr[7] == 0 || checksum::fold(verify) != 0xffff {
+    let payload_sum = u64::from(checksum::fold(raw as u32).swap_bytes());
+    let verify = sum_words(&s.ip_in[8..40])
+        + udp_len as u64
+        + u64::from(IPPROTO_UDP)
+        + sum_words(&udp_hdr)
+        + payload_sum;
+    if udp_hdr[6] == 0 && udp_hdr[7] == 0 || fold64(verify) != 0xffff {
         return Err(Verdict::Unfit);
     }
 
@@ -373,7 +375,7 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     // does not track map memory, so the paths through the loop meet again as one state instead
     // of multiplying through the rest of the program.
     let p = &mut s.parsed;
-    *p = Parsed::EMPTY;
+    p.reset();
     let mut off = 4usize;
     for _ in 0..MAX_OPTIONS {
         if off >= n {
@@ -390,7 +392,9 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
         let ia_type = u32::from(s.req[(off + 1) & REQ_MASK]);
         let p = &mut s.parsed;
         match code {
-            option_code::CLIENTID if get(&p.client_id_len) == 0 && len > 0 && len <= DUID_MAX => {
+            // A DUID longer than the map's keys: never in the map.
+            option_code::CLIENTID if len > KEY_DUID_MAX => return Err(Verdict::NoLease),
+            option_code::CLIENTID if get(&p.client_id_len) == 0 && len > 0 => {
                 set(&mut p.client_id_off, (off + 4) as u32);
                 set(&mut p.client_id_len, len as u32);
             }
@@ -471,8 +475,8 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     // The binding of each IA, whose addresses must be exactly the one the map holds.
     zero_words((&mut s.renewal as *mut Renewal).cast(), core::mem::size_of::<Renewal>() / 8);
     s.renewal.key.duid_len = client_id.1 as u8;
-    let len = size(client_id.1, DUID_MAX)?;
-    // SAFETY: at most DUID_MAX bytes into the DUID_MAX-byte key.
+    let len = size(client_id.1, KEY_DUID_MAX)?;
+    // SAFETY: at most KEY_DUID_MAX bytes into the KEY_DUID_MAX-byte key.
     let r = unsafe {
         bpf_xdp_load_bytes(
             ctx.as_ptr().cast(),
@@ -484,7 +488,8 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     if r < 0 {
         return Err(Verdict::Unfit);
     }
-    let now = unsafe { bpf_ktime_get_boot_ns() };
+    // Coarse (a cached clock, not a clocksource read): the deadlines are in seconds.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     // Each IA's binding; written out per IA, as the verifier does not follow map pointers
     // kept in a stack array indexed by a variable.
     let e0 = binding(s, 0, ifindex, now)?;
@@ -510,7 +515,7 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
 
     // Layout and checksum of the Reply.
     let duid_len = client_id.1;
-    let mut sum = 0u32;
+    let mut sum = 0u64;
     let header = [
         MessageType::Reply as u8,
         byte(s, 1),
@@ -523,11 +528,11 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     ];
     // The message header, then the Client ID option, whose sum (header included) the binding
     // holds.
-    sum = checksum::add(sum, sum_words(&header[..4]));
+    sum += sum_words(&header[..4]);
     // SAFETY: `ia_count` >= 1, so entry 0 was found above.
-    sum = checksum::add(sum, unsafe { (*e0).client_id_sum });
+    sum += u64::from(unsafe { (*e0).client_id_sum });
     let mut at = 8 + duid_len;
-    sum = checksum::add(sum, placed(link.server_id_sum, at));
+    sum += placed(link.server_id_sum, at);
     let server_id_at = at;
     at += server_id_len;
     let ias_at = at;
@@ -537,17 +542,17 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
         }
         // SAFETY: found above.
         let e = unsafe { &*e };
-        sum = checksum::add(sum, placed(e.ia_sum, at));
+        sum += placed(e.ia_sum, at);
         at += usize::from(e.ia_len).min(IA_MAX);
     }
     let dns_at = at;
     if dns_len > 0 {
-        sum = checksum::add(sum, placed(link.dns_sum, at));
+        sum += placed(link.dns_sum, at);
         at += dns_len;
     }
     let domains_at = at;
     if domains_len > 0 {
-        sum = checksum::add(sum, placed(link.domains_sum, at));
+        sum += placed(link.domains_sum, at);
         at += domains_len;
     }
     let reply_len = at;
@@ -555,18 +560,21 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
 
     // Addresses: back to the client, from the address it wrote to unless that was multicast.
     let multicast = s.ip_in[24] == 0xff;
-    s.ip_out = [0u8; 40];
+    // Version 6, traffic class and flow label 0; the rest is written below.
+    s.ip_out[1] = 0;
+    s.ip_out[2] = 0;
+    s.ip_out[3] = 0;
     for i in 0..16 {
         s.ip_out[24 + i] = s.ip_in[8 + i];
         s.ip_out[8 + i] = if multicast { link.link_local[i] } else { s.ip_in[24 + i] };
     }
-    sum = checksum::add(sum, sum_words(&s.ip_out[8..40]));
-    sum = checksum::add(sum, reply_udp_len as u32);
-    sum = checksum::add(sum, u32::from(IPPROTO_UDP));
-    sum = checksum::add(sum, u32::from(SERVER_PORT));
-    sum = checksum::add(sum, u32::from(CLIENT_PORT));
-    sum = checksum::add(sum, reply_udp_len as u32);
-    let mut csum = !checksum::fold(sum);
+    sum += sum_words(&s.ip_out[8..40]);
+    sum += reply_udp_len as u64;
+    sum += u64::from(IPPROTO_UDP);
+    sum += u64::from(SERVER_PORT);
+    sum += u64::from(CLIENT_PORT);
+    sum += reply_udp_len as u64;
+    let mut csum = !fold64(sum);
     if csum == 0 {
         csum = 0xffff;
     }
@@ -607,7 +615,7 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     store(ctx, frame.udp, udp.as_ptr(), 8)?;
     let payload = frame.udp + UDP_HEADER_LEN;
     store(ctx, payload, header.as_ptr(), 8)?;
-    store(ctx, payload + 8, s.renewal.key.duid.as_ptr(), size(duid_len, DUID_MAX)?)?;
+    store(ctx, payload + 8, s.renewal.key.duid.as_ptr(), size(duid_len, KEY_DUID_MAX)?)?;
     store(ctx, payload + server_id_at, link.server_id.as_ptr(), size(server_id_len, SERVER_ID_MAX)?)?;
     let mut ia_at = ias_at;
     for e in [e0, e1] {

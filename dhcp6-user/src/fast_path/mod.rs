@@ -19,40 +19,41 @@ use crate::{
     server::{FastBinding, IaType},
 };
 
-/// Converts Unix seconds to the CLOCK_BOOTTIME nanoseconds XDP reads, and back.
+/// Converts Unix seconds to the CLOCK_MONOTONIC nanoseconds XDP reads (its coarse variant,
+/// at most a tick behind), and back.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
-    /// CLOCK_BOOTTIME nanoseconds at `unix_ns`.
-    boot_ns: u64,
+    /// CLOCK_MONOTONIC nanoseconds at `unix_ns`.
+    mono_ns: u64,
     unix_ns: u64,
 }
 
 impl Clock {
     /// The clocks now.
     pub fn now() -> Clock {
-        let boot = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
             .map_or(0, |t| (t.tv_sec() as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec() as u64));
         let unix =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        Clock { boot_ns: boot, unix_ns: unix }
+        Clock { mono_ns: mono, unix_ns: unix }
     }
 
-    /// CLOCK_BOOTTIME nanoseconds of Unix second `unix` (0 for times before boot).
-    pub fn boot_ns(&self, unix: u64) -> u64 {
+    /// CLOCK_MONOTONIC nanoseconds of Unix second `unix` (0 for times before boot).
+    pub fn mono_ns(&self, unix: u64) -> u64 {
         let unix_ns = unix.saturating_mul(1_000_000_000);
         if unix_ns >= self.unix_ns {
-            self.boot_ns.saturating_add(unix_ns - self.unix_ns)
+            self.mono_ns.saturating_add(unix_ns - self.unix_ns)
         } else {
-            self.boot_ns.saturating_sub(self.unix_ns - unix_ns)
+            self.mono_ns.saturating_sub(self.unix_ns - unix_ns)
         }
     }
 
-    /// Unix seconds of CLOCK_BOOTTIME nanoseconds `boot_ns`.
-    pub fn unix(&self, boot_ns: u64) -> u64 {
-        let unix_ns = if boot_ns >= self.boot_ns {
-            self.unix_ns.saturating_add(boot_ns - self.boot_ns)
+    /// Unix seconds of CLOCK_MONOTONIC nanoseconds `mono_ns`.
+    pub fn unix(&self, mono_ns: u64) -> u64 {
+        let unix_ns = if mono_ns >= self.mono_ns {
+            self.unix_ns.saturating_add(mono_ns - self.mono_ns)
         } else {
-            self.unix_ns.saturating_sub(self.boot_ns - boot_ns)
+            self.unix_ns.saturating_sub(self.mono_ns - mono_ns)
         };
         unix_ns / 1_000_000_000
     }
@@ -91,7 +92,8 @@ pub fn lease_entry(b: &FastBinding, ifindex: u32, clock: &Clock) -> Option<Lease
     client_id.extend_from_slice(&b.duid);
     let resource = b.resource.network().octets();
     Some(LeaseEntry {
-        deadline_ns: clock.boot_ns(b.expires.saturating_sub(u64::from(b.valid))),
+        // A second early: XDP reads the coarse clock, up to a tick behind this one.
+        deadline_ns: clock.mono_ns(b.expires.saturating_sub(u64::from(b.valid))).saturating_sub(1_000_000_000),
         renewed_ns: 0,
         ifindex,
         client_id_sum: checksum::sum(&client_id),
@@ -170,8 +172,8 @@ mod tests {
     fn clock_round_trips_unix_seconds() {
         let c = Clock::now();
         let t = 1_900_000_000;
-        assert_eq!(c.unix(c.boot_ns(t)), t);
-        assert!(c.boot_ns(t + 10) - c.boot_ns(t) == 10_000_000_000);
-        assert_eq!(c.boot_ns(0), 0, "before boot saturates");
+        assert_eq!(c.unix(c.mono_ns(t)), t);
+        assert!(c.mono_ns(t + 10) - c.mono_ns(t) == 10_000_000_000);
+        assert_eq!(c.mono_ns(0), 0, "before boot saturates");
     }
 }
