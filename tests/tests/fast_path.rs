@@ -130,4 +130,17 @@ fn renewals_are_answered_by_xdp_while_dhcp6d_restarts() {
     wait_for("another renewal", SECS, || (client.values("RENEW6", "new_ip6_address").len() > renews).then_some(()));
     assert!(replied(&dir) > answered);
     assert_eq!(server.stat("received", "RENEW"), 0, "every Renew answered in XDP");
+
+    // Release (dhclient -r with the same lease file): the binding leaves the map, and a
+    // Renew from the client would now go up to userspace.
+    let dir_of_client = client.dir.clone();
+    drop(client);
+    let releaser = Dhclient {
+        process: dhcp6_tests::peers::spawn_in(&client_ns, &["sleep", "0"], scratch.path("noop.log")),
+        dir: dir_of_client,
+    };
+    releaser.run_once(&client_ns, &veth.b, &["-r"]);
+    wait_for("the lease to be released", SECS, || server.bound().is_empty().then_some(()));
+    let leases = bpftool_dump(&dir.join("v1/LEASES"));
+    assert_eq!(leases.as_array().map(Vec::len), Some(0), "the released binding left the map: {leases}");
 }
