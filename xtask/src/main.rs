@@ -41,8 +41,13 @@ enum Task {
         #[arg(long, default_value_t = 20)]
         fuzz_seconds: u64,
     },
-    /// Benchmarks: perfdhcp four-message exchange rates of dhcp6d, and of Kea when installed.
-    Bench,
+    /// Benchmarks: exchange rates of dhcp6d and of Kea (perfdhcp, dhcp6-load), a million
+    /// leases, the XDP fast path per frame, and renewal rates end to end.
+    Bench {
+        /// Only one part: exchanges, million, xdp or renewals.
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Fuzz the DHCPv6 decoder, its corpus seeded from the real captures.
     Fuzz {
         #[arg(long, default_value_t = 60)]
@@ -92,12 +97,12 @@ fn main() -> Result<()> {
             println!("tests: {} passed, {} failed", tally.passed, tally.failed);
             Ok(())
         }
-        Task::Bench => {
+        Task::Bench { only } => {
             if !is_root() {
                 bail!("the benchmarks run servers in network namespaces: run `cargo xtask bench` as root");
             }
             build()?;
-            bench::run(&root().join("target/release/dhcp6d"))
+            bench::run(&root().join("target/release/dhcp6d"), only.as_deref())
         }
         Task::Fuzz { seconds } => {
             setup::setup()?;

@@ -1,9 +1,12 @@
 //! `dhcp6-load`: the project's own DHCPv6 load generator, for where perfdhcp is the ceiling.
 //! It runs four-message exchanges (Solicit, Advertise, Request, Reply) for many distinct
-//! clients at a fixed offered rate from one socket, and reports what completed.
+//! clients at a fixed offered rate from one socket, and reports what completed. With
+//! `--renew-rate`, the clients it bound then renew, round robin, at that rate: what a steady
+//! state of an access router looks like, and what the XDP fast path answers.
 //!
 //! ```text
 //! ip netns exec client dhcp6-load --interface eth0 --rate 50000 --seconds 5
+//! ip netns exec client dhcp6-load --interface eth0 --rate 2000 --seconds 5 --renew-rate 100000
 //! ```
 
 use std::{
@@ -35,7 +38,16 @@ struct Args {
     /// The first client number (clients get distinct DUIDs from here on).
     #[arg(long, default_value_t = 0)]
     base: u32,
+    /// After binding, Renews per second from the bound clients, round robin.
+    #[arg(long)]
+    renew_rate: Option<u32>,
+    /// How long the Renews go on.
+    #[arg(long, default_value_t = 5)]
+    renew_seconds: u32,
 }
+
+/// Transaction ids of Renews have the top bit set; those of exchanges do not.
+const RENEW_XID: u32 = 0x80_0000;
 
 /// Most Solicits sent between two reads of the socket.
 const SEND_BURST: usize = 64;
@@ -60,6 +72,8 @@ fn main() -> Result<()> {
     let total = args.rate.saturating_mul(args.seconds) as usize;
     anyhow::ensure!(total < 1 << 23, "at most 8 million exchanges per run");
     let mut state = vec![0u8; total];
+    // Each bound client's Renew, ready to send but for its transaction id.
+    let mut renews: Vec<Vec<u8>> = Vec::new();
     let mut buf = [0u8; 2048];
     let mut out = Vec::with_capacity(256);
     let (mut sent, mut completed, mut requested) = (0usize, 0usize, 0usize);
@@ -140,6 +154,11 @@ fn main() -> Result<()> {
                 (MessageType::Reply, 1, REQUESTED) => {
                     state[i] = DONE;
                     completed += 1;
+                    if args.renew_rate.is_some() {
+                        if let Some(renew) = renew_of(&buf[..n], &duid(args.base.wrapping_add(i as u32))) {
+                            renews.push(renew);
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -159,6 +178,79 @@ fn main() -> Result<()> {
         completed,
         completed as f64 / seconds,
         lost
+    );
+    if let Some(rate) = args.renew_rate {
+        renew(&socket, server, &renews, rate, args.renew_seconds)?;
+    }
+    Ok(())
+}
+
+/// The Renew a client sends for what `reply` gave it.
+fn renew_of(reply: &[u8], duid: &[u8]) -> Option<Vec<u8>> {
+    let reply = Message::decode(reply).ok()?;
+    let server_id = reply.options().server_id()?;
+    let ia = reply.options().iter().find(|o| matches!(o, DhcpOption::IaNa(_))).cloned()?;
+    let msg = Message::Client(ClientMessage {
+        msg_type: MessageType::Renew,
+        transaction_id: TransactionId::from_u32(RENEW_XID),
+        options: Options(vec![
+            DhcpOption::ClientId(Duid::new(duid).ok()?),
+            DhcpOption::ServerId(server_id),
+            ia,
+            DhcpOption::Oro(vec![23, 24]),
+            DhcpOption::ElapsedTime(0),
+        ]),
+    });
+    msg.to_vec().ok()
+}
+
+/// Sends the `renews` round robin at `rate` for `seconds`, counting the Replies.
+fn renew(socket: &UdpSocket, server: SocketAddr, renews: &[Vec<u8>], rate: u32, seconds: u32) -> Result<()> {
+    anyhow::ensure!(!renews.is_empty(), "no client was bound, so none renews");
+    let total = rate.saturating_mul(seconds) as usize;
+    let mut buf = [0u8; 2048];
+    let mut msg = Vec::with_capacity(256);
+    let (mut sent, mut answered) = (0usize, 0usize);
+    let start = Instant::now();
+    let run = Duration::from_secs(u64::from(seconds));
+    let deadline = run + Duration::from_secs(1);
+    while start.elapsed() < deadline {
+        let due = ((start.elapsed().min(run).as_secs_f64() * f64::from(rate)) as usize).min(total);
+        let mut burst = 0;
+        while sent < due && burst < SEND_BURST {
+            burst += 1;
+            msg.clear();
+            msg.extend_from_slice(&renews[sent % renews.len()]);
+            let xid = RENEW_XID | (sent as u32 & (RENEW_XID - 1));
+            msg[1..4].copy_from_slice(&xid.to_be_bytes()[1..]);
+            match socket.send_to(&msg, server) {
+                Ok(_) => sent += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut idle = true;
+        loop {
+            let n = match socket.recv_from(&mut buf) {
+                Ok((n, _)) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.into()),
+            };
+            idle = false;
+            let Ok(packet) = Packet::new_checked(&buf[..n]) else { continue };
+            if packet.msg_type() == MessageType::Reply && packet.transaction_id().is_some_and(|x| x & RENEW_XID != 0) {
+                answered += 1;
+            }
+        }
+        if idle && sent == due {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    let lost = if sent > 0 { (sent.saturating_sub(answered)) as f64 * 100.0 / sent as f64 } else { 100.0 };
+    println!(
+        "renews offered {rate}/s from {} clients sent {sent} answered {answered} rate {:.1}/s lost {lost:.2}%",
+        renews.len(),
+        answered as f64 / f64::from(seconds),
     );
     Ok(())
 }
