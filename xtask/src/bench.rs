@@ -424,6 +424,16 @@ pub fn xdp_fast_path(dhcp6d: &Path) -> Result<()> {
     crate::shell::run(std::process::Command::new(dhcp6d).args(["xdp", "bench", "--repeat", "1000000"]))
 }
 
+/// perfdhcp's renew rates (`-f`, at most its exchange rate `-r`, which is set the same).
+const PERFDHCP_RENEW_RATES: &[u32] = &[4000, 8000, 16000];
+
+/// Renews sent and Replies received, from perfdhcp's RENEW-REPLY statistics.
+fn parse_perfdhcp_renews(text: &str) -> Option<(f64, f64)> {
+    let rr = text.split("***Statistics for: ").find(|s| s.starts_with("RENEW-REPLY"))?;
+    let number = |key: &str| -> Option<f64> { rr.lines().find_map(|l| l.strip_prefix(key))?.trim().parse().ok() };
+    Some((number("sent packets:")?, number("received packets:")?))
+}
+
 /// Renews per second offered to each server, after binding the clients that send them.
 const RENEW_RATES: &[u32] = &[25_000, 50_000, 100_000, 200_000, 400_000];
 
@@ -441,7 +451,8 @@ pub fn renewals(dhcp6d: &Path) -> Result<()> {
     let own = dhcp6d.with_file_name("dhcp6-load");
     let kea = crate::shell::output(std::process::Command::new("sh").args(["-c", "command -v kea-dhcp6"])).is_some();
     println!(
-        "renewals per second, end to end (dhcp6-load: bind 6000 clients, then Renews round robin for {SECONDS} s):"
+        "renewals per second, end to end: perfdhcp -f (renewing alongside its exchanges, at most at their rate), \
+         then dhcp6-load (bind 6000 clients, then their Renews round robin for {SECONDS} s) past perfdhcp's ceiling:"
     );
     let mut best = Vec::new();
     for (name, server) in [
@@ -506,6 +517,33 @@ fn renew_sweep(name: &str, kind: &RenewServer, dhcp6d: &Path, own: &Path) -> Res
             let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
             server.spawn(&refs, &dir.join("kea-stdout.log"))?;
             std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+    // perfdhcp first: it renews at most at its exchange rate, alongside the exchanges.
+    for &rate in PERFDHCP_RENEW_RATES {
+        let r = rate.to_string();
+        let text = client.output(&[
+            "perfdhcp",
+            "-6",
+            "-l",
+            "bench-cli",
+            "-r",
+            &r,
+            "-f",
+            &r,
+            "-p",
+            &SECONDS.to_string(),
+            "-R",
+            "4000000000",
+        ])?;
+        match parse_perfdhcp_renews(&text) {
+            Some((sent, received)) => println!(
+                "  {name:<16} perfdhcp -r {rate} -f {rate}: Renews sent {:>8.1}/s answered {:>8.1}/s lost {:>6.2}%",
+                sent / f64::from(SECONDS),
+                received / f64::from(SECONDS),
+                if sent > 0.0 { (sent - received).max(0.0) * 100.0 / sent } else { 100.0 }
+            ),
+            None => println!("  {name:<16} perfdhcp -r {rate} -f {rate}: no RENEW-REPLY statistics"),
         }
     }
     let own = own.to_str().context("build path is not UTF-8")?;
