@@ -546,6 +546,17 @@ fn renew_sweep(name: &str, kind: &RenewServer, dhcp6d: &Path, own: &Path) -> Res
             None => println!("  {name:<16} perfdhcp -r {rate} -f {rate}: no RENEW-REPLY statistics"),
         }
     }
+    if matches!(kind, RenewServer::Dhcp6d { xdp: true }) {
+        // Where the Renews went: answered in XDP, or passed up, and why.
+        let socket = dir.join("dhcp6d.sock");
+        let out = std::process::Command::new(dhcp6d)
+            .args(["show", "statistics", "--json", "--socket"])
+            .arg(&socket)
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let xdp = text.split("\"xdp\":").nth(1).and_then(|t| t.split('}').next()).unwrap_or("none");
+        println!("  {name:<16} XDP verdicts after perfdhcp: {}", xdp.split_whitespace().collect::<String>());
+    }
     let own = own.to_str().context("build path is not UTF-8")?;
     let mut sustained: Option<f64> = None;
     for &rate in RENEW_RATES {
