@@ -143,4 +143,16 @@ fn renewals_are_answered_by_xdp_while_dhcp6d_restarts() {
     wait_for("the lease to be released", SECS, || server.bound().is_empty().then_some(()));
     let leases = bpftool_dump(&dir.join("v1/LEASES"));
     assert_eq!(leases.as_array().map(Vec::len), Some(0), "the released binding left the map: {leases}");
+
+    // dhcp6d --no-xdp detaches the program the earlier one left pinned.
+    let xdp_attached = || {
+        let out = server_ns.exec(&["ip", "link", "show", &veth.a]);
+        String::from_utf8_lossy(&out.stdout).contains(" xdp")
+    };
+    assert!(xdp_attached());
+    let dir = server.stop_keeping_pins().unwrap();
+    assert!(xdp_attached(), "the program stays attached while no dhcp6d runs");
+    let server = Dhcp6d::start_pinned(&server_ns, &scratch, "srv", &config, &["--no-xdp"], Some(dir.clone()));
+    assert!(!xdp_attached(), "--no-xdp detached it");
+    assert!(server.show("statistics")["xdp"].is_null(), "no XDP counters without XDP");
 }
