@@ -424,6 +424,9 @@ pub fn xdp_fast_path(dhcp6d: &Path) -> Result<()> {
     crate::shell::run(std::process::Command::new(dhcp6d).args(["xdp", "bench", "--repeat", "1000000"]))
 }
 
+/// Renews per second offered from a packet socket, past what a UDP socket sends.
+const PACKET_RENEW_RATES: &[u32] = &[200_000, 400_000, 800_000];
+
 /// perfdhcp's renew rates (`-f`, at most its exchange rate `-r`, which is set the same).
 const PERFDHCP_RENEW_RATES: &[u32] = &[4000, 8000, 16000];
 
@@ -435,7 +438,7 @@ fn parse_perfdhcp_renews(text: &str) -> Option<(f64, f64)> {
 }
 
 /// Renews per second offered to each server, after binding the clients that send them.
-const RENEW_RATES: &[u32] = &[25_000, 50_000, 100_000, 200_000, 400_000];
+const RENEW_RATES: &[u32] = &[25_000, 35_000, 50_000, 70_000, 100_000, 200_000];
 
 /// One server under Renews: how to start it, and its name in the report.
 enum RenewServer {
@@ -559,37 +562,44 @@ fn renew_sweep(name: &str, kind: &RenewServer, dhcp6d: &Path, own: &Path) -> Res
     }
     let own = own.to_str().context("build path is not UTF-8")?;
     let mut sustained: Option<f64> = None;
-    for &rate in RENEW_RATES {
-        let base = NEXT_CLIENT.fetch_add(6000, std::sync::atomic::Ordering::Relaxed).to_string();
-        let rate_s = rate.to_string();
-        let secs = SECONDS.to_string();
-        let text = client.output(&[
-            own,
-            "-i",
-            "bench-cli",
-            "-r",
-            "2000",
-            "-s",
-            "3",
-            "--base",
-            &base,
-            "--renew-rate",
-            &rate_s,
-            "--renew-seconds",
-            &secs,
-        ])?;
-        let line = text.lines().find(|l| l.starts_with("renews")).unwrap_or_default();
-        let Some(run) = parse_own(rate, line) else {
-            println!("  {name:<16} offered {rate:>7}/s: no result:\n{text}");
-            continue;
-        };
-        println!(
-            "  {name:<16} offered {rate:>7}/s answered {:>9.1}/s lost {:>6.2}%",
-            run.achieved,
-            run.drop_ratio * 100.0
-        );
-        if run.drop_ratio <= MAX_DROP_RATIO {
-            sustained = Some(sustained.map_or(run.achieved, |s: f64| s.max(run.achieved)));
+    for (packet, rates) in [(false, RENEW_RATES), (true, PACKET_RENEW_RATES)] {
+        for &rate in rates {
+            let base = NEXT_CLIENT.fetch_add(6000, std::sync::atomic::Ordering::Relaxed).to_string();
+            let rate_s = rate.to_string();
+            let secs = SECONDS.to_string();
+            let mut args = vec![
+                own,
+                "-i",
+                "bench-cli",
+                "-r",
+                "2000",
+                "-s",
+                "3",
+                "--base",
+                &base,
+                "--renew-rate",
+                &rate_s,
+                "--renew-seconds",
+                &secs,
+            ];
+            if packet {
+                args.push("--packet");
+            }
+            let text = client.output(&args)?;
+            let how = if packet { "packet socket" } else { "UDP socket" };
+            let line = text.lines().find(|l| l.starts_with("renews")).unwrap_or_default();
+            let Some(run) = parse_own(rate, line) else {
+                println!("  {name:<16} {how}, offered {rate:>7}/s: no result:\n{text}");
+                continue;
+            };
+            println!(
+                "  {name:<16} {how:<13} offered {rate:>7}/s answered {:>9.1}/s lost {:>6.2}%",
+                run.achieved,
+                run.drop_ratio * 100.0
+            );
+            if run.drop_ratio <= MAX_DROP_RATIO {
+                sustained = Some(sustained.map_or(run.achieved, |s: f64| s.max(run.achieved)));
+            }
         }
     }
     match sustained {

@@ -44,6 +44,11 @@ struct Args {
     /// How long the Renews go on.
     #[arg(long, default_value_t = 5)]
     renew_seconds: u32,
+    /// Send the Renews as whole frames from a packet socket, in batches (sendmmsg), rather
+    /// than from the UDP socket: past what a UDP socket sends. Replies are still read from the
+    /// UDP socket.
+    #[arg(long)]
+    packet: bool,
 }
 
 /// Transaction ids of Renews have the top bit set; those of exchanges do not.
@@ -180,9 +185,115 @@ fn main() -> Result<()> {
         lost
     );
     if let Some(rate) = args.renew_rate {
-        renew(&socket, server, &renews, rate, args.renew_seconds)?;
+        let frames = if args.packet { Some(PacketSender::new(&args.interface, index, &renews)?) } else { None };
+        renew(&socket, server, &renews, frames.as_ref(), rate, args.renew_seconds)?;
     }
     Ok(())
+}
+
+/// Whole Ethernet frames of the Renews (to ff02::1:2 from the interface's MAC and link-local
+/// address, UDP checksum computed), sent from a packet socket in batches.
+struct PacketSender {
+    fd: std::os::fd::OwnedFd,
+    frames: Vec<Vec<u8>>,
+}
+
+impl PacketSender {
+    fn new(interface: &str, index: u32, renews: &[Vec<u8>]) -> Result<PacketSender> {
+        use std::os::fd::FromRawFd;
+        let mac_text = std::fs::read_to_string(format!("/sys/class/net/{interface}/address"))?;
+        let mac: Vec<u8> = mac_text.trim().split(':').filter_map(|b| u8::from_str_radix(b, 16).ok()).collect();
+        anyhow::ensure!(mac.len() == 6, "no MAC address for {interface}");
+        let link_local = std::fs::read_to_string("/proc/net/if_inet6")?
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let i = u32::from_str_radix(f.get(1)?, 16).ok()?;
+                let scope = u32::from_str_radix(f.get(3)?, 16).ok()?;
+                (i == index && scope == 0x20).then(|| u128::from_str_radix(f[0], 16).ok()).flatten()
+            })
+            .next()
+            .map(std::net::Ipv6Addr::from)
+            .context("no link-local address")?;
+        let dst = "ff02::1:2".parse::<std::net::Ipv6Addr>()?;
+        let frames = renews.iter().map(|payload| frame(&mac, link_local, dst, payload)).collect();
+        // SAFETY: plain socket(2); the descriptor is owned right away.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        anyhow::ensure!(raw >= 0, "packet socket: {}", std::io::Error::last_os_error());
+        // SAFETY: `raw` is a new descriptor nobody else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        // SAFETY: a zeroed sockaddr_ll with family and ifindex set is a valid address to bind.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = index as i32;
+        use std::os::fd::AsRawFd;
+        // SAFETY: the address is a valid sockaddr_ll of the given size.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        anyhow::ensure!(r == 0, "binding the packet socket: {}", std::io::Error::last_os_error());
+        Ok(PacketSender { fd, frames })
+    }
+
+    /// Sends up to `count` frames, starting at the `first`-th (round robin); returns how many.
+    fn send(&self, first: usize, count: usize) -> Result<usize> {
+        use std::os::fd::AsRawFd;
+        let mut iovs: Vec<libc::iovec> = (0..count)
+            .map(|k| {
+                let f = &self.frames[(first + k) % self.frames.len()];
+                libc::iovec { iov_base: f.as_ptr() as *mut _, iov_len: f.len() }
+            })
+            .collect();
+        // SAFETY: zeroed mmsghdr, then each pointing at one iovec that lives until the call ends.
+        let mut msgs: Vec<libc::mmsghdr> = iovs
+            .iter_mut()
+            .map(|iov| {
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_iov = iov;
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        // SAFETY: `msgs` holds `count` valid headers whose buffers outlive the call.
+        let n = unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), count as u32, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                return Ok(0);
+            }
+            return Err(e.into());
+        }
+        Ok(n as usize)
+    }
+}
+
+/// An Ethernet frame carrying `payload` from port 546 to `dst` port 547.
+fn frame(mac: &[u8], src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr, payload: &[u8]) -> Vec<u8> {
+    use dhcp6_common::fast_path::checksum;
+    let udp_len = (8 + payload.len()) as u16;
+    let mut f = vec![0x33, 0x33, 0, 1, 0, 2];
+    f.extend_from_slice(mac);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[17, 1]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    let udp = f.len();
+    f.extend_from_slice(&546u16.to_be_bytes());
+    f.extend_from_slice(&547u16.to_be_bytes());
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    let mut sum = checksum::add(checksum::sum(&src.octets()), checksum::sum(&dst.octets()));
+    sum = checksum::add(sum, u32::from(udp_len) + 17);
+    sum = checksum::add(sum, checksum::sum(&f[udp..]));
+    let c = !checksum::fold(sum);
+    f[udp + 6..udp + 8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+    f
 }
 
 /// The Renew a client sends for what `reply` gave it.
@@ -205,7 +316,14 @@ fn renew_of(reply: &[u8], duid: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Sends the `renews` round robin at `rate` for `seconds`, counting the Replies.
-fn renew(socket: &UdpSocket, server: SocketAddr, renews: &[Vec<u8>], rate: u32, seconds: u32) -> Result<()> {
+fn renew(
+    socket: &UdpSocket,
+    server: SocketAddr,
+    renews: &[Vec<u8>],
+    frames: Option<&PacketSender>,
+    rate: u32,
+    seconds: u32,
+) -> Result<()> {
     anyhow::ensure!(!renews.is_empty(), "no client was bound, so none renews");
     let total = rate.saturating_mul(seconds) as usize;
     let mut buf = [0u8; 2048];
@@ -216,8 +334,13 @@ fn renew(socket: &UdpSocket, server: SocketAddr, renews: &[Vec<u8>], rate: u32, 
     let deadline = run + Duration::from_secs(1);
     while start.elapsed() < deadline {
         let due = ((start.elapsed().min(run).as_secs_f64() * f64::from(rate)) as usize).min(total);
+        if let Some(f) = frames {
+            if sent < due {
+                sent += f.send(sent, (due - sent).min(SEND_BURST))?;
+            }
+        }
         let mut burst = 0;
-        while sent < due && burst < SEND_BURST {
+        while frames.is_none() && sent < due && burst < SEND_BURST {
             burst += 1;
             msg.clear();
             msg.extend_from_slice(&renews[sent % renews.len()]);
