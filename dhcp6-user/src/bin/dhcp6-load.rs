@@ -262,7 +262,8 @@ impl PacketSender {
         let n = unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), count as u32, libc::MSG_DONTWAIT) };
         if n < 0 {
             let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::WouldBlock {
+            // A full device queue (ENOBUFS) is back-pressure, like a full socket buffer.
+            if e.kind() == std::io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ENOBUFS) {
                 return Ok(0);
             }
             return Err(e.into());
