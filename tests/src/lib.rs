@@ -44,3 +44,14 @@ ranges = [{ low = "2001:db8:2::100", high = "2001:db8:2::1ff" }]
 prefix = "2001:db8:9000::/40"
 delegated_length = 60
 "#;
+
+/// The frame with VLAN tags (TPID, VID) inserted after the MAC addresses, outer first.
+pub fn tagged(frame: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
+    let mut out = frame[..12].to_vec();
+    for (tpid, vid) in tags {
+        out.extend_from_slice(&tpid.to_be_bytes());
+        out.extend_from_slice(&vid.to_be_bytes());
+    }
+    out.extend_from_slice(&frame[12..]);
+    out
+}

@@ -13,7 +13,7 @@ use aya::programs::XdpMode;
 use dhcp6_common::{counters::Verdict, wire::frame::ETH_HEADER_LEN};
 use dhcp6_tests::{
     netns::{send_frames, Netns, Veth},
-    vector_files,
+    tagged, vector_files,
 };
 use dhcp6_user::{capture::dhcp6_datagram, xdp::XdpProgram};
 use pcap_file::pcap::PcapReader;
@@ -27,17 +27,6 @@ fn raw_frames() -> Vec<Vec<u8>> {
         }
     }
     frames
-}
-
-/// The frame with VLAN tags (TPID, VID) inserted after the MAC addresses, outer first.
-fn tagged(frame: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
-    let mut out = frame[..12].to_vec();
-    for (tpid, vid) in tags {
-        out.extend_from_slice(&tpid.to_be_bytes());
-        out.extend_from_slice(&vid.to_be_bytes());
-    }
-    out.extend_from_slice(&frame[12..]);
-    out
 }
 
 #[test]

@@ -11,7 +11,7 @@ use dhcp6_common::{
     fast_path::{checksum, LinkEntry},
     wire::frame::ETH_HEADER_LEN,
 };
-use dhcp6_tests::vector_files;
+use dhcp6_tests::{tagged, vector_files};
 use dhcp6_user::{
     codec::{option::DhcpOption, Message, MessageType},
     config::Config,
@@ -79,17 +79,6 @@ fn renewals() -> Vec<Vec<u8>> {
             }
         }
     }
-    out
-}
-
-/// The frame with VLAN tags (TPID, VID) inserted after the MAC addresses, outer first.
-fn tagged(frame: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
-    let mut out = frame[..12].to_vec();
-    for (tpid, vid) in tags {
-        out.extend_from_slice(&tpid.to_be_bytes());
-        out.extend_from_slice(&vid.to_be_bytes());
-    }
-    out.extend_from_slice(&frame[12..]);
     out
 }
 

@@ -337,6 +337,14 @@ fn compare(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path) -> Result<(Ou
         return Ok((ours, None));
     }
     let (mut server, client) = bench_link()?;
+    spawn_kea(&mut server)?;
+    let (runs, overload) = sweep(generator, rates, "kea", &server, &client, "bench-cli")?;
+    Ok((ours, Some(Outcome { peak: peak(&runs), overload, cpu: cpu_per_exchange(&runs) })))
+}
+
+/// Starts Kea (memfile, fresh) on bench-srv in `server`, and gives it time to come up.
+fn spawn_kea(server: &mut Netns) -> Result<()> {
+    let dir = PathBuf::from(DIR);
     let _ = std::fs::remove_file(dir.join("kea-leases6.csv"));
     let kea_conf = dir.join("kea-dhcp6.json");
     std::fs::write(&kea_conf, kea_config("bench-srv"))?;
@@ -351,8 +359,7 @@ fn compare(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path) -> Result<(Ou
     let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
     server.spawn(&refs, &dir.join("kea-stdout.log"))?;
     std::thread::sleep(Duration::from_secs(3));
-    let (runs, overload) = sweep(generator, rates, "kea", &server, &client, "bench-cli")?;
-    Ok((ours, Some(Outcome { peak: peak(&runs), overload, cpu: cpu_per_exchange(&runs) })))
+    Ok(())
 }
 
 fn summary(ours: &Outcome, kea: Option<&Outcome>) {
@@ -506,20 +513,7 @@ fn renew_sweep(name: &str, kind: &RenewServer, dhcp6d: &Path, own: &Path) -> Res
             std::thread::sleep(Duration::from_secs(2));
         }
         RenewServer::Kea => {
-            let _ = std::fs::remove_file(dir.join("kea-leases6.csv"));
-            let kea_conf = dir.join("kea-dhcp6.json");
-            std::fs::write(&kea_conf, kea_config("bench-srv"))?;
-            let cmd = [
-                "env".to_string(),
-                format!("KEA_PIDFILE_DIR={DIR}"),
-                format!("KEA_LOCKFILE_DIR={DIR}"),
-                "kea-dhcp6".into(),
-                "-c".into(),
-                kea_conf.display().to_string(),
-            ];
-            let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
-            server.spawn(&refs, &dir.join("kea-stdout.log"))?;
-            std::thread::sleep(Duration::from_secs(3));
+            spawn_kea(&mut server)?;
         }
     }
     // perfdhcp first: it renews at most at its exchange rate, alongside the exchanges.

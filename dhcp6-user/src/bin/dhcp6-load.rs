@@ -21,7 +21,11 @@ use dhcp6_user::{
         option::{DhcpOption, IaNa, Options},
         ClientMessage, Duid, Message, MessageType, Packet, TransactionId,
     },
-    daemon::socket::if_index,
+    daemon::{
+        fast_path::{link_local, mac_address},
+        socket::if_index,
+    },
+    fast_path::client_frame,
 };
 
 #[derive(Parser)]
@@ -201,22 +205,10 @@ struct PacketSender {
 impl PacketSender {
     fn new(interface: &str, index: u32, renews: &[Vec<u8>]) -> Result<PacketSender> {
         use std::os::fd::FromRawFd;
-        let mac_text = std::fs::read_to_string(format!("/sys/class/net/{interface}/address"))?;
-        let mac: Vec<u8> = mac_text.trim().split(':').filter_map(|b| u8::from_str_radix(b, 16).ok()).collect();
-        anyhow::ensure!(mac.len() == 6, "no MAC address for {interface}");
-        let link_local = std::fs::read_to_string("/proc/net/if_inet6")?
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                let i = u32::from_str_radix(f.get(1)?, 16).ok()?;
-                let scope = u32::from_str_radix(f.get(3)?, 16).ok()?;
-                (i == index && scope == 0x20).then(|| u128::from_str_radix(f[0], 16).ok()).flatten()
-            })
-            .next()
-            .map(std::net::Ipv6Addr::from)
-            .context("no link-local address")?;
+        let mac = mac_address(interface).with_context(|| format!("no MAC address for {interface}"))?;
+        let link_local = link_local(index).context("no link-local address (still tentative?)")?;
         let dst = "ff02::1:2".parse::<std::net::Ipv6Addr>()?;
-        let frames = renews.iter().map(|payload| frame(&mac, link_local, dst, payload)).collect();
+        let frames = renews.iter().map(|payload| client_frame(mac, link_local, dst, payload)).collect();
         // SAFETY: plain socket(2); the descriptor is owned right away.
         let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
         anyhow::ensure!(raw >= 0, "packet socket: {}", std::io::Error::last_os_error());
@@ -270,31 +262,6 @@ impl PacketSender {
         }
         Ok(n as usize)
     }
-}
-
-/// An Ethernet frame carrying `payload` from port 546 to `dst` port 547.
-fn frame(mac: &[u8], src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr, payload: &[u8]) -> Vec<u8> {
-    use dhcp6_common::fast_path::checksum;
-    let udp_len = (8 + payload.len()) as u16;
-    let mut f = vec![0x33, 0x33, 0, 1, 0, 2];
-    f.extend_from_slice(mac);
-    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
-    f.extend_from_slice(&udp_len.to_be_bytes());
-    f.extend_from_slice(&[17, 1]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&dst.octets());
-    let udp = f.len();
-    f.extend_from_slice(&546u16.to_be_bytes());
-    f.extend_from_slice(&547u16.to_be_bytes());
-    f.extend_from_slice(&udp_len.to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(payload);
-    let mut sum = checksum::add(checksum::sum(&src.octets()), checksum::sum(&dst.octets()));
-    sum = checksum::add(sum, u32::from(udp_len) + 17);
-    sum = checksum::add(sum, checksum::sum(&f[udp..]));
-    let c = !checksum::fold(sum);
-    f[udp + 6..udp + 8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
-    f
 }
 
 /// The Renew a client sends for what `reply` gave it.

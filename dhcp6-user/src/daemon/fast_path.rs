@@ -198,7 +198,7 @@ impl FastPath {
 }
 
 /// An interface's MAC address, from sysfs.
-fn mac_address(interface: &str) -> Option<[u8; 6]> {
+pub fn mac_address(interface: &str) -> Option<[u8; 6]> {
     let text = std::fs::read_to_string(format!("/sys/class/net/{interface}/address")).ok()?;
     let bytes: Vec<u8> = text.trim().split(':').filter_map(|b| u8::from_str_radix(b, 16).ok()).collect();
     bytes.try_into().ok()
@@ -206,7 +206,7 @@ fn mac_address(interface: &str) -> Option<[u8; 6]> {
 
 /// The interface's link-local address, once it is no longer tentative (/proc/net/if_inet6:
 /// address, ifindex, prefix length, scope, flags, name; flag 0x40 is tentative).
-fn link_local(ifindex: u32) -> Option<Ipv6Addr> {
+pub fn link_local(ifindex: u32) -> Option<Ipv6Addr> {
     let text = std::fs::read_to_string("/proc/net/if_inet6").ok()?;
     text.lines().find_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();

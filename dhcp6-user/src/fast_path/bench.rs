@@ -8,10 +8,9 @@ use dhcp6_codec::{
     option::{DhcpOption, IaAddr, IaNa, IaPd, IaPrefix},
     ClientMessage, Duid, Message, MessageType, Options, TransactionId,
 };
-use dhcp6_common::fast_path::checksum;
 use ipnet::Ipv6Net;
 
-use super::{lease_entry, lease_key, link_entry, Clock};
+use super::{client_frame, lease_entry, lease_key, link_entry, Clock};
 use crate::{
     config::Config,
     server::{IaType, Lease, LeaseState, Server},
@@ -87,25 +86,7 @@ fn frame(msg_type: MessageType, duid: &[u8], with_pd: bool) -> Vec<u8> {
     let payload = msg.to_vec().expect("the message encodes");
     let src = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xc0);
     let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
-    let udp_len = (8 + payload.len()) as u16;
-    let mut f = vec![0x33, 0x33, 0, 1, 0, 2, 2, 0, 0, 0, 0, 0xc0, 0x86, 0xdd];
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&udp_len.to_be_bytes());
-    f.extend_from_slice(&[17, 1]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&dst.octets());
-    let udp = f.len();
-    f.extend_from_slice(&546u16.to_be_bytes());
-    f.extend_from_slice(&547u16.to_be_bytes());
-    f.extend_from_slice(&udp_len.to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(&payload);
-    let mut sum = checksum::add(checksum::sum(&src.octets()), checksum::sum(&dst.octets()));
-    sum = checksum::add(sum, u32::from(udp_len) + 17);
-    sum = checksum::add(sum, checksum::sum(&f[udp..]));
-    let c = !checksum::fold(sum);
-    f[udp + 6..udp + 8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
-    f
+    client_frame([2, 0, 0, 0, 0, 0xc0], src, dst, &payload)
 }
 
 fn lease(resource: Ipv6Net, ia_type: IaType, iaid: u32, expires: u64) -> Lease {
@@ -160,7 +141,7 @@ pub fn measure(repeat: u32) -> anyhow::Result<Vec<Measured>> {
         // Reply from the second run on (and live frames are not reset either): it is run once
         // per test run, many times, each run on the request.
         let answered = program.test_run_on(&f, LO, 1)?.action == XDP_TX;
-        let per_packet = if answered || std::env::var_os("DHCP6_BENCH_SINGLE").is_some() {
+        let per_packet = if answered {
             let runs = repeat.clamp(1, SINGLE_RUNS);
             let mut total = Duration::ZERO;
             for _ in 0..runs {

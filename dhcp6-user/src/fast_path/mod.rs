@@ -109,6 +109,32 @@ pub fn lease_entry(b: &FastBinding, ifindex: u32, clock: &Clock) -> Option<Lease
     })
 }
 
+/// An Ethernet frame carrying a client's `payload` from `src` port 546 to `dst` port 547
+/// (to 33:33:00:01:00:02 from `mac`), with its UDP checksum: what a client on a NIC sends.
+/// The benchmarks replay such frames.
+pub fn client_frame(mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, payload: &[u8]) -> Vec<u8> {
+    let udp_len = (8 + payload.len()) as u16;
+    let mut f = vec![0x33, 0x33, 0, 1, 0, 2];
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[17, 1]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    let udp = f.len();
+    f.extend_from_slice(&546u16.to_be_bytes());
+    f.extend_from_slice(&547u16.to_be_bytes());
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    let mut sum = checksum::add(checksum::sum(&src.octets()), checksum::sum(&dst.octets()));
+    sum = checksum::add(sum, u32::from(udp_len) + 17);
+    sum = checksum::add(sum, checksum::sum(&f[udp..]));
+    let c = !checksum::fold(sum);
+    f[udp + 6..udp + 8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+    f
+}
+
 /// Why an interface gets no fast path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkEntryError {
