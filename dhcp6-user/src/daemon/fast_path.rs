@@ -18,12 +18,12 @@ use tracing::{info, warn};
 
 use crate::{
     fast_path::{ia_type_of, lease_entry, lease_key, link_entry, Clock},
-    server::{LeaseChange, LeaseState, Server},
+    server::{FastBinding, LeaseChange, LeaseState, Server},
     xdp::FastPathMaps,
 };
 
-/// Most renewals taken from the ring per batch.
-const RENEWAL_BATCH: usize = 4096;
+/// Most renewals taken from the ring per batch while serving.
+pub const RENEWAL_BATCH: usize = 4096;
 
 pub struct FastPath {
     maps: FastPathMaps,
@@ -102,23 +102,27 @@ impl FastPath {
             if l.state != LeaseState::Bound {
                 continue;
             }
-            let binding = server.fast_binding(&l.duid, l.iaid, l.ia_type);
-            let entry = binding.as_ref().and_then(|b| {
-                let ifindex = *self.interfaces.get(&b.interface)?;
-                Some((lease_key(b)?, lease_entry(b, ifindex, &clock)?, b.resource))
-            });
-            match entry {
-                Some((key, value, resource)) => match self.maps.leases.insert(key, value, 0) {
-                    Ok(()) => {
-                        self.keys.insert(resource, key);
-                    }
-                    Err(e) => warn!(resource = %resource, error = %e, "writing a fast-path binding failed"),
-                },
-                None => {
-                    if let Some(key) = self.keys.get(&l.resource).copied() {
-                        self.remove(&l.resource, &key);
-                    }
+            let written = server.fast_binding(&l.duid, l.iaid, l.ia_type).is_some_and(|b| self.write(&b, &clock));
+            if !written {
+                if let Some(key) = self.keys.get(&l.resource).copied() {
+                    self.remove(&l.resource, &key);
                 }
+            }
+        }
+    }
+
+    /// Writes one binding's entry; false if it does not fit the map or the write failed.
+    fn write(&mut self, b: &FastBinding, clock: &Clock) -> bool {
+        let Some(ifindex) = self.interfaces.get(&b.interface).copied() else { return false };
+        let (Some(key), Some(value)) = (lease_key(b), lease_entry(b, ifindex, clock)) else { return false };
+        match self.maps.leases.insert(key, value, 0) {
+            Ok(()) => {
+                self.keys.insert(b.resource, key);
+                true
+            }
+            Err(e) => {
+                warn!(resource = %b.resource, error = %e, "writing a fast-path binding failed");
+                false
             }
         }
     }
@@ -129,12 +133,13 @@ impl FastPath {
         self.keys.remove(resource);
     }
 
-    /// The renewals XDP reported: each moves its lease's durable expiry. Returns the changes
-    /// to commit (then [`Self::after_commit`] moves the deadlines).
-    pub fn take_renewals(&mut self, server: &mut Server) -> Vec<LeaseChange> {
+    /// Up to `limit` renewals XDP reported (the ring's whole content with `usize::MAX`): each
+    /// moves its lease's durable expiry. Returns the changes to commit (then
+    /// [`Self::after_commit`] moves the deadlines).
+    pub fn take_renewals(&mut self, server: &mut Server, limit: usize) -> Vec<LeaseChange> {
         let clock = Clock::now();
         let mut changes = Vec::new();
-        for _ in 0..RENEWAL_BATCH {
+        for _ in 0..limit {
             let Some(item) = self.maps.renewals.next() else { break };
             if item.len() < std::mem::size_of::<Renewal>() {
                 continue;
@@ -184,15 +189,7 @@ impl FastPath {
     /// Writes every binding the fast path fits, as the engine has them.
     pub fn rewrite_all(&mut self, server: &Server) {
         let clock = Clock::now();
-        let mut written = 0usize;
-        for b in server.fast_bindings() {
-            let Some(ifindex) = self.interfaces.get(&b.interface).copied() else { continue };
-            let (Some(key), Some(value)) = (lease_key(&b), lease_entry(&b, ifindex, &clock)) else { continue };
-            if self.maps.leases.insert(key, value, 0).is_ok() {
-                self.keys.insert(b.resource, key);
-                written += 1;
-            }
-        }
+        let written = server.fast_bindings().iter().filter(|b| self.write(b, &clock)).count();
         info!(bindings = written, "fast-path bindings written");
     }
 }

@@ -137,14 +137,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
     };
     if let Some(f) = fast.as_mut() {
         // What XDP answered while no dhcp6d ran, then the map against the store.
-        let mut changes = Vec::new();
-        loop {
-            let more = f.take_renewals(&mut server);
-            if more.is_empty() {
-                break;
-            }
-            changes.extend(more);
-        }
+        let mut changes = f.take_renewals(&mut server, usize::MAX);
         changes.extend(f.reconcile(&mut server));
         store.commit(&changes).context("recording renewals the XDP fast path answered")?;
         info!(renewals = changes.len(), "renewals answered by XDP while stopped recorded");
@@ -205,7 +198,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 let mut changes = server.expire(now());
                 if let Some(f) = fast.as_mut() {
                     f.before_commit(&changes);
-                    changes.extend(f.take_renewals(&mut server));
+                    changes.extend(f.take_renewals(&mut server, fast_path::RENEWAL_BATCH));
                     f.ensure_links(&server);
                 }
                 // Also finishes a background compaction whose snapshot is written.
@@ -228,7 +221,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
                     guard.clear_ready();
                 }
                 if let Some(f) = fast.as_mut() {
-                    let changes = f.take_renewals(&mut server);
+                    let changes = f.take_renewals(&mut server, fast_path::RENEWAL_BATCH);
                     match store.commit(&changes) {
                         Ok(()) => f.after_commit(&server, &changes),
                         Err(e) => warn!(error = %e, "recording renewals answered by XDP failed"),
@@ -304,7 +297,7 @@ fn attach_xdp(dir: &std::path::Path, interfaces: &[String], served: &[String]) -
     let maps = program.take_fast_path().context("opening the fast path's maps")?;
     let mut indexes = std::collections::HashMap::new();
     for i in served {
-        let index = nix::net::if_::if_nametoindex(i.as_str()).with_context(|| format!("interface {i}"))?;
+        let index = socket::if_index(i).with_context(|| format!("no interface {i}"))?;
         indexes.insert(i.clone(), index);
     }
     Ok((program, FastPath::new(maps, indexes)))

@@ -97,6 +97,18 @@ struct IaReply {
 }
 
 impl IaReply {
+    /// An IA holding `got`, each with the lifetimes `l`.
+    fn granted(ia_type: IaType, iaid: u32, l: crate::config::Lifetimes, got: &[Ipv6Net]) -> IaReply {
+        IaReply {
+            ia_type,
+            iaid,
+            t1: l.t1,
+            t2: l.t2,
+            resources: got.iter().map(|r| (*r, l.preferred, l.valid)).collect(),
+            status: None,
+        }
+    }
+
     /// An IA with no lifetimes: what `resources` lists, each with lifetimes of zero, and `status`.
     fn ended(ia: &IaRequest, resources: Vec<(Ipv6Net, u32, u32)>, status: Option<(Status, &'static str)>) -> IaReply {
         IaReply { ia_type: ia.ia_type, iaid: ia.iaid, t1: 0, t2: 0, resources, status }
@@ -230,14 +242,7 @@ impl Server {
         }
         let l = subnet.lifetimes;
         // What `extend` answers for this IA: the one resource with the subnet's lifetimes.
-        let reply = IaReply {
-            ia_type,
-            iaid,
-            t1: l.t1,
-            t2: l.t2,
-            resources: vec![(*resource, l.preferred, l.valid)],
-            status: None,
-        };
+        let reply = IaReply::granted(ia_type, iaid, l, &[*resource]);
         let ia_option = ia_option(&reply).to_vec().ok()?;
         Some(FastBinding {
             duid: duid.to_vec(),
@@ -743,14 +748,7 @@ impl Server {
             };
             return IaReply::ended(ia, vec![], Some(status));
         }
-        IaReply {
-            ia_type: ia.ia_type,
-            iaid: ia.iaid,
-            t1: l.t1,
-            t2: l.t2,
-            resources: got.iter().map(|r| (*r, l.preferred, l.valid)).collect(),
-            status: None,
-        }
+        IaReply::granted(ia.ia_type, ia.iaid, l, got)
     }
 
     /// Renew and Rebind: extend what the IA holds; what the client names that is not right
