@@ -138,7 +138,7 @@ static NEXT_CLIENT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32:
 
 fn report(name: &str, run: &Run) {
     println!(
-        "  {name:<7} offered {:>6}/s  achieved {:>9.1}/s  lost {:>6.2}%  server CPU {:>6.1} us/exchange",
+        "  {name:<7} offered {:>6}/s  achieved {:>9.1}/s  lost {:>6.2}%  CPU {:>6.1} us/exchange",
         run.offered,
         run.achieved,
         run.drop_ratio * 100.0,
@@ -396,8 +396,8 @@ pub fn run(dhcp6d: &Path, only: Option<&str>) -> Result<()> {
     let part = |name: &str| only.is_none_or(|o| o == name);
     if let Some(o) = only {
         anyhow::ensure!(
-            ["exchanges", "million", "xdp", "renewals"].contains(&o),
-            "--only takes exchanges, million, xdp or renewals, not {o}"
+            ["exchanges", "million", "xdp", "renewals", "relay"].contains(&o),
+            "--only takes exchanges, million, xdp, renewals or relay, not {o}"
         );
     }
     if part("exchanges") {
@@ -421,6 +421,10 @@ pub fn run(dhcp6d: &Path, only: Option<&str>) -> Result<()> {
     }
     if part("renewals") {
         renewals(dhcp6d)?;
+        println!();
+    }
+    if part("relay") {
+        relayed(dhcp6d)?;
     }
     Ok(())
 }
@@ -601,4 +605,124 @@ fn renew_sweep(name: &str, kind: &RenewServer, dhcp6d: &Path, own: &Path) -> Res
         None => println!("  {name:<16} sustains none of the offered rates with at most 1% lost"),
     }
     Ok(sustained)
+}
+
+/// The server behind the relays: it serves the relayed link 2001:db8:1::/64 (chosen by the
+/// relay's link-address), with durable leases as in the exchange benchmark.
+fn relayed_server_config() -> String {
+    format!(
+        r#"[server]
+state_dir = "{DIR}/relayed-state"
+control_socket = "{DIR}/relayed.sock"
+preferred_lifetime = 3000
+valid_lifetime = 4000
+
+[[subnet]]
+prefix = "2001:db8:1::/64"
+ranges = [{{ low = "2001:db8:1::1:0", high = "2001:db8:1::ffff:ffff" }}]
+"#
+    )
+}
+
+fn relay_config() -> String {
+    format!(
+        r#"[server]
+state_dir = "{DIR}/relay-state"
+control_socket = "{DIR}/relay.sock"
+
+[relay]
+[[relay.group]]
+name = "core"
+servers = ["2001:db8:ff::1"]
+
+[[relay.interface]]
+name = "bench-acc"
+group = "core"
+link_address = "2001:db8:1::1"
+"#
+    )
+}
+
+/// Which relay agent sits between the generator and the server.
+enum Relay {
+    Dhcp6d,
+    Dhcrelay,
+}
+
+/// Client namespace -- relay namespace -- server namespace: bench-cli/bench-acc is the access
+/// link, bench-up/bench-srv the upstream one (relay 2001:db8:ff::2, server 2001:db8:ff::1).
+/// The relay is the first process spawned in the relay namespace, so its CPU is measured.
+fn relayed_sweep(name: &str, relay: &Relay, dhcp6d: &Path, own: &Path) -> Result<Outcome> {
+    let dir = PathBuf::from(DIR);
+    let mut server = Netns::new("bench-srv")?;
+    let mut middle = Netns::new("bench-rly")?;
+    let client = Netns::new("bench-cli")?;
+    veth(&middle, "bench-up", &server, "bench-srv")?;
+    veth(&client, "bench-cli", &middle, "bench-acc")?;
+    server.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", "bench-srv", "nodad"])?;
+    middle.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", "bench-up", "nodad"])?;
+    middle.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "bench-acc", "nodad"])?;
+    let bin = dhcp6d.to_str().context("build path is not UTF-8")?;
+    match relay {
+        Relay::Dhcp6d => {
+            let config = dir.join("relay.toml");
+            std::fs::write(&config, relay_config())?;
+            let _ = std::fs::remove_dir_all(dir.join("relay-state"));
+            let args = [bin, "run", "--config", config.to_str().context("path")?, "--no-xdp"];
+            middle.spawn(&args, &dir.join("relay.log"))?;
+        }
+        Relay::Dhcrelay => {
+            let args = ["dhcrelay", "-6", "-d", "-q", "-I", "-l", "bench-acc", "-u", "2001:db8:ff::1%bench-up"];
+            middle.spawn(&args, &dir.join("dhcrelay.log"))?;
+        }
+    }
+    let config = dir.join("relayed.toml");
+    std::fs::write(&config, relayed_server_config())?;
+    let _ = std::fs::remove_dir_all(dir.join("relayed-state"));
+    server.spawn(&[bin, "run", "--config", config.to_str().context("path")?, "--no-xdp"], &dir.join("relayed.log"))?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (runs, overload) = sweep(Generator::Own(own), OWN_RATES, name, &middle, &client, "bench-cli")?;
+    Ok(Outcome { peak: peak(&runs), overload, cpu: cpu_per_exchange(&runs) })
+}
+
+/// Relayed four-message exchanges per second through dhcp6d's relay and through ISC
+/// dhcrelay -6, with dhcp6-load as the clients and dhcp6d as the server, and the relay's own
+/// CPU time per exchange (each exchange is four relayed messages: two up, two down).
+pub fn relayed(dhcp6d: &Path) -> Result<()> {
+    let own = dhcp6d.with_file_name("dhcp6-load");
+    println!(
+        "relayed exchanges per second (dhcp6-load -> relay -> dhcp6d server; 4 relayed messages each), \
+         {SECONDS} s per rate; CPU is the relay's:"
+    );
+    let ours = relayed_sweep("dhcp6d relay --no-xdp", &Relay::Dhcp6d, dhcp6d, &own)?;
+    let dhcrelay = if crate::shell::output(std::process::Command::new("sh").args(["-c", "command -v dhcrelay"])).is_some()
+    {
+        Some(relayed_sweep("dhcrelay", &Relay::Dhcrelay, dhcp6d, &own)?)
+    } else {
+        println!("  dhcrelay is not installed: no comparison");
+        None
+    };
+    let line = |name: &str, o: &Outcome| {
+        if let Some(p) = o.peak {
+            println!(
+                "  {name}: {:.1} exchanges/s sustained ({:.1} relayed messages/s), {:.1} us of relay CPU per exchange",
+                p.achieved,
+                p.achieved * 4.0,
+                o.cpu
+            );
+        }
+    };
+    line("dhcp6d relay", &ours);
+    if let Some(d) = &dhcrelay {
+        line("dhcrelay    ", d);
+        if let (Some(a), Some(b)) = (ours.peak, d.peak) {
+            println!(
+                "  dhcp6d relay / dhcrelay: {:.2}x the sustained rate, {:.2}x less relay CPU per exchange",
+                a.achieved / b.achieved,
+                d.cpu / ours.cpu
+            );
+        }
+    }
+    println!("  (the XDP relay path is not built yet: dhcp6d relays from userspace here)");
+    Ok(())
 }

@@ -42,9 +42,9 @@ enum Task {
         fuzz_seconds: u64,
     },
     /// Benchmarks: exchange rates of dhcp6d and of Kea (perfdhcp, dhcp6-load), a million
-    /// leases, the XDP fast path per frame, and renewal rates end to end.
+    /// leases, the XDP fast path per frame, renewal rates end to end, relayed exchange rates.
     Bench {
-        /// Only one part: exchanges, million, xdp or renewals.
+        /// Only one part: exchanges, million, xdp, renewals or relay.
         #[arg(long)]
         only: Option<String>,
     },
