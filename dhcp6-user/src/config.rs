@@ -184,10 +184,25 @@ mod raw {
     #[serde(deny_unknown_fields)]
     pub struct RelayGroup {
         pub name: String,
-        pub servers: Vec<Ipv6Addr>,
+        pub servers: Vec<GroupServer>,
         pub dead_after: Option<u32>,
         pub answer_timeout: Option<u64>,
         pub retry_after: Option<u64>,
+    }
+
+    /// A server of a group: its address, or `{ address = "...", weight = N }`.
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a server address, or { address = \"...\", weight = N }")]
+    pub enum GroupServer {
+        Address(Ipv6Addr),
+        Weighted(WeightedServer),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct WeightedServer {
+        pub address: Ipv6Addr,
+        pub weight: Option<u32>,
     }
 
     #[derive(Deserialize)]
@@ -520,7 +535,7 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
 
 /// Checks the relay section; an error carries the byte offset of what is wrong.
 fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, String)> {
-    use crate::relay::{AccessInterface, RelayConfig, ServerGroup};
+    use crate::relay::{AccessInterface, GroupMember, RelayConfig, ServerGroup};
     let mut groups = Vec::new();
     for g in &r.group {
         let at = g.span().start;
@@ -531,9 +546,21 @@ fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, Strin
         if groups.iter().any(|x: &ServerGroup| x.name == group.name) {
             return Err((at, format!("relay group {:?} is defined twice", group.name)));
         }
+        let servers: Vec<GroupMember> = group
+            .servers
+            .iter()
+            .map(|s| match s {
+                raw::GroupServer::Address(address) => GroupMember::new(*address),
+                raw::GroupServer::Weighted(w) => GroupMember { address: w.address, weight: w.weight.unwrap_or(1) },
+            })
+            .collect();
+        let repeated = servers.iter().enumerate().find(|(i, m)| servers[..*i].iter().any(|o| o.address == m.address));
+        if let Some((_, m)) = repeated {
+            return Err((at, format!("relay group {:?} lists server {} twice", group.name, m.address)));
+        }
         groups.push(ServerGroup {
             name: group.name.clone(),
-            servers: group.servers.clone(),
+            servers,
             dead_after: group.dead_after.unwrap_or(5).max(1),
             answer_timeout: group.answer_timeout.unwrap_or(3),
             retry_after: group.retry_after.unwrap_or(60),
@@ -641,5 +668,38 @@ address = "2001:db8:1::10"
         assert!(Config::parse(&twice).unwrap_err().message.contains("overlaps"));
         let pd = GOOD.replace("delegated_length = 56", "delegated_length = 32");
         assert!(Config::parse(&pd).unwrap_err().message.contains("does not fit"));
+    }
+
+    const RELAY: &str = r#"[relay]
+[[relay.group]]
+name = "core"
+servers = ["2001:db8:ff::1", { address = "2001:db8:ff::2", weight = 3 }, { address = "2001:db8:ff::3", weight = 0 }]
+
+[[relay.interface]]
+name = "eth0"
+group = "core"
+link_address = "2001:db8:2::1"
+"#;
+
+    #[test]
+    fn relay_servers_take_weights() {
+        use crate::relay::GroupMember;
+        let c = Config::parse(RELAY).unwrap();
+        let servers = &c.relay.unwrap().groups[0].servers;
+        let weights: Vec<(String, u32)> =
+            servers.iter().map(|m: &GroupMember| (m.address.to_string(), m.weight)).collect();
+        assert_eq!(
+            weights,
+            [("2001:db8:ff::1".to_string(), 1), ("2001:db8:ff::2".to_string(), 3), ("2001:db8:ff::3".to_string(), 0)]
+        );
+    }
+
+    #[test]
+    fn relay_server_errors_are_clear() {
+        let e = Config::parse(&RELAY.replace("weight = 3", "weigth = 3")).unwrap_err();
+        assert!(e.to_string().contains("a server address, or { address"), "{e}");
+        assert_eq!(e.line, 4, "{e}");
+        let e = Config::parse(&RELAY.replace("2001:db8:ff::3", "2001:db8:ff::1")).unwrap_err();
+        assert!(e.to_string().contains("lists server 2001:db8:ff::1 twice"), "{e}");
     }
 }

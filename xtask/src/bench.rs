@@ -695,13 +695,13 @@ pub fn relayed(dhcp6d: &Path) -> Result<()> {
          {SECONDS} s per rate; CPU is the relay's:"
     );
     let ours = relayed_sweep("dhcp6d relay --no-xdp", &Relay::Dhcp6d, dhcp6d, &own)?;
-    let dhcrelay = if crate::shell::output(std::process::Command::new("sh").args(["-c", "command -v dhcrelay"])).is_some()
-    {
-        Some(relayed_sweep("dhcrelay", &Relay::Dhcrelay, dhcp6d, &own)?)
-    } else {
-        println!("  dhcrelay is not installed: no comparison");
-        None
-    };
+    let dhcrelay =
+        if crate::shell::output(std::process::Command::new("sh").args(["-c", "command -v dhcrelay"])).is_some() {
+            Some(relayed_sweep("dhcrelay", &Relay::Dhcrelay, dhcp6d, &own)?)
+        } else {
+            println!("  dhcrelay is not installed: no comparison");
+            None
+        };
     let line = |name: &str, o: &Outcome| {
         if let Some(p) = o.peak {
             println!(

@@ -1,6 +1,11 @@
 //! Server groups (seed 000: redundancy and load balancing among remote servers): a client
 //! sticks to one server by a hash of its DUID; a server that leaves several messages in a row
 //! unanswered is marked down, its clients go to the next server, and it is tried again later.
+//!
+//! The choice is weighted rendezvous hashing: each (client, server) pair gets a score from
+//! the hash and the server's weight, and the client goes to the best-scoring server that is
+//! up. So servers get clients in proportion to their weights, and when one goes down only
+//! its own clients move (each to its second choice), spread over the others by weight.
 
 use std::collections::VecDeque;
 
@@ -35,19 +40,38 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// The rendezvous score of server `index` (of weight `weight`) for a client hashed to
+/// `client`: weight / -ln(u), with u uniform in (0, 1) from the pair's hash.
+fn score(client: u64, index: usize, weight: u32) -> f64 {
+    // splitmix64's finaliser spreads the pair's bits over the whole word.
+    let mut x = client ^ (index as u64).wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    let u = ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    f64::from(weight) / -u.ln()
+}
+
 impl GroupState {
     pub fn new(servers: usize) -> GroupState {
         GroupState { servers: vec![ServerState::default(); servers] }
     }
 
-    /// The server for client `duid`: its own by hash, or the next one up.
-    pub fn pick(&self, duid: &[u8], _group: &ServerGroup, now: u64) -> Option<usize> {
-        let n = self.servers.len();
-        if n == 0 {
-            return None;
-        }
-        let start = (fnv1a(duid) % n as u64) as usize;
-        (0..n).map(|i| (start + i) % n).find(|&i| !self.servers[i].is_down(now))
+    /// The server for client `duid`: the best-scoring weighted server that is up, else the
+    /// best-scoring backup (weight 0) that is up.
+    pub fn pick(&self, duid: &[u8], group: &ServerGroup, now: u64) -> Option<usize> {
+        let client = fnv1a(duid);
+        let best = |backups: bool| {
+            group
+                .servers
+                .iter()
+                .enumerate()
+                .filter(|(i, m)| (m.weight == 0) == backups && !self.servers[*i].is_down(now))
+                .map(|(i, m)| (i, score(client, i, m.weight.max(1))))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, _)| i)
+        };
+        best(false).or_else(|| best(true))
     }
 
     pub fn sent(&mut self, server: usize, now: u64) {
@@ -77,5 +101,90 @@ impl GroupState {
                 s.down_until = now + group.retry_after;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::GroupMember;
+
+    fn group(weights: &[u32]) -> ServerGroup {
+        ServerGroup {
+            name: "g".into(),
+            servers: weights
+                .iter()
+                .enumerate()
+                .map(|(i, w)| GroupMember { address: format!("2001:db8:ff::{}", i + 1).parse().unwrap(), weight: *w })
+                .collect(),
+            dead_after: 1,
+            answer_timeout: 1,
+            retry_after: 60,
+        }
+    }
+
+    fn duid(n: u32) -> Vec<u8> {
+        let mut d = vec![0, 3, 0, 1];
+        d.extend_from_slice(&n.to_be_bytes());
+        d
+    }
+
+    /// How many of `clients` clients each server gets.
+    fn shares(state: &GroupState, g: &ServerGroup, clients: u32) -> Vec<u32> {
+        let mut counts = vec![0; g.servers.len()];
+        for n in 0..clients {
+            counts[state.pick(&duid(n), g, 0).unwrap()] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn clients_spread_in_proportion_to_weights() {
+        let g = group(&[3, 1, 1]);
+        let counts = shares(&GroupState::new(3), &g, 50_000);
+        // Expected 30,000 / 10,000 / 10,000; allow 3% of the total either way.
+        for (count, expected) in counts.iter().zip([30_000, 10_000, 10_000]) {
+            assert!((*count as i64 - expected).abs() < 1500, "{counts:?}");
+        }
+        let equal = shares(&GroupState::new(2), &group(&[1, 1]), 50_000);
+        assert!((equal[0] as i64 - 25_000).abs() < 1000, "{equal:?}");
+    }
+
+    #[test]
+    fn a_server_going_down_moves_only_its_own_clients() {
+        let g = group(&[2, 1, 1]);
+        let mut state = GroupState::new(3);
+        let before: Vec<usize> = (0..10_000).map(|n| state.pick(&duid(n), &g, 0).unwrap()).collect();
+        state.sent(0, 0);
+        state.check_timeouts(&g, 5);
+        assert!(state.servers[0].is_down(5));
+        let mut moved = [0u32; 3];
+        for (n, was) in before.iter().enumerate() {
+            let now = state.pick(&duid(n as u32), &g, 5).unwrap();
+            if *was == 0 {
+                assert_ne!(now, 0);
+                moved[now] += 1;
+            } else {
+                assert_eq!(now, *was, "client {n} of a healthy server moved");
+            }
+        }
+        // Server 0's clients went to both of the others, about equally (their weights are equal).
+        assert!(moved[1] > 1500 && moved[2] > 1500, "{moved:?}");
+        // The same clients go back when it answers again.
+        state.answered(0);
+        assert!((0..10_000).all(|n| state.pick(&duid(n), &g, 6) == Some(before[n as usize])));
+    }
+
+    #[test]
+    fn a_backup_server_serves_only_while_every_weighted_server_is_down() {
+        let g = group(&[1, 0]);
+        let mut state = GroupState::new(2);
+        assert_eq!(shares(&state, &g, 1000), vec![1000, 0]);
+        state.sent(0, 0);
+        state.check_timeouts(&g, 5);
+        assert!((0..1000).all(|n| state.pick(&duid(n), &g, 5) == Some(1)));
+        state.sent(1, 5);
+        state.check_timeouts(&g, 10);
+        assert_eq!(state.pick(&duid(1), &g, 10), None, "no server up");
     }
 }

@@ -37,11 +37,26 @@ pub struct AccessInterface {
     pub client_link_layer_address: bool,
 }
 
+/// One server of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupMember {
+    pub address: Ipv6Addr,
+    /// Its share of the group's clients, relative to the others' (default 1). Weight 0 makes
+    /// it a backup: it gets clients only while every weighted server is down.
+    pub weight: u32,
+}
+
+impl GroupMember {
+    pub fn new(address: Ipv6Addr) -> GroupMember {
+        GroupMember { address, weight: 1 }
+    }
+}
+
 /// A group of servers clients are spread over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerGroup {
     pub name: String,
-    pub servers: Vec<Ipv6Addr>,
+    pub servers: Vec<GroupMember>,
     /// Messages in a row left unanswered that mark a server down.
     pub dead_after: u32,
     /// Seconds a message may wait for its answer before it counts as unanswered.
@@ -179,7 +194,7 @@ impl Relay {
 
     /// Is `addr` a server of some group?
     pub fn is_member(&self, addr: &Ipv6Addr) -> bool {
-        self.config.groups.iter().any(|g| g.servers.contains(addr))
+        self.config.groups.iter().any(|g| g.servers.iter().any(|m| m.address == *addr))
     }
 
     /// A message from a client or a downstream relay on access interface `access`.
@@ -243,7 +258,7 @@ impl Relay {
         self.stats.forwarded += 1;
         Some(RelayOut {
             payload: bytes,
-            destination: SocketAddrV6::new(group.servers[server], SERVER_PORT, 0, 0),
+            destination: SocketAddrV6::new(group.servers[server].address, SERVER_PORT, 0, 0),
             interface: None,
         })
     }
@@ -255,7 +270,7 @@ impl Relay {
             .groups
             .iter()
             .enumerate()
-            .find_map(|(g, group)| group.servers.iter().position(|a| a == source.ip()).map(|s| (g, s)))
+            .find_map(|(g, group)| group.servers.iter().position(|m| m.address == *source.ip()).map(|s| (g, s)))
         else {
             return self.drop(RelayDrop::NotAGroupMember);
         };
@@ -376,11 +391,12 @@ impl Relay {
     pub fn servers(&self, now: u64) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
         for (g, group) in self.config.groups.iter().enumerate() {
-            for (s, address) in group.servers.iter().enumerate() {
+            for (s, member) in group.servers.iter().enumerate() {
                 let st = &self.groups[g].servers[s];
                 out.push(serde_json::json!({
                     "group": group.name,
-                    "server": address.to_string(),
+                    "server": member.address.to_string(),
+                    "weight": member.weight,
                     "state": if st.is_down(now) { "down" } else { "up" },
                     "sent": st.sent,
                     "answered": st.answered,

@@ -18,7 +18,10 @@ fn config() -> RelayConfig {
         }],
         groups: vec![ServerGroup {
             name: "core".into(),
-            servers: vec!["2001:db8:ff::1".parse().unwrap(), "2001:db8:ff::2".parse().unwrap()],
+            servers: vec![
+                GroupMember::new("2001:db8:ff::1".parse().unwrap()),
+                GroupMember::new("2001:db8:ff::2".parse().unwrap()),
+            ],
             dead_after: 3,
             answer_timeout: 2,
             retry_after: 30,
