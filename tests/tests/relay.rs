@@ -19,6 +19,7 @@ fn relay_config(access: &str) -> String {
         r#"[server]
 
 [relay]
+route_hold = 2
 [[relay.group]]
 name = "core"
 servers = ["2001:db8:ff::1"]
@@ -70,10 +71,24 @@ fn dhclient_through_the_dhcp6d_relay_to_a_dhcp6d_server() {
         || String::from_utf8_lossy(&relay_ns.exec(&["ip", "-6", "route", "show", "proto", "200"]).stdout).into_owned();
     let route = wait_for("the PD route", SECS, || Some(routes()).filter(|r| r.contains(&prefix)));
     assert!(route.contains(&format!("{prefix} via {link_local} dev {} metric 1024", access.b)), "{route}");
+
     let servers = relay.show("relay servers");
     assert_eq!(servers["servers"][0]["state"], "up");
     assert!(servers["servers"][0]["answered"].as_u64().unwrap() >= 2);
     assert!(server.stat("received", "RELAY-FORW") >= 2);
+
+    // The relay restarts: its user entries come back at once (before any client renews), and
+    // they claim the route, which outlives the hold given to unclaimed routes.
+    let relay = {
+        let _ = relay.stop_keeping_pins();
+        let saved = std::fs::read_to_string(scratch.path("relay-state/relay-users.json")).unwrap();
+        assert!(saved.contains(&prefix), "{saved}");
+        Dhcp6d::start(&relay_ns, &scratch, "relay", &relay_config(&access.b), &["--no-xdp"])
+    };
+    assert_eq!(relay.show("relay users"), users, "restored as they were");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(routes().contains(&prefix), "the restored entry keeps its route past route_hold");
+    assert!(relay.process.log_text().contains("relay user entries restored entries=2"), "{}", relay.process.log_text());
 
     // On the wire: Relay-Forward with Interface-ID, Remote-ID and Client Link-Layer Address.
     std::thread::sleep(Duration::from_millis(500));

@@ -3,7 +3,6 @@
 
 use std::{
     fs,
-    io::Write,
     path::Path,
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -43,13 +42,5 @@ pub fn load_or_create(state_dir: &Path, interface: Option<&str>) -> Result<Vec<u
 
 /// Writes `duid` as the server's identity, atomically and durably.
 pub fn save(state_dir: &Path, duid: &[u8]) -> Result<()> {
-    let path = state_dir.join("server-duid");
-    fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    writeln!(f, "{}", json::hex(duid))?;
-    f.sync_all()?;
-    fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
-    fs::File::open(state_dir)?.sync_all()?;
-    Ok(())
+    super::state_file::replace(state_dir, "server-duid", format!("{}\n", json::hex(duid)).as_bytes())
 }

@@ -7,7 +7,9 @@
 
 pub mod fast_path;
 pub mod identity;
+pub mod relay_users;
 pub mod socket;
+pub mod state_file;
 
 use std::{
     net::SocketAddrV6,
@@ -159,9 +161,18 @@ pub async fn run(options: RunOptions) -> Result<()> {
         ),
         None => None,
     };
-    if let (Some(routes), Some(relay)) = (&routes, relay.as_mut()) {
-        reconcile_routes(routes, relay, &listeners).await;
+    let state_dir = server.config().server.state_dir.clone();
+    if let Some(r) = relay.as_mut() {
+        let restored = r.restore_users(relay_users::load(&state_dir), now());
+        info!(entries = restored, "relay user entries restored");
     }
+    if let (Some(routes), Some(relay)) = (&routes, relay.as_mut()) {
+        // Routes of restored entries are claimed (and added if missing); others wait a hold.
+        reconcile_routes(routes, relay, &listeners).await;
+        apply_routes(routes, relay, &listeners).await;
+    }
+    let mut users_saved = std::time::Instant::now();
+    let mut users_dirty = false;
     let control = bind_control(&control_path)?;
     tokio::spawn(control_loop(control, tx.clone()));
     info!(interfaces = ?interfaces, control = %control_path.display(), "serving");
@@ -193,6 +204,14 @@ pub async fn run(options: RunOptions) -> Result<()> {
                     r.tick(now());
                     if let Some(routes) = &routes {
                         apply_routes(routes, r, &listeners).await;
+                    }
+                    users_dirty |= r.take_users_changed();
+                    if users_dirty && users_saved.elapsed() >= relay_users::SAVE_EVERY {
+                        users_saved = std::time::Instant::now();
+                        match relay_users::save(&state_dir, &r.users()) {
+                            Ok(()) => users_dirty = false,
+                            Err(e) => warn!(error = %e, "saving the relay's user entries failed"),
+                        }
                     }
                 }
                 let mut changes = server.expire(now());
@@ -230,6 +249,13 @@ pub async fn run(options: RunOptions) -> Result<()> {
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
+        }
+    }
+    if let Some(r) = relay.as_mut() {
+        if users_dirty || r.take_users_changed() {
+            if let Err(e) = relay_users::save(&state_dir, &r.users()) {
+                warn!(error = %e, "saving the relay's user entries failed");
+            }
         }
     }
     let _ = std::fs::remove_file(&control_path);

@@ -17,7 +17,9 @@ use dhcp6_codec::{
     Message, MessageType, RelayMessage, CLIENT_PORT, HOP_COUNT_LIMIT, SERVER_PORT,
 };
 use ipnet::Ipv6Net;
-use serde::Serialize;
+
+use crate::server::IaType;
+use serde::{Deserialize, Serialize};
 
 pub use group::{GroupState, ServerState};
 
@@ -108,12 +110,13 @@ pub enum RelayDrop {
     UnknownInterface,
 }
 
-/// A client's binding, as the relay saw it in a Reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A client's binding, as the relay saw it in a Reply. (Also the form in which the daemon
+/// keeps them across restarts.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserEntry {
     pub duid: String,
     pub iaid: u32,
-    pub ia_type: &'static str,
+    pub ia_type: IaType,
     pub resource: String,
     pub preferred_lifetime: u32,
     pub valid_lifetime: u32,
@@ -145,13 +148,15 @@ pub struct RelayOut {
 pub struct Relay {
     config: RelayConfig,
     groups: Vec<GroupState>,
-    users: HashMap<(Vec<u8>, u32, u8, Ipv6Net), UserEntry>,
+    users: HashMap<(Vec<u8>, u32, IaType, Ipv6Net), UserEntry>,
     /// Releases and Declines forwarded: (client DUID, transaction id) -> what they named.
     giving_back: HashMap<(Vec<u8>, u32), Vec<Ipv6Net>>,
     /// Routes found at start, kept until a Reply claims them or their hold ends.
     adopted: HashMap<Ipv6Net, (PdRouteIntent, u64)>,
     routes: Vec<RouteChange>,
     stats: RelayStats,
+    /// Whether user entries changed since [`Relay::take_users_changed`] last said so.
+    users_changed: bool,
 }
 
 /// The MAC inside a modified EUI-64 interface identifier, if the address has one.
@@ -175,6 +180,7 @@ impl Relay {
             adopted: HashMap::new(),
             routes: Vec::new(),
             stats: RelayStats::default(),
+            users_changed: false,
         }
     }
 
@@ -223,7 +229,7 @@ impl Relay {
         };
         if let Message::Client(c) = client {
             if matches!(c.msg_type, MessageType::Release | MessageType::Decline) {
-                let named = ia_resources(&c.options).into_iter().map(|(_, _, _, r, _, _)| r).collect();
+                let named = ia_resources(&c.options).into_iter().map(|(_, _, r, _, _)| r).collect();
                 self.giving_back.insert((duid.clone(), c.transaction_id.as_u32()), named);
             }
         }
@@ -303,8 +309,42 @@ impl Relay {
 
     /// Takes a route of ours found in the kernel at start: kept for `route_hold` seconds for a
     /// Reply to claim it, removed after that.
+    /// A route a restored user entry already claims is left to it.
     pub fn adopt_route(&mut self, route: PdRouteIntent, now: u64) {
+        if self.users.keys().any(|k| k.2 == IaType::Pd && k.3 == route.prefix) {
+            return;
+        }
         self.adopted.insert(route.prefix, (route, now + self.config.route_hold));
+    }
+
+    /// Takes back the user entries an earlier run kept (see [`Relay::users`]): those not yet
+    /// expired, on an interface still relayed; each prefix's route is (re)installed. Returns
+    /// how many were taken.
+    pub fn restore_users(&mut self, entries: Vec<UserEntry>, now: u64) -> usize {
+        let mut taken = 0;
+        for entry in entries {
+            let Some(access) = self.config.interfaces.iter().position(|i| i.name == entry.interface) else { continue };
+            let Some(duid) = crate::config::parse_hex(&entry.duid) else { continue };
+            let Ok(resource) = entry.resource.parse::<Ipv6Net>() else { continue };
+            if entry.expires <= now {
+                continue;
+            }
+            if entry.ia_type == IaType::Pd {
+                self.routes.push(RouteChange::Replace(PdRouteIntent {
+                    prefix: resource,
+                    via: entry.link_local,
+                    access,
+                }));
+            }
+            self.users.insert((duid, entry.iaid, entry.ia_type, resource), entry);
+            taken += 1;
+        }
+        taken
+    }
+
+    /// Whether user entries changed since the last call (the daemon then saves them).
+    pub fn take_users_changed(&mut self) -> bool {
+        std::mem::take(&mut self.users_changed)
     }
 
     /// The route changes decided since the last call.
@@ -313,14 +353,16 @@ impl Relay {
     }
 
     /// Removes user entries matching `gone`, and the routes of the prefixes among them.
-    fn forget(&mut self, gone: impl Fn(&(Vec<u8>, u32, u8, Ipv6Net), &UserEntry) -> bool) {
+    fn forget(&mut self, gone: impl Fn(&(Vec<u8>, u32, IaType, Ipv6Net), &UserEntry) -> bool) {
         let routes = &mut self.routes;
         let interfaces = &self.config.interfaces;
+        let changed = &mut self.users_changed;
         self.users.retain(|key, entry| {
             if !gone(key, entry) {
                 return true;
             }
-            if key.2 == 1 {
+            *changed = true;
+            if key.2 == IaType::Pd {
                 if let Some(access) = interfaces.iter().position(|i| i.name == entry.interface) {
                     routes.push(RouteChange::Remove(PdRouteIntent { prefix: key.3, via: entry.link_local, access }));
                 }
@@ -337,13 +379,13 @@ impl Relay {
             self.forget(|(d, _, _, r), _| d == &duid && released.contains(r));
             return;
         }
-        for (iaid, ia_type, type_name, resource, preferred, valid) in ia_resources(&reply.options) {
+        for (iaid, ia_type, resource, preferred, valid) in ia_resources(&reply.options) {
             let key = (duid.clone(), iaid, ia_type, resource);
             if valid == 0 {
                 self.forget(|k, _| *k == key);
                 continue;
             }
-            if ia_type == 1 {
+            if ia_type == IaType::Pd {
                 // Every Reply carrying the prefix refreshes its route, not only the first.
                 self.adopted.remove(&resource);
                 self.routes.push(RouteChange::Replace(PdRouteIntent { prefix: resource, via: peer, access }));
@@ -351,7 +393,7 @@ impl Relay {
             let entry = UserEntry {
                 duid: crate::json::hex(&duid),
                 iaid,
-                ia_type: type_name,
+                ia_type,
                 resource: resource.to_string(),
                 preferred_lifetime: preferred,
                 valid_lifetime: valid,
@@ -361,6 +403,7 @@ impl Relay {
                 mac: eui64_mac(peer).map(|m| hex_mac(&m)),
             };
             self.users.insert(key, entry);
+            self.users_changed = true;
         }
     }
 
@@ -408,23 +451,23 @@ impl Relay {
     }
 }
 
-/// (iaid, type code, type name, resource, preferred, valid) of each address and prefix.
-fn ia_resources(options: &Options<'_>) -> Vec<(u32, u8, &'static str, Ipv6Net, u32, u32)> {
+/// (iaid, type, resource, preferred, valid) of each address and prefix.
+fn ia_resources(options: &Options<'_>) -> Vec<(u32, IaType, Ipv6Net, u32, u32)> {
     let mut out = Vec::new();
     for o in options.iter() {
-        let (iaid, code, name, inner) = match o {
-            DhcpOption::IaNa(ia) => (ia.iaid, 0, "ia_na", &ia.options),
-            DhcpOption::IaPd(ia) => (ia.iaid, 1, "ia_pd", &ia.options),
+        let (iaid, ia_type, inner) = match o {
+            DhcpOption::IaNa(ia) => (ia.iaid, IaType::Na, &ia.options),
+            DhcpOption::IaPd(ia) => (ia.iaid, IaType::Pd, &ia.options),
             _ => continue,
         };
         for i in inner.iter() {
             match i {
                 DhcpOption::IaAddr(a) => {
-                    out.push((iaid, code, name, Ipv6Net::from(a.address), a.preferred_lifetime, a.valid_lifetime))
+                    out.push((iaid, ia_type, Ipv6Net::from(a.address), a.preferred_lifetime, a.valid_lifetime))
                 }
                 DhcpOption::IaPrefix(p) => {
                     if let Ok(n) = Ipv6Net::new(p.prefix, p.prefix_len) {
-                        out.push((iaid, code, name, n.trunc(), p.preferred_lifetime, p.valid_lifetime));
+                        out.push((iaid, ia_type, n.trunc(), p.preferred_lifetime, p.valid_lifetime));
                     }
                 }
                 _ => {}

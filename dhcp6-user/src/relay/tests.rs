@@ -168,33 +168,35 @@ fn a_silent_server_is_marked_down_and_its_clients_go_to_the_next() {
     assert_eq!(*back.destination.ip(), server);
 }
 
+/// A Reply delegating 2001:db8:9000::/56 for `valid` seconds.
+fn pd(valid: u32) -> Vec<u8> {
+    let duid: &'static [u8] = &[0, 3, 0, 1, 2, 0, 0, 0, 0, 1];
+    Message::Client(ClientMessage {
+        msg_type: MessageType::Reply,
+        transaction_id: TransactionId::from_u32(9),
+        options: Options(vec![
+            DhcpOption::ClientId(Duid::new(duid).unwrap()),
+            DhcpOption::IaPd(dhcp6_codec::option::IaPd {
+                iaid: 1,
+                t1: 0,
+                t2: 0,
+                options: Options(vec![DhcpOption::IaPrefix(dhcp6_codec::option::IaPrefix {
+                    preferred_lifetime: valid,
+                    valid_lifetime: valid,
+                    prefix_len: 56,
+                    prefix: "2001:db8:9000::".parse().unwrap(),
+                    options: Options::new(),
+                })]),
+            }),
+        ]),
+    })
+    .to_vec()
+    .unwrap()
+}
+
 #[test]
 fn delegated_prefixes_get_routes_refreshed_by_every_reply_and_removed_at_the_end() {
     let mut relay = Relay::new(config());
-    let pd = |valid: u32| {
-        let duid: &'static [u8] = &[0, 3, 0, 1, 2, 0, 0, 0, 0, 1];
-        Message::Client(ClientMessage {
-            msg_type: MessageType::Reply,
-            transaction_id: TransactionId::from_u32(9),
-            options: Options(vec![
-                DhcpOption::ClientId(Duid::new(duid).unwrap()),
-                DhcpOption::IaPd(dhcp6_codec::option::IaPd {
-                    iaid: 1,
-                    t1: 0,
-                    t2: 0,
-                    options: Options(vec![DhcpOption::IaPrefix(dhcp6_codec::option::IaPrefix {
-                        preferred_lifetime: valid,
-                        valid_lifetime: valid,
-                        prefix_len: 56,
-                        prefix: "2001:db8:9000::".parse().unwrap(),
-                        options: Options::new(),
-                    })]),
-                }),
-            ]),
-        })
-        .to_vec()
-        .unwrap()
-    };
     let route =
         PdRouteIntent { prefix: "2001:db8:9000::/56".parse().unwrap(), via: CLIENT_LL.parse().unwrap(), access: 0 };
     let fwd = relay.from_client(0, &client_msg(MessageType::Request, 1, 9, None), from(CLIENT_LL, 546), 100).unwrap();
@@ -218,4 +220,44 @@ fn delegated_prefixes_get_routes_refreshed_by_every_reply_and_removed_at_the_end
     assert!(relay.take_route_changes().is_empty());
     relay.tick(260);
     assert_eq!(relay.take_route_changes(), vec![RouteChange::Remove(route)]);
+}
+
+#[test]
+fn user_entries_kept_across_a_restart_come_back_with_their_routes() {
+    let mut relay = Relay::new(config());
+    let fwd = relay.from_client(0, &client_msg(MessageType::Request, 1, 9, None), from(CLIENT_LL, 546), 100).unwrap();
+    let server = SocketAddrV6::new(*fwd.destination.ip(), 547, 0, 0);
+    relay.from_server(&relay_reply(&fwd.payload, &pd(200)), server, 100).unwrap();
+    let na = client_msg(MessageType::Reply, 1, 9, Some("2001:db8:2::100"));
+    relay.from_server(&relay_reply(&fwd.payload, &na), server, 100).unwrap();
+    assert!(relay.take_users_changed());
+    assert!(!relay.take_users_changed(), "said once");
+    let saved = serde_json::to_vec(&relay.users()).unwrap();
+
+    // A new relay takes them back, with the prefix's route, which it claims: a route found in
+    // the kernel for it is not removed when the hold ends.
+    let mut next = Relay::new(config());
+    let entries: Vec<UserEntry> = serde_json::from_slice(&saved).unwrap();
+    assert_eq!(next.restore_users(entries.clone(), 150), 2);
+    assert_eq!(next.users(), relay.users());
+    let route =
+        PdRouteIntent { prefix: "2001:db8:9000::/56".parse().unwrap(), via: CLIENT_LL.parse().unwrap(), access: 0 };
+    assert_eq!(next.take_route_changes(), vec![RouteChange::Replace(route)]);
+    next.adopt_route(route, 150);
+    next.tick(150 + 60);
+    assert!(next.take_route_changes().is_empty());
+    // They still expire when their time comes, and the route goes with them.
+    next.tick(300);
+    assert_eq!(next.take_route_changes(), vec![RouteChange::Remove(route)]);
+    assert!(next.users().is_empty());
+
+    // Expired entries and entries of an interface no longer relayed are not taken.
+    let mut late = Relay::new(config());
+    assert_eq!(late.restore_users(entries.clone(), 300), 0);
+    let mut moved = entries;
+    moved.iter_mut().for_each(|e| e.interface = "eth9".into());
+    assert_eq!(Relay::new(config()).restore_users(moved, 150), 0);
+    // Unreadable types are refused when read, not guessed.
+    let bad = String::from_utf8(saved).unwrap().replace("ia_pd", "ia_xx");
+    assert!(serde_json::from_str::<Vec<UserEntry>>(&bad).is_err());
 }

@@ -5,11 +5,13 @@ use std::net::Ipv6Addr;
 use ipnet::Ipv6Net;
 
 /// The kind of IA a lease belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum IaType {
     /// IA_NA: one address per lease.
+    #[serde(rename = "ia_na")]
     Na,
     /// IA_PD: one delegated prefix per lease.
+    #[serde(rename = "ia_pd")]
     Pd,
 }
 
