@@ -245,3 +245,81 @@ fn isc_dhcrelay_in_front_of_the_dhcp6d_relay_adds_a_hop() {
     assert!(server.stat("received", "RELAY-FORW") >= 4, "two levels per message");
     assert_eq!(server.bound().len(), 2);
 }
+
+#[test]
+fn dhclient_through_the_dhcp6d_relay_with_xdp_to_kea() {
+    let scratch = Scratch::new("d6kea");
+    let kea_ns = Netns::new("d6k");
+    let relay_ns = Netns::new("d6r");
+    let client_ns = Netns::new("d6c");
+    let up = Veth::new(&relay_ns, &kea_ns);
+    let access = Veth::new(&client_ns, &relay_ns);
+    kea_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
+    let capture = scratch.path("kea-side.pcap");
+    let _tcpdump = spawn_in(
+        &kea_ns,
+        &["tcpdump", "-U", "-i", &up.b, "-w", capture.to_str().unwrap(), "udp port 547"],
+        scratch.path("tcpdump.log"),
+    );
+    // Kea with an address pool and a prefix pool, leases kept in a file we read afterwards.
+    let dir = scratch.path("kea");
+    let leases = dir.join("leases6.csv");
+    let config = kea_config(&dir, &up.b, "2001:db8:ff::1", "2001:db8:2::1000-2001:db8:2::1fff")
+        .replace(
+            r#""persist": false }"#,
+            &format!(r#""persist": true, "name": "{}", "lfc-interval": 0 }}"#, leases.display()),
+        )
+        // The MAC only from the relay's Client Link-Layer Address option, not from the DUID.
+        .replace(r#""lease-database""#, r#""mac-sources": [ "client-link-addr-option" ], "lease-database""#)
+        .replace(
+            r#""pools": ["#,
+            r#""pd-pools": [ { "prefix": "2001:db8:9000::", "prefix-len": 40, "delegated-len": 60 } ], "pools": ["#,
+        );
+    let _kea = start_kea(&kea_ns, &dir, &config);
+    // The relay with its XDP program attached (the default).
+    let relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &relay_config(&access.b), &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+    let prefix = client.wait_event("BOUND6", "new_ip6_prefix", SECS);
+    assert!(address.starts_with("2001:db8:2::1"), "{address}");
+    assert!(prefix.starts_with("2001:db8:90"), "{prefix}");
+    let routes =
+        || String::from_utf8_lossy(&relay_ns.exec(&["ip", "-6", "route", "show", "proto", "200"]).stdout).into_owned();
+    wait_for("the PD route", SECS, || Some(routes()).filter(|r| r.contains(&prefix)));
+
+    // Kea received Interface-ID and Remote-ID, and took the client's MAC from option 79.
+    std::thread::sleep(Duration::from_millis(500));
+    let forwards: Vec<Vec<u8>> = dhcp6_user::capture::read_pcap(&capture)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.payload)
+        .filter(|p| p.first() == Some(&(MessageType::RelayForw as u8)))
+        .collect();
+    assert!(!forwards.is_empty());
+    for f in &forwards {
+        let Message::Relay(f) = Message::decode(f).unwrap() else { panic!("not a relay message") };
+        assert!(f.options.iter().any(|o| *o == DhcpOption::InterfaceId(access.b.as_bytes())));
+        assert!(f.options.iter().any(|o| matches!(o, DhcpOption::RemoteId(r) if r.enterprise_number == 2011)));
+    }
+    let out = client_ns.exec(&["cat", &format!("/sys/class/net/{}/address", access.a)]);
+    let mac = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(mac.len(), 17, "{mac}");
+    let lease_file = wait_for("Kea's lease file to hold the address", SECS, || {
+        std::fs::read_to_string(&leases).ok().filter(|t| t.contains(&address))
+    });
+    let line = lease_file.lines().find(|l| l.starts_with(&address)).unwrap();
+    // Columns 12, 15 and 16: hwaddr, hwtype, hwaddr_source (8: the relay's option 79).
+    let fields: Vec<&str> = line.split(',').collect();
+    assert_eq!((fields[12], fields[15], fields[16]), (mac.as_str(), "1", "8"), "Kea's lease: {line}");
+
+    // Release: the route goes.
+    drop(client.process);
+    let releaser =
+        Dhclient { process: spawn_in(&client_ns, &["sleep", "0"], scratch.path("noop.log")), dir: client.dir.clone() };
+    releaser.run_once(&client_ns, &access.a, &["-r", "-N", "-P"]);
+    wait_for("the route to go", SECS, || Some(()).filter(|_| !routes().contains(&prefix)));
+    assert!(relay.show("relay users").as_array().unwrap().is_empty());
+}
