@@ -82,15 +82,16 @@ pub fn render(request: Request, answer: &Value) -> String {
         Request::RelayServers => {
             let _ = writeln!(
                 out,
-                "{:<12} {:<40} {:<6} {:>10} {:>10} {:>10}",
-                "Group", "Server", "State", "sent", "answered", "timed-out"
+                "{:<12} {:<40} {:>6} {:<6} {:>10} {:>10} {:>10}",
+                "Group", "Server", "Weight", "State", "sent", "answered", "timed-out"
             );
             for s in answer["servers"].as_array().cloned().unwrap_or_default() {
                 let _ = writeln!(
                     out,
-                    "{:<12} {:<40} {:<6} {:>10} {:>10} {:>10}",
+                    "{:<12} {:<40} {:>6} {:<6} {:>10} {:>10} {:>10}",
                     field(&s, "group"),
                     field(&s, "server"),
+                    field(&s, "weight"),
                     field(&s, "state"),
                     field(&s, "sent"),
                     field(&s, "answered"),
