@@ -37,6 +37,9 @@ pub const LEASE_MAP_ENTRIES: u32 = 1 << 20;
 pub const LINK_MAP_ENTRIES: u32 = 64;
 /// Bytes of the renewal ring buffer (a power of two; about 130 000 renewals).
 pub const RENEWAL_RING_BYTES: u32 = 8 << 20;
+/// Unread bytes in the renewal ring from which XDP wakes dhcp6d; below it, reports wait for
+/// dhcp6d's next tick (a wake-up per renewal cost more than the rest of the answer).
+pub const RENEWAL_WAKE_BYTES: u64 = (RENEWAL_RING_BYTES / 16) as u64;
 
 /// IA type of a binding: the option code's low byte.
 pub const IA_TYPE_NA: u8 = 3;

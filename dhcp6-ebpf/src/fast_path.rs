@@ -22,7 +22,7 @@ use dhcp6_common::{
     counters::Verdict,
     fast_path::{
         checksum, LeaseEntry, LeaseKey, LinkEntry, Renewal, IA_MAX, KEY_DUID_MAX, IA_TYPE_NA, IA_TYPE_PD,
-        LEASE_MAP_ENTRIES, LINK_MAP_ENTRIES, MAX_IAS, OPTION_MAX, RENEWAL_RING_BYTES, REQUEST_MAX, SCRATCH,
+        LEASE_MAP_ENTRIES, LINK_MAP_ENTRIES, MAX_IAS, OPTION_MAX, RENEWAL_RING_BYTES, RENEWAL_WAKE_BYTES, REQUEST_MAX, SCRATCH,
         SERVER_ID_MAX,
     },
     wire::{frame::*, option_code, CLIENT_PORT, SERVER_PORT},
@@ -637,7 +637,20 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     }
 
     // Tell userspace, which moves each binding's deadline forward. A full ring loses only
-    // that: the deadline keeps every answer within what the store holds.
+    // that: the deadline keeps every answer within what the store holds. dhcp6d drains the
+    // ring every tick; it is woken only once a good part of the ring waits.
+    const BPF_RB_AVAIL_DATA: u64 = 0;
+    const BPF_RB_NO_WAKEUP: u64 = 1;
+    const BPF_RB_FORCE_WAKEUP: u64 = 2;
+    // The map is the static itself (what aya's RingBuf passes to the ring helpers).
+    let ring = core::ptr::from_ref(&RENEWALS).cast_mut().cast();
+    // SAFETY: `ring` is the ring buffer map; the query only reads its positions.
+    let waiting = unsafe { aya_ebpf::helpers::bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) };
+    let wake = if waiting >= RENEWAL_WAKE_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
     for k in 0..MAX_IAS {
         if k >= ia_count {
             break;
@@ -645,7 +658,7 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
         s.renewal.key.iaid = be32(s, get(&s.parsed.ia_off[k]) as usize + 4);
         s.renewal.key.ia_type = get(&s.parsed.ia_type[k]) as u8;
         s.renewal.at_ns = now;
-        let _ = RENEWALS.output(&s.renewal, 0);
+        let _ = RENEWALS.output(&s.renewal, wake);
     }
     Ok(())
 }
