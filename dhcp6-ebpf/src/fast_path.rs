@@ -21,9 +21,9 @@ use aya_ebpf::{
 use dhcp6_common::{
     counters::Verdict,
     fast_path::{
-        checksum, LeaseEntry, LeaseKey, LinkEntry, Renewal, IA_MAX, KEY_DUID_MAX, IA_TYPE_NA, IA_TYPE_PD,
-        LEASE_MAP_ENTRIES, LINK_MAP_ENTRIES, MAX_IAS, OPTION_MAX, RENEWAL_RING_BYTES, RENEWAL_WAKE_BYTES, REQUEST_MAX, SCRATCH,
-        SERVER_ID_MAX,
+        checksum, LeaseEntry, LeaseKey, LinkEntry, Renewal, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, KEY_DUID_MAX,
+        LEASE_MAP_ENTRIES, LINK_MAP_ENTRIES, MAX_IAS, OPTION_MAX, RENEWAL_RING_BYTES, RENEWAL_WAKE_BYTES, REQUEST_MAX,
+        SCRATCH, SERVER_ID_MAX,
     },
     wire::{frame::*, option_code, CLIENT_PORT, SERVER_PORT},
     MessageType,
@@ -361,11 +361,8 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     }
     // csum_diff sums little-endian words: swapped, it is the big-endian sum.
     let payload_sum = u64::from(checksum::fold(raw as u32).swap_bytes());
-    let verify = sum_words(&s.ip_in[8..40])
-        + udp_len as u64
-        + u64::from(IPPROTO_UDP)
-        + sum_words(&udp_hdr)
-        + payload_sum;
+    let verify =
+        sum_words(&s.ip_in[8..40]) + udp_len as u64 + u64::from(IPPROTO_UDP) + sum_words(&udp_hdr) + payload_sum;
     if udp_hdr[6] == 0 && udp_hdr[7] == 0 || fold64(verify) != 0xffff {
         return Err(Verdict::Unfit);
     }
@@ -646,11 +643,7 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     let ring = core::ptr::from_ref(&RENEWALS).cast_mut().cast();
     // SAFETY: `ring` is the ring buffer map; the query only reads its positions.
     let waiting = unsafe { aya_ebpf::helpers::bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) };
-    let wake = if waiting >= RENEWAL_WAKE_BYTES {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
-    };
+    let wake = if waiting >= RENEWAL_WAKE_BYTES { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP };
     for k in 0..MAX_IAS {
         if k >= ia_count {
             break;

@@ -626,7 +626,8 @@ fn xdp_run_stats(ns: &Netns, interface: &str) -> Option<(u64, u64)> {
     let out = ns.command(&["bpftool", "--json", "net", "show", "dev", interface]).output().ok()?;
     let net: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     let id = net[0]["xdp"][0]["id"].as_u64()?;
-    let out = std::process::Command::new("bpftool").args(["--json", "prog", "show", "id", &id.to_string()]).output().ok()?;
+    let out =
+        std::process::Command::new("bpftool").args(["--json", "prog", "show", "id", &id.to_string()]).output().ok()?;
     let prog: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     Some((prog["run_time_ns"].as_u64()?, prog["run_cnt"].as_u64()?))
 }
