@@ -34,26 +34,73 @@ client_link_layer_address = true
     )
 }
 
+/// Server (2001:db8:ff::1) -- relay (2001:db8:ff::2 upstream, 2001:db8:2::1 on the access
+/// link) -- client, with tcpdump capturing port 547 on the server's side.
+struct RelayLab {
+    server_ns: Netns,
+    relay_ns: Netns,
+    client_ns: Netns,
+    up: Veth,
+    access: Veth,
+    capture: std::path::PathBuf,
+    _tcpdump: dhcp6_tests::peers::Running,
+}
+
+impl RelayLab {
+    fn new(scratch: &Scratch, server_name: &str) -> RelayLab {
+        let server_ns = Netns::new(server_name);
+        let relay_ns = Netns::new("d6r");
+        let client_ns = Netns::new("d6c");
+        let up = Veth::new(&relay_ns, &server_ns);
+        let access = Veth::new(&client_ns, &relay_ns);
+        server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
+        relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
+        relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
+        let capture = scratch.path("upstream.pcap");
+        let _tcpdump = spawn_in(
+            &server_ns,
+            &["tcpdump", "-U", "-i", &up.b, "-w", capture.to_str().unwrap(), "udp port 547"],
+            scratch.path("tcpdump.log"),
+        );
+        RelayLab { server_ns, relay_ns, client_ns, up, access, capture, _tcpdump }
+    }
+
+    /// The relay's delegated-prefix routes (protocol 200), as `ip -6 route` prints them.
+    fn routes(&self) -> String {
+        String::from_utf8_lossy(&self.relay_ns.exec(&["ip", "-6", "route", "show", "proto", "200"]).stdout).into_owned()
+    }
+
+    /// The Relay-Forwards captured on the server's side so far.
+    fn forwards(&self) -> Vec<Vec<u8>> {
+        std::thread::sleep(Duration::from_millis(500));
+        dhcp6_user::capture::read_pcap(&self.capture)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.payload)
+            .filter(|p| p.first() == Some(&(MessageType::RelayForw as u8)))
+            .collect()
+    }
+
+    /// The client releases what it has (dhclient -r, from its lease files).
+    fn release(&self, scratch: &Scratch, client: Dhclient) {
+        drop(client.process);
+        let releaser = Dhclient {
+            process: spawn_in(&self.client_ns, &["sleep", "0"], scratch.path("noop.log")),
+            dir: client.dir.clone(),
+        };
+        releaser.run_once(&self.client_ns, &self.access.a, &["-r", "-N", "-P"]);
+    }
+}
+
 #[test]
 fn dhclient_through_the_dhcp6d_relay_to_a_dhcp6d_server() {
     let scratch = Scratch::new("d6relay");
-    let server_ns = Netns::new("d6s");
-    let relay_ns = Netns::new("d6r");
-    let client_ns = Netns::new("d6c");
-    let up = Veth::new(&relay_ns, &server_ns);
-    let access = Veth::new(&client_ns, &relay_ns);
-    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
-    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
-    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
-    let capture = scratch.path("upstream.pcap");
-    let _tcpdump = spawn_in(
-        &server_ns,
-        &["tcpdump", "-U", "-i", &up.b, "-w", capture.to_str().unwrap(), "udp port 547"],
-        scratch.path("tcpdump.log"),
-    );
-    let server = Dhcp6d::start(&server_ns, &scratch, "srv", SERVER, &["--no-xdp"]);
-    let relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &relay_config(&access.b), &["--no-xdp"]);
-    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
+    let lab = RelayLab::new(&scratch, "d6s");
+    let (server_ns, relay_ns, client_ns, up, access) =
+        (&lab.server_ns, &lab.relay_ns, &lab.client_ns, &lab.up, &lab.access);
+    let server = Dhcp6d::start(server_ns, &scratch, "srv", SERVER, &["--no-xdp"]);
+    let relay = Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(&access.b), &["--no-xdp"]);
+    let client = Dhclient::start(client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     let prefix = client.wait_event("BOUND6", "new_ip6_prefix", SECS);
     assert!(address.starts_with("2001:db8:2::1"), "{address}");
@@ -67,8 +114,7 @@ fn dhclient_through_the_dhcp6d_relay_to_a_dhcp6d_server() {
     assert!(users[0]["link_local"].as_str().unwrap().starts_with("fe80::"));
     // The delegated prefix is routed via the client's link-local, with our protocol and metric.
     let link_local = users[0]["link_local"].as_str().unwrap().to_string();
-    let routes =
-        || String::from_utf8_lossy(&relay_ns.exec(&["ip", "-6", "route", "show", "proto", "200"]).stdout).into_owned();
+    let routes = || lab.routes();
     let route = wait_for("the PD route", SECS, || Some(routes()).filter(|r| r.contains(&prefix)));
     assert!(route.contains(&format!("{prefix} via {link_local} dev {} metric 1024", access.b)), "{route}");
 
@@ -83,7 +129,7 @@ fn dhclient_through_the_dhcp6d_relay_to_a_dhcp6d_server() {
         let _ = relay.stop_keeping_pins();
         let saved = std::fs::read_to_string(scratch.path("relay-state/relay-users.json")).unwrap();
         assert!(saved.contains(&prefix), "{saved}");
-        Dhcp6d::start(&relay_ns, &scratch, "relay", &relay_config(&access.b), &["--no-xdp"])
+        Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(&access.b), &["--no-xdp"])
     };
     assert_eq!(relay.show("relay users"), users, "restored as they were");
     std::thread::sleep(Duration::from_secs(4));
@@ -91,13 +137,7 @@ fn dhclient_through_the_dhcp6d_relay_to_a_dhcp6d_server() {
     assert!(relay.process.log_text().contains("relay user entries restored entries=2"), "{}", relay.process.log_text());
 
     // On the wire: Relay-Forward with Interface-ID, Remote-ID and Client Link-Layer Address.
-    std::thread::sleep(Duration::from_millis(500));
-    let forwards: Vec<Vec<u8>> = dhcp6_user::capture::read_pcap(&capture)
-        .unwrap()
-        .into_iter()
-        .map(|d| d.payload)
-        .filter(|p| p.first() == Some(&(MessageType::RelayForw as u8)))
-        .collect();
+    let forwards = lab.forwards();
     assert!(!forwards.is_empty());
     let Message::Relay(f) = Message::decode(&forwards[0]).unwrap() else { panic!("not a relay message") };
     assert!(f.options.iter().any(|o| *o == DhcpOption::InterfaceId(access.b.as_bytes())));
@@ -124,10 +164,7 @@ fn dhclient_through_the_dhcp6d_relay_to_a_dhcp6d_server() {
     });
 
     // Release: the user entries and the route go.
-    drop(client.process);
-    let releaser =
-        Dhclient { process: spawn_in(&client_ns, &["sleep", "0"], scratch.path("noop.log")), dir: client.dir.clone() };
-    releaser.run_once(&client_ns, &access.a, &["-r", "-N", "-P"]);
+    lab.release(&scratch, client);
     wait_for("the route to go", SECS, || Some(()).filter(|_| !routes().contains(&prefix)));
     assert!(relay.show("relay users").as_array().unwrap().is_empty());
 }
@@ -249,20 +286,9 @@ fn isc_dhcrelay_in_front_of_the_dhcp6d_relay_adds_a_hop() {
 #[test]
 fn dhclient_through_the_dhcp6d_relay_with_xdp_to_kea() {
     let scratch = Scratch::new("d6kea");
-    let kea_ns = Netns::new("d6k");
-    let relay_ns = Netns::new("d6r");
-    let client_ns = Netns::new("d6c");
-    let up = Veth::new(&relay_ns, &kea_ns);
-    let access = Veth::new(&client_ns, &relay_ns);
-    kea_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
-    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
-    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
-    let capture = scratch.path("kea-side.pcap");
-    let _tcpdump = spawn_in(
-        &kea_ns,
-        &["tcpdump", "-U", "-i", &up.b, "-w", capture.to_str().unwrap(), "udp port 547"],
-        scratch.path("tcpdump.log"),
-    );
+    let lab = RelayLab::new(&scratch, "d6k");
+    let (kea_ns, relay_ns, client_ns, up, access) =
+        (&lab.server_ns, &lab.relay_ns, &lab.client_ns, &lab.up, &lab.access);
     // Kea with an address pool and a prefix pool, leases kept in a file we read afterwards.
     let dir = scratch.path("kea");
     let leases = dir.join("leases6.csv");
@@ -277,27 +303,20 @@ fn dhclient_through_the_dhcp6d_relay_with_xdp_to_kea() {
             r#""pools": ["#,
             r#""pd-pools": [ { "prefix": "2001:db8:9000::", "prefix-len": 40, "delegated-len": 60 } ], "pools": ["#,
         );
-    let _kea = start_kea(&kea_ns, &dir, &config);
+    let _kea = start_kea(kea_ns, &dir, &config);
     // The relay with its XDP program attached (the default).
-    let relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &relay_config(&access.b), &[]);
+    let relay = Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(&access.b), &[]);
     std::thread::sleep(Duration::from_secs(2));
-    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
+    let client = Dhclient::start(client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     let prefix = client.wait_event("BOUND6", "new_ip6_prefix", SECS);
     assert!(address.starts_with("2001:db8:2::1"), "{address}");
     assert!(prefix.starts_with("2001:db8:90"), "{prefix}");
-    let routes =
-        || String::from_utf8_lossy(&relay_ns.exec(&["ip", "-6", "route", "show", "proto", "200"]).stdout).into_owned();
+    let routes = || lab.routes();
     wait_for("the PD route", SECS, || Some(routes()).filter(|r| r.contains(&prefix)));
 
     // Kea received Interface-ID and Remote-ID, and took the client's MAC from option 79.
-    std::thread::sleep(Duration::from_millis(500));
-    let forwards: Vec<Vec<u8>> = dhcp6_user::capture::read_pcap(&capture)
-        .unwrap()
-        .into_iter()
-        .map(|d| d.payload)
-        .filter(|p| p.first() == Some(&(MessageType::RelayForw as u8)))
-        .collect();
+    let forwards = lab.forwards();
     assert!(!forwards.is_empty());
     for f in &forwards {
         let Message::Relay(f) = Message::decode(f).unwrap() else { panic!("not a relay message") };
@@ -316,10 +335,7 @@ fn dhclient_through_the_dhcp6d_relay_with_xdp_to_kea() {
     assert_eq!((fields[12], fields[15], fields[16]), (mac.as_str(), "1", "8"), "Kea's lease: {line}");
 
     // Release: the route goes.
-    drop(client.process);
-    let releaser =
-        Dhclient { process: spawn_in(&client_ns, &["sleep", "0"], scratch.path("noop.log")), dir: client.dir.clone() };
-    releaser.run_once(&client_ns, &access.a, &["-r", "-N", "-P"]);
+    lab.release(&scratch, client);
     wait_for("the route to go", SECS, || Some(()).filter(|_| !routes().contains(&prefix)));
     assert!(relay.show("relay users").as_array().unwrap().is_empty());
 }
