@@ -4,6 +4,7 @@
 pub mod client;
 pub mod netns;
 pub mod peers;
+pub mod relay_lab;
 
 use std::path::PathBuf;
 

@@ -8,6 +8,7 @@ use dhcp6_codec::{option::DhcpOption, Message, MessageType};
 use dhcp6_tests::{
     netns::{Netns, Veth},
     peers::{spawn_in, wait_for, Dhclient, Dhcp6d, Scratch},
+    relay_lab::RelayLab,
 };
 
 const SECS: Duration = Duration::from_secs(30);
@@ -32,64 +33,6 @@ remote_id = {{ enterprise = 2011, template = "{{interface}}:{{mac}}" }}
 client_link_layer_address = true
 "#
     )
-}
-
-/// Server (2001:db8:ff::1) -- relay (2001:db8:ff::2 upstream, 2001:db8:2::1 on the access
-/// link) -- client, with tcpdump capturing port 547 on the server's side.
-struct RelayLab {
-    server_ns: Netns,
-    relay_ns: Netns,
-    client_ns: Netns,
-    up: Veth,
-    access: Veth,
-    capture: std::path::PathBuf,
-    _tcpdump: dhcp6_tests::peers::Running,
-}
-
-impl RelayLab {
-    fn new(scratch: &Scratch, server_name: &str) -> RelayLab {
-        let server_ns = Netns::new(server_name);
-        let relay_ns = Netns::new("d6r");
-        let client_ns = Netns::new("d6c");
-        let up = Veth::new(&relay_ns, &server_ns);
-        let access = Veth::new(&client_ns, &relay_ns);
-        server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
-        relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
-        relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
-        let capture = scratch.path("upstream.pcap");
-        let _tcpdump = spawn_in(
-            &server_ns,
-            &["tcpdump", "-U", "-i", &up.b, "-w", capture.to_str().unwrap(), "udp port 547"],
-            scratch.path("tcpdump.log"),
-        );
-        RelayLab { server_ns, relay_ns, client_ns, up, access, capture, _tcpdump }
-    }
-
-    /// The relay's delegated-prefix routes (protocol 200), as `ip -6 route` prints them.
-    fn routes(&self) -> String {
-        String::from_utf8_lossy(&self.relay_ns.exec(&["ip", "-6", "route", "show", "proto", "200"]).stdout).into_owned()
-    }
-
-    /// The Relay-Forwards captured on the server's side so far.
-    fn forwards(&self) -> Vec<Vec<u8>> {
-        std::thread::sleep(Duration::from_millis(500));
-        dhcp6_user::capture::read_pcap(&self.capture)
-            .unwrap()
-            .into_iter()
-            .map(|d| d.payload)
-            .filter(|p| p.first() == Some(&(MessageType::RelayForw as u8)))
-            .collect()
-    }
-
-    /// The client releases what it has (dhclient -r, from its lease files).
-    fn release(&self, scratch: &Scratch, client: Dhclient) {
-        drop(client.process);
-        let releaser = Dhclient {
-            process: spawn_in(&self.client_ns, &["sleep", "0"], scratch.path("noop.log")),
-            dir: client.dir.clone(),
-        };
-        releaser.run_once(&self.client_ns, &self.access.a, &["-r", "-N", "-P"]);
-    }
 }
 
 #[test]

@@ -240,22 +240,17 @@ fn perfdhcp_two_message_exchanges_with_rapid_commit_bind_each_client_once() {
 #[test]
 fn clients_behind_isc_dhcrelay_are_served_with_interface_id_echoed() {
     let scratch = Scratch::new("relay");
-    let server_ns = Netns::new("d6s");
-    let relay_ns = Netns::new("d6r");
-    let client_ns = Netns::new("d6c");
-    let up = Veth::new(&relay_ns, &server_ns);
-    let access = Veth::new(&client_ns, &relay_ns);
-    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
-    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
-    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
-    let server = Dhcp6d::start(&server_ns, &scratch, "srv", dhcp6_tests::RELAYED_LINK_SERVER, &[]);
+    let lab = dhcp6_tests::relay_lab::RelayLab::new(&scratch, "d6s");
+    let (server_ns, relay_ns, client_ns, up, access) =
+        (&lab.server_ns, &lab.relay_ns, &lab.client_ns, &lab.up, &lab.access);
+    let server = Dhcp6d::start(server_ns, &scratch, "srv", dhcp6_tests::RELAYED_LINK_SERVER, &[]);
     let upstream = format!("2001:db8:ff::1%{}", up.a);
     let _relay = spawn_in(
-        &relay_ns,
+        relay_ns,
         &["dhcrelay", "-6", "-d", "-I", "-l", &access.b, "-u", &upstream],
         scratch.path("dhcrelay.log"),
     );
-    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
+    let client = Dhclient::start(client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     assert!(address.starts_with("2001:db8:2::1"), "{address}");
     let prefix: Ipv6Net = client.wait_event("BOUND6", "new_ip6_prefix", SECS).parse().unwrap();
@@ -266,7 +261,7 @@ fn clients_behind_isc_dhcrelay_are_served_with_interface_id_echoed() {
 
     // dhcpcd on the same access link, once dhclient has let go of port 546.
     drop(client.process);
-    let log = dhcpcd_once(&client_ns, &scratch, &access.a);
+    let log = dhcpcd_once(client_ns, &scratch, &access.a);
     let bound = server.bound();
     assert_eq!(bound.len(), 4, "dhcpcd said:\n{log}");
     assert!(bound.iter().all(|(r, _)| r.starts_with("2001:db8:2::") || r.starts_with("2001:db8:90")), "{bound:?}");
