@@ -121,26 +121,18 @@ fn main() -> Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        let mut idle = true;
-        loop {
-            let n = match socket.recv_from(&mut buf) {
-                Ok((n, _)) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.into()),
-            };
-            idle = false;
-            let Ok(packet) = Packet::new_checked(&buf[..n]) else { continue };
-            let Some(xid) = packet.transaction_id() else { continue };
+        let idle = !drain(&socket, &mut buf, |datagram, packet| {
+            let Some(xid) = packet.transaction_id() else { return Ok(()) };
             let i = (xid / 2) as usize;
             if i >= total {
-                continue;
+                return Ok(());
             }
             match (packet.msg_type(), xid % 2, state[i]) {
                 (MessageType::Advertise, 0, SOLICITED) => {
-                    let Ok(adv) = Message::decode(&buf[..n]) else { continue };
-                    let Some(server_id) = adv.options().server_id() else { continue };
+                    let Ok(adv) = Message::decode(datagram) else { return Ok(()) };
+                    let Some(server_id) = adv.options().server_id() else { return Ok(()) };
                     let Some(ia) = adv.options().iter().find(|o| matches!(o, DhcpOption::IaNa(_))).cloned() else {
-                        continue;
+                        return Ok(());
                     };
                     let d = duid(args.base.wrapping_add(i as u32));
                     let req = Message::Client(ClientMessage {
@@ -164,14 +156,15 @@ fn main() -> Result<()> {
                     state[i] = DONE;
                     completed += 1;
                     if args.renew_rate.is_some() {
-                        if let Some(renew) = renew_of(&buf[..n], &duid(args.base.wrapping_add(i as u32))) {
+                        if let Some(renew) = renew_of(datagram, &duid(args.base.wrapping_add(i as u32))) {
                             renews.push(renew);
                         }
                     }
                 }
                 _ => {}
             }
-        }
+            Ok(())
+        })?;
         if idle && sent == due {
             std::thread::sleep(Duration::from_micros(50));
         }
@@ -320,19 +313,12 @@ fn renew(
                 Err(e) => return Err(e.into()),
             }
         }
-        let mut idle = true;
-        loop {
-            let n = match socket.recv_from(&mut buf) {
-                Ok((n, _)) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.into()),
-            };
-            idle = false;
-            let Ok(packet) = Packet::new_checked(&buf[..n]) else { continue };
+        let idle = !drain(socket, &mut buf, |_, packet| {
             if packet.msg_type() == MessageType::Reply && packet.transaction_id().is_some_and(|x| x & RENEW_XID != 0) {
                 answered += 1;
             }
-        }
+            Ok(())
+        })?;
         if idle && sent == due {
             std::thread::sleep(Duration::from_micros(50));
         }
@@ -344,4 +330,22 @@ fn renew(
         answered as f64 / f64::from(seconds),
     );
     Ok(())
+}
+
+/// Reads every datagram waiting on the (non-blocking) socket and hands each that parses as
+/// DHCPv6 to `each`, with its bytes; says whether any came.
+fn drain(socket: &UdpSocket, buf: &mut [u8], mut each: impl FnMut(&[u8], Packet<&[u8]>) -> Result<()>) -> Result<bool> {
+    let mut any = false;
+    loop {
+        let n = match socket.recv_from(buf) {
+            Ok((n, _)) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(any),
+            Err(e) => return Err(e.into()),
+        };
+        any = true;
+        let datagram = &buf[..n];
+        if let Ok(packet) = Packet::new_checked(datagram) {
+            each(datagram, packet)?;
+        }
+    }
 }
