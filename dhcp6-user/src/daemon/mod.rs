@@ -162,13 +162,15 @@ pub async fn run(options: RunOptions) -> Result<()> {
         None => None,
     };
     let state_dir = server.config().server.state_dir.clone();
+    if let (Some(routes), Some(relay)) = (&routes, relay.as_mut()) {
+        reconcile_routes(routes, relay, &listeners).await;
+    }
     if let Some(r) = relay.as_mut() {
+        // Restored entries claim their routes (added if missing); the others wait a hold.
         let restored = r.restore_users(relay_users::load(&state_dir), now());
         info!(entries = restored, "relay user entries restored");
     }
     if let (Some(routes), Some(relay)) = (&routes, relay.as_mut()) {
-        // Routes of restored entries are claimed (and added if missing); others wait a hold.
-        reconcile_routes(routes, relay, &listeners).await;
         apply_routes(routes, relay, &listeners).await;
     }
     let mut users_saved = std::time::Instant::now();

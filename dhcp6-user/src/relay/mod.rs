@@ -309,17 +309,13 @@ impl Relay {
 
     /// Takes a route of ours found in the kernel at start: kept for `route_hold` seconds for a
     /// Reply to claim it, removed after that.
-    /// A route a restored user entry already claims is left to it.
     pub fn adopt_route(&mut self, route: PdRouteIntent, now: u64) {
-        if self.users.keys().any(|k| k.2 == IaType::Pd && k.3 == route.prefix) {
-            return;
-        }
         self.adopted.insert(route.prefix, (route, now + self.config.route_hold));
     }
 
     /// Takes back the user entries an earlier run kept (see [`Relay::users`]): those not yet
-    /// expired, on an interface still relayed; each prefix's route is (re)installed. Returns
-    /// how many were taken.
+    /// expired, on an interface still relayed; each prefix's route is (re)installed, claiming
+    /// the route adopted for it (as a Reply does). Returns how many were taken.
     pub fn restore_users(&mut self, entries: Vec<UserEntry>, now: u64) -> usize {
         let mut taken = 0;
         for entry in entries {
@@ -330,6 +326,7 @@ impl Relay {
                 continue;
             }
             if entry.ia_type == IaType::Pd {
+                self.adopted.remove(&resource);
                 self.routes.push(RouteChange::Replace(PdRouteIntent {
                     prefix: resource,
                     via: entry.link_local,

@@ -234,16 +234,16 @@ fn user_entries_kept_across_a_restart_come_back_with_their_routes() {
     assert!(!relay.take_users_changed(), "said once");
     let saved = serde_json::to_vec(&relay.users()).unwrap();
 
-    // A new relay takes them back, with the prefix's route, which it claims: a route found in
-    // the kernel for it is not removed when the hold ends.
+    // A new relay adopts the route found in the kernel, then takes the entries back, with the
+    // prefix's route, which it claims: the route is not removed when the hold ends.
     let mut next = Relay::new(config());
+    let route =
+        PdRouteIntent { prefix: "2001:db8:9000::/56".parse().unwrap(), via: CLIENT_LL.parse().unwrap(), access: 0 };
+    next.adopt_route(route, 150);
     let entries: Vec<UserEntry> = serde_json::from_slice(&saved).unwrap();
     assert_eq!(next.restore_users(entries.clone(), 150), 2);
     assert_eq!(next.users(), relay.users());
-    let route =
-        PdRouteIntent { prefix: "2001:db8:9000::/56".parse().unwrap(), via: CLIENT_LL.parse().unwrap(), access: 0 };
     assert_eq!(next.take_route_changes(), vec![RouteChange::Replace(route)]);
-    next.adopt_route(route, 150);
     next.tick(150 + 60);
     assert!(next.take_route_changes().is_empty());
     // They still expire when their time comes, and the route goes with them.
