@@ -26,11 +26,25 @@ pub enum Verdict {
     Unfit = 8,
     /// A Renew or Rebind the fast path would answer, but the frame could not grow: passed.
     NoRoom = 9,
+    /// A client's message relayed up as a Relay-Forward in XDP.
+    RelayForwarded = 10,
+    /// A Relay-Reply unwrapped in XDP and its message sent down to the client.
+    RelayReplied = 11,
+    /// A message the relay fast path does not take as it stands (a Release or Decline, whose
+    /// answers userspace must match; a downstream relay's; VLAN-tagged; options it cannot
+    /// read; too long; a bad checksum): passed.
+    RelayUnfit = 12,
+    /// A message the relay would carry, but no route or no neighbour entry (yet) toward the
+    /// server, or no server up: passed, for the kernel to resolve and userspace to send.
+    RelayNoRoute = 13,
+    /// A Relay-Reply for a client whose MAC XDP does not know, or a Reply that could not be
+    /// reported (ring full): passed to userspace.
+    RelayNoPeer = 14,
 }
 
 impl Verdict {
     /// Number of verdicts: the size of the verdict counter map.
-    pub const COUNT: u32 = 10;
+    pub const COUNT: u32 = 15;
 
     pub const ALL: [Verdict; Self::COUNT as usize] = [
         Verdict::NotIpv6,
@@ -43,6 +57,11 @@ impl Verdict {
         Verdict::PastDeadline,
         Verdict::Unfit,
         Verdict::NoRoom,
+        Verdict::RelayForwarded,
+        Verdict::RelayReplied,
+        Verdict::RelayUnfit,
+        Verdict::RelayNoRoute,
+        Verdict::RelayNoPeer,
     ];
 
     /// A stable snake_case name for statistics output.
@@ -58,6 +77,11 @@ impl Verdict {
             Verdict::PastDeadline => "past_deadline",
             Verdict::Unfit => "unfit",
             Verdict::NoRoom => "no_room",
+            Verdict::RelayForwarded => "relay_forwarded",
+            Verdict::RelayReplied => "relay_replied",
+            Verdict::RelayUnfit => "relay_unfit",
+            Verdict::RelayNoRoute => "relay_no_route",
+            Verdict::RelayNoPeer => "relay_no_peer",
         }
     }
 }

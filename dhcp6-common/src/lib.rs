@@ -7,6 +7,7 @@
 
 pub mod counters;
 pub mod fast_path;
+pub mod relay;
 pub use wire::MessageType;
 pub mod wire;
 
@@ -24,8 +25,28 @@ pub mod maps {
     pub const RENEWALS: &str = "RENEWALS";
     /// Per-CPU scratch space of the XDP program (one [`crate::fast_path::SCRATCH`]-byte buffer).
     pub const SCRATCH: &str = "SCRATCH";
-    /// Every map dhcp6d pins, so that a restart finds them.
-    pub const PINNED: [&str; 5] = [MSG_TYPE_COUNTS, VERDICT_COUNTS, LEASES, LINKS, RENEWALS];
+    /// Hash map ifindex (`u32`) -> [`crate::relay::RelayLink`]: the access interfaces XDP relays on.
+    pub const RELAY_LINKS: &str = "RELAY_LINKS";
+    /// Array of [`crate::relay::RelayGroup`], by group index.
+    pub const RELAY_GROUPS: &str = "RELAY_GROUPS";
+    /// Array of [`crate::relay::RelayServer`], at group * MAX_GROUP_SERVERS + server.
+    pub const RELAY_SERVERS: &str = "RELAY_SERVERS";
+    /// Hash map server address (`[u8; 16]`) -> its slot in [`RELAY_SERVERS`] (`u32`).
+    pub const RELAY_SERVER_SLOTS: &str = "RELAY_SERVER_SLOTS";
+    /// Hash map [`crate::relay::InterfaceIdKey`] -> ifindex (`u32`).
+    pub const RELAY_INTERFACE_IDS: &str = "RELAY_INTERFACE_IDS";
+    /// LRU hash map [`crate::relay::ClientMacKey`] -> MAC (`[u8; 8]`, two bytes unused).
+    pub const RELAY_CLIENT_MACS: &str = "RELAY_CLIENT_MACS";
+    /// Per-CPU arrays of `u64` by server slot: Relay-Forwards XDP sent, Relay-Replies it took.
+    pub const RELAY_SENT: &str = "RELAY_SENT";
+    pub const RELAY_ANSWERED: &str = "RELAY_ANSWERED";
+    /// Ring buffer of [`crate::relay::RelayReport`].
+    pub const RELAY_REPORTS: &str = "RELAY_REPORTS";
+    /// Every map dhcp6d pins, so that a restart finds them. (The relay's maps are rewritten
+    /// whole at each start, and its counters read as deltas: they are not pinned, but the
+    /// client MACs and the reports are, so that no Reply carried across a restart is lost.)
+    pub const PINNED: [&str; 7] =
+        [MSG_TYPE_COUNTS, VERDICT_COUNTS, LEASES, LINKS, RENEWALS, RELAY_CLIENT_MACS, RELAY_REPORTS];
 }
 
 /// Name of the XDP program in the object file.
@@ -35,4 +56,4 @@ pub const XDP_PROGRAM: &str = "dhcp6_xdp";
 pub const PIN_DIR: &str = "/sys/fs/bpf/dhcp6";
 /// The layout version, a folder under the pin directory: aya reuses a pinned map as found
 /// without checking its key and value sizes, so a change of layout must change this.
-pub const PIN_LAYOUT: &str = "v1";
+pub const PIN_LAYOUT: &str = "v2";

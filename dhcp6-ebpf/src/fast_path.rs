@@ -10,6 +10,7 @@
 //! Anything the fast path does not take is passed untouched.
 
 use aya_ebpf::{
+    bindings::bpf_fib_lookup,
     btf_maps::{HashMap, PerCpuArray, RingBuf},
     helpers::generated::{
         bpf_csum_diff, bpf_ktime_get_coarse_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
@@ -25,6 +26,7 @@ use dhcp6_common::{
         LEASE_MAP_ENTRIES, LINK_MAP_ENTRIES, MAX_IAS, OPTION_MAX, RENEWAL_RING_BYTES, RENEWAL_WAKE_BYTES, REQUEST_MAX,
         SCRATCH, SERVER_ID_MAX,
     },
+    relay::{ClientMacKey, InterfaceIdKey},
     wire::{frame::*, option_code, CLIENT_PORT, SERVER_PORT},
     MessageType,
 };
@@ -45,21 +47,33 @@ static RENEWALS: RingBuf<Renewal, { RENEWAL_RING_BYTES as usize }> = RingBuf::ne
 /// (whose key is the lease map key), the Server ID the request names, the IPv6 headers.
 #[repr(C, align(8))]
 pub struct Scratch {
-    req: [u8; SCRATCH],
+    pub req: [u8; SCRATCH],
     renewal: Renewal,
     server_id: [u32; SERVER_ID_MAX / 4],
-    ip_in: [u8; 40],
-    ip_out: [u8; 40],
-    parsed: Parsed,
+    pub ip_in: [u8; 40],
+    pub ip_out: [u8; 40],
+    pub parsed: Parsed,
+    /// The checksum sum of the message [`load_message`] loaded.
+    pub payload_sum: u64,
+    /// The relay's header and options, being filled in (`crate::relay`).
+    pub head: [u8; 256],
+    pub fib: bpf_fib_lookup,
+    /// The relay's Ethernet and UDP headers, the client MAC map's key and value, the
+    /// Interface-ID map's key (in map memory: the BPF stack is small).
+    pub eth: [u8; 16],
+    pub udp: [u8; 8],
+    pub mac_key: ClientMacKey,
+    pub mac: [u8; 8],
+    pub interface_id: InterfaceIdKey,
 }
 
 #[btf_map]
-static SCRATCH_SPACE: PerCpuArray<Scratch, 1> = PerCpuArray::new();
+pub static SCRATCH_SPACE: PerCpuArray<Scratch, 1> = PerCpuArray::new();
 
 /// Most top-level options in a request the fast path answers.
 const MAX_OPTIONS: usize = 12;
 /// Mask that keeps a request offset inside the scratch buffer, with room for a 4-byte read.
-const REQ_MASK: usize = REQUEST_MAX - 1;
+pub const REQ_MASK: usize = REQUEST_MAX - 1;
 /// Most codes looked at in an ORO.
 const MAX_ORO_CODES: usize = 32;
 const IAADDR_LEN: usize = 24;
@@ -90,6 +104,11 @@ pub struct Parsed {
     want_domains: u32,
     /// Where a loop is, passed through map memory by [`launder`].
     cursor: u64,
+    /// Where the relay path found the options it reads (offsets into the payload).
+    pub found_a: u32,
+    pub found_a_len: u32,
+    pub found_b: u32,
+    pub found_b_len: u32,
 }
 
 impl Parsed {
@@ -103,29 +122,29 @@ impl Parsed {
 }
 
 #[inline(always)]
-fn byte(s: &Scratch, offset: usize) -> u8 {
+pub fn byte(s: &Scratch, offset: usize) -> u8 {
     s.req[offset & REQ_MASK]
 }
 
 #[inline(always)]
-fn be16(s: &Scratch, offset: usize) -> usize {
+pub fn be16(s: &Scratch, offset: usize) -> usize {
     (usize::from(byte(s, offset)) << 8) | usize::from(byte(s, offset + 1))
 }
 
 #[inline(always)]
-fn be32(s: &Scratch, offset: usize) -> u32 {
+pub fn be32(s: &Scratch, offset: usize) -> u32 {
     u32::from_be_bytes([byte(s, offset), byte(s, offset + 1), byte(s, offset + 2), byte(s, offset + 3)])
 }
 
 /// Sum of a piece placed at `offset` in the UDP payload.
 #[inline(always)]
-fn placed(sum: u32, offset: usize) -> u64 {
+pub fn placed(sum: u32, offset: usize) -> u64 {
     u64::from(if offset & 1 == 1 { checksum::at_odd_offset(sum) } else { sum })
 }
 
 /// Folds a 64-bit sum of 16-bit words (added without carries, far from overflowing) to 16 bits.
 #[inline(always)]
-fn fold64(mut s: u64) -> u16 {
+pub fn fold64(mut s: u64) -> u16 {
     s = (s & 0xffff_ffff) + (s >> 32);
     s = (s & 0xffff) + (s >> 16);
     s = (s & 0xffff) + (s >> 16);
@@ -134,7 +153,7 @@ fn fold64(mut s: u64) -> u16 {
 }
 
 #[inline(always)]
-fn read_frame<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<[u8; N]> {
+pub fn read_frame<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<[u8; N]> {
     let start = ctx.data() + offset;
     if start + N > ctx.data_end() {
         return None;
@@ -152,7 +171,7 @@ fn read_frame<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<[u8; N]
 
 /// The sum of big-endian 16-bit words, without carries (fold it with [`fold64`]).
 #[inline(always)]
-fn sum_words(bytes: &[u8]) -> u64 {
+pub fn sum_words(bytes: &[u8]) -> u64 {
     let mut s = 0u64;
     let mut i = 0;
     while i + 1 < bytes.len() {
@@ -167,7 +186,7 @@ fn sum_words(bytes: &[u8]) -> u64 {
 /// another register, which leaves the verifier a size that may be zero; the bound is checked
 /// here in BPF assembly, on the very register the helper gets.
 #[inline(always)]
-fn size(len: usize, max: usize) -> Result<u32, Verdict> {
+pub fn size(len: usize, max: usize) -> Result<u32, Verdict> {
     let mut out = len as u64;
     // SAFETY: two register-only instructions: out = 0 unless out <= max.
     unsafe {
@@ -190,7 +209,7 @@ fn size(len: usize, max: usize) -> Result<u32, Verdict> {
 /// loop's body gave it; the loop's own checks bound it again, the same for every path, so that
 /// the verifier's states meet instead of multiplying with each iteration.
 #[inline(always)]
-fn launder(p: &mut Parsed, v: usize) -> usize {
+pub fn launder(p: &mut Parsed, v: usize) -> usize {
     // SAFETY: a plain field of a live map value.
     unsafe {
         core::ptr::write_volatile(&mut p.cursor, v as u64);
@@ -223,21 +242,21 @@ fn opaque_list(s: &mut Scratch, mut at: usize, end: usize) -> Result<(), Verdict
 /// Reads a parse result from map memory as the verifier must see it: unknown (volatile, so
 /// that LLVM does not forward the value it stored from a register).
 #[inline(always)]
-fn get(field: &u32) -> u32 {
+pub fn get(field: &u32) -> u32 {
     // SAFETY: a plain field of a live map value.
     unsafe { core::ptr::read_volatile(field) }
 }
 
 /// Writes a parse result to map memory (volatile: see [`get`]).
 #[inline(always)]
-fn set(field: &mut u32, v: u32) {
+pub fn set(field: &mut u32, v: u32) {
     // SAFETY: a plain field of a live map value.
     unsafe { core::ptr::write_volatile(field, v) }
 }
 
 /// Zeroes `words` 8-byte words at `p`, one store each (a memset would loop over bytes).
 #[inline(always)]
-fn zero_words(p: *mut u64, words: usize) {
+pub fn zero_words(p: *mut u64, words: usize) {
     for i in 0..words {
         // SAFETY: the callers pass an 8-aligned buffer of at least `words` words.
         // Volatile: LLVM would turn a plain zeroing loop into a call to memset, which the BPF
@@ -247,7 +266,7 @@ fn zero_words(p: *mut u64, words: usize) {
 }
 
 #[inline(always)]
-fn store(ctx: &XdpContext, offset: usize, from: *const u8, len: u32) -> Result<(), Verdict> {
+pub fn store(ctx: &XdpContext, offset: usize, from: *const u8, len: u32) -> Result<(), Verdict> {
     // SAFETY: `from` points at `len` readable bytes (a stack buffer or a map value).
     let r = unsafe { bpf_xdp_store_bytes(ctx.as_ptr().cast(), offset as u32, from as *mut _, len) };
     if r < 0 {
@@ -255,6 +274,72 @@ fn store(ctx: &XdpContext, offset: usize, from: *const u8, len: u32) -> Result<(
     } else {
         Ok(())
     }
+}
+
+/// Loads the UDP payload of the frame into `s.req` and `s.ip_in` with the IPv6 header, after
+/// checking what the kernel would before a socket saw it: lengths that agree (Ethernet padding
+/// may follow), a payload of 4 to [`REQUEST_MAX`] - 4 bytes, a checksum that holds. Returns
+/// the payload's length and its checksum sum (placed at an even offset).
+#[inline(always)]
+pub fn load_message(ctx: &XdpContext, frame: &Frame, s: &mut Scratch, unfit: Verdict) -> Result<usize, Verdict> {
+    let udp_hdr: [u8; 8] = read_frame(ctx, frame.udp).ok_or(Verdict::Truncated)?;
+    let udp_len = (usize::from(udp_hdr[4]) << 8) | usize::from(udp_hdr[5]);
+    // SAFETY: 40 bytes into the 40-byte buffer.
+    if unsafe { bpf_xdp_load_bytes(ctx.as_ptr().cast(), frame.ip as u32, s.ip_in.as_mut_ptr().cast(), 40) } < 0 {
+        return Err(Verdict::Truncated);
+    }
+    let ip_payload = (usize::from(s.ip_in[4]) << 8) | usize::from(s.ip_in[5]);
+    if ip_payload != udp_len || frame.udp + udp_len > ctx.data_end() - ctx.data() {
+        return Err(unfit);
+    }
+    let n = udp_len.wrapping_sub(UDP_HEADER_LEN);
+    if !(4..=REQUEST_MAX - 4).contains(&n) {
+        return Err(unfit);
+    }
+    let load_len = size(n, REQUEST_MAX - 4).map_err(|_| unfit)?;
+    // SAFETY: `req` holds SCRATCH >= REQUEST_MAX bytes.
+    let r = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.as_ptr().cast(),
+            (frame.udp + UDP_HEADER_LEN) as u32,
+            s.req.as_mut_ptr().cast(),
+            load_len,
+        )
+    };
+    if r < 0 {
+        return Err(Verdict::Truncated);
+    }
+
+    // The checksum must hold, as the kernel would check it before userspace saw the message.
+    let payload_sum = sum_padded(s, 0, n).ok_or(unfit)?;
+    let verify =
+        sum_words(&s.ip_in[8..40]) + udp_len as u64 + u64::from(IPPROTO_UDP) + sum_words(&udp_hdr) + payload_sum;
+    if udp_hdr[6] == 0 && udp_hdr[7] == 0 || fold64(verify) != 0xffff {
+        return Err(unfit);
+    }
+    s.payload_sum = payload_sum;
+    Ok(n)
+}
+
+/// The checksum sum of `s.req[at..at + len]` (as if placed at an even offset); the up to three
+/// bytes past it are zeroed to make whole words. None if the kernel refuses the sum.
+#[inline(always)]
+pub fn sum_padded(s: &mut Scratch, at: usize, len: usize) -> Option<u64> {
+    let end = at + len;
+    s.req[end & REQ_MASK] = 0;
+    s.req[(end + 1) & REQ_MASK] = 0;
+    s.req[(end + 2) & REQ_MASK] = 0;
+    let padded = ((len + 3) & !3) & (REQUEST_MAX - 4);
+    // SAFETY: `at` masked below REQUEST_MAX and `padded` < REQUEST_MAX: inside the SCRATCH
+    // (2 * REQUEST_MAX) bytes of `req`.
+    let raw = unsafe {
+        bpf_csum_diff(core::ptr::null_mut(), 0, s.req.as_mut_ptr().add(at & REQ_MASK).cast(), padded as u32, 0)
+    };
+    if raw < 0 {
+        return None;
+    }
+    // csum_diff sums little-endian words: swapped, it is the big-endian sum.
+    Some(u64::from(checksum::fold(raw as u32).swap_bytes()))
 }
 
 /// The binding that answers IA `k` of the request, checked: on this interface, within its
@@ -307,8 +392,9 @@ fn binding(s: &mut Scratch, k: usize, ifindex: u32, now: u64) -> Result<*mut Lea
     Ok(entry)
 }
 
-/// Answers a Renew or Rebind in place, or says why not.
-#[inline(always)]
+/// Answers a Renew or Rebind in place, or says why not. (A BPF subprogram of its own, as the
+/// relay's paths are: the stacks of the paths are not added up.)
+#[inline(never)]
 pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdict> {
     let ifindex = ctx.ingress_ifindex() as u32;
     // SAFETY: the link map's entries are written whole by userspace; a read racing an update
@@ -318,54 +404,7 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     // SAFETY: a per-CPU slot, used by one program run at a time.
     let s: &mut Scratch = unsafe { &mut *scratch };
 
-    // UDP length, IPv6 payload length and the frame must agree; Ethernet padding may follow.
-    let udp_hdr: [u8; 8] = read_frame(ctx, frame.udp).ok_or(Verdict::Truncated)?;
-    let udp_len = (usize::from(udp_hdr[4]) << 8) | usize::from(udp_hdr[5]);
-    // SAFETY: 40 bytes into the 40-byte buffer.
-    if unsafe { bpf_xdp_load_bytes(ctx.as_ptr().cast(), frame.ip as u32, s.ip_in.as_mut_ptr().cast(), 40) } < 0 {
-        return Err(Verdict::Truncated);
-    }
-    let ip_payload = (usize::from(s.ip_in[4]) << 8) | usize::from(s.ip_in[5]);
-    if ip_payload != udp_len || frame.udp + udp_len > ctx.data_end() - ctx.data() {
-        return Err(Verdict::Unfit);
-    }
-    let n = udp_len.wrapping_sub(UDP_HEADER_LEN);
-    if !(4..=REQUEST_MAX - 4).contains(&n) {
-        return Err(Verdict::Unfit);
-    }
-    let load_len = size(n, REQUEST_MAX - 4)?;
-    // SAFETY: `req` holds SCRATCH >= REQUEST_MAX bytes.
-    let r = unsafe {
-        bpf_xdp_load_bytes(
-            ctx.as_ptr().cast(),
-            (frame.udp + UDP_HEADER_LEN) as u32,
-            s.req.as_mut_ptr().cast(),
-            load_len,
-        )
-    };
-    if r < 0 {
-        return Err(Verdict::Truncated);
-    }
-
-    // The request's checksum must hold, as the kernel would check it before userspace saw it.
-    let padded = (n + 3) & !3;
-    s.req[n & REQ_MASK] = 0;
-    s.req[(n + 1) & REQ_MASK] = 0;
-    s.req[(n + 2) & REQ_MASK] = 0;
-    // SAFETY: `padded` <= REQUEST_MAX bytes of the scratch buffer.
-    let raw = unsafe {
-        bpf_csum_diff(core::ptr::null_mut(), 0, s.req.as_mut_ptr().cast(), (padded & (REQUEST_MAX * 2 - 4)) as u32, 0)
-    };
-    if raw < 0 {
-        return Err(Verdict::Unfit);
-    }
-    // csum_diff sums little-endian words: swapped, it is the big-endian sum.
-    let payload_sum = u64::from(checksum::fold(raw as u32).swap_bytes());
-    let verify =
-        sum_words(&s.ip_in[8..40]) + udp_len as u64 + u64::from(IPPROTO_UDP) + sum_words(&udp_hdr) + payload_sum;
-    if udp_hdr[6] == 0 && udp_hdr[7] == 0 || fold64(verify) != 0xffff {
-        return Err(Verdict::Unfit);
-    }
+    let n = load_message(ctx, frame, s, Verdict::Unfit)?;
 
     // Top-level options: which the request has, and that the server would take it whole.
     // What the parse finds goes to the scratch map value rather than the stack: the verifier

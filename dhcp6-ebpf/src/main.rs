@@ -3,13 +3,16 @@
 //! It classifies: Ethernet (up to two VLAN tags), IPv6, UDP to port 546 or 547, and counts
 //! each DHCPv6 message by type and each frame by verdict in per-CPU maps. A Renew or Rebind
 //! to port 547 whose bindings the pinned lease map holds is answered here ([`fast_path`]);
-//! everything else is passed on untouched.
+//! on an access interface of the relay, a client's message goes up as a Relay-Forward, and a
+//! Relay-Reply from a server of ours comes back down to its client ([`relay`]); everything
+//! else is passed on untouched.
 #![no_std]
 #![no_main]
 // BPF assembly, for the bounds the verifier must see (`fast_path::size`).
 #![feature(asm_experimental_arch)]
 
 mod fast_path;
+mod relay;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -34,6 +37,36 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
     match classify(&ctx) {
         Ok((msg_type, frame)) => {
             bump(&MSG_TYPE_COUNTS, u32::from(msg_type));
+            if frame.dst_port == SERVER_PORT {
+                let relayed = if let Some(link) = relay::link(ctx.ingress_ifindex() as u32) {
+                    if relay::takes_up(msg_type) {
+                        Some((relay::forward(&ctx, &frame.at, link), Verdict::RelayForwarded))
+                    } else {
+                        bump(&VERDICT_COUNTS, Verdict::RelayUnfit as u32);
+                        return xdp_action::XDP_PASS;
+                    }
+                } else if msg_type == MessageType::RelayRepl as u8 {
+                    Some((relay::unwrap(&ctx, &frame.at), Verdict::RelayReplied))
+                } else {
+                    None
+                };
+                match relayed {
+                    Some((Ok(action), done)) => {
+                        bump(&VERDICT_COUNTS, done as u32);
+                        return action;
+                    }
+                    // Changed past giving back: dropped.
+                    Some((Err(Verdict::NoRoom), _)) => {
+                        bump(&VERDICT_COUNTS, Verdict::NoRoom as u32);
+                        return xdp_action::XDP_DROP;
+                    }
+                    Some((Err(verdict), _)) => {
+                        bump(&VERDICT_COUNTS, verdict as u32);
+                        return xdp_action::XDP_PASS;
+                    }
+                    None => {}
+                }
+            }
             let renewal = msg_type == MessageType::Renew as u8 || msg_type == MessageType::Rebind as u8;
             if !renewal || frame.dst_port != SERVER_PORT {
                 bump(&VERDICT_COUNTS, Verdict::Dhcp6Passed as u32);

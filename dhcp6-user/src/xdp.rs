@@ -11,14 +11,16 @@ use std::{
 };
 
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{links::FdLink, links::PinnedLink, ProgramError, Xdp, XdpMode},
     Ebpf, EbpfError, EbpfLoader,
 };
 use dhcp6_common::{
     counters::Verdict,
     fast_path::{LeaseEntry, LeaseKey, LinkEntry, LEASE_MAP_ENTRIES},
-    maps, MessageType, PIN_LAYOUT, XDP_PROGRAM,
+    maps,
+    relay::{InterfaceIdKey, RelayGroup, RelayLink, RelayServer},
+    MessageType, PIN_LAYOUT, XDP_PROGRAM,
 };
 
 /// The XDP object, aligned as aya's ELF parser needs it.
@@ -52,6 +54,18 @@ pub struct FastPathMaps {
     pub leases: HashMap<MapData, LeaseKey, LeaseEntry>,
     pub links: HashMap<MapData, u32, LinkEntry>,
     pub renewals: RingBuf<MapData>,
+}
+
+/// The relay's maps, taken out of the program for the daemon to own.
+pub struct RelayMaps {
+    pub links: HashMap<MapData, u32, RelayLink>,
+    pub groups: Array<MapData, RelayGroup>,
+    pub servers: Array<MapData, RelayServer>,
+    pub server_slots: HashMap<MapData, [u8; 16], u32>,
+    pub interface_ids: HashMap<MapData, InterfaceIdKey, u32>,
+    pub sent: PerCpuArray<MapData, u64>,
+    pub answered: PerCpuArray<MapData, u64>,
+    pub reports: RingBuf<MapData>,
 }
 
 /// What one program test run gave.
@@ -180,6 +194,28 @@ impl XdpProgram {
             leases: HashMap::try_from(leases).map_err(map_error(maps::LEASES))?,
             links: HashMap::try_from(links).map_err(map_error(maps::LINKS))?,
             renewals: RingBuf::try_from(renewals).map_err(map_error(maps::RENEWALS))?,
+        })
+    }
+
+    /// Takes the relay's maps out of the program.
+    pub fn take_relay(&mut self) -> Result<RelayMaps, XdpError> {
+        fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+            ebpf: &mut Ebpf,
+            name: &'static str,
+        ) -> Result<T, XdpError> {
+            let map = ebpf.take_map(name).ok_or(XdpError::Missing(name))?;
+            T::try_from(map).map_err(|source| XdpError::Map { name, source })
+        }
+        let e = &mut self.ebpf;
+        Ok(RelayMaps {
+            links: take(e, maps::RELAY_LINKS)?,
+            groups: take(e, maps::RELAY_GROUPS)?,
+            servers: take(e, maps::RELAY_SERVERS)?,
+            server_slots: take(e, maps::RELAY_SERVER_SLOTS)?,
+            interface_ids: take(e, maps::RELAY_INTERFACE_IDS)?,
+            sent: take(e, maps::RELAY_SENT)?,
+            answered: take(e, maps::RELAY_ANSWERED)?,
+            reports: take(e, maps::RELAY_REPORTS)?,
         })
     }
 

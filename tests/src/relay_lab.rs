@@ -40,6 +40,25 @@ impl RelayLab {
         RelayLab { server_ns, relay_ns, client_ns, up, access, capture, _tcpdump }
     }
 
+    /// Makes the veth links behave as the wires of a real access router, for the XDP relay:
+    /// the client and the server send frames with whole UDP checksums (veth would leave them
+    /// to an offload that never happens, and XDP, like a real NIC's receiver, checks them);
+    /// their ends take frames redirected by XDP (veth needs NAPI, given by GRO, on the
+    /// receiving peer); the relay forwards IPv6, as a router does (bpf_fib_lookup serves
+    /// forwarding interfaces only), with its neighbour toward the server resolved.
+    pub fn wire_like(&self) {
+        for (ns, end) in [(&self.client_ns, &self.access.a), (&self.server_ns, &self.up.b)] {
+            ns.exec(&["ethtool", "-K", end, "tx", "off", "gro", "on"]);
+        }
+        self.relay_ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+        // A datagram to the server (discard port) makes the kernel resolve its neighbour.
+        self.relay_ns.run(|| {
+            let s = std::net::UdpSocket::bind("[::]:0").unwrap();
+            s.send_to(b"x", "[2001:db8:ff::1]:9").unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     /// The relay's delegated-prefix routes (protocol 200), as `ip -6 route` prints them.
     pub fn routes(&self) -> String {
         String::from_utf8_lossy(&self.relay_ns.exec(&["ip", "-6", "route", "show", "proto", "200"]).stdout).into_owned()

@@ -247,7 +247,8 @@ fn dhclient_through_the_dhcp6d_relay_with_xdp_to_kea() {
             r#""pd-pools": [ { "prefix": "2001:db8:9000::", "prefix-len": 40, "delegated-len": 60 } ], "pools": ["#,
         );
     let _kea = start_kea(kea_ns, &dir, &config);
-    // The relay with its XDP program attached (the default).
+    // The relay with its XDP program attached (the default), relaying in XDP.
+    lab.wire_like();
     let relay = Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(&access.b), &[]);
     std::thread::sleep(Duration::from_secs(2));
     let client = Dhclient::start(client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
@@ -257,6 +258,16 @@ fn dhclient_through_the_dhcp6d_relay_with_xdp_to_kea() {
     assert!(prefix.starts_with("2001:db8:90"), "{prefix}");
     let routes = || lab.routes();
     wait_for("the PD route", SECS, || Some(routes()).filter(|r| r.contains(&prefix)));
+    // XDP carried both ways (Solicit and Request up, Advertise and Reply down): the route and
+    // the user entries came from the Reply it reported.
+    let xdp = relay.show("statistics")["xdp"].clone();
+    assert!(xdp["relay_forwarded"].as_u64().unwrap() >= 2, "{xdp}");
+    assert!(xdp["relay_replied"].as_u64().unwrap() >= 2, "{xdp}");
+    assert_eq!(relay.show("relay users").as_array().unwrap().len(), 2);
+    // XDP's counts reach the server's state at the relay's next tick.
+    wait_for("the server's answers counted", SECS, || {
+        relay.try_show("relay servers").filter(|s| s["servers"][0]["answered"].as_u64() >= Some(2))
+    });
 
     // Kea received Interface-ID and Remote-ID, and took the client's MAC from option 79.
     let forwards = lab.forwards();

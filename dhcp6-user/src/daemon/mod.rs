@@ -7,6 +7,7 @@
 
 pub mod fast_path;
 pub mod identity;
+pub mod relay_fast_path;
 pub mod relay_users;
 pub mod socket;
 pub mod state_file;
@@ -89,8 +90,17 @@ pub async fn run(options: RunOptions) -> Result<()> {
         .iter()
         .flat_map(|r| r.interfaces.iter().enumerate().map(|(n, a)| (a.name.clone(), Role::RelayAccess(n))));
     let roles: Vec<(String, Role)> = served.chain(relayed).collect();
-    let interfaces: Vec<String> = roles.iter().map(|(i, _)| i.clone()).collect();
+    let mut interfaces: Vec<String> = roles.iter().map(|(i, _)| i.clone()).collect();
     let mut relay = config.relay.clone().map(Relay::new);
+    // XDP also runs where the relay's servers are reached: their Relay-Replies come in there.
+    let upstream: Vec<String> = relay
+        .as_ref()
+        .map(relay_fast_path::upstream_interfaces)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| !interfaces.contains(i))
+        .collect();
+    interfaces.extend(upstream.iter().cloned());
     let duid = identity::load_or_create(&config.server.state_dir, interfaces.first().map(String::as_str))?;
     info!(duid = %hex(&duid), "server identity");
     let journal = config.server.state_dir.join(JOURNAL_FILE);
@@ -116,16 +126,24 @@ pub async fn run(options: RunOptions) -> Result<()> {
     );
 
     let served: Vec<String> = server.config().subnets.iter().filter_map(|s| s.interface.clone()).collect();
-    let (xdp, mut fast) = if options.xdp {
-        let (program, fast) = attach_xdp(&options.bpf_dir, &interfaces, &served)?;
-        (Some(program), Some(fast))
+    let (xdp, mut fast, mut relay_fast) = if options.xdp {
+        let (mut program, fast) = attach_xdp(&options.bpf_dir, &interfaces, &served)?;
+        let relay_fast = match &relay {
+            Some(r) => {
+                let maps = program.take_relay().context("opening the XDP relay's maps")?;
+                info!(upstream = ?upstream, "XDP relays between the access interfaces and these");
+                Some(relay_fast_path::RelayFastPath::new(maps, r))
+            }
+            None => None,
+        };
+        (Some(program), Some(fast), relay_fast)
     } else {
         for i in &interfaces {
             if XdpProgram::unpin_link(&options.bpf_dir, i).unwrap_or(false) {
                 info!(interface = %i, "detached the XDP program an earlier dhcp6d left pinned");
             }
         }
-        (None, None)
+        (None, None, None)
     };
     let ring = match &fast {
         Some(f) => {
@@ -147,6 +165,16 @@ pub async fn run(options: RunOptions) -> Result<()> {
         f.ensure_links(&server);
     }
 
+    let reports = match &relay_fast {
+        Some(f) => {
+            let fd = f.ring_fd()?;
+            // SAFETY: as the renewal ring's, above.
+            let registered =
+                unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) };
+            Some(registered.map_err(|e| anyhow::anyhow!("waiting on the XDP relay's reports: {e}"))?)
+        }
+        None => None,
+    };
     let listeners: Arc<Vec<Listener>> = Arc::new(socket::open(&roles)?);
     let overload = Arc::new(AtomicU64::new(0));
     let shed = Arc::new(AtomicU64::new(0));
@@ -169,6 +197,12 @@ pub async fn run(options: RunOptions) -> Result<()> {
         // Restored entries claim their routes (added if missing); the others wait a hold.
         let restored = r.restore_users(relay_users::load(&state_dir), now());
         info!(entries = restored, "relay user entries restored");
+    }
+    if let (Some(f), Some(r)) = (relay_fast.as_mut(), relay.as_mut()) {
+        // Replies XDP carried while no dhcp6d ran, then the maps.
+        let taken = f.take_reports(r, now());
+        info!(replies = taken, "replies relayed by XDP while stopped learnt from");
+        f.sync(r, now());
     }
     if let (Some(routes), Some(relay)) = (&routes, relay.as_mut()) {
         apply_routes(routes, relay, &listeners).await;
@@ -203,7 +237,15 @@ pub async fn run(options: RunOptions) -> Result<()> {
             }
             _ = tick.tick() => {
                 if let Some(r) = relay.as_mut() {
+                    if let Some(f) = relay_fast.as_mut() {
+                        f.take_reports(r, now());
+                        f.count(r, now());
+                    }
                     r.tick(now());
+                    if let Some(f) = relay_fast.as_mut() {
+                        // Servers marked down or back up move their buckets.
+                        f.sync(r, now());
+                    }
                     if let Some(routes) = &routes {
                         apply_routes(routes, r, &listeners).await;
                     }
@@ -246,6 +288,18 @@ pub async fn run(options: RunOptions) -> Result<()> {
                     match store.commit(&changes) {
                         Ok(()) => f.after_commit(&server, &changes),
                         Err(e) => warn!(error = %e, "recording renewals answered by XDP failed"),
+                    }
+                }
+            }
+            ready = async { reports.as_ref().expect("guarded").readable().await }, if reports.is_some() => {
+                if let Ok(mut guard) = ready {
+                    guard.clear_ready();
+                }
+                if let (Some(f), Some(r)) = (relay_fast.as_mut(), relay.as_mut()) {
+                    f.take_reports(r, now());
+                    users_dirty |= r.take_users_changed();
+                    if let Some(routes) = &routes {
+                        apply_routes(routes, r, &listeners).await;
                     }
                 }
             }

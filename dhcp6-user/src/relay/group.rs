@@ -2,12 +2,17 @@
 //! sticks to one server by a hash of its DUID; a server that leaves several messages in a row
 //! unanswered is marked down, its clients go to the next server, and it is tried again later.
 //!
-//! The choice is weighted rendezvous hashing: each (client, server) pair gets a score from
-//! the hash and the server's weight, and the client goes to the best-scoring server that is
+//! Clients are hashed to one of [`RELAY_BUCKETS`] buckets by their DUID, and each bucket goes
+//! to a server by weighted rendezvous hashing: each (bucket, server) pair gets a score from
+//! the hash and the server's weight, and the bucket goes to the best-scoring server that is
 //! up. So servers get clients in proportion to their weights, and when one goes down only
-//! its own clients move (each to its second choice), spread over the others by weight.
+//! its own clients move (each bucket to its second choice), spread over the others by weight.
+//! The buckets are what the XDP relay reads ([`GroupState::buckets`]): it reaches the same
+//! server for a client as userspace does.
 
 use std::collections::VecDeque;
+
+use dhcp6_common::relay::{bucket, RELAY_BUCKETS};
 
 use super::ServerGroup;
 
@@ -35,15 +40,11 @@ pub struct GroupState {
     pub servers: Vec<ServerState>,
 }
 
-/// FNV-1a: a stable hash, so that a client keeps its server across restarts.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
-}
-
-/// The rendezvous score of server `index` (of weight `weight`) for a client hashed to
-/// `client`: weight / -ln(u), with u uniform in (0, 1) from the pair's hash.
-fn score(client: u64, index: usize, weight: u32) -> f64 {
+/// The rendezvous score of server `index` (of weight `weight`) for bucket `bucket`:
+/// weight / -ln(u), with u uniform in (0, 1) from the pair's hash.
+fn score(bucket: usize, index: usize, weight: u32) -> f64 {
     // splitmix64's finaliser spreads the pair's bits over the whole word.
+    let client = (bucket as u64).wrapping_mul(0xd6e8_feb8_6659_fd93);
     let mut x = client ^ (index as u64).wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -57,10 +58,26 @@ impl GroupState {
         GroupState { servers: vec![ServerState::default(); servers] }
     }
 
-    /// The server for client `duid`: the best-scoring weighted server that is up, else the
-    /// best-scoring backup (weight 0) that is up.
+    /// The server for client `duid`: its bucket's.
     pub fn pick(&self, duid: &[u8], group: &ServerGroup, now: u64) -> Option<usize> {
-        let client = fnv1a(duid);
+        self.pick_bucket(bucket(duid), group, now)
+    }
+
+    /// The server of every bucket ([`dhcp6_common::relay::NO_SERVER`] where none is up), as
+    /// the XDP relay reads them.
+    pub fn buckets(&self, group: &ServerGroup, now: u64) -> Vec<u8> {
+        (0..RELAY_BUCKETS)
+            .map(|b| {
+                self.pick_bucket(b, group, now).map_or(dhcp6_common::relay::NO_SERVER, |s| {
+                    u8::try_from(s).unwrap_or(dhcp6_common::relay::NO_SERVER)
+                })
+            })
+            .collect()
+    }
+
+    /// The server for a bucket: the best-scoring weighted server that is up, else the
+    /// best-scoring backup (weight 0) that is up.
+    fn pick_bucket(&self, client: usize, group: &ServerGroup, now: u64) -> Option<usize> {
         let best = |backups: bool| {
             group
                 .servers
@@ -75,18 +92,34 @@ impl GroupState {
     }
 
     pub fn sent(&mut self, server: usize, now: u64) {
+        self.sent_many(server, 1, now);
+    }
+
+    /// `count` messages sent to `server` at `now` (the XDP relay's, counted since last read).
+    pub fn sent_many(&mut self, server: usize, count: u64, now: u64) {
         let s = &mut self.servers[server];
-        s.sent += 1;
+        s.sent += count;
         // Bounded: past a few more than any threshold, older sends add nothing.
-        if s.outstanding.len() < 1024 {
+        for _ in 0..count.min(1024) {
+            if s.outstanding.len() >= 1024 {
+                break;
+            }
             s.outstanding.push_back(now);
         }
     }
 
     /// Any answer shows the server is up.
     pub fn answered(&mut self, server: usize) {
+        self.answered_many(server, 1);
+    }
+
+    /// `count` answers from `server` (the XDP relay's, counted since last read).
+    pub fn answered_many(&mut self, server: usize, count: u64) {
+        if count == 0 {
+            return;
+        }
         let s = &mut self.servers[server];
-        s.answered += 1;
+        s.answered += count;
         s.outstanding.clear();
         s.down_until = 0;
     }

@@ -5,6 +5,7 @@
 //! client's bindings from the Replies it carries (seed 000's lease proxy, seed 001's user
 //! entries).
 
+pub mod fast_path;
 pub mod group;
 
 use std::{
@@ -305,6 +306,37 @@ impl Relay {
             destination: SocketAddrV6::new(reply.peer_address, port, 0, 0),
             interface: Some(access),
         })
+    }
+
+    /// A Reply the XDP relay carried down to `peer` on access interface `access`: learnt
+    /// from as if this relay had carried it.
+    pub fn reported_reply(&mut self, access: usize, peer: Ipv6Addr, payload: &[u8], now: u64) {
+        if access >= self.config.interfaces.len() {
+            return;
+        }
+        if let Ok(Message::Client(c)) = Message::decode(payload) {
+            if c.msg_type == MessageType::Reply {
+                self.learn(access, peer, &c, now);
+            }
+        }
+    }
+
+    /// What the XDP relay sent to and took from server `server` of group `group` since the
+    /// last call: the server's state and the relay's counters follow.
+    pub fn xdp_counted(&mut self, group: usize, server: usize, sent: u64, answered: u64, now: u64) {
+        let Some(state) = self.groups.get_mut(group) else { return };
+        if server >= state.servers.len() {
+            return;
+        }
+        state.sent_many(server, sent, now);
+        state.answered_many(server, answered);
+        self.stats.forwarded += sent;
+        self.stats.replies_relayed += answered;
+    }
+
+    /// The server of each bucket of group `group`'s clients, for the XDP relay.
+    pub fn buckets(&self, group: usize, now: u64) -> Vec<u8> {
+        self.groups[group].buckets(&self.config.groups[group], now)
     }
 
     /// Takes a route of ours found in the kernel at start: kept for `route_hold` seconds for a

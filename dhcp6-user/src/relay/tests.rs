@@ -6,7 +6,7 @@ use dhcp6_codec::{
     ClientMessage, Duid, TransactionId,
 };
 
-fn config() -> RelayConfig {
+pub(crate) fn config() -> RelayConfig {
     RelayConfig {
         interfaces: vec![AccessInterface {
             name: "eth0".into(),
@@ -34,7 +34,7 @@ fn config() -> RelayConfig {
 
 const CLIENT_LL: &str = "fe80::ff:fe00:c1";
 
-fn client_msg(t: MessageType, n: u8, xid: u32, addr: Option<&str>) -> Vec<u8> {
+pub(crate) fn client_msg(t: MessageType, n: u8, xid: u32, addr: Option<&str>) -> Vec<u8> {
     let duid: &'static [u8] = Box::leak(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, n].into_boxed_slice());
     let ia_opts = addr
         .map(|a| {

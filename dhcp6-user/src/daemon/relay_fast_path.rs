@@ -1,0 +1,214 @@
+//! The daemon's side of the XDP relay: the maps written from the relay's configuration and
+//! server state, the XDP relay's counters fed back into the server groups, and the Replies it
+//! reported learnt from.
+
+use std::{
+    collections::HashMap,
+    net::{Ipv6Addr, SocketAddrV6, UdpSocket},
+    os::fd::{AsFd, OwnedFd},
+};
+
+use aya::maps::MapError;
+use dhcp6_common::relay::{InterfaceIdKey, RelayGroup, RelayReport, RelayServer, MAX_GROUPS, MAX_GROUP_SERVERS};
+use tracing::{info, warn};
+
+use super::fast_path::{link_local, mac_address};
+use crate::{
+    relay::{fast_path::relay_link, Relay},
+    xdp::RelayMaps,
+};
+
+pub struct RelayFastPath {
+    maps: RelayMaps,
+    /// Access interfaces: ifindex -> index in the relay's configuration.
+    access: HashMap<u32, usize>,
+    /// Access interfaces whose link entry is written (or that XDP cannot relay on).
+    linked: Vec<usize>,
+    /// What each group's bucket map holds.
+    buckets: Vec<Vec<u8>>,
+    /// The source written for each server slot.
+    sources: HashMap<u32, Ipv6Addr>,
+    /// Counter totals already fed to the groups, per server slot.
+    seen: HashMap<u32, (u64, u64)>,
+}
+
+/// The relay's own address toward `server`: the source the kernel would choose.
+pub fn source_toward(server: Ipv6Addr) -> Option<Ipv6Addr> {
+    let socket = UdpSocket::bind("[::]:0").ok()?;
+    socket.connect(SocketAddrV6::new(server, dhcp6_codec::SERVER_PORT, 0, 0)).ok()?;
+    match socket.local_addr().ok()? {
+        std::net::SocketAddr::V6(a) => Some(*a.ip()),
+        _ => None,
+    }
+}
+
+/// The interface that holds `address` (/proc/net/if_inet6's last field).
+pub fn interface_of(address: Ipv6Addr) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/net/if_inet6").ok()?;
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let a = u128::from_str_radix(f.first()?, 16).ok().map(Ipv6Addr::from)?;
+        (a == address).then(|| f.get(5).map(|s| s.to_string())).flatten()
+    })
+}
+
+/// The interfaces the relay's servers are reached through: XDP takes their Relay-Replies there.
+pub fn upstream_interfaces(relay: &Relay) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for group in &relay.config().groups {
+        for member in &group.servers {
+            if let Some(i) = source_toward(member.address).and_then(interface_of) {
+                if !out.contains(&i) {
+                    out.push(i);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn slot(group: usize, server: usize) -> Option<u32> {
+    let (g, s) = (u32::try_from(group).ok()?, u32::try_from(server).ok()?);
+    (g < MAX_GROUPS && s < MAX_GROUP_SERVERS).then_some(g * MAX_GROUP_SERVERS + s)
+}
+
+fn map_error(what: &str, e: MapError) {
+    warn!(error = %e, "writing the XDP relay's {what} failed");
+}
+
+impl RelayFastPath {
+    pub fn new(maps: RelayMaps, relay: &Relay) -> RelayFastPath {
+        let mut access = HashMap::new();
+        for (n, iface) in relay.config().interfaces.iter().enumerate() {
+            if let Some(index) = super::socket::if_index(&iface.name) {
+                access.insert(index, n);
+            }
+        }
+        RelayFastPath {
+            maps,
+            access,
+            linked: Vec::new(),
+            buckets: vec![Vec::new(); relay.config().groups.len()],
+            sources: HashMap::new(),
+            seen: HashMap::new(),
+        }
+    }
+
+    /// A duplicate of the report ring's descriptor, to wait on.
+    pub fn ring_fd(&self) -> std::io::Result<OwnedFd> {
+        self.maps.reports.as_fd().try_clone_to_owned()
+    }
+
+    /// Brings the maps in step with the relay: link entries of access interfaces that have
+    /// their addresses, each server's address and the relay's source toward it, the server of
+    /// every bucket. Cheap when nothing changed; called every tick.
+    pub fn sync(&mut self, relay: &Relay, now: u64) {
+        let config = relay.config();
+        for (ifindex, n) in &self.access {
+            if self.linked.contains(n) {
+                continue;
+            }
+            let iface = &config.interfaces[*n];
+            let (Some(mac), Some(ll)) = (mac_address(&iface.name), link_local(*ifindex)) else { continue };
+            self.linked.push(*n);
+            let group = u32::try_from(iface.group).unwrap_or(u32::MAX);
+            if group >= MAX_GROUPS {
+                warn!(interface = %iface.name, "relayed by userspace only: its group is past XDP's {MAX_GROUPS}");
+                continue;
+            }
+            let entry = match relay_link(iface, group, mac, ll) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    warn!(interface = %iface.name, reason = %e, "relayed by userspace only");
+                    continue;
+                }
+            };
+            let Some(key) = InterfaceIdKey::new(&iface.interface_id) else { continue };
+            if let Err(e) = self.maps.interface_ids.insert(key, *ifindex, 0) {
+                map_error("Interface-ID map", e);
+                continue;
+            }
+            match self.maps.links.insert(*ifindex, entry, 0) {
+                Ok(()) => info!(interface = %iface.name, "XDP relays here"),
+                Err(e) => map_error("link map", e),
+            }
+        }
+        for (g, group) in config.groups.iter().enumerate() {
+            for (s, member) in group.servers.iter().enumerate() {
+                let Some(slot) = slot(g, s) else { continue };
+                let Some(source) = source_toward(member.address) else { continue };
+                if self.sources.get(&slot) == Some(&source) {
+                    continue;
+                }
+                let entry = RelayServer { address: member.address.octets(), source: source.octets() };
+                if let Err(e) = self.maps.servers.set(slot, entry, 0) {
+                    map_error("server map", e);
+                    continue;
+                }
+                if let Err(e) = self.maps.server_slots.insert(member.address.octets(), slot, 0) {
+                    map_error("server slot map", e);
+                    continue;
+                }
+                self.sources.insert(slot, source);
+            }
+            if g >= MAX_GROUPS as usize {
+                continue;
+            }
+            let mut buckets = relay.buckets(g, now);
+            // Servers past XDP's room are reached by userspace only.
+            for b in &mut buckets {
+                if u32::from(*b) >= MAX_GROUP_SERVERS {
+                    *b = dhcp6_common::relay::NO_SERVER;
+                }
+            }
+            if self.buckets[g] == buckets {
+                continue;
+            }
+            let mut value =
+                RelayGroup { buckets: [dhcp6_common::relay::NO_SERVER; dhcp6_common::relay::RELAY_BUCKETS] };
+            value.buckets.copy_from_slice(&buckets);
+            match self.maps.groups.set(g as u32, value, 0) {
+                Ok(()) => self.buckets[g] = buckets,
+                Err(e) => map_error("group map", e),
+            }
+        }
+    }
+
+    /// Feeds what XDP sent to and took from each server since the last call into the relay.
+    pub fn count(&mut self, relay: &mut Relay, now: u64) {
+        let groups: Vec<usize> = relay.config().groups.iter().map(|g| g.servers.len()).collect();
+        for (g, servers) in groups.into_iter().enumerate() {
+            for s in 0..servers {
+                let Some(slot) = slot(g, s) else { continue };
+                let total = |map: &aya::maps::PerCpuArray<aya::maps::MapData, u64>| {
+                    map.get(&slot, 0).map(|v| v.iter().sum::<u64>()).unwrap_or(0)
+                };
+                let (sent, answered) = (total(&self.maps.sent), total(&self.maps.answered));
+                let seen = self.seen.entry(slot).or_insert((0, 0));
+                let (ds, da) = (sent.saturating_sub(seen.0), answered.saturating_sub(seen.1));
+                *seen = (sent, answered);
+                if ds > 0 || da > 0 {
+                    relay.xdp_counted(g, s, ds, da, now);
+                }
+            }
+        }
+    }
+
+    /// Learns from every Reply XDP reported; returns how many.
+    pub fn take_reports(&mut self, relay: &mut Relay, now: u64) -> usize {
+        let mut n = 0;
+        while let Some(item) = self.maps.reports.next() {
+            n += 1;
+            if item.len() < std::mem::size_of::<RelayReport>() {
+                continue;
+            }
+            // SAFETY: XDP writes whole `RelayReport`s; the item holds at least one, and the
+            // record's plain integers and bytes take any bit pattern.
+            let report: RelayReport = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+            let Some(access) = self.access.get(&report.ifindex).copied() else { continue };
+            let len = (report.len as usize).min(report.msg.len());
+            relay.reported_reply(access, Ipv6Addr::from(report.peer), &report.msg[..len], now);
+        }
+        n
+    }
+}
