@@ -38,6 +38,13 @@ pub const RELAY_LINK_ENTRIES: u32 = 256;
 pub const CLIENT_MAC_ENTRIES: u32 = 1 << 18;
 /// Bytes of the report ring (a power of two; about 7 000 Replies).
 pub const RELAY_REPORT_RING_BYTES: u32 = 4 << 20;
+/// Unread bytes in the report ring from which XDP wakes dhcp6d; below it, reports wait for
+/// dhcp6d's next look (every [`RELAY_REPORT_EVERY_MS`]): a wake-up per Reply would cost the
+/// relay more than relaying it.
+pub const RELAY_REPORT_WAKE_BYTES: u64 = (RELAY_REPORT_RING_BYTES / 16) as u64;
+/// How often dhcp6d reads the report ring, in milliseconds: the longest a delegated prefix's
+/// route waits after its Reply went.
+pub const RELAY_REPORT_EVERY_MS: u64 = 100;
 
 /// One access interface XDP relays on: the relay link map's value, keyed by ifindex.
 #[repr(C)]

@@ -33,7 +33,7 @@ use dhcp6_common::{
     relay::{
         bucket_of, fnv1a_step, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayReport, RelayServer,
         CLIENT_MAC_ENTRIES, FNV1A_START, HEAD_PEER_AT, INTERFACE_ID_MAX, MAX_GROUPS, MAX_GROUP_SERVERS, NOWHERE,
-        NO_SERVER, RELAY_HEAD_MAX, RELAY_LINK_ENTRIES, RELAY_REPORT_RING_BYTES, REPORT_MSG_MAX,
+        NO_SERVER, RELAY_HEAD_MAX, RELAY_LINK_ENTRIES, RELAY_REPORT_RING_BYTES, RELAY_REPORT_WAKE_BYTES, REPORT_MSG_MAX,
     },
     wire::{frame::*, option_code, ALL_DHCP_RELAY_AGENTS_AND_SERVERS, CLIENT_PORT, SERVER_PORT},
     MessageType,
@@ -375,15 +375,15 @@ pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink) -> Result<u32,
 /// returns the XDP action (a redirect). (A BPF subprogram, as [`forward`].)
 #[inline(never)]
 pub fn unwrap(ctx: &XdpContext, frame: &Frame) -> Result<u32, Verdict> {
-    if frame.ip != ETH_HEADER_LEN {
-        return Err(Verdict::RelayUnfit);
-    }
     let source: [u8; 16] = read_frame(ctx, frame.ip + 8).ok_or(Verdict::Truncated)?;
     // SAFETY: written whole by userspace.
     // From no server of ours: nothing of the relay's (userspace drops and counts it if it
     // relays at all).
     let slot = *unsafe { RELAY_SERVER_SLOTS.get(source) }.ok_or(Verdict::Dhcp6Passed)?;
     let server = RELAY_SERVERS.get(slot).ok_or(Verdict::RelayUnfit)?;
+    if frame.ip != ETH_HEADER_LEN {
+        return Err(Verdict::RelayUnfit);
+    }
     let s = scratch()?;
     let n = load_message(ctx, frame, s, Verdict::RelayUnfit)?;
     for i in 0..16 {
@@ -451,7 +451,16 @@ pub fn unwrap(ctx: &XdpContext, frame: &Frame) -> Result<u32, Verdict> {
             entry.discard(0);
             return Err(Verdict::RelayUnfit);
         }
-        entry.submit(0);
+        // dhcp6d reads the ring every RELAY_REPORT_EVERY_MS; it is woken only once a good
+        // part of the ring waits.
+        const BPF_RB_AVAIL_DATA: u64 = 0;
+        const BPF_RB_NO_WAKEUP: u64 = 1;
+        const BPF_RB_FORCE_WAKEUP: u64 = 2;
+        let ring = core::ptr::from_ref(&RELAY_REPORTS).cast_mut().cast();
+        // SAFETY: `ring` is the ring buffer map (as aya's RingBuf passes it); the query only
+        // reads its positions.
+        let waiting = unsafe { aya_ebpf::helpers::bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) };
+        entry.submit(if waiting >= RELAY_REPORT_WAKE_BYTES { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP });
     }
 
     let inner_sum = sum_padded(s, inner_at, inner_len).ok_or(Verdict::RelayUnfit)?;

@@ -11,6 +11,9 @@ use crate::shell::{output, run};
 pub struct Netns {
     pub name: String,
     children: Vec<Child>,
+    /// An interface whose XDP program's run time counts as this namespace's work (see
+    /// [`Netns::work_seconds`]).
+    pub xdp_counted: Option<String>,
 }
 
 impl Netns {
@@ -19,7 +22,7 @@ impl Netns {
     pub fn new(name: &str) -> Result<Netns> {
         let _ = Command::new("ip").args(["netns", "del", name]).stderr(Stdio::null()).status();
         run(Command::new("ip").args(["netns", "add", name]))?;
-        let ns = Netns { name: name.to_string(), children: Vec::new() };
+        let ns = Netns { name: name.to_string(), children: Vec::new(), xdp_counted: None };
         ns.exec(&["ip", "link", "set", "lo", "up"])?;
         ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"])?;
         Ok(ns)
@@ -74,6 +77,18 @@ impl Netns {
         Some(ticks / per_second)
     }
 
+    /// CPU seconds of the first process started with [`Netns::spawn`], plus the time spent in
+    /// the XDP program on [`Netns::xdp_counted`] (which the kernel counts while
+    /// `kernel.bpf_stats_enabled` is 1; the time is the program's on every interface it runs
+    /// on).
+    pub fn work_seconds(&self) -> Option<f64> {
+        let process = self.cpu_seconds(0)?;
+        match &self.xdp_counted {
+            Some(interface) => Some(process + xdp_run_stats(self, interface)?.0 as f64 / 1e9),
+            None => Some(process),
+        }
+    }
+
     /// Waits until `interface` has a link-local address.
     pub fn wait_link_local(&self, interface: &str) -> Result<()> {
         for _ in 0..100 {
@@ -119,4 +134,15 @@ pub fn veth(left: &Netns, a: &str, right: &Netns, b: &str) -> Result<()> {
     right.exec(&["ip", "link", "set", b, "up"])?;
     left.wait_link_local(a)?;
     right.wait_link_local(b)
+}
+
+/// The kernel's run time (ns) and run count of the XDP program attached to `interface` in
+/// `ns` (counted while `kernel.bpf_stats_enabled` is 1).
+pub fn xdp_run_stats(ns: &Netns, interface: &str) -> Option<(u64, u64)> {
+    let out = ns.command(&["bpftool", "--json", "net", "show", "dev", interface]).output().ok()?;
+    let net: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let id = net[0]["xdp"][0]["id"].as_u64()?;
+    let out = Command::new("bpftool").args(["--json", "prog", "show", "id", &id.to_string()]).output().ok()?;
+    let prog: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some((prog["run_time_ns"].as_u64()?, prog["run_cnt"].as_u64()?))
 }

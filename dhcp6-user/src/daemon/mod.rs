@@ -214,6 +214,9 @@ pub async fn run(options: RunOptions) -> Result<()> {
     info!(interfaces = ?interfaces, control = %control_path.display(), "serving");
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // XDP wakes dhcp6d for its relay reports only once many wait: they are read this often.
+    let mut report_tick = tokio::time::interval(Duration::from_millis(dhcp6_common::relay::RELAY_REPORT_EVERY_MS));
+    report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut batch = Vec::with_capacity(BATCH);
     loop {
@@ -291,8 +294,13 @@ pub async fn run(options: RunOptions) -> Result<()> {
                     }
                 }
             }
-            ready = async { reports.as_ref().expect("guarded").readable().await }, if reports.is_some() => {
-                if let Ok(mut guard) = ready {
+            ready = async {
+                tokio::select! {
+                    r = reports.as_ref().expect("guarded").readable() => r.map(Some),
+                    _ = report_tick.tick() => Ok(None),
+                }
+            }, if reports.is_some() => {
+                if let Ok(Some(mut guard)) = ready {
                     guard.clear_ready();
                 }
                 if let (Some(f), Some(r)) = (relay_fast.as_mut(), relay.as_mut()) {

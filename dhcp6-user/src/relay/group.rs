@@ -209,6 +209,32 @@ mod tests {
     }
 
     #[test]
+    fn the_buckets_xdp_reads_send_each_client_where_userspace_does() {
+        let g = group(&[2, 1, 1]);
+        let mut state = GroupState::new(3);
+        for down in [false, true] {
+            if down {
+                state.sent(1, 0);
+                state.check_timeouts(&g, 5);
+            }
+            let buckets = state.buckets(&g, 5);
+            assert_eq!(buckets.len(), RELAY_BUCKETS);
+            for n in 0..5_000 {
+                let d = duid(n);
+                assert_eq!(Some(usize::from(buckets[bucket(&d)])), state.pick(&d, &g, 5));
+            }
+            assert_eq!(buckets.contains(&1), !down, "a server marked down has no bucket");
+        }
+        // XDP's counts move the state as userspace's own do.
+        state.answered_many(1, 3);
+        assert!(!state.servers[1].is_down(5));
+        state.sent_many(2, 4, 10);
+        state.check_timeouts(&g, 20);
+        assert!(state.servers[2].is_down(20));
+        assert_eq!(state.servers[2].sent, 4);
+    }
+
+    #[test]
     fn a_backup_server_serves_only_while_every_weighted_server_is_down() {
         let g = group(&[1, 0]);
         let mut state = GroupState::new(2);
