@@ -180,6 +180,69 @@ fn hex_digit(nibble: u8) -> u8 {
     }
 }
 
+/// Fills `s.ip_out` with the IPv6 header of a UDP datagram of `udp_len` bytes from port 547 to
+/// `dst_port`, and returns its UDP checksum given the payload's sum.
+#[inline(always)]
+fn ip_header(s: &mut Scratch, src: &[u8; 16], dst: &[u8; 16], udp_len: usize, dst_port: u16, payload_sum: u64) -> u16 {
+    s.ip_out[0] = 0x60;
+    s.ip_out[1] = 0;
+    s.ip_out[2] = 0;
+    s.ip_out[3] = 0;
+    s.ip_out[4] = (udp_len >> 8) as u8;
+    s.ip_out[5] = udp_len as u8;
+    s.ip_out[6] = IPPROTO_UDP;
+    s.ip_out[7] = HOP_LIMIT;
+    for i in 0..16 {
+        s.ip_out[8 + i] = src[i];
+        s.ip_out[24 + i] = dst[i];
+    }
+    let sum = sum_words(&s.ip_out[8..40])
+        + 2 * udp_len as u64
+        + u64::from(IPPROTO_UDP)
+        + u64::from(SERVER_PORT)
+        + u64::from(dst_port)
+        + payload_sum;
+    let csum = !fold64(sum);
+    if csum == 0 {
+        0xffff
+    } else {
+        csum
+    }
+}
+
+/// Writes the Ethernet header (`to` <- `from`), `s.ip_out` and the UDP header (547 ->
+/// `dst_port`) at the start of the frame.
+#[inline(always)]
+fn write_headers(
+    ctx: &XdpContext,
+    s: &mut Scratch,
+    to: &[u8; 6],
+    from: &[u8; 6],
+    dst_port: u16,
+    udp_len: usize,
+    csum: u16,
+) -> Result<(), Verdict> {
+    for i in 0..6 {
+        s.eth[i] = to[i];
+        s.eth[6 + i] = from[i];
+    }
+    s.eth[12] = (ETHERTYPE_IPV6 >> 8) as u8;
+    s.eth[13] = ETHERTYPE_IPV6 as u8;
+    s.udp = [
+        (SERVER_PORT >> 8) as u8,
+        SERVER_PORT as u8,
+        (dst_port >> 8) as u8,
+        dst_port as u8,
+        (udp_len >> 8) as u8,
+        udp_len as u8,
+        (csum >> 8) as u8,
+        csum as u8,
+    ];
+    store(ctx, 0, s.eth.as_ptr(), 14)?;
+    store(ctx, ETH_HEADER_LEN, s.ip_out.as_ptr(), 40)?;
+    store(ctx, ETH_HEADER_LEN + IPV6_HEADER_LEN, s.udp.as_ptr(), 8)
+}
+
 /// Relays a client's message up as a Relay-Forward; returns the XDP action (a redirect).
 /// (A function of its own, a BPF subprogram: its stack is not added to the other paths'.)
 #[inline(never)]
@@ -296,29 +359,9 @@ pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink) -> Result<u32,
     }
     let head_sum = u64::from(checksum::fold(raw as u32).swap_bytes());
 
-    // The new IPv6 and UDP headers and the checksum over all of it.
-    s.ip_out[0] = 0x60;
-    s.ip_out[1] = 0;
-    s.ip_out[2] = 0;
-    s.ip_out[3] = 0;
-    s.ip_out[4] = (udp_len >> 8) as u8;
-    s.ip_out[5] = udp_len as u8;
-    s.ip_out[6] = IPPROTO_UDP;
-    s.ip_out[7] = HOP_LIMIT;
-    for i in 0..16 {
-        s.ip_out[8 + i] = server.source[i];
-        s.ip_out[24 + i] = server.address[i];
-    }
-    let sum = sum_words(&s.ip_out[8..40])
-        + 2 * udp_len as u64
-        + u64::from(IPPROTO_UDP)
-        + 2 * u64::from(SERVER_PORT)
-        + head_sum
-        + placed(s.payload_sum as u32, head_len);
-    let mut csum = !fold64(sum);
-    if csum == 0 {
-        csum = 0xffff;
-    }
+    // The new IPv6 header and the checksum over all of it.
+    let payload_sum = head_sum + placed(s.payload_sum as u32, head_len);
+    let csum = ip_header(s, &server.source, &server.address, udp_len, SERVER_PORT, payload_sum);
 
     // From here the frame changes: Ethernet padding off the tail, room at the head.
     // The helper's length, a plain number (arithmetic on the packet's end pointer is refused).
@@ -332,27 +375,10 @@ pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink) -> Result<u32,
     if unsafe { bpf_xdp_adjust_head(ctx.as_ptr().cast(), -(head_len as i32)) } < 0 {
         return Err(Verdict::RelayUnfit);
     }
-    for i in 0..6 {
-        s.eth[i] = s.fib.dmac[i];
-        s.eth[6 + i] = s.fib.smac[i];
-    }
-    s.eth[12] = (ETHERTYPE_IPV6 >> 8) as u8;
-    s.eth[13] = ETHERTYPE_IPV6 as u8;
-    s.udp = [
-        (SERVER_PORT >> 8) as u8,
-        SERVER_PORT as u8,
-        (SERVER_PORT >> 8) as u8,
-        SERVER_PORT as u8,
-        (udp_len >> 8) as u8,
-        udp_len as u8,
-        (csum >> 8) as u8,
-        csum as u8,
-    ];
     // The frame has been moved: a failed write past this point cannot give it back to the
     // stack as it came, so it is dropped (the caller drops on `NoRoom`).
-    store(ctx, 0, s.eth.as_ptr(), 14)?;
-    store(ctx, ETH_HEADER_LEN, s.ip_out.as_ptr(), 40)?;
-    store(ctx, ETH_HEADER_LEN + IPV6_HEADER_LEN, s.udp.as_ptr(), 8)?;
+    let (to, from) = (s.fib.dmac, s.fib.smac);
+    write_headers(ctx, s, &to, &from, SERVER_PORT, udp_len, csum)?;
     store(ctx, ETH_HEADER_LEN + IPV6_HEADER_LEN + UDP_HEADER_LEN, s.head.as_ptr(), size(head_len, RELAY_HEAD_MAX)?)?;
 
     // The client's MAC, for its answers to go down by.
@@ -465,28 +491,8 @@ pub fn unwrap(ctx: &XdpContext, frame: &Frame) -> Result<u32, Verdict> {
 
     let inner_sum = sum_padded(s, inner_at, inner_len).ok_or(Verdict::RelayUnfit)?;
     let udp_len = UDP_HEADER_LEN + inner_len;
-    s.ip_out[0] = 0x60;
-    s.ip_out[1] = 0;
-    s.ip_out[2] = 0;
-    s.ip_out[3] = 0;
-    s.ip_out[4] = (udp_len >> 8) as u8;
-    s.ip_out[5] = udp_len as u8;
-    s.ip_out[6] = IPPROTO_UDP;
-    s.ip_out[7] = HOP_LIMIT;
-    for i in 0..16 {
-        s.ip_out[8 + i] = link.link_local[i];
-        s.ip_out[24 + i] = s.mac_key.peer[i];
-    }
-    let sum = sum_words(&s.ip_out[8..40])
-        + 2 * udp_len as u64
-        + u64::from(IPPROTO_UDP)
-        + u64::from(SERVER_PORT)
-        + u64::from(CLIENT_PORT)
-        + inner_sum;
-    let mut csum = !fold64(sum);
-    if csum == 0 {
-        csum = 0xffff;
-    }
+    let peer = s.mac_key.peer;
+    let csum = ip_header(s, &link.link_local, &peer, udp_len, CLIENT_PORT, inner_sum);
 
     // The message's headers take the place of the relay header's end; what follows it goes.
     // The helper's length, a plain number (arithmetic on the packet's end pointer is refused).
@@ -503,25 +509,8 @@ pub fn unwrap(ctx: &XdpContext, frame: &Frame) -> Result<u32, Verdict> {
         // The tail is cut, the Relay-Reply no longer whole: dropped (see `NoRoom`).
         return Err(Verdict::NoRoom);
     }
-    for i in 0..6 {
-        s.eth[i] = s.mac[i];
-        s.eth[6 + i] = link.mac[i];
-    }
-    s.eth[12] = (ETHERTYPE_IPV6 >> 8) as u8;
-    s.eth[13] = ETHERTYPE_IPV6 as u8;
-    s.udp = [
-        (SERVER_PORT >> 8) as u8,
-        SERVER_PORT as u8,
-        (CLIENT_PORT >> 8) as u8,
-        CLIENT_PORT as u8,
-        (udp_len >> 8) as u8,
-        udp_len as u8,
-        (csum >> 8) as u8,
-        csum as u8,
-    ];
-    store(ctx, 0, s.eth.as_ptr(), 14)?;
-    store(ctx, ETH_HEADER_LEN, s.ip_out.as_ptr(), 40)?;
-    store(ctx, ETH_HEADER_LEN + IPV6_HEADER_LEN, s.udp.as_ptr(), 8)?;
+    let to = [s.mac[0], s.mac[1], s.mac[2], s.mac[3], s.mac[4], s.mac[5]];
+    write_headers(ctx, s, &to, &link.mac, CLIENT_PORT, udp_len, csum)?;
     bump(&RELAY_ANSWERED, slot);
     // SAFETY: a plain helper call.
     Ok(unsafe { bpf_redirect(ifindex, 0) } as u32)
