@@ -193,10 +193,17 @@ pub async fn run(options: RunOptions) -> Result<()> {
     if let (Some(routes), Some(relay)) = (&routes, relay.as_mut()) {
         reconcile_routes(routes, relay, &listeners).await;
     }
+    let mut user_journal = None;
     if let Some(r) = relay.as_mut() {
         // Restored entries claim their routes (added if missing); the others wait a hold.
-        let restored = r.restore_users(relay_users::load(&state_dir), now());
-        info!(entries = restored, "relay user entries restored");
+        match relay_users::UserJournal::open(&state_dir) {
+            Ok((journal, saved)) => {
+                let restored = r.restore_users(saved, now());
+                info!(entries = restored, "relay user entries restored");
+                user_journal = Some(journal);
+            }
+            Err(e) => warn!(error = %e, "the relay's user entries are not kept across restarts"),
+        }
     }
     if let (Some(f), Some(r)) = (relay_fast.as_mut(), relay.as_mut()) {
         // Replies XDP carried while no dhcp6d ran, then the maps.
@@ -207,8 +214,6 @@ pub async fn run(options: RunOptions) -> Result<()> {
     if let (Some(routes), Some(relay)) = (&routes, relay.as_mut()) {
         apply_routes(routes, relay, &listeners).await;
     }
-    let mut users_saved = std::time::Instant::now();
-    let mut users_dirty = false;
     let control = bind_control(&control_path)?;
     tokio::spawn(control_loop(control, tx.clone()));
     info!(interfaces = ?interfaces, control = %control_path.display(), "serving");
@@ -252,14 +257,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
                     if let Some(routes) = &routes {
                         apply_routes(routes, r, &listeners).await;
                     }
-                    users_dirty |= r.take_users_changed();
-                    if users_dirty && users_saved.elapsed() >= relay_users::SAVE_EVERY {
-                        users_saved = std::time::Instant::now();
-                        match relay_users::save(&state_dir, &r.users()) {
-                            Ok(()) => users_dirty = false,
-                            Err(e) => warn!(error = %e, "saving the relay's user entries failed"),
-                        }
-                    }
+                    keep_users(r, user_journal.as_mut(), false);
                 }
                 let mut changes = server.expire(now());
                 if let Some(f) = fast.as_mut() {
@@ -305,7 +303,6 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 }
                 if let (Some(f), Some(r)) = (relay_fast.as_mut(), relay.as_mut()) {
                     f.take_reports(r, now());
-                    users_dirty |= r.take_users_changed();
                     if let Some(routes) = &routes {
                         apply_routes(routes, r, &listeners).await;
                     }
@@ -315,16 +312,30 @@ pub async fn run(options: RunOptions) -> Result<()> {
             _ = terminate.recv() => break,
         }
     }
+    if let (Some(f), Some(r)) = (relay_fast.as_mut(), relay.as_mut()) {
+        f.take_reports(r, now());
+    }
     if let Some(r) = relay.as_mut() {
-        if users_dirty || r.take_users_changed() {
-            if let Err(e) = relay_users::save(&state_dir, &r.users()) {
-                warn!(error = %e, "saving the relay's user entries failed");
-            }
-        }
+        keep_users(r, user_journal.as_mut(), true);
     }
     let _ = std::fs::remove_file(&control_path);
     info!("stopped");
     Ok(())
+}
+
+/// Journals the relay's user entry changes; folds the journal into a snapshot once it has
+/// outgrown the entries, or when `stopping`.
+fn keep_users(relay: &mut Relay, journal: Option<&mut relay_users::UserJournal>, stopping: bool) {
+    let changes = relay.take_user_changes();
+    let Some(journal) = journal else { return };
+    if let Err(e) = journal.append(&changes) {
+        warn!(error = %e, "journalling the relay's user entries failed");
+    }
+    if stopping || journal.wants_snapshot(relay.user_count()) {
+        if let Err(e) = journal.snapshot(&relay.users()) {
+            warn!(error = %e, "saving the relay's user entries failed");
+        }
+    }
 }
 
 /// The interface index of relay access interface `access`.

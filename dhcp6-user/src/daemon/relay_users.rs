@@ -1,28 +1,52 @@
-//! The relay's user entries across restarts: `state_dir/relay-users.json`, replaced whole at
-//! most every [`SAVE_EVERY`] while entries change, and when dhcp6d stops. At start they are
-//! taken back (the expired ones dropped), so the routes of delegated prefixes stay claimed
-//! and `show relay users` is whole before any client renews. A crash loses at most the
-//! changes of the last interval: entries restored with an earlier expiry, refreshed by the
-//! client's next Renew long before it comes.
+//! The relay's user entries across restarts: a snapshot, `state_dir/relay-users.json`, and a
+//! journal of the changes since, `state_dir/relay-users.journal` (one JSON [`UserChange`] per
+//! line, appended and synced once a tick). When the journal outgrows the entries it is folded
+//! into a new snapshot (replaced whole) and emptied, and so when dhcp6d stops: the cost of
+//! keeping the entries follows the changes, not the number of entries. At start the snapshot
+//! and the journal are read back (a torn last line ignored) and the expired entries dropped,
+//! so the routes of delegated prefixes stay claimed and `show relay users` is whole before
+//! any client renews. A crash loses at most the changes of the last tick.
 
-use std::{path::Path, time::Duration};
+use std::{
+    collections::HashMap,
+    fs::{File, OpenOptions},
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context, Result};
 use tracing::warn;
 
 use super::state_file;
-use crate::relay::UserEntry;
+use crate::{
+    relay::{UserChange, UserEntry},
+    server::IaType,
+};
 
 pub const FILE: &str = "relay-users.json";
-/// Least time between two saves while entries change.
-pub const SAVE_EVERY: Duration = Duration::from_secs(5);
+pub const JOURNAL: &str = "relay-users.journal";
+/// Journal lines below which it is never folded into a snapshot.
+const MIN_FOLD: u64 = 100_000;
 
-/// The entries an earlier run saved; none if there is no file. A file that cannot be read is
-/// reported and left for the operator (moved aside), never fatal: the entries come back from
-/// the next Replies anyway.
-pub fn load(state_dir: &Path) -> Vec<UserEntry> {
-    let path = state_dir.join(FILE);
-    let text = match std::fs::read(&path) {
+/// The journal, open for appending.
+pub struct UserJournal {
+    dir: PathBuf,
+    file: File,
+    /// Lines in the journal.
+    lines: u64,
+}
+
+type Key = (String, u32, IaType, String);
+
+fn key_of(change: &UserChange) -> Key {
+    let (d, i, t, r) = change.key();
+    (d.to_string(), i, t, r.to_string())
+}
+
+/// The snapshot's entries; none if there is no file. A snapshot that cannot be read is
+/// reported and moved aside, never fatal: the entries come back from the next Replies anyway.
+fn load_snapshot(path: &Path) -> Vec<UserEntry> {
+    let text = match std::fs::read(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
@@ -35,13 +59,165 @@ pub fn load(state_dir: &Path) -> Vec<UserEntry> {
         Err(e) => {
             let aside = path.with_extension("json.unreadable");
             warn!(path = %path.display(), error = %e, moved_to = %aside.display(), "the relay's user entries are unreadable");
-            let _ = std::fs::rename(&path, &aside);
+            let _ = std::fs::rename(path, &aside);
             Vec::new()
         }
     }
 }
 
-pub fn save(state_dir: &Path, entries: &[UserEntry]) -> Result<()> {
-    let bytes = serde_json::to_vec(entries).context("encoding the relay's user entries")?;
-    state_file::replace(state_dir, FILE, &bytes)
+impl UserJournal {
+    /// Opens the journal of `state_dir` and returns it with the entries the snapshot and the
+    /// journal hold. A line that does not parse ends the replay (a write a crash cut short;
+    /// if more lines follow it, that is reported).
+    pub fn open(state_dir: &Path) -> Result<(UserJournal, Vec<UserEntry>)> {
+        std::fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
+        let mut entries: HashMap<Key, UserEntry> = HashMap::new();
+        for e in load_snapshot(&state_dir.join(FILE)) {
+            entries.insert((e.duid.clone(), e.iaid, e.ia_type, e.resource.clone()), e);
+        }
+        let path = state_dir.join(JOURNAL);
+        let mut lines = 0u64;
+        let mut good_bytes = 0u64;
+        if let Ok(f) = File::open(&path) {
+            let mut reader = BufReader::new(f);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let change =
+                            line.ends_with('\n').then(|| serde_json::from_str::<UserChange>(&line).ok()).flatten();
+                        let Some(change) = change else {
+                            let rest = reader.fill_buf().map(|b| !b.is_empty()).unwrap_or(false);
+                            if rest {
+                                warn!(path = %path.display(), line = lines + 1, "the relay's user journal has a bad line; the rest is ignored");
+                            }
+                            break;
+                        };
+                        match change {
+                            UserChange::Put(e) => {
+                                entries.insert((e.duid.clone(), e.iaid, e.ia_type, e.resource.clone()), e);
+                            }
+                            del => {
+                                entries.remove(&key_of(&del));
+                            }
+                        }
+                        lines += 1;
+                        good_bytes += n as u64;
+                    }
+                    Err(e) => {
+                        warn!(path = %path.display(), error = %e, "reading the relay's user journal failed");
+                        break;
+                    }
+                }
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // Cut a torn tail, so that the next line starts clean.
+        file.set_len(good_bytes).with_context(|| format!("trimming {}", path.display()))?;
+        Ok((UserJournal { dir: state_dir.to_path_buf(), file, lines }, entries.into_values().collect()))
+    }
+
+    /// Appends `changes` and syncs them.
+    pub fn append(&mut self, changes: &[UserChange]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(changes.len() * 256);
+        for c in changes {
+            serde_json::to_writer(&mut bytes, c).context("encoding a user entry change")?;
+            bytes.push(b'\n');
+        }
+        self.file.write_all(&bytes).context("appending to the relay's user journal")?;
+        self.file.sync_data().context("syncing the relay's user journal")?;
+        self.lines += changes.len() as u64;
+        Ok(())
+    }
+
+    /// Whether the journal has outgrown `live` entries enough to be folded into a snapshot.
+    pub fn wants_snapshot(&self, live: usize) -> bool {
+        self.lines > MIN_FOLD.max(2 * live as u64)
+    }
+
+    /// Writes `entries` (all of them, the journal's changes included) as the snapshot, then
+    /// empties the journal. A crash between the two replays the journal over a snapshot that
+    /// already holds its changes, which changes nothing.
+    pub fn snapshot(&mut self, entries: &[UserEntry]) -> Result<()> {
+        let bytes = serde_json::to_vec(entries).context("encoding the relay's user entries")?;
+        state_file::replace(&self.dir, FILE, &bytes)?;
+        self.file.set_len(0).context("emptying the relay's user journal")?;
+        self.file.sync_all().context("syncing the relay's user journal")?;
+        self.lines = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u32, expires: u64) -> UserEntry {
+        UserEntry {
+            duid: format!("00:03:00:01:00:00:00:{n:02x}"),
+            iaid: n,
+            ia_type: IaType::Na,
+            resource: format!("2001:db8:2::{n:x}/128"),
+            preferred_lifetime: 100,
+            valid_lifetime: 200,
+            expires,
+            interface: "eth0".into(),
+            link_local: "fe80::1".parse().unwrap(),
+            mac: None,
+        }
+    }
+
+    fn sorted(mut v: Vec<UserEntry>) -> Vec<UserEntry> {
+        v.sort_by_key(|e| e.iaid);
+        v
+    }
+
+    #[test]
+    fn changes_journalled_come_back_over_the_snapshot_and_a_torn_line_is_cut() {
+        let dir = std::env::temp_dir().join(format!("dhcp6-user-journal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut j, none) = UserJournal::open(&dir).unwrap();
+        assert!(none.is_empty());
+        j.append(&[UserChange::Put(entry(1, 10)), UserChange::Put(entry(2, 10))]).unwrap();
+        j.snapshot(&[entry(1, 10), entry(2, 10)]).unwrap();
+        assert_eq!(std::fs::metadata(dir.join(JOURNAL)).unwrap().len(), 0, "folded");
+        // After the snapshot: 1 refreshed, 2 removed, 3 added.
+        j.append(&[UserChange::Put(entry(1, 20)), UserChange::removal(&entry(2, 10)), UserChange::Put(entry(3, 20))])
+            .unwrap();
+        drop(j);
+        // A crash cut the next line short.
+        let mut f = OpenOptions::new().append(true).open(dir.join(JOURNAL)).unwrap();
+        f.write_all(b"{\"put\":{\"duid\":\"00").unwrap();
+        drop(f);
+        let (mut j, back) = UserJournal::open(&dir).unwrap();
+        assert_eq!(sorted(back), vec![entry(1, 20), entry(3, 20)]);
+        // The torn tail is gone: what is appended next reads back.
+        j.append(&[UserChange::Put(entry(4, 30))]).unwrap();
+        drop(j);
+        let (_, back) = UserJournal::open(&dir).unwrap();
+        assert_eq!(sorted(back), vec![entry(1, 20), entry(3, 20), entry(4, 30)]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_journal_is_folded_only_once_it_outgrows_the_entries() {
+        let dir = std::env::temp_dir().join(format!("dhcp6-user-fold-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut j, _) = UserJournal::open(&dir).unwrap();
+        j.lines = MIN_FOLD;
+        assert!(!j.wants_snapshot(10));
+        j.lines = MIN_FOLD + 1;
+        assert!(j.wants_snapshot(10));
+        assert!(!j.wants_snapshot(MIN_FOLD as usize), "twice the live entries");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

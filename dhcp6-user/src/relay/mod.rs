@@ -128,6 +128,35 @@ pub struct UserEntry {
     pub mac: Option<String>,
 }
 
+/// A change of the user entries, as the daemon journals it (see `daemon::relay_users`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserChange {
+    /// Added or refreshed.
+    Put(UserEntry),
+    /// Removed (released, declined, zero lifetimes, expired).
+    Del { duid: String, iaid: u32, ia_type: IaType, resource: String },
+}
+
+impl UserChange {
+    pub fn removal(entry: &UserEntry) -> UserChange {
+        UserChange::Del {
+            duid: entry.duid.clone(),
+            iaid: entry.iaid,
+            ia_type: entry.ia_type,
+            resource: entry.resource.clone(),
+        }
+    }
+
+    /// The entry it changes: client DUID (hex), IAID, IA type, resource.
+    pub fn key(&self) -> (&str, u32, IaType, &str) {
+        match self {
+            UserChange::Put(e) => (&e.duid, e.iaid, e.ia_type, &e.resource),
+            UserChange::Del { duid, iaid, ia_type, resource } => (duid, *iaid, *ia_type, resource),
+        }
+    }
+}
+
 /// Counters of the relay.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RelayStats {
@@ -156,8 +185,8 @@ pub struct Relay {
     adopted: HashMap<Ipv6Net, (PdRouteIntent, u64)>,
     routes: Vec<RouteChange>,
     stats: RelayStats,
-    /// Whether user entries changed since [`Relay::take_users_changed`] last said so.
-    users_changed: bool,
+    /// User entry changes since [`Relay::take_user_changes`] last took them.
+    user_changes: Vec<UserChange>,
 }
 
 /// The MAC inside a modified EUI-64 interface identifier, if the address has one.
@@ -181,7 +210,7 @@ impl Relay {
             adopted: HashMap::new(),
             routes: Vec::new(),
             stats: RelayStats::default(),
-            users_changed: false,
+            user_changes: Vec::new(),
         }
     }
 
@@ -371,9 +400,14 @@ impl Relay {
         taken
     }
 
-    /// Whether user entries changed since the last call (the daemon then saves them).
-    pub fn take_users_changed(&mut self) -> bool {
-        std::mem::take(&mut self.users_changed)
+    /// The user entry changes since the last call (the daemon journals them).
+    pub fn take_user_changes(&mut self) -> Vec<UserChange> {
+        std::mem::take(&mut self.user_changes)
+    }
+
+    /// How many user entries there are.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
     }
 
     /// The route changes decided since the last call.
@@ -385,12 +419,12 @@ impl Relay {
     fn forget(&mut self, gone: impl Fn(&(Vec<u8>, u32, IaType, Ipv6Net), &UserEntry) -> bool) {
         let routes = &mut self.routes;
         let interfaces = &self.config.interfaces;
-        let changed = &mut self.users_changed;
+        let changes = &mut self.user_changes;
         self.users.retain(|key, entry| {
             if !gone(key, entry) {
                 return true;
             }
-            *changed = true;
+            changes.push(UserChange::removal(entry));
             if key.2 == IaType::Pd {
                 if let Some(access) = interfaces.iter().position(|i| i.name == entry.interface) {
                     routes.push(RouteChange::Remove(PdRouteIntent { prefix: key.3, via: entry.link_local, access }));
@@ -431,8 +465,8 @@ impl Relay {
                 link_local: peer,
                 mac: eui64_mac(peer).map(|m| hex_mac(&m)),
             };
+            self.user_changes.push(UserChange::Put(entry.clone()));
             self.users.insert(key, entry);
-            self.users_changed = true;
         }
     }
 
