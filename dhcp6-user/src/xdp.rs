@@ -166,7 +166,11 @@ impl XdpProgram {
         }
         let id = match program.attach(interface, XdpMode::Driver) {
             Ok(id) => id,
-            Err(_) => program.attach(interface, XdpMode::Skb)?,
+            Err(native) => match program.attach(interface, XdpMode::Skb) {
+                Ok(id) => id,
+                // The native mode's error says more (the generic one fails the same way).
+                Err(_) => return Err(native.into()),
+            },
         };
         let link = program.take_link(id)?;
         let fd_link = FdLink::try_from(link).map_err(|e| pin_error(e.to_string()))?;

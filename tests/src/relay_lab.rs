@@ -40,23 +40,13 @@ impl RelayLab {
         RelayLab { server_ns, relay_ns, client_ns, up, access, capture, _tcpdump }
     }
 
-    /// Makes the veth links behave as the wires of a real access router, for the XDP relay:
-    /// the client and the server send frames with whole UDP checksums (veth would leave them
-    /// to an offload that never happens, and XDP, like a real NIC's receiver, checks them);
-    /// their ends take frames redirected by XDP (veth needs NAPI, given by GRO, on the
-    /// receiving peer); the relay forwards IPv6, as a router does (bpf_fib_lookup serves
-    /// forwarding interfaces only), with its neighbour toward the server resolved.
+    /// Makes the lab's links behave as a real access router's wires ([`wire_like`]).
     pub fn wire_like(&self) {
-        for (ns, end) in [(&self.client_ns, &self.access.a), (&self.server_ns, &self.up.b)] {
-            ns.exec(&["ethtool", "-K", end, "tx", "off", "gro", "on"]);
-        }
-        self.relay_ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
-        // A datagram to the server (discard port) makes the kernel resolve its neighbour.
-        self.relay_ns.run(|| {
-            let s = std::net::UdpSocket::bind("[::]:0").unwrap();
-            s.send_to(b"x", "[2001:db8:ff::1]:9").unwrap();
-        });
-        std::thread::sleep(Duration::from_millis(500));
+        wire_like(
+            &self.relay_ns,
+            &[(&self.client_ns, &self.access.a), (&self.server_ns, &self.up.b)],
+            &["2001:db8:ff::1"],
+        );
     }
 
     /// The relay's delegated-prefix routes (protocol 200), as `ip -6 route` prints them.
@@ -84,4 +74,25 @@ impl RelayLab {
         };
         releaser.run_once(&self.client_ns, &self.access.a, &["-r", "-N", "-P"]);
     }
+}
+
+/// Makes veth links behave as the wires of a real access router, for the XDP relay: the
+/// hosts at the far `ends` (clients, servers) send frames with whole UDP checksums (veth would
+/// leave them to an offload that never happens, and XDP, like a real NIC's receiver, checks
+/// them) and take frames redirected by XDP (veth needs NAPI, given by GRO, on the receiving
+/// peer); the relay forwards IPv6, as a router does (bpf_fib_lookup serves forwarding
+/// interfaces only), with its neighbours toward the `servers` resolved.
+pub fn wire_like(relay_ns: &Netns, ends: &[(&Netns, &String)], servers: &[&str]) {
+    for (ns, end) in ends {
+        ns.exec(&["ethtool", "-K", end, "tx", "off", "gro", "on"]);
+    }
+    relay_ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    // A datagram to each server (discard port) makes the kernel resolve its neighbour.
+    relay_ns.run(|| {
+        let s = std::net::UdpSocket::bind("[::]:0").unwrap();
+        for server in servers {
+            s.send_to(b"x", format!("[{server}]:9")).unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
 }

@@ -37,12 +37,29 @@ client_link_layer_address = true
 
 #[test]
 fn dhclient_through_the_dhcp6d_relay_to_a_dhcp6d_server() {
-    let scratch = Scratch::new("d6relay");
+    relay_to_a_dhcp6d_server(false);
+}
+
+#[test]
+fn dhclient_through_the_dhcp6d_xdp_relay_to_a_dhcp6d_server() {
+    relay_to_a_dhcp6d_server(true);
+}
+
+/// dhclient -> dhcp6d relay (from userspace, or in XDP) -> dhcp6d server, the relay restarted
+/// on the way (with XDP, its program keeps relaying while no dhcp6d runs).
+fn relay_to_a_dhcp6d_server(xdp: bool) {
+    let scratch = Scratch::new(if xdp { "d6relayx" } else { "d6relay" });
     let lab = RelayLab::new(&scratch, "d6s");
     let (server_ns, relay_ns, client_ns, up, access) =
         (&lab.server_ns, &lab.relay_ns, &lab.client_ns, &lab.up, &lab.access);
+    let relay_args: &[&str] = if xdp {
+        lab.wire_like();
+        &[]
+    } else {
+        &["--no-xdp"]
+    };
     let server = Dhcp6d::start(server_ns, &scratch, "srv", SERVER, &["--no-xdp"]);
-    let relay = Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(&access.b), &["--no-xdp"]);
+    let relay = Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(&access.b), relay_args);
     let client = Dhclient::start(client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     let prefix = client.wait_event("BOUND6", "new_ip6_prefix", SECS);
@@ -61,18 +78,28 @@ fn dhclient_through_the_dhcp6d_relay_to_a_dhcp6d_server() {
     let route = wait_for("the PD route", SECS, || Some(routes()).filter(|r| r.contains(&prefix)));
     assert!(route.contains(&format!("{prefix} via {link_local} dev {} metric 1024", access.b)), "{route}");
 
-    let servers = relay.show("relay servers");
+    let servers = wait_for("the server's answers counted", SECS, || {
+        relay.try_show("relay servers").filter(|s| s["servers"][0]["answered"].as_u64() >= Some(2))
+    });
     assert_eq!(servers["servers"][0]["state"], "up");
-    assert!(servers["servers"][0]["answered"].as_u64().unwrap() >= 2);
     assert!(server.stat("received", "RELAY-FORW") >= 2);
+    if xdp {
+        let counts = relay.show("statistics")["xdp"].clone();
+        assert!(
+            counts["relay_forwarded"].as_u64() >= Some(2) && counts["relay_replied"].as_u64() >= Some(2),
+            "{counts}"
+        );
+    }
 
     // The relay restarts: its user entries come back at once (before any client renews), and
     // they claim the route, which outlives the hold given to unclaimed routes.
+    // With XDP, the program stays attached (its links and maps pinned) and the next dhcp6d
+    // takes it over.
     let relay = {
-        let _ = relay.stop_keeping_pins();
+        let pins = relay.stop_keeping_pins();
         let saved = std::fs::read_to_string(scratch.path("relay-state/relay-users.json")).unwrap();
         assert!(saved.contains(&prefix), "{saved}");
-        Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(&access.b), &["--no-xdp"])
+        Dhcp6d::start_pinned(relay_ns, &scratch, "relay", &relay_config(&access.b), relay_args, pins)
     };
     assert_eq!(relay.show("relay users"), users, "restored as they were");
     std::thread::sleep(Duration::from_secs(4));
@@ -139,8 +166,19 @@ fn start_kea(ns: &Netns, dir: &std::path::Path, config: &str) -> dhcp6_tests::pe
 
 #[test]
 fn two_kea_servers_share_the_clients_and_one_takes_over_when_the_other_dies() {
+    two_kea_servers(false);
+}
+
+#[test]
+fn two_kea_servers_with_the_xdp_relay_share_the_clients_and_fail_over() {
+    two_kea_servers(true);
+}
+
+/// Two Kea servers in one group behind the relay, relaying from userspace or in XDP (where
+/// the server of each client is XDP's bucket map, and the failover is driven by XDP's counts).
+fn two_kea_servers(xdp: bool) {
     use dhcp6_tests::client::{client_duid, TestClient};
-    let scratch = Scratch::new("kea2");
+    let scratch = Scratch::new(if xdp { "kea2x" } else { "kea2" });
     let relay_ns = Netns::new("d6r");
     let client_ns = Netns::new("d6c");
     let access = Veth::new(&client_ns, &relay_ns);
@@ -161,7 +199,12 @@ fn two_kea_servers_share_the_clients_and_one_takes_over_when_the_other_dies() {
         "[server]\n\n[relay]\n[[relay.group]]\nname = \"pair\"\nservers = [\"2001:db8:f1::1\", \"2001:db8:f2::1\"]\ndead_after = 2\nanswer_timeout = 1\nretry_after = 300\n\n[[relay.interface]]\nname = \"{}\"\ngroup = \"pair\"\nlink_address = \"2001:db8:2::1\"\n",
         access.b
     );
-    let relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &config, &["--no-xdp"]);
+    if xdp {
+        let mut ends = vec![(&client_ns, &access.a)];
+        ends.extend(keas.iter().map(|(ns, up, _)| (ns, &up.b)));
+        dhcp6_tests::relay_lab::wire_like(&relay_ns, &ends, &["2001:db8:f1::1", "2001:db8:f2::1"]);
+    }
+    let relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &config, if xdp { &[] } else { &["--no-xdp"] });
     std::thread::sleep(Duration::from_secs(2));
 
     // Clients, each tried until a Reply comes: spread over both servers by their DUIDs.
@@ -180,6 +223,11 @@ fn two_kea_servers_share_the_clients_and_one_takes_over_when_the_other_dies() {
     let first = serve(0..16);
     let from = |n: char| first.iter().filter(|a| a.starts_with(&format!("2001:db8:2::{n}"))).count();
     assert!(from('1') > 0 && from('2') > 0, "clients spread over both servers: {first:?}");
+    if xdp {
+        let counts = relay.show("statistics")["xdp"].clone();
+        assert!(counts["relay_forwarded"].as_u64() >= Some(16), "XDP relayed every client: {counts}");
+        assert!(counts["relay_replied"].as_u64() >= Some(16), "{counts}");
+    }
 
     // The first server dies: its clients' messages go unanswered, it is marked down, and every
     // new client is served by the second.

@@ -127,6 +127,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
 
     let served: Vec<String> = server.config().subnets.iter().filter_map(|s| s.interface.clone()).collect();
     let (xdp, mut fast, mut relay_fast) = if options.xdp {
+        info!(interfaces = ?interfaces, "attaching XDP");
         let (mut program, fast) = attach_xdp(&options.bpf_dir, &interfaces, &served)?;
         let relay_fast = match &relay {
             Some(r) => {
