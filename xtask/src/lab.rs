@@ -1,11 +1,14 @@
 //! `cargo xtask run` with no arguments: a lab of network namespaces with real clients on an
-//! access link, served by dhcp6d (XDP attached) from `examples/lab.toml`. It shows the clients'
-//! leases and the counters, stays up until Ctrl-C, then removes everything.
+//! access link, served by dhcp6d (XDP attached) from `examples/lab.toml`, and one more client
+//! behind a dhcp6d relay (relaying in XDP, `examples/lab-relay.toml`). It shows the clients'
+//! leases, the relay's user entries and the counters, stays up until Ctrl-C, then removes
+//! everything.
 //!
 //! ```text
 //!  lab-c1 (dhclient IA_NA) ──┐
 //!                            ├── lab-sw (bridge) ── lab-srv: dhcp6d on "lab-srv"
-//!  lab-c2 (dhclient -N -P) ──┘
+//!  lab-c2 (dhclient -N -P) ──┤
+//!                            └── "uplink" lab-rly: dhcp6d relay "acc" ── lab-c3 (dhclient -N -P)
 //! ```
 
 use std::{
@@ -49,12 +52,44 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     server.spawn(&[dhcp6d_arg, "run", "--config", config_arg, "--bpf-dir", pins_arg], &dir.join("dhcp6d.log"))?;
     wait_for_socket(&dir.join("dhcp6d.sock"), &dir.join("dhcp6d.log"))?;
 
-    let mut clients = Vec::new();
-    for (name, flags) in [("lab-c1", &[][..]), ("lab-c2", &["-N", "-P"][..])] {
-        let mut ns = Netns::new(name)?;
+    // The relay: upstream on the switch, an access link of its own with one client. Its links
+    // are set up as a router's: IPv6 forwarding on, whole checksums from the hosts whose
+    // frames XDP checks, GRO on the veth ends XDP redirects into.
+    let mut relay = Netns::new("lab-rly")?;
+    veth(&relay, "uplink", &switch, "sw-rly")?;
+    switch.exec(&["ip", "link", "set", "sw-rly", "master", "br0"])?;
+    switch.exec(&["ethtool", "-K", "sw-rly", "gro", "on"])?;
+    server.exec(&["ethtool", "-K", "lab-srv", "tx", "off"])?;
+    relay.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])?;
+    relay.exec(&["ip", "-6", "addr", "add", "2001:db8:1::2/64", "dev", "uplink", "nodad"])?;
+    let c3 = Netns::new("lab-c3")?;
+    veth(&c3, "eth0", &relay, "acc")?;
+    relay.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", "acc", "nodad"])?;
+    c3.exec(&["ethtool", "-K", "eth0", "tx", "off", "gro", "on"])?;
+    relay.wait_link_local("acc")?;
+    let relay_config = root.join("examples/lab-relay.toml");
+    let relay_config_arg = relay_config.to_str().context("the repository path is not UTF-8")?;
+    let relay_pins = crate::setup::netns_pin_dir("lab-relay")?;
+    let relay_pins_arg = relay_pins.to_str().context("path")?;
+    relay.spawn(
+        &[dhcp6d_arg, "run", "--config", relay_config_arg, "--bpf-dir", relay_pins_arg],
+        &dir.join("relay.log"),
+    )?;
+    wait_for_socket(&dir.join("relay.sock"), &dir.join("relay.log"))?;
+
+    // Two clients on the switch, one behind the relay.
+    let mut hosts = Vec::new();
+    for name in ["lab-c1", "lab-c2"] {
+        let ns = Netns::new(name)?;
         let port = format!("sw-{}", &name[4..]);
         veth(&ns, "eth0", &switch, &port)?;
         switch.exec(&["ip", "link", "set", &port, "master", "br0"])?;
+        hosts.push(ns);
+    }
+    hosts.push(c3);
+    let mut clients = Vec::new();
+    for (mut ns, flags) in hosts.into_iter().zip([&[][..], &["-N", "-P"][..], &["-N", "-P"][..]]) {
+        let name = ns.name.clone();
         let files = |f: &str| dir.join(format!("{name}.{f}")).display().to_string();
         let mut args = vec!["dhclient", "-6", "-d", "-v"];
         args.extend_from_slice(flags);
@@ -64,18 +99,24 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
         clients.push(ns);
     }
 
-    println!("lab: dhcp6d serves 2001:db8:1::/64 on lab-srv; lab-c1 runs `dhclient -6`, lab-c2 `dhclient -6 -N -P`");
-    let show = |what: &str| {
-        let out = std::process::Command::new(dhcp6d).args(["show", what, "--config", config_arg]).output();
-        if let Ok(out) = out {
+    println!(
+        "lab: dhcp6d serves 2001:db8:1::/64 on lab-srv; lab-c1 runs `dhclient -6`, lab-c2 `dhclient -6 -N -P`;\n\
+         lab-c3 runs `dhclient -6 -N -P` behind the dhcp6d relay in lab-rly (2001:db8:2::/64, relayed in XDP)"
+    );
+    let show_with = |config: &str, what: &str| {
+        let mut args: Vec<&str> = vec!["show"];
+        args.extend(what.split_whitespace());
+        args.extend(["--config", config]);
+        if let Ok(out) = std::process::Command::new(dhcp6d).args(&args).output() {
             print!("{}", String::from_utf8_lossy(&out.stdout));
         }
     };
+    let show = |what: &str| show_with(config_arg, what);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let out =
             std::process::Command::new(dhcp6d).args(["show", "bindings", "--json", "--config", config_arg]).output()?;
-        if String::from_utf8_lossy(&out.stdout).matches("\"bound\"").count() >= 3 {
+        if String::from_utf8_lossy(&out.stdout).matches("\"bound\"").count() >= 5 {
             break;
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -86,6 +127,12 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     show("statistics");
     println!("\n$ dhcp6d show pools");
     show("pools");
+    println!("\n$ dhcp6d show relay users --config examples/lab-relay.toml");
+    show_with(relay_config_arg, "relay users");
+    println!("\n$ dhcp6d show relay servers --config examples/lab-relay.toml");
+    show_with(relay_config_arg, "relay servers");
+    println!("\n$ dhcp6d show statistics --config examples/lab-relay.toml   (relay_* verdicts: relayed in XDP)");
+    show_with(relay_config_arg, "statistics");
     println!("\nThe lab stays up: try `dhcp6d show bindings --config examples/lab.toml`, or");
     println!("`ip netns exec lab-srv bpftool net` to see the XDP program. Logs in {RUN_DIR}. Ctrl-C removes it.");
 
@@ -97,6 +144,7 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     let _ = rx.recv();
     println!("\nlab: removing namespaces");
     drop(clients);
+    drop(relay);
     drop(server);
     drop(switch);
     Ok(())
