@@ -38,15 +38,17 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
         Ok((msg_type, frame)) => {
             bump(&MSG_TYPE_COUNTS, u32::from(msg_type));
             if frame.dst_port == SERVER_PORT {
-                let relayed = if let Some(link) = relay::link(ctx.ingress_ifindex() as u32) {
+                // A Relay-Reply is known by its source, a server of ours, whichever interface
+                // it comes in on; a client's message by the access interface it comes in on.
+                let relayed = if msg_type == MessageType::RelayRepl as u8 {
+                    Some((relay::unwrap(&ctx, &frame.at), Verdict::RelayReplied))
+                } else if let Some(link) = relay::link(ctx.ingress_ifindex() as u32) {
                     if relay::takes_up(msg_type) {
                         Some((relay::forward(&ctx, &frame.at, link), Verdict::RelayForwarded))
                     } else {
                         bump(&VERDICT_COUNTS, Verdict::RelayUnfit as u32);
                         return xdp_action::XDP_PASS;
                     }
-                } else if msg_type == MessageType::RelayRepl as u8 {
-                    Some((relay::unwrap(&ctx, &frame.at), Verdict::RelayReplied))
                 } else {
                     None
                 };

@@ -19,7 +19,7 @@ use dhcp6_common::{
     counters::Verdict,
     fast_path::{LeaseEntry, LeaseKey, LinkEntry, LEASE_MAP_ENTRIES},
     maps,
-    relay::{InterfaceIdKey, RelayGroup, RelayLink, RelayServer},
+    relay::{ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayServer},
     MessageType, PIN_LAYOUT, XDP_PROGRAM,
 };
 
@@ -66,6 +66,8 @@ pub struct RelayMaps {
     pub sent: PerCpuArray<MapData, u64>,
     pub answered: PerCpuArray<MapData, u64>,
     pub reports: RingBuf<MapData>,
+    /// The clients' MACs XDP learnt (an LRU hash; XDP writes it, userspace only reads it).
+    pub client_macs: HashMap<MapData, ClientMacKey, [u8; 8]>,
 }
 
 /// What one program test run gave.
@@ -220,6 +222,7 @@ impl XdpProgram {
             sent: take(e, maps::RELAY_SENT)?,
             answered: take(e, maps::RELAY_ANSWERED)?,
             reports: take(e, maps::RELAY_REPORTS)?,
+            client_macs: take(e, maps::RELAY_CLIENT_MACS)?,
         })
     }
 

@@ -1,0 +1,270 @@
+//! The XDP relay in program test runs (BPF_PROG_TEST_RUN), with its maps filled as dhcp6d
+//! fills them: a Relay-Reply from a group server comes out as the client's message, in a frame
+//! to the client's MAC with a valid UDP checksum, reported to userspace when it is a Reply;
+//! every Relay-Reply or client message the relay must not carry in XDP is passed untouched,
+//! counted by reason. (The Relay-Forwards XDP builds are checked against userspace's byte for
+//! byte in dhcp6-user's relay::fast_path tests, and taken by Kea and dhcp6d in tests/relay.rs.)
+
+use std::net::Ipv6Addr;
+
+use dhcp6_common::{
+    counters::Verdict,
+    fast_path::checksum,
+    relay::{ClientMacKey, InterfaceIdKey, RelayGroup, RelayReport, RelayServer, RELAY_BUCKETS},
+};
+use dhcp6_user::{
+    codec::{
+        option::{DhcpOption, IaAddr, IaNa, Options},
+        ClientMessage, Duid, Message, MessageType, RelayMessage, TransactionId,
+    },
+    relay::{fast_path::relay_link, AccessInterface},
+    xdp::{RelayMaps, XdpProgram},
+};
+
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+/// Test runs come in on loopback: it is both the access interface and the upstream one here.
+const LO: u32 = 1;
+const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x53];
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc1];
+const OUR_LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xc1);
+const SERVER: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
+const RELAY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 2);
+
+/// An Ethernet frame with a UDP datagram, its checksum computed.
+fn udp_frame(to: [u8; 6], from: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, ports: (u16, u16), payload: &[u8]) -> Vec<u8> {
+    let udp_len = (8 + payload.len()) as u16;
+    let mut f = to.to_vec();
+    f.extend_from_slice(&from);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[17, 64]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(&ports.0.to_be_bytes());
+    f.extend_from_slice(&ports.1.to_be_bytes());
+    f.extend_from_slice(&udp_len.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    let c = udp_checksum(&f);
+    f[60..62].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// The UDP checksum the frame's datagram should carry (its own checksum field taken as 0).
+fn udp_checksum(f: &[u8]) -> u16 {
+    let mut udp = f[54..].to_vec();
+    udp[6] = 0;
+    udp[7] = 0;
+    let mut sum = checksum::add(checksum::sum(&f[22..38]), checksum::sum(&f[38..54]));
+    sum = checksum::add(sum, udp.len() as u32 + 17);
+    sum = checksum::add(sum, checksum::sum(&udp));
+    let c = !checksum::fold(sum);
+    if c == 0 {
+        0xffff
+    } else {
+        c
+    }
+}
+
+fn client_message(msg_type: MessageType) -> Vec<u8> {
+    let duid: &'static [u8] = &[0, 3, 0, 1, 2, 0, 0, 0, 0, 0xc1];
+    Message::Client(ClientMessage {
+        msg_type,
+        transaction_id: TransactionId::from_u32(0x00ab_cdef),
+        options: Options(vec![
+            DhcpOption::ClientId(Duid::new(duid).unwrap()),
+            DhcpOption::IaNa(IaNa {
+                iaid: 1,
+                t1: 300,
+                t2: 480,
+                options: Options(vec![DhcpOption::IaAddr(IaAddr {
+                    address: "2001:db8:2::100".parse().unwrap(),
+                    preferred_lifetime: 600,
+                    valid_lifetime: 900,
+                    options: Options::new(),
+                })]),
+            }),
+        ]),
+    })
+    .to_vec()
+    .unwrap()
+}
+
+/// A Relay-Reply to `peer` naming interface `interface_id` (None: no Interface-ID) and
+/// carrying `inner` (None: no Relay Message option).
+fn relay_reply(peer: Ipv6Addr, interface_id: Option<&'static [u8]>, inner: Option<&[u8]>) -> Vec<u8> {
+    let mut options = Options::new();
+    if let Some(id) = interface_id {
+        options.push(DhcpOption::InterfaceId(id));
+    }
+    if let Some(inner) = inner {
+        let inner = Message::decode(Box::leak(inner.to_vec().into_boxed_slice())).unwrap();
+        options.push(DhcpOption::RelayMsg(Box::new(inner)));
+    }
+    Message::Relay(RelayMessage {
+        msg_type: MessageType::RelayRepl,
+        hop_count: 0,
+        link_address: "2001:db8:2::1".parse().unwrap(),
+        peer_address: peer,
+        options,
+    })
+    .to_vec()
+    .unwrap()
+}
+
+fn from_server(payload: &[u8]) -> Vec<u8> {
+    udp_frame(OUR_MAC, SERVER_MAC, SERVER, RELAY, (547, 547), payload)
+}
+
+/// The program with its relay maps as dhcp6d writes them for one access interface ("lo", by
+/// Interface-ID "lo") relaying to one server, and the client's MAC learnt.
+fn relay_program() -> (XdpProgram, RelayMaps) {
+    let mut program = XdpProgram::load().expect("load the XDP program");
+    let mut maps = program.take_relay().expect("the relay's maps");
+    let iface = AccessInterface {
+        name: "lo".into(),
+        link_address: "2001:db8:2::1".parse().unwrap(),
+        group: 0,
+        interface_id: b"lo".to_vec(),
+        remote_id: Some((2011, "{interface}:{mac}".into())),
+        client_link_layer_address: true,
+    };
+    maps.links.insert(LO, relay_link(&iface, 0, OUR_MAC, OUR_LINK_LOCAL).unwrap(), 0).unwrap();
+    maps.interface_ids.insert(InterfaceIdKey::new(b"lo").unwrap(), LO, 0).unwrap();
+    maps.servers.set(0, RelayServer { address: SERVER.octets(), source: RELAY.octets() }, 0).unwrap();
+    maps.server_slots.insert(SERVER.octets(), 0, 0).unwrap();
+    maps.groups.set(0, RelayGroup { buckets: [0; RELAY_BUCKETS] }, 0).unwrap();
+    let mac = [CLIENT_MAC[0], CLIENT_MAC[1], CLIENT_MAC[2], CLIENT_MAC[3], CLIENT_MAC[4], CLIENT_MAC[5], 0, 0];
+    maps.client_macs.insert(ClientMacKey { ifindex: LO, peer: CLIENT.octets() }, mac, 0).unwrap();
+    (program, maps)
+}
+
+/// Runs `frame` and returns the action, the frame out, and which verdict counter moved.
+fn run(program: &XdpProgram, frame: &[u8]) -> (u32, Vec<u8>, Vec<Verdict>) {
+    let before = program.counters().unwrap();
+    let out = program.test_run_on(frame, LO, 1).unwrap();
+    let after = program.counters().unwrap();
+    let moved = Verdict::ALL.iter().copied().filter(|v| after.verdict(*v) > before.verdict(*v)).collect();
+    (out.action, out.frame, moved)
+}
+
+#[test]
+fn a_relay_reply_from_our_server_goes_down_to_the_client_and_its_reply_is_reported() {
+    let (program, mut maps) = relay_program();
+    for (msg_type, reported) in [(MessageType::Reply, true), (MessageType::Advertise, false)] {
+        let inner = client_message(msg_type);
+        let (action, out, moved) = run(&program, &from_server(&relay_reply(CLIENT, Some(b"lo"), Some(&inner))));
+        assert_eq!((action, moved), (XDP_REDIRECT, vec![Verdict::RelayReplied]), "{msg_type:?}");
+        // Ethernet to the client from us, IPv6 from our link-local to the client, 547 -> 546.
+        assert_eq!(&out[..6], &CLIENT_MAC);
+        assert_eq!(&out[6..12], &OUR_MAC);
+        assert_eq!(&out[12..14], &[0x86, 0xdd]);
+        assert_eq!(u16::from_be_bytes([out[18], out[19]]) as usize, 8 + inner.len(), "payload length");
+        assert_eq!(out[20], 17);
+        assert_eq!(&out[22..38], &OUR_LINK_LOCAL.octets());
+        assert_eq!(&out[38..54], &CLIENT.octets());
+        assert_eq!(&out[54..58], &[2, 0x23, 2, 0x22], "ports 547 -> 546");
+        assert_eq!(u16::from_be_bytes([out[58], out[59]]) as usize, 8 + inner.len());
+        assert_eq!(&out[62..], &inner[..], "the client's message, nothing after it");
+        assert_eq!(u16::from_be_bytes([out[60], out[61]]), udp_checksum(&out), "UDP checksum");
+        let report = maps.reports.next().map(|item| {
+            // SAFETY: XDP writes whole reports; plain integers and bytes.
+            unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<RelayReport>()) }
+        });
+        match (reported, report) {
+            (true, Some(r)) => {
+                assert_eq!((r.ifindex, Ipv6Addr::from(r.peer)), (LO, CLIENT));
+                assert_eq!(&r.msg[..r.len as usize], &inner[..], "the Reply, reported whole");
+            }
+            (false, None) => {}
+            (want, got) => panic!("{msg_type:?}: report wanted {want}, got {}", got.is_some()),
+        }
+    }
+}
+
+#[test]
+fn relay_replies_xdp_must_not_carry_are_passed_untouched() {
+    let (program, _maps) = relay_program();
+    let reply = client_message(MessageType::Reply);
+    let good = relay_reply(CLIENT, Some(b"lo"), Some(&reply));
+    let mut bad_checksum = from_server(&good);
+    let last = bad_checksum.len() - 1;
+    bad_checksum[last] ^= 0x01;
+    let mut cut_option = good.clone();
+    // The Interface-ID option (right after the 34-byte header) claims more than there is.
+    cut_option[36..38].copy_from_slice(&0x4000u16.to_be_bytes());
+    let nested = relay_reply(CLIENT, Some(b"lo"), Some(&relay_reply(CLIENT, Some(b"x"), Some(&reply))));
+    let cases: Vec<(&str, Vec<u8>, Verdict)> = vec![
+        ("a bad UDP checksum", bad_checksum, Verdict::RelayUnfit),
+        (
+            "an Interface-ID of no access interface",
+            from_server(&relay_reply(CLIENT, Some(b"eth9"), Some(&reply))),
+            Verdict::RelayUnfit,
+        ),
+        ("no Interface-ID", from_server(&relay_reply(CLIENT, None, Some(&reply))), Verdict::RelayUnfit),
+        ("no Relay Message", from_server(&relay_reply(CLIENT, Some(b"lo"), None)), Verdict::RelayUnfit),
+        ("a Relay-Reply inside (for a downstream relay)", from_server(&nested), Verdict::RelayUnfit),
+        ("an option running past the end", from_server(&cut_option), Verdict::RelayUnfit),
+        (
+            "sent to an address that is not ours toward the server",
+            udp_frame(OUR_MAC, SERVER_MAC, SERVER, "2001:db8:ff::99".parse().unwrap(), (547, 547), &good),
+            Verdict::RelayUnfit,
+        ),
+        (
+            "from no server of ours",
+            udp_frame(OUR_MAC, SERVER_MAC, "2001:db8:ff::66".parse().unwrap(), RELAY, (547, 547), &good),
+            Verdict::Dhcp6Passed,
+        ),
+        (
+            "for a client whose MAC XDP has not seen",
+            from_server(&relay_reply("fe80::99".parse().unwrap(), Some(b"lo"), Some(&reply))),
+            Verdict::RelayNoPeer,
+        ),
+    ];
+    for (what, frame, verdict) in cases {
+        let (action, out, moved) = run(&program, &frame);
+        assert_eq!((action, moved), (XDP_PASS, vec![verdict]), "{what}");
+        assert_eq!(out, frame, "{what}: passed as it came");
+    }
+}
+
+#[test]
+fn client_messages_xdp_must_not_carry_are_passed_untouched() {
+    let (program, _maps) = relay_program();
+    let all_relays: Ipv6Addr = "ff02::1:2".parse().unwrap();
+    let to_relays =
+        |payload: &[u8]| udp_frame([0x33, 0x33, 0, 1, 0, 2], CLIENT_MAC, CLIENT, all_relays, (546, 547), payload);
+    let solicit = client_message(MessageType::Solicit);
+    let mut bad_checksum = to_relays(&solicit);
+    let last = bad_checksum.len() - 1;
+    bad_checksum[last] ^= 0x01;
+    let mut long_duid = solicit.clone();
+    // The Client ID option (first, at 4) claims a DUID longer than RFC 9915 allows.
+    long_duid[6..8].copy_from_slice(&200u16.to_be_bytes());
+    long_duid.resize(4 + 4 + 200, 0);
+    let cases: Vec<(&str, Vec<u8>, Verdict)> = vec![
+        // No route toward the server here: the kernel and userspace take it (and resolve it).
+        ("a Solicit with no route to the server", to_relays(&solicit), Verdict::RelayNoRoute),
+        (
+            "a Release (its Reply must be matched by userspace)",
+            to_relays(&client_message(MessageType::Release)),
+            Verdict::RelayUnfit,
+        ),
+        ("a Decline", to_relays(&client_message(MessageType::Decline)), Verdict::RelayUnfit),
+        ("a bad UDP checksum", bad_checksum, Verdict::RelayUnfit),
+        ("a Client ID longer than a DUID can be", to_relays(&long_duid), Verdict::RelayUnfit),
+        (
+            "a unicast to a server (routed, not relayed)",
+            udp_frame(OUR_MAC, CLIENT_MAC, CLIENT, SERVER, (546, 547), &solicit),
+            Verdict::RelayUnfit,
+        ),
+    ];
+    for (what, frame, verdict) in cases {
+        let (action, out, moved) = run(&program, &frame);
+        assert_eq!((action, moved), (XDP_PASS, vec![verdict]), "{what}");
+        assert_eq!(out, frame, "{what}: passed as it came");
+    }
+}
