@@ -131,6 +131,8 @@ pub struct RelayReport {
     pub len: u32,
     /// The client's address (the Relay-Reply's peer-address).
     pub peer: [u8; 16],
+    /// The client's MAC (two bytes unused), as XDP learnt it from the client's frames.
+    pub mac: [u8; 8],
     /// The Reply, as the client got it.
     pub msg: [u8; REPORT_MSG_MAX],
 }
@@ -182,7 +184,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<RelayServer>(), 32);
         assert_eq!(core::mem::size_of::<InterfaceIdKey>(), 4 + INTERFACE_ID_MAX);
         assert_eq!(core::mem::size_of::<ClientMacKey>(), 20);
-        assert_eq!(core::mem::size_of::<RelayReport>(), 24 + REPORT_MSG_MAX);
+        assert_eq!(core::mem::size_of::<RelayReport>(), 24 + 8 + REPORT_MSG_MAX);
     }
 
     #[test]

@@ -466,6 +466,7 @@ pub fn unwrap(ctx: &XdpContext, frame: &Frame) -> Result<u32, Verdict> {
             (*report).ifindex = ifindex;
             (*report).len = len;
             (*report).peer = s.mac_key.peer;
+            (*report).mac = s.mac;
             bpf_xdp_load_bytes(
                 ctx.as_ptr().cast(),
                 (frame.udp + UDP_HEADER_LEN + inner_at) as u32,

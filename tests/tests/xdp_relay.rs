@@ -177,6 +177,7 @@ fn a_relay_reply_from_our_server_goes_down_to_the_client_and_its_reply_is_report
         match (reported, report) {
             (true, Some(r)) => {
                 assert_eq!((r.ifindex, Ipv6Addr::from(r.peer)), (LO, CLIENT));
+                assert_eq!(&r.mac[..6], &CLIENT_MAC, "the MAC XDP learnt");
                 assert_eq!(&r.msg[..r.len as usize], &inner[..], "the Reply, reported whole");
             }
             (false, None) => {}

@@ -712,7 +712,17 @@ fn relayed_sweep(name: &str, relay: &Relay, dhcp6d: &Path, own: &Path) -> Result
     let _ = std::fs::remove_dir_all(dir.join("relayed-state"));
     server.spawn(&[bin, "run", "--config", config.to_str().context("path")?, "--no-xdp"], &dir.join("relayed.log"))?;
     std::thread::sleep(Duration::from_secs(2));
+    let before = middle.xdp_counted.as_ref().and_then(|i| xdp_run_stats(&middle, i));
     let (runs, overload) = sweep(Generator::Own(own), OWN_RATES, name, &middle, &client, "bench-cli")?;
+    let after = middle.xdp_counted.as_ref().and_then(|i| xdp_run_stats(&middle, i));
+    if let (Some((t0, n0)), Some((t1, n1))) = (before, after) {
+        // Every frame the program saw on the relay's two interfaces, relayed or not.
+        println!(
+            "  XDP program: {:.0} ns per frame over {} frames",
+            (t1 - t0) as f64 / (n1 - n0).max(1) as f64,
+            n1 - n0
+        );
+    }
     Ok(Outcome { peak: peak(&runs), overload, cpu: cpu_per_exchange(&runs) })
 }
 

@@ -207,7 +207,8 @@ impl RelayFastPath {
             let report: RelayReport = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
             let Some(access) = self.access.get(&report.ifindex).copied() else { continue };
             let len = (report.len as usize).min(report.msg.len());
-            relay.reported_reply(access, Ipv6Addr::from(report.peer), &report.msg[..len], now);
+            let mac = [report.mac[0], report.mac[1], report.mac[2], report.mac[3], report.mac[4], report.mac[5]];
+            relay.reported_reply(access, Ipv6Addr::from(report.peer), mac, &report.msg[..len], now);
         }
         n
     }

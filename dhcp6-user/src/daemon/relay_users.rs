@@ -191,8 +191,12 @@ mod tests {
         j.snapshot(&[entry(1, 10), entry(2, 10)]).unwrap();
         assert_eq!(std::fs::metadata(dir.join(JOURNAL)).unwrap().len(), 0, "folded");
         // After the snapshot: 1 refreshed, 2 removed, 3 added.
-        j.append(&[UserChange::Put(entry(1, 20)), UserChange::removal(&entry(2, 10)), UserChange::Put(entry(3, 20))])
-            .unwrap();
+        j.append(&[
+            UserChange::Put(entry(1, 20)),
+            UserChange::Del { duid: entry(2, 10).duid, iaid: 2, ia_type: IaType::Na, resource: entry(2, 10).resource },
+            UserChange::Put(entry(3, 20)),
+        ])
+        .unwrap();
         drop(j);
         // A crash cut the next line short.
         let mut f = OpenOptions::new().append(true).open(dir.join(JOURNAL)).unwrap();

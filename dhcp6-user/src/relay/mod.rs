@@ -139,15 +139,6 @@ pub enum UserChange {
 }
 
 impl UserChange {
-    pub fn removal(entry: &UserEntry) -> UserChange {
-        UserChange::Del {
-            duid: entry.duid.clone(),
-            iaid: entry.iaid,
-            ia_type: entry.ia_type,
-            resource: entry.resource.clone(),
-        }
-    }
-
     /// The entry it changes: client DUID (hex), IAID, IA type, resource.
     pub fn key(&self) -> (&str, u32, IaType, &str) {
         match self {
@@ -174,11 +165,33 @@ pub struct RelayOut {
     pub interface: Option<usize>,
 }
 
+/// A user entry's key: client DUID, IAID, IA type, address or prefix.
+type UserKey = (Box<[u8]>, u32, IaType, Ipv6Net);
+
+/// A client's binding as the relay keeps it, compact ([`UserEntry`] is its outside form,
+/// made for `show` and the journal): a relay keeps one per subscriber's IA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct User {
+    preferred: u32,
+    valid: u32,
+    /// Unix seconds.
+    expires: u64,
+    /// Index of the access interface.
+    access: u16,
+    link_local: Ipv6Addr,
+    mac: Option<[u8; 6]>,
+}
+
+/// The removal of the entry `key`, as journalled.
+fn removal(key: &UserKey) -> UserChange {
+    UserChange::Del { duid: crate::json::hex(&key.0), iaid: key.1, ia_type: key.2, resource: key.3.to_string() }
+}
+
 /// The relay agent's state.
 pub struct Relay {
     config: RelayConfig,
     groups: Vec<GroupState>,
-    users: HashMap<(Vec<u8>, u32, IaType, Ipv6Net), UserEntry>,
+    users: HashMap<UserKey, User>,
     /// Releases and Declines forwarded: (client DUID, transaction id) -> what they named.
     giving_back: HashMap<(Vec<u8>, u32), Vec<Ipv6Net>>,
     /// Routes found at start, kept until a Reply claims them or their hold ends.
@@ -200,6 +213,22 @@ fn hex_mac(mac: &[u8; 6]) -> String {
 }
 
 impl Relay {
+    /// The outside form of an entry.
+    fn user_entry(&self, key: &UserKey, u: &User) -> UserEntry {
+        UserEntry {
+            duid: crate::json::hex(&key.0),
+            iaid: key.1,
+            ia_type: key.2,
+            resource: key.3.to_string(),
+            preferred_lifetime: u.preferred,
+            valid_lifetime: u.valid,
+            expires: u.expires,
+            interface: self.config.interfaces.get(usize::from(u.access)).map_or_else(String::new, |i| i.name.clone()),
+            link_local: u.link_local,
+            mac: u.mac.as_ref().map(hex_mac),
+        }
+    }
+
     pub fn new(config: RelayConfig) -> Relay {
         let groups = config.groups.iter().map(|g| GroupState::new(g.servers.len())).collect();
         Relay {
@@ -325,7 +354,7 @@ impl Relay {
         let port = if matches!(inner, Message::Relay(_)) { SERVER_PORT } else { CLIENT_PORT };
         if let Message::Client(c) = inner {
             if c.msg_type == MessageType::Reply {
-                self.learn(access, reply.peer_address, c, now);
+                self.learn(access, reply.peer_address, None, c, now);
             }
         }
         let Ok(bytes) = inner.to_vec() else { return self.drop(RelayDrop::Malformed) };
@@ -339,13 +368,14 @@ impl Relay {
 
     /// A Reply the XDP relay carried down to `peer` on access interface `access`: learnt
     /// from as if this relay had carried it.
-    pub fn reported_reply(&mut self, access: usize, peer: Ipv6Addr, payload: &[u8], now: u64) {
+    /// `mac` is the client's, as XDP saw it on its frames.
+    pub fn reported_reply(&mut self, access: usize, peer: Ipv6Addr, mac: [u8; 6], payload: &[u8], now: u64) {
         if access >= self.config.interfaces.len() {
             return;
         }
         if let Ok(Message::Client(c)) = Message::decode(payload) {
             if c.msg_type == MessageType::Reply {
-                self.learn(access, peer, &c, now);
+                self.learn(access, peer, Some(mac), &c, now);
             }
         }
     }
@@ -386,6 +416,7 @@ impl Relay {
             if entry.expires <= now {
                 continue;
             }
+            let Ok(access16) = u16::try_from(access) else { continue };
             if entry.ia_type == IaType::Pd {
                 self.adopted.remove(&resource);
                 self.routes.push(RouteChange::Replace(PdRouteIntent {
@@ -394,7 +425,16 @@ impl Relay {
                     access,
                 }));
             }
-            self.users.insert((duid, entry.iaid, entry.ia_type, resource), entry);
+            let mac = entry.mac.as_deref().and_then(crate::config::parse_hex).and_then(|m| <[u8; 6]>::try_from(m).ok());
+            let user = User {
+                preferred: entry.preferred_lifetime,
+                valid: entry.valid_lifetime,
+                expires: entry.expires,
+                access: access16,
+                link_local: entry.link_local,
+                mac,
+            };
+            self.users.insert((duid.into_boxed_slice(), entry.iaid, entry.ia_type, resource), user);
             taken += 1;
         }
         taken
@@ -416,19 +456,17 @@ impl Relay {
     }
 
     /// Removes user entries matching `gone`, and the routes of the prefixes among them.
-    fn forget(&mut self, gone: impl Fn(&(Vec<u8>, u32, IaType, Ipv6Net), &UserEntry) -> bool) {
+    fn forget(&mut self, gone: impl Fn(&UserKey, &User) -> bool) {
         let routes = &mut self.routes;
-        let interfaces = &self.config.interfaces;
         let changes = &mut self.user_changes;
-        self.users.retain(|key, entry| {
-            if !gone(key, entry) {
+        self.users.retain(|key, user| {
+            if !gone(key, user) {
                 return true;
             }
-            changes.push(UserChange::removal(entry));
+            changes.push(removal(key));
             if key.2 == IaType::Pd {
-                if let Some(access) = interfaces.iter().position(|i| i.name == entry.interface) {
-                    routes.push(RouteChange::Remove(PdRouteIntent { prefix: key.3, via: entry.link_local, access }));
-                }
+                let access = usize::from(user.access);
+                routes.push(RouteChange::Remove(PdRouteIntent { prefix: key.3, via: user.link_local, access }));
             }
             false
         });
@@ -436,12 +474,23 @@ impl Relay {
 
     /// Updates user entries from a Reply: bindings with lifetimes are added or refreshed,
     /// zero lifetimes and answered Releases/Declines remove them.
-    fn learn(&mut self, access: usize, peer: Ipv6Addr, reply: &dhcp6_codec::ClientMessage<'_>, now: u64) {
+    fn learn(
+        &mut self,
+        access: usize,
+        peer: Ipv6Addr,
+        mac: Option<[u8; 6]>,
+        reply: &dhcp6_codec::ClientMessage<'_>,
+        now: u64,
+    ) {
         let Some(duid) = reply.options.client_id().map(|d| d.as_bytes().to_vec()) else { return };
-        if let Some(released) = self.giving_back.remove(&(duid.clone(), reply.transaction_id.as_u32())) {
-            self.forget(|(d, _, _, r), _| d == &duid && released.contains(r));
-            return;
+        let Ok(access16) = u16::try_from(access) else { return };
+        if !self.giving_back.is_empty() {
+            if let Some(released) = self.giving_back.remove(&(duid.clone(), reply.transaction_id.as_u32())) {
+                self.forget(|(d, _, _, r), _| **d == *duid && released.contains(r));
+                return;
+            }
         }
+        let duid: Box<[u8]> = duid.into_boxed_slice();
         for (iaid, ia_type, resource, preferred, valid) in ia_resources(&reply.options) {
             let key = (duid.clone(), iaid, ia_type, resource);
             if valid == 0 {
@@ -453,20 +502,16 @@ impl Relay {
                 self.adopted.remove(&resource);
                 self.routes.push(RouteChange::Replace(PdRouteIntent { prefix: resource, via: peer, access }));
             }
-            let entry = UserEntry {
-                duid: crate::json::hex(&duid),
-                iaid,
-                ia_type,
-                resource: resource.to_string(),
-                preferred_lifetime: preferred,
-                valid_lifetime: valid,
+            let user = User {
+                preferred,
+                valid,
                 expires: now + u64::from(valid),
-                interface: self.config.interfaces[access].name.clone(),
+                access: access16,
                 link_local: peer,
-                mac: eui64_mac(peer).map(|m| hex_mac(&m)),
+                mac: mac.or_else(|| eui64_mac(peer)),
             };
-            self.user_changes.push(UserChange::Put(entry.clone()));
-            self.users.insert(key, entry);
+            self.user_changes.push(UserChange::Put(self.user_entry(&key, &user)));
+            self.users.insert(key, user);
         }
     }
 
@@ -488,7 +533,7 @@ impl Relay {
 
     /// Every user entry, sorted.
     pub fn users(&self) -> Vec<UserEntry> {
-        let mut all: Vec<UserEntry> = self.users.values().cloned().collect();
+        let mut all: Vec<UserEntry> = self.users.iter().map(|(k, u)| self.user_entry(k, u)).collect();
         all.sort_by(|a, b| (&a.interface, &a.resource).cmp(&(&b.interface, &b.resource)));
         all
     }
