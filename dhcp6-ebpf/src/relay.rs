@@ -391,7 +391,12 @@ pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink) -> Result<u32,
     }
     s.mac[6] = 0;
     s.mac[7] = 0;
-    let _ = RELAY_CLIENT_MACS.insert(&s.mac_key, &s.mac, 0);
+    // Written only when new or changed: an update of the LRU map costs more than a lookup.
+    // SAFETY: a map value of plain bytes.
+    let known = unsafe { RELAY_CLIENT_MACS.get(&s.mac_key) }.copied();
+    if known != Some(s.mac) {
+        let _ = RELAY_CLIENT_MACS.insert(&s.mac_key, &s.mac, 0);
+    }
     bump(&RELAY_SENT, slot);
     // SAFETY: a plain helper call.
     Ok(unsafe { bpf_redirect(s.fib.ifindex, 0) } as u32)
