@@ -35,22 +35,7 @@ const RELAY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 2);
 
 /// An Ethernet frame with a UDP datagram, its checksum computed.
 fn udp_frame(to: [u8; 6], from: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, ports: (u16, u16), payload: &[u8]) -> Vec<u8> {
-    let udp_len = (8 + payload.len()) as u16;
-    let mut f = to.to_vec();
-    f.extend_from_slice(&from);
-    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
-    f.extend_from_slice(&udp_len.to_be_bytes());
-    f.extend_from_slice(&[17, 64]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&dst.octets());
-    f.extend_from_slice(&ports.0.to_be_bytes());
-    f.extend_from_slice(&ports.1.to_be_bytes());
-    f.extend_from_slice(&udp_len.to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(payload);
-    let c = udp_checksum(&f);
-    f[60..62].copy_from_slice(&c.to_be_bytes());
-    f
+    dhcp6_user::fast_path::udp_frame(to, from, (src, dst), ports, 64, payload)
 }
 
 /// The UDP checksum the frame's datagram should carry (its own checksum field taken as 0).

@@ -113,17 +113,31 @@ pub fn lease_entry(b: &FastBinding, ifindex: u32, clock: &Clock) -> Option<Lease
 /// (to 33:33:00:01:00:02 from `mac`), with its UDP checksum: what a client on a NIC sends.
 /// The benchmarks replay such frames.
 pub fn client_frame(mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, payload: &[u8]) -> Vec<u8> {
+    udp_frame([0x33, 0x33, 0, 1, 0, 2], mac, (src, dst), (546, 547), 1, payload)
+}
+
+/// An Ethernet frame (`to` <- `from`) carrying a UDP datagram between `addresses` (source,
+/// destination) and `ports`, with its checksum.
+pub fn udp_frame(
+    to: [u8; 6],
+    from: [u8; 6],
+    addresses: (Ipv6Addr, Ipv6Addr),
+    ports: (u16, u16),
+    hop_limit: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let (src, dst) = addresses;
     let udp_len = (8 + payload.len()) as u16;
-    let mut f = vec![0x33, 0x33, 0, 1, 0, 2];
-    f.extend_from_slice(&mac);
+    let mut f = to.to_vec();
+    f.extend_from_slice(&from);
     f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
     f.extend_from_slice(&udp_len.to_be_bytes());
-    f.extend_from_slice(&[17, 1]);
+    f.extend_from_slice(&[17, hop_limit]);
     f.extend_from_slice(&src.octets());
     f.extend_from_slice(&dst.octets());
     let udp = f.len();
-    f.extend_from_slice(&546u16.to_be_bytes());
-    f.extend_from_slice(&547u16.to_be_bytes());
+    f.extend_from_slice(&ports.0.to_be_bytes());
+    f.extend_from_slice(&ports.1.to_be_bytes());
     f.extend_from_slice(&udp_len.to_be_bytes());
     f.extend_from_slice(&[0, 0]);
     f.extend_from_slice(payload);
