@@ -70,7 +70,7 @@ pub fn render(request: Request, answer: &Value) -> String {
                     "{:<28} {:<6} {:>8} {:<10} {:<26} {:<18} {:<9} {}",
                     field(u, "resource"),
                     field(u, "ia_type"),
-                    field(u, "expires"),
+                    field(u, "expires_in"),
                     field(u, "interface"),
                     field(u, "link_local"),
                     field(u, "mac"),

@@ -651,7 +651,16 @@ fn control_answer(
         }
         Request::Pools => serde_json::to_value(server.pool_counts()).unwrap_or(Value::Null),
         Request::ClearConflicting { .. } => Value::Null,
-        Request::RelayUsers => relay.map_or(json!([]), |r| serde_json::to_value(r.users()).unwrap_or(Value::Null)),
+        Request::RelayUsers => relay.map_or(json!([]), |r| {
+            let users = r.users().into_iter().map(|u| {
+                let expires_in = u.expires.saturating_sub(now);
+                let mut v = serde_json::to_value(u).unwrap_or(Value::Null);
+                // Seconds left, as `show bindings` gives them.
+                v["expires_in"] = json!(expires_in);
+                v
+            });
+            Value::Array(users.collect())
+        }),
         Request::RelayServers => relay.map_or(json!([]), |r| {
             let mut v = json!({ "servers": r.servers(now) });
             v["stats"] = serde_json::to_value(r.stats()).unwrap_or(Value::Null);
