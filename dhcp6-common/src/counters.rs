@@ -30,15 +30,14 @@ pub enum Verdict {
     RelayForwarded = 10,
     /// A Relay-Reply unwrapped in XDP and its message sent down to the client.
     RelayReplied = 11,
-    /// A message the relay fast path does not take as it stands (a Release or Decline, whose
-    /// answers userspace must match; a downstream relay's; VLAN-tagged; options it cannot
-    /// read; too long; a bad checksum): passed.
+    /// A message the relay fast path does not take as it stands (a downstream relay's;
+    /// VLAN-tagged; options it cannot read; too long; a bad checksum): passed.
     RelayUnfit = 12,
     /// A message the relay would carry, but no route or no neighbour entry (yet) toward the
     /// server, or no server up: passed, for the kernel to resolve and userspace to send.
     RelayNoRoute = 13,
-    /// A Relay-Reply for a client whose MAC XDP does not know, or a Reply that could not be
-    /// reported (ring full): passed to userspace.
+    /// A Relay-Reply for a client whose MAC XDP does not know, or a Reply, Release or Decline
+    /// that could not be reported (ring full): passed to userspace.
     RelayNoPeer = 14,
 }
 

@@ -121,11 +121,21 @@ pub struct ClientMacKey {
     pub peer: [u8; 16],
 }
 
-/// A Reply XDP carried down to a client, reported to userspace.
+/// [`RelayReport::kind`]: a Reply XDP carried down.
+pub const REPORT_REPLY: u32 = 0;
+/// [`RelayReport::kind`]: a Release or Decline XDP carried up (userspace forgets what it gives
+/// back when its Reply comes).
+pub const REPORT_GIVING_BACK: u32 = 1;
+
+/// A message XDP relayed that userspace learns from: a Reply carried down to a client, or a
+/// Release or Decline carried up.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RelayReport {
-    /// The access interface it went out of.
+    /// [`REPORT_REPLY`] or [`REPORT_GIVING_BACK`].
+    pub kind: u32,
+    pub _pad: u32,
+    /// The access interface it went out of, or came in on.
     pub ifindex: u32,
     /// Bytes of `msg` in use.
     pub len: u32,
@@ -133,7 +143,7 @@ pub struct RelayReport {
     pub peer: [u8; 16],
     /// The client's MAC (two bytes unused), as XDP learnt it from the client's frames.
     pub mac: [u8; 8],
-    /// The Reply, as the client got it.
+    /// The message, as the client got it or sent it.
     pub msg: [u8; REPORT_MSG_MAX],
 }
 
@@ -184,7 +194,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<RelayServer>(), 32);
         assert_eq!(core::mem::size_of::<InterfaceIdKey>(), 4 + INTERFACE_ID_MAX);
         assert_eq!(core::mem::size_of::<ClientMacKey>(), 20);
-        assert_eq!(core::mem::size_of::<RelayReport>(), 24 + 8 + REPORT_MSG_MAX);
+        assert_eq!(core::mem::size_of::<RelayReport>(), 8 + 24 + 8 + REPORT_MSG_MAX);
     }
 
     #[test]

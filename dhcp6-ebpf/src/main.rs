@@ -44,7 +44,7 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
                     Some((relay::unwrap(&ctx, &frame.at), Verdict::RelayReplied))
                 } else if let Some(link) = relay::link(ctx.ingress_ifindex() as u32) {
                     if relay::takes_up(msg_type) {
-                        Some((relay::forward(&ctx, &frame.at, link), Verdict::RelayForwarded))
+                        Some((relay::forward(&ctx, &frame.at, link, msg_type), Verdict::RelayForwarded))
                     } else {
                         bump(&VERDICT_COUNTS, Verdict::RelayUnfit as u32);
                         return xdp_action::XDP_PASS;

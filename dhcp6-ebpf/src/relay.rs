@@ -33,7 +33,7 @@ use dhcp6_common::{
     relay::{
         bucket_of, fnv1a_step, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayReport, RelayServer,
         CLIENT_MAC_ENTRIES, FNV1A_START, HEAD_PEER_AT, INTERFACE_ID_MAX, MAX_GROUPS, MAX_GROUP_SERVERS, NOWHERE,
-        NO_SERVER, RELAY_HEAD_MAX, RELAY_LINK_ENTRIES, RELAY_REPORT_RING_BYTES, RELAY_REPORT_WAKE_BYTES, REPORT_MSG_MAX,
+        NO_SERVER, RELAY_HEAD_MAX, RELAY_LINK_ENTRIES, RELAY_REPORT_RING_BYTES, RELAY_REPORT_WAKE_BYTES, REPORT_GIVING_BACK, REPORT_MSG_MAX, REPORT_REPLY,
     },
     wire::{frame::*, option_code, ALL_DHCP_RELAY_AGENTS_AND_SERVERS, CLIENT_PORT, SERVER_PORT},
     MessageType,
@@ -90,17 +90,19 @@ pub fn link(ifindex: u32) -> Option<&'static RelayLink> {
     unsafe { RELAY_LINKS.get(ifindex) }
 }
 
-/// Whether XDP relays this message type up. Releases and Declines go to userspace, which
-/// must see what they give back to forget it when their Reply comes; Relay-Forwards from
-/// downstream relays too; server-to-client types are not relayed up at all.
+/// Whether XDP relays this message type up: every client-to-server type (a Release or
+/// Decline is reported to userspace on its way, see [`forward`]). Relay-Forwards from
+/// downstream relays go to userspace; server-to-client types are not relayed up at all.
 #[inline(always)]
 pub fn takes_up(msg_type: u8) -> bool {
-    const TAKEN: [MessageType; 6] = [
+    const TAKEN: [MessageType; 8] = [
         MessageType::Solicit,
         MessageType::Request,
         MessageType::Confirm,
         MessageType::Renew,
         MessageType::Rebind,
+        MessageType::Release,
+        MessageType::Decline,
         MessageType::InformationRequest,
     ];
     let mut i = 0;
@@ -243,10 +245,52 @@ fn write_headers(
     store(ctx, ETH_HEADER_LEN + IPV6_HEADER_LEN, s.udp.as_ptr(), 8)
 }
 
+/// Reports the message at `at` (`len` bytes) of the frame to userspace, with the client's
+/// address and MAC (`s.mac_key.peer`, `s.mac`): if the ring has no room, the caller passes
+/// the frame to userspace instead (`RelayNoPeer`).
+#[inline(always)]
+fn report(ctx: &XdpContext, s: &Scratch, kind: u32, ifindex: u32, at: usize, len: usize) -> Result<(), Verdict> {
+    let mut entry = RELAY_REPORTS.reserve(0).ok_or(Verdict::RelayNoPeer)?;
+    let record = entry.as_mut_ptr();
+    let len = match size(len, REPORT_MSG_MAX) {
+        Ok(len) => len,
+        Err(_) => {
+            entry.discard(0);
+            return Err(Verdict::RelayUnfit);
+        }
+    };
+    // SAFETY: `record` is the reserved record; at most REPORT_MSG_MAX bytes into its
+    // REPORT_MSG_MAX-byte message.
+    let r = unsafe {
+        (*record).kind = kind;
+        (*record)._pad = 0;
+        (*record).ifindex = ifindex;
+        (*record).len = len;
+        (*record).peer = s.mac_key.peer;
+        (*record).mac = s.mac;
+        bpf_xdp_load_bytes(ctx.as_ptr().cast(), at as u32, (*record).msg.as_mut_ptr().cast(), len)
+    };
+    if r < 0 {
+        entry.discard(0);
+        return Err(Verdict::RelayUnfit);
+    }
+    // dhcp6d reads the ring every RELAY_REPORT_EVERY_MS; it is woken only once a good part of
+    // the ring waits.
+    const BPF_RB_AVAIL_DATA: u64 = 0;
+    const BPF_RB_NO_WAKEUP: u64 = 1;
+    const BPF_RB_FORCE_WAKEUP: u64 = 2;
+    let ring = core::ptr::from_ref(&RELAY_REPORTS).cast_mut().cast();
+    // SAFETY: `ring` is the ring buffer map (as aya's RingBuf passes it); the query only reads
+    // its positions.
+    let waiting = unsafe { aya_ebpf::helpers::bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) };
+    entry.submit(if waiting >= RELAY_REPORT_WAKE_BYTES { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP });
+    Ok(())
+}
+
 /// Relays a client's message up as a Relay-Forward; returns the XDP action (a redirect).
 /// (A function of its own, a BPF subprogram: its stack is not added to the other paths'.)
 #[inline(never)]
-pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink) -> Result<u32, Verdict> {
+pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink, msg_type: u8) -> Result<u32, Verdict> {
     // VLAN-tagged clients are matched by userspace.
     if frame.ip != ETH_HEADER_LEN {
         return Err(Verdict::RelayUnfit);
@@ -363,6 +407,22 @@ pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink) -> Result<u32,
     let payload_sum = head_sum + placed(s.payload_sum as u32, head_len);
     let csum = ip_header(s, &server.source, &server.address, udp_len, SERVER_PORT, payload_sum);
 
+    // The client's address and MAC, for the report and the client MAC map.
+    s.mac_key.ifindex = ctx.ingress_ifindex() as u32;
+    for i in 0..16 {
+        s.mac_key.peer[i] = s.ip_in[8 + i];
+    }
+    for i in 0..6 {
+        s.mac[i] = client_mac[i];
+    }
+    s.mac[6] = 0;
+    s.mac[7] = 0;
+    // A Release or Decline is told to userspace before it goes: it forgets what they give
+    // back when their Reply comes.
+    if msg_type == MessageType::Release as u8 || msg_type == MessageType::Decline as u8 {
+        report(ctx, s, REPORT_GIVING_BACK, s.mac_key.ifindex, frame.udp + UDP_HEADER_LEN, n)?;
+    }
+
     // From here the frame changes: Ethernet padding off the tail, room at the head.
     // The helper's length, a plain number (arithmetic on the packet's end pointer is refused).
     // SAFETY: a plain helper call.
@@ -382,15 +442,6 @@ pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink) -> Result<u32,
     store(ctx, ETH_HEADER_LEN + IPV6_HEADER_LEN + UDP_HEADER_LEN, s.head.as_ptr(), size(head_len, RELAY_HEAD_MAX)?)?;
 
     // The client's MAC, for its answers to go down by.
-    s.mac_key.ifindex = ctx.ingress_ifindex() as u32;
-    for i in 0..16 {
-        s.mac_key.peer[i] = s.ip_in[8 + i];
-    }
-    for i in 0..6 {
-        s.mac[i] = client_mac[i];
-    }
-    s.mac[6] = 0;
-    s.mac[7] = 0;
     // Written only when new or changed: an update of the LRU map costs more than a lookup.
     // SAFETY: a map value of plain bytes.
     let known = unsafe { RELAY_CLIENT_MACS.get(&s.mac_key) }.copied();
@@ -456,43 +507,7 @@ pub fn unwrap(ctx: &XdpContext, frame: &Frame) -> Result<u32, Verdict> {
 
     // A Reply is told to userspace before it goes: the user entries and routes follow it.
     if reply {
-        let mut entry = RELAY_REPORTS.reserve(0).ok_or(Verdict::RelayNoPeer)?;
-        let report = entry.as_mut_ptr();
-        let len = match size(inner_len, REPORT_MSG_MAX) {
-            Ok(len) => len,
-            Err(_) => {
-                entry.discard(0);
-                return Err(Verdict::RelayUnfit);
-            }
-        };
-        // SAFETY: `report` is the reserved record; at most REPORT_MSG_MAX bytes into its
-        // REPORT_MSG_MAX-byte message.
-        let r = unsafe {
-            (*report).ifindex = ifindex;
-            (*report).len = len;
-            (*report).peer = s.mac_key.peer;
-            (*report).mac = s.mac;
-            bpf_xdp_load_bytes(
-                ctx.as_ptr().cast(),
-                (frame.udp + UDP_HEADER_LEN + inner_at) as u32,
-                (*report).msg.as_mut_ptr().cast(),
-                len,
-            )
-        };
-        if r < 0 {
-            entry.discard(0);
-            return Err(Verdict::RelayUnfit);
-        }
-        // dhcp6d reads the ring every RELAY_REPORT_EVERY_MS; it is woken only once a good
-        // part of the ring waits.
-        const BPF_RB_AVAIL_DATA: u64 = 0;
-        const BPF_RB_NO_WAKEUP: u64 = 1;
-        const BPF_RB_FORCE_WAKEUP: u64 = 2;
-        let ring = core::ptr::from_ref(&RELAY_REPORTS).cast_mut().cast();
-        // SAFETY: `ring` is the ring buffer map (as aya's RingBuf passes it); the query only
-        // reads its positions.
-        let waiting = unsafe { aya_ebpf::helpers::bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) };
-        entry.submit(if waiting >= RELAY_REPORT_WAKE_BYTES { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP });
+        report(ctx, s, REPORT_REPLY, ifindex, frame.udp + UDP_HEADER_LEN + inner_at, inner_len)?;
     }
 
     let inner_sum = sum_padded(s, inner_at, inner_len).ok_or(Verdict::RelayUnfit)?;

@@ -345,8 +345,12 @@ fn dhclient_through_the_dhcp6d_relay_with_xdp_to_kea() {
     let fields: Vec<&str> = line.split(',').collect();
     assert_eq!((fields[12], fields[15], fields[16]), (mac.as_str(), "1", "8"), "Kea's lease: {line}");
 
-    // Release: the route goes.
+    // Release, relayed in XDP too (reported on its way, so that its Reply removes what it gives
+    // back): the route goes, and so do the user entries.
+    let forwarded = |r: &Dhcp6d| r.show("statistics")["xdp"]["relay_forwarded"].as_u64().unwrap();
+    let before = forwarded(&relay);
     lab.release(&scratch, client);
     wait_for("the route to go", SECS, || Some(()).filter(|_| !routes().contains(&prefix)));
     assert!(relay.show("relay users").as_array().unwrap().is_empty());
+    assert!(forwarded(&relay) > before, "the Release went up through XDP");
 }

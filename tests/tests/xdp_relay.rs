@@ -232,14 +232,11 @@ fn client_messages_xdp_must_not_carry_are_passed_untouched() {
     long_duid[6..8].copy_from_slice(&200u16.to_be_bytes());
     long_duid.resize(4 + 4 + 200, 0);
     let cases: Vec<(&str, Vec<u8>, Verdict)> = vec![
-        // No route toward the server here: the kernel and userspace take it (and resolve it).
+        // No route toward the server here: the kernel and userspace take them (and resolve it).
         ("a Solicit with no route to the server", to_relays(&solicit), Verdict::RelayNoRoute),
-        (
-            "a Release (its Reply must be matched by userspace)",
-            to_relays(&client_message(MessageType::Release)),
-            Verdict::RelayUnfit,
-        ),
-        ("a Decline", to_relays(&client_message(MessageType::Decline)), Verdict::RelayUnfit),
+        ("a Release with no route", to_relays(&client_message(MessageType::Release)), Verdict::RelayNoRoute),
+        ("a Decline with no route", to_relays(&client_message(MessageType::Decline)), Verdict::RelayNoRoute),
+        ("an Advertise (server to client)", to_relays(&client_message(MessageType::Advertise)), Verdict::RelayUnfit),
         ("a bad UDP checksum", bad_checksum, Verdict::RelayUnfit),
         ("a Client ID longer than a DUID can be", to_relays(&long_duid), Verdict::RelayUnfit),
         (

@@ -9,7 +9,9 @@ use std::{
 };
 
 use aya::maps::MapError;
-use dhcp6_common::relay::{InterfaceIdKey, RelayGroup, RelayReport, RelayServer, MAX_GROUPS, MAX_GROUP_SERVERS};
+use dhcp6_common::relay::{
+    InterfaceIdKey, RelayGroup, RelayReport, RelayServer, MAX_GROUPS, MAX_GROUP_SERVERS, REPORT_GIVING_BACK,
+};
 use tracing::{info, warn};
 
 use super::fast_path::{link_local, mac_address};
@@ -194,7 +196,7 @@ impl RelayFastPath {
         }
     }
 
-    /// Learns from every Reply XDP reported; returns how many.
+    /// Learns from every message XDP reported; returns how many.
     pub fn take_reports(&mut self, relay: &mut Relay, now: u64) -> usize {
         let mut n = 0;
         while let Some(item) = self.maps.reports.next() {
@@ -207,8 +209,15 @@ impl RelayFastPath {
             let report: RelayReport = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
             let Some(access) = self.access.get(&report.ifindex).copied() else { continue };
             let len = (report.len as usize).min(report.msg.len());
-            let mac = [report.mac[0], report.mac[1], report.mac[2], report.mac[3], report.mac[4], report.mac[5]];
-            relay.reported_reply(access, Ipv6Addr::from(report.peer), mac, &report.msg[..len], now);
+            let msg = &report.msg[..len];
+            match report.kind {
+                REPORT_GIVING_BACK => relay.reported_giving_back(msg, now),
+                _ => {
+                    let mac =
+                        [report.mac[0], report.mac[1], report.mac[2], report.mac[3], report.mac[4], report.mac[5]];
+                    relay.reported_reply(access, Ipv6Addr::from(report.peer), mac, msg, now);
+                }
+            }
         }
         n
     }

@@ -165,6 +165,10 @@ pub struct RelayOut {
     pub interface: Option<usize>,
 }
 
+/// Seconds a forwarded Release or Decline waits for its Reply (clients retransmit for longer,
+/// and each retransmission is noted again).
+const GIVING_BACK_WAIT: u64 = 60;
+
 /// A user entry's key: client DUID, IAID, IA type, address or prefix.
 type UserKey = (Box<[u8]>, u32, IaType, Ipv6Net);
 
@@ -192,8 +196,9 @@ pub struct Relay {
     config: RelayConfig,
     groups: Vec<GroupState>,
     users: HashMap<UserKey, User>,
-    /// Releases and Declines forwarded: (client DUID, transaction id) -> what they named.
-    giving_back: HashMap<(Vec<u8>, u32), Vec<Ipv6Net>>,
+    /// Releases and Declines forwarded: (client DUID, transaction id) -> what they named, and
+    /// when (forgotten after [`GIVING_BACK_WAIT`] unanswered).
+    giving_back: HashMap<(Vec<u8>, u32), (Vec<Ipv6Net>, u64)>,
     /// Routes found at start, kept until a Reply claims them or their hold ends.
     adopted: HashMap<Ipv6Net, (PdRouteIntent, u64)>,
     routes: Vec<RouteChange>,
@@ -282,16 +287,13 @@ impl Relay {
         let client = msg.innermost();
         let duid = client.options().client_id().map(|d| d.as_bytes().to_vec()).unwrap_or_default();
         let iface = self.config.interfaces[access].clone();
-        let group = &self.config.groups[iface.group];
-        let Some(server) = self.groups[iface.group].pick(&duid, group, now) else {
+        let Some(server) = self.groups[iface.group].pick(&duid, &self.config.groups[iface.group], now) else {
             return self.drop(RelayDrop::NoServer);
         };
         if let Message::Client(c) = client {
-            if matches!(c.msg_type, MessageType::Release | MessageType::Decline) {
-                let named = ia_resources(&c.options).into_iter().map(|(_, _, r, _, _)| r).collect();
-                self.giving_back.insert((duid.clone(), c.transaction_id.as_u32()), named);
-            }
+            self.note_giving_back(&duid, c, now);
         }
+        let group = &self.config.groups[iface.group];
         let mut options = Options::new();
         if !iface.interface_id.is_empty() {
             options.push(DhcpOption::InterfaceId(&iface.interface_id));
@@ -377,6 +379,22 @@ impl Relay {
             if c.msg_type == MessageType::Reply {
                 self.learn(access, peer, Some(mac), &c, now);
             }
+        }
+    }
+
+    /// Notes what a Release or Decline gives back, to forget it when its Reply comes.
+    fn note_giving_back(&mut self, duid: &[u8], c: &dhcp6_codec::ClientMessage<'_>, now: u64) {
+        if matches!(c.msg_type, MessageType::Release | MessageType::Decline) {
+            let named = ia_resources(&c.options).into_iter().map(|(_, _, r, _, _)| r).collect();
+            self.giving_back.insert((duid.to_vec(), c.transaction_id.as_u32()), (named, now));
+        }
+    }
+
+    /// A Release or Decline the XDP relay carried up (reported before it went).
+    pub fn reported_giving_back(&mut self, payload: &[u8], now: u64) {
+        if let Ok(Message::Client(c)) = Message::decode(payload) {
+            let duid = c.options.client_id().map(|d| d.as_bytes().to_vec()).unwrap_or_default();
+            self.note_giving_back(&duid, &c, now);
         }
     }
 
@@ -485,7 +503,7 @@ impl Relay {
         let Some(duid) = reply.options.client_id().map(|d| d.as_bytes().to_vec()) else { return };
         let Ok(access16) = u16::try_from(access) else { return };
         if !self.giving_back.is_empty() {
-            if let Some(released) = self.giving_back.remove(&(duid.clone(), reply.transaction_id.as_u32())) {
+            if let Some((released, _)) = self.giving_back.remove(&(duid.clone(), reply.transaction_id.as_u32())) {
                 self.forget(|(d, _, _, r), _| **d == *duid && released.contains(r));
                 return;
             }
@@ -518,6 +536,7 @@ impl Relay {
     /// Forgets user entries whose lifetimes ended, and notes unanswered servers.
     pub fn tick(&mut self, now: u64) {
         self.forget(|_, u| u.expires <= now);
+        self.giving_back.retain(|_, (_, at)| now.saturating_sub(*at) < GIVING_BACK_WAIT);
         let routes = &mut self.routes;
         self.adopted.retain(|_, (route, until)| {
             let keep = *until > now;
