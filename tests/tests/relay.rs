@@ -354,3 +354,25 @@ fn dhclient_through_the_dhcp6d_relay_with_xdp_to_kea() {
     assert!(relay.show("relay users").as_array().unwrap().is_empty());
     assert!(forwarded(&relay) > before, "the Release went up through XDP");
 }
+
+#[test]
+fn the_xdp_relay_takes_replies_on_an_upstream_interface_routed_after_it_started() {
+    let scratch = Scratch::new("d6late");
+    let lab = RelayLab::new(&scratch, "d6s");
+    let (server_ns, relay_ns, client_ns, up, access) =
+        (&lab.server_ns, &lab.relay_ns, &lab.client_ns, &lab.up, &lab.access);
+    let _server = Dhcp6d::start(server_ns, &scratch, "srv", SERVER, &["--no-xdp"]);
+    // The relay starts with no route toward its server (as before a routing daemon converges).
+    relay_ns.exec(&["ip", "-6", "addr", "del", "2001:db8:ff::2/64", "dev", &up.a]);
+    let relay = Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(&access.b), &[]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
+    lab.wire_like();
+    wait_for("XDP on the upstream interface", SECS, || {
+        let out = relay_ns.exec(&["ip", "link", "show", "dev", &up.a]);
+        Some(()).filter(|_| String::from_utf8_lossy(&out.stdout).contains("xdp"))
+    });
+    let client = Dhclient::start(client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
+    client.wait_event("BOUND6", "new_ip6_prefix", SECS);
+    let counts = relay.show("statistics")["xdp"].clone();
+    assert!(counts["relay_replied"].as_u64() >= Some(2), "Relay-Replies unwrapped in XDP: {counts}");
+}

@@ -126,7 +126,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
     );
 
     let served: Vec<String> = server.config().subnets.iter().filter_map(|s| s.interface.clone()).collect();
-    let (xdp, mut fast, mut relay_fast) = if options.xdp {
+    let (mut xdp, mut fast, mut relay_fast) = if options.xdp {
         info!(interfaces = ?interfaces, "attaching XDP");
         let (mut program, fast) = attach_xdp(&options.bpf_dir, &interfaces, &served)?;
         let relay_fast = match &relay {
@@ -255,6 +255,11 @@ pub async fn run(options: RunOptions) -> Result<()> {
                         // Servers marked down or back up move their buckets.
                         f.sync(r, now());
                     }
+                    if let (Some(program), true) = (xdp.as_mut(), relay_fast.is_some()) {
+                        // Routes toward the servers may come later (a routing daemon still
+                        // converging) or move: XDP follows them to new upstream interfaces.
+                        attach_upstream(program, r, &mut interfaces);
+                    }
                     if let Some(routes) = &routes {
                         apply_routes(routes, r, &listeners).await;
                     }
@@ -322,6 +327,22 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let _ = std::fs::remove_file(&control_path);
     info!("stopped");
     Ok(())
+}
+
+/// Attaches the XDP program to upstream interfaces (toward the relay's servers) it is not on
+/// yet, and adds them to `interfaces`.
+fn attach_upstream(program: &mut XdpProgram, relay: &Relay, interfaces: &mut Vec<String>) {
+    for i in relay_fast_path::upstream_interfaces(relay) {
+        if interfaces.contains(&i) {
+            continue;
+        }
+        match program.attach_pinned(&i) {
+            Ok(_) => info!(interface = %i, "XDP attached toward the relay's servers"),
+            Err(e) => warn!(interface = %i, error = %e, "attaching XDP toward the relay's servers failed"),
+        }
+        // Tried once: a failure is not retried every second.
+        interfaces.push(i);
+    }
 }
 
 /// Journals the relay's user entry changes; folds the journal into a snapshot once it has
