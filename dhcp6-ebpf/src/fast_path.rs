@@ -58,15 +58,14 @@ pub struct Scratch {
     /// The relay's header and options, being filled in (`crate::relay`).
     pub head: [u8; 256],
     pub fib: bpf_fib_lookup,
-    /// The relay's Ethernet and UDP headers, the client MAC map's key and value, the
-    /// Interface-ID map's key (in map memory: the BPF stack is small).
-    pub eth: [u8; 16],
-    pub udp: [u8; 8],
+    /// The client MAC map's key and value, the Interface-ID map's key (in map memory: the BPF
+    /// stack is small).
     pub mac_key: ClientMacKey,
     pub mac: [u8; 8],
     pub interface_id: InterfaceIdKey,
-    /// The Reply's IPv6 and UDP headers, message header and Client ID, written in one piece.
-    out: [u8; 96],
+    /// What is written into the frame in one piece: the Reply's IPv6 and UDP headers, message
+    /// header and Client ID; the relay's IPv6 and UDP headers and relay head.
+    pub out: [u8; 256],
 }
 
 #[btf_map]
