@@ -277,6 +277,21 @@ pub fn store(ctx: &XdpContext, offset: usize, from: *const u8, len: u32) -> Resu
     }
 }
 
+/// Writes a UDP header from port 547 to `dst_port`, of `len` bytes with checksum `csum`, into
+/// `s.out` after the IPv6 header.
+#[inline(always)]
+pub fn put_udp_header(s: &mut Scratch, dst_port: u16, len: usize, csum: u16) {
+    let at = IPV6_HEADER_LEN;
+    s.out[at] = (SERVER_PORT >> 8) as u8;
+    s.out[at + 1] = SERVER_PORT as u8;
+    s.out[at + 2] = (dst_port >> 8) as u8;
+    s.out[at + 3] = dst_port as u8;
+    s.out[at + 4] = (len >> 8) as u8;
+    s.out[at + 5] = len as u8;
+    s.out[at + 6] = (csum >> 8) as u8;
+    s.out[at + 7] = csum as u8;
+}
+
 /// Loads the UDP payload of the frame into `s.req` and `s.ip_in` with the IPv6 header, after
 /// checking what the kernel would before a socket saw it: lengths that agree (Ethernet padding
 /// may follow), a payload of 4 to [`REQUEST_MAX`] - 4 bytes, a checksum that holds. Returns
@@ -650,18 +665,8 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     for i in 0..40 {
         s.out[i] = s.ip_out[i];
     }
-    let udp = [
-        (SERVER_PORT >> 8) as u8,
-        SERVER_PORT as u8,
-        (CLIENT_PORT >> 8) as u8,
-        CLIENT_PORT as u8,
-        (reply_udp_len >> 8) as u8,
-        reply_udp_len as u8,
-        (csum >> 8) as u8,
-        csum as u8,
-    ];
+    put_udp_header(s, CLIENT_PORT, reply_udp_len, csum);
     for i in 0..8 {
-        s.out[40 + i] = udp[i];
         s.out[48 + i] = header[i];
     }
     for i in 0..KEY_DUID_MAX {

@@ -41,7 +41,7 @@ use dhcp6_common::{
 
 use crate::fast_path::{
     be16, byte, fold64, launder, load_message, placed, read_frame, size, store, sum_padded, sum_words, zero_words,
-    Frame, Scratch, SCRATCH_SPACE,
+    put_udp_header, Frame, Scratch, SCRATCH_SPACE,
 };
 
 const SERVER_SLOTS: u32 = MAX_GROUPS * MAX_GROUP_SERVERS;
@@ -245,19 +245,7 @@ fn write_headers(
     for i in 0..IPV6_HEADER_LEN {
         s.out[i] = s.ip_out[i];
     }
-    let udp = [
-        (SERVER_PORT >> 8) as u8,
-        SERVER_PORT as u8,
-        (dst_port >> 8) as u8,
-        dst_port as u8,
-        (udp_len >> 8) as u8,
-        udp_len as u8,
-        (csum >> 8) as u8,
-        csum as u8,
-    ];
-    for i in 0..UDP_HEADER_LEN {
-        s.out[IPV6_HEADER_LEN + i] = udp[i];
-    }
+    put_udp_header(s, dst_port, udp_len, csum);
     const HEADERS: usize = IPV6_HEADER_LEN + UDP_HEADER_LEN;
     if head_len == 0 {
         return store(ctx, ETH_HEADER_LEN, s.out.as_ptr(), HEADERS as u32);
