@@ -201,18 +201,39 @@ pub fn mac_address(interface: &str) -> Option<[u8; 6]> {
     bytes.try_into().ok()
 }
 
-/// The interface's link-local address, once it is no longer tentative (/proc/net/if_inet6:
-/// address, ifindex, prefix length, scope, flags, name; flag 0x40 is tentative).
+/// One IPv6 address of an interface, as /proc/net/if_inet6 lists it (address, ifindex,
+/// prefix length, scope, flags, name).
+pub struct InterfaceAddress {
+    pub address: Ipv6Addr,
+    pub ifindex: u32,
+    /// 0x20: link-local.
+    pub scope: u32,
+    /// 0x40: tentative.
+    pub flags: u32,
+    pub name: String,
+}
+
+/// Every IPv6 address of every interface of this namespace.
+pub fn interface_addresses() -> Vec<InterfaceAddress> {
+    let text = std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            Some(InterfaceAddress {
+                address: u128::from_str_radix(f.first()?, 16).ok().map(Ipv6Addr::from)?,
+                ifindex: u32::from_str_radix(f.get(1)?, 16).ok()?,
+                scope: u32::from_str_radix(f.get(3)?, 16).ok()?,
+                flags: u32::from_str_radix(f.get(4)?, 16).ok()?,
+                name: f.get(5)?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The interface's link-local address, once it is no longer tentative.
 pub fn link_local(ifindex: u32) -> Option<Ipv6Addr> {
-    let text = std::fs::read_to_string("/proc/net/if_inet6").ok()?;
-    text.lines().find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let index = u32::from_str_radix(f.get(1)?, 16).ok()?;
-        let scope = u32::from_str_radix(f.get(3)?, 16).ok()?;
-        let flags = u32::from_str_radix(f.get(4)?, 16).ok()?;
-        if index != ifindex || scope != 0x20 || flags & 0x40 != 0 {
-            return None;
-        }
-        u128::from_str_radix(f.first()?, 16).ok().map(Ipv6Addr::from)
-    })
+    interface_addresses()
+        .into_iter()
+        .find(|a| a.ifindex == ifindex && a.scope == 0x20 && a.flags & 0x40 == 0)
+        .map(|a| a.address)
 }

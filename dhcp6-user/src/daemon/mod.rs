@@ -255,10 +255,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
                         // Servers marked down or back up move their buckets.
                         f.sync(r, now());
                     }
-                    if let (Some(program), true) = (xdp.as_mut(), relay_fast.is_some()) {
+                    if let (Some(program), Some(f)) = (xdp.as_mut(), relay_fast.as_ref()) {
                         // Routes toward the servers may come later (a routing daemon still
                         // converging) or move: XDP follows them to new upstream interfaces.
-                        attach_upstream(program, r, &mut interfaces);
+                        attach_upstream(program, f.upstream_interfaces(), &mut interfaces);
                     }
                     if let Some(routes) = &routes {
                         apply_routes(routes, r, &listeners).await;
@@ -329,10 +329,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
     Ok(())
 }
 
-/// Attaches the XDP program to upstream interfaces (toward the relay's servers) it is not on
-/// yet, and adds them to `interfaces`.
-fn attach_upstream(program: &mut XdpProgram, relay: &Relay, interfaces: &mut Vec<String>) {
-    for i in relay_fast_path::upstream_interfaces(relay) {
+/// Attaches the XDP program to the `upstream` interfaces (toward the relay's servers) it is
+/// not on yet, and adds them to `interfaces`.
+fn attach_upstream(program: &mut XdpProgram, upstream: Vec<String>, interfaces: &mut Vec<String>) {
+    for i in upstream {
         if interfaces.contains(&i) {
             continue;
         }

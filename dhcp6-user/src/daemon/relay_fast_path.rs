@@ -14,7 +14,7 @@ use dhcp6_common::relay::{
 };
 use tracing::{info, warn};
 
-use super::fast_path::{link_local, mac_address};
+use super::fast_path::{interface_addresses, link_local, mac_address};
 use crate::{
     relay::{fast_path::relay_link, Relay},
     xdp::RelayMaps,
@@ -44,29 +44,24 @@ pub fn source_toward(server: Ipv6Addr) -> Option<Ipv6Addr> {
     }
 }
 
-/// The interface that holds `address` (/proc/net/if_inet6's last field).
-pub fn interface_of(address: Ipv6Addr) -> Option<String> {
-    let text = std::fs::read_to_string("/proc/net/if_inet6").ok()?;
-    text.lines().find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let a = u128::from_str_radix(f.first()?, 16).ok().map(Ipv6Addr::from)?;
-        (a == address).then(|| f.get(5).map(|s| s.to_string())).flatten()
-    })
-}
-
-/// The interfaces the relay's servers are reached through: XDP takes their Relay-Replies there.
-pub fn upstream_interfaces(relay: &Relay) -> Vec<String> {
+/// The interfaces that hold `sources`, each once.
+fn interfaces_holding(sources: impl IntoIterator<Item = Ipv6Addr>) -> Vec<String> {
+    let addresses = interface_addresses();
     let mut out: Vec<String> = Vec::new();
-    for group in &relay.config().groups {
-        for member in &group.servers {
-            if let Some(i) = source_toward(member.address).and_then(interface_of) {
-                if !out.contains(&i) {
-                    out.push(i);
-                }
+    for source in sources {
+        if let Some(a) = addresses.iter().find(|a| a.address == source) {
+            if !out.contains(&a.name) {
+                out.push(a.name.clone());
             }
         }
     }
     out
+}
+
+/// The interfaces the relay's servers are reached through: XDP takes their Relay-Replies there.
+pub fn upstream_interfaces(relay: &Relay) -> Vec<String> {
+    let servers = relay.config().groups.iter().flat_map(|g| g.servers.iter());
+    interfaces_holding(servers.filter_map(|m| source_toward(m.address)))
 }
 
 fn slot(group: usize, server: usize) -> Option<u32> {
@@ -94,6 +89,12 @@ impl RelayFastPath {
             sources: HashMap::new(),
             seen: HashMap::new(),
         }
+    }
+
+    /// The interfaces the servers are reached through, by the sources [`Self::sync`] last
+    /// found (no route looked up again).
+    pub fn upstream_interfaces(&self) -> Vec<String> {
+        interfaces_holding(self.sources.values().copied())
     }
 
     /// A duplicate of the report ring's descriptor, to wait on.
