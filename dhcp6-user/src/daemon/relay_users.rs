@@ -43,6 +43,10 @@ fn key_of(change: &UserChange) -> Key {
     (d.to_string(), i, t, r.to_string())
 }
 
+fn entry_key(e: &UserEntry) -> Key {
+    (e.duid.clone(), e.iaid, e.ia_type, e.resource.clone())
+}
+
 /// The snapshot's entries; none if there is no file. A snapshot that cannot be read is
 /// reported and moved aside, never fatal: the entries come back from the next Replies anyway.
 fn load_snapshot(path: &Path) -> Vec<UserEntry> {
@@ -73,7 +77,7 @@ impl UserJournal {
         std::fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
         let mut entries: HashMap<Key, UserEntry> = HashMap::new();
         for e in load_snapshot(&state_dir.join(FILE)) {
-            entries.insert((e.duid.clone(), e.iaid, e.ia_type, e.resource.clone()), e);
+            entries.insert(entry_key(&e), e);
         }
         let path = state_dir.join(JOURNAL);
         let mut lines = 0u64;
@@ -97,7 +101,7 @@ impl UserJournal {
                         };
                         match change {
                             UserChange::Put(e) => {
-                                entries.insert((e.duid.clone(), e.iaid, e.ia_type, e.resource.clone()), e);
+                                entries.insert(entry_key(&e), e);
                             }
                             del => {
                                 entries.remove(&key_of(&del));
