@@ -247,7 +247,6 @@ pub async fn run(options: RunOptions) -> Result<()> {
             _ = tick.tick() => {
                 if let Some(r) = relay.as_mut() {
                     if let Some(f) = relay_fast.as_mut() {
-                        f.take_reports(r, now());
                         f.count(r, now());
                     }
                     r.tick(now());
