@@ -31,8 +31,8 @@ pub const REPORT_MSG_MAX: usize = crate::fast_path::REQUEST_MAX;
 /// No such place in [`RelayLink::head`].
 pub const NOWHERE: u16 = 0xffff;
 
-/// How many access interfaces the relay link map holds.
-pub const RELAY_LINK_ENTRIES: u32 = 256;
+/// How many access interfaces (and VLANs of theirs) the relay link map holds.
+pub const RELAY_LINK_ENTRIES: u32 = 4096;
 /// How many clients' MAC addresses XDP remembers to send Relay-Replies down to (least
 /// recently used go).
 pub const CLIENT_MAC_ENTRIES: u32 = 1 << 18;
@@ -46,7 +46,53 @@ pub const RELAY_REPORT_WAKE_BYTES: u64 = (RELAY_REPORT_RING_BYTES / 16) as u64;
 /// route waits after its Reply went.
 pub const RELAY_REPORT_EVERY_MS: u64 = 100;
 
-/// One access interface XDP relays on: the relay link map's value, keyed by ifindex.
+/// The VLAN IDs of a frame's tags: the outer tag (an 802.1ad S-tag, or the only tag) and the
+/// inner one (the 802.1Q C-tag under an S-tag); 0 where there is no such tag. Priority bits are
+/// not part of it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Vlans {
+    pub outer: u16,
+    pub inner: u16,
+}
+
+impl Vlans {
+    /// An untagged frame's.
+    pub const NONE: Vlans = Vlans { outer: 0, inner: 0 };
+
+    /// How many tags a frame with these VLANs carries.
+    #[inline(always)]
+    pub const fn tags(&self) -> usize {
+        if self.outer == 0 {
+            0
+        } else if self.inner == 0 {
+            1
+        } else {
+            2
+        }
+    }
+}
+
+/// The TPID of a frame's outer tag as the relay writes it: 802.1ad over a second tag, 802.1Q
+/// when it is the only one. (Frames coming in are matched by VLAN ID whatever their TPIDs.)
+pub const fn outer_tpid(vlans: Vlans) -> u16 {
+    if vlans.inner != 0 {
+        crate::wire::frame::ETHERTYPE_QINQ
+    } else {
+        crate::wire::frame::ETHERTYPE_VLAN
+    }
+}
+
+/// The relay link map's key: an access interface, and the VLANs of the clients it relays
+/// there (none: its untagged clients).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AccessKey {
+    pub ifindex: u32,
+    pub vlans: Vlans,
+}
+
+/// One access interface (and VLANs) XDP relays on: the relay link map's value.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RelayLink {
@@ -93,7 +139,8 @@ pub struct RelayServer {
     pub source: [u8; 16],
 }
 
-/// The key of the Interface-ID map (-> ifindex of the access interface it names).
+/// The key of the Interface-ID map (-> [`AccessKey`] of the access interface and VLANs it
+/// names).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InterfaceIdKey {
@@ -113,11 +160,13 @@ impl InterfaceIdKey {
     }
 }
 
-/// The key of the client MAC map: a client's link-local address on an access interface.
+/// The key of the client MAC map: a client's link-local address on an access interface (and
+/// VLANs: the same link-local may be on two).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientMacKey {
     pub ifindex: u32,
+    pub vlans: Vlans,
     pub peer: [u8; 16],
 }
 
@@ -134,7 +183,8 @@ pub const REPORT_GIVING_BACK: u32 = 1;
 pub struct RelayReport {
     /// [`REPORT_REPLY`] or [`REPORT_GIVING_BACK`].
     pub kind: u32,
-    pub _pad: u32,
+    /// The VLANs it went out or came in with.
+    pub vlans: Vlans,
     /// The access interface it went out of, or came in on.
     pub ifindex: u32,
     /// Bytes of `msg` in use.
@@ -182,6 +232,7 @@ mod pod {
     unsafe impl aya::Pod for super::RelayServer {}
     unsafe impl aya::Pod for super::InterfaceIdKey {}
     unsafe impl aya::Pod for super::ClientMacKey {}
+    unsafe impl aya::Pod for super::AccessKey {}
 }
 
 #[cfg(test)]
@@ -193,7 +244,8 @@ mod tests {
         assert_eq!(core::mem::size_of::<RelayLink>(), 6 + 2 + 16 + 4 + 8 + RELAY_HEAD_MAX);
         assert_eq!(core::mem::size_of::<RelayServer>(), 32);
         assert_eq!(core::mem::size_of::<InterfaceIdKey>(), 4 + INTERFACE_ID_MAX);
-        assert_eq!(core::mem::size_of::<ClientMacKey>(), 20);
+        assert_eq!(core::mem::size_of::<ClientMacKey>(), 24);
+        assert_eq!(core::mem::size_of::<AccessKey>(), 8);
         assert_eq!(core::mem::size_of::<RelayReport>(), 8 + 24 + 8 + REPORT_MSG_MAX);
     }
 

@@ -86,6 +86,8 @@ const HOP_LIMIT: u8 = 64;
 pub struct Frame {
     pub ip: usize,
     pub udp: usize,
+    /// The VLAN IDs of its tags.
+    pub vlans: dhcp6_common::relay::Vlans,
 }
 
 /// Where the options of the request are (offsets into the UDP payload; lengths 0: absent).

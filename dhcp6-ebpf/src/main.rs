@@ -22,6 +22,7 @@ use aya_ebpf::{
 };
 use dhcp6_common::{
     counters::{Verdict, MSG_TYPE_SLOTS},
+    relay::{AccessKey, Vlans},
     wire::{frame::*, CLIENT_PORT, SERVER_PORT},
     MessageType,
 };
@@ -42,7 +43,9 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
                 // it comes in on; a client's message by the access interface it comes in on.
                 let relayed = if msg_type == MessageType::RelayRepl as u8 {
                     Some((relay::unwrap(&ctx, &frame.at), Verdict::RelayReplied))
-                } else if let Some(link) = relay::link(ctx.ingress_ifindex() as u32) {
+                } else if let Some(link) =
+                    relay::link(&AccessKey { ifindex: ctx.ingress_ifindex() as u32, vlans: frame.at.vlans })
+                {
                     if relay::takes_up(msg_type) {
                         Some((relay::forward(&ctx, &frame.at, link, msg_type), Verdict::RelayForwarded))
                     } else {
@@ -134,10 +137,12 @@ fn read_u8(ctx: &XdpContext, offset: usize) -> Option<u8> {
 fn classify(ctx: &XdpContext) -> Result<(u8, Classified), Verdict> {
     let mut offset = ETH_HEADER_LEN - 2;
     let mut ethertype = read_u16(ctx, offset).ok_or(Verdict::NotIpv6)?;
-    for _ in 0..MAX_VLAN_TAGS {
+    let mut ids = [0u16; MAX_VLAN_TAGS];
+    for id in &mut ids {
         if ethertype != ETHERTYPE_VLAN && ethertype != ETHERTYPE_QINQ {
             break;
         }
+        *id = read_u16(ctx, offset + 2).ok_or(Verdict::NotIpv6)? & 0x0fff;
         offset += VLAN_TAG_LEN;
         ethertype = read_u16(ctx, offset).ok_or(Verdict::NotIpv6)?;
     }
@@ -157,7 +162,8 @@ fn classify(ctx: &XdpContext) -> Result<(u8, Classified), Verdict> {
         return Err(Verdict::OtherPort);
     }
     let msg_type = read_u8(ctx, udp + UDP_HEADER_LEN).ok_or(Verdict::Truncated)?;
-    Ok((msg_type, Classified { at: fast_path::Frame { ip, udp }, dst_port }))
+    let vlans = Vlans { outer: ids[0], inner: ids[1] };
+    Ok((msg_type, Classified { at: fast_path::Frame { ip, udp, vlans }, dst_port }))
 }
 
 #[cfg(not(test))]

@@ -10,9 +10,9 @@
 //! plus the message's, taken from the check.
 //!
 //! Down: a Relay-Reply from a server of ours, to our address toward it, naming an access
-//! interface by its Interface-ID and carrying a message for a client, loses its relay header
-//! at the head and what follows the message at the tail, and goes to the client's MAC (learnt
-//! on the way up) out of that interface. A Reply is first reported to userspace, which keeps
+//! interface (and VLANs) by its Interface-ID and carrying a message for a client, loses its
+//! relay header at the head and what follows the message at the tail, and goes to the client's
+//! MAC (learnt on the way up), tagged with those VLANs, out of that interface. A Reply is first reported to userspace, which keeps
 //! the user entries and the routes of delegated prefixes; if the report cannot be made the
 //! Relay-Reply goes to userspace instead, so that no binding goes unseen.
 
@@ -31,7 +31,7 @@ use dhcp6_common::{
     counters::Verdict,
     fast_path::checksum,
     relay::{
-        bucket_of, fnv1a_step, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayReport, RelayServer,
+        bucket_of, fnv1a_step, outer_tpid, AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayReport, RelayServer, Vlans,
         CLIENT_MAC_ENTRIES, FNV1A_START, HEAD_PEER_AT, INTERFACE_ID_MAX, MAX_GROUPS, MAX_GROUP_SERVERS, NOWHERE,
         NO_SERVER, RELAY_HEAD_MAX, RELAY_LINK_ENTRIES, RELAY_REPORT_RING_BYTES, RELAY_REPORT_WAKE_BYTES, REPORT_GIVING_BACK, REPORT_MSG_MAX, REPORT_REPLY,
     },
@@ -47,7 +47,7 @@ use crate::fast_path::{
 const SERVER_SLOTS: u32 = MAX_GROUPS * MAX_GROUP_SERVERS;
 
 #[btf_map]
-static RELAY_LINKS: HashMap<u32, RelayLink, { RELAY_LINK_ENTRIES as usize }> = HashMap::new();
+static RELAY_LINKS: HashMap<AccessKey, RelayLink, { RELAY_LINK_ENTRIES as usize }> = HashMap::new();
 
 #[btf_map]
 static RELAY_GROUPS: Array<RelayGroup, { MAX_GROUPS as usize }> = Array::new();
@@ -59,7 +59,7 @@ static RELAY_SERVERS: Array<RelayServer, { SERVER_SLOTS as usize }> = Array::new
 static RELAY_SERVER_SLOTS: HashMap<[u8; 16], u32, { SERVER_SLOTS as usize }> = HashMap::new();
 
 #[btf_map]
-static RELAY_INTERFACE_IDS: HashMap<InterfaceIdKey, u32, { RELAY_LINK_ENTRIES as usize }> = HashMap::new();
+static RELAY_INTERFACE_IDS: HashMap<InterfaceIdKey, AccessKey, { RELAY_LINK_ENTRIES as usize }> = HashMap::new();
 
 #[btf_map]
 static RELAY_CLIENT_MACS: LruHashMap<ClientMacKey, [u8; 8], { CLIENT_MAC_ENTRIES as usize }> = LruHashMap::new();
@@ -83,11 +83,11 @@ const HOP_LIMIT: u8 = 64;
 const AF_INET6: u8 = 10;
 const FIB_SUCCESS: i64 = 0;
 
-/// The access interface `ifindex` relays, if it does.
+/// How the relay relays on an access interface for clients of these VLANs, if it does.
 #[inline(always)]
-pub fn link(ifindex: u32) -> Option<&'static RelayLink> {
+pub fn link(key: &AccessKey) -> Option<&'static RelayLink> {
     // SAFETY: entries are written whole by userspace (see `fast_path::answer` on the link map).
-    unsafe { RELAY_LINKS.get(ifindex) }
+    unsafe { RELAY_LINKS.get(key) }
 }
 
 /// Whether XDP relays this message type up: every client-to-server type (a Release or
@@ -212,10 +212,10 @@ fn ip_header(s: &mut Scratch, src: &[u8; 16], dst: &[u8; 16], udp_len: usize, ds
     }
 }
 
-/// Writes the Ethernet header (`to` <- `from`), `s.ip_out`, the UDP header (547 ->
-/// `dst_port`) and, when `head_len` is not 0, the relay's `s.head`, at the start of the frame:
-/// the Ethernet header stored in place, the rest as one piece (each helper call costs more
-/// than the stores it saves).
+/// Writes the Ethernet header (`to` <- `from`, tagged with `vlans`), `s.ip_out`, the UDP
+/// header (547 -> `dst_port`) and, when `head_len` is not 0, the relay's `s.head`, at the start
+/// of the frame: the Ethernet header stored in place, the rest as one piece (each helper call
+/// costs more than the stores it saves).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn write_headers(
@@ -227,20 +227,39 @@ fn write_headers(
     udp_len: usize,
     csum: u16,
     head_len: usize,
+    vlans: Vlans,
 ) -> Result<(), Verdict> {
+    const L2_MAX: usize = ETH_HEADER_LEN + 2 * VLAN_TAG_LEN;
     let data = ctx.data();
-    if data + ETH_HEADER_LEN > ctx.data_end() {
+    let tags = vlans.tags();
+    let l2 = ETH_HEADER_LEN + VLAN_TAG_LEN * tags;
+    if data + L2_MAX > ctx.data_end() {
         return Err(Verdict::NoRoom);
     }
     let eth = data as *mut u8;
-    // SAFETY: the 14 bytes were checked to be in the frame.
+    // SAFETY: L2_MAX bytes were checked to be in the frame.
     unsafe {
         for i in 0..6 {
             *eth.add(i) = to[i];
             *eth.add(6 + i) = from[i];
         }
-        *eth.add(12) = (ETHERTYPE_IPV6 >> 8) as u8;
-        *eth.add(13) = ETHERTYPE_IPV6 as u8;
+        let put16 = |at: usize, v: u16| {
+            *eth.add(at) = (v >> 8) as u8;
+            *eth.add(at + 1) = v as u8;
+        };
+        if tags == 0 {
+            put16(12, ETHERTYPE_IPV6);
+        } else if tags == 1 {
+            put16(12, ETHERTYPE_VLAN);
+            put16(14, vlans.outer);
+            put16(16, ETHERTYPE_IPV6);
+        } else {
+            put16(12, outer_tpid(vlans));
+            put16(14, vlans.outer);
+            put16(16, ETHERTYPE_VLAN);
+            put16(18, vlans.inner);
+            put16(20, ETHERTYPE_IPV6);
+        }
     }
     for i in 0..IPV6_HEADER_LEN {
         s.out[i] = s.ip_out[i];
@@ -248,7 +267,7 @@ fn write_headers(
     put_udp_header(s, dst_port, udp_len, csum);
     const HEADERS: usize = IPV6_HEADER_LEN + UDP_HEADER_LEN;
     if head_len == 0 {
-        return store(ctx, ETH_HEADER_LEN, s.out.as_ptr(), HEADERS as u32);
+        return store(ctx, l2, s.out.as_ptr(), HEADERS as u32);
     }
     for i in 0..RELAY_HEAD_MAX {
         s.out[HEADERS + i] = s.head[i];
@@ -257,10 +276,10 @@ fn write_headers(
 }
 
 /// Reports the message at `at` (`len` bytes) of the frame to userspace, with the client's
-/// address and MAC (`s.mac_key.peer`, `s.mac`): if the ring has no room, the caller passes
+/// interface, VLANs, address and MAC (`s.mac_key`, `s.mac`): if the ring has no room, the caller passes
 /// the frame to userspace instead (`RelayNoPeer`).
 #[inline(always)]
-fn report(ctx: &XdpContext, s: &Scratch, kind: u32, ifindex: u32, at: usize, len: usize) -> Result<(), Verdict> {
+fn report(ctx: &XdpContext, s: &Scratch, kind: u32, at: usize, len: usize) -> Result<(), Verdict> {
     let mut entry = RELAY_REPORTS.reserve(0).ok_or(Verdict::RelayNoPeer)?;
     let record = entry.as_mut_ptr();
     let len = match size(len, REPORT_MSG_MAX) {
@@ -274,8 +293,8 @@ fn report(ctx: &XdpContext, s: &Scratch, kind: u32, ifindex: u32, at: usize, len
     // REPORT_MSG_MAX-byte message.
     let r = unsafe {
         (*record).kind = kind;
-        (*record)._pad = 0;
-        (*record).ifindex = ifindex;
+        (*record).vlans = s.mac_key.vlans;
+        (*record).ifindex = s.mac_key.ifindex;
         (*record).len = len;
         (*record).peer = s.mac_key.peer;
         (*record).mac = s.mac;
@@ -302,10 +321,8 @@ fn report(ctx: &XdpContext, s: &Scratch, kind: u32, ifindex: u32, at: usize, len
 /// (A function of its own, a BPF subprogram: its stack is not added to the other paths'.)
 #[inline(never)]
 pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink, msg_type: u8) -> Result<u32, Verdict> {
-    // VLAN-tagged clients are matched by userspace.
-    if frame.ip != ETH_HEADER_LEN {
-        return Err(Verdict::RelayUnfit);
-    }
+    // The client's VLAN tags, if any, go: the Interface-ID names them upstream.
+    let tags_len = frame.ip - ETH_HEADER_LEN;
     let s = scratch()?;
     let n = load_message(ctx, frame, s, Verdict::RelayUnfit)?;
     // Clients send to All_DHCP_Relay_Agents_and_Servers; a unicast is routed, not relayed.
@@ -420,6 +437,7 @@ pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink, msg_type: u8) 
 
     // The client's address and MAC, for the report and the client MAC map.
     s.mac_key.ifindex = ctx.ingress_ifindex() as u32;
+    s.mac_key.vlans = frame.vlans;
     for i in 0..16 {
         s.mac_key.peer[i] = s.ip_in[8 + i];
     }
@@ -431,7 +449,7 @@ pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink, msg_type: u8) 
     // A Release or Decline is told to userspace before it goes: it forgets what they give
     // back when their Reply comes.
     if msg_type == MessageType::Release as u8 || msg_type == MessageType::Decline as u8 {
-        report(ctx, s, REPORT_GIVING_BACK, s.mac_key.ifindex, frame.udp + UDP_HEADER_LEN, n)?;
+        report(ctx, s, REPORT_GIVING_BACK, frame.udp + UDP_HEADER_LEN, n)?;
     }
 
     // From here the frame changes: Ethernet padding off the tail, room at the head.
@@ -443,13 +461,13 @@ pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink, msg_type: u8) 
     if trailer > 0 && unsafe { bpf_xdp_adjust_tail(ctx.as_ptr().cast(), -trailer) } < 0 {
         return Err(Verdict::RelayUnfit);
     }
-    if unsafe { bpf_xdp_adjust_head(ctx.as_ptr().cast(), -(head_len as i32)) } < 0 {
+    if unsafe { bpf_xdp_adjust_head(ctx.as_ptr().cast(), tags_len as i32 - head_len as i32) } < 0 {
         return Err(Verdict::RelayUnfit);
     }
     // The frame has been moved: a failed write past this point cannot give it back to the
     // stack as it came, so it is dropped (the caller drops on `NoRoom`).
     let (to, from) = (s.fib.dmac, s.fib.smac);
-    write_headers(ctx, s, &to, &from, SERVER_PORT, udp_len, csum, head_len)?;
+    write_headers(ctx, s, &to, &from, SERVER_PORT, udp_len, csum, head_len, Vlans::NONE)?;
 
     // The client's MAC, for its answers to go down by.
     // Written only when new or changed: an update of the LRU map costs more than a lookup.
@@ -506,9 +524,11 @@ pub fn unwrap(ctx: &XdpContext, frame: &Frame) -> Result<u32, Verdict> {
         s.interface_id.id[i] = if i < id_len { byte(s, id_at + i) } else { 0 };
     }
     // SAFETY: written whole by userspace.
-    let ifindex = *unsafe { RELAY_INTERFACE_IDS.get(&s.interface_id) }.ok_or(Verdict::RelayUnfit)?;
-    let link = link(ifindex).ok_or(Verdict::RelayUnfit)?;
+    let access = *unsafe { RELAY_INTERFACE_IDS.get(&s.interface_id) }.ok_or(Verdict::RelayUnfit)?;
+    let link = link(&access).ok_or(Verdict::RelayUnfit)?;
+    let (ifindex, vlans) = (access.ifindex, access.vlans);
     s.mac_key.ifindex = ifindex;
+    s.mac_key.vlans = vlans;
     for i in 0..16 {
         s.mac_key.peer[i] = byte(s, HEAD_PEER_AT + i);
     }
@@ -517,7 +537,7 @@ pub fn unwrap(ctx: &XdpContext, frame: &Frame) -> Result<u32, Verdict> {
 
     // A Reply is told to userspace before it goes: the user entries and routes follow it.
     if reply {
-        report(ctx, s, REPORT_REPLY, ifindex, frame.udp + UDP_HEADER_LEN + inner_at, inner_len)?;
+        report(ctx, s, REPORT_REPLY, frame.udp + UDP_HEADER_LEN + inner_at, inner_len)?;
     }
 
     let inner_sum = sum_padded(s, inner_at, inner_len).ok_or(Verdict::RelayUnfit)?;
@@ -529,8 +549,9 @@ pub fn unwrap(ctx: &XdpContext, frame: &Frame) -> Result<u32, Verdict> {
     // The helper's length, a plain number (arithmetic on the packet's end pointer is refused).
     // SAFETY: a plain helper call.
     let old_len = unsafe { bpf_xdp_get_buff_len(ctx.as_ptr().cast()) } as usize;
-    let new_start = frame.udp + UDP_HEADER_LEN + inner_at - (ETH_HEADER_LEN + IPV6_HEADER_LEN + UDP_HEADER_LEN);
-    let new_len = ETH_HEADER_LEN + IPV6_HEADER_LEN + UDP_HEADER_LEN + inner_len;
+    let l2 = ETH_HEADER_LEN + VLAN_TAG_LEN * vlans.tags();
+    let new_start = frame.udp + UDP_HEADER_LEN + inner_at - (l2 + IPV6_HEADER_LEN + UDP_HEADER_LEN);
+    let new_len = l2 + IPV6_HEADER_LEN + UDP_HEADER_LEN + inner_len;
     let tail = new_len as i32 - (old_len - new_start) as i32;
     // SAFETY: the helpers check the new sizes against the frame.
     if tail != 0 && unsafe { bpf_xdp_adjust_tail(ctx.as_ptr().cast(), tail) } < 0 {
@@ -541,7 +562,7 @@ pub fn unwrap(ctx: &XdpContext, frame: &Frame) -> Result<u32, Verdict> {
         return Err(Verdict::NoRoom);
     }
     let to = [s.mac[0], s.mac[1], s.mac[2], s.mac[3], s.mac[4], s.mac[5]];
-    write_headers(ctx, s, &to, &link.mac, CLIENT_PORT, udp_len, csum, 0)?;
+    write_headers(ctx, s, &to, &link.mac, CLIENT_PORT, udp_len, csum, 0, vlans)?;
     bump(&RELAY_ANSWERED, slot);
     // SAFETY: a plain helper call.
     Ok(unsafe { bpf_redirect(ifindex, 0) } as u32)

@@ -216,6 +216,11 @@ mod raw {
     #[serde(deny_unknown_fields)]
     pub struct RelayInterface {
         pub name: String,
+        /// The VLAN ID of the clients' outer (or only) tag: only frames so tagged are relayed
+        /// by this entry.
+        pub vlan: Option<u16>,
+        /// The VLAN ID of their inner tag (under `vlan`).
+        pub inner_vlan: Option<u16>,
         pub group: String,
         pub link_address: Ipv6Addr,
         pub interface_id: Option<String>,
@@ -535,7 +540,7 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
 
 /// Checks the relay section; an error carries the byte offset of what is wrong.
 fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, String)> {
-    use crate::relay::{AccessInterface, GroupMember, RelayConfig, ServerGroup};
+    use crate::relay::{AccessInterface, GroupMember, RelayConfig, ServerGroup, Vlans};
     let mut groups = Vec::new();
     for g in &r.group {
         let at = g.span().start;
@@ -574,11 +579,29 @@ fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, Strin
             .iter()
             .position(|g| g.name == iface.group)
             .ok_or((at, format!("relay interface {} names no group {:?}", iface.name, iface.group)))?;
+        let vlan_id = |v: Option<u16>, what: &str| match v {
+            None => Ok(0),
+            Some(id @ 1..=4094) => Ok(id),
+            Some(id) => Err((at, format!("relay interface {}: {what} {id} is not a VLAN ID (1 to 4094)", iface.name))),
+        };
+        let vlans = Vlans { outer: vlan_id(iface.vlan, "vlan")?, inner: vlan_id(iface.inner_vlan, "inner_vlan")? };
+        if vlans.outer == 0 && vlans.inner != 0 {
+            return Err((at, format!("relay interface {}: inner_vlan needs the outer vlan", iface.name)));
+        }
+        let label = crate::relay::label(&iface.name, vlans);
+        if interfaces.iter().any(|i: &AccessInterface| i.name == iface.name && i.vlans == vlans) {
+            return Err((at, format!("relay interface {label} is defined twice")));
+        }
+        let interface_id = iface.interface_id.clone().unwrap_or_else(|| label.clone()).into_bytes();
+        if let Some(other) = interfaces.iter().find(|i| !interface_id.is_empty() && i.interface_id == interface_id) {
+            return Err((at, format!("relay interfaces {} and {label} have the same Interface-ID", other.label())));
+        }
         interfaces.push(AccessInterface {
             name: iface.name.clone(),
+            vlans,
             link_address: iface.link_address,
             group,
-            interface_id: iface.interface_id.clone().unwrap_or_else(|| iface.name.clone()).into_bytes(),
+            interface_id,
             remote_id: iface.remote_id.as_ref().map(|r| (r.enterprise, r.template.clone())),
             client_link_layer_address: iface.client_link_layer_address,
         });
@@ -701,5 +724,38 @@ link_address = "2001:db8:2::1"
         assert_eq!(e.line, 4, "{e}");
         let e = Config::parse(&RELAY.replace("2001:db8:ff::3", "2001:db8:ff::1")).unwrap_err();
         assert!(e.to_string().contains("lists server 2001:db8:ff::1 twice"), "{e}");
+    }
+
+    /// [`RELAY`] with a second access entry on eth0 with these extra lines.
+    fn with_vlan_entry(lines: &str) -> String {
+        format!("{RELAY}\n[[relay.interface]]\nname = \"eth0\"\ngroup = \"core\"\nlink_address = \"2001:db8:3::1\"\n{lines}\n")
+    }
+
+    #[test]
+    fn relay_interfaces_match_vlans_each_with_its_own_interface_id() {
+        let c = Config::parse(&with_vlan_entry("vlan = 100\ninner_vlan = 200")).unwrap();
+        let interfaces = c.relay.unwrap().interfaces;
+        use crate::relay::Vlans;
+        assert_eq!(interfaces[0].vlans, Vlans::NONE);
+        assert_eq!(interfaces[0].interface_id, b"eth0");
+        assert_eq!(interfaces[1].vlans, Vlans { outer: 100, inner: 200 });
+        assert_eq!(interfaces[1].interface_id, b"eth0.100.200", "the default names the VLANs");
+        assert_eq!(interfaces[1].label(), "eth0.100.200");
+    }
+
+    #[test]
+    fn relay_vlan_errors_are_clear() {
+        let cases = [
+            ("vlan = 4095", "vlan 4095 is not a VLAN ID (1 to 4094)"),
+            ("vlan = 0", "vlan 0 is not a VLAN ID"),
+            ("inner_vlan = 7", "inner_vlan needs the outer vlan"),
+            ("", "relay interface eth0 is defined twice"),
+            ("vlan = 5\ninterface_id = \"eth0\"", "relay interfaces eth0 and eth0.5 have the same Interface-ID"),
+        ];
+        for (lines, want) in cases {
+            let e = Config::parse(&with_vlan_entry(lines)).unwrap_err();
+            assert!(e.to_string().contains(want), "{lines:?}: {e}");
+            assert!(e.line > 10, "{lines:?}: the error points at the second entry: {e}");
+        }
     }
 }

@@ -19,7 +19,7 @@ use dhcp6_common::{
     counters::Verdict,
     fast_path::{LeaseEntry, LeaseKey, LinkEntry, LEASE_MAP_ENTRIES},
     maps,
-    relay::{ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayServer},
+    relay::{AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayServer},
     MessageType, PIN_LAYOUT, XDP_PROGRAM,
 };
 
@@ -58,11 +58,11 @@ pub struct FastPathMaps {
 
 /// The relay's maps, taken out of the program for the daemon to own.
 pub struct RelayMaps {
-    pub links: HashMap<MapData, u32, RelayLink>,
+    pub links: HashMap<MapData, AccessKey, RelayLink>,
     pub groups: Array<MapData, RelayGroup>,
     pub servers: Array<MapData, RelayServer>,
     pub server_slots: HashMap<MapData, [u8; 16], u32>,
-    pub interface_ids: HashMap<MapData, InterfaceIdKey, u32>,
+    pub interface_ids: HashMap<MapData, InterfaceIdKey, AccessKey>,
     pub sent: PerCpuArray<MapData, u64>,
     pub answered: PerCpuArray<MapData, u64>,
     pub reports: RingBuf<MapData>,

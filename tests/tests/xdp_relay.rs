@@ -10,7 +10,7 @@ use std::net::Ipv6Addr;
 use dhcp6_common::{
     counters::Verdict,
     fast_path::checksum,
-    relay::{ClientMacKey, InterfaceIdKey, RelayGroup, RelayReport, RelayServer, RELAY_BUCKETS},
+    relay::{AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayReport, RelayServer, Vlans, RELAY_BUCKETS},
 };
 use dhcp6_user::{
     codec::{
@@ -104,26 +104,36 @@ fn from_server(payload: &[u8]) -> Vec<u8> {
     udp_frame(OUR_MAC, SERVER_MAC, SERVER, RELAY, (547, 547), payload)
 }
 
+/// The VLANs of the tagged access entries on "lo": S-VLAN 100 alone ("lo.100") and with
+/// C-VLAN 200 ("lo.100.200").
+const TAGGED: [(Vlans, &[u8]); 2] =
+    [(Vlans { outer: 100, inner: 0 }, b"lo.100"), (Vlans { outer: 100, inner: 200 }, b"lo.100.200")];
+
 /// The program with its relay maps as dhcp6d writes them for one access interface ("lo", by
-/// Interface-ID "lo") relaying to one server, and the client's MAC learnt.
+/// Interface-ID "lo", and its VLANs of [`TAGGED`]) relaying to one server, and the client's
+/// MAC learnt on each.
 fn relay_program() -> (XdpProgram, RelayMaps) {
     let mut program = XdpProgram::load().expect("load the XDP program");
     let mut maps = program.take_relay().expect("the relay's maps");
-    let iface = AccessInterface {
-        name: "lo".into(),
-        link_address: "2001:db8:2::1".parse().unwrap(),
-        group: 0,
-        interface_id: b"lo".to_vec(),
-        remote_id: Some((2011, "{interface}:{mac}".into())),
-        client_link_layer_address: true,
-    };
-    maps.links.insert(LO, relay_link(&iface, 0, OUR_MAC, OUR_LINK_LOCAL).unwrap(), 0).unwrap();
-    maps.interface_ids.insert(InterfaceIdKey::new(b"lo").unwrap(), LO, 0).unwrap();
+    let mac = [CLIENT_MAC[0], CLIENT_MAC[1], CLIENT_MAC[2], CLIENT_MAC[3], CLIENT_MAC[4], CLIENT_MAC[5], 0, 0];
+    for (vlans, id) in [(Vlans::NONE, &b"lo"[..])].into_iter().chain(TAGGED) {
+        let iface = AccessInterface {
+            name: "lo".into(),
+            vlans,
+            link_address: "2001:db8:2::1".parse().unwrap(),
+            group: 0,
+            interface_id: id.to_vec(),
+            remote_id: Some((2011, "{interface}:{vlan}:{mac}".into())),
+            client_link_layer_address: true,
+        };
+        let key = AccessKey { ifindex: LO, vlans };
+        maps.links.insert(key, relay_link(&iface, 0, OUR_MAC, OUR_LINK_LOCAL).unwrap(), 0).unwrap();
+        maps.interface_ids.insert(InterfaceIdKey::new(id).unwrap(), key, 0).unwrap();
+        maps.client_macs.insert(ClientMacKey { ifindex: LO, vlans, peer: CLIENT.octets() }, mac, 0).unwrap();
+    }
     maps.servers.set(0, RelayServer { address: SERVER.octets(), source: RELAY.octets() }, 0).unwrap();
     maps.server_slots.insert(SERVER.octets(), 0, 0).unwrap();
     maps.groups.set(0, RelayGroup { buckets: [0; RELAY_BUCKETS] }, 0).unwrap();
-    let mac = [CLIENT_MAC[0], CLIENT_MAC[1], CLIENT_MAC[2], CLIENT_MAC[3], CLIENT_MAC[4], CLIENT_MAC[5], 0, 0];
-    maps.client_macs.insert(ClientMacKey { ifindex: LO, peer: CLIENT.octets() }, mac, 0).unwrap();
     (program, maps)
 }
 
@@ -136,16 +146,28 @@ fn run(program: &XdpProgram, frame: &[u8]) -> (u32, Vec<u8>, Vec<Verdict>) {
     (out.action, out.frame, moved)
 }
 
-#[test]
-fn a_relay_reply_from_our_server_goes_down_to_the_client_and_its_reply_is_reported() {
+/// A Relay-Reply naming `interface_id` (whose VLANs are `vlans`) comes out of XDP as the
+/// client's message, in a frame with those tags, and a Reply is reported.
+fn goes_down(interface_id: &'static [u8], vlans: Vlans) {
     let (program, mut maps) = relay_program();
     for (msg_type, reported) in [(MessageType::Reply, true), (MessageType::Advertise, false)] {
         let inner = client_message(msg_type);
-        let (action, out, moved) = run(&program, &from_server(&relay_reply(CLIENT, Some(b"lo"), Some(&inner))));
+        let relay_reply = relay_reply(CLIENT, Some(interface_id), Some(&inner));
+        let (action, tagged_out, moved) = run(&program, &from_server(&relay_reply));
         assert_eq!((action, moved), (XDP_REDIRECT, vec![Verdict::RelayReplied]), "{msg_type:?}");
-        // Ethernet to the client from us, IPv6 from our link-local to the client, 547 -> 546.
-        assert_eq!(&out[..6], &CLIENT_MAC);
-        assert_eq!(&out[6..12], &OUR_MAC);
+        // Ethernet to the client from us, tagged, IPv6 from our link-local to the client,
+        // 547 -> 546.
+        assert_eq!(&tagged_out[..6], &CLIENT_MAC);
+        assert_eq!(&tagged_out[6..12], &OUR_MAC);
+        let tags: Vec<u8> = match (vlans.outer, vlans.inner) {
+            (0, _) => vec![],
+            (outer, 0) => [[0x81, 0].as_slice(), &outer.to_be_bytes()].concat(),
+            (outer, inner) => {
+                [[0x88, 0xa8].as_slice(), &outer.to_be_bytes(), &[0x81, 0], &inner.to_be_bytes()].concat()
+            }
+        };
+        assert_eq!(&tagged_out[12..12 + tags.len()], &tags[..], "{vlans:?}: the tags, outer first");
+        let out = [&tagged_out[..12], &tagged_out[12 + tags.len()..]].concat();
         assert_eq!(&out[12..14], &[0x86, 0xdd]);
         assert_eq!(u16::from_be_bytes([out[18], out[19]]) as usize, 8 + inner.len(), "payload length");
         assert_eq!(out[20], 17);
@@ -161,13 +183,25 @@ fn a_relay_reply_from_our_server_goes_down_to_the_client_and_its_reply_is_report
         });
         match (reported, report) {
             (true, Some(r)) => {
-                assert_eq!((r.ifindex, Ipv6Addr::from(r.peer)), (LO, CLIENT));
+                assert_eq!((r.ifindex, r.vlans, Ipv6Addr::from(r.peer)), (LO, vlans, CLIENT));
                 assert_eq!(&r.mac[..6], &CLIENT_MAC, "the MAC XDP learnt");
                 assert_eq!(&r.msg[..r.len as usize], &inner[..], "the Reply, reported whole");
             }
             (false, None) => {}
             (want, got) => panic!("{msg_type:?}: report wanted {want}, got {}", got.is_some()),
         }
+    }
+}
+
+#[test]
+fn a_relay_reply_from_our_server_goes_down_to_the_client_and_its_reply_is_reported() {
+    goes_down(b"lo", Vlans::NONE);
+}
+
+#[test]
+fn a_relay_reply_naming_a_vlan_goes_down_tagged_with_it() {
+    for (vlans, id) in TAGGED {
+        goes_down(id, vlans);
     }
 }
 
@@ -243,6 +277,28 @@ fn client_messages_xdp_must_not_carry_are_passed_untouched() {
             "a unicast to a server (routed, not relayed)",
             udp_frame(OUR_MAC, CLIENT_MAC, CLIENT, SERVER, (546, 547), &solicit),
             Verdict::RelayUnfit,
+        ),
+        // Tagged: matched to the access entry of its VLANs (which has no route here either),
+        // or to none.
+        (
+            "a Solicit on VLAN 100 with no route",
+            dhcp6_tests::tagged(&to_relays(&solicit), &[(0x8100, 100)]),
+            Verdict::RelayNoRoute,
+        ),
+        (
+            "a Solicit on VLANs 100.200 with no route",
+            dhcp6_tests::tagged(&to_relays(&solicit), &[(0x88a8, 100), (0x8100, 200)]),
+            Verdict::RelayNoRoute,
+        ),
+        (
+            "a Solicit on a VLAN no entry relays",
+            dhcp6_tests::tagged(&to_relays(&solicit), &[(0x8100, 300)]),
+            Verdict::Dhcp6Passed,
+        ),
+        (
+            "a Solicit on VLANs 100.300 (only 100 alone and 100.200 are relayed)",
+            dhcp6_tests::tagged(&to_relays(&solicit), &[(0x88a8, 100), (0x8100, 300)]),
+            Verdict::Dhcp6Passed,
         ),
     ];
     for (what, frame, verdict) in cases {

@@ -38,7 +38,7 @@ use crate::{
     control::Request,
     json::hex,
     netlink::{PdRoute, PdRoutes},
-    relay::{PdRouteIntent, Relay, RelayOut, RouteChange},
+    relay::{PdRouteIntent, Relay, RelayOut, RouteChange, Vlans},
     server::{Inbound, LeaseChange, LeaseStore, Outbound, Server},
     store::{Journal, JOURNAL_FILE},
     xdp::XdpProgram,
@@ -85,12 +85,18 @@ fn now() -> u64 {
 pub async fn run(options: RunOptions) -> Result<()> {
     let config = options.config;
     let served = config.subnets.iter().filter_map(|s| s.interface.clone()).map(|i| (i, Role::Serve));
-    let relayed = config
-        .relay
-        .iter()
-        .flat_map(|r| r.interfaces.iter().enumerate().map(|(n, a)| (a.name.clone(), Role::RelayAccess(n))));
+    let access = config.relay.iter().flat_map(|r| r.interfaces.iter().enumerate());
+    // Untagged clients come through a UDP socket on their interface; tagged ones, which the
+    // kernel's stack does not take, as frames (see `vlan_frames`).
+    let relayed =
+        access.clone().filter(|(_, a)| a.vlans == Vlans::NONE).map(|(n, a)| (a.name.clone(), Role::RelayAccess(n)));
     let roles: Vec<(String, Role)> = served.chain(relayed).collect();
     let mut interfaces: Vec<String> = roles.iter().map(|(i, _)| i.clone()).collect();
+    for (_, a) in access {
+        if !interfaces.contains(&a.name) {
+            interfaces.push(a.name.clone());
+        }
+    }
     let mut relay = config.relay.clone().map(Relay::new);
     // XDP also runs where the relay's servers are reached: their Relay-Replies come in there.
     let upstream: Vec<String> = relay
@@ -474,7 +480,7 @@ fn handle_batch(
                 let is_relay_reply = payload.first() == Some(&(MessageType::RelayRepl as u8));
                 // The relay takes what comes on its access interfaces, and Relay-Replies.
                 let for_relay = match (relay.as_deref_mut(), role) {
-                    (Some(r), Role::RelayAccess(access)) => Some(r.from_client(access, &payload, from, now)),
+                    (Some(r), Role::RelayAccess(access)) => Some(r.from_client(access, &payload, from, None, now)),
                     (Some(r), Role::Unicast) if is_relay_reply => Some(r.from_server(&payload, from, now)),
                     _ => None,
                 };

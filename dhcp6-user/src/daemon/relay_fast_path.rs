@@ -10,7 +10,7 @@ use std::{
 
 use aya::maps::MapError;
 use dhcp6_common::relay::{
-    InterfaceIdKey, RelayGroup, RelayReport, RelayServer, MAX_GROUPS, MAX_GROUP_SERVERS, REPORT_GIVING_BACK,
+    AccessKey, InterfaceIdKey, RelayGroup, RelayReport, RelayServer, MAX_GROUPS, MAX_GROUP_SERVERS, REPORT_GIVING_BACK,
 };
 use tracing::{info, warn};
 
@@ -22,8 +22,8 @@ use crate::{
 
 pub struct RelayFastPath {
     maps: RelayMaps,
-    /// Access interfaces: ifindex -> index in the relay's configuration.
-    access: HashMap<u32, usize>,
+    /// Access interfaces (and VLANs) -> index in the relay's configuration.
+    access: HashMap<AccessKey, usize>,
     /// Access interfaces whose link entry is written (or that XDP cannot relay on).
     linked: Vec<usize>,
     /// What each group's bucket map holds.
@@ -77,8 +77,8 @@ impl RelayFastPath {
     pub fn new(maps: RelayMaps, relay: &Relay) -> RelayFastPath {
         let mut access = HashMap::new();
         for (n, iface) in relay.config().interfaces.iter().enumerate() {
-            if let Some(index) = super::socket::if_index(&iface.name) {
-                access.insert(index, n);
+            if let Some(ifindex) = super::socket::if_index(&iface.name) {
+                access.insert(AccessKey { ifindex, vlans: iface.vlans }, n);
             }
         }
         RelayFastPath {
@@ -107,32 +107,32 @@ impl RelayFastPath {
     /// every bucket. Cheap when nothing changed; called every tick.
     pub fn sync(&mut self, relay: &Relay, now: u64) {
         let config = relay.config();
-        for (ifindex, n) in &self.access {
+        for (key, n) in &self.access {
             if self.linked.contains(n) {
                 continue;
             }
             let iface = &config.interfaces[*n];
-            let (Some(mac), Some(ll)) = (mac_address(&iface.name), link_local(*ifindex)) else { continue };
+            let (Some(mac), Some(ll)) = (mac_address(&iface.name), link_local(key.ifindex)) else { continue };
             self.linked.push(*n);
             let group = u32::try_from(iface.group).unwrap_or(u32::MAX);
             if group >= MAX_GROUPS {
-                warn!(interface = %iface.name, "relayed by userspace only: its group is past XDP's {MAX_GROUPS}");
+                warn!(interface = %iface.label(), "relayed by userspace only: its group is past XDP's {MAX_GROUPS}");
                 continue;
             }
             let entry = match relay_link(iface, group, mac, ll) {
                 Ok(entry) => entry,
                 Err(e) => {
-                    warn!(interface = %iface.name, reason = %e, "relayed by userspace only");
+                    warn!(interface = %iface.label(), reason = %e, "relayed by userspace only");
                     continue;
                 }
             };
-            let Some(key) = InterfaceIdKey::new(&iface.interface_id) else { continue };
-            if let Err(e) = self.maps.interface_ids.insert(key, *ifindex, 0) {
+            let Some(id) = InterfaceIdKey::new(&iface.interface_id) else { continue };
+            if let Err(e) = self.maps.interface_ids.insert(id, *key, 0) {
                 map_error("Interface-ID map", e);
                 continue;
             }
-            match self.maps.links.insert(*ifindex, entry, 0) {
-                Ok(()) => info!(interface = %iface.name, "XDP relays here"),
+            match self.maps.links.insert(*key, entry, 0) {
+                Ok(()) => info!(interface = %iface.label(), "XDP relays here"),
                 Err(e) => map_error("link map", e),
             }
         }
@@ -208,7 +208,8 @@ impl RelayFastPath {
             // SAFETY: XDP writes whole `RelayReport`s; the item holds at least one, and the
             // record's plain integers and bytes take any bit pattern.
             let report: RelayReport = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            let Some(access) = self.access.get(&report.ifindex).copied() else { continue };
+            let key = AccessKey { ifindex: report.ifindex, vlans: report.vlans };
+            let Some(access) = self.access.get(&key).copied() else { continue };
             let len = (report.len as usize).min(report.msg.len());
             let msg = &report.msg[..len];
             match report.kind {

@@ -49,8 +49,7 @@ pub fn relay_link(
     debug_assert_eq!(head.len(), HEAD_PEER_AT + 16);
     option(&mut head, option_code::INTERFACE_ID, &iface.interface_id);
     let mut mac_hex_at = NOWHERE;
-    if let Some((enterprise, template)) = &iface.remote_id {
-        let text = template.replace("{interface}", &iface.name);
+    if let Some((enterprise, text)) = iface.remote_id_template() {
         if text.contains("{peer}") {
             return Err(NoFastPath::PeerInTemplate);
         }
@@ -139,7 +138,7 @@ mod tests {
             let link = relay_link(&config.interfaces[0], 0, [2, 0, 0, 0, 0, 1], "fe80::1".parse().unwrap()).unwrap();
             let mut relay = Relay::new(config);
             let peer: Ipv6Addr = CLIENT_LL.parse().unwrap();
-            let out = relay.from_client(0, &msg, SocketAddrV6::new(peer, 546, 0, 0), 0).unwrap();
+            let out = relay.from_client(0, &msg, SocketAddrV6::new(peer, 546, 0, 0), None, 0).unwrap();
             assert_eq!(fill(&link, peer, CLIENT_MAC, &msg), out.payload, "{remote_id:?} {cll}");
         }
     }

@@ -20,6 +20,7 @@ use dhcp6_codec::{
 use ipnet::Ipv6Net;
 
 use crate::server::IaType;
+pub use dhcp6_common::relay::Vlans;
 use serde::{Deserialize, Serialize};
 
 pub use group::{GroupState, ServerState};
@@ -28,16 +29,50 @@ pub use group::{GroupState, ServerState};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessInterface {
     pub name: String,
+    /// The VLANs of the clients relayed here ([`Vlans::NONE`]: the untagged ones).
+    pub vlans: Vlans,
     /// The link-address put in Relay-Forward: a global address of the clients' link.
     pub link_address: Ipv6Addr,
     /// Index of the server group in [`RelayConfig::groups`].
     pub group: usize,
-    /// Interface-ID option content (by default the interface name).
+    /// Interface-ID option content (by default [`AccessInterface::label`]).
     pub interface_id: Vec<u8>,
-    /// Remote-ID: enterprise number and template (`{interface}`, `{mac}`, `{peer}`).
+    /// Remote-ID: enterprise number and template (`{interface}`, `{vlan}`, `{inner_vlan}`,
+    /// `{mac}`, `{peer}`).
     pub remote_id: Option<(u32, String)>,
     /// Insert the Client Link-Layer Address option when the client's MAC is known.
     pub client_link_layer_address: bool,
+}
+
+impl AccessInterface {
+    /// How it is named in `show` and in the user entries: the interface, with its VLANs as
+    /// Linux names VLAN sub-interfaces (`eth1.100`, `eth1.100.200`).
+    pub fn label(&self) -> String {
+        label(&self.name, self.vlans)
+    }
+
+    /// The Remote-ID's enterprise number and template, with what is fixed for this interface
+    /// written in (`{interface}`, `{vlan}`, `{inner_vlan}`); `{mac}` and `{peer}` are the
+    /// client's.
+    pub fn remote_id_template(&self) -> Option<(u32, String)> {
+        let vlan = |id: u16| if id == 0 { String::new() } else { id.to_string() };
+        self.remote_id.as_ref().map(|(enterprise, template)| {
+            let text = template
+                .replace("{interface}", &self.name)
+                .replace("{vlan}", &vlan(self.vlans.outer))
+                .replace("{inner_vlan}", &vlan(self.vlans.inner));
+            (*enterprise, text)
+        })
+    }
+}
+
+/// An access interface's name with its VLANs (see [`AccessInterface::label`]).
+pub fn label(name: &str, vlans: Vlans) -> String {
+    match (vlans.outer, vlans.inner) {
+        (0, _) => name.to_string(),
+        (outer, 0) => format!("{name}.{outer}"),
+        (outer, inner) => format!("{name}.{outer}.{inner}"),
+    }
 }
 
 /// One server of a group.
@@ -228,7 +263,7 @@ impl Relay {
             preferred_lifetime: u.preferred,
             valid_lifetime: u.valid,
             expires: u.expires,
-            interface: self.config.interfaces.get(usize::from(u.access)).map_or_else(String::new, |i| i.name.clone()),
+            interface: self.config.interfaces.get(usize::from(u.access)).map_or_else(String::new, |i| i.label()),
             link_local: u.link_local,
             mac: u.mac.as_ref().map(hex_mac),
         }
@@ -267,8 +302,17 @@ impl Relay {
         self.config.groups.iter().any(|g| g.servers.iter().any(|m| m.address == *addr))
     }
 
-    /// A message from a client or a downstream relay on access interface `access`.
-    pub fn from_client(&mut self, access: usize, payload: &[u8], source: SocketAddrV6, now: u64) -> Option<RelayOut> {
+    /// A message from a client or a downstream relay on access interface `access`; `mac` is
+    /// the sender's when the frame was seen (else a client's is read from its EUI-64
+    /// link-local address, if it has one).
+    pub fn from_client(
+        &mut self,
+        access: usize,
+        payload: &[u8],
+        source: SocketAddrV6,
+        mac: Option<[u8; 6]>,
+        now: u64,
+    ) -> Option<RelayOut> {
         let Ok(msg) = Message::decode(payload) else { return self.drop(RelayDrop::Malformed) };
         let hop_count = match &msg {
             Message::Relay(r) if r.msg_type == MessageType::RelayForw => {
@@ -298,13 +342,12 @@ impl Relay {
         if !iface.interface_id.is_empty() {
             options.push(DhcpOption::InterfaceId(&iface.interface_id));
         }
-        let mac = (hop_count == 0).then(|| eui64_mac(*source.ip())).flatten();
-        let remote = iface.remote_id.as_ref().map(|(enterprise, template)| {
+        let mac = (hop_count == 0).then(|| mac.or_else(|| eui64_mac(*source.ip()))).flatten();
+        let remote = iface.remote_id_template().map(|(enterprise, template)| {
             let text = template
-                .replace("{interface}", &iface.name)
                 .replace("{mac}", &mac.map(|m| hex_mac(&m)).unwrap_or_default())
                 .replace("{peer}", &source.ip().to_string());
-            (*enterprise, text.into_bytes())
+            (enterprise, text.into_bytes())
         });
         if let Some((enterprise_number, id)) = &remote {
             options.push(DhcpOption::RemoteId(RemoteId { enterprise_number: *enterprise_number, remote_id: id }));
@@ -428,7 +471,9 @@ impl Relay {
     pub fn restore_users(&mut self, entries: Vec<UserEntry>, now: u64) -> usize {
         let mut taken = 0;
         for entry in entries {
-            let Some(access) = self.config.interfaces.iter().position(|i| i.name == entry.interface) else { continue };
+            let Some(access) = self.config.interfaces.iter().position(|i| i.label() == entry.interface) else {
+                continue;
+            };
             let Some(duid) = crate::config::parse_hex(&entry.duid) else { continue };
             let Ok(resource) = entry.resource.parse::<Ipv6Net>() else { continue };
             if entry.expires <= now {

@@ -10,6 +10,7 @@ pub(crate) fn config() -> RelayConfig {
     RelayConfig {
         interfaces: vec![AccessInterface {
             name: "eth0".into(),
+            vlans: Vlans::NONE,
             link_address: "2001:db8:2::1".parse().unwrap(),
             group: 0,
             interface_id: b"eth0".to_vec(),
@@ -87,7 +88,8 @@ fn relay_reply(forward: &[u8], inner: &[u8]) -> Vec<u8> {
 #[test]
 fn a_client_message_is_wrapped_with_interface_id_remote_id_and_link_layer_address() {
     let mut relay = Relay::new(config());
-    let out = relay.from_client(0, &client_msg(MessageType::Solicit, 1, 7, None), from(CLIENT_LL, 546), 100).unwrap();
+    let out =
+        relay.from_client(0, &client_msg(MessageType::Solicit, 1, 7, None), from(CLIENT_LL, 546), None, 100).unwrap();
     assert_eq!(out.destination.port(), 547);
     let Message::Relay(f) = Message::decode(&out.payload).unwrap() else { panic!("not a relay message") };
     assert_eq!((f.msg_type, f.hop_count), (MessageType::RelayForw, 0));
@@ -105,21 +107,26 @@ fn a_client_message_is_wrapped_with_interface_id_remote_id_and_link_layer_addres
 #[test]
 fn a_downstream_relay_forward_is_wrapped_once_more() {
     let mut relay = Relay::new(config());
-    let first = relay.from_client(0, &client_msg(MessageType::Solicit, 1, 7, None), from(CLIENT_LL, 546), 100).unwrap();
-    let second = relay.from_client(0, &first.payload, from("2001:db8:2::9", 547), 100).unwrap();
+    let first =
+        relay.from_client(0, &client_msg(MessageType::Solicit, 1, 7, None), from(CLIENT_LL, 546), None, 100).unwrap();
+    let second = relay.from_client(0, &first.payload, from("2001:db8:2::9", 547), None, 100).unwrap();
     let Message::Relay(f) = Message::decode(&second.payload).unwrap() else { panic!() };
     assert_eq!(f.hop_count, 1);
     assert!(
         !f.options.contains(dhcp6_codec::option_code::CLIENT_LINKLAYER_ADDR),
         "only the first relay knows the client's MAC"
     );
-    assert_eq!(relay.from_client(0, &client_msg(MessageType::Reply, 1, 7, None), from(CLIENT_LL, 546), 100), None);
+    assert_eq!(
+        relay.from_client(0, &client_msg(MessageType::Reply, 1, 7, None), from(CLIENT_LL, 546), None, 100),
+        None
+    );
 }
 
 #[test]
 fn replies_come_down_only_from_group_members_and_teach_user_entries() {
     let mut relay = Relay::new(config());
-    let fwd = relay.from_client(0, &client_msg(MessageType::Request, 1, 9, None), from(CLIENT_LL, 546), 100).unwrap();
+    let fwd =
+        relay.from_client(0, &client_msg(MessageType::Request, 1, 9, None), from(CLIENT_LL, 546), None, 100).unwrap();
     let reply = relay_reply(&fwd.payload, &client_msg(MessageType::Reply, 1, 9, Some("2001:db8:2::100")));
     assert_eq!(relay.from_server(&reply, from("2001:db8:ff::66", 547), 100), None);
     assert_eq!(relay.stats().dropped["not_a_group_member"], 1);
@@ -138,7 +145,13 @@ fn replies_come_down_only_from_group_members_and_teach_user_entries() {
 
     // A Release answered removes the entry.
     let rel = relay
-        .from_client(0, &client_msg(MessageType::Release, 1, 10, Some("2001:db8:2::100")), from(CLIENT_LL, 546), 110)
+        .from_client(
+            0,
+            &client_msg(MessageType::Release, 1, 10, Some("2001:db8:2::100")),
+            from(CLIENT_LL, 546),
+            None,
+            110,
+        )
         .unwrap();
     let ack = relay_reply(&rel.payload, &client_msg(MessageType::Reply, 1, 10, None));
     relay.from_server(&ack, SocketAddrV6::new(*rel.destination.ip(), 547, 0, 0), 110).unwrap();
@@ -148,11 +161,13 @@ fn replies_come_down_only_from_group_members_and_teach_user_entries() {
 #[test]
 fn a_silent_server_is_marked_down_and_its_clients_go_to_the_next() {
     let mut relay = Relay::new(config());
-    let first = relay.from_client(0, &client_msg(MessageType::Solicit, 1, 1, None), from(CLIENT_LL, 546), 100).unwrap();
+    let first =
+        relay.from_client(0, &client_msg(MessageType::Solicit, 1, 1, None), from(CLIENT_LL, 546), None, 100).unwrap();
     let server = *first.destination.ip();
     for xid in 2..4 {
-        let again =
-            relay.from_client(0, &client_msg(MessageType::Solicit, 1, xid, None), from(CLIENT_LL, 546), 100).unwrap();
+        let again = relay
+            .from_client(0, &client_msg(MessageType::Solicit, 1, xid, None), from(CLIENT_LL, 546), None, 100)
+            .unwrap();
         assert_eq!(*again.destination.ip(), server, "a client sticks to its server");
     }
     relay.tick(101);
@@ -161,10 +176,12 @@ fn a_silent_server_is_marked_down_and_its_clients_go_to_the_next() {
     let states = relay.servers(102);
     let this = states.iter().find(|s| s["server"] == server.to_string()).unwrap();
     assert_eq!((this["state"].as_str(), this["timed_out"].as_u64()), (Some("down"), Some(3)));
-    let moved = relay.from_client(0, &client_msg(MessageType::Solicit, 1, 5, None), from(CLIENT_LL, 546), 103).unwrap();
+    let moved =
+        relay.from_client(0, &client_msg(MessageType::Solicit, 1, 5, None), from(CLIENT_LL, 546), None, 103).unwrap();
     assert_ne!(*moved.destination.ip(), server);
     // After retry_after it is tried again.
-    let back = relay.from_client(0, &client_msg(MessageType::Solicit, 1, 6, None), from(CLIENT_LL, 546), 133).unwrap();
+    let back =
+        relay.from_client(0, &client_msg(MessageType::Solicit, 1, 6, None), from(CLIENT_LL, 546), None, 133).unwrap();
     assert_eq!(*back.destination.ip(), server);
 }
 
@@ -199,7 +216,8 @@ fn delegated_prefixes_get_routes_refreshed_by_every_reply_and_removed_at_the_end
     let mut relay = Relay::new(config());
     let route =
         PdRouteIntent { prefix: "2001:db8:9000::/56".parse().unwrap(), via: CLIENT_LL.parse().unwrap(), access: 0 };
-    let fwd = relay.from_client(0, &client_msg(MessageType::Request, 1, 9, None), from(CLIENT_LL, 546), 100).unwrap();
+    let fwd =
+        relay.from_client(0, &client_msg(MessageType::Request, 1, 9, None), from(CLIENT_LL, 546), None, 100).unwrap();
     let server = SocketAddrV6::new(*fwd.destination.ip(), 547, 0, 0);
     relay.from_server(&relay_reply(&fwd.payload, &pd(200)), server, 100).unwrap();
     assert_eq!(relay.take_route_changes(), vec![RouteChange::Replace(route)]);
@@ -225,7 +243,8 @@ fn delegated_prefixes_get_routes_refreshed_by_every_reply_and_removed_at_the_end
 #[test]
 fn user_entries_kept_across_a_restart_come_back_with_their_routes() {
     let mut relay = Relay::new(config());
-    let fwd = relay.from_client(0, &client_msg(MessageType::Request, 1, 9, None), from(CLIENT_LL, 546), 100).unwrap();
+    let fwd =
+        relay.from_client(0, &client_msg(MessageType::Request, 1, 9, None), from(CLIENT_LL, 546), None, 100).unwrap();
     let server = SocketAddrV6::new(*fwd.destination.ip(), 547, 0, 0);
     relay.from_server(&relay_reply(&fwd.payload, &pd(200)), server, 100).unwrap();
     let na = client_msg(MessageType::Reply, 1, 9, Some("2001:db8:2::100"));
