@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: where the real captures are, and network
 //! namespaces with veth links that clean up after themselves.
 
+pub mod access_switch;
 pub mod client;
 pub mod netns;
 pub mod peers;

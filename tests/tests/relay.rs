@@ -376,3 +376,128 @@ fn the_xdp_relay_takes_replies_on_an_upstream_interface_routed_after_it_started(
     let counts = relay.show("statistics")["xdp"].clone();
     assert!(counts["relay_replied"].as_u64() >= Some(2), "Relay-Replies unwrapped in XDP: {counts}");
 }
+
+/// The relay config for tagged clients on `trunk`: S-VLAN 100 alone, and C-VLAN 200 under it.
+fn vlan_relay_config(trunk: &str) -> String {
+    let entry = |vlans: &str| {
+        format!(
+            r#"
+[[relay.interface]]
+name = "{trunk}"
+{vlans}
+group = "core"
+link_address = "2001:db8:2::1"
+remote_id = {{ enterprise = 2011, template = "{{interface}}/{{vlan}}/{{inner_vlan}}/{{mac}}" }}
+client_link_layer_address = true
+"#
+        )
+    };
+    format!(
+        "[server]\n\n[relay]\n[[relay.group]]\nname = \"core\"\nservers = [\"2001:db8:ff::1\"]\n{}{}",
+        entry("vlan = 100"),
+        entry("vlan = 100\ninner_vlan = 200")
+    )
+}
+
+#[test]
+fn tagged_clients_through_the_xdp_relay_to_kea() {
+    tagged_clients_to_kea(true);
+}
+
+#[test]
+fn tagged_clients_through_the_userspace_relay_to_kea() {
+    tagged_clients_to_kea(false);
+}
+
+/// Two dhclients behind an access switch that tags one's line with VLAN 100 and the other's
+/// with 100.200 (QinQ), toward one relay trunk: each is matched to its access entry, Kea sees
+/// an Interface-ID and a Remote-ID naming its VLANs, and the answers go down tagged again
+/// (the switch delivers only frames with the line's tags).
+fn tagged_clients_to_kea(xdp: bool) {
+    use dhcp6_tests::{access_switch::AccessSwitch, relay_lab::wire_like};
+    use dhcp6_user::relay::Vlans;
+    let scratch = Scratch::new(if xdp { "d6vlx" } else { "d6vlu" });
+    let kea_ns = Netns::new("d6vk");
+    let relay_ns = Netns::new("d6vr");
+    let switch_ns = Netns::new("d6vs");
+    let clients = [Netns::new("d6va"), Netns::new("d6vb")];
+    let up = Veth::new(&relay_ns, &kea_ns);
+    let trunk = Veth::new(&switch_ns, &relay_ns);
+    let lines: Vec<Veth> = clients.iter().map(|c| Veth::new(c, &switch_ns)).collect();
+    kea_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
+    let capture = scratch.path("upstream.pcap");
+    let _tcpdump = spawn_in(
+        &kea_ns,
+        &["tcpdump", "-U", "-i", &up.b, "-w", capture.to_str().unwrap(), "udp port 547"],
+        scratch.path("tcpdump.log"),
+    );
+    let vlans = [Vlans { outer: 100, inner: 0 }, Vlans { outer: 100, inner: 200 }];
+    let ports: Vec<(String, Vlans)> = lines.iter().zip(vlans).map(|(l, v)| (l.b.clone(), v)).collect();
+    let _switch = AccessSwitch::start(&switch_ns, &trunk.a, &ports);
+    let mut ends: Vec<(&Netns, &String)> = clients.iter().zip(&lines).map(|(c, l)| (c, &l.a)).collect();
+    ends.push((&switch_ns, &trunk.a));
+    ends.push((&kea_ns, &up.b));
+    wire_like(&relay_ns, &ends, &["2001:db8:ff::1"]);
+
+    let dir = scratch.path("kea");
+    let _kea =
+        start_kea(&kea_ns, &dir, &kea_config(&dir, &up.b, "2001:db8:ff::1", "2001:db8:2::1000-2001:db8:2::1fff"));
+    let flags: &[&str] = if xdp { &[] } else { &["--no-xdp"] };
+    let relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &vlan_relay_config(&trunk.b), flags);
+    std::thread::sleep(Duration::from_secs(2));
+    let dhclients: Vec<Dhclient> = clients
+        .iter()
+        .zip(&lines)
+        .enumerate()
+        .map(|(n, (c, l))| Dhclient::start(c, &scratch, &format!("dhclient{n}"), &l.a, &["-N"]))
+        .collect();
+    for d in &dhclients {
+        let address = d.wait_event("BOUND6", "new_ip6_address", SECS);
+        assert!(address.starts_with("2001:db8:2::1"), "{address}");
+    }
+
+    // Each client's messages went up naming its VLANs, with its MAC in the Remote-ID.
+    std::thread::sleep(Duration::from_millis(500));
+    let forwards: Vec<Vec<u8>> = dhcp6_user::capture::read_pcap(&capture)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.payload)
+        .filter(|p| p.first() == Some(&(MessageType::RelayForw as u8)))
+        .collect();
+    for ((client, line), (id, remote)) in clients.iter().zip(&lines).zip([
+        (format!("{}.100", trunk.b), format!("{}/100//", trunk.b)),
+        (format!("{}.100.200", trunk.b), format!("{}/100/200/", trunk.b)),
+    ]) {
+        let out = client.exec(&["cat", &format!("/sys/class/net/{}/address", line.a)]);
+        let mac = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let remote = format!("{remote}{mac}");
+        let named: Vec<&Vec<u8>> = forwards
+            .iter()
+            .filter(|f| {
+                let Message::Relay(f) = Message::decode(f).unwrap() else { return false };
+                f.options.iter().any(|o| *o == DhcpOption::InterfaceId(id.as_bytes()))
+                    && f.options
+                        .iter()
+                        .any(|o| matches!(o, DhcpOption::RemoteId(r) if r.remote_id == remote.as_bytes()))
+            })
+            .collect();
+        assert!(named.len() >= 2, "Solicit and Request with Interface-ID {id} and Remote-ID {remote}");
+    }
+
+    // The user entries name interface and VLANs; XDP carried it all, or userspace did.
+    let users = relay.show("relay users");
+    let mut interfaces: Vec<String> =
+        users.as_array().unwrap().iter().map(|u| u["interface"].as_str().unwrap().to_string()).collect();
+    interfaces.sort();
+    assert_eq!(interfaces, [format!("{}.100", trunk.b), format!("{}.100.200", trunk.b)]);
+    let xdp_counts = relay.show("statistics")["xdp"].clone();
+    let carried = |verdict: &str| xdp_counts[verdict].as_u64().unwrap_or(0);
+    if xdp {
+        assert!(carried("relay_forwarded") >= 4 && carried("relay_replied") >= 4, "{xdp_counts}");
+    } else {
+        let stats = relay.show("relay servers")["stats"].clone();
+        assert!(stats["forwarded"].as_u64() >= Some(4) && stats["replies_relayed"].as_u64() >= Some(4), "{stats}");
+        assert_eq!(carried("relay_forwarded"), 0);
+    }
+}

@@ -7,10 +7,12 @@
 
 pub mod fast_path;
 pub mod identity;
+pub mod packet_socket;
 pub mod relay_fast_path;
 pub mod relay_users;
 pub mod socket;
 pub mod state_file;
+pub mod vlan_frames;
 
 use std::{
     net::SocketAddrV6,
@@ -56,8 +58,23 @@ const READ_BURST: usize = 1024;
 const SHED_BACKLOG: usize = 4 * BATCH;
 
 enum Input {
-    Datagram { listener: usize, from: SocketAddrV6, to: Option<std::net::Ipv6Addr>, payload: Vec<u8> },
-    Control { request: Request, answer: oneshot::Sender<Value> },
+    Datagram {
+        listener: usize,
+        from: SocketAddrV6,
+        to: Option<std::net::Ipv6Addr>,
+        payload: Vec<u8>,
+    },
+    /// A tagged client's message for the relay's access entry `access`, from a frame.
+    Frame {
+        access: usize,
+        from: SocketAddrV6,
+        mac: [u8; 6],
+        payload: Vec<u8>,
+    },
+    Control {
+        request: Request,
+        answer: oneshot::Sender<Value>,
+    },
 }
 
 /// Datagrams the readers dropped before the engine saw them.
@@ -189,6 +206,15 @@ pub async fn run(options: RunOptions) -> Result<()> {
     for index in 0..listeners.len() {
         tokio::spawn(read_loop(listeners.clone(), index, tx.clone(), overload.clone(), shed.clone()));
     }
+    let vlan_frames = match &relay {
+        Some(r) => vlan_frames::VlanFrames::open(r.config())?,
+        None => None,
+    };
+    if let Some(v) = &vlan_frames {
+        for port in 0..v.ports() {
+            tokio::spawn(v.clone().read_loop(port, tx.clone()));
+        }
+    }
     let routes = match &relay {
         Some(r) => Some(
             PdRoutes::connect(r.config().route_protocol, r.config().route_metric)
@@ -240,10 +266,18 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 let drops = Drops { queue_full: &overload, shed_solicits: &shed };
                 let mut engines =
                     Engines { server: &mut server, relay: relay.as_mut(), store: &mut store, fast: fast.as_mut() };
-                let replies = handle_batch(&mut engines, &listeners, batch.drain(..), xdp.as_ref(), &drops);
+                let (replies, frames) =
+                    handle_batch(&mut engines, &listeners, vlan_frames.as_deref(), batch.drain(..), xdp.as_ref(), &drops);
                 for (listener, out, source) in replies {
                     if let Err(e) = socket::send(&listeners[listener].socket, &out.payload, out.destination, source).await {
                         warn!(destination = %out.destination, error = %e, "sending a reply failed");
+                    }
+                }
+                if let Some(v) = &vlan_frames {
+                    for out in frames {
+                        if let Err(e) = v.send(&out) {
+                            warn!(destination = %out.destination, error = %e, "sending a tagged frame down failed");
+                        }
                     }
                 }
                 if let (Some(routes), Some(relay)) = (&routes, relay.as_mut()) {
@@ -254,6 +288,9 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 if let Some(r) = relay.as_mut() {
                     if let Some(f) = relay_fast.as_mut() {
                         f.count(r, now());
+                    }
+                    if let Some(v) = &vlan_frames {
+                        r.count_dropped("bad_frame", v.dropped.swap(0, std::sync::atomic::Ordering::Relaxed));
                     }
                     r.tick(now());
                     if let Some(f) = relay_fast.as_mut() {
@@ -460,16 +497,24 @@ fn relay_out(listeners: &[Listener], out: RelayOut) -> Option<(usize, Outbound, 
 
 /// Handles a batch: every datagram through its engine, one store commit for all the server's
 /// changes, then the datagrams to send (the server's none if the store refused).
+#[allow(clippy::type_complexity)]
 fn handle_batch(
     engines: &mut Engines<'_>,
     listeners: &[Listener],
+    vlan_frames: Option<&vlan_frames::VlanFrames>,
     inputs: impl Iterator<Item = Input>,
     xdp: Option<&XdpProgram>,
     drops: &Drops<'_>,
-) -> Vec<(usize, Outbound, Option<std::net::Ipv6Addr>)> {
+) -> (Vec<(usize, Outbound, Option<std::net::Ipv6Addr>)>, Vec<RelayOut>) {
     let Engines { server, relay, store, fast } = engines;
     let now = now();
     let mut relayed = Vec::new();
+    // What goes down to tagged clients, as frames.
+    let mut frames = Vec::new();
+    let mut route = |out: RelayOut, relayed: &mut Vec<_>| match (out.interface, vlan_frames) {
+        (Some(access), Some(v)) if v.carries(access) => frames.push(out),
+        _ => relayed.extend(relay_out(listeners, out)),
+    };
     let mut replies = Vec::new();
     let mut changes = Vec::new();
     let mut answers = Vec::new();
@@ -485,7 +530,9 @@ fn handle_batch(
                     _ => None,
                 };
                 if let Some(out) = for_relay {
-                    relayed.extend(out.and_then(|o| relay_out(listeners, o)));
+                    if let Some(out) = out {
+                        route(out, &mut relayed);
+                    }
                     continue;
                 }
                 // The unicast listener learns the interface from a link-local sender's scope;
@@ -501,6 +548,13 @@ fn handle_batch(
                     // Answers to unicast leave from the address they came to.
                     let source = to.filter(|a| !a.is_multicast() && role == Role::Unicast);
                     replies.push((listener, reply, source));
+                }
+            }
+            Input::Frame { access, from, mac, payload } => {
+                if let Some(out) =
+                    relay.as_deref_mut().and_then(|r| r.from_client(access, &payload, from, Some(mac), now))
+                {
+                    route(out, &mut relayed);
                 }
             }
             Input::Control { request, answer } => {
@@ -535,7 +589,7 @@ fn handle_batch(
     if committed {
         relayed.extend(replies);
     }
-    relayed
+    (relayed, frames)
 }
 
 async fn read_loop(

@@ -6,6 +6,7 @@
 //! entries).
 
 pub mod fast_path;
+pub mod frames;
 pub mod group;
 
 use std::{
@@ -20,7 +21,7 @@ use dhcp6_codec::{
 use ipnet::Ipv6Net;
 
 use crate::server::IaType;
-pub use dhcp6_common::relay::Vlans;
+pub use dhcp6_common::relay::{outer_tpid, Vlans};
 use serde::{Deserialize, Serialize};
 
 pub use group::{GroupState, ServerState};
@@ -291,6 +292,14 @@ impl Relay {
         let name = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         *self.stats.dropped.entry(name).or_default() += 1;
         None
+    }
+
+    /// Counts `n` messages dropped for `reason` before they reached the relay (tagged frames
+    /// refused by the daemon's reader).
+    pub fn count_dropped(&mut self, reason: &str, n: u64) {
+        if n > 0 {
+            *self.stats.dropped.entry(reason.to_string()).or_default() += n;
+        }
     }
 
     pub fn stats(&self) -> &RelayStats {

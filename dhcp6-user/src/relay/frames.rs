@@ -1,0 +1,142 @@
+//! VLAN-tagged clients' frames, for the relay to take and answer without the kernel's stack
+//! (which has no interface for their VLANs): what a tagged frame from a client holds, and the
+//! tagged frame that carries a message down to it. Pure: the daemon reads and writes the
+//! frames (`daemon::packet_socket`).
+
+use std::net::{Ipv6Addr, SocketAddrV6};
+
+use dhcp6_common::{
+    fast_path::checksum,
+    relay::{outer_tpid, Vlans},
+    wire::{frame::ETHERTYPE_VLAN, ALL_DHCP_RELAY_AGENTS_AND_SERVERS, SERVER_PORT},
+};
+
+/// A client's datagram, from a tagged frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedDatagram {
+    pub vlans: Vlans,
+    /// The sender's MAC.
+    pub mac: [u8; 6],
+    pub source: SocketAddrV6,
+    pub payload: Vec<u8>,
+}
+
+/// Why a frame is not a client's datagram for the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameDrop {
+    #[error("not a UDP datagram to All_DHCP_Relay_Agents_and_Servers port 547")]
+    NotForRelays,
+    #[error("more VLAN tags than two, or IPv6 extension headers")]
+    Unsupported,
+    #[error("bad UDP checksum")]
+    Checksum,
+}
+
+/// The client's datagram in `frame` (tags inline, as on the wire). `checksum_trusted`: the
+/// kernel vouches for the UDP checksum (checked it, or the frame was built on this machine
+/// and it is still to be computed); else it is checked here.
+pub fn client_datagram(frame: &[u8], checksum_trusted: bool) -> Result<TaggedDatagram, FrameDrop> {
+    let d = crate::capture::dhcp6_datagram(frame).ok_or(FrameDrop::NotForRelays)?;
+    if d.destination.port() != SERVER_PORT || d.destination.ip().octets() != ALL_DHCP_RELAY_AGENTS_AND_SERVERS {
+        return Err(FrameDrop::NotForRelays);
+    }
+    let vlans = match d.vlans[..] {
+        [] => Vlans::NONE,
+        [outer] => Vlans { outer, inner: 0 },
+        [outer, inner] => Vlans { outer, inner },
+        _ => return Err(FrameDrop::Unsupported),
+    };
+    let ip = 14 + 4 * d.vlans.len();
+    let udp = ip + 40;
+    let udp_len = 8 + d.payload.len();
+    if frame.get(ip + 6) != Some(&17) || frame.len() < udp + udp_len {
+        return Err(FrameDrop::Unsupported);
+    }
+    if !checksum_trusted {
+        let mut sum = checksum::add(checksum::sum(&frame[ip + 8..udp]), udp_len as u32 + 17);
+        sum = checksum::add(sum, checksum::sum(&frame[udp..udp + udp_len]));
+        let field = u16::from_be_bytes([frame[udp + 6], frame[udp + 7]]);
+        if field == 0 || checksum::fold(sum) != 0xffff {
+            return Err(FrameDrop::Checksum);
+        }
+    }
+    let mut mac = [0; 6];
+    mac.copy_from_slice(&frame[6..12]);
+    Ok(TaggedDatagram { vlans, mac, source: d.source, payload: d.payload })
+}
+
+/// The frame that carries `payload` down to a client: Ethernet `to` <- `from` tagged with
+/// `vlans`, IPv6 `addresses` (source, destination), UDP `ports`, checksummed.
+pub fn client_frame(
+    to: [u8; 6],
+    from: [u8; 6],
+    vlans: Vlans,
+    addresses: (Ipv6Addr, Ipv6Addr),
+    ports: (u16, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let untagged = crate::fast_path::udp_frame(to, from, addresses, ports, 64, payload);
+    let mut frame = untagged[..12].to_vec();
+    match vlans.tags() {
+        0 => {}
+        1 => {
+            frame.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+            frame.extend_from_slice(&vlans.outer.to_be_bytes());
+        }
+        _ => {
+            frame.extend_from_slice(&outer_tpid(vlans).to_be_bytes());
+            frame.extend_from_slice(&vlans.outer.to_be_bytes());
+            frame.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+            frame.extend_from_slice(&vlans.inner.to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&untagged[12..]);
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xc1];
+    const OUR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+    fn from_client(vlans: Vlans) -> Vec<u8> {
+        let client: Ipv6Addr = "fe80::c1".parse().unwrap();
+        let relays = Ipv6Addr::from(ALL_DHCP_RELAY_AGENTS_AND_SERVERS);
+        client_frame([0x33, 0x33, 0, 1, 0, 2], CLIENT_MAC, vlans, (client, relays), (546, 547), b"\x01\x00\x00\x07")
+    }
+
+    #[test]
+    fn a_tagged_client_frame_reads_back_whatever_its_tags() {
+        for vlans in [Vlans::NONE, Vlans { outer: 100, inner: 0 }, Vlans { outer: 100, inner: 200 }] {
+            let frame = from_client(vlans);
+            assert_eq!(frame.len(), 14 + 4 * vlans.tags() + 40 + 8 + 4);
+            let d = client_datagram(&frame, false).unwrap();
+            assert_eq!((d.vlans, d.mac), (vlans, CLIENT_MAC));
+            assert_eq!(d.source, "[fe80::c1]:546".parse().unwrap());
+            assert_eq!(d.payload, b"\x01\x00\x00\x07");
+        }
+        let qinq = from_client(Vlans { outer: 100, inner: 200 });
+        assert_eq!(&qinq[12..22], &[0x88, 0xa8, 0, 100, 0x81, 0, 0, 200, 0x86, 0xdd]);
+    }
+
+    #[test]
+    fn bad_checksums_and_other_frames_are_refused() {
+        let mut frame = from_client(Vlans { outer: 7, inner: 0 });
+        let last = frame.len() - 1;
+        frame[last] ^= 1;
+        assert_eq!(client_datagram(&frame, false), Err(FrameDrop::Checksum));
+        assert!(client_datagram(&frame, true).is_ok(), "a checksum the kernel vouches for is not checked again");
+        let unicast = client_frame(
+            OUR_MAC,
+            CLIENT_MAC,
+            Vlans { outer: 7, inner: 0 },
+            ("fe80::c1".parse().unwrap(), "2001:db8::1".parse().unwrap()),
+            (546, 547),
+            b"\x01\x00\x00\x07",
+        );
+        assert_eq!(client_datagram(&unicast, false), Err(FrameDrop::NotForRelays));
+        assert_eq!(client_datagram(&frame[..30], false), Err(FrameDrop::NotForRelays));
+    }
+}

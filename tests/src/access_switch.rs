@@ -1,0 +1,107 @@
+//! An access switch for the relay's VLAN tests (the kernel here has no VLAN sub-interfaces):
+//! each client port is untagged on the client's side and tagged with its VLANs on the trunk
+//! toward the relay, as an OLT or DSLAM tags subscriber lines. Frames are carried by packet
+//! sockets on a thread inside the switch's namespace.
+
+use std::{
+    os::fd::AsRawFd,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
+};
+
+use dhcp6_user::{
+    daemon::packet_socket::{PacketSocket, FRAME_MAX},
+    relay::{outer_tpid, Vlans},
+};
+
+use crate::netns::Netns;
+
+/// The switch; it stops when dropped.
+pub struct AccessSwitch {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The tags of `vlans` as they go on the wire, outer first.
+fn tags(vlans: Vlans) -> Vec<u8> {
+    let mut out = Vec::new();
+    if vlans.outer != 0 {
+        out.extend_from_slice(&outer_tpid(vlans).to_be_bytes());
+        out.extend_from_slice(&vlans.outer.to_be_bytes());
+    }
+    if vlans.inner != 0 {
+        out.extend_from_slice(&0x8100u16.to_be_bytes());
+        out.extend_from_slice(&vlans.inner.to_be_bytes());
+    }
+    out
+}
+
+/// The VLANs of a frame's tags and their length.
+fn vlans_of(frame: &[u8]) -> (Vlans, usize) {
+    let tpid = |at: usize| frame.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let vid = |at: usize| frame.get(at..at + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]) & 0x0fff);
+    match tpid(12) {
+        Some(0x8100 | 0x88a8) => match tpid(16) {
+            Some(0x8100) => (Vlans { outer: vid(14), inner: vid(18) }, 8),
+            _ => (Vlans { outer: vid(14), inner: 0 }, 4),
+        },
+        _ => (Vlans::NONE, 0),
+    }
+}
+
+impl AccessSwitch {
+    /// Starts switching in `ns` between the client `ports` (interface, VLANs) and `trunk`.
+    pub fn start(ns: &Netns, trunk: &str, ports: &[(String, Vlans)]) -> AccessSwitch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (trunk, ports) = (trunk.to_string(), ports.to_vec());
+        let halt = stop.clone();
+        let thread = ns.spawn(move || {
+            let open = |name: &str| {
+                let ifindex = dhcp6_user::daemon::socket::if_index(name).unwrap_or_else(|| panic!("no {name}"));
+                PacketSocket::open(ifindex, false).unwrap_or_else(|e| panic!("packet socket on {name}: {e}"))
+            };
+            let trunk = open(&trunk);
+            let ports: Vec<(PacketSocket, Vlans)> = ports.iter().map(|(name, v)| (open(name), *v)).collect();
+            let mut buf = vec![0u8; FRAME_MAX + 4];
+            while !halt.load(Ordering::Relaxed) {
+                let mut fds: Vec<libc::pollfd> = std::iter::once(trunk.as_raw_fd())
+                    .chain(ports.iter().map(|(s, _)| s.as_raw_fd()))
+                    .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+                    .collect();
+                // SAFETY: `fds` holds fds.len() pollfds.
+                unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
+                while let Ok(r) = trunk.recv(&mut buf) {
+                    let frame = &buf[..r.len];
+                    let (vlans, len) = vlans_of(frame);
+                    if let Some((port, _)) = ports.iter().find(|(_, v)| vlans != Vlans::NONE && *v == vlans) {
+                        let untagged = [&frame[..12], &frame[12 + len..]].concat();
+                        let _ = port.send(&untagged);
+                    }
+                }
+                for (port, vlans) in &ports {
+                    while let Ok(r) = port.recv(&mut buf) {
+                        let frame = &buf[..r.len];
+                        if frame.len() < 14 {
+                            continue;
+                        }
+                        let tagged = [&frame[..12], &tags(*vlans), &frame[12..]].concat();
+                        let _ = trunk.send(&tagged);
+                    }
+                }
+            }
+        });
+        AccessSwitch { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for AccessSwitch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
