@@ -166,6 +166,22 @@ impl XdpProgram {
             program.attach_to_link(link)?;
             return Ok(true);
         }
+        // A dhcp6d of an earlier layout left its link pinned in its own folder: taken over the
+        // same way (the program replaced atomically), and pinned again in this layout's.
+        let earlier = pins.parent().and_then(|dir| std::fs::read_dir(dir).ok()).and_then(|entries| {
+            entries.flatten().map(|e| e.path().join(format!("link-{interface}"))).find(|p| *p != path && p.exists())
+        });
+        if let Some(old) = earlier {
+            let old_error = |message: String| XdpError::Pin { path: old.clone(), message };
+            let pinned = PinnedLink::from_pin(&old).map_err(|e| old_error(e.to_string()))?;
+            let link =
+                aya::programs::xdp::XdpLink::try_from(FdLink::from(pinned)).map_err(|e| old_error(e.to_string()))?;
+            let id = program.attach_to_link(link)?;
+            let fd_link = FdLink::try_from(program.take_link(id)?).map_err(|e| pin_error(e.to_string()))?;
+            fd_link.pin(&path).map_err(|e| pin_error(e.to_string()))?;
+            std::fs::remove_file(&old).map_err(|e| old_error(e.to_string()))?;
+            return Ok(true);
+        }
         let id = match program.attach(interface, XdpMode::Driver) {
             Ok(id) => id,
             Err(native) => match program.attach(interface, XdpMode::Skb) {

@@ -9,6 +9,7 @@ use std::{
 };
 
 use aya::programs::XdpMode;
+use dhcp6_common::PIN_LAYOUT;
 use dhcp6_tests::{
     netns::{Netns, Veth},
     peers::{bpf_dir, wait_for, Dhclient, Dhcp6d, Scratch},
@@ -52,7 +53,7 @@ fn bpftool_dump(path: &Path) -> Value {
 
 /// The XDP program's count of Renews and Rebinds it answered, summed over CPUs, from the pin.
 fn replied(dir: &Path) -> u64 {
-    let dump = bpftool_dump(&dir.join("v2/VERDICT_COUNTS"));
+    let dump = bpftool_dump(&dir.join(PIN_LAYOUT).join("VERDICT_COUNTS"));
     let replied = dhcp6_common::counters::Verdict::Replied as u64;
     let entry = dump.as_array().unwrap().iter().find(|e| e["formatted"]["key"].as_u64() == Some(replied)).cloned();
     let values = entry.map(|e| e["formatted"]["values"].clone()).unwrap_or(Value::Null);
@@ -97,7 +98,7 @@ fn renewals_are_answered_by_xdp_while_dhcp6d_restarts() {
             break v.last().unwrap().clone();
         }
         if std::time::Instant::now() > deadline {
-            let verdicts = bpftool_dump(&dir.join("v2/VERDICT_COUNTS"));
+            let verdicts = bpftool_dump(&dir.join(PIN_LAYOUT).join("VERDICT_COUNTS"));
             let link = server_ns.exec(&["ethtool", "-S", &veth.a]);
             panic!(
                 "no Renew answered while dhcp6d was stopped; verdicts {verdicts}\n{}",
@@ -111,7 +112,7 @@ fn renewals_are_answered_by_xdp_while_dhcp6d_restarts() {
     assert!(replied(&dir) > answered, "answered in XDP: {}", std::fs::read_to_string(&log).unwrap_or_default());
 
     // The binding is in the pinned map, which bpftool prints with named fields.
-    let text = bpftool_dump(&dir.join("v2/LEASES")).to_string();
+    let text = bpftool_dump(&dir.join(PIN_LAYOUT).join("LEASES")).to_string();
     for field in ["\"iaid\"", "\"duid_len\"", "\"deadline_ns\"", "\"ifindex\"", "\"resource\"", "\"ia\""] {
         assert!(text.contains(field), "bpftool shows {field}: {text}");
     }
@@ -141,7 +142,7 @@ fn renewals_are_answered_by_xdp_while_dhcp6d_restarts() {
     };
     releaser.run_once(&client_ns, &veth.b, &["-r"]);
     wait_for("the lease to be released", SECS, || server.bound().is_empty().then_some(()));
-    let leases = bpftool_dump(&dir.join("v2/LEASES"));
+    let leases = bpftool_dump(&dir.join(PIN_LAYOUT).join("LEASES"));
     assert_eq!(leases.as_array().map(Vec::len), Some(0), "the released binding left the map: {leases}");
 
     // dhcp6d --no-xdp detaches the program the earlier one left pinned.

@@ -491,6 +491,14 @@ fn tagged_clients_to_kea(xdp: bool) {
         users.as_array().unwrap().iter().map(|u| u["interface"].as_str().unwrap().to_string()).collect();
     interfaces.sort();
     assert_eq!(interfaces, [format!("{}.100", trunk.b), format!("{}.100.200", trunk.b)]);
+    let mut tags: Vec<(u64, u64)> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["vlan"].as_u64().unwrap(), u["inner_vlan"].as_u64().unwrap_or(0)))
+        .collect();
+    tags.sort();
+    assert_eq!(tags, [(100, 0), (100, 200)], "{users}");
     let xdp_counts = relay.show("statistics")["xdp"].clone();
     let carried = |verdict: &str| xdp_counts[verdict].as_u64().unwrap_or(0);
     if xdp {

@@ -106,3 +106,32 @@ fn test_run_passes_every_vector_frame_and_its_broken_variants() {
         }
     }
 }
+
+/// A link an earlier layout's dhcp6d left pinned (in its own folder) is taken over by the
+/// new program, atomically, and pinned again in the new layout's folder: an upgrade that
+/// changes the maps' layout still attaches.
+#[test]
+fn a_link_pinned_by_an_earlier_layout_is_taken_over() {
+    let ns = Netns::new("d6up");
+    let peer = Netns::new("d6uq");
+    let veth = Veth::new(&ns, &peer);
+    let dir = dhcp6_tests::peers::bpf_dir("upgrade");
+    let current = XdpProgram::link_pin(&dir, &veth.a);
+    let earlier = dir.join("v0").join(current.file_name().unwrap());
+    ns.run(|| {
+        let mut first = XdpProgram::load_pinned(&dir, 1024).expect("load");
+        assert!(!first.attach_pinned(&veth.a).expect("attach"), "nothing to take over yet");
+    });
+    // As an earlier layout would have left it.
+    std::fs::create_dir_all(earlier.parent().unwrap()).unwrap();
+    std::fs::rename(&current, &earlier).unwrap();
+    let attached = || String::from_utf8_lossy(&ns.exec(&["ip", "link", "show", &veth.a]).stdout).contains("xdp");
+    assert!(attached(), "the pinned link keeps the program attached");
+    ns.run(|| {
+        let mut second = XdpProgram::load_pinned(&dir, 1024).expect("load");
+        assert!(second.attach_pinned(&veth.a).expect("attach over the earlier link"), "taken over");
+    });
+    assert!(current.exists() && !earlier.exists(), "pinned again in this layout's folder only");
+    assert!(attached());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -175,6 +175,8 @@ mod tests {
             valid_lifetime: 200,
             expires,
             interface: "eth0".into(),
+            vlan: None,
+            inner_vlan: None,
             link_local: "fe80::1".parse().unwrap(),
             mac: None,
         }

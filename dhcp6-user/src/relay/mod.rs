@@ -159,7 +159,13 @@ pub struct UserEntry {
     pub valid_lifetime: u32,
     /// Unix seconds.
     pub expires: u64,
+    /// The access entry: the interface, with its VLANs (see [`AccessInterface::label`]).
     pub interface: String,
+    /// The VLAN IDs of the client's tags (outer, inner), if it is tagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inner_vlan: Option<u16>,
     pub link_local: Ipv6Addr,
     pub mac: Option<String>,
 }
@@ -256,6 +262,9 @@ fn hex_mac(mac: &[u8; 6]) -> String {
 impl Relay {
     /// The outside form of an entry.
     fn user_entry(&self, key: &UserKey, u: &User) -> UserEntry {
+        let access = self.config.interfaces.get(usize::from(u.access));
+        let vlans = access.map_or(Vlans::NONE, |i| i.vlans);
+        let id = |v: u16| (v != 0).then_some(v);
         UserEntry {
             duid: crate::json::hex(&key.0),
             iaid: key.1,
@@ -264,7 +273,9 @@ impl Relay {
             preferred_lifetime: u.preferred,
             valid_lifetime: u.valid,
             expires: u.expires,
-            interface: self.config.interfaces.get(usize::from(u.access)).map_or_else(String::new, |i| i.label()),
+            interface: access.map_or_else(String::new, AccessInterface::label),
+            vlan: id(vlans.outer),
+            inner_vlan: id(vlans.inner),
             link_local: u.link_local,
             mac: u.mac.as_ref().map(hex_mac),
         }
