@@ -457,22 +457,21 @@ fn tagged_clients_to_kea(xdp: bool) {
         assert!(address.starts_with("2001:db8:2::1"), "{address}");
     }
 
-    // Each client's messages went up naming its VLANs, with its MAC in the Remote-ID.
-    std::thread::sleep(Duration::from_millis(500));
-    let forwards: Vec<Vec<u8>> = dhcp6_user::capture::read_pcap(&capture)
-        .unwrap()
-        .into_iter()
-        .map(|d| d.payload)
-        .filter(|p| p.first() == Some(&(MessageType::RelayForw as u8)))
+    // Each client's messages went up naming its VLANs, with its MAC in the Remote-ID (read from
+    // the capture until they are there: tcpdump hands packets over in blocks, up to a second
+    // late).
+    let expected: Vec<(String, String)> = clients
+        .iter()
+        .zip(&lines)
+        .zip([(format!("{}.100", trunk.b), "100/"), (format!("{}.100.200", trunk.b), "100/200")])
+        .map(|((client, line), (id, vlans))| {
+            let out = client.exec(&["cat", &format!("/sys/class/net/{}/address", line.a)]);
+            let mac = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            (id, format!("{}/{vlans}/{mac}", trunk.b))
+        })
         .collect();
-    for ((client, line), (id, remote)) in clients.iter().zip(&lines).zip([
-        (format!("{}.100", trunk.b), format!("{}/100//", trunk.b)),
-        (format!("{}.100.200", trunk.b), format!("{}/100/200/", trunk.b)),
-    ]) {
-        let out = client.exec(&["cat", &format!("/sys/class/net/{}/address", line.a)]);
-        let mac = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let remote = format!("{remote}{mac}");
-        let named: Vec<&Vec<u8>> = forwards
+    let named = |forwards: &[Vec<u8>], id: &str, remote: &str| {
+        forwards
             .iter()
             .filter(|f| {
                 let Message::Relay(f) = Message::decode(f).unwrap() else { return false };
@@ -481,9 +480,24 @@ fn tagged_clients_to_kea(xdp: bool) {
                         .iter()
                         .any(|o| matches!(o, DhcpOption::RemoteId(r) if r.remote_id == remote.as_bytes()))
             })
-            .collect();
-        assert!(named.len() >= 2, "Solicit and Request with Interface-ID {id} and Remote-ID {remote}");
-    }
+            .count()
+    };
+    let forwards = || -> Vec<Vec<u8>> {
+        dhcp6_user::capture::read_pcap(&capture)
+            .map(|ds| {
+                ds.into_iter()
+                    .map(|d| d.payload)
+                    .filter(|p| p.first() == Some(&(MessageType::RelayForw as u8)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let seen = wait_for("each client's Solicit and Request, naming its VLANs, in the capture", SECS, || {
+        let f = forwards();
+        expected.iter().all(|(id, remote)| named(&f, id, remote) >= 2).then_some(f)
+    });
+    let ours: usize = expected.iter().map(|(id, remote)| named(&seen, id, remote)).sum();
+    assert_eq!(ours, seen.len(), "every Relay-Forward names one client's VLANs: {expected:?}");
 
     // The user entries name interface and VLANs; XDP carried it all, or userspace did.
     let users = relay.show("relay users");
