@@ -25,8 +25,12 @@ pub mod maps {
     pub const RENEWALS: &str = "RENEWALS";
     /// Per-CPU scratch space of the XDP program (one [`crate::fast_path::SCRATCH`]-byte buffer).
     pub const SCRATCH: &str = "SCRATCH";
-    /// Hash map ifindex (`u32`) -> [`crate::relay::RelayLink`]: the access interfaces XDP relays on.
+    /// Hash map [`crate::relay::AccessKey`] (ifindex and VLANs) -> [`crate::relay::RelayLink`]:
+    /// the access interfaces (and VLANs) XDP relays on.
     pub const RELAY_LINKS: &str = "RELAY_LINKS";
+    /// One bit per ifindex: the access interfaces of the relay (a lookup of
+    /// [`RELAY_LINKS`] for every other frame would cost the server's fast path a hash).
+    pub const RELAY_ACCESS_BITS: &str = "RELAY_ACCESS_BITS";
     /// Array of [`crate::relay::RelayGroup`], by group index.
     pub const RELAY_GROUPS: &str = "RELAY_GROUPS";
     /// Array of [`crate::relay::RelayServer`], at group * MAX_GROUP_SERVERS + server.

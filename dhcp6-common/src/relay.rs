@@ -33,6 +33,19 @@ pub const NOWHERE: u16 = 0xffff;
 
 /// How many access interfaces (and VLANs of theirs) the relay link map holds.
 pub const RELAY_LINK_ENTRIES: u32 = 4096;
+/// Words of the access interface bitmap: interfaces with an ifindex below 64 times this are
+/// marked there; those above are looked up in the link map whatever their bit.
+pub const ACCESS_BITMAP_WORDS: u32 = 1 << 14;
+
+/// The word and bit of `ifindex` in the access interface bitmap, if it has one.
+pub const fn access_bit(ifindex: u32) -> Option<(u32, u64)> {
+    if ifindex < 64 * ACCESS_BITMAP_WORDS {
+        Some((ifindex / 64, 1 << (ifindex % 64)))
+    } else {
+        None
+    }
+}
+
 /// How many clients' MAC addresses XDP remembers to send Relay-Replies down to (least
 /// recently used go).
 pub const CLIENT_MAC_ENTRIES: u32 = 1 << 18;

@@ -43,8 +43,9 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
                 // it comes in on; a client's message by the access interface it comes in on.
                 let relayed = if msg_type == MessageType::RelayRepl as u8 {
                     Some((relay::unwrap(&ctx, &frame.at), Verdict::RelayReplied))
-                } else if let Some(link) =
-                    relay::link(&AccessKey { ifindex: ctx.ingress_ifindex() as u32, vlans: frame.at.vlans })
+                } else if let Some(link) = Some(ctx.ingress_ifindex() as u32)
+                    .filter(|i| relay::may_be_access(*i))
+                    .and_then(|ifindex| relay::link(&AccessKey { ifindex, vlans: frame.at.vlans }))
                 {
                     if relay::takes_up(msg_type) {
                         Some((relay::forward(&ctx, &frame.at, link, msg_type), Verdict::RelayForwarded))

@@ -31,8 +31,8 @@ use dhcp6_common::{
     counters::Verdict,
     fast_path::checksum,
     relay::{
-        bucket_of, fnv1a_step, outer_tpid, AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayReport, RelayServer, Vlans,
-        CLIENT_MAC_ENTRIES, FNV1A_START, HEAD_PEER_AT, INTERFACE_ID_MAX, MAX_GROUPS, MAX_GROUP_SERVERS, NOWHERE,
+        access_bit, bucket_of, fnv1a_step, outer_tpid, AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayReport, RelayServer, Vlans,
+        ACCESS_BITMAP_WORDS, CLIENT_MAC_ENTRIES, FNV1A_START, HEAD_PEER_AT, INTERFACE_ID_MAX, MAX_GROUPS, MAX_GROUP_SERVERS, NOWHERE,
         NO_SERVER, RELAY_HEAD_MAX, RELAY_LINK_ENTRIES, RELAY_REPORT_RING_BYTES, RELAY_REPORT_WAKE_BYTES, REPORT_GIVING_BACK, REPORT_MSG_MAX, REPORT_REPLY,
     },
     wire::{frame::*, option_code, ALL_DHCP_RELAY_AGENTS_AND_SERVERS, CLIENT_PORT, SERVER_PORT},
@@ -48,6 +48,9 @@ const SERVER_SLOTS: u32 = MAX_GROUPS * MAX_GROUP_SERVERS;
 
 #[btf_map]
 static RELAY_LINKS: HashMap<AccessKey, RelayLink, { RELAY_LINK_ENTRIES as usize }> = HashMap::new();
+
+#[btf_map]
+static RELAY_ACCESS_BITS: Array<u64, { ACCESS_BITMAP_WORDS as usize }> = Array::new();
 
 #[btf_map]
 static RELAY_GROUPS: Array<RelayGroup, { MAX_GROUPS as usize }> = Array::new();
@@ -82,6 +85,16 @@ const DUID_MAX: usize = dhcp6_common::fast_path::DUID_MAX;
 const HOP_LIMIT: u8 = 64;
 const AF_INET6: u8 = 10;
 const FIB_SUCCESS: i64 = 0;
+
+/// Whether `ifindex` may be an access interface of the relay (its bit is set, or it is past
+/// the bitmap): an array read, where a look in the link map would hash.
+#[inline(always)]
+pub fn may_be_access(ifindex: u32) -> bool {
+    match access_bit(ifindex) {
+        Some((word, bit)) => RELAY_ACCESS_BITS.get(word).is_some_and(|w| w & bit != 0),
+        None => true,
+    }
+}
 
 /// How the relay relays on an access interface for clients of these VLANs, if it does.
 #[inline(always)]

@@ -59,6 +59,7 @@ pub struct FastPathMaps {
 /// The relay's maps, taken out of the program for the daemon to own.
 pub struct RelayMaps {
     pub links: HashMap<MapData, AccessKey, RelayLink>,
+    pub access_bits: Array<MapData, u64>,
     pub groups: Array<MapData, RelayGroup>,
     pub servers: Array<MapData, RelayServer>,
     pub server_slots: HashMap<MapData, [u8; 16], u32>,
@@ -231,6 +232,7 @@ impl XdpProgram {
         let e = &mut self.ebpf;
         Ok(RelayMaps {
             links: take(e, maps::RELAY_LINKS)?,
+            access_bits: take(e, maps::RELAY_ACCESS_BITS)?,
             groups: take(e, maps::RELAY_GROUPS)?,
             servers: take(e, maps::RELAY_SERVERS)?,
             server_slots: take(e, maps::RELAY_SERVER_SLOTS)?,

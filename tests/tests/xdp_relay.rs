@@ -131,6 +131,8 @@ fn relay_program() -> (XdpProgram, RelayMaps) {
         maps.interface_ids.insert(InterfaceIdKey::new(id).unwrap(), key, 0).unwrap();
         maps.client_macs.insert(ClientMacKey { ifindex: LO, vlans, peer: CLIENT.octets() }, mac, 0).unwrap();
     }
+    let (word, bit) = dhcp6_common::relay::access_bit(LO).unwrap();
+    maps.access_bits.set(word, bit, 0).unwrap();
     maps.servers.set(0, RelayServer { address: SERVER.octets(), source: RELAY.octets() }, 0).unwrap();
     maps.server_slots.insert(SERVER.octets(), 0, 0).unwrap();
     maps.groups.set(0, RelayGroup { buckets: [0; RELAY_BUCKETS] }, 0).unwrap();

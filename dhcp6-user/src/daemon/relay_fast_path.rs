@@ -133,7 +133,17 @@ impl RelayFastPath {
             }
             match self.maps.links.insert(*key, entry, 0) {
                 Ok(()) => info!(interface = %iface.label(), "XDP relays here"),
-                Err(e) => map_error("link map", e),
+                Err(e) => {
+                    map_error("link map", e);
+                    continue;
+                }
+            }
+            // Marked once its entry is in: XDP looks for it from then on.
+            if let Some((word, bit)) = dhcp6_common::relay::access_bit(key.ifindex) {
+                let old = self.maps.access_bits.get(&word, 0).unwrap_or(0);
+                if let Err(e) = self.maps.access_bits.set(word, old | bit, 0) {
+                    map_error("access bitmap", e);
+                }
             }
         }
         for (g, group) in config.groups.iter().enumerate() {
