@@ -26,17 +26,9 @@ impl RelayLab {
         let server_ns = Netns::new(server_name);
         let relay_ns = Netns::new("d6r");
         let client_ns = Netns::new("d6c");
-        let up = Veth::new(&relay_ns, &server_ns);
+        let (up, capture, _tcpdump) = upstream(scratch, &relay_ns, &server_ns);
         let access = Veth::new(&client_ns, &relay_ns);
-        server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
-        relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
         relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
-        let capture = scratch.path("upstream.pcap");
-        let _tcpdump = spawn_in(
-            &server_ns,
-            &["tcpdump", "-U", "-i", &up.b, "-w", capture.to_str().unwrap(), "udp port 547"],
-            scratch.path("tcpdump.log"),
-        );
         RelayLab { server_ns, relay_ns, client_ns, up, access, capture, _tcpdump }
     }
 
@@ -74,6 +66,21 @@ impl RelayLab {
         };
         releaser.run_once(&self.client_ns, &self.access.a, &["-r", "-N", "-P"]);
     }
+}
+
+/// The link between relay and server (2001:db8:ff::2 -- 2001:db8:ff::1), with tcpdump
+/// capturing port 547 on the server's side: the link, the capture's path, tcpdump.
+pub fn upstream(scratch: &Scratch, relay_ns: &Netns, server_ns: &Netns) -> (Veth, std::path::PathBuf, Running) {
+    let up = Veth::new(relay_ns, server_ns);
+    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
+    let capture = scratch.path("upstream.pcap");
+    let tcpdump = spawn_in(
+        server_ns,
+        &["tcpdump", "-U", "-i", &up.b, "-w", capture.to_str().unwrap(), "udp port 547"],
+        scratch.path("tcpdump.log"),
+    );
+    (up, capture, tcpdump)
 }
 
 /// Makes veth links behave as the wires of a real access router, for the XDP relay: the

@@ -421,17 +421,9 @@ fn tagged_clients_to_kea(xdp: bool) {
     let relay_ns = Netns::new("d6vr");
     let switch_ns = Netns::new("d6vs");
     let clients = [Netns::new("d6va"), Netns::new("d6vb")];
-    let up = Veth::new(&relay_ns, &kea_ns);
+    let (up, capture, _tcpdump) = dhcp6_tests::relay_lab::upstream(&scratch, &relay_ns, &kea_ns);
     let trunk = Veth::new(&switch_ns, &relay_ns);
     let lines: Vec<Veth> = clients.iter().map(|c| Veth::new(c, &switch_ns)).collect();
-    kea_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
-    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
-    let capture = scratch.path("upstream.pcap");
-    let _tcpdump = spawn_in(
-        &kea_ns,
-        &["tcpdump", "-U", "-i", &up.b, "-w", capture.to_str().unwrap(), "udp port 547"],
-        scratch.path("tcpdump.log"),
-    );
     let vlans = [Vlans { outer: 100, inner: 0 }, Vlans { outer: 100, inner: 200 }];
     let ports: Vec<(String, Vlans)> = lines.iter().zip(vlans).map(|(l, v)| (l.b.clone(), v)).collect();
     let _switch = AccessSwitch::start(&switch_ns, &trunk.a, &ports);
