@@ -515,3 +515,41 @@ fn tagged_clients_to_kea(xdp: bool) {
         assert_eq!(carried("relay_forwarded"), 0);
     }
 }
+
+/// The relay's packet socket for tagged clients takes only tagged frames with UDP to port 547
+/// (on a subscriber trunk every data frame is tagged too), and reads them with their tags as
+/// they were on the wire.
+#[test]
+fn the_relays_packet_socket_takes_only_tagged_dhcpv6_to_servers() {
+    use dhcp6_tests::netns::send_frames;
+    use dhcp6_user::{
+        daemon::{packet_socket::PacketSocket, socket::if_index},
+        relay::{frames::client_frame, Vlans},
+    };
+    let (relay_ns, peer_ns) = (Netns::new("d6pr"), Netns::new("d6pp"));
+    let link = Veth::new(&relay_ns, &peer_ns);
+    let (mac, relays) = ([2, 0, 0, 0, 0, 0xc1], "ff02::1:2".parse().unwrap());
+    let frame = |vlans: Vlans, port: u16| {
+        client_frame(
+            [0x33, 0x33, 0, 1, 0, 2],
+            mac,
+            vlans,
+            ("fe80::c1".parse().unwrap(), relays),
+            (546, port),
+            &[1, 0, 0, 7],
+        )
+    };
+    let (one, two) = (Vlans { outer: 100, inner: 0 }, Vlans { outer: 100, inner: 200 });
+    let wanted = [frame(one, 547), frame(two, 547)];
+    let others = [frame(Vlans::NONE, 547), frame(one, 53), frame(two, 53)];
+    let socket = relay_ns.run(|| PacketSocket::open(if_index(&link.a).unwrap(), true).unwrap());
+    let frames: Vec<Vec<u8>> = others.iter().chain(&wanted).cloned().collect();
+    peer_ns.run(|| send_frames(&link.b, &frames));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut buf = vec![0u8; 10_000];
+    let mut got = Vec::new();
+    while let Ok(r) = socket.recv(&mut buf) {
+        got.push(buf[..r.len].to_vec());
+    }
+    assert_eq!(got, wanted, "only the tagged DHCPv6 frames to port 547, tags and all");
+}

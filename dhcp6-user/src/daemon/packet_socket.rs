@@ -28,6 +28,49 @@ pub struct Received {
 
 const ETH_P_ALL: u16 = 0x0003;
 
+/// The classic BPF filter of [`PacketSocket::open`]'s `tagged_dhcp_only`. The kernel has taken
+/// the outer tag off (it says so in the auxiliary data the filter reads); an inner one, if any,
+/// is still in the frame.
+fn tagged_dhcp_filter() -> [libc::sock_filter; 17] {
+    const ACCEPT: usize = 15;
+    const DROP: usize = 16;
+    let op = |code: u32, k: u32| libc::sock_filter { code: code as u16, jt: 0, jf: 0, k };
+    // A compare at `at` that goes to `yes` or `no` (absolute indexes).
+    let jeq = |at: usize, k: u32, yes: usize, no: usize| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt: (yes - at - 1) as u8,
+        jf: (no - at - 1) as u8,
+        k,
+    };
+    let (ldw, ldh, ldb) = (
+        libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+        libc::BPF_LD | libc::BPF_H | libc::BPF_ABS,
+        libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
+    );
+    let (ipv6, vlan, udp, port) = (0x86dd, 0x8100, 17, u32::from(dhcp6_common::wire::SERVER_PORT));
+    [
+        op(ldw, (libc::SKF_AD_OFF + libc::SKF_AD_VLAN_TAG_PRESENT) as u32),
+        jeq(1, 0, DROP, 2),
+        // One tag (taken off): IPv6 at 14, its next header at 20, the UDP destination port at 56.
+        op(ldh, 12),
+        jeq(3, ipv6, 4, 8),
+        op(ldb, 20),
+        jeq(5, udp, 6, DROP),
+        op(ldh, 56),
+        jeq(7, port, ACCEPT, DROP),
+        // Two: the inner one still there, all 4 bytes further.
+        jeq(8, vlan, 9, DROP),
+        op(ldh, 16),
+        jeq(10, ipv6, 11, DROP),
+        op(ldb, 24),
+        jeq(12, udp, 13, DROP),
+        op(ldh, 60),
+        jeq(14, port, ACCEPT, DROP),
+        op(libc::BPF_RET | libc::BPF_K, 0x0004_0000),
+        op(libc::BPF_RET | libc::BPF_K, 0),
+    ]
+}
+
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -37,9 +80,10 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl PacketSocket {
-    /// Opens a non-blocking packet socket on interface `ifindex`; with `tagged_only`, the
-    /// kernel hands it only frames that came with a VLAN tag (a socket filter).
-    pub fn open(ifindex: u32, tagged_only: bool) -> io::Result<PacketSocket> {
+    /// Opens a non-blocking packet socket on interface `ifindex`; with `tagged_dhcp_only`, the
+    /// kernel hands it only VLAN-tagged frames carrying UDP to port 547 (a socket filter: on
+    /// a subscriber trunk every data frame is tagged too).
+    pub fn open(ifindex: u32, tagged_dhcp_only: bool) -> io::Result<PacketSocket> {
         // SAFETY: plain system calls; the descriptor is owned from here on.
         let fd = unsafe {
             let raw = check(libc::socket(
@@ -51,19 +95,8 @@ impl PacketSocket {
         };
         let socket = PacketSocket { fd, ifindex };
         socket.set_option(libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)?;
-        if tagged_only {
-            // ld vlan_avail; jeq 0 -> drop; ret all; ret 0.
-            let mut program = [
-                libc::sock_filter {
-                    code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
-                    jt: 0,
-                    jf: 0,
-                    k: (libc::SKF_AD_OFF + libc::SKF_AD_VLAN_TAG_PRESENT) as u32,
-                },
-                libc::sock_filter { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, jt: 1, jf: 0, k: 0 },
-                libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: 0x0004_0000 },
-                libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: 0 },
-            ];
+        if tagged_dhcp_only {
+            let mut program = tagged_dhcp_filter();
             let fprog = libc::sock_fprog { len: program.len() as u16, filter: program.as_mut_ptr() };
             // SAFETY: `fprog` points at `program`, which outlives the call (the kernel copies it).
             check(unsafe {
