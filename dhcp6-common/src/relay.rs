@@ -32,7 +32,7 @@ pub const REPORT_MSG_MAX: usize = crate::fast_path::REQUEST_MAX;
 pub const NOWHERE: u16 = 0xffff;
 
 /// How many access interfaces (and VLANs of theirs) the relay link map holds.
-pub const RELAY_LINK_ENTRIES: u32 = 4096;
+pub const RELAY_LINK_ENTRIES: u32 = 16384;
 /// Words of the access interface bitmap: interfaces with an ifindex below 64 times this are
 /// marked there; those above are looked up in the link map whatever their bit.
 pub const ACCESS_BITMAP_WORDS: u32 = 1 << 14;

@@ -212,15 +212,23 @@ mod raw {
         pub template: String,
     }
 
+    /// A VLAN ID, or a range of them, "low-high".
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a VLAN ID (1 to 4094), or a range of them as \"low-high\"")]
+    pub enum VlanSpec {
+        Id(u16),
+        Range(String),
+    }
+
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct RelayInterface {
         pub name: String,
         /// The VLAN ID of the clients' outer (or only) tag: only frames so tagged are relayed
-        /// by this entry.
-        pub vlan: Option<u16>,
-        /// The VLAN ID of their inner tag (under `vlan`).
-        pub inner_vlan: Option<u16>,
+        /// by this entry. A range ("100-199") makes an entry per VLAN.
+        pub vlan: Option<VlanSpec>,
+        /// The VLAN ID (or range) of their inner tag (under `vlan`).
+        pub inner_vlan: Option<VlanSpec>,
         pub group: String,
         pub link_address: Ipv6Addr,
         pub interface_id: Option<String>,
@@ -539,6 +547,10 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
 }
 
 /// Checks the relay section; an error carries the byte offset of what is wrong.
+/// Most relay access entries (interfaces times VLANs), as many as the XDP relay's link map
+/// holds.
+pub const MAX_ACCESS_ENTRIES: usize = dhcp6_common::relay::RELAY_LINK_ENTRIES as usize;
+
 fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, String)> {
     use crate::relay::{AccessInterface, GroupMember, RelayConfig, ServerGroup, Vlans};
     let mut groups = Vec::new();
@@ -572,6 +584,9 @@ fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, Strin
         });
     }
     let mut interfaces = Vec::new();
+    // (interface, VLANs) and Interface-IDs taken so far (-> entry).
+    let mut entries = std::collections::HashSet::new();
+    let mut ids_taken = std::collections::HashMap::new();
     for i in &r.interface {
         let at = i.span().start;
         let iface = i.get_ref();
@@ -579,32 +594,76 @@ fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, Strin
             .iter()
             .position(|g| g.name == iface.group)
             .ok_or((at, format!("relay interface {} names no group {:?}", iface.name, iface.group)))?;
-        let vlan_id = |v: Option<u16>, what: &str| match v {
-            None => Ok(0),
-            Some(id @ 1..=4094) => Ok(id),
-            Some(id) => Err((at, format!("relay interface {}: {what} {id} is not a VLAN ID (1 to 4094)", iface.name))),
+        let ids = |v: &Option<raw::VlanSpec>, what: &str| -> Result<Vec<u16>, (usize, String)> {
+            let bad = |text: String| {
+                (
+                    at,
+                    format!(
+                        "relay interface {}: {what} {text} is not a VLAN ID (1 to 4094) or a range of them",
+                        iface.name
+                    ),
+                )
+            };
+            let id = |n: u16| if (1..=4094).contains(&n) { Ok(n) } else { Err(bad(n.to_string())) };
+            match v {
+                None => Ok(vec![0]),
+                Some(raw::VlanSpec::Id(n)) => Ok(vec![id(*n)?]),
+                Some(raw::VlanSpec::Range(text)) => {
+                    let (low, high) = text.split_once('-').ok_or_else(|| bad(format!("{text:?}")))?;
+                    let parse = |s: &str| {
+                        s.trim().parse::<u16>().ok().and_then(|n| id(n).ok()).ok_or_else(|| bad(format!("{text:?}")))
+                    };
+                    let (low, high) = (parse(low)?, parse(high)?);
+                    if low > high {
+                        return Err(bad(format!("{text:?}")));
+                    }
+                    Ok((low..=high).collect())
+                }
+            }
         };
-        let vlans = Vlans { outer: vlan_id(iface.vlan, "vlan")?, inner: vlan_id(iface.inner_vlan, "inner_vlan")? };
-        if vlans.outer == 0 && vlans.inner != 0 {
+        let (outers, inners) = (ids(&iface.vlan, "vlan")?, ids(&iface.inner_vlan, "inner_vlan")?);
+        if iface.vlan.is_none() && iface.inner_vlan.is_some() {
             return Err((at, format!("relay interface {}: inner_vlan needs the outer vlan", iface.name)));
         }
-        let label = crate::relay::label(&iface.name, vlans);
-        if interfaces.iter().any(|i: &AccessInterface| i.name == iface.name && i.vlans == vlans) {
-            return Err((at, format!("relay interface {label} is defined twice")));
+        for &outer in &outers {
+            for &inner in &inners {
+                let vlans = Vlans { outer, inner };
+                let label = crate::relay::label(&iface.name, vlans);
+                if !entries.insert((iface.name.clone(), vlans)) {
+                    return Err((at, format!("relay interface {label} is defined twice")));
+                }
+                let interface_id = match &iface.interface_id {
+                    Some(template) => crate::relay::fill(template, &iface.name, vlans),
+                    None => label.clone(),
+                }
+                .into_bytes();
+                if !interface_id.is_empty() {
+                    if let Some(&other) = ids_taken.get(&interface_id) {
+                        let other: &AccessInterface = &interfaces[other];
+                        return Err((
+                            at,
+                            format!("relay interfaces {} and {label} have the same Interface-ID", other.label()),
+                        ));
+                    }
+                    ids_taken.insert(interface_id.clone(), interfaces.len());
+                }
+                if interfaces.len() >= MAX_ACCESS_ENTRIES {
+                    return Err((
+                        at,
+                        format!("more than {MAX_ACCESS_ENTRIES} relay access entries (interfaces times VLANs)"),
+                    ));
+                }
+                interfaces.push(AccessInterface {
+                    name: iface.name.clone(),
+                    vlans,
+                    link_address: iface.link_address,
+                    group,
+                    interface_id,
+                    remote_id: iface.remote_id.as_ref().map(|r| (r.enterprise, r.template.clone())),
+                    client_link_layer_address: iface.client_link_layer_address,
+                });
+            }
         }
-        let interface_id = iface.interface_id.clone().unwrap_or_else(|| label.clone()).into_bytes();
-        if let Some(other) = interfaces.iter().find(|i| !interface_id.is_empty() && i.interface_id == interface_id) {
-            return Err((at, format!("relay interfaces {} and {label} have the same Interface-ID", other.label())));
-        }
-        interfaces.push(AccessInterface {
-            name: iface.name.clone(),
-            vlans,
-            link_address: iface.link_address,
-            group,
-            interface_id,
-            remote_id: iface.remote_id.as_ref().map(|r| (r.enterprise, r.template.clone())),
-            client_link_layer_address: iface.client_link_layer_address,
-        });
     }
     if interfaces.is_empty() {
         return Err((0, "[relay] has no [[relay.interface]]".into()));
@@ -744,11 +803,31 @@ link_address = "2001:db8:2::1"
     }
 
     #[test]
+    fn a_vlan_range_makes_an_entry_per_vlan() {
+        let c = Config::parse(&with_vlan_entry(
+            "vlan = 100\ninner_vlan = \"200-299\"\ninterface_id = \"{interface}:{vlan}:{inner_vlan}\"",
+        ))
+        .unwrap();
+        let interfaces = c.relay.unwrap().interfaces;
+        assert_eq!(interfaces.len(), 1 + 100);
+        let last = &interfaces[100];
+        assert_eq!((last.vlans.outer, last.vlans.inner), (100, 299));
+        assert_eq!(last.interface_id, b"eth0:100:299", "the Interface-ID template filled per VLAN");
+        // Every entry its own Interface-ID: a template naming no VLAN is refused.
+        let e = Config::parse(&with_vlan_entry("vlan = \"5-6\"\ninterface_id = \"{interface}\"")).unwrap_err();
+        assert!(e.to_string().contains("have the same Interface-ID"), "{e}");
+    }
+
+    #[test]
     fn relay_vlan_errors_are_clear() {
         let cases = [
             ("vlan = 4095", "vlan 4095 is not a VLAN ID (1 to 4094)"),
             ("vlan = 0", "vlan 0 is not a VLAN ID"),
             ("inner_vlan = 7", "inner_vlan needs the outer vlan"),
+            ("vlan = \"9-3\"", "vlan \"9-3\" is not a VLAN ID (1 to 4094) or a range of them"),
+            ("vlan = \"1-5000\"", "vlan \"1-5000\" is not a VLAN ID"),
+            ("vlan = \"x\"", "vlan \"x\" is not a VLAN ID"),
+            ("vlan = \"1-4094\"\ninner_vlan = \"1-4094\"", "more than 16384 relay access entries"),
             ("", "relay interface eth0 is defined twice"),
             ("vlan = 5\ninterface_id = \"eth0\"", "relay interfaces eth0 and eth0.5 have the same Interface-ID"),
         ];

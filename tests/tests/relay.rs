@@ -377,7 +377,8 @@ fn the_xdp_relay_takes_replies_on_an_upstream_interface_routed_after_it_started(
     assert!(counts["relay_replied"].as_u64() >= Some(2), "Relay-Replies unwrapped in XDP: {counts}");
 }
 
-/// The relay config for tagged clients on `trunk`: S-VLAN 100 alone, and C-VLAN 200 under it.
+/// The relay config for tagged clients on `trunk`: S-VLAN 100 alone, and C-VLANs 150-250
+/// under it.
 fn vlan_relay_config(trunk: &str) -> String {
     let entry = |vlans: &str| {
         format!(
@@ -395,7 +396,8 @@ client_link_layer_address = true
     format!(
         "[server]\n\n[relay]\n[[relay.group]]\nname = \"core\"\nservers = [\"2001:db8:ff::1\"]\n{}{}",
         entry("vlan = 100"),
-        entry("vlan = 100\ninner_vlan = 200")
+        // A range: an entry for each of C-VLANs 150 to 250 under S-VLAN 100.
+        entry("vlan = 100\ninner_vlan = \"150-250\"")
     )
 }
 

@@ -25,7 +25,7 @@ pub struct RelayFastPath {
     /// Access interfaces (and VLANs) -> index in the relay's configuration.
     access: HashMap<AccessKey, usize>,
     /// Access interfaces whose link entry is written (or that XDP cannot relay on).
-    linked: Vec<usize>,
+    linked: std::collections::HashSet<usize>,
     /// What each group's bucket map holds.
     buckets: Vec<Vec<u8>>,
     /// The source written for each server slot.
@@ -76,15 +76,17 @@ fn map_error(what: &str, e: MapError) {
 impl RelayFastPath {
     pub fn new(maps: RelayMaps, relay: &Relay) -> RelayFastPath {
         let mut access = HashMap::new();
+        let mut indexes: HashMap<&str, Option<u32>> = HashMap::new();
         for (n, iface) in relay.config().interfaces.iter().enumerate() {
-            if let Some(ifindex) = super::socket::if_index(&iface.name) {
+            let index = *indexes.entry(&iface.name).or_insert_with(|| super::socket::if_index(&iface.name));
+            if let Some(ifindex) = index {
                 access.insert(AccessKey { ifindex, vlans: iface.vlans }, n);
             }
         }
         RelayFastPath {
             maps,
             access,
-            linked: Vec::new(),
+            linked: std::collections::HashSet::new(),
             buckets: vec![Vec::new(); relay.config().groups.len()],
             sources: HashMap::new(),
             seen: HashMap::new(),
@@ -107,13 +109,17 @@ impl RelayFastPath {
     /// every bucket. Cheap when nothing changed; called every tick.
     pub fn sync(&mut self, relay: &Relay, now: u64) {
         let config = relay.config();
+        let mut addresses = HashMap::new();
         for (key, n) in &self.access {
             if self.linked.contains(n) {
                 continue;
             }
             let iface = &config.interfaces[*n];
-            let (Some(mac), Some(ll)) = (mac_address(&iface.name), link_local(key.ifindex)) else { continue };
-            self.linked.push(*n);
+            // Looked up once per interface (it may carry thousands of VLAN entries).
+            let addresses =
+                *addresses.entry(key.ifindex).or_insert_with(|| mac_address(&iface.name).zip(link_local(key.ifindex)));
+            let Some((mac, ll)) = addresses else { continue };
+            self.linked.insert(*n);
             let group = u32::try_from(iface.group).unwrap_or(u32::MAX);
             if group >= MAX_GROUPS {
                 warn!(interface = %iface.label(), "relayed by userspace only: its group is past XDP's {MAX_GROUPS}");

@@ -56,15 +56,18 @@ impl AccessInterface {
     /// written in (`{interface}`, `{vlan}`, `{inner_vlan}`); `{mac}` and `{peer}` are the
     /// client's.
     pub fn remote_id_template(&self) -> Option<(u32, String)> {
-        let vlan = |id: u16| if id == 0 { String::new() } else { id.to_string() };
-        self.remote_id.as_ref().map(|(enterprise, template)| {
-            let text = template
-                .replace("{interface}", &self.name)
-                .replace("{vlan}", &vlan(self.vlans.outer))
-                .replace("{inner_vlan}", &vlan(self.vlans.inner));
-            (*enterprise, text)
-        })
+        self.remote_id.as_ref().map(|(enterprise, template)| (*enterprise, fill(template, &self.name, self.vlans)))
     }
+}
+
+/// `template` with an access entry's `{interface}`, `{vlan}` and `{inner_vlan}` written in
+/// (a VLAN the entry has not: empty).
+pub fn fill(template: &str, name: &str, vlans: Vlans) -> String {
+    let vlan = |id: u16| if id == 0 { String::new() } else { id.to_string() };
+    template
+        .replace("{interface}", name)
+        .replace("{vlan}", &vlan(vlans.outer))
+        .replace("{inner_vlan}", &vlan(vlans.inner))
 }
 
 /// An access interface's name with its VLANs (see [`AccessInterface::label`]).
@@ -236,6 +239,9 @@ fn removal(key: &UserKey) -> UserChange {
 /// The relay agent's state.
 pub struct Relay {
     config: RelayConfig,
+    /// Access entries by Interface-ID, and by label (a relay may have thousands: one per VLAN).
+    by_interface_id: HashMap<Vec<u8>, usize>,
+    by_label: HashMap<String, usize>,
     groups: Vec<GroupState>,
     users: HashMap<UserKey, User>,
     /// Releases and Declines forwarded: (client DUID, transaction id) -> what they named, and
@@ -283,8 +289,13 @@ impl Relay {
 
     pub fn new(config: RelayConfig) -> Relay {
         let groups = config.groups.iter().map(|g| GroupState::new(g.servers.len())).collect();
+        let entries = config.interfaces.iter().enumerate();
+        let by_interface_id = entries.clone().map(|(n, i)| (i.interface_id.clone(), n)).collect();
+        let by_label = entries.map(|(n, i)| (i.label(), n)).collect();
         Relay {
             config,
+            by_interface_id,
+            by_label,
             groups,
             users: HashMap::new(),
             giving_back: HashMap::new(),
@@ -410,7 +421,7 @@ impl Relay {
             return self.drop(RelayDrop::WrongDirection);
         }
         let by_id = reply.options.iter().find_map(|o| match o {
-            DhcpOption::InterfaceId(id) => self.config.interfaces.iter().position(|i| i.interface_id == *id),
+            DhcpOption::InterfaceId(id) => self.by_interface_id.get(*id).copied(),
             _ => None,
         });
         let access = by_id.or_else(|| self.config.interfaces.iter().position(|i| i.link_address == reply.link_address));
@@ -491,7 +502,7 @@ impl Relay {
     pub fn restore_users(&mut self, entries: Vec<UserEntry>, now: u64) -> usize {
         let mut taken = 0;
         for entry in entries {
-            let Some(access) = self.config.interfaces.iter().position(|i| i.label() == entry.interface) else {
+            let Some(&access) = self.by_label.get(&entry.interface) else {
                 continue;
             };
             let Some(duid) = crate::config::parse_hex(&entry.duid) else { continue };
