@@ -12,7 +12,7 @@ use aya::maps::MapError;
 use dhcp6_common::relay::{
     AccessKey, InterfaceIdKey, RelayGroup, RelayReport, RelayServer, MAX_GROUPS, MAX_GROUP_SERVERS, REPORT_GIVING_BACK,
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::fast_path::{interface_addresses, link_local, mac_address};
 use crate::{
@@ -110,6 +110,7 @@ impl RelayFastPath {
     pub fn sync(&mut self, relay: &Relay, now: u64) {
         let config = relay.config();
         let mut addresses = HashMap::new();
+        let mut newly = 0usize;
         for (key, n) in &self.access {
             if self.linked.contains(n) {
                 continue;
@@ -138,7 +139,10 @@ impl RelayFastPath {
                 continue;
             }
             match self.maps.links.insert(*key, entry, 0) {
-                Ok(()) => info!(interface = %iface.label(), "XDP relays here"),
+                Ok(()) => {
+                    debug!(interface = %iface.label(), "XDP relays here");
+                    newly += 1;
+                }
                 Err(e) => {
                     map_error("link map", e);
                     continue;
@@ -151,6 +155,9 @@ impl RelayFastPath {
                     map_error("access bitmap", e);
                 }
             }
+        }
+        if newly > 0 {
+            info!(entries = newly, "XDP relays on more access entries (interfaces, VLANs)");
         }
         for (g, group) in config.groups.iter().enumerate() {
             for (s, member) in group.servers.iter().enumerate() {
