@@ -609,7 +609,8 @@ fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, Strin
                 None => Ok(vec![0]),
                 Some(raw::VlanSpec::Id(n)) => Ok(vec![id(*n)?]),
                 Some(raw::VlanSpec::Range(text)) => {
-                    let (low, high) = text.split_once('-').ok_or_else(|| bad(format!("{text:?}")))?;
+                    // "7" is a range of one.
+                    let (low, high) = text.split_once('-').unwrap_or((text, text));
                     let parse = |s: &str| {
                         s.trim().parse::<u16>().ok().and_then(|n| id(n).ok()).ok_or_else(|| bad(format!("{text:?}")))
                     };

@@ -207,7 +207,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check { config } => {
             let c = Config::load(&config)?;
             let pools: usize = c.subnets.iter().map(|s| s.pd_pools.len()).sum();
-            println!("{}: ok ({} subnets, {} prefix-delegation pools)", config.display(), c.subnets.len(), pools);
+            let relayed = c.relay.as_ref().map_or(String::new(), |r| {
+                format!(", {} relay access entries in {} server groups", r.interfaces.len(), r.groups.len())
+            });
+            println!(
+                "{}: ok ({} subnets, {} prefix-delegation pools{relayed})",
+                config.display(),
+                c.subnets.len(),
+                pools
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Leases { what, config } => {
