@@ -377,7 +377,7 @@ fn the_xdp_relay_takes_replies_on_an_upstream_interface_routed_after_it_started(
     assert!(counts["relay_replied"].as_u64() >= Some(2), "Relay-Replies unwrapped in XDP: {counts}");
 }
 
-/// The relay config for tagged clients on `trunk`: S-VLAN 100 alone, and C-VLANs 150-250
+/// The relay config for tagged clients on `trunk`: S-VLAN 100 alone, and C-VLANs 1-4000
 /// under it.
 fn vlan_relay_config(trunk: &str) -> String {
     let entry = |vlans: &str| {
@@ -396,8 +396,8 @@ client_link_layer_address = true
     format!(
         "[server]\n\n[relay]\n[[relay.group]]\nname = \"core\"\nservers = [\"2001:db8:ff::1\"]\n{}{}",
         entry("vlan = 100"),
-        // A range: an entry for each of C-VLANs 150 to 250 under S-VLAN 100.
-        entry("vlan = 100\ninner_vlan = \"150-250\"")
+        // A range: an entry for each of C-VLANs 1 to 4000 under S-VLAN 100 (4,001 entries).
+        entry("vlan = 100\ninner_vlan = \"1-4000\"")
     )
 }
 
