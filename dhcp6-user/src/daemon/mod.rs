@@ -290,7 +290,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
                         f.count(r, now());
                     }
                     if let Some(v) = &vlan_frames {
-                        r.count_dropped("bad_frame", v.dropped.swap(0, std::sync::atomic::Ordering::Relaxed));
+                        r.count_dropped("bad_frame", v.dropped.swap(0, Ordering::Relaxed));
+                        r.count_dropped("queue_full", v.queue_full.swap(0, Ordering::Relaxed));
                     }
                     r.tick(now());
                     if let Some(f) = relay_fast.as_mut() {

@@ -48,6 +48,8 @@ pub struct VlanFrames {
     macs: Mutex<HashMap<(usize, Ipv6Addr), [u8; 6]>>,
     /// Frames refused (bad checksum, unsupported framing).
     pub dropped: AtomicU64,
+    /// Clients' messages dropped because the engine's queue was full (they retransmit).
+    pub queue_full: AtomicU64,
 }
 
 impl VlanFrames {
@@ -91,6 +93,7 @@ impl VlanFrames {
             entries,
             macs: Mutex::new(HashMap::new()),
             dropped: AtomicU64::new(0),
+            queue_full: AtomicU64::new(0),
         })))
     }
 
@@ -145,7 +148,7 @@ impl VlanFrames {
                 let input = Input::Frame { access, from: d.source, mac: d.mac, payload: d.payload };
                 if tx.try_send(input).is_err() {
                     // The engine is behind: the client retransmits.
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.queue_full.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
