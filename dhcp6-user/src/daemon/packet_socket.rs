@@ -153,6 +153,9 @@ impl PacketSocket {
     /// its outer VLAN tag put back where the kernel took it from. `WouldBlock` when none waits.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         const TAG: usize = 4;
+        if buf.len() < TAG + 64 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a frame buffer of at least 68 bytes"));
+        }
         loop {
             // Room at the front of `buf` for the outer tag: the frame is read 4 bytes in.
             let room = buf.len().saturating_sub(TAG);
