@@ -86,13 +86,26 @@ impl Vlans {
     }
 }
 
-/// The TPID of a frame's outer tag as the relay writes it: 802.1ad over a second tag, 802.1Q
-/// when it is the only one. (Frames coming in are matched by VLAN ID whatever their TPIDs.)
-pub const fn outer_tpid(vlans: Vlans) -> u16 {
-    if vlans.inner != 0 {
-        crate::wire::frame::ETHERTYPE_QINQ
-    } else {
-        crate::wire::frame::ETHERTYPE_VLAN
+/// The tags of a frame with these VLANs as the relay writes them after the MAC addresses,
+/// outer first, and how many of the bytes are used (4 per tag): 802.1Q for a lone tag,
+/// 802.1ad over 802.1Q for two. (Frames coming in are matched by VLAN ID whatever their TPIDs.)
+#[inline(always)]
+pub const fn vlan_tags(vlans: Vlans) -> ([u8; 8], usize) {
+    use crate::wire::frame::{ETHERTYPE_QINQ, ETHERTYPE_VLAN};
+    const fn tag(tpid: u16, id: u16) -> [u8; 4] {
+        let (t, i) = (tpid.to_be_bytes(), id.to_be_bytes());
+        [t[0], t[1], i[0], i[1]]
+    }
+    match vlans.tags() {
+        0 => ([0; 8], 0),
+        1 => {
+            let a = tag(ETHERTYPE_VLAN, vlans.outer);
+            ([a[0], a[1], a[2], a[3], 0, 0, 0, 0], 4)
+        }
+        _ => {
+            let (a, b) = (tag(ETHERTYPE_QINQ, vlans.outer), tag(ETHERTYPE_VLAN, vlans.inner));
+            ([a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]], 8)
+        }
     }
 }
 
@@ -260,6 +273,13 @@ mod tests {
         assert_eq!(core::mem::size_of::<ClientMacKey>(), 24);
         assert_eq!(core::mem::size_of::<AccessKey>(), 8);
         assert_eq!(core::mem::size_of::<RelayReport>(), 8 + 24 + 8 + REPORT_MSG_MAX);
+    }
+
+    #[test]
+    fn vlan_tags_are_802_1q_alone_and_802_1ad_over_802_1q() {
+        assert_eq!(vlan_tags(Vlans::NONE).1, 0);
+        assert_eq!(vlan_tags(Vlans { outer: 100, inner: 0 }), ([0x81, 0, 0, 100, 0, 0, 0, 0], 4));
+        assert_eq!(vlan_tags(Vlans { outer: 100, inner: 200 }), ([0x88, 0xa8, 0, 100, 0x81, 0, 0, 200], 8));
     }
 
     #[test]

@@ -12,9 +12,10 @@
 //! Down: a Relay-Reply from a server of ours, to our address toward it, naming an access
 //! interface (and VLANs) by its Interface-ID and carrying a message for a client, loses its
 //! relay header at the head and what follows the message at the tail, and goes to the client's
-//! MAC (learnt on the way up), tagged with those VLANs, out of that interface. A Reply is first reported to userspace, which keeps
-//! the user entries and the routes of delegated prefixes; if the report cannot be made the
-//! Relay-Reply goes to userspace instead, so that no binding goes unseen.
+//! MAC (learnt on the way up), tagged with those VLANs, out of that interface. A Reply is
+//! first reported to userspace, which keeps the user entries and the routes of delegated
+//! prefixes; if the report cannot be made the Relay-Reply goes to userspace instead, so that
+//! no binding goes unseen.
 
 use aya_ebpf::{
     bindings::bpf_fib_lookup,
@@ -31,7 +32,7 @@ use dhcp6_common::{
     counters::Verdict,
     fast_path::checksum,
     relay::{
-        access_bit, bucket_of, fnv1a_step, outer_tpid, AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayReport, RelayServer, Vlans,
+        access_bit, bucket_of, fnv1a_step, vlan_tags, AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayReport, RelayServer, Vlans,
         ACCESS_BITMAP_WORDS, CLIENT_MAC_ENTRIES, FNV1A_START, HEAD_PEER_AT, INTERFACE_ID_MAX, MAX_GROUPS, MAX_GROUP_SERVERS, NOWHERE,
         NO_SERVER, RELAY_HEAD_MAX, RELAY_LINK_ENTRIES, RELAY_REPORT_RING_BYTES, RELAY_REPORT_WAKE_BYTES, REPORT_GIVING_BACK, REPORT_MSG_MAX, REPORT_REPLY,
     },
@@ -256,23 +257,16 @@ fn write_headers(
             *eth.add(i) = to[i];
             *eth.add(6 + i) = from[i];
         }
-        let put16 = |at: usize, v: u16| {
-            *eth.add(at) = (v >> 8) as u8;
-            *eth.add(at + 1) = v as u8;
-        };
-        if tags == 0 {
-            put16(12, ETHERTYPE_IPV6);
-        } else if tags == 1 {
-            put16(12, ETHERTYPE_VLAN);
-            put16(14, vlans.outer);
-            put16(16, ETHERTYPE_IPV6);
-        } else {
-            put16(12, outer_tpid(vlans));
-            put16(14, vlans.outer);
-            put16(16, ETHERTYPE_VLAN);
-            put16(18, vlans.inner);
-            put16(20, ETHERTYPE_IPV6);
+        // The tags (as userspace writes them), then the EtherType after them.
+        let (tag_bytes, tags_len) = vlan_tags(vlans);
+        for i in 0..2 * VLAN_TAG_LEN {
+            if i < tags_len {
+                *eth.add(12 + i) = tag_bytes[i];
+            }
         }
+        let ethertype_at = if tags == 0 { 12 } else if tags == 1 { 16 } else { 20 };
+        *eth.add(ethertype_at) = (ETHERTYPE_IPV6 >> 8) as u8;
+        *eth.add(ethertype_at + 1) = ETHERTYPE_IPV6 as u8;
     }
     for i in 0..IPV6_HEADER_LEN {
         s.out[i] = s.ip_out[i];
@@ -289,8 +283,8 @@ fn write_headers(
 }
 
 /// Reports the message at `at` (`len` bytes) of the frame to userspace, with the client's
-/// interface, VLANs, address and MAC (`s.mac_key`, `s.mac`): if the ring has no room, the caller passes
-/// the frame to userspace instead (`RelayNoPeer`).
+/// interface, VLANs, address and MAC (`s.mac_key`, `s.mac`): if the ring has no room, the
+/// caller passes the frame to userspace instead (`RelayNoPeer`).
 #[inline(always)]
 fn report(ctx: &XdpContext, s: &Scratch, kind: u32, at: usize, len: usize) -> Result<(), Verdict> {
     let mut entry = RELAY_REPORTS.reserve(0).ok_or(Verdict::RelayNoPeer)?;

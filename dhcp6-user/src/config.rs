@@ -546,11 +546,11 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
     })
 }
 
-/// Checks the relay section; an error carries the byte offset of what is wrong.
 /// Most relay access entries (interfaces times VLANs), as many as the XDP relay's link map
 /// holds.
 pub const MAX_ACCESS_ENTRIES: usize = dhcp6_common::relay::RELAY_LINK_ENTRIES as usize;
 
+/// Checks the relay section; an error carries the byte offset of what is wrong.
 fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, String)> {
     use crate::relay::{AccessInterface, GroupMember, RelayConfig, ServerGroup, Vlans};
     let mut groups = Vec::new();

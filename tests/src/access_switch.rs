@@ -14,7 +14,7 @@ use std::{
 
 use dhcp6_user::{
     daemon::packet_socket::{PacketSocket, FRAME_MAX},
-    relay::{outer_tpid, Vlans},
+    relay::{vlan_tags, Vlans},
 };
 
 use crate::netns::Netns;
@@ -23,20 +23,6 @@ use crate::netns::Netns;
 pub struct AccessSwitch {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-}
-
-/// The tags of `vlans` as they go on the wire, outer first.
-fn tags(vlans: Vlans) -> Vec<u8> {
-    let mut out = Vec::new();
-    if vlans.outer != 0 {
-        out.extend_from_slice(&outer_tpid(vlans).to_be_bytes());
-        out.extend_from_slice(&vlans.outer.to_be_bytes());
-    }
-    if vlans.inner != 0 {
-        out.extend_from_slice(&0x8100u16.to_be_bytes());
-        out.extend_from_slice(&vlans.inner.to_be_bytes());
-    }
-    out
 }
 
 /// The VLANs of a frame's tags and their length.
@@ -87,7 +73,8 @@ impl AccessSwitch {
                         if frame.len() < 14 {
                             continue;
                         }
-                        let tagged = [&frame[..12], &tags(*vlans), &frame[12..]].concat();
+                        let (tags, len) = vlan_tags(*vlans);
+                        let tagged = [&frame[..12], &tags[..len], &frame[12..]].concat();
                         let _ = trunk.send(&tagged);
                     }
                 }

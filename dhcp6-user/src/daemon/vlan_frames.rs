@@ -24,6 +24,7 @@ use crate::relay::{
     frames::{client_datagram, client_frame, FrameDrop},
     RelayConfig, RelayOut, Vlans,
 };
+use dhcp6_common::relay::AccessKey;
 
 /// Most clients whose MAC is remembered (past it, the oldest knowledge is dropped whole; a
 /// client's next message teaches it again).
@@ -40,8 +41,8 @@ struct Port {
 /// The tagged access entries' frames, both ways.
 pub struct VlanFrames {
     ports: Vec<Port>,
-    /// (ifindex, VLANs) -> access entry.
-    access: HashMap<(u32, Vlans), usize>,
+    /// (ifindex, VLANs) -> access entry, the tagged ones.
+    access: HashMap<AccessKey, usize>,
     /// Access entry -> (port, VLANs).
     entries: HashMap<usize, (usize, Vlans)>,
     /// The MAC of each client (by access entry and link-local address), from its frames.
@@ -81,7 +82,7 @@ impl VlanFrames {
                     ports.len() - 1
                 }
             };
-            access.insert((ifindex, iface.vlans), n);
+            access.insert(AccessKey { ifindex, vlans: iface.vlans }, n);
             entries.insert(n, (port, iface.vlans));
         }
         if ports.is_empty() {
@@ -137,7 +138,8 @@ impl VlanFrames {
                         continue;
                     }
                 };
-                let Some(&access) = self.access.get(&(p.socket.get_ref().ifindex(), d.vlans)) else { continue };
+                let key = AccessKey { ifindex: p.socket.get_ref().ifindex(), vlans: d.vlans };
+                let Some(&access) = self.access.get(&key) else { continue };
                 {
                     let mut macs = self.macs.lock().unwrap_or_else(|e| e.into_inner());
                     if macs.len() >= MACS_MAX {

@@ -7,8 +7,8 @@ use std::net::{Ipv6Addr, SocketAddrV6};
 
 use dhcp6_common::{
     fast_path::checksum,
-    relay::{outer_tpid, Vlans},
-    wire::{frame::ETHERTYPE_VLAN, ALL_DHCP_RELAY_AGENTS_AND_SERVERS, SERVER_PORT},
+    relay::{vlan_tags, Vlans},
+    wire::{ALL_DHCP_RELAY_AGENTS_AND_SERVERS, SERVER_PORT},
 };
 
 /// A client's datagram, from a tagged frame.
@@ -76,22 +76,8 @@ pub fn client_frame(
     payload: &[u8],
 ) -> Vec<u8> {
     let untagged = crate::fast_path::udp_frame(to, from, addresses, ports, 64, payload);
-    let mut frame = untagged[..12].to_vec();
-    match vlans.tags() {
-        0 => {}
-        1 => {
-            frame.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
-            frame.extend_from_slice(&vlans.outer.to_be_bytes());
-        }
-        _ => {
-            frame.extend_from_slice(&outer_tpid(vlans).to_be_bytes());
-            frame.extend_from_slice(&vlans.outer.to_be_bytes());
-            frame.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
-            frame.extend_from_slice(&vlans.inner.to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&untagged[12..]);
-    frame
+    let (tags, len) = vlan_tags(vlans);
+    [&untagged[..12], &tags[..len], &untagged[12..]].concat()
 }
 
 #[cfg(test)]

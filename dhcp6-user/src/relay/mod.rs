@@ -21,7 +21,7 @@ use dhcp6_codec::{
 use ipnet::Ipv6Net;
 
 use crate::server::IaType;
-pub use dhcp6_common::relay::{outer_tpid, Vlans};
+pub use dhcp6_common::relay::{vlan_tags, Vlans};
 use serde::{Deserialize, Serialize};
 
 pub use group::{GroupState, ServerState};
