@@ -4,8 +4,11 @@
 //! Userspace authorises each binding (one IA of one client) up to a deadline that it made
 //! durable first: the store holds the lease until `deadline + valid`, so XDP may tell a client
 //! `valid` seconds from any moment up to the deadline without telling it more than the store
-//! holds. Each renewal XDP answers is reported through the [`Renewal`] ring buffer; userspace
-//! then persists a later expiry and moves the deadline forward, in batches.
+//! holds. XDP stamps each renewal it answers into the binding's entry (`renewed_ns`);
+//! userspace looks at the stamps of bindings whose deadline comes near, persists the later
+//! expiry a stamp gives, and only then moves the deadline forward. (No report per renewal:
+//! the answer stays a map lookup and a few writes, and userspace's work follows the number of
+//! bindings, not the renewal rate.)
 //!
 //! Everything the Reply carries that XDP does not take from the request is encoded by
 //! userspace with the same code that encodes the server's own replies, and kept here as
@@ -35,11 +38,6 @@ pub const SCRATCH: usize = 1024;
 pub const LEASE_MAP_ENTRIES: u32 = 1 << 20;
 /// How many interfaces the link map holds.
 pub const LINK_MAP_ENTRIES: u32 = 64;
-/// Bytes of the renewal ring buffer (a power of two; about 130 000 renewals).
-pub const RENEWAL_RING_BYTES: u32 = 8 << 20;
-/// Unread bytes in the renewal ring from which XDP wakes dhcp6d; below it, reports wait for
-/// dhcp6d's next tick (a wake-up per renewal cost more than the rest of the answer).
-pub const RENEWAL_WAKE_BYTES: u64 = (RENEWAL_RING_BYTES / 16) as u64;
 
 /// IA type of a binding: the option code's low byte.
 pub const IA_TYPE_NA: u8 = 3;
@@ -124,15 +122,6 @@ pub struct LinkEntry {
     pub domains: [u8; OPTION_MAX],
 }
 
-/// A renewal XDP answered, reported to userspace through the ring buffer.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Renewal {
-    pub key: LeaseKey,
-    /// CLOCK_MONOTONIC nanoseconds when the Reply went out.
-    pub at_ns: u64,
-}
-
 /// Ones' complement arithmetic of the Internet checksum (RFC 1071), as XDP and userspace both
 /// compute it: sums of big-endian 16-bit words, folded.
 pub mod checksum {
@@ -178,7 +167,6 @@ mod pod {
     unsafe impl aya::Pod for super::LeaseKey {}
     unsafe impl aya::Pod for super::LeaseEntry {}
     unsafe impl aya::Pod for super::LinkEntry {}
-    unsafe impl aya::Pod for super::Renewal {}
 }
 
 #[cfg(test)]
@@ -188,10 +176,9 @@ mod tests {
     #[test]
     fn layouts_have_no_hidden_padding() {
         assert_eq!(core::mem::size_of::<LeaseKey>(), 4 + 1 + 1 + KEY_DUID_MAX);
-        assert_eq!(core::mem::size_of::<LeaseKey>() % 8, 0, "no padding before the renewal's time");
+        assert_eq!(core::mem::size_of::<LeaseKey>() % 8, 0, "whole words: the key is hashed as it is");
         assert_eq!(core::mem::size_of::<LeaseEntry>(), 8 + 8 + 4 + 4 + 4 + 16 + 1 + 1 + 2 + IA_MAX);
         assert_eq!(core::mem::size_of::<LinkEntry>(), 6 + 2 + 16 + 8 + 12 + SERVER_ID_MAX + 2 * OPTION_MAX);
-        assert_eq!(core::mem::size_of::<Renewal>(), core::mem::size_of::<LeaseKey>() + 8);
     }
 
     #[test]

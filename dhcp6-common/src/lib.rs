@@ -21,8 +21,6 @@ pub mod maps {
     pub const LEASES: &str = "LEASES";
     /// Hash map ifindex (`u32`) -> [`crate::fast_path::LinkEntry`].
     pub const LINKS: &str = "LINKS";
-    /// Ring buffer of [`crate::fast_path::Renewal`].
-    pub const RENEWALS: &str = "RENEWALS";
     /// Per-CPU scratch space of the XDP program (one [`crate::fast_path::SCRATCH`]-byte buffer).
     pub const SCRATCH: &str = "SCRATCH";
     /// Hash map [`crate::relay::AccessKey`] (ifindex and VLANs) -> [`crate::relay::RelayLink`]:
@@ -49,8 +47,10 @@ pub mod maps {
     /// Every map dhcp6d pins, so that a restart finds them. (The relay's maps are rewritten
     /// whole at each start, and its counters read as deltas: they are not pinned, but the
     /// client MACs and the reports are, so that no Reply carried across a restart is lost.)
-    pub const PINNED: [&str; 7] =
-        [MSG_TYPE_COUNTS, VERDICT_COUNTS, LEASES, LINKS, RENEWALS, RELAY_CLIENT_MACS, RELAY_REPORTS];
+    pub const PINNED: [&str; 6] = [MSG_TYPE_COUNTS, VERDICT_COUNTS, LEASES, LINKS, RELAY_CLIENT_MACS, RELAY_REPORTS];
+    /// Maps this layout's earlier versions pinned that are no longer used (removed at load):
+    /// the ring through which XDP once reported each renewal it answered.
+    pub const RETIRED: [&str; 1] = ["RENEWALS"];
 }
 
 /// Name of the XDP program in the object file.

@@ -11,7 +11,7 @@
 
 use aya_ebpf::{
     bindings::bpf_fib_lookup,
-    btf_maps::{HashMap, PerCpuArray, RingBuf},
+    btf_maps::{HashMap, PerCpuArray},
     helpers::generated::{
         bpf_csum_diff, bpf_ktime_get_coarse_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
     },
@@ -22,9 +22,8 @@ use aya_ebpf::{
 use dhcp6_common::{
     counters::Verdict,
     fast_path::{
-        checksum, LeaseEntry, LeaseKey, LinkEntry, Renewal, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, KEY_DUID_MAX,
-        LEASE_MAP_ENTRIES, LINK_MAP_ENTRIES, MAX_IAS, OPTION_MAX, RENEWAL_RING_BYTES, RENEWAL_WAKE_BYTES, REQUEST_MAX,
-        SCRATCH, SERVER_ID_MAX,
+        checksum, LeaseEntry, LeaseKey, LinkEntry, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, KEY_DUID_MAX, LEASE_MAP_ENTRIES,
+        LINK_MAP_ENTRIES, MAX_IAS, OPTION_MAX, REQUEST_MAX, SCRATCH, SERVER_ID_MAX,
     },
     relay::{ClientMacKey, InterfaceIdKey},
     wire::{frame::*, option_code, CLIENT_PORT, SERVER_PORT},
@@ -40,21 +39,24 @@ static LEASES: HashMap<LeaseKey, LeaseEntry, { LEASE_MAP_ENTRIES as usize }, NO_
 #[btf_map]
 static LINKS: HashMap<u32, LinkEntry, { LINK_MAP_ENTRIES as usize }> = HashMap::new();
 
-#[btf_map]
-static RENEWALS: RingBuf<Renewal, { RENEWAL_RING_BYTES as usize }> = RingBuf::new();
-
-/// Per-CPU working space (the BPF stack is 512 bytes): the request, the renewal to report
-/// (whose key is the lease map key), the Server ID the request names, the IPv6 headers.
+/// Per-CPU working space (the BPF stack is 512 bytes): the request, the lease map key, the
+/// Server ID the request names, the IPv6 headers.
 #[repr(C, align(8))]
 pub struct Scratch {
     pub req: [u8; SCRATCH],
-    renewal: Renewal,
+    key: LeaseKey,
     server_id: [u32; SERVER_ID_MAX / 4],
     pub ip_in: [u8; 40],
     pub ip_out: [u8; 40],
+    /// What is written into the frame in one piece: the Reply's IPv6 and UDP headers and
+    /// message header; the relay's IPv6 and UDP headers and relay head.
+    pub out: [u8; 256],
     pub parsed: Parsed,
     /// The checksum sum of the message [`load_message`] loaded.
     pub payload_sum: u64,
+    /// The checksum sums of its IPv6 source and destination addresses (folded).
+    pub src_sum: u64,
+    pub dst_sum: u64,
     /// The relay's header and options, being filled in (`crate::relay`).
     pub head: [u8; 256],
     pub fib: bpf_fib_lookup,
@@ -63,10 +65,10 @@ pub struct Scratch {
     pub mac_key: ClientMacKey,
     pub mac: [u8; 8],
     pub interface_id: InterfaceIdKey,
-    /// What is written into the frame in one piece: the Reply's IPv6 and UDP headers, message
-    /// header and Client ID; the relay's IPv6 and UDP headers and relay head.
-    pub out: [u8; 256],
 }
+
+// Word copies and sums read these at 8-byte alignment.
+const _: () = assert!(core::mem::offset_of!(Scratch, ip_in) % 8 == 0 && core::mem::offset_of!(Scratch, out) % 8 == 0);
 
 #[btf_map]
 pub static SCRATCH_SPACE: PerCpuArray<Scratch, 1> = PerCpuArray::new();
@@ -153,6 +155,69 @@ pub fn fold64(mut s: u64) -> u16 {
     s = (s & 0xffff) + (s >> 16);
     s = (s & 0xffff) + (s >> 16);
     s as u16
+}
+
+/// The checksum sum (folded, as big-endian words) of the 16 bytes at `p`, 4-byte aligned:
+/// four word loads. The ones' complement sum of little-endian words is the byte-swapped sum
+/// of big-endian ones (RFC 1071).
+#[inline(always)]
+pub fn sum16_aligned(p: *const u8) -> u64 {
+    let w = p as *const u32;
+    // SAFETY: the callers pass 16 readable bytes at a 4-byte aligned address.
+    let le = unsafe { u64::from(*w) + u64::from(*w.add(1)) + u64::from(*w.add(2)) + u64::from(*w.add(3)) };
+    u64::from(fold64(le).swap_bytes())
+}
+
+/// Copies 16 bytes from `from` to `to`, both 8-byte aligned: two word copies.
+#[inline(always)]
+pub fn copy16_aligned(to: *mut u8, from: *const u8) {
+    let (t, f) = (to as *mut u64, from as *const u64);
+    // SAFETY: the callers pass 16 bytes at 8-byte aligned addresses, in bounds.
+    unsafe {
+        *t = *f;
+        *t.add(1) = *f.add(1);
+    }
+}
+
+/// The 8 bytes at `p` (any alignment) as one word load, in memory order. (LLVM splits an
+/// unaligned read into byte loads; the kernel takes unaligned map value loads on the
+/// architectures XDP runs on.)
+#[inline(always)]
+pub fn load8(p: *const u8) -> u64 {
+    let out: u64;
+    // SAFETY: one 8-byte load from `p`, which the callers point at 8 readable bytes.
+    unsafe {
+        core::arch::asm!(
+            "{out} = *(u64 *)({p} + 0)",
+            p = in(reg) p,
+            out = lateout(reg) out,
+            options(readonly, nostack, preserves_flags),
+        )
+    };
+    out
+}
+
+/// The 8 bytes of the request at `offset` (masked into the scratch buffer), one word load.
+#[inline(always)]
+pub fn req8(s: &Scratch, offset: usize) -> u64 {
+    // The mask is applied here, on the register the load uses, so that the verifier sees the
+    // bound.
+    let base = s.req.as_ptr();
+    let out: u64;
+    // SAFETY: `offset & REQ_MASK` + 8 <= REQUEST_MAX + 7 < SCRATCH: inside `req`.
+    unsafe {
+        core::arch::asm!(
+            "{off} &= {mask}",
+            "{p} += {off}",
+            "{out} = *(u64 *)({p} + 0)",
+            off = inout(reg) offset => _,
+            p = inout(reg) base => _,
+            out = lateout(reg) out,
+            mask = const REQ_MASK,
+            options(readonly, nostack, preserves_flags),
+        )
+    };
+    out
 }
 
 #[inline(always)]
@@ -330,8 +395,9 @@ pub fn load_message(ctx: &XdpContext, frame: &Frame, s: &mut Scratch, unfit: Ver
 
     // The checksum must hold, as the kernel would check it before userspace saw the message.
     let payload_sum = sum_padded(s, 0, n).ok_or(unfit)?;
-    let verify =
-        sum_words(&s.ip_in[8..40]) + udp_len as u64 + u64::from(IPPROTO_UDP) + sum_words(&udp_hdr) + payload_sum;
+    s.src_sum = sum16_aligned(s.ip_in[8..].as_ptr());
+    s.dst_sum = sum16_aligned(s.ip_in[24..].as_ptr());
+    let verify = s.src_sum + s.dst_sum + udp_len as u64 + u64::from(IPPROTO_UDP) + sum_words(&udp_hdr) + payload_sum;
     if udp_hdr[6] == 0 && udp_hdr[7] == 0 || fold64(verify) != 0xffff {
         return Err(unfit);
     }
@@ -366,9 +432,9 @@ pub fn sum_padded(s: &mut Scratch, at: usize, len: usize) -> Option<u64> {
 fn binding(s: &mut Scratch, k: usize, ifindex: u32, now: u64) -> Result<*mut LeaseEntry, Verdict> {
     let (ia_offset, ia_len, ia_type) =
         (get(&s.parsed.ia_off[k]) as usize, get(&s.parsed.ia_len[k]) as usize, get(&s.parsed.ia_type[k]) as u8);
-    s.renewal.key.iaid = be32(s, ia_offset + 4);
-    s.renewal.key.ia_type = ia_type;
-    let entry = LEASES.get_ptr_mut(&s.renewal.key).ok_or(Verdict::NoLease)?;
+    s.key.iaid = be32(s, ia_offset + 4);
+    s.key.ia_type = ia_type;
+    let entry = LEASES.get_ptr_mut(&s.key).ok_or(Verdict::NoLease)?;
     // SAFETY: a live map value; userspace replaces entries whole.
     let e = unsafe { &*entry };
     if e.ifindex != ifindex {
@@ -397,10 +463,9 @@ fn binding(s: &mut Scratch, k: usize, ifindex: u32, now: u64) -> Result<*mut Lea
             (option_code::IAPREFIX, IA_TYPE_PD) if len == IAPREFIX_LEN && byte(s, sub + 12) == e.prefix_len => sub + 13,
             _ => return Err(Verdict::Unfit),
         };
-        for i in 0..16 {
-            if byte(s, at + i) != e.resource[i] {
-                return Err(Verdict::Unfit);
-            }
+        let ours = e.resource.as_ptr();
+        if req8(s, at) != load8(ours) || req8(s, at + 8) != load8(ours.wrapping_add(8)) {
+            return Err(Verdict::Unfit);
         }
         sub = launder(&mut s.parsed, sub + 4 + len);
     }
@@ -527,15 +592,15 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     }
 
     // The binding of each IA, whose addresses must be exactly the one the map holds.
-    zero_words((&mut s.renewal as *mut Renewal).cast(), core::mem::size_of::<Renewal>() / 8);
-    s.renewal.key.duid_len = client_id.1 as u8;
+    zero_words((&mut s.key as *mut LeaseKey).cast(), core::mem::size_of::<LeaseKey>() / 8);
+    s.key.duid_len = client_id.1 as u8;
     let len = size(client_id.1, KEY_DUID_MAX)?;
     // SAFETY: at most KEY_DUID_MAX bytes into the KEY_DUID_MAX-byte key.
     let r = unsafe {
         bpf_xdp_load_bytes(
             ctx.as_ptr().cast(),
             (frame.udp + UDP_HEADER_LEN + client_id.0) as u32,
-            s.renewal.key.duid.as_mut_ptr().cast(),
+            s.key.duid.as_mut_ptr().cast(),
             len,
         )
     };
@@ -570,19 +635,10 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     // Layout and checksum of the Reply.
     let duid_len = client_id.1;
     let mut sum = 0u64;
-    let header = [
-        MessageType::Reply as u8,
-        byte(s, 1),
-        byte(s, 2),
-        byte(s, 3),
-        0,
-        option_code::CLIENTID as u8,
-        (duid_len >> 8) as u8,
-        duid_len as u8,
-    ];
-    // The message header, then the Client ID option, whose sum (header included) the binding
-    // holds.
-    sum += sum_words(&header[..4]);
+    // The message header: a Reply with the request's transaction ID.
+    let header = [MessageType::Reply as u8, byte(s, 1), byte(s, 2), byte(s, 3)];
+    sum += sum_words(&header);
+    // Then the Client ID option, whose sum (option header included) the binding holds.
     // SAFETY: `ia_count` >= 1, so entry 0 was found above.
     sum += u64::from(unsafe { (*e0).client_id_sum });
     let mut at = 8 + duid_len;
@@ -612,22 +668,12 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     let reply_len = at;
     let reply_udp_len = reply_len + UDP_HEADER_LEN;
 
-    // Addresses: back to the client, from the address it wrote to unless that was multicast.
+    // Addresses: back to the client, from the address it wrote to unless that was multicast
+    // (then from the interface's link-local address). The pseudo-header's sum is the
+    // request's with the source's changed.
     let multicast = s.ip_in[24] == 0xff;
-    // Version 6, traffic class and flow label 0; the rest is written below.
-    s.ip_out[1] = 0;
-    s.ip_out[2] = 0;
-    s.ip_out[3] = 0;
-    for i in 0..16 {
-        s.ip_out[24 + i] = s.ip_in[8 + i];
-        s.ip_out[8 + i] = if multicast { link.link_local[i] } else { s.ip_in[24 + i] };
-    }
-    sum += sum_words(&s.ip_out[8..40]);
-    sum += reply_udp_len as u64;
-    sum += u64::from(IPPROTO_UDP);
-    sum += u64::from(SERVER_PORT);
-    sum += u64::from(CLIENT_PORT);
-    sum += reply_udp_len as u64;
+    sum += s.src_sum + if multicast { sum16_aligned(link.link_local.as_ptr()) } else { s.dst_sum };
+    sum += 2 * reply_udp_len as u64 + u64::from(IPPROTO_UDP) + u64::from(SERVER_PORT) + u64::from(CLIENT_PORT);
     let mut csum = !fold64(sum);
     if csum == 0 {
         csum = 0xffff;
@@ -657,26 +703,34 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
             *frame_start.add(6 + i) = link.mac[i];
         }
     }
-    // The IPv6 and UDP headers, the message header and the Client ID: one contiguous piece,
-    // one write.
-    s.ip_out[0] = 0x60;
-    s.ip_out[4] = (reply_udp_len >> 8) as u8;
-    s.ip_out[5] = reply_udp_len as u8;
-    s.ip_out[6] = IPPROTO_UDP;
-    s.ip_out[7] = HOP_LIMIT;
-    for i in 0..40 {
-        s.out[i] = s.ip_out[i];
+    // The IPv6 and UDP headers and the message header, built in words: one piece, one write.
+    let out = s.out.as_mut_ptr();
+    let len = [(reply_udp_len >> 8) as u8, reply_udp_len as u8];
+    let source = if multicast { link.link_local.as_ptr() } else { s.ip_in[24..].as_ptr() };
+    // SAFETY: `out` is 8-byte aligned (asserted above) and holds 256 bytes; the link-local
+    // address sits at offset 8 of the 8-byte aligned map value.
+    unsafe {
+        *(out as *mut u64) = u64::from_le_bytes([0x60, 0, 0, 0, len[0], len[1], IPPROTO_UDP, HOP_LIMIT]);
+        copy16_aligned(out.add(8), source);
+        copy16_aligned(out.add(24), s.ip_in[8..].as_ptr());
+        let [p0, p1] = SERVER_PORT.to_be_bytes();
+        let [p2, p3] = CLIENT_PORT.to_be_bytes();
+        let [c0, c1] = csum.to_be_bytes();
+        *(out.add(IPV6_HEADER_LEN) as *mut u64) = u64::from_le_bytes([p0, p1, p2, p3, len[0], len[1], c0, c1]);
+        *(out.add(IPV6_HEADER_LEN + UDP_HEADER_LEN) as *mut u32) = u32::from_le_bytes(header);
     }
-    put_udp_header(s, CLIENT_PORT, reply_udp_len, csum);
-    for i in 0..8 {
-        s.out[48 + i] = header[i];
-    }
-    for i in 0..KEY_DUID_MAX {
-        s.out[56 + i] = s.renewal.key.duid[i];
-    }
-    const HEADERS: usize = IPV6_HEADER_LEN + UDP_HEADER_LEN + 8;
-    store(ctx, frame.ip, s.out.as_ptr(), size(HEADERS + duid_len, HEADERS + KEY_DUID_MAX)?)?;
+    const HEADERS: usize = IPV6_HEADER_LEN + UDP_HEADER_LEN + 4;
     let payload = frame.udp + UDP_HEADER_LEN;
+    if client_id.0 == 8 {
+        // The Client ID is the request's first option, as clients send it: it is in place.
+        store(ctx, frame.ip, s.out.as_ptr(), HEADERS as u32)?;
+    } else {
+        let [l0, l1] = (duid_len as u16).to_be_bytes();
+        // SAFETY: within `out`, 4-byte aligned.
+        unsafe { *(out.add(HEADERS) as *mut u32) = u32::from_le_bytes([0, option_code::CLIENTID as u8, l0, l1]) };
+        store(ctx, frame.ip, s.out.as_ptr(), HEADERS as u32 + 4)?;
+        store(ctx, payload + 8, s.key.duid.as_ptr(), size(duid_len, KEY_DUID_MAX)?)?;
+    }
     store(ctx, payload + server_id_at, link.server_id.as_ptr(), size(server_id_len, SERVER_ID_MAX)?)?;
     let mut ia_at = ias_at;
     for e in [e0, e1] {
@@ -688,6 +742,8 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
         let len = size(usize::from(e.ia_len), IA_MAX)?;
         store(ctx, payload + ia_at, e.ia.as_ptr(), len)?;
         ia_at += len as usize;
+        // The stamp userspace reads as the binding's deadline nears, to persist the later
+        // expiry and move the deadline (no report per renewal: see dhcp6_common::fast_path).
         e.renewed_ns = now;
     }
     if dns_len > 0 {
@@ -695,27 +751,6 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     }
     if domains_len > 0 {
         store(ctx, payload + domains_at, link.domains.as_ptr(), size(domains_len, OPTION_MAX)?)?;
-    }
-
-    // Tell userspace, which moves each binding's deadline forward. A full ring loses only
-    // that: the deadline keeps every answer within what the store holds. dhcp6d drains the
-    // ring every tick; it is woken only once a good part of the ring waits.
-    const BPF_RB_AVAIL_DATA: u64 = 0;
-    const BPF_RB_NO_WAKEUP: u64 = 1;
-    const BPF_RB_FORCE_WAKEUP: u64 = 2;
-    // The map is the static itself (what aya's RingBuf passes to the ring helpers).
-    let ring = core::ptr::from_ref(&RENEWALS).cast_mut().cast();
-    // SAFETY: `ring` is the ring buffer map; the query only reads its positions.
-    let waiting = unsafe { aya_ebpf::helpers::bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) };
-    let wake = if waiting >= RENEWAL_WAKE_BYTES { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP };
-    for k in 0..MAX_IAS {
-        if k >= ia_count {
-            break;
-        }
-        s.renewal.key.iaid = be32(s, get(&s.parsed.ia_off[k]) as usize + 4);
-        s.renewal.key.ia_type = get(&s.parsed.ia_type[k]) as u8;
-        s.renewal.at_ns = now;
-        let _ = RENEWALS.output(&s.renewal, wake);
     }
     Ok(())
 }

@@ -32,17 +32,18 @@ use dhcp6_common::{
     counters::Verdict,
     fast_path::checksum,
     relay::{
-        access_bit, bucket_of, fnv1a_step, vlan_tags, AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayReport, RelayServer, Vlans,
-        ACCESS_BITMAP_WORDS, CLIENT_MAC_ENTRIES, FNV1A_START, HEAD_PEER_AT, INTERFACE_ID_MAX, MAX_GROUPS, MAX_GROUP_SERVERS, NOWHERE,
-        NO_SERVER, RELAY_HEAD_MAX, RELAY_LINK_ENTRIES, RELAY_REPORT_RING_BYTES, RELAY_REPORT_WAKE_BYTES, REPORT_GIVING_BACK, REPORT_MSG_MAX, REPORT_REPLY,
+        access_bit, bucket_of, fnv1a_step, vlan_tags, AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink,
+        RelayReport, RelayServer, Vlans, ACCESS_BITMAP_WORDS, CLIENT_MAC_ENTRIES, FNV1A_START, HEAD_PEER_AT,
+        INTERFACE_ID_MAX, MAX_GROUPS, MAX_GROUP_SERVERS, NOWHERE, NO_SERVER, RELAY_HEAD_MAX, RELAY_LINK_ENTRIES,
+        RELAY_REPORT_RING_BYTES, RELAY_REPORT_WAKE_BYTES, REPORT_GIVING_BACK, REPORT_MSG_MAX, REPORT_REPLY,
     },
     wire::{frame::*, option_code, ALL_DHCP_RELAY_AGENTS_AND_SERVERS, CLIENT_PORT, SERVER_PORT},
     MessageType,
 };
 
 use crate::fast_path::{
-    be16, byte, fold64, launder, load_message, placed, read_frame, size, store, sum_padded, sum_words, zero_words,
-    put_udp_header, Frame, Scratch, SCRATCH_SPACE,
+    be16, byte, fold64, launder, load_message, placed, put_udp_header, read_frame, size, store, sum_padded, sum_words,
+    zero_words, Frame, Scratch, SCRATCH_SPACE,
 };
 
 const SERVER_SLOTS: u32 = MAX_GROUPS * MAX_GROUP_SERVERS;
@@ -264,7 +265,13 @@ fn write_headers(
                 *eth.add(12 + i) = tag_bytes[i];
             }
         }
-        let ethertype_at = if tags == 0 { 12 } else if tags == 1 { 16 } else { 20 };
+        let ethertype_at = if tags == 0 {
+            12
+        } else if tags == 1 {
+            16
+        } else {
+            20
+        };
         *eth.add(ethertype_at) = (ETHERTYPE_IPV6 >> 8) as u8;
         *eth.add(ethertype_at + 1) = ETHERTYPE_IPV6 as u8;
     }
@@ -381,9 +388,7 @@ pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink, msg_type: u8) 
         s.fib.__bindgen_anon_4.ipv6_dst = core::mem::transmute::<[u8; 16], [u32; 4]>(server.address);
     }
     // SAFETY: the parameters live in the per-CPU scratch value, sized as the helper reads them.
-    let r = unsafe {
-        fib_lookup(ctx.as_ptr().cast(), &mut s.fib, core::mem::size_of::<bpf_fib_lookup>() as i32, 0)
-    };
+    let r = unsafe { fib_lookup(ctx.as_ptr().cast(), &mut s.fib, core::mem::size_of::<bpf_fib_lookup>() as i32, 0) };
     if r != FIB_SUCCESS {
         return Err(Verdict::RelayNoRoute);
     }

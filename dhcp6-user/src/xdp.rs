@@ -53,7 +53,6 @@ pub struct XdpProgram {
 pub struct FastPathMaps {
     pub leases: HashMap<MapData, LeaseKey, LeaseEntry>,
     pub links: HashMap<MapData, u32, LinkEntry>,
-    pub renewals: RingBuf<MapData>,
 }
 
 /// The relay's maps, taken out of the program for the daemon to own.
@@ -143,6 +142,10 @@ impl XdpProgram {
         }
         let mut ebpf = loader.load(OBJECT)?;
         program_mut(&mut ebpf)?.load()?;
+        // Maps of this layout that an earlier version pinned and this one no longer uses.
+        for retired in maps::RETIRED {
+            let _ = std::fs::remove_file(pins.join(retired));
+        }
         Ok(XdpProgram { ebpf, pins: Some(pins) })
     }
 
@@ -211,12 +214,11 @@ impl XdpProgram {
     /// Takes the fast path's maps out of the program.
     pub fn take_fast_path(&mut self) -> Result<FastPathMaps, XdpError> {
         let mut take = |name: &'static str| self.ebpf.take_map(name).ok_or(XdpError::Missing(name));
-        let (leases, links, renewals) = (take(maps::LEASES)?, take(maps::LINKS)?, take(maps::RENEWALS)?);
+        let (leases, links) = (take(maps::LEASES)?, take(maps::LINKS)?);
         let map_error = |name: &'static str| move |source| XdpError::Map { name, source };
         Ok(FastPathMaps {
             leases: HashMap::try_from(leases).map_err(map_error(maps::LEASES))?,
             links: HashMap::try_from(links).map_err(map_error(maps::LINKS))?,
-            renewals: RingBuf::try_from(renewals).map_err(map_error(maps::RENEWALS))?,
         })
     }
 

@@ -1,6 +1,7 @@
 //! The XDP fast path for real: dhclient binds through dhcp6d on a veth, dhcp6d stops, and
 //! dhclient's Renews are still answered, by XDP from the pinned lease map; a new dhcp6d picks
-//! the pins up, and its store holds the expiry the renewal gave.
+//! the pins up, and its store holds the expiry the renewal gave; while it runs, the renewals
+//! XDP answers move the store's expiries too.
 
 use std::{
     path::Path,
@@ -131,6 +132,16 @@ fn renewals_are_answered_by_xdp_while_dhcp6d_restarts() {
     wait_for("another renewal", SECS, || (client.values("RENEW6", "new_ip6_address").len() > renews).then_some(()));
     assert!(replied(&dir) > answered);
     assert_eq!(server.stat("received", "RENEW"), 0, "every Renew answered in XDP");
+
+    // While dhcp6d runs, the renewals XDP answers reach the store too: as the binding's
+    // deadline nears, dhcp6d reads the entry's stamp, persists the later expiry and moves the
+    // deadline, so that XDP goes on answering (without that, the deadline would pass and the
+    // next Renew would come up to userspace).
+    let restarted_expiry = expiry(&server, &address);
+    wait_for("the store's expiry moved by renewals XDP answered", SECS, || {
+        (expiry(&server, &address) > restarted_expiry).then_some(())
+    });
+    assert_eq!(server.stat("received", "RENEW"), 0, "still every Renew answered in XDP");
 
     // Release (dhclient -r with the same lease file): the binding leaves the map, and a
     // Renew from the client would now go up to userspace.

@@ -1,8 +1,9 @@
 //! The XDP Renew/Rebind fast path in program test runs (BPF_PROG_TEST_RUN): the real Renews
 //! and Rebinds of the captures, answered by the XDP program from a lease map that userspace
 //! filled from the engine, must come out as the engine's own Reply to the same request, in a
-//! frame addressed back to the client with a valid UDP checksum, with and without VLAN tags.
-//! What the fast path must not answer is passed untouched.
+//! frame addressed back to the client with a valid UDP checksum, with and without VLAN tags,
+//! sent to the multicast address or to ours, with the Client ID first (as clients send it) or
+//! last. What the fast path must not answer is passed untouched.
 
 use std::net::{Ipv6Addr, SocketAddrV6};
 
@@ -13,7 +14,10 @@ use dhcp6_common::{
 };
 use dhcp6_tests::{tagged, vector_files};
 use dhcp6_user::{
-    codec::{option::DhcpOption, Message, MessageType},
+    codec::{
+        option::{DhcpOption, Options},
+        Message, MessageType,
+    },
     config::Config,
     fast_path::{lease_entry, lease_key, link_entry, Clock},
     server::{IaType, Inbound, Lease, LeaseState, Server},
@@ -80,6 +84,41 @@ fn renewals() -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+/// The frame with its DHCPv6 payload replaced (lengths and checksum made right).
+fn with_payload(frame: &[u8], payload: &[u8]) -> Vec<u8> {
+    let udp = ip_offset(frame) + 40;
+    let mut out = frame[..udp + 8].to_vec();
+    out.extend_from_slice(payload);
+    let udp_len = ((out.len() - udp) as u16).to_be_bytes();
+    out[udp - 36..udp - 34].copy_from_slice(&udp_len);
+    out[udp + 4..udp + 6].copy_from_slice(&udp_len);
+    with_checksum(out)
+}
+
+/// The request as sent (multicast), with its Client ID moved last, and sent to our unicast
+/// address: each with the address the Reply must come from.
+fn variants(frame: &[u8]) -> Vec<(&'static str, Vec<u8>, Ipv6Addr)> {
+    let d = dhcp6_user::capture::dhcp6_datagram(frame).unwrap();
+    let Message::Client(mut msg) = Message::decode(&d.payload).unwrap() else { panic!("not a client message") };
+    let (client_id, mut rest): (Vec<DhcpOption>, Vec<DhcpOption>) =
+        msg.options.iter().cloned().partition(|o| matches!(o, DhcpOption::ClientId(_)));
+    rest.extend(client_id);
+    msg.options = Options::new();
+    for o in rest {
+        msg.options.push(o);
+    }
+    let reordered = with_payload(frame, &Message::Client(msg).to_vec().unwrap());
+    let ours = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x53);
+    let mut unicast = frame.to_vec();
+    let ip = ip_offset(frame);
+    unicast[ip + 24..ip + 40].copy_from_slice(&ours.octets());
+    vec![
+        ("multicast", frame.to_vec(), OUR_LINK_LOCAL),
+        ("Client ID last", reordered, OUR_LINK_LOCAL),
+        ("unicast", with_checksum(unicast), ours),
+    ]
 }
 
 /// Where the IPv6 header starts in an Ethernet frame, after any VLAN tags.
@@ -177,8 +216,8 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
-/// Checks the frame XDP sent against the request and the engine's Reply.
-fn check_reply(request: &[u8], out: &[u8], engine_reply: &[u8], what: &str) {
+/// Checks the frame XDP sent (from `source`) against the request and the engine's Reply.
+fn check_reply(request: &[u8], out: &[u8], engine_reply: &[u8], source: Ipv6Addr, what: &str) {
     let ip = ip_offset(request);
     assert_eq!(ip_offset(out), ip, "{what}: VLAN tags kept");
     assert_eq!(out[..6], request[6..12], "{what}: back to the client's MAC");
@@ -186,7 +225,7 @@ fn check_reply(request: &[u8], out: &[u8], engine_reply: &[u8], what: &str) {
     assert_eq!(out[12..ip], request[12..ip], "{what}: tags and EtherType unchanged");
     let (src, dst) = (&out[ip + 8..ip + 24], &out[ip + 24..ip + 40]);
     assert_eq!(dst, &request[ip + 8..ip + 24], "{what}: to the client's address");
-    assert_eq!(src, OUR_LINK_LOCAL.octets(), "{what}: from our link-local address");
+    assert_eq!(src, source.octets(), "{what}: from {source}");
     assert_eq!(out[ip + 6], 17, "{what}: UDP");
     let udp = ip + 40;
     let udp_len = usize::from(u16::from_be_bytes([out[udp + 4], out[udp + 5]]));
@@ -214,32 +253,35 @@ fn renews_and_rebinds_of_the_captures_are_answered_as_the_engine_answers_them() 
     assert!(frames.len() >= 5, "the captures hold Renews and Rebinds: {}", frames.len());
     let mut answered = 0;
     for frame in &frames {
-        for tags in [&[][..], &[(0x8100, 100)][..], &[(0x88a8, 10), (0x8100, 20)][..]] {
-            let now = now();
-            let mut c = case(frame, now);
-            let request = tagged(&c.frame, tags);
-            let what = format!("{} bytes, tags {tags:?}", request.len());
-            assert!(fill(&mut maps, &c.server) >= 1, "{what}: bindings in the map");
-            let d = dhcp6_user::capture::dhcp6_datagram(&c.frame).unwrap();
-            let source = SocketAddrV6::new(*d.source.ip(), 546, 0, LO);
-            let outcome = c.server.handle(&Inbound { payload: &d.payload, source, interface: Some("lo"), now });
-            let reply = outcome.reply.expect("the engine answers").payload;
-            let before = program.counters().unwrap();
-            let run = program.test_run_on(&request, LO, 1).unwrap();
-            if run.action != XDP_TX {
-                let after = program.counters().unwrap();
-                let why: Vec<_> = Verdict::ALL
-                    .iter()
-                    .filter(|v| after.verdict(**v) != before.verdict(**v))
-                    .map(|v| v.name())
-                    .collect();
-                panic!("{what}: passed, not answered in XDP: {why:?}");
+        for (sent, variant, source) in variants(frame) {
+            for tags in [&[][..], &[(0x8100, 100)][..], &[(0x88a8, 10), (0x8100, 20)][..]] {
+                let now = now();
+                let mut c = case(&variant, now);
+                let request = tagged(&c.frame, tags);
+                let what = format!("{} bytes, {sent}, tags {tags:?}", request.len());
+                assert!(fill(&mut maps, &c.server) >= 1, "{what}: bindings in the map");
+                let d = dhcp6_user::capture::dhcp6_datagram(&c.frame).unwrap();
+                let from = SocketAddrV6::new(*d.source.ip(), 546, 0, LO);
+                let outcome =
+                    c.server.handle(&Inbound { payload: &d.payload, source: from, interface: Some("lo"), now });
+                let reply = outcome.reply.expect("the engine answers").payload;
+                let before = program.counters().unwrap();
+                let run = program.test_run_on(&request, LO, 1).unwrap();
+                if run.action != XDP_TX {
+                    let after = program.counters().unwrap();
+                    let why: Vec<_> = Verdict::ALL
+                        .iter()
+                        .filter(|v| after.verdict(**v) != before.verdict(**v))
+                        .map(|v| v.name())
+                        .collect();
+                    panic!("{what}: passed, not answered in XDP: {why:?}");
+                }
+                check_reply(&request, &run.frame, &reply, source, &what);
+                answered += 1;
             }
-            check_reply(&request, &run.frame, &reply, &what);
-            answered += 1;
         }
     }
-    assert_eq!(answered, frames.len() * 3);
+    assert_eq!(answered, frames.len() * 9);
 }
 
 #[test]

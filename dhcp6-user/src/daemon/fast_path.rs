@@ -3,16 +3,18 @@
 //! Order is what keeps the durability invariant: an entry leaves the lease map before the
 //! store records that its lease ended (Release, Decline, expiry, operator action), and an
 //! entry enters it, or its deadline moves forward, only after the store made the lease's
-//! expiry durable. Renewals XDP answered come back through the ring buffer; each moves its
-//! lease's durable expiry in the next batch, then its deadline.
+//! expiry durable. XDP stamps the entry of each binding whose renewal it answers; as a
+//! binding's deadline comes near, its stamp is read, the later expiry it gives made durable,
+//! and only then the deadline moved. Each binding is looked at a few times per deadline
+//! (halving the time left), however often its client renews.
 
 use std::{
-    collections::HashMap,
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
     net::Ipv6Addr,
-    os::fd::{AsFd, OwnedFd},
 };
 
-use dhcp6_common::fast_path::{LeaseKey, Renewal};
+use dhcp6_common::fast_path::LeaseKey;
 use ipnet::Ipv6Net;
 use tracing::{info, warn};
 
@@ -22,8 +24,21 @@ use crate::{
     xdp::FastPathMaps,
 };
 
-/// Most renewals taken from the ring per batch while serving.
-pub const RENEWAL_BATCH: usize = 4096;
+/// Most lease map entries whose stamps are read per call of [`FastPath::take_renewals`]:
+/// bindings written in one burst (at a start) have their looks spread over several ticks.
+pub const STAMP_READS: usize = 50_000;
+/// Seconds before its deadline from which a binding is no longer looked at: a renewal XDP
+/// answers after the last look goes unrecorded (the client was told no more than the store
+/// holds), and the client's next renewal, past the deadline, is answered from userspace.
+const LAST_LOOK: u64 = 2;
+
+/// A binding with an entry in the lease map.
+#[derive(Clone, Copy)]
+struct Written {
+    key: LeaseKey,
+    /// Unix seconds up to which XDP may answer its renewals.
+    deadline: u64,
+}
 
 pub struct FastPath {
     maps: FastPathMaps,
@@ -31,18 +46,16 @@ pub struct FastPath {
     interfaces: HashMap<String, u32>,
     /// Interfaces whose link entry is written.
     linked: Vec<String>,
-    /// The key of each resource with an entry in the lease map.
-    keys: HashMap<Ipv6Net, LeaseKey>,
+    /// Each resource with an entry in the lease map.
+    written: HashMap<Ipv6Net, Written>,
+    /// When to read a binding's renewal stamp: (Unix second, the deadline it was planned for,
+    /// resource), soonest first. A look planned for a deadline since moved is skipped.
+    looks: BinaryHeap<Reverse<(u64, u64, Ipv6Net)>>,
 }
 
 impl FastPath {
     pub fn new(maps: FastPathMaps, interfaces: HashMap<String, u32>) -> FastPath {
-        FastPath { maps, interfaces, linked: Vec::new(), keys: HashMap::new() }
-    }
-
-    /// A duplicate of the ring buffer's descriptor, to wait on.
-    pub fn ring_fd(&self) -> std::io::Result<OwnedFd> {
-        self.maps.renewals.as_fd().try_clone_to_owned()
+        FastPath { maps, interfaces, linked: Vec::new(), written: HashMap::new(), looks: BinaryHeap::new() }
     }
 
     /// Writes the link entry of each served interface that has its addresses; those without
@@ -80,7 +93,7 @@ impl FastPath {
                 LeaseChange::Remove(r) => (r, true),
                 LeaseChange::Upsert(l) => (&l.resource, l.state != LeaseState::Bound),
             };
-            let key = self.keys.get(resource).copied();
+            let key = self.written.get(resource).map(|w| w.key);
             let moved = match (change, &key) {
                 (LeaseChange::Upsert(l), Some(k)) => {
                     k.duid() != l.duid.as_slice() || k.iaid != l.iaid || ia_type_of(k.ia_type) != Some(l.ia_type)
@@ -104,8 +117,8 @@ impl FastPath {
             }
             let written = server.fast_binding(&l.duid, l.iaid, l.ia_type).is_some_and(|b| self.write(&b, &clock));
             if !written {
-                if let Some(key) = self.keys.get(&l.resource).copied() {
-                    self.remove(&l.resource, &key);
+                if let Some(w) = self.written.get(&l.resource).copied() {
+                    self.remove(&l.resource, &w.key);
                 }
             }
         }
@@ -117,7 +130,9 @@ impl FastPath {
         let (Some(key), Some(value)) = (lease_key(b), lease_entry(b, ifindex, clock)) else { return false };
         match self.maps.leases.insert(key, value, 0) {
             Ok(()) => {
-                self.keys.insert(b.resource, key);
+                let deadline = b.expires.saturating_sub(u64::from(b.valid));
+                self.written.insert(b.resource, Written { key, deadline });
+                self.plan_look(b.resource, deadline, clock.unix_now());
                 true
             }
             Err(e) => {
@@ -130,25 +145,45 @@ impl FastPath {
     fn remove(&mut self, resource: &Ipv6Net, key: &LeaseKey) {
         // Absent already (never written, or removed by an earlier change): nothing to do.
         let _ = self.maps.leases.remove(key);
-        self.keys.remove(resource);
+        self.written.remove(resource);
     }
 
-    /// Up to `limit` renewals XDP reported (the ring's whole content with `usize::MAX`): each
-    /// moves its lease's durable expiry. Returns the changes to commit (then
-    /// [`Self::after_commit`] moves the deadlines).
+    /// Plans the next look at a binding's stamp: halfway to its deadline, or none this close
+    /// to it.
+    fn plan_look(&mut self, resource: Ipv6Net, deadline: u64, now: u64) {
+        let left = deadline.saturating_sub(now);
+        if left > LAST_LOOK {
+            self.looks.push(Reverse((now + left / 2, deadline, resource)));
+        }
+    }
+
+    /// Reads the renewal stamps of up to `limit` bindings whose look is due: each renewal XDP
+    /// answered since the binding was written moves its lease's durable expiry. Returns the
+    /// changes to commit (then [`Self::after_commit`] rewrites the entries with the moved
+    /// deadlines, which plans their next looks).
     pub fn take_renewals(&mut self, server: &mut Server, limit: usize) -> Vec<LeaseChange> {
         let clock = Clock::now();
+        let now = clock.unix_now();
         let mut changes = Vec::new();
         for _ in 0..limit {
-            let Some(item) = self.maps.renewals.next() else { break };
-            if item.len() < std::mem::size_of::<Renewal>() {
+            let Some(Reverse((at, planned, resource))) = self.looks.peek().copied() else { break };
+            if at > now {
+                break;
+            }
+            self.looks.pop();
+            let Some(w) = self.written.get(&resource).copied() else { continue };
+            if w.deadline != planned {
                 continue;
             }
-            // SAFETY: the XDP program writes whole `Renewal`s; read unaligned from the ring.
-            let r: Renewal = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            drop(item);
-            let Some(ia_type) = ia_type_of(r.key.ia_type) else { continue };
-            changes.extend(server.renewed(r.key.duid(), r.key.iaid, ia_type, clock.unix(r.at_ns)));
+            let stamp = self.maps.leases.get(&w.key, 0).map_or(0, |e| e.renewed_ns);
+            let change = match ia_type_of(w.key.ia_type) {
+                Some(ia_type) if stamp != 0 => server.renewed(w.key.duid(), w.key.iaid, ia_type, clock.unix(stamp)),
+                _ => None,
+            };
+            match change {
+                Some(change) => changes.push(change),
+                None => self.plan_look(resource, w.deadline, now),
+            }
         }
         changes
     }

@@ -169,20 +169,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
         }
         (None, None, None)
     };
-    let ring = match &fast {
-        Some(f) => {
-            let fd = f.ring_fd()?;
-            // SAFETY: the AsyncFd owns the descriptor, which stays open until it is dropped.
-            let registered =
-                unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) };
-            Some(registered.map_err(|e| anyhow::anyhow!("waiting on the renewal ring: {e}"))?)
-        }
-        None => None,
-    };
     if let Some(f) = fast.as_mut() {
-        // What XDP answered while no dhcp6d ran, then the map against the store.
-        let mut changes = f.take_renewals(&mut server, usize::MAX);
-        changes.extend(f.reconcile(&mut server));
+        // What XDP answered while no dhcp6d ran (the entries' stamps), then the map against
+        // the store.
+        let changes = f.reconcile(&mut server);
         store.commit(&changes).context("recording renewals the XDP fast path answered")?;
         info!(renewals = changes.len(), "renewals answered by XDP while stopped recorded");
         f.rewrite_all(&server);
@@ -311,7 +301,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 let mut changes = server.expire(now());
                 if let Some(f) = fast.as_mut() {
                     f.before_commit(&changes);
-                    changes.extend(f.take_renewals(&mut server, fast_path::RENEWAL_BATCH));
+                    changes.extend(f.take_renewals(&mut server, fast_path::STAMP_READS));
                     f.ensure_links(&server);
                 }
                 // Also finishes a background compaction whose snapshot is written.
@@ -326,18 +316,6 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 if store.wants_snapshot(server.lease_count()) {
                     if let Err(e) = store.compact(server.durable_leases()) {
                         warn!(error = %e, "starting a journal compaction failed");
-                    }
-                }
-            }
-            ready = async { ring.as_ref().expect("guarded").readable().await }, if ring.is_some() => {
-                if let Ok(mut guard) = ready {
-                    guard.clear_ready();
-                }
-                if let Some(f) = fast.as_mut() {
-                    let changes = f.take_renewals(&mut server, fast_path::RENEWAL_BATCH);
-                    match store.commit(&changes) {
-                        Ok(()) => f.after_commit(&server, &changes),
-                        Err(e) => warn!(error = %e, "recording renewals answered by XDP failed"),
                     }
                 }
             }

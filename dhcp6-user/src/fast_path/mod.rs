@@ -48,6 +48,11 @@ impl Clock {
         }
     }
 
+    /// Unix seconds now.
+    pub fn unix_now(&self) -> u64 {
+        self.unix_ns / 1_000_000_000
+    }
+
     /// Unix seconds of CLOCK_MONOTONIC nanoseconds `mono_ns`.
     pub fn unix(&self, mono_ns: u64) -> u64 {
         let unix_ns = if mono_ns >= self.mono_ns {
