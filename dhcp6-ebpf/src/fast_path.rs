@@ -40,12 +40,11 @@ static LEASES: HashMap<LeaseKey, LeaseEntry, { LEASE_MAP_ENTRIES as usize }, NO_
 static LINKS: HashMap<u32, LinkEntry, { LINK_MAP_ENTRIES as usize }> = HashMap::new();
 
 /// Per-CPU working space (the BPF stack is 512 bytes): the request, the lease map key, the
-/// Server ID the request names, the IPv6 headers.
+/// IPv6 headers.
 #[repr(C, align(8))]
 pub struct Scratch {
     pub req: [u8; SCRATCH],
     key: LeaseKey,
-    server_id: [u32; SERVER_ID_MAX / 4],
     pub ip_in: [u8; 40],
     pub ip_out: [u8; 40],
     /// What is written into the frame in one piece: the Reply's IPv6 and UDP headers and
@@ -195,6 +194,20 @@ pub fn load8(p: *const u8) -> u64 {
         )
     };
     out
+}
+
+/// Writes `v` as the 8 bytes at `p` (any alignment), one word store.
+#[inline(always)]
+pub fn store8(p: *mut u8, v: u64) {
+    // SAFETY: one 8-byte store to `p`, which the callers point at 8 writable bytes of map memory.
+    unsafe {
+        core::arch::asm!(
+            "*(u64 *)({p} + 0) = {v}",
+            p = in(reg) p,
+            v = in(reg) v,
+            options(nostack, preserves_flags),
+        )
+    };
 }
 
 /// The 8 bytes of the request at `offset` (masked into the scratch buffer), one word load.
@@ -367,9 +380,15 @@ pub fn put_udp_header(s: &mut Scratch, dst_port: u16, len: usize, csum: u16) {
 pub fn load_message(ctx: &XdpContext, frame: &Frame, s: &mut Scratch, unfit: Verdict) -> Result<usize, Verdict> {
     let udp_hdr: [u8; 8] = read_frame(ctx, frame.udp).ok_or(Verdict::Truncated)?;
     let udp_len = (usize::from(udp_hdr[4]) << 8) | usize::from(udp_hdr[5]);
-    // SAFETY: 40 bytes into the 40-byte buffer.
-    if unsafe { bpf_xdp_load_bytes(ctx.as_ptr().cast(), frame.ip as u32, s.ip_in.as_mut_ptr().cast(), 40) } < 0 {
+    // The IPv6 header, in five word loads from the frame.
+    let ip = ctx.data() + frame.ip;
+    if ip + IPV6_HEADER_LEN > ctx.data_end() {
         return Err(Verdict::Truncated);
+    }
+    let to = s.ip_in.as_mut_ptr() as *mut u64;
+    for w in 0..IPV6_HEADER_LEN / 8 {
+        // SAFETY: the 40 bytes are in the frame (checked above); `ip_in` is 8-byte aligned.
+        unsafe { *to.add(w) = load8((ip + 8 * w) as *const u8) };
     }
     let ip_payload = (usize::from(s.ip_in[4]) << 8) | usize::from(s.ip_in[5]);
     if ip_payload != udp_len || frame.udp + udp_len > ctx.data_end() - ctx.data() {
@@ -557,55 +576,44 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
         if server_id.1 == 0 || usize::from(link.server_id_len) != server_id.1 + 4 {
             return Err(Verdict::Unfit);
         }
-        zero_words(s.server_id.as_mut_ptr().cast(), SERVER_ID_MAX / 8);
-        let len = size(server_id.1 + 4, SERVER_ID_MAX)?;
-        // SAFETY: at most SERVER_ID_MAX bytes into a SERVER_ID_MAX-byte buffer.
-        let r = unsafe {
-            bpf_xdp_load_bytes(
-                ctx.as_ptr().cast(),
-                (frame.udp + UDP_HEADER_LEN + server_id.0 - 4) as u32,
-                s.server_id.as_mut_ptr().cast(),
-                len,
-            )
-        };
-        if r < 0 {
-            return Err(Verdict::Unfit);
-        }
-        // Both sides are zero past the option: compare whole words, the first 32 bytes (every
-        // usual DUID) always, the rest only for longer ones.
-        let ours = link.server_id.as_ptr() as *const u32;
-        let same = |from: usize, to: usize, s: &Scratch| {
-            for i in from..to {
-                // SAFETY: in bounds of the array; map values are 8-byte aligned and the field
-                // sits at a multiple of 4.
-                if s.server_id[i] != unsafe { *ours.add(i) } {
-                    return false;
-                }
+        // The option (code, length, DUID) against ours, in words read from the request (the
+        // last one masked to the option's end).
+        let (at, len) = (server_id.0 - 4, server_id.1 + 4);
+        let ours = link.server_id.as_ptr();
+        for w in 0..SERVER_ID_MAX / 8 {
+            let i = 8 * w;
+            if i >= len {
+                break;
             }
-            true
-        };
-        if !same(0, 8, s) || (link.server_id_len > 32 && !same(8, SERVER_ID_MAX / 4, s)) {
-            return Err(Verdict::Unfit);
+            let keep = if len - i >= 8 { u64::MAX } else { (1u64 << ((len - i) * 8)) - 1 };
+            if req8(s, at + i) & keep != load8(ours.wrapping_add(i)) & keep {
+                return Err(Verdict::Unfit);
+            }
         }
     } else if server_id.1 != 0 {
         return Err(Verdict::Unfit);
     }
 
     // The binding of each IA, whose addresses must be exactly the one the map holds.
-    zero_words((&mut s.key as *mut LeaseKey).cast(), core::mem::size_of::<LeaseKey>() / 8);
-    s.key.duid_len = client_id.1 as u8;
-    let len = size(client_id.1, KEY_DUID_MAX)?;
-    // SAFETY: at most KEY_DUID_MAX bytes into the KEY_DUID_MAX-byte key.
-    let r = unsafe {
-        bpf_xdp_load_bytes(
-            ctx.as_ptr().cast(),
-            (frame.udp + UDP_HEADER_LEN + client_id.0) as u32,
-            s.key.duid.as_mut_ptr().cast(),
-            len,
-        )
-    };
-    if r < 0 {
-        return Err(Verdict::Unfit);
+    // The map key's DUID, from the request in words, zero past its length (every byte of the
+    // key is written: the IAID and type per binding below).
+    let duid_len = client_id.1;
+    s.key.duid_len = duid_len as u8;
+    let key_duid = s.key.duid.as_mut_ptr();
+    for w in 0..KEY_DUID_MAX / 8 {
+        let i = 8 * w;
+        let word = if i >= duid_len {
+            0
+        } else if duid_len - i >= 8 {
+            req8(s, client_id.0 + i)
+        } else {
+            req8(s, client_id.0 + i) & ((1u64 << ((duid_len - i) * 8)) - 1)
+        };
+        store8(key_duid.wrapping_add(i), word);
+    }
+    const TAIL: usize = KEY_DUID_MAX / 8 * 8;
+    for i in TAIL..KEY_DUID_MAX {
+        s.key.duid[i] = if i < duid_len { byte(s, client_id.0 + i) } else { 0 };
     }
     // Coarse (a cached clock, not a clocksource read): the deadlines are in seconds.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
@@ -633,7 +641,6 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     let server_id_len = usize::from(link.server_id_len).min(SERVER_ID_MAX);
 
     // Layout and checksum of the Reply.
-    let duid_len = client_id.1;
     let mut sum = 0u64;
     // The message header: a Reply with the request's transaction ID.
     let header = [MessageType::Reply as u8, byte(s, 1), byte(s, 2), byte(s, 3)];

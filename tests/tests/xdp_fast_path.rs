@@ -330,8 +330,37 @@ fn what_the_fast_path_must_not_answer_is_passed_untouched() {
             };
             fill(&mut maps, &c2.server);
             pass(&program, frame, "another server's Renew");
+            // A Server ID of our DUID's length that differs from it in one byte only: the
+            // first, or the last (which the word compare masks to the option's end).
+            let ours = c.server.duid().to_vec();
+            for at in [0, ours.len() - 1] {
+                let mut duid = ours.clone();
+                duid[at] ^= 0x01;
+                let mut s = Server::new(Config::parse(CONFIG).unwrap(), duid, c.server.leases());
+                s.enable_fast_path();
+                fill(&mut maps, &s);
+                pass(&program, frame, &format!("a Server ID differing at byte {at}"));
+            }
             fill(&mut maps, &c.server);
         }
+        // The bindings of a client whose DUID differs from the request's in its last byte only.
+        let client = dhcp6_user::capture::dhcp6_datagram(frame)
+            .and_then(|d| match Message::decode(&d.payload).ok()? {
+                Message::Client(m) => m.options.client_id().map(|d| d.as_bytes().to_vec()),
+                _ => None,
+            })
+            .unwrap();
+        let mut leases = c.server.leases();
+        for l in &mut leases {
+            let last = l.duid.len() - 1;
+            assert_eq!(l.duid, client);
+            l.duid[last] ^= 0x01;
+        }
+        let mut s = Server::new(Config::parse(CONFIG).unwrap(), c.server.duid().to_vec(), leases);
+        s.enable_fast_path();
+        fill(&mut maps, &s);
+        pass(&program, frame, "another client's bindings (DUIDs differing in the last byte)");
+        fill(&mut maps, &c.server);
     }
     // Past the deadline: leases that end now cannot be renewed by XDP.
     for frame in &frames {
