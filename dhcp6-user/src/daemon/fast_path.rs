@@ -32,6 +32,10 @@ pub const STAMP_READS: usize = 50_000;
 /// holds), and the client's next renewal, past the deadline, is answered from userspace.
 const LAST_LOOK: u64 = 2;
 
+/// Least time between two warnings that bindings could not be written (a full map fails
+/// every write: one line per binding would cost more than the writes).
+const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A binding with an entry in the lease map.
 #[derive(Clone, Copy)]
 struct Written {
@@ -51,11 +55,22 @@ pub struct FastPath {
     /// When to read a binding's renewal stamp: (Unix second, the deadline it was planned for,
     /// resource), soonest first. A look planned for a deadline since moved is skipped.
     looks: BinaryHeap<Reverse<(u64, u64, Ipv6Net)>>,
+    /// Bindings whose entry could not be written since the last warning, and when that was.
+    refused: u64,
+    warned: Option<std::time::Instant>,
 }
 
 impl FastPath {
     pub fn new(maps: FastPathMaps, interfaces: HashMap<String, u32>) -> FastPath {
-        FastPath { maps, interfaces, linked: Vec::new(), written: HashMap::new(), looks: BinaryHeap::new() }
+        FastPath {
+            maps,
+            interfaces,
+            linked: Vec::new(),
+            written: HashMap::new(),
+            looks: BinaryHeap::new(),
+            refused: 0,
+            warned: None,
+        }
     }
 
     /// Writes the link entry of each served interface that has its addresses; those without
@@ -136,7 +151,19 @@ impl FastPath {
                 true
             }
             Err(e) => {
-                warn!(resource = %b.resource, error = %e, "writing a fast-path binding failed");
+                // Its renewals are answered from userspace. Said once a minute at most.
+                self.refused += 1;
+                if self.warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+                    warn!(
+                        resource = %b.resource,
+                        error = %e,
+                        refused = self.refused,
+                        written = self.written.len(),
+                        "fast-path bindings could not be written (is the lease map full?): their renewals are answered from userspace"
+                    );
+                    self.refused = 0;
+                    self.warned = Some(std::time::Instant::now());
+                }
                 false
             }
         }

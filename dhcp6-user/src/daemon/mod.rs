@@ -10,6 +10,7 @@ pub mod identity;
 pub mod packet_socket;
 pub mod relay_fast_path;
 pub mod relay_users;
+pub mod sender;
 pub mod socket;
 pub mod state_file;
 pub mod vlan_frames;
@@ -195,6 +196,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
         None => None,
     };
     let listeners: Arc<Vec<Listener>> = Arc::new(socket::open(&roles)?);
+    let sender = sender::Sender::start(listeners.clone()).context("starting the sender thread")?;
     let overload = Arc::new(AtomicU64::new(0));
     let shed = Arc::new(AtomicU64::new(0));
     let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
@@ -274,11 +276,17 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 let (replies, frames) =
                     handle_batch(&mut engines, &listeners, vlan_frames.as_deref(), batch.drain(..), xdp.as_ref(), &drops);
                 last_commit = std::time::Instant::now();
-                for (listener, out, source) in replies {
-                    if let Err(e) = socket::send(&listeners[listener].socket, &out.payload, out.destination, source).await {
-                        warn!(destination = %out.destination, error = %e, "sending a reply failed");
-                    }
-                }
+                sender.send(
+                    replies
+                        .into_iter()
+                        .map(|(listener, out, source)| sender::Outgoing {
+                            listener,
+                            payload: out.payload,
+                            destination: out.destination,
+                            source,
+                        })
+                        .collect(),
+                );
                 if let Some(v) = &vlan_frames {
                     for out in frames {
                         if let Err(e) = v.send(&out) {

@@ -4,7 +4,7 @@
 use std::{
     io::{self, IoSlice, IoSliceMut},
     net::{Ipv6Addr, SocketAddr, SocketAddrV6},
-    os::fd::AsRawFd,
+    os::fd::{AsRawFd, RawFd},
 };
 
 use nix::sys::socket::{
@@ -139,29 +139,11 @@ pub fn try_recv(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
     })
 }
 
-/// Sends `payload` to `destination`, from the local address `source` when given.
-pub async fn send(
-    socket: &UdpSocket,
-    payload: &[u8],
-    destination: SocketAddrV6,
-    source: Option<Ipv6Addr>,
-) -> io::Result<()> {
-    let Some(source) = source else {
-        return socket.send_to(payload, SocketAddr::V6(destination)).await.map(|_| ());
-    };
+/// Sends `payload` on socket `fd` to `destination` from the local address `source`, without
+/// waiting (`WouldBlock` when the socket buffer is full).
+pub fn send_from(fd: RawFd, payload: &[u8], destination: SocketAddrV6, source: Ipv6Addr) -> io::Result<usize> {
     let info = libc::in6_pktinfo { ipi6_addr: libc::in6_addr { s6_addr: source.octets() }, ipi6_ifindex: 0 };
     let to = SockaddrIn6::from(destination);
-    socket
-        .async_io(Interest::WRITABLE, || {
-            sendmsg(
-                socket.as_raw_fd(),
-                &[IoSlice::new(payload)],
-                &[ControlMessage::Ipv6PacketInfo(&info)],
-                MsgFlags::empty(),
-                Some(&to),
-            )
-            .map_err(io::Error::from)
-        })
-        .await
-        .map(|_| ())
+    sendmsg(fd, &[IoSlice::new(payload)], &[ControlMessage::Ipv6PacketInfo(&info)], MsgFlags::empty(), Some(&to))
+        .map_err(io::Error::from)
 }
