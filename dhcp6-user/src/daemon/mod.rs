@@ -2,8 +2,9 @@
 //!
 //! Socket readers hand datagrams to one engine loop through a bounded queue (full: counted
 //! and dropped, so overload sheds load instead of queueing without bound). The loop handles
-//! what is queued as a batch, makes the batch's lease changes durable with one store commit,
-//! and only then sends the replies.
+//! what is queued as a batch (under load, what came within [`COMMIT_EVERY`]), makes the
+//! batch's lease changes durable with one store commit, and only then hands the replies to
+//! the sender thread ([`sender`]).
 
 pub mod fast_path;
 pub mod identity;
@@ -50,7 +51,7 @@ use fast_path::FastPath;
 use socket::{Listener, Role};
 
 /// Most datagrams waiting for the engine; past this, new ones are dropped and counted.
-const QUEUE: usize = 8192;
+const QUEUE: usize = 32768;
 /// Most datagrams handled per store commit.
 const BATCH: usize = 1024;
 /// Least time between two store commits while datagrams keep coming. A commit is one
@@ -60,8 +61,10 @@ const BATCH: usize = 1024;
 const COMMIT_EVERY: Duration = Duration::from_millis(2);
 /// Most datagrams a reader takes from its socket before letting the engine run.
 const READ_BURST: usize = 1024;
-/// Queued datagrams past which new Solicits are shed (about four batches of work).
-const SHED_BACKLOG: usize = 4 * BATCH;
+/// Queued datagrams past which new Solicits are shed: about 100 ms of work at full rate, so
+/// that a stall of the disk (an fdatasync can take that long) is caught up with, not shed,
+/// while a load the server cannot keep up with still sheds new exchanges first.
+const SHED_BACKLOG: usize = 16 * BATCH;
 
 enum Input {
     Datagram {
@@ -89,6 +92,8 @@ struct Drops<'a> {
     queue_full: &'a AtomicU64,
     /// Solicits shed under overload.
     shed_solicits: &'a AtomicU64,
+    /// Replies the kernel refused to send.
+    send_failed: &'a AtomicU64,
 }
 
 /// How `dhcp6d run` was asked to run.
@@ -270,7 +275,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
                         batch.push(input);
                     }
                 }
-                let drops = Drops { queue_full: &overload, shed_solicits: &shed };
+                let drops = Drops { queue_full: &overload, shed_solicits: &shed, send_failed: &sender.failed };
                 let mut engines =
                     Engines { server: &mut server, relay: relay.as_mut(), store: &mut store, fast: fast.as_mut() };
                 let (replies, frames) =
@@ -603,7 +608,7 @@ async fn read_loop(
     shed: Arc<AtomicU64>,
 ) {
     let socket = &listeners[index].socket;
-    let mut buf = vec![0u8; 65536];
+    let mut receiver = socket::Receiver::default();
     loop {
         if let Err(e) = socket.readable().await {
             warn!(error = %e, "waiting on a socket failed");
@@ -611,29 +616,37 @@ async fn read_loop(
         }
         // Drain what the kernel holds, so that overload is decided here, by message type,
         // rather than by the socket buffer overflowing on whatever comes next.
-        for _ in 0..READ_BURST {
-            let socket::Received { len: n, from, to } = match socket::try_recv(socket, &mut buf) {
-                Ok(r) => r,
+        let mut closed = false;
+        for _ in 0..READ_BURST / socket::RECV_BATCH {
+            let received = receiver.try_recv(socket, |r, payload| {
+                // Under overload new exchanges wait: Solicits are shed first, so that
+                // exchanges under way (Requests, Renews) complete and the rate holds near
+                // its peak.
+                if tx.capacity() < QUEUE - SHED_BACKLOG && payload.first() == Some(&(MessageType::Solicit as u8)) {
+                    shed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                let input = Input::Datagram { listener: index, from: r.from, to: r.to, payload: payload.to_vec() };
+                match tx.try_send(input) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        overload.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
+                }
+            });
+            match received {
+                Ok(n) if n < socket::RECV_BATCH => break,
+                Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     warn!(error = %e, "receive failed");
                     break;
                 }
-            };
-            // Under overload new exchanges wait: Solicits are shed first, so that exchanges
-            // under way (Requests, Renews) complete and the rate holds near its peak.
-            if tx.capacity() < QUEUE - SHED_BACKLOG && buf.first() == Some(&(MessageType::Solicit as u8)) {
-                shed.fetch_add(1, Ordering::Relaxed);
-                continue;
             }
-            let input = Input::Datagram { listener: index, from, to, payload: buf[..n].to_vec() };
-            match tx.try_send(input) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    overload.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
-            }
+        }
+        if closed {
+            return;
         }
         tokio::task::yield_now().await;
     }
@@ -725,6 +738,7 @@ fn control_answer(
             let mut v = serde_json::to_value(server.statistics()).unwrap_or(Value::Null);
             v["dropped"]["queue_full"] = json!(drops.queue_full.load(Ordering::Relaxed));
             v["dropped"]["shed_solicit"] = json!(drops.shed_solicits.load(Ordering::Relaxed));
+            v["dropped"]["send_failed"] = json!(drops.send_failed.load(Ordering::Relaxed));
             if let Some(Ok(c)) = xdp.map(XdpProgram::counters) {
                 let verdicts: serde_json::Map<String, Value> =
                     c.by_verdict.iter().map(|(k, n)| (k.name().to_string(), json!(n))).collect();

@@ -8,7 +8,7 @@ use std::{
 };
 
 use nix::sys::socket::{
-    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6,
+    recvmmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn6,
 };
 use tokio::io::Interest;
 
@@ -123,20 +123,57 @@ pub struct Received {
     pub to: Option<Ipv6Addr>,
 }
 
-/// Receives one datagram without waiting (`WouldBlock` when there is none).
-pub fn try_recv(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
-    socket.try_io(Interest::READABLE, || {
-        let mut iov = [IoSliceMut::new(buf)];
-        let mut space = nix::cmsg_space!(libc::in6_pktinfo);
-        let msg = recvmsg::<SockaddrIn6>(socket.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty())
-            .map_err(io::Error::from)?;
-        let from = msg.address.map(SocketAddrV6::from).ok_or_else(|| io::Error::other("datagram without a source"))?;
-        let to = msg.cmsgs().map_err(io::Error::from)?.find_map(|c| match c {
-            ControlMessageOwned::Ipv6PacketInfo(info) => Some(Ipv6Addr::from(info.ipi6_addr.s6_addr)),
-            _ => None,
-        });
-        Ok(Received { len: msg.bytes, from, to })
-    })
+/// Most datagrams one `recvmmsg` takes.
+pub const RECV_BATCH: usize = 16;
+/// Room for one datagram: the largest UDP payload.
+const DATAGRAM_MAX: usize = 65536;
+
+/// Buffers for receiving up to [`RECV_BATCH`] datagrams in one system call.
+pub struct Receiver {
+    buffers: Vec<Vec<u8>>,
+}
+
+impl Default for Receiver {
+    fn default() -> Self {
+        Receiver { buffers: vec![vec![0; DATAGRAM_MAX]; RECV_BATCH] }
+    }
+}
+
+impl Receiver {
+    /// Receives what the socket holds, up to [`RECV_BATCH`] datagrams, without waiting
+    /// (`WouldBlock` when there is none), handing each with its payload to `each`.
+    pub fn try_recv(&mut self, socket: &UdpSocket, mut each: impl FnMut(Received, &[u8])) -> io::Result<usize> {
+        let buffers = &mut self.buffers;
+        let mut got = Vec::with_capacity(RECV_BATCH);
+        // Made per call (a few small allocations per batch): its raw pointers would keep the
+        // reader's future from moving between threads.
+        let mut headers =
+            MultiHeaders::<SockaddrIn6>::preallocate(RECV_BATCH, Some(nix::cmsg_space!(libc::in6_pktinfo)));
+        socket.try_io(Interest::READABLE, || {
+            let mut slices: Vec<[IoSliceMut<'_>; 1]> = buffers.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+            let results = recvmmsg(socket.as_raw_fd(), &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)
+                .map_err(io::Error::from)?;
+            got.clear();
+            for msg in results {
+                let from = msg.address.map(SocketAddrV6::from);
+                let to = msg.cmsgs().ok().and_then(|mut c| {
+                    c.find_map(|c| match c {
+                        ControlMessageOwned::Ipv6PacketInfo(info) => Some(Ipv6Addr::from(info.ipi6_addr.s6_addr)),
+                        _ => None,
+                    })
+                });
+                got.push((msg.bytes, from, to));
+            }
+            Ok(())
+        })?;
+        for (i, (len, from, to)) in got.iter().enumerate() {
+            // A datagram without a source cannot be answered: skipped.
+            if let Some(from) = from {
+                each(Received { len: *len, from: *from, to: *to }, &buffers[i][..*len]);
+            }
+        }
+        Ok(got.len())
+    }
 }
 
 /// Sends `payload` on socket `fd` to `destination` from the local address `source`, without

@@ -70,17 +70,50 @@ fn clamp_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
+/// A hash index of table positions that keeps each entry's hash (32 bits of it): growing it
+/// does not read the slots or the DUIDs again (with a million leases, rehashing from them
+/// stalled the engine for a third of a second, every read missing the cache), and a lookup
+/// compares hashes before it looks at a slot.
+#[derive(Default)]
+struct Index(HashTable<(u32, u32)>);
+
+impl Index {
+    /// The 64-bit hash the table uses: its control bytes come from the top bits, its buckets
+    /// from the bottom ones.
+    fn spread(h: u32) -> u64 {
+        (u64::from(h) << 32) | u64::from(h)
+    }
+
+    fn find(&self, hash: u32, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.0.find(Self::spread(hash), |&(at, h)| h == hash && eq(at)).map(|e| e.0)
+    }
+
+    fn insert(&mut self, hash: u32, at: u32) {
+        self.0.insert_unique(Self::spread(hash), (at, hash), |&(_, h)| Self::spread(h));
+    }
+
+    fn remove(&mut self, hash: u32, at: u32) {
+        if let Ok(e) = self.0.find_entry(Self::spread(hash), |&(x, _)| x == at) {
+            e.remove();
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit(|&(_, h)| Self::spread(h));
+    }
+}
+
 /// The lease table. See the module documentation.
 #[derive(Default)]
 pub struct LeaseTable {
     slots: Vec<Slot>,
     free_slot: u32,
     live: usize,
-    by_resource: HashTable<u32>,
-    by_ia: HashTable<u32>,
+    by_resource: Index,
+    by_ia: Index,
     clients: Vec<Client>,
     free_clients: Vec<u32>,
-    by_duid: HashTable<u32>,
+    by_duid: Index,
     arena: Vec<u8>,
     arena_garbage: usize,
     interfaces: Vec<String>,
@@ -112,12 +145,16 @@ impl LeaseTable {
         (u128::from_be_bytes(slot.addr), slot.prefix_len)
     }
 
-    fn hash_resource(&self, key: (u128, u8)) -> u64 {
-        self.hasher.hash_one(key)
+    fn hash_resource(&self, key: (u128, u8)) -> u32 {
+        self.hasher.hash_one(key) as u32
     }
 
-    fn hash_ia(&self, client: u32, iaid: u32, ia_type: u8) -> u64 {
-        self.hasher.hash_one((client, iaid, ia_type))
+    fn hash_ia(&self, client: u32, iaid: u32, ia_type: u8) -> u32 {
+        self.hasher.hash_one((client, iaid, ia_type)) as u32
+    }
+
+    fn hash_duid(&self, duid: &[u8]) -> u32 {
+        self.hasher.hash_one(duid) as u32
     }
 
     fn duid(&self, client: u32) -> &[u8] {
@@ -126,8 +163,7 @@ impl LeaseTable {
     }
 
     fn find_client(&self, duid: &[u8]) -> Option<u32> {
-        let h = self.hasher.hash_one(duid);
-        self.by_duid.find(h, |&c| self.duid(c) == duid).copied()
+        self.by_duid.find(self.hash_duid(duid), |c| self.duid(c) == duid)
     }
 
     fn intern_client(&mut self, duid: &[u8]) -> u32 {
@@ -148,13 +184,8 @@ impl LeaseTable {
                 (self.clients.len() - 1) as u32
             }
         };
-        let h = self.hasher.hash_one(duid);
-        let (clients, arena) = (&self.clients, &self.arena);
-        let hasher = &self.hasher;
-        self.by_duid.insert_unique(h, index, |&c| {
-            let c = clients[c as usize];
-            hasher.hash_one(&arena[c.offset as usize..c.offset as usize + usize::from(c.len)])
-        });
+        let h = self.hash_duid(duid);
+        self.by_duid.insert(h, index);
         index
     }
 
@@ -164,10 +195,8 @@ impl LeaseTable {
         if c.leases > 0 {
             return;
         }
-        let h = self.hasher.hash_one(self.duid(client));
-        if let Ok(entry) = self.by_duid.find_entry(h, |&x| x == client) {
-            entry.remove();
-        }
+        let h = self.hash_duid(self.duid(client));
+        self.by_duid.remove(h, client);
         self.arena_garbage += usize::from(self.clients[client as usize].len);
         self.free_clients.push(client);
         if self.arena_garbage > (1 << 20) && self.arena_garbage * 2 > self.arena.len() {
@@ -206,7 +235,7 @@ impl LeaseTable {
     fn slot_of(&self, resource: &Ipv6Net) -> Option<u32> {
         let key = (u128::from(resource.addr()), resource.prefix_len());
         let h = self.hash_resource(key);
-        self.by_resource.find(h, |&s| Self::resource_of(&self.slots[s as usize]) == key).copied()
+        self.by_resource.find(h, |s| Self::resource_of(&self.slots[s as usize]) == key)
     }
 
     pub fn contains(&self, resource: &Ipv6Net) -> bool {
@@ -285,12 +314,10 @@ impl LeaseTable {
         let ia_hash = self.hash_ia(client, lease.iaid, ia_type);
         let head = if in_ia {
             let slots = &self.slots;
-            self.by_ia
-                .find(ia_hash, |&s| {
-                    let x = &slots[s as usize];
-                    (x.client, x.iaid, x.ia_type) == (client, lease.iaid, ia_type)
-                })
-                .copied()
+            self.by_ia.find(ia_hash, |s| {
+                let x = &slots[s as usize];
+                (x.client, x.iaid, x.ia_type) == (client, lease.iaid, ia_type)
+            })
         } else {
             None
         };
@@ -312,19 +339,12 @@ impl LeaseTable {
         if in_ia {
             match head {
                 Some(h) => self.slots[h as usize].next = index,
-                None => {
-                    let (slots, hasher) = (&self.slots, &self.hasher);
-                    self.by_ia.insert_unique(ia_hash, index, |&s| {
-                        let x = &slots[s as usize];
-                        hasher.hash_one((x.client, x.iaid, x.ia_type))
-                    });
-                }
+                None => self.by_ia.insert(ia_hash, index),
             }
         }
         let key = Self::resource_of(&slot);
         let h = self.hash_resource(key);
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.by_resource.insert_unique(h, index, |&s| hasher.hash_one(Self::resource_of(&slots[s as usize])));
+        self.by_resource.insert(h, index);
         self.deadlines.entry(slot.expires).or_default().push(index);
         self.count_client(slot.subnet, client, slot.state, 1);
         self.live += 1;
@@ -337,9 +357,7 @@ impl LeaseTable {
         let slot = self.slots[s as usize];
         let key = Self::resource_of(&slot);
         let h = self.hash_resource(key);
-        if let Ok(e) = self.by_resource.find_entry(h, |&x| x == s) {
-            e.remove();
-        }
+        self.by_resource.remove(h, s);
         if slot.state != state_code(LeaseState::Declined) {
             self.unlink_from_ia(s, &slot);
         }
@@ -357,25 +375,17 @@ impl LeaseTable {
         let ia_hash = self.hash_ia(slot.client, slot.iaid, slot.ia_type);
         let head = {
             let slots = &self.slots;
-            self.by_ia
-                .find(ia_hash, |&x| {
-                    let y = &slots[x as usize];
-                    (y.client, y.iaid, y.ia_type) == (slot.client, slot.iaid, slot.ia_type)
-                })
-                .copied()
+            self.by_ia.find(ia_hash, |x| {
+                let y = &slots[x as usize];
+                (y.client, y.iaid, y.ia_type) == (slot.client, slot.iaid, slot.ia_type)
+            })
         };
         let Some(head) = head else { return };
         if head == s {
-            if let Ok(e) = self.by_ia.find_entry(ia_hash, |&x| x == s) {
-                e.remove();
-            }
+            self.by_ia.remove(ia_hash, s);
             let next = slot.next;
             if next != NONE {
-                let (slots, hasher) = (&self.slots, &self.hasher);
-                self.by_ia.insert_unique(ia_hash, next, |&x| {
-                    let y = &slots[x as usize];
-                    hasher.hash_one((y.client, y.iaid, y.ia_type))
-                });
+                self.by_ia.insert(ia_hash, next);
             }
         } else {
             let mut at = head;
@@ -394,12 +404,12 @@ impl LeaseTable {
         let Some(client) = self.find_client(duid) else { return vec![] };
         let t = type_code(ia_type);
         let h = self.hash_ia(client, iaid, t);
-        let head = self.by_ia.find(h, |&s| {
+        let head = self.by_ia.find(h, |s| {
             let x = &self.slots[s as usize];
             (x.client, x.iaid, x.ia_type) == (client, iaid, t)
         });
         let mut out = Vec::new();
-        let mut at = head.copied().unwrap_or(NONE);
+        let mut at = head.unwrap_or(NONE);
         while at != NONE {
             let slot = &self.slots[at as usize];
             out.push(Ipv6Net::new(Ipv6Addr::from(slot.addr), slot.prefix_len).unwrap_or_default());
@@ -458,17 +468,9 @@ impl LeaseTable {
         self.slots.shrink_to_fit();
         self.clients.shrink_to_fit();
         self.arena.shrink_to_fit();
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.by_resource.shrink_to_fit(|&s| hasher.hash_one(Self::resource_of(&slots[s as usize])));
-        self.by_ia.shrink_to_fit(|&s| {
-            let x = &slots[s as usize];
-            hasher.hash_one((x.client, x.iaid, x.ia_type))
-        });
-        let (clients, arena) = (&self.clients, &self.arena);
-        self.by_duid.shrink_to_fit(|&c| {
-            let c = clients[c as usize];
-            hasher.hash_one(&arena[c.offset as usize..c.offset as usize + usize::from(c.len)])
-        });
+        self.by_resource.shrink_to_fit();
+        self.by_ia.shrink_to_fit();
+        self.by_duid.shrink_to_fit();
     }
 }
 
