@@ -207,10 +207,10 @@ impl FastPath {
                 Some(ia_type) if stamp != 0 => server.renewed(w.key.duid(), w.key.iaid, ia_type, clock.unix(stamp)),
                 _ => None,
             };
-            match change {
-                Some(change) => changes.push(change),
-                None => self.plan_look(resource, w.deadline, now),
-            }
+            changes.extend(change);
+            // Looked at again halfway to the deadline; once the commit moves the deadline,
+            // the rewrite plans the binding's next look and this one is skipped.
+            self.plan_look(resource, w.deadline, now);
         }
         changes
     }
