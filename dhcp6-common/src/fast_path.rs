@@ -110,13 +110,18 @@ pub struct LinkEntry {
     pub server_id_len: u16,
     pub dns_len: u16,
     pub domains_len: u16,
-    pub _pad2: u16,
+    /// When both options fit in `dns` one after the other (held there so, the domain list
+    /// right after the DNS servers): their length, and a Reply asking for both writes them
+    /// in one piece. 0: they do not (each is written from its own field). (Once padding:
+    /// entries written before are 0, and still answered right.)
+    pub both_len: u16,
     pub server_id_sum: u32,
     pub dns_sum: u32,
     pub domains_sum: u32,
     /// The Server ID option (code, length, DUID).
     pub server_id: [u8; SERVER_ID_MAX],
-    /// The DNS Recursive Name Server option, sent when the client's ORO asks; `dns_len` 0: none.
+    /// The DNS Recursive Name Server option, sent when the client's ORO asks; `dns_len` 0: none
+    /// (followed by the domain list when `both_len` says so).
     pub dns: [u8; OPTION_MAX],
     /// The Domain Search List option, sent when the client's ORO asks; `domains_len` 0: none.
     pub domains: [u8; OPTION_MAX],

@@ -753,11 +753,17 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
         // expiry and move the deadline (no report per renewal: see dhcp6_common::fast_path).
         e.renewed_ns = now;
     }
-    if dns_len > 0 {
-        store(ctx, payload + dns_at, link.dns.as_ptr(), size(dns_len, OPTION_MAX)?)?;
-    }
-    if domains_len > 0 {
-        store(ctx, payload + domains_at, link.domains.as_ptr(), size(domains_len, OPTION_MAX)?)?;
+    let both_len = usize::from(link.both_len);
+    if dns_len > 0 && domains_len > 0 && both_len == dns_len + domains_len {
+        // Both, as userspace laid them out one after the other: one write.
+        store(ctx, payload + dns_at, link.dns.as_ptr(), size(both_len, OPTION_MAX)?)?;
+    } else {
+        if dns_len > 0 {
+            store(ctx, payload + dns_at, link.dns.as_ptr(), size(dns_len, OPTION_MAX)?)?;
+        }
+        if domains_len > 0 {
+            store(ctx, payload + domains_at, link.domains.as_ptr(), size(domains_len, OPTION_MAX)?)?;
+        }
     }
     Ok(())
 }

@@ -278,6 +278,27 @@ impl XdpProgram {
         Ok(TestRunOutput { action: result.return_value, frame: out, duration: result.duration })
     }
 
+    /// Runs the program on `runs` fresh copies of `frame` in one live-frame test run
+    /// (BPF_F_TEST_XDP_LIVE_FRAMES), as if they came in on interface `ifindex`: each run gets
+    /// a page of its own holding the frame, as from a NIC's ring, and what the program sends
+    /// back with XDP_TX goes to the interface. (`runs` at most one batch: pages of a later
+    /// batch would be recycled ones, holding what the program wrote.) Returns the mean time
+    /// per run of the whole test run.
+    pub fn test_run_live(&self, frame: &[u8], ifindex: u32, runs: u32) -> Result<Duration, XdpError> {
+        use aya::programs::{TestRun, TestRunAttrs, TestRunOptions};
+        let program: &Xdp = self.ebpf.program(XDP_PROGRAM).ok_or(XdpError::Missing("XDP program"))?.try_into()?;
+        let md: [u32; 6] = [0, frame.len() as u32, 0, ifindex, 0, 0];
+        let ctx: Vec<u8> = md.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ctx_in: Some(&ctx),
+            repeat: runs.max(1),
+            attrs: TestRunAttrs::new().xdp_live_frames(runs.max(1)),
+            ..Default::default()
+        };
+        Ok(program.test_run(opts)?.duration)
+    }
+
     /// The kernel's run statistics of the program (time in it, runs), counted while
     /// [`enable_run_stats`] is held.
     pub fn run_stats(&self) -> Result<(Duration, u64), XdpError> {

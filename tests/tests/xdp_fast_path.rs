@@ -278,6 +278,15 @@ fn renews_and_rebinds_of_the_captures_are_answered_as_the_engine_answers_them() 
                 }
                 check_reply(&request, &run.frame, &reply, source, &what);
                 answered += 1;
+                // The same with the link entry as dhcp6d wrote it before the DNS servers and
+                // domain list were also held together (each then written on its own).
+                let mut link = maps.links.get(&LO, 0).unwrap();
+                assert_ne!(link.both_len, 0, "{what}: the options are held together");
+                link.both_len = 0;
+                maps.links.insert(LO, link, 0).unwrap();
+                let run = program.test_run_on(&request, LO, 1).unwrap();
+                assert_eq!(run.action, XDP_TX, "{what}, options apart: answered");
+                check_reply(&request, &run.frame, &reply, source, &format!("{what}, options apart"));
             }
         }
     }

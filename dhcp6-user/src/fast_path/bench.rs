@@ -11,6 +11,8 @@ use dhcp6_codec::{
 use ipnet::Ipv6Net;
 
 use super::{client_frame, lease_entry, lease_key, link_entry, Clock};
+use dhcp6_common::counters::Verdict;
+
 use crate::{
     config::Config,
     server::{IaType, Lease, LeaseState, Server},
@@ -20,8 +22,11 @@ use crate::{
 /// Test runs come in on loopback, the one interface every namespace has.
 const LO: u32 = 1;
 const XDP_TX: u32 = 3;
-/// Most single test runs per answered case (each is a system call).
-const SINGLE_RUNS: u32 = 200_000;
+/// Runs per live-frame test run: one batch of fresh pages.
+const LIVE_BATCH: u32 = 64;
+/// Most live-frame test runs per answered case (each sets up a page pool: about a
+/// millisecond).
+const LIVE_CALLS: u32 = 500;
 
 const CONFIG: &str = r#"
 [server]
@@ -135,19 +140,27 @@ pub fn measure(repeat: u32) -> anyhow::Result<Vec<Measured>> {
     let _stats = crate::xdp::enable_run_stats()?;
     let mut out = Vec::new();
     for (what, f) in cases {
-        let (time0, runs0) = program.run_stats()?;
         // One plain run says what the program does with the frame. A frame it passes is timed
-        // on repeat. A frame it answers is rewritten in place, so a repeat would time the
-        // Reply from the second run on (and live frames are not reset either): it is run once
-        // per test run, many times, each run on the request.
+        // on repeat. A frame it answers is rewritten in place, so a plain repeat would time
+        // the Reply from the second run on: it is timed on repeat in live-frame test runs
+        // instead, each run on a fresh copy of the request (a batch of pages, as a NIC's ring
+        // holds them), and the count of Replies checks that every run answered.
         let answered = program.test_run_on(&f, LO, 1)?.action == XDP_TX;
+        let (time0, runs0) = program.run_stats()?;
         let per_packet = if answered {
-            let runs = repeat.clamp(1, SINGLE_RUNS);
+            let calls = (repeat / LIVE_BATCH).clamp(1, LIVE_CALLS);
+            let replied0 = program.counters()?.verdict(Verdict::Replied);
             let mut total = Duration::ZERO;
-            for _ in 0..runs {
-                total += program.test_run_on(&f, LO, 1)?.duration;
+            for _ in 0..calls {
+                total += program.test_run_live(&f, LO, LIVE_BATCH)? * LIVE_BATCH;
             }
-            total / runs
+            let replied = program.counters()?.verdict(Verdict::Replied) - replied0;
+            anyhow::ensure!(
+                replied == u64::from(calls * LIVE_BATCH),
+                "{what}: {replied} of {} live runs answered",
+                calls * LIVE_BATCH
+            );
+            total / (calls * LIVE_BATCH)
         } else {
             program.test_run_on(&f, LO, repeat)?.duration
         };

@@ -191,7 +191,7 @@ pub fn link_entry(
         server_id_len: server_id.len() as u16,
         dns_len: dns.len() as u16,
         domains_len: domains.len() as u16,
-        _pad2: 0,
+        both_len: 0,
         server_id_sum: checksum::sum(&server_id),
         dns_sum: checksum::sum(&dns),
         domains_sum: checksum::sum(&domains),
@@ -206,6 +206,11 @@ pub fn link_entry(
     fill(&mut entry.server_id, &server_id, "Server ID")?;
     fill(&mut entry.dns, &dns, "DNS")?;
     fill(&mut entry.domains, &domains, "domain search")?;
+    let both = dns.len() + domains.len();
+    if !dns.is_empty() && !domains.is_empty() && both <= OPTION_MAX {
+        entry.dns[dns.len()..both].copy_from_slice(&domains);
+        entry.both_len = both as u16;
+    }
     Ok(entry)
 }
 
