@@ -276,11 +276,16 @@ pub async fn run(options: RunOptions) -> Result<()> {
                     }
                 }
                 let drops = Drops { queue_full: &overload, shed_solicits: &shed, send_failed: &sender.failed };
+                let records = store.records();
                 let mut engines =
                     Engines { server: &mut server, relay: relay.as_mut(), store: &mut store, fast: fast.as_mut() };
                 let (replies, frames) =
                     handle_batch(&mut engines, &listeners, vlan_frames.as_deref(), batch.drain(..), xdp.as_ref(), &drops);
-                last_commit = std::time::Instant::now();
+                // Only a batch that wrote to the journal paces the next one (relayed messages,
+                // Solicits and the like are not held back).
+                if store.records() != records {
+                    last_commit = std::time::Instant::now();
+                }
                 sender.send(
                     replies
                         .into_iter()
