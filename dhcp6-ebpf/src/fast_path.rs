@@ -210,6 +210,17 @@ pub fn store8(p: *mut u8, v: u64) {
     };
 }
 
+/// A mask of the first `n` bytes of a word loaded with [`load8`] or [`req8`] (all of them
+/// from 8 on): what keeps a piece's last word from reaching past its end.
+#[inline(always)]
+pub fn first_bytes(n: usize) -> u64 {
+    if n >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (n * 8)) - 1
+    }
+}
+
 /// The 8 bytes of the request at `offset` (masked into the scratch buffer), one word load.
 #[inline(always)]
 pub fn req8(s: &Scratch, offset: usize) -> u64 {
@@ -585,7 +596,7 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
             if i >= len {
                 break;
             }
-            let keep = if len - i >= 8 { u64::MAX } else { (1u64 << ((len - i) * 8)) - 1 };
+            let keep = first_bytes(len - i);
             if req8(s, at + i) & keep != load8(ours.wrapping_add(i)) & keep {
                 return Err(Verdict::Unfit);
             }
@@ -602,13 +613,7 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     let key_duid = s.key.duid.as_mut_ptr();
     for w in 0..KEY_DUID_MAX / 8 {
         let i = 8 * w;
-        let word = if i >= duid_len {
-            0
-        } else if duid_len - i >= 8 {
-            req8(s, client_id.0 + i)
-        } else {
-            req8(s, client_id.0 + i) & ((1u64 << ((duid_len - i) * 8)) - 1)
-        };
+        let word = if i >= duid_len { 0 } else { req8(s, client_id.0 + i) & first_bytes(duid_len - i) };
         store8(key_duid.wrapping_add(i), word);
     }
     const TAIL: usize = KEY_DUID_MAX / 8 * 8;

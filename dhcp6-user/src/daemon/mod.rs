@@ -43,7 +43,7 @@ use crate::{
     json::hex,
     netlink::{PdRoute, PdRoutes},
     relay::{PdRouteIntent, Relay, RelayOut, RouteChange, Vlans},
-    server::{Inbound, LeaseChange, LeaseStore, Outbound, Server},
+    server::{Inbound, LeaseChange, LeaseStore, Server},
     store::{Journal, JOURNAL_FILE},
     xdp::XdpProgram,
 };
@@ -286,17 +286,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 if store.records() != records {
                     last_commit = std::time::Instant::now();
                 }
-                sender.send(
-                    replies
-                        .into_iter()
-                        .map(|(listener, out, source)| sender::Outgoing {
-                            listener,
-                            payload: out.payload,
-                            destination: out.destination,
-                            source,
-                        })
-                        .collect(),
-                );
+                sender.send(replies);
                 if let Some(v) = &vlan_frames {
                     for out in frames {
                         if let Err(e) = v.send(&out) {
@@ -492,7 +482,7 @@ struct Engines<'a> {
 
 /// The listener a relay's datagram leaves from: its access interface going down (with the
 /// interface's scope on the link-local destination), the unicast one going up.
-fn relay_out(listeners: &[Listener], out: RelayOut) -> Option<(usize, Outbound, Option<std::net::Ipv6Addr>)> {
+fn relay_out(listeners: &[Listener], out: RelayOut) -> Option<sender::Outgoing> {
     let (listener, scope) = match out.interface {
         Some(access) => {
             let i = listeners.iter().position(|l| l.role == Role::RelayAccess(access))?;
@@ -501,16 +491,16 @@ fn relay_out(listeners: &[Listener], out: RelayOut) -> Option<(usize, Outbound, 
         None => (listeners.iter().position(|l| l.role == Role::Unicast)?, 0),
     };
     let d = out.destination;
-    Some((
+    Some(sender::Outgoing {
         listener,
-        Outbound { payload: out.payload, destination: SocketAddrV6::new(*d.ip(), d.port(), 0, scope) },
-        None,
-    ))
+        payload: out.payload,
+        destination: SocketAddrV6::new(*d.ip(), d.port(), 0, scope),
+        source: None,
+    })
 }
 
 /// Handles a batch: every datagram through its engine, one store commit for all the server's
 /// changes, then the datagrams to send (the server's none if the store refused).
-#[allow(clippy::type_complexity)]
 fn handle_batch(
     engines: &mut Engines<'_>,
     listeners: &[Listener],
@@ -518,7 +508,7 @@ fn handle_batch(
     inputs: impl Iterator<Item = Input>,
     xdp: Option<&XdpProgram>,
     drops: &Drops<'_>,
-) -> (Vec<(usize, Outbound, Option<std::net::Ipv6Addr>)>, Vec<RelayOut>) {
+) -> (Vec<sender::Outgoing>, Vec<RelayOut>) {
     let Engines { server, relay, store, fast } = engines;
     let now = now();
     let mut relayed = Vec::new();
@@ -560,7 +550,12 @@ fn handle_batch(
                 if let Some(reply) = outcome.reply {
                     // Answers to unicast leave from the address they came to.
                     let source = to.filter(|a| !a.is_multicast() && role == Role::Unicast);
-                    replies.push((listener, reply, source));
+                    replies.push(sender::Outgoing {
+                        listener,
+                        payload: reply.payload,
+                        destination: reply.destination,
+                        source,
+                    });
                 }
             }
             Input::Frame { access, from, mac, payload } => {
