@@ -257,3 +257,84 @@ fn leases_imported_from_kea_are_renewed_by_the_same_clients() {
     assert_eq!(bound, vec![(format!("{address}/128"), "ia_na".to_string()), (prefix, "ia_pd".to_string())]);
     assert_eq!(server.stat("sent", "REPLY"), server.stat("received", "RENEW") + server.stat("received", "REBIND"));
 }
+
+/// Unmounts a file system when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn lease(n: u32) -> dhcp6_user::server::Lease {
+    use dhcp6_user::server::{IaType, Lease, LeaseState};
+    Lease {
+        resource: ipnet::Ipv6Net::from(std::net::Ipv6Addr::from(
+            0x2001_0db8_0001_0000_0000_0000_0001_0000u128 + u128::from(n),
+        )),
+        ia_type: IaType::Na,
+        duid: client_duid(n),
+        iaid: n,
+        subnet: 0,
+        state: LeaseState::Bound,
+        preferred_lifetime: 600,
+        valid_lifetime: 900,
+        expires: 2_000_000_000,
+        interface: Some("eth0".into()),
+    }
+}
+
+#[test]
+fn a_journal_write_the_disk_refuses_is_cut_back_and_later_commits_survive() {
+    use dhcp6_user::{
+        server::{LeaseChange, LeaseStore},
+        store::Journal,
+    };
+    let scratch = Scratch::new("journal-full");
+    let dir = scratch.path("fs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mounting a small tmpfs");
+    let _mount = Mount(dir.clone());
+    let path = dir.join("leases.journal");
+    let mut journal = Journal::open(&path, |_| {}).unwrap();
+    // Fill the file system but for a few records' room.
+    let filler = dir.join("filler");
+    std::fs::write(&filler, vec![0u8; 240 * 1024]).unwrap();
+    let mut committed = 0u32;
+    let refused = loop {
+        // Batches of 40 records (about 3 KiB): one of them only partly fits.
+        let before = std::fs::metadata(&path).unwrap().len();
+        let batch: Vec<LeaseChange> = (committed..committed + 40).map(|n| LeaseChange::Upsert(lease(n))).collect();
+        match journal.commit(&batch) {
+            Ok(()) => committed += 40,
+            Err(e) => break (e, before),
+        }
+        assert!(committed < 10_000, "the file system never filled up");
+    };
+    eprintln!("refused after {committed} records: {}", refused.0);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        refused.1,
+        "the part of the refused write that landed is cut off"
+    );
+    // Room again: what is committed next follows the last whole record.
+    std::fs::remove_file(&filler).unwrap();
+    let batch: Vec<LeaseChange> = (100_000..100_010).map(|n| LeaseChange::Upsert(lease(n))).collect();
+    journal.commit(&batch).unwrap();
+    drop(journal);
+    let mut leases = Vec::new();
+    Journal::open(&path, |c| {
+        if let LeaseChange::Upsert(l) = c {
+            leases.push(l.iaid)
+        }
+    })
+    .unwrap();
+    let expected: Vec<u32> = (0..committed).chain(100_000..100_010).collect();
+    assert_eq!(leases, expected, "every committed lease, and only those, after the refused write");
+}

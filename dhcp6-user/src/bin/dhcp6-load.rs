@@ -10,7 +10,9 @@
 //! ```
 
 use std::{
+    io::{IoSlice, IoSliceMut},
     net::{SocketAddr, SocketAddrV6, UdpSocket},
+    os::fd::AsRawFd,
     time::{Duration, Instant},
 };
 
@@ -18,7 +20,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use dhcp6_user::{
     codec::{
-        option::{DhcpOption, IaNa, Options},
+        option::{DhcpOption, Options},
         ClientMessage, Duid, Message, MessageType, Packet, TransactionId,
     },
     daemon::{
@@ -27,6 +29,7 @@ use dhcp6_user::{
     },
     fast_path::client_frame,
 };
+use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrIn6};
 
 #[derive(Parser)]
 #[command(name = "dhcp6-load", about = "DHCPv6 four-message exchange load generator")]
@@ -60,14 +63,122 @@ const RENEW_XID: u32 = 0x80_0000;
 
 /// Most Solicits sent between two reads of the socket.
 const SEND_BURST: usize = 64;
+/// Most datagrams per `sendmmsg` or `recvmmsg`.
+const MMSG: usize = 64;
 
 const SOLICITED: u8 = 1;
 const REQUESTED: u8 = 2;
 const DONE: u8 = 3;
 
+/// DHCPv6 option codes the generator writes or looks for.
+const OPTION_CLIENTID: u16 = 1;
+const OPTION_SERVERID: u16 = 2;
+const OPTION_IA_NA: u16 = 3;
+const OPTION_ELAPSED_TIME: u16 = 8;
+
 fn duid(n: u32) -> [u8; 10] {
     let b = n.to_be_bytes();
     [0, 3, 0, 1, 0x02, 0xdd, b[0], b[1], b[2], b[3]]
+}
+
+/// Appends a message header: type and 24-bit transaction id.
+fn put_header(out: &mut Vec<u8>, msg_type: MessageType, xid: u32) {
+    out.push(msg_type as u8);
+    out.extend_from_slice(&xid.to_be_bytes()[1..]);
+}
+
+fn put_option(out: &mut Vec<u8>, code: u16, data: &[u8]) {
+    out.extend_from_slice(&code.to_be_bytes());
+    out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    out.extend_from_slice(data);
+}
+
+/// Client `n`'s Solicit for one IA_NA (IAID 1), written straight to the wire format: the
+/// generator must cost far less than the server it measures.
+fn put_solicit(out: &mut Vec<u8>, xid: u32, n: u32) {
+    put_header(out, MessageType::Solicit, xid);
+    put_option(out, OPTION_CLIENTID, &duid(n));
+    put_option(out, OPTION_IA_NA, &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    put_option(out, OPTION_ELAPSED_TIME, &[0, 0]);
+}
+
+/// Client `n`'s Request for what `advertise` offered: its Server ID and IA_NA as they came.
+/// False (nothing written) if the Advertise lacks either.
+fn put_request(out: &mut Vec<u8>, xid: u32, n: u32, advertise: &Packet<&[u8]>) -> bool {
+    let (mut server_id, mut ia) = (None, None);
+    for option in advertise.options() {
+        let Ok(o) = option else { return false };
+        match o.code {
+            OPTION_SERVERID => server_id = Some(o.data),
+            OPTION_IA_NA if ia.is_none() => ia = Some(o.data),
+            _ => {}
+        }
+    }
+    let (Some(server_id), Some(ia)) = (server_id, ia) else { return false };
+    put_header(out, MessageType::Request, xid);
+    put_option(out, OPTION_CLIENTID, &duid(n));
+    put_option(out, OPTION_SERVERID, server_id);
+    put_option(out, OPTION_IA_NA, ia);
+    put_option(out, OPTION_ELAPSED_TIME, &[0, 0]);
+    true
+}
+
+/// Datagrams to send, one after another in one buffer.
+#[derive(Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Outbox {
+    /// Writes one datagram with `write`; kept if it says so.
+    fn push(&mut self, write: impl FnOnce(&mut Vec<u8>) -> bool) -> bool {
+        let start = self.bytes.len();
+        if write(&mut self.bytes) {
+            self.ends.push(self.bytes.len());
+            true
+        } else {
+            self.bytes.truncate(start);
+            false
+        }
+    }
+
+    /// Sends them all to `to`, in `sendmmsg` batches; returns how many went (the first ones:
+    /// a full socket buffer stops it), and empties the outbox.
+    fn flush(
+        &mut self,
+        socket: &UdpSocket,
+        headers: &mut MultiHeaders<SockaddrIn6>,
+        to: SocketAddrV6,
+    ) -> Result<usize> {
+        let mut starts = Vec::with_capacity(self.ends.len());
+        let mut at = 0;
+        for &end in &self.ends {
+            starts.push(at);
+            at = end;
+        }
+        let mut sent = 0;
+        while sent < self.ends.len() {
+            let chunk = (self.ends.len() - sent).min(MMSG);
+            let slices: Vec<[IoSlice<'_>; 1]> =
+                (sent..sent + chunk).map(|i| [IoSlice::new(&self.bytes[starts[i]..self.ends[i]])]).collect();
+            let addresses = vec![Some(SockaddrIn6::from(to)); chunk];
+            match sendmmsg(socket.as_raw_fd(), headers, &slices, &addresses, [], MsgFlags::empty()) {
+                Ok(r) => {
+                    let n = r.count();
+                    sent += n;
+                    if n < chunk {
+                        break;
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.bytes.clear();
+        self.ends.clear();
+        Ok(sent)
+    }
 }
 
 fn main() -> Result<()> {
@@ -76,15 +187,19 @@ fn main() -> Result<()> {
     let socket = UdpSocket::bind("[::]:546").context("binding UDP port 546")?;
     socket2::SockRef::from(&socket).set_recv_buffer_size(8 << 20)?;
     socket.set_nonblocking(true)?;
-    let server = SocketAddr::V6(SocketAddrV6::new("ff02::1:2".parse()?, 547, 0, index));
+    let server_v6 = SocketAddrV6::new("ff02::1:2".parse()?, 547, 0, index);
+    let server = SocketAddr::V6(server_v6);
     // Exchange i uses transaction ids 2i (Solicit) and 2i + 1 (Request), 24 bits each.
     let total = args.rate.saturating_mul(args.seconds) as usize;
     anyhow::ensure!(total < 1 << 23, "at most 8 million exchanges per run");
     let mut state = vec![0u8; total];
     // Each bound client's Renew, ready to send but for its transaction id.
     let mut renews: Vec<Vec<u8>> = Vec::new();
-    let mut buf = [0u8; 2048];
-    let mut out = Vec::with_capacity(256);
+    let mut receiver = Batches::new();
+    let mut send_headers = MultiHeaders::<SockaddrIn6>::preallocate(MMSG, None);
+    let mut solicits = Outbox::default();
+    let mut requests = Outbox::default();
+    let mut requested_ids = Vec::new();
     let (mut sent, mut completed, mut requested) = (0usize, 0usize, 0usize);
     let start = Instant::now();
     let run = Duration::from_secs(u64::from(args.seconds));
@@ -97,31 +212,17 @@ fn main() -> Result<()> {
         let due = ((elapsed.min(run).as_secs_f64() * f64::from(args.rate)) as usize).min(total);
         // Answers are read before more is sent: a saturated generator that let its own socket
         // overflow would measure itself, not the server.
-        let mut burst = 0;
-        while sent < due && burst < SEND_BURST {
-            burst += 1;
-            let d = duid(args.base.wrapping_add(sent as u32));
-            let msg = Message::Client(ClientMessage {
-                msg_type: MessageType::Solicit,
-                transaction_id: TransactionId::from_u32((sent * 2) as u32),
-                options: Options(vec![
-                    DhcpOption::ClientId(Duid::new(&d)?),
-                    DhcpOption::IaNa(IaNa { iaid: 1, t1: 0, t2: 0, options: Options::new() }),
-                    DhcpOption::ElapsedTime(0),
-                ]),
+        let burst = (due - sent).min(SEND_BURST);
+        for k in sent..sent + burst {
+            solicits.push(|out| {
+                put_solicit(out, (k * 2) as u32, args.base.wrapping_add(k as u32));
+                true
             });
-            out.clear();
-            msg.encode(&mut out)?;
-            match socket.send_to(&out, server) {
-                Ok(_) => {
-                    state[sent] = SOLICITED;
-                    sent += 1;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.into()),
-            }
         }
-        let idle = !drain(&socket, &mut buf, |datagram, packet| {
+        let went = solicits.flush(&socket, &mut send_headers, server_v6)?;
+        state[sent..sent + went].fill(SOLICITED);
+        sent += went;
+        let idle = !receiver.drain(&socket, |datagram, packet| {
             let Some(xid) = packet.transaction_id() else { return Ok(()) };
             let i = (xid / 2) as usize;
             if i >= total {
@@ -129,27 +230,9 @@ fn main() -> Result<()> {
             }
             match (packet.msg_type(), xid % 2, state[i]) {
                 (MessageType::Advertise, 0, SOLICITED) => {
-                    let Ok(adv) = Message::decode(datagram) else { return Ok(()) };
-                    let Some(server_id) = adv.options().server_id() else { return Ok(()) };
-                    let Some(ia) = adv.options().iter().find(|o| matches!(o, DhcpOption::IaNa(_))).cloned() else {
-                        return Ok(());
-                    };
-                    let d = duid(args.base.wrapping_add(i as u32));
-                    let req = Message::Client(ClientMessage {
-                        msg_type: MessageType::Request,
-                        transaction_id: TransactionId::from_u32(xid + 1),
-                        options: Options(vec![
-                            DhcpOption::ClientId(Duid::new(&d)?),
-                            DhcpOption::ServerId(server_id),
-                            ia,
-                            DhcpOption::ElapsedTime(0),
-                        ]),
-                    });
-                    out.clear();
-                    req.encode(&mut out)?;
-                    if socket.send_to(&out, server).is_ok() {
-                        state[i] = REQUESTED;
-                        requested += 1;
+                    let n = args.base.wrapping_add(i as u32);
+                    if requests.push(|out| put_request(out, xid + 1, n, &packet)) {
+                        requested_ids.push(i);
                     }
                 }
                 (MessageType::Reply, 1, REQUESTED) => {
@@ -165,6 +248,12 @@ fn main() -> Result<()> {
             }
             Ok(())
         })?;
+        let went = requests.flush(&socket, &mut send_headers, server_v6)?;
+        for &i in &requested_ids[..went] {
+            state[i] = REQUESTED;
+        }
+        requested += went;
+        requested_ids.clear();
         if idle && sent == due {
             std::thread::sleep(Duration::from_micros(50));
         }
@@ -183,7 +272,7 @@ fn main() -> Result<()> {
     );
     if let Some(rate) = args.renew_rate {
         let frames = if args.packet { Some(PacketSender::new(&args.interface, index, &renews)?) } else { None };
-        renew(&socket, server, &renews, frames.as_ref(), rate, args.renew_seconds)?;
+        renew(&socket, server, &renews, frames.as_ref(), rate, args.renew_seconds, &mut receiver)?;
     }
     Ok(())
 }
@@ -284,10 +373,10 @@ fn renew(
     frames: Option<&PacketSender>,
     rate: u32,
     seconds: u32,
+    receiver: &mut Batches,
 ) -> Result<()> {
     anyhow::ensure!(!renews.is_empty(), "no client was bound, so none renews");
     let total = rate.saturating_mul(seconds) as usize;
-    let mut buf = [0u8; 2048];
     let mut msg = Vec::with_capacity(256);
     let (mut sent, mut answered) = (0usize, 0usize);
     let start = Instant::now();
@@ -313,7 +402,7 @@ fn renew(
                 Err(e) => return Err(e.into()),
             }
         }
-        let idle = !drain(socket, &mut buf, |_, packet| {
+        let idle = !receiver.drain(socket, |_, packet| {
             if packet.msg_type() == MessageType::Reply && packet.transaction_id().is_some_and(|x| x & RENEW_XID != 0) {
                 answered += 1;
             }
@@ -332,20 +421,49 @@ fn renew(
     Ok(())
 }
 
-/// Reads every datagram waiting on the (non-blocking) socket and hands each that parses as
-/// DHCPv6 to `each`, with its bytes; says whether any came.
-fn drain(socket: &UdpSocket, buf: &mut [u8], mut each: impl FnMut(&[u8], Packet<&[u8]>) -> Result<()>) -> Result<bool> {
-    let mut any = false;
-    loop {
-        let n = match socket.recv_from(buf) {
-            Ok((n, _)) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(any),
-            Err(e) => return Err(e.into()),
-        };
-        any = true;
-        let datagram = &buf[..n];
-        if let Ok(packet) = Packet::new_checked(datagram) {
-            each(datagram, packet)?;
+/// Buffers to read up to [`MMSG`] datagrams per `recvmmsg`.
+struct Batches {
+    buffers: Vec<Vec<u8>>,
+}
+
+impl Batches {
+    fn new() -> Batches {
+        Batches { buffers: vec![vec![0; 2048]; MMSG] }
+    }
+
+    /// Reads every datagram waiting on the (non-blocking) socket and hands each that parses
+    /// as DHCPv6 to `each`, with its bytes; says whether any came.
+    fn drain(&mut self, socket: &UdpSocket, mut each: impl FnMut(&[u8], Packet<&[u8]>) -> Result<()>) -> Result<bool> {
+        let mut any = false;
+        let mut headers = MultiHeaders::<SockaddrIn6>::preallocate(MMSG, None);
+        loop {
+            let mut lens = [0usize; MMSG];
+            let got = {
+                let mut slices: Vec<[IoSliceMut<'_>; 1]> =
+                    self.buffers.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+                match recvmmsg(socket.as_raw_fd(), &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None) {
+                    Ok(results) => {
+                        let mut n = 0;
+                        for r in results {
+                            lens[n] = r.bytes;
+                            n += 1;
+                        }
+                        n
+                    }
+                    Err(nix::errno::Errno::EAGAIN) => return Ok(any),
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            any |= got > 0;
+            for (buffer, &len) in self.buffers.iter().zip(&lens[..got]) {
+                let datagram = &buffer[..len];
+                if let Ok(packet) = Packet::new_checked(datagram) {
+                    each(datagram, packet)?;
+                }
+            }
+            if got < MMSG {
+                return Ok(any);
+            }
         }
     }
 }

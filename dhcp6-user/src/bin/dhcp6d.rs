@@ -192,7 +192,8 @@ fn main() -> ExitCode {
 }
 
 /// One thread: the engine is single-threaded by design (one owner of the lease state), and
-/// keeping the socket readers on its thread saves a cross-thread wake-up per datagram.
+/// keeping the socket readers on its thread saves a cross-thread wake-up per batch and keeps
+/// them off the engine's core while it works (the commit and the sender have threads).
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
 }

@@ -7,6 +7,11 @@
 //! binding's deadline comes near, its stamp is read, the later expiry it gives made durable,
 //! and only then the deadline moved. Each binding is looked at a few times per deadline
 //! (halving the time left), however often its client renews.
+//!
+//! Commits run behind the engine (see [`super::committer`]): when a commit is done, a later
+//! batch may already have changed the same lease again. A resource's entry is only written
+//! once no batch that touched it is still waiting for the store, from the lease as the engine
+//! has it then.
 
 use std::{
     cmp::Reverse,
@@ -14,7 +19,7 @@ use std::{
     net::Ipv6Addr,
 };
 
-use dhcp6_common::fast_path::LeaseKey;
+use dhcp6_common::fast_path::{LeaseKey, LEASE_MAP_ENTRIES};
 use ipnet::Ipv6Net;
 use tracing::{info, warn};
 
@@ -50,8 +55,13 @@ pub struct FastPath {
     interfaces: HashMap<String, u32>,
     /// Interfaces whose link entry is written.
     linked: Vec<String>,
-    /// Each resource with an entry in the lease map.
-    written: HashMap<Ipv6Net, Written>,
+    /// Each resource with an entry in the lease map. Made as large as the map at the start:
+    /// growing it past half a million entries stalled the engine for a tenth of a second
+    /// (every entry rehashed, and the new table's pages faulted in at once), while its pages
+    /// are only touched as entries come.
+    written: hashbrown::HashMap<Ipv6Net, Written>,
+    /// Changes handed to the store and not yet committed (or refused), per resource.
+    in_flight: HashMap<Ipv6Net, u32>,
     /// When to read a binding's renewal stamp: (Unix second, the deadline it was planned for,
     /// resource), soonest first. A look planned for a deadline since moved is skipped.
     looks: BinaryHeap<Reverse<(u64, u64, Ipv6Net)>>,
@@ -66,7 +76,8 @@ impl FastPath {
             maps,
             interfaces,
             linked: Vec::new(),
-            written: HashMap::new(),
+            written: hashbrown::HashMap::with_capacity(LEASE_MAP_ENTRIES as usize),
+            in_flight: HashMap::new(),
             looks: BinaryHeap::new(),
             refused: 0,
             warned: None,
@@ -101,13 +112,16 @@ impl FastPath {
         }
     }
 
-    /// Before the store records `changes`: entries of leases that end, or change hands, go.
+    /// Before `changes` go to the store: entries of leases that end, or change hands, go.
+    /// Every change handed to the store goes through here, then through [`Self::after_commit`]
+    /// or [`Self::refused`].
     pub fn before_commit(&mut self, changes: &[LeaseChange]) {
         for change in changes {
             let (resource, ends) = match change {
                 LeaseChange::Remove(r) => (r, true),
                 LeaseChange::Upsert(l) => (&l.resource, l.state != LeaseState::Bound),
             };
+            *self.in_flight.entry(*resource).or_insert(0) += 1;
             let key = self.written.get(resource).map(|w| w.key);
             let moved = match (change, &key) {
                 (LeaseChange::Upsert(l), Some(k)) => {
@@ -121,11 +135,33 @@ impl FastPath {
         }
     }
 
+    /// One change of `resource` is no longer waiting for the store; true if none is.
+    fn landed(&mut self, resource: &Ipv6Net) -> bool {
+        match self.in_flight.get_mut(resource) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                self.in_flight.remove(resource);
+                true
+            }
+        }
+    }
+
     /// After the store recorded `changes`: the bindings they touched, as the engine now has
-    /// them, go into the map (or out of it, if the fast path no longer fits them).
+    /// them, go into the map (or out of it, if the fast path no longer fits them), unless a
+    /// later change of theirs still waits for the store (its own commit writes them then).
     pub fn after_commit(&mut self, server: &Server, changes: &[LeaseChange]) {
         let clock = Clock::now();
         for change in changes {
+            let resource = match change {
+                LeaseChange::Remove(r) => r,
+                LeaseChange::Upsert(l) => &l.resource,
+            };
+            if !self.landed(resource) {
+                continue;
+            }
             let LeaseChange::Upsert(l) = change else { continue };
             if l.state != LeaseState::Bound {
                 continue;
@@ -135,6 +171,20 @@ impl FastPath {
                 if let Some(w) = self.written.get(&l.resource).copied() {
                     self.remove(&l.resource, &w.key);
                 }
+            }
+        }
+    }
+
+    /// The store refused `changes` (the engine forgets their leases): their entries go.
+    pub fn refused(&mut self, changes: &[LeaseChange]) {
+        for change in changes {
+            let resource = match change {
+                LeaseChange::Remove(r) => r,
+                LeaseChange::Upsert(l) => &l.resource,
+            };
+            self.landed(resource);
+            if let Some(w) = self.written.get(resource).copied() {
+                self.remove(resource, &w.key);
             }
         }
     }

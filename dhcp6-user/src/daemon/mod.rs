@@ -2,13 +2,16 @@
 //!
 //! Socket readers hand datagrams to one engine loop through a bounded queue (full: counted
 //! and dropped, so overload sheds load instead of queueing without bound). The loop handles
-//! what is queued as a batch (under load, what came within [`COMMIT_EVERY`]), makes the
-//! batch's lease changes durable with one store commit, and only then hands the replies to
-//! the sender thread ([`sender`]).
+//! what is queued as a batch and hands the batch's lease changes and replies to the commit
+//! thread ([`committer`]), which makes the changes durable (one fdatasync for every batch
+//! queued meanwhile) and only then hands the replies to the sender thread ([`sender`]). The
+//! engine never waits for the disk.
 
+pub mod committer;
 pub mod fast_path;
 pub mod identity;
 pub mod packet_socket;
+pub mod reader;
 pub mod relay_fast_path;
 pub mod relay_users;
 pub mod sender;
@@ -52,15 +55,8 @@ use socket::{Listener, Role};
 
 /// Most datagrams waiting for the engine; past this, new ones are dropped and counted.
 const QUEUE: usize = 32768;
-/// Most datagrams handled per store commit.
+/// Most datagrams handled per batch.
 const BATCH: usize = 1024;
-/// Least time between two store commits while datagrams keep coming. A commit is one
-/// fdatasync, which costs about the same for one change as for a thousand: under load, waiting
-/// out the rest of this since the last commit lets one fdatasync cover every exchange that
-/// came meanwhile (a Reply waits at most this much longer; a lone message does not wait).
-const COMMIT_EVERY: Duration = Duration::from_millis(2);
-/// Most datagrams a reader takes from its socket before letting the engine run.
-const READ_BURST: usize = 1024;
 /// Queued datagrams past which new Solicits are shed: about 100 ms of work at full rate, so
 /// that a stall of the disk (an fdatasync can take that long) is caught up with, not shed,
 /// while a load the server cannot keep up with still sheds new exchanges first.
@@ -86,12 +82,10 @@ enum Input {
     },
 }
 
-/// Datagrams the readers dropped before the engine saw them.
+/// Datagrams dropped outside the engine.
 struct Drops<'a> {
-    /// The queue was full.
-    queue_full: &'a AtomicU64,
-    /// Solicits shed under overload.
-    shed_solicits: &'a AtomicU64,
+    /// By the reader thread, and by the kernel before it.
+    read: &'a reader::Dropped,
     /// Replies the kernel refused to send.
     send_failed: &'a AtomicU64,
 }
@@ -202,11 +196,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
     };
     let listeners: Arc<Vec<Listener>> = Arc::new(socket::open(&roles)?);
     let sender = sender::Sender::start(listeners.clone()).context("starting the sender thread")?;
-    let overload = Arc::new(AtomicU64::new(0));
-    let shed = Arc::new(AtomicU64::new(0));
+    let dropped = Arc::new(reader::Dropped::default());
     let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
     for index in 0..listeners.len() {
-        tokio::spawn(read_loop(listeners.clone(), index, tx.clone(), overload.clone(), shed.clone()));
+        tokio::spawn(reader::read_loop(listeners.clone(), index, tx.clone(), SHED_BACKLOG, dropped.clone()));
     }
     let vlan_frames = match &relay {
         Some(r) => vlan_frames::VlanFrames::open(r.config())?,
@@ -259,36 +252,29 @@ pub async fn run(options: RunOptions) -> Result<()> {
     report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut batch = Vec::with_capacity(BATCH);
-    let mut last_commit = std::time::Instant::now();
+    let mut committer = committer::Committer::start(Box::new(store), {
+        let sender = sender.clone();
+        move |replies| sender.send(replies)
+    })
+    .context("starting the commit thread")?;
     loop {
         tokio::select! {
-            n = rx.recv_many(&mut batch, BATCH) => {
+            // A disk that stalls holds the engine back here: datagrams queue, then are shed.
+            n = rx.recv_many(&mut batch, BATCH), if committer.in_flight() < committer::MAX_IN_FLIGHT => {
                 if n == 0 {
                     break;
                 }
-                let since = last_commit.elapsed();
-                if since < COMMIT_EVERY {
-                    // The readers go on queueing meanwhile.
-                    tokio::time::sleep(COMMIT_EVERY - since).await;
-                    while batch.len() < BATCH {
-                        let Ok(input) = rx.try_recv() else { break };
-                        batch.push(input);
-                    }
-                }
-                let drops = Drops { queue_full: &overload, shed_solicits: &shed, send_failed: &sender.failed };
-                let records = store.records();
-                let mut engines =
-                    Engines { server: &mut server, relay: relay.as_mut(), store: &mut store, fast: fast.as_mut() };
-                let (replies, frames) =
+                let drops = Drops { read: &dropped, send_failed: &sender.failed };
+                let mut engines = Engines { server: &mut server, relay: relay.as_mut(), fast: fast.as_mut() };
+                let handled =
                     handle_batch(&mut engines, &listeners, vlan_frames.as_deref(), batch.drain(..), xdp.as_ref(), &drops);
-                // Only a batch that wrote to the journal paces the next one (relayed messages,
-                // Solicits and the like are not held back).
-                if store.records() != records {
-                    last_commit = std::time::Instant::now();
+                // Relayed datagrams hold no lease of ours: they go at once.
+                sender.send(handled.relayed);
+                if let Some(done) = committer.submit(handled.batch) {
+                    heard(done, &mut server, fast.as_mut(), &committer);
                 }
-                sender.send(replies);
                 if let Some(v) = &vlan_frames {
-                    for out in frames {
+                    for out in handled.frames {
                         if let Err(e) = v.send(&out) {
                             warn!(destination = %out.destination, error = %e, "sending a tagged frame down failed");
                         }
@@ -296,6 +282,13 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 }
                 if let (Some(routes), Some(relay)) = (&routes, relay.as_mut()) {
                     apply_routes(routes, relay, &listeners).await;
+                }
+            }
+            Some(done) = committer.next() => {
+                heard(done, &mut server, fast.as_mut(), &committer);
+                // What else it said meanwhile, without going round the loop for each.
+                while let Some(done) = committer.try_next() {
+                    heard(done, &mut server, fast.as_mut(), &committer);
                 }
             }
             _ = tick.tick() => {
@@ -324,24 +317,15 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 }
                 let mut changes = server.expire(now());
                 if let Some(f) = fast.as_mut() {
-                    f.before_commit(&changes);
                     changes.extend(f.take_renewals(&mut server, fast_path::STAMP_READS));
+                    f.before_commit(&changes);
                     f.ensure_links(&server);
                 }
+                if let Some(done) = committer.submit(committer::Batch { changes, ..Default::default() }) {
+                    heard(done, &mut server, fast.as_mut(), &committer);
+                }
                 // Also finishes a background compaction whose snapshot is written.
-                match store.commit(&changes) {
-                    Ok(()) => {
-                        if let Some(f) = fast.as_mut() {
-                            f.after_commit(&server, &changes);
-                        }
-                    }
-                    Err(e) => warn!(error = %e, "recording expiries failed"),
-                }
-                if store.wants_snapshot(server.lease_count()) {
-                    if let Err(e) = store.compact(server.durable_leases()) {
-                        warn!(error = %e, "starting a journal compaction failed");
-                    }
-                }
+                committer.tick(server.lease_count());
             }
             ready = async {
                 tokio::select! {
@@ -366,6 +350,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
     if let (Some(f), Some(r)) = (relay_fast.as_mut(), relay.as_mut()) {
         f.take_reports(r, now());
     }
+    // What was handed over is made durable and its replies sent.
+    committer.finish();
     if let Some(r) = relay.as_mut() {
         keep_users(r, user_journal.as_mut(), true);
     }
@@ -471,11 +457,10 @@ fn attach_xdp(dir: &std::path::Path, interfaces: &[String], served: &[String]) -
     Ok((program, FastPath::new(maps, indexes)))
 }
 
-/// What handles datagrams: the server engine with its store, and the relay agent if any.
+/// What handles datagrams: the server engine, and the relay agent if any.
 struct Engines<'a> {
     server: &'a mut Server,
     relay: Option<&'a mut Relay>,
-    store: &'a mut dyn LeaseStore,
     /// The XDP fast path's maps, kept in step with the server's leases.
     fast: Option<&'a mut FastPath>,
 }
@@ -499,8 +484,36 @@ fn relay_out(listeners: &[Listener], out: RelayOut) -> Option<sender::Outgoing> 
     })
 }
 
-/// Handles a batch: every datagram through its engine, one store commit for all the server's
-/// changes, then the datagrams to send (the server's none if the store refused).
+/// What the commit thread said about a batch, as the engine takes it.
+fn heard(done: committer::Done, server: &mut Server, fast: Option<&mut FastPath>, committer: &committer::Committer) {
+    match done {
+        committer::Done::Committed(changes) => {
+            if let Some(f) = fast {
+                f.after_commit(server, &changes);
+            }
+        }
+        committer::Done::Refused(changes) => {
+            if let Some(f) = fast {
+                f.refused(&changes);
+            }
+            server.store_failed(&changes);
+        }
+        committer::Done::WantsSnapshot => committer.compact(server.durable_leases()),
+    }
+}
+
+/// What a batch of datagrams gave.
+struct Handled {
+    /// Relayed datagrams, to send now.
+    relayed: Vec<sender::Outgoing>,
+    /// What goes down to tagged clients, as frames.
+    frames: Vec<RelayOut>,
+    /// The server's lease changes and the replies that wait for them to be durable.
+    batch: committer::Batch,
+}
+
+/// Handles a batch: every datagram through its engine. The server's lease changes, and the
+/// replies and control answers that announce them, are for the commit thread.
 fn handle_batch(
     engines: &mut Engines<'_>,
     listeners: &[Listener],
@@ -508,19 +521,16 @@ fn handle_batch(
     inputs: impl Iterator<Item = Input>,
     xdp: Option<&XdpProgram>,
     drops: &Drops<'_>,
-) -> (Vec<sender::Outgoing>, Vec<RelayOut>) {
-    let Engines { server, relay, store, fast } = engines;
+) -> Handled {
+    let Engines { server, relay, fast } = engines;
     let now = now();
     let mut relayed = Vec::new();
-    // What goes down to tagged clients, as frames.
     let mut frames = Vec::new();
     let mut route = |out: RelayOut, relayed: &mut Vec<_>| match (out.interface, vlan_frames) {
         (Some(access), Some(v)) if v.carries(access) => frames.push(out),
         _ => relayed.extend(relay_out(listeners, out)),
     };
-    let mut replies = Vec::new();
-    let mut changes = Vec::new();
-    let mut answers = Vec::new();
+    let mut batch = committer::Batch::default();
     for input in inputs {
         match input {
             Input::Datagram { listener, from, to, payload } => {
@@ -546,11 +556,11 @@ fn handle_batch(
                 };
                 let interface = listeners[listener].interface.as_deref().or(by_scope.as_deref());
                 let outcome = server.handle(&Inbound { payload: &payload, source: from, interface, now });
-                changes.extend(outcome.changes);
+                batch.changes.extend(outcome.changes);
                 if let Some(reply) = outcome.reply {
                     // Answers to unicast leave from the address they came to.
                     let source = to.filter(|a| !a.is_multicast() && role == Role::Unicast);
-                    replies.push(sender::Outgoing {
+                    batch.replies.push(sender::Outgoing {
                         listener,
                         payload: reply.payload,
                         destination: reply.destination,
@@ -567,89 +577,16 @@ fn handle_batch(
             }
             Input::Control { request, answer } => {
                 let (value, control_changes) = control_answer(server, relay.as_deref(), request, xdp, drops, now);
-                changes.extend(control_changes);
-                answers.push((answer, value));
+                batch.changes.extend(control_changes);
+                // Control answers, like replies, go out once what they announce is durable.
+                batch.answers.push((answer, value));
             }
         }
     }
     if let Some(f) = fast.as_deref_mut() {
-        f.before_commit(&changes);
+        f.before_commit(&batch.changes);
     }
-    let committed = changes.is_empty()
-        || match store.commit(&changes) {
-            Ok(()) => {
-                if let Some(f) = fast.as_deref_mut() {
-                    f.after_commit(server, &changes);
-                }
-                true
-            }
-            Err(e) => {
-                warn!(error = %e, "the lease store refused a batch: its replies are not sent");
-                server.store_failed(&changes);
-                false
-            }
-        };
-    // Control answers, like replies, go out once what they announce is durable.
-    for (answer, value) in answers {
-        let _ = answer.send(if committed { value } else { json!({ "error": "the lease store refused the change" }) });
-    }
-    // Relayed datagrams hold no lease of ours: they go whatever the store said.
-    if committed {
-        relayed.extend(replies);
-    }
-    (relayed, frames)
-}
-
-async fn read_loop(
-    listeners: Arc<Vec<Listener>>,
-    index: usize,
-    tx: mpsc::Sender<Input>,
-    overload: Arc<AtomicU64>,
-    shed: Arc<AtomicU64>,
-) {
-    let socket = &listeners[index].socket;
-    let mut receiver = socket::Receiver::default();
-    loop {
-        if let Err(e) = socket.readable().await {
-            warn!(error = %e, "waiting on a socket failed");
-            continue;
-        }
-        // Drain what the kernel holds, so that overload is decided here, by message type,
-        // rather than by the socket buffer overflowing on whatever comes next.
-        let mut closed = false;
-        for _ in 0..READ_BURST / socket::RECV_BATCH {
-            let received = receiver.try_recv(socket, |r, payload| {
-                // Under overload new exchanges wait: Solicits are shed first, so that
-                // exchanges under way (Requests, Renews) complete and the rate holds near
-                // its peak.
-                if tx.capacity() < QUEUE - SHED_BACKLOG && payload.first() == Some(&(MessageType::Solicit as u8)) {
-                    shed.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                let input = Input::Datagram { listener: index, from: r.from, to: r.to, payload: payload.to_vec() };
-                match tx.try_send(input) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        overload.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
-                }
-            });
-            match received {
-                Ok(n) if n < socket::RECV_BATCH => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    warn!(error = %e, "receive failed");
-                    break;
-                }
-            }
-        }
-        if closed {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
+    Handled { relayed, frames, batch }
 }
 
 fn bind_control(path: &PathBuf) -> Result<UnixListener> {
@@ -736,8 +673,9 @@ fn control_answer(
         ),
         Request::Statistics => {
             let mut v = serde_json::to_value(server.statistics()).unwrap_or(Value::Null);
-            v["dropped"]["queue_full"] = json!(drops.queue_full.load(Ordering::Relaxed));
-            v["dropped"]["shed_solicit"] = json!(drops.shed_solicits.load(Ordering::Relaxed));
+            v["dropped"]["queue_full"] = json!(drops.read.queue_full.load(Ordering::Relaxed));
+            v["dropped"]["shed_solicit"] = json!(drops.read.shed_solicits.load(Ordering::Relaxed));
+            v["dropped"]["socket_full"] = json!(drops.read.socket_full.load(Ordering::Relaxed));
             v["dropped"]["send_failed"] = json!(drops.send_failed.load(Ordering::Relaxed));
             if let Some(Ok(c)) = xdp.map(XdpProgram::counters) {
                 let verdicts: serde_json::Map<String, Value> =

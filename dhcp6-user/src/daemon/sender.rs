@@ -2,8 +2,8 @@
 //! with the next batch while the kernel carries this one out (on a veth, a send also runs the
 //! receiving side's stack: it was a fifth of the engine thread's time under load).
 //!
-//! The engine hands over a batch only once the store has made it durable, so the order that
-//! keeps the durability invariant is unchanged. Datagrams to one socket without a chosen
+//! The commit thread hands over a batch of replies only once the store has made what they
+//! announce durable; the relay's datagrams come straight from the engine. Datagrams to one socket without a chosen
 //! source address go out together in one `sendmmsg`; the others one `sendmsg` each.
 
 use std::{
@@ -37,6 +37,7 @@ pub struct Outgoing {
 }
 
 /// The handle the engine sends through.
+#[derive(Clone)]
 pub struct Sender {
     queue: mpsc::SyncSender<Vec<Outgoing>>,
     /// Datagrams the kernel refused (counted, and logged at most once a batch).

@@ -7,12 +7,10 @@ use std::{
     os::fd::{AsRawFd, RawFd},
 };
 
+use anyhow::{Context, Result};
 use nix::sys::socket::{
     recvmmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn6,
 };
-use tokio::io::Interest;
-
-use anyhow::{Context, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
@@ -69,8 +67,24 @@ fn base_socket() -> Result<Socket> {
     s.set_multicast_loop_v6(false)?;
     // Which of our addresses a datagram came to, so that the answer leaves from it.
     setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true).map_err(io::Error::from).context("setting IPV6_RECVPKTINFO")?;
-    // Room for the datagrams that arrive while a batch waits for its fsync.
-    s.set_recv_buffer_size(4 << 20)?;
+    // Room for the bursts that come while the reader thread waits for a core. Past the
+    // system's rmem_max when allowed (CAP_NET_ADMIN), else up to it.
+    let force: libc::c_int = RECV_BUFFER;
+    // SAFETY: setsockopt with a pointer to a c_int of the size given.
+    let forced = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            std::ptr::addr_of!(force).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced != 0 {
+        s.set_recv_buffer_size(RECV_BUFFER as usize)?;
+    }
+    // Each datagram carries the count of those the socket dropped for want of room.
+    setsockopt(&s, sockopt::RxqOvfl, &1).map_err(io::Error::from).context("setting SO_RXQ_OVFL")?;
     let off: libc::c_int = 0;
     // SAFETY: setsockopt with a pointer to a c_int of the size given.
     let rc = unsafe {
@@ -116,11 +130,16 @@ pub fn open(interfaces: &[(String, Role)]) -> Result<Vec<Listener>> {
     Ok(out)
 }
 
+/// Bytes of receive buffer asked for each socket.
+const RECV_BUFFER: libc::c_int = 16 << 20;
+
 /// A datagram received, with the local address it was sent to.
 pub struct Received {
     pub len: usize,
     pub from: SocketAddrV6,
     pub to: Option<Ipv6Addr>,
+    /// Datagrams the socket dropped (its buffer full) since it was opened, as of this one.
+    pub overflowed: Option<u32>,
 }
 
 /// Most datagrams one `recvmmsg` takes.
@@ -140,39 +159,45 @@ impl Default for Receiver {
 }
 
 impl Receiver {
-    /// Receives what the socket holds, up to [`RECV_BATCH`] datagrams, without waiting
-    /// (`WouldBlock` when there is none), handing each with its payload to `each`.
-    pub fn try_recv(&mut self, socket: &UdpSocket, mut each: impl FnMut(Received, &[u8])) -> io::Result<usize> {
-        let buffers = &mut self.buffers;
-        let mut got = Vec::with_capacity(RECV_BATCH);
+    /// Receives what `socket` (non-blocking) holds, up to [`RECV_BATCH`] datagrams,
+    /// without waiting (`WouldBlock` when there is none), handing each with its payload to
+    /// `each`.
+    pub fn try_recv(&mut self, socket: &impl AsRawFd, mut each: impl FnMut(Received, &[u8])) -> io::Result<usize> {
         // Made per call (a few small allocations per batch): its raw pointers would keep the
         // reader's future from moving between threads.
         let mut headers =
-            MultiHeaders::<SockaddrIn6>::preallocate(RECV_BATCH, Some(nix::cmsg_space!(libc::in6_pktinfo)));
-        socket.try_io(Interest::READABLE, || {
-            let mut slices: Vec<[IoSliceMut<'_>; 1]> = buffers.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+            MultiHeaders::<SockaddrIn6>::preallocate(RECV_BATCH, Some(nix::cmsg_space!(libc::in6_pktinfo, u32)));
+        let mut got = [(0, None, None, None); RECV_BATCH];
+        let mut n = 0;
+        {
+            let mut slices: Vec<[IoSliceMut<'_>; 1]> = self.buffers.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
             let results = recvmmsg(socket.as_raw_fd(), &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None)
                 .map_err(io::Error::from)?;
-            got.clear();
             for msg in results {
                 let from = msg.address.map(SocketAddrV6::from);
-                let to = msg.cmsgs().ok().and_then(|mut c| {
-                    c.find_map(|c| match c {
-                        ControlMessageOwned::Ipv6PacketInfo(info) => Some(Ipv6Addr::from(info.ipi6_addr.s6_addr)),
-                        _ => None,
-                    })
-                });
-                got.push((msg.bytes, from, to));
-            }
-            Ok(())
-        })?;
-        for (i, (len, from, to)) in got.iter().enumerate() {
-            // A datagram without a source cannot be answered: skipped.
-            if let Some(from) = from {
-                each(Received { len: *len, from: *from, to: *to }, &buffers[i][..*len]);
+                let (mut to, mut overflowed) = (None, None);
+                if let Ok(cmsgs) = msg.cmsgs() {
+                    for c in cmsgs {
+                        match c {
+                            ControlMessageOwned::Ipv6PacketInfo(info) => {
+                                to = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr))
+                            }
+                            ControlMessageOwned::RxqOvfl(dropped) => overflowed = Some(dropped),
+                            _ => {}
+                        }
+                    }
+                }
+                got[n] = (msg.bytes, from, to, overflowed);
+                n += 1;
             }
         }
-        Ok(got.len())
+        for (i, &(len, from, to, overflowed)) in got[..n].iter().enumerate() {
+            // A datagram without a source cannot be answered: skipped.
+            if let Some(from) = from {
+                each(Received { len, from, to, overflowed }, &self.buffers[i][..len]);
+            }
+        }
+        Ok(n)
     }
 }
 

@@ -98,8 +98,14 @@ pub enum StoreError {
 /// Where leases are kept. The server hands every durable change to `commit` and sends the
 /// Reply that announces it only after `commit` returned Ok.
 pub trait LeaseStore: Send {
-    /// Makes the changes durable, all of them or none. Offers are not durable and are skipped.
-    fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), StoreError>;
+    /// Makes the changes of every batch in `batches` durable, in order, all of them or none
+    /// (group commit). Offers are not durable and are skipped.
+    fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<(), StoreError>;
+
+    /// Makes the changes durable, all of them or none.
+    fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), StoreError> {
+        self.commit_batches(&[changes])
+    }
 
     /// Whether the store would like a snapshot of the `live` leases to compact itself.
     fn wants_snapshot(&self, _live: usize) -> bool {

@@ -60,6 +60,8 @@ pub struct Journal {
     records: u64,
     buffer: Vec<u8>,
     compaction: Option<Compaction>,
+    /// A failed write could not be cut back: nothing more is appended after it.
+    broken: bool,
 }
 
 fn put_resource(out: &mut Vec<u8>, r: &Ipv6Net) {
@@ -270,7 +272,8 @@ impl Journal {
             file.set_len(cut.offset)?;
             file.sync_all()?;
         }
-        let mut journal = Journal { path: path.to_path_buf(), file, records, buffer: Vec::new(), compaction: None };
+        let mut journal =
+            Journal { path: path.to_path_buf(), file, records, buffer: Vec::new(), compaction: None, broken: false };
         if journal.file.metadata()?.len() < MAGIC.len() as u64 {
             // New, or its creation was cut short inside the header.
             journal.file.set_len(0)?;
@@ -338,10 +341,16 @@ fn write_snapshot(path: &Path, leases: &[Lease]) -> io::Result<u64> {
 }
 
 impl LeaseStore for Journal {
-    fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), StoreError> {
+    fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<(), StoreError> {
+        if self.broken {
+            return Err(StoreError::Corrupt(format!(
+                "{}: an earlier write failed and could not be cut back; restart to recover",
+                self.path.display()
+            )));
+        }
         self.buffer.clear();
         let mut n = 0;
-        for change in changes {
+        for change in batches.iter().flat_map(|b| b.iter()) {
             if let LeaseChange::Upsert(l) = change {
                 if !l.state.is_durable() {
                     continue;
@@ -351,9 +360,20 @@ impl LeaseStore for Journal {
             n += 1;
         }
         if n > 0 {
-            self.file.write_all(&self.buffer)?;
+            use std::io::Seek;
+            // The length, not the position: after a compaction the file is in append mode.
+            let end = self.file.metadata()?.len();
             // One fdatasync for the whole batch: group commit.
-            self.file.sync_data()?;
+            if let Err(e) = self.file.write_all(&self.buffer).and_then(|()| self.file.sync_data()) {
+                // A part of the write may have landed: cut it off, so that what is committed
+                // next does not follow a torn record (recovery stops at the first one).
+                let cut = self.file.set_len(end).and_then(|()| self.file.seek(io::SeekFrom::Start(end)));
+                if let Err(cut) = cut {
+                    warn!(journal = %self.path.display(), error = %cut, "a failed write could not be cut back: the journal takes no more changes");
+                    self.broken = true;
+                }
+                return Err(e.into());
+            }
             self.records += n;
             if let Some(c) = &mut self.compaction {
                 c.tail.extend_from_slice(&self.buffer);

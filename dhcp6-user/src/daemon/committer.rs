@@ -1,0 +1,524 @@
+//! Makes the engine's lease changes durable on a thread of its own, and only then lets out
+//! what announces them.
+//!
+//! The engine hands each batch it handled (its lease changes, the replies and control answers
+//! that announce them) to this thread and goes on with the next batch: it never waits for the
+//! disk. The thread takes every batch that queued while it was busy and makes them durable
+//! with one write and one fdatasync (group commit: the slower the disk, the more each
+//! fdatasync covers), then hands their replies to the sender, in the order the engine made
+//! them. A batch without lease changes waits for the batches before it all the same: a reply
+//! may tell of a lease an earlier batch bound. The engine hears back about each batch (the XDP
+//! fast path writes its entries once a lease is durable; a refused batch is undone).
+//!
+//! Commits that write come at most every [`COMMIT_EVERY`]: an fdatasync costs about the same
+//! for one change as for a thousand, so at moderate rates waiting out the rest of that time
+//! lets one fdatasync cover what came meanwhile (a Reply waits at most that much longer), and
+//! the server does not spend a core on a disk flush per message.
+
+use std::{
+    sync::mpsc,
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+use tokio::sync::{mpsc as tokio_mpsc, oneshot};
+use tracing::warn;
+
+use super::sender::Outgoing;
+use crate::server::{Lease, LeaseChange, LeaseStore};
+
+/// Batches handed over and not yet heard back about, past which the engine stops taking
+/// datagrams (they queue, then are shed, instead of piling up behind a stalled disk).
+pub const MAX_IN_FLIGHT: usize = 256;
+/// Most batches one commit covers.
+const MAX_GROUP: usize = 256;
+/// Least time between the starts of two commits that write.
+pub const COMMIT_EVERY: Duration = Duration::from_millis(2);
+/// A commit slower than this is said in the log (at most once a minute).
+const SLOW_COMMIT: Duration = Duration::from_secs(1);
+
+/// What one batch of the engine's work is waiting for: its lease changes to be durable.
+#[derive(Default)]
+pub struct Batch {
+    pub changes: Vec<LeaseChange>,
+    pub replies: Vec<Outgoing>,
+    /// Control socket answers, sent once the changes they made are durable.
+    pub answers: Vec<(oneshot::Sender<Value>, Value)>,
+}
+
+/// What the engine hears back.
+pub enum Done {
+    /// The batch's changes are durable and its replies handed to the sender.
+    Committed(Vec<LeaseChange>),
+    /// The store refused the batch: its replies were dropped; the engine undoes the changes.
+    Refused(Vec<LeaseChange>),
+    /// The store would like a snapshot of the live leases to compact itself.
+    WantsSnapshot,
+}
+
+enum Job {
+    Batch(Batch),
+    /// Once a second: finishes a compaction whose snapshot is written, and asks the store
+    /// whether it wants a new one for `live` leases.
+    Tick {
+        live: usize,
+    },
+    /// A snapshot the engine took after hearing of `refusals` refused batches.
+    Compact {
+        snapshot: Vec<Lease>,
+        refusals: u64,
+    },
+}
+
+/// The engine's handle on the commit thread.
+pub struct Committer {
+    jobs: Option<mpsc::Sender<Job>>,
+    done: tokio_mpsc::UnboundedReceiver<Done>,
+    in_flight: usize,
+    refusals: u64,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Committer {
+    /// Starts the commit thread on `store`; `deliver` hands durable replies to the sender.
+    pub fn start(
+        store: Box<dyn LeaseStore>,
+        deliver: impl FnMut(Vec<Outgoing>) + Send + 'static,
+    ) -> std::io::Result<Committer> {
+        let (jobs, queue) = mpsc::channel();
+        let (tell, done) = tokio_mpsc::unbounded_channel();
+        let thread =
+            std::thread::Builder::new().name("dhcp6d-commit".into()).spawn(move || run(store, queue, tell, deliver))?;
+        Ok(Committer { jobs: Some(jobs), done, in_flight: 0, refusals: 0, thread: Some(thread) })
+    }
+
+    fn queue(&self, job: Job) -> bool {
+        self.jobs.as_ref().is_some_and(|j| j.send(job).is_ok())
+    }
+
+    /// Hands a batch over. If the commit thread is gone, its replies are dropped and the
+    /// batch is refused at once.
+    pub fn submit(&mut self, batch: Batch) -> Option<Done> {
+        if batch.changes.is_empty() && batch.replies.is_empty() && batch.answers.is_empty() {
+            return None;
+        }
+        let changes = batch.changes.clone();
+        if self.queue(Job::Batch(batch)) {
+            self.in_flight += 1;
+            None
+        } else {
+            warn!("the commit thread is gone: the batch is refused");
+            Some(Done::Refused(changes))
+        }
+    }
+
+    /// Batches handed over and not yet heard back about.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// What the commit thread says next.
+    pub async fn next(&mut self) -> Option<Done> {
+        let done = self.done.recv().await?;
+        self.heard(&done);
+        Some(done)
+    }
+
+    /// What the commit thread said already, without waiting.
+    pub fn try_next(&mut self) -> Option<Done> {
+        let done = self.done.try_recv().ok()?;
+        self.heard(&done);
+        Some(done)
+    }
+
+    fn heard(&mut self, done: &Done) {
+        match done {
+            Done::Committed(_) => self.in_flight -= 1,
+            Done::Refused(_) => {
+                self.in_flight -= 1;
+                self.refusals += 1;
+            }
+            Done::WantsSnapshot => {}
+        }
+    }
+
+    /// Once a second, with the engine's count of live leases.
+    pub fn tick(&self, live: usize) {
+        self.queue(Job::Tick { live });
+    }
+
+    /// A snapshot of the live leases, as the engine has them now, for compaction. Queued after
+    /// every batch handed over before it, so the journal it replaces holds them; dropped if a
+    /// batch was refused that the engine had not undone when it took the snapshot.
+    pub fn compact(&self, snapshot: Vec<Lease>) {
+        self.queue(Job::Compact { snapshot, refusals: self.refusals });
+    }
+
+    /// Lets every batch handed over finish (made durable, replies sent), then stops the
+    /// thread; returns what it said meanwhile.
+    pub fn finish(&mut self) -> Vec<Done> {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::iter::from_fn(|| self.try_next()).collect()
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn run(
+    mut store: Box<dyn LeaseStore>,
+    queue: mpsc::Receiver<Job>,
+    tell: tokio_mpsc::UnboundedSender<Done>,
+    mut deliver: impl FnMut(Vec<Outgoing>),
+) {
+    let mut refusals = 0u64;
+    let mut warned: Option<Instant> = None;
+    let mut group: Vec<Batch> = Vec::new();
+    // When the last commit that wrote began.
+    let mut wrote: Option<Instant> = None;
+    while let Ok(first) = queue.recv() {
+        let mut next = Some(first);
+        let mut paced = false;
+        while let Some(job) = next.take() {
+            match job {
+                Job::Batch(b) => {
+                    if !paced && b.changes.iter().any(is_durable) {
+                        // The first batch to write since the last commit: what comes within
+                        // COMMIT_EVERY of the last write joins it. What came before it has
+                        // nothing to write and goes now.
+                        paced = true;
+                        if let Some(since) = wrote.map(|w| w.elapsed()).filter(|s| *s < COMMIT_EVERY) {
+                            commit(&mut *store, &mut group, &tell, &mut deliver, &mut refusals, &mut warned);
+                            std::thread::sleep(COMMIT_EVERY - since);
+                        }
+                    }
+                    group.push(b)
+                }
+                other => {
+                    // Batches before it go first: a compaction's snapshot holds them.
+                    if commit(&mut *store, &mut group, &tell, &mut deliver, &mut refusals, &mut warned) {
+                        wrote = Some(Instant::now());
+                    }
+                    other_job(&mut *store, other, &tell, refusals);
+                }
+            }
+            if group.len() < MAX_GROUP {
+                next = queue.try_recv().ok();
+            }
+        }
+        let started = Instant::now();
+        if commit(&mut *store, &mut group, &tell, &mut deliver, &mut refusals, &mut warned) {
+            wrote = Some(started);
+        }
+    }
+}
+
+fn is_durable(change: &LeaseChange) -> bool {
+    match change {
+        LeaseChange::Upsert(l) => l.state.is_durable(),
+        LeaseChange::Remove(_) => true,
+    }
+}
+
+/// One commit for every batch in `group`, then their replies and answers, in order. True if
+/// it had anything to write.
+fn commit(
+    store: &mut dyn LeaseStore,
+    group: &mut Vec<Batch>,
+    tell: &tokio_mpsc::UnboundedSender<Done>,
+    deliver: &mut impl FnMut(Vec<Outgoing>),
+    refusals: &mut u64,
+    warned: &mut Option<Instant>,
+) -> bool {
+    if group.is_empty() {
+        return false;
+    }
+    let writes = group.iter().any(|b| b.changes.iter().any(is_durable));
+    let started = Instant::now();
+    let result = {
+        let batches: Vec<&[LeaseChange]> = group.iter().map(|b| b.changes.as_slice()).collect();
+        store.commit_batches(&batches)
+    };
+    let took = started.elapsed();
+    if took >= SLOW_COMMIT && warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+        warn!(ms = took.as_millis() as u64, batches = group.len(), "a lease store commit was slow");
+        *warned = Some(Instant::now());
+    }
+    if let Err(e) = &result {
+        warn!(error = %e, batches = group.len(), "the lease store refused a commit: its replies are not sent");
+    }
+    let mut replies = Vec::new();
+    for batch in group.drain(..) {
+        let Batch { changes, replies: r, answers } = batch;
+        let ok = result.is_ok();
+        for (answer, value) in answers {
+            let _ = answer.send(if ok { value } else { json!({ "error": "the lease store refused the change" }) });
+        }
+        if ok {
+            replies.extend(r);
+            let _ = tell.send(Done::Committed(changes));
+        } else {
+            *refusals += 1;
+            let _ = tell.send(Done::Refused(changes));
+        }
+    }
+    if !replies.is_empty() {
+        deliver(replies);
+    }
+    writes
+}
+
+fn other_job(store: &mut dyn LeaseStore, job: Job, tell: &tokio_mpsc::UnboundedSender<Done>, refusals: u64) {
+    match job {
+        Job::Batch(_) => {}
+        Job::Tick { live } => {
+            // Nothing to write: finishes a compaction whose snapshot is written.
+            if let Err(e) = store.commit(&[]) {
+                warn!(error = %e, "finishing a journal compaction failed");
+            }
+            if store.wants_snapshot(live) {
+                let _ = tell.send(Done::WantsSnapshot);
+            }
+        }
+        Job::Compact { snapshot, refusals: seen } => {
+            if seen != refusals {
+                // The snapshot holds changes of a batch the store refused.
+                return;
+            }
+            if let Err(e) = store.compact(snapshot) {
+                warn!(error = %e, "starting a journal compaction failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        net::{Ipv6Addr, SocketAddrV6},
+        sync::{Arc, Mutex},
+    };
+
+    use ipnet::Ipv6Net;
+
+    use super::*;
+    use crate::server::{IaType, LeaseState, StoreError};
+
+    /// What the fake store and the fake sender saw, in order.
+    #[derive(Default)]
+    struct Log {
+        events: Vec<String>,
+        /// Commits from this one on fail.
+        fail_from: Option<usize>,
+        /// Each commit waits this long (a slow disk).
+        delay: Duration,
+        /// Commits begun, and ended.
+        begun: usize,
+        commits: usize,
+    }
+
+    struct FakeStore(Arc<Mutex<Log>>);
+
+    impl LeaseStore for FakeStore {
+        fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<(), StoreError> {
+            let delay = {
+                let mut log = self.0.lock().unwrap();
+                log.begun += 1;
+                log.delay
+            };
+            std::thread::sleep(delay);
+            let mut log = self.0.lock().unwrap();
+            let n = log.commits;
+            log.commits += 1;
+            if log.fail_from.is_some_and(|f| n >= f) {
+                log.events.push("refused".into());
+                return Err(StoreError::Corrupt("disk on fire".into()));
+            }
+            let iaids: Vec<String> = batches
+                .iter()
+                .flat_map(|b| b.iter())
+                .map(|c| match c {
+                    LeaseChange::Upsert(l) => l.iaid.to_string(),
+                    LeaseChange::Remove(_) => "-".into(),
+                })
+                .collect();
+            log.events.push(format!("durable {}", iaids.join(",")));
+            Ok(())
+        }
+    }
+
+    fn lease(n: u32) -> Lease {
+        Lease {
+            resource: Ipv6Net::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n as u16)),
+            ia_type: IaType::Na,
+            duid: vec![0, 3, 0, 1, 2, 0, 0, 0, 0, n as u8],
+            iaid: n,
+            subnet: 0,
+            state: LeaseState::Bound,
+            preferred_lifetime: 100,
+            valid_lifetime: 200,
+            expires: 1_000_000,
+            interface: None,
+        }
+    }
+
+    fn reply(n: u32) -> Outgoing {
+        Outgoing {
+            listener: 0,
+            payload: vec![n as u8],
+            destination: SocketAddrV6::new(Ipv6Addr::LOCALHOST, 546, 0, 0),
+            source: None,
+        }
+    }
+
+    fn start(log: &Arc<Mutex<Log>>) -> Committer {
+        let sent = log.clone();
+        Committer::start(Box::new(FakeStore(log.clone())), move |replies| {
+            let ids: Vec<String> = replies.iter().map(|r| r.payload[0].to_string()).collect();
+            sent.lock().unwrap().events.push(format!("sent {}", ids.join(",")));
+        })
+        .unwrap()
+    }
+
+    fn batch(n: u32, with_change: bool) -> Batch {
+        Batch {
+            changes: if with_change { vec![LeaseChange::Upsert(lease(n))] } else { vec![] },
+            replies: vec![reply(n)],
+            answers: vec![],
+        }
+    }
+
+    #[test]
+    fn replies_leave_only_after_their_changes_are_durable_and_in_order() {
+        let log = Arc::new(Mutex::new(Log { delay: Duration::from_millis(20), ..Log::default() }));
+        let mut c = start(&log);
+        for n in 1..=5 {
+            assert!(c.submit(batch(n, n != 3)).is_none());
+        }
+        assert_eq!(c.in_flight(), 5);
+        let done = c.finish();
+        assert_eq!(done.iter().filter(|d| matches!(d, Done::Committed(_))).count(), 5);
+        assert_eq!(c.in_flight(), 0);
+        let events = log.lock().unwrap().events.clone();
+        // Every reply is sent after the commit that holds its change, in the engine's order.
+        let sent: Vec<u32> = events
+            .iter()
+            .filter_map(|e| e.strip_prefix("sent "))
+            .flat_map(|s| s.split(',').map(|x| x.parse::<u32>().unwrap()).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(sent, vec![1, 2, 3, 4, 5]);
+        for n in [1, 2, 4, 5] {
+            let durable = events
+                .iter()
+                .position(|e| e.strip_prefix("durable ").is_some_and(|d| d.split(',').any(|x| x == n.to_string())))
+                .unwrap();
+            let sent_at = events
+                .iter()
+                .position(|e| e.strip_prefix("sent ").is_some_and(|s| s.split(',').any(|x| x == n.to_string())))
+                .unwrap();
+            assert!(durable < sent_at, "{events:?}");
+        }
+        // Batch 3 had no change, but waited for batch 2's commit: its reply may tell of it.
+        let three = events.iter().position(|e| e.starts_with("sent ") && e.contains('3')).unwrap();
+        let two = events.iter().position(|e| e.starts_with("durable ") && e.contains('2')).unwrap();
+        assert!(two < three, "{events:?}");
+    }
+
+    #[test]
+    fn batches_queued_behind_a_slow_commit_share_the_next_one() {
+        let log = Arc::new(Mutex::new(Log { delay: Duration::from_millis(100), ..Log::default() }));
+        let mut c = start(&log);
+        c.submit(batch(1, true));
+        // While the first commit waits on the disk, the rest queue up.
+        while log.lock().unwrap().begun == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for n in 2..=6 {
+            c.submit(batch(n, true));
+        }
+        c.finish();
+        let events = log.lock().unwrap().events.clone();
+        assert_eq!(events, vec!["durable 1", "sent 1", "durable 2,3,4,5,6", "sent 2,3,4,5,6"], "{events:?}");
+    }
+
+    #[test]
+    fn commits_that_write_come_at_most_every_commit_every() {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let mut c = start(&log);
+        let started = Instant::now();
+        for n in 0..40 {
+            c.submit(batch(n, true));
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let done = c.finish();
+        let elapsed = started.elapsed();
+        assert_eq!(done.len(), 40);
+        let commits = log.lock().unwrap().commits;
+        let most = (elapsed.as_micros() / COMMIT_EVERY.as_micros()) as usize + 2;
+        assert!(commits <= most, "{commits} commits in {elapsed:?}: more than one per {COMMIT_EVERY:?}");
+        assert!(commits > 1, "the batches were not all held for one commit");
+    }
+
+    #[test]
+    fn a_refused_commit_sends_nothing_and_says_so() {
+        let log = Arc::new(Mutex::new(Log { fail_from: Some(1), ..Log::default() }));
+        let mut c = start(&log);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        c.submit(batch(1, true));
+        assert!(matches!(rt.block_on(c.next()), Some(Done::Committed(_))));
+        let (answer, answered) = oneshot::channel();
+        let mut b = batch(2, true);
+        b.answers.push((answer, json!({"cleared": 1})));
+        c.submit(b);
+        let done = rt.block_on(c.next());
+        let Some(Done::Refused(changes)) = done else { panic!("not refused") };
+        assert!(matches!(changes.as_slice(), [LeaseChange::Upsert(l)] if l.iaid == 2));
+        assert_eq!(c.in_flight(), 0);
+        let answer = answered.blocking_recv().unwrap();
+        assert!(answer.get("error").is_some(), "{answer}");
+        c.finish();
+        let events = log.lock().unwrap().events.clone();
+        assert_eq!(events, ["durable 1", "sent 1", "refused"], "{events:?}");
+    }
+
+    #[test]
+    fn a_snapshot_taken_before_a_refusal_was_undone_is_dropped() {
+        struct Compacting(Arc<Mutex<Vec<usize>>>);
+        impl LeaseStore for Compacting {
+            fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<(), StoreError> {
+                // Lease 2 does not fit.
+                if batches.iter().flat_map(|b| b.iter()).any(|c| matches!(c, LeaseChange::Upsert(l) if l.iaid == 2)) {
+                    return Err(StoreError::Corrupt("full".into()));
+                }
+                Ok(())
+            }
+            fn compact(&mut self, snapshot: Vec<Lease>) -> Result<(), StoreError> {
+                self.0.lock().unwrap().push(snapshot.len());
+                Ok(())
+            }
+        }
+        let compactions = Arc::new(Mutex::new(Vec::new()));
+        let mut c = Committer::start(Box::new(Compacting(compactions.clone())), |_| {}).unwrap();
+        c.submit(batch(1, true));
+        c.submit(batch(2, true));
+        // Taken before the engine heard of the refusal: it holds lease 2.
+        c.compact(vec![lease(1), lease(2)]);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut heard = Vec::new();
+        while heard.len() < 2 {
+            heard.push(rt.block_on(c.next()).unwrap());
+        }
+        assert!(matches!(heard[1], Done::Refused(_)));
+        // Taken after: it is used.
+        c.compact(vec![lease(1)]);
+        c.finish();
+        assert_eq!(*compactions.lock().unwrap(), vec![1]);
+    }
+}
