@@ -87,3 +87,10 @@ impl Verdict {
 
 /// Size of the per-message-type counter map: one slot for every possible type byte.
 pub const MSG_TYPE_SLOTS: u32 = 256;
+
+/// Entries of the [`crate::maps::SHED`] map.
+pub const SHED_SLOTS: u32 = 2;
+/// Where the [`crate::maps::SHED`] map holds the deadline of shedding.
+pub const SHED_UNTIL: u32 = 0;
+/// Where the [`crate::maps::SHED`] map counts the Solicits XDP dropped.
+pub const SHED_COUNT: u32 = 1;

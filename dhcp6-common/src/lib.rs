@@ -44,6 +44,12 @@ pub mod maps {
     pub const RELAY_ANSWERED: &str = "RELAY_ANSWERED";
     /// Ring buffer of [`crate::relay::RelayReport`].
     pub const RELAY_REPORTS: &str = "RELAY_REPORTS";
+    /// Per-CPU array of `u64`, [`crate::counters::SHED_SLOTS`] entries: at
+    /// [`crate::counters::SHED_UNTIL`], CLOCK_MONOTONIC nanoseconds until which XDP drops the
+    /// Solicits sent to the server (dhcp6d overloaded; written alike on every CPU); at
+    /// [`crate::counters::SHED_COUNT`], the Solicits so dropped. Not pinned: a stale deadline
+    /// lapses by itself.
+    pub const SHED: &str = "SHED";
     /// Every map dhcp6d pins, so that a restart finds them. (The relay's maps are rewritten
     /// whole at each start, and its counters read as deltas: they are not pinned, but the
     /// client MACs and the reports are, so that no Reply carried across a restart is lost.)

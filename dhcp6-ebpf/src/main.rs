@@ -4,8 +4,9 @@
 //! each DHCPv6 message by type and each frame by verdict in per-CPU maps. A Renew or Rebind
 //! to port 547 whose bindings the pinned lease map holds is answered here ([`fast_path`]);
 //! on an access interface of the relay, a client's message goes up as a Relay-Forward, and a
-//! Relay-Reply from a server of ours comes back down to its client ([`relay`]); everything
-//! else is passed on untouched.
+//! Relay-Reply from a server of ours comes back down to its client ([`relay`]); while dhcp6d
+//! says it is overloaded, Solicits to the server are dropped here (counted), so that the
+//! exchanges under way reach it; everything else is passed on untouched.
 #![no_std]
 #![no_main]
 // BPF assembly, for the bounds the verifier must see (`fast_path::size`).
@@ -21,7 +22,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dhcp6_common::{
-    counters::{Verdict, MSG_TYPE_SLOTS},
+    counters::{Verdict, MSG_TYPE_SLOTS, SHED_COUNT, SHED_SLOTS, SHED_UNTIL},
     relay::{AccessKey, Vlans},
     wire::{frame::*, CLIENT_PORT, SERVER_PORT},
     MessageType,
@@ -32,6 +33,9 @@ static MSG_TYPE_COUNTS: PerCpuArray<u64, { MSG_TYPE_SLOTS as usize }> = PerCpuAr
 
 #[btf_map]
 static VERDICT_COUNTS: PerCpuArray<u64, { Verdict::COUNT as usize }> = PerCpuArray::new();
+
+#[btf_map]
+static SHED: PerCpuArray<u64, { SHED_SLOTS as usize }> = PerCpuArray::new();
 
 #[xdp]
 pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
@@ -73,6 +77,10 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
                     None => {}
                 }
             }
+            if msg_type == MessageType::Solicit as u8 && frame.dst_port == SERVER_PORT && shedding() {
+                bump(&SHED, SHED_COUNT);
+                return xdp_action::XDP_DROP;
+            }
             let renewal = msg_type == MessageType::Renew as u8 || msg_type == MessageType::Rebind as u8;
             if !renewal || frame.dst_port != SERVER_PORT {
                 bump(&VERDICT_COUNTS, Verdict::Dhcp6Passed as u32);
@@ -100,6 +108,20 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
 struct Classified {
     at: fast_path::Frame,
     dst_port: u16,
+}
+
+/// Whether dhcp6d asked for Solicits to be shed until a time not yet come.
+#[inline(always)]
+fn shedding() -> bool {
+    match SHED.get_ptr(SHED_UNTIL) {
+        // SAFETY: a per-CPU slot, written whole by userspace.
+        Some(until) => {
+            let until = unsafe { *until };
+            // SAFETY: a helper without arguments.
+            until != 0 && unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() } < until
+        }
+        None => false,
+    }
 }
 
 #[inline(always)]

@@ -16,7 +16,7 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader,
 };
 use dhcp6_common::{
-    counters::Verdict,
+    counters::{self, Verdict},
     fast_path::{LeaseEntry, LeaseKey, LinkEntry, LEASE_MAP_ENTRIES},
     maps,
     relay::{AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayServer},
@@ -39,6 +39,8 @@ pub enum XdpError {
     Missing(&'static str),
     #[error("pinning {path}: {message}")]
     Pin { path: PathBuf, message: String },
+    #[error("per-CPU values for the possible CPUs: {0}")]
+    Cpus(std::io::Error),
 }
 
 /// The loaded XDP program. Dropping it detaches the program from the interfaces it was
@@ -47,6 +49,55 @@ pub struct XdpProgram {
     ebpf: Ebpf,
     /// `<pin dir>/<layout>`, when loaded pinned.
     pins: Option<PathBuf>,
+}
+
+/// What makes XDP drop Solicits while dhcp6d is overloaded: a deadline XDP compares with
+/// its clock, so that shedding lapses by itself when dhcp6d stops asking (or stops).
+pub struct ShedSwitch {
+    map: std::sync::Mutex<PerCpuArray<MapData, u64>>,
+    /// The deadline last written, CLOCK_MONOTONIC nanoseconds.
+    until: std::sync::atomic::AtomicU64,
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(0, |t| (t.tv_sec() as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec() as u64))
+}
+
+impl ShedSwitch {
+    /// Has XDP drop Solicits for `window` from now. The map is written only when less than
+    /// half of the window is left, so that calling this for every burst of reads is cheap.
+    pub fn shed_for(&self, window: Duration) -> Result<(), XdpError> {
+        use std::sync::atomic::Ordering;
+        let now = monotonic_ns();
+        let window = window.as_nanos() as u64;
+        if self.until.load(Ordering::Relaxed) > now + window / 2 {
+            return Ok(());
+        }
+        self.write(now + window)
+    }
+
+    /// Stops shedding now.
+    pub fn stop(&self) -> Result<(), XdpError> {
+        self.write(0)
+    }
+
+    fn write(&self, until: u64) -> Result<(), XdpError> {
+        let error = |source| XdpError::Map { name: maps::SHED, source };
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| XdpError::Cpus(e))?;
+        let values = aya::maps::PerCpuValues::try_from(vec![until; cpus]).map_err(XdpError::Cpus)?;
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.set(counters::SHED_UNTIL, values, 0).map_err(error)?;
+        self.until.store(until, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Solicits XDP dropped so, since the program was loaded.
+    pub fn shed(&self) -> u64 {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&counters::SHED_COUNT, 0).map_or(0, |v| v.iter().sum())
+    }
 }
 
 /// The fast path's maps, taken out of the program for the daemon to own.
@@ -220,6 +271,15 @@ impl XdpProgram {
             leases: HashMap::try_from(leases).map_err(map_error(maps::LEASES))?,
             links: HashMap::try_from(links).map_err(map_error(maps::LINKS))?,
         })
+    }
+
+    /// Takes the map through which dhcp6d has XDP shed Solicits; shedding starts stopped.
+    pub fn take_shed(&mut self) -> Result<ShedSwitch, XdpError> {
+        let map = self.ebpf.take_map(maps::SHED).ok_or(XdpError::Missing(maps::SHED))?;
+        let map = PerCpuArray::try_from(map).map_err(|source| XdpError::Map { name: maps::SHED, source })?;
+        let switch = ShedSwitch { map: std::sync::Mutex::new(map), until: std::sync::atomic::AtomicU64::new(u64::MAX) };
+        switch.stop()?;
+        Ok(switch)
     }
 
     /// Takes the relay's maps out of the program.

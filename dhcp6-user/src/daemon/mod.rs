@@ -84,8 +84,10 @@ enum Input {
 
 /// Datagrams dropped outside the engine.
 struct Drops<'a> {
-    /// By the reader thread, and by the kernel before it.
+    /// By the readers, and by the kernel before them.
     read: &'a reader::Dropped,
+    /// Solicits XDP shed.
+    xdp_shed: Option<&'a crate::xdp::ShedSwitch>,
     /// Replies the kernel refused to send.
     send_failed: &'a AtomicU64,
 }
@@ -154,9 +156,12 @@ pub async fn run(options: RunOptions) -> Result<()> {
     );
 
     let served: Vec<String> = server.config().subnets.iter().filter_map(|s| s.interface.clone()).collect();
+    let mut shed_switch = None;
     let (mut xdp, mut fast, mut relay_fast) = if options.xdp {
         info!(interfaces = ?interfaces, "attaching XDP");
         let (mut program, fast) = attach_xdp(&options.bpf_dir, &interfaces, &served)?;
+        // Under overload, Solicits are shed in XDP, before they cost the stack anything.
+        shed_switch = Some(Arc::new(program.take_shed().context("opening the XDP shedding map")?));
         let relay_fast = match &relay {
             Some(r) => {
                 let maps = program.take_relay().context("opening the XDP relay's maps")?;
@@ -199,7 +204,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let dropped = Arc::new(reader::Dropped::default());
     let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
     for index in 0..listeners.len() {
-        tokio::spawn(reader::read_loop(listeners.clone(), index, tx.clone(), SHED_BACKLOG, dropped.clone()));
+        let shedding = reader::Shedding { backlog: SHED_BACKLOG, xdp: shed_switch.clone() };
+        tokio::spawn(reader::read_loop(listeners.clone(), index, tx.clone(), shedding, dropped.clone()));
     }
     let vlan_frames = match &relay {
         Some(r) => vlan_frames::VlanFrames::open(r.config())?,
@@ -264,7 +270,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 if n == 0 {
                     break;
                 }
-                let drops = Drops { read: &dropped, send_failed: &sender.failed };
+                let drops = Drops { read: &dropped, xdp_shed: shed_switch.as_deref(), send_failed: &sender.failed };
                 let mut engines = Engines { server: &mut server, relay: relay.as_mut(), fast: fast.as_mut() };
                 let handled =
                     handle_batch(&mut engines, &listeners, vlan_frames.as_deref(), batch.drain(..), xdp.as_ref(), &drops);
@@ -352,6 +358,9 @@ pub async fn run(options: RunOptions) -> Result<()> {
     }
     // What was handed over is made durable and its replies sent.
     committer.finish();
+    if let Some(Err(e)) = shed_switch.as_ref().map(|s| s.stop()) {
+        warn!(error = %e, "stopping XDP's shedding failed (it lapses by itself)");
+    }
     if let Some(r) = relay.as_mut() {
         keep_users(r, user_journal.as_mut(), true);
     }
@@ -674,7 +683,8 @@ fn control_answer(
         Request::Statistics => {
             let mut v = serde_json::to_value(server.statistics()).unwrap_or(Value::Null);
             v["dropped"]["queue_full"] = json!(drops.read.queue_full.load(Ordering::Relaxed));
-            v["dropped"]["shed_solicit"] = json!(drops.read.shed_solicits.load(Ordering::Relaxed));
+            let in_xdp = drops.xdp_shed.map_or(0, |s| s.shed());
+            v["dropped"]["shed_solicit"] = json!(drops.read.shed_solicits.load(Ordering::Relaxed) + in_xdp);
             v["dropped"]["socket_full"] = json!(drops.read.socket_full.load(Ordering::Relaxed));
             v["dropped"]["send_failed"] = json!(drops.send_failed.load(Ordering::Relaxed));
             if let Some(Ok(c)) = xdp.map(XdpProgram::counters) {

@@ -201,6 +201,20 @@ impl Receiver {
     }
 }
 
+/// How full `socket`'s receive buffer is: the bytes it holds, and its size (SO_MEMINFO).
+pub fn receive_fill(socket: &impl AsRawFd) -> io::Result<(u32, u32)> {
+    let mut info = [0u32; 16];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info` and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(socket.as_raw_fd(), libc::SOL_SOCKET, libc::SO_MEMINFO, info.as_mut_ptr().cast(), &mut len)
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((info[libc::SK_MEMINFO_RMEM_ALLOC as usize], info[libc::SK_MEMINFO_RCVBUF as usize]))
+}
+
 /// Sends `payload` on socket `fd` to `destination` from the local address `source`, without
 /// waiting (`WouldBlock` when the socket buffer is full).
 pub fn send_from(fd: RawFd, payload: &[u8], destination: SocketAddrV6, source: Ipv6Addr) -> io::Result<usize> {
