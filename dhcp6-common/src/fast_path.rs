@@ -45,7 +45,7 @@ pub const IA_TYPE_PD: u8 = 25;
 
 /// One IA of one client: the lease map's key.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LeaseKey {
     /// The IAID, in host order.
     pub iaid: u32,

@@ -7,8 +7,10 @@
 //! with one write and one fdatasync (group commit: the slower the disk, the more each
 //! fdatasync covers), then hands their replies to the sender, in the order the engine made
 //! them. A batch without lease changes waits for the batches before it all the same: a reply
-//! may tell of a lease an earlier batch bound. The engine hears back about each batch (the XDP
-//! fast path writes its entries once a lease is durable; a refused batch is undone).
+//! may tell of a lease an earlier batch bound. The XDP lease map is written here too, in the
+//! same order: a batch's entries that go, before its changes are written; those that come,
+//! once they are durable (unless a later batch of the same commit touches them again). The
+//! engine hears back about each batch (a refused one is undone).
 //!
 //! Commits that write come at most every [`COMMIT_EVERY`]: an fdatasync costs about the same
 //! for one change as for a thousand, so at moderate rates waiting out the rest of that time
@@ -25,8 +27,16 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 use tracing::warn;
 
-use super::sender::Outgoing;
+use dhcp6_common::fast_path::{LeaseEntry, LeaseKey};
+
+use super::{fast_path::MapOps, sender::Outgoing};
 use crate::server::{Lease, LeaseChange, LeaseStore};
+
+/// Where the XDP lease map's entries are written (the map itself; a fake in tests).
+pub trait MapWriter: Send {
+    fn remove(&mut self, key: &LeaseKey);
+    fn insert(&mut self, key: &LeaseKey, entry: &LeaseEntry);
+}
 
 /// Batches handed over and not yet heard back about, past which the engine stops taking
 /// datagrams (they queue, then are shed, instead of piling up behind a stalled disk).
@@ -45,12 +55,14 @@ pub struct Batch {
     pub replies: Vec<Outgoing>,
     /// Control socket answers, sent once the changes they made are durable.
     pub answers: Vec<(oneshot::Sender<Value>, Value)>,
+    /// What the batch does to the XDP lease map.
+    pub map: MapOps,
 }
 
 /// What the engine hears back.
 pub enum Done {
     /// The batch's changes are durable and its replies handed to the sender.
-    Committed(Vec<LeaseChange>),
+    Committed,
     /// The store refused the batch: its replies were dropped; the engine undoes the changes.
     Refused(Vec<LeaseChange>),
     /// The store would like a snapshot of the live leases to compact itself.
@@ -81,15 +93,19 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the commit thread on `store`; `deliver` hands durable replies to the sender.
+    /// Starts the commit thread on `store` and the lease map `map` (with XDP); `deliver`
+    /// hands durable replies to the sender.
     pub fn start(
         store: Box<dyn LeaseStore>,
+        map: Option<Box<dyn MapWriter>>,
         deliver: impl FnMut(Vec<Outgoing>) + Send + 'static,
     ) -> std::io::Result<Committer> {
         let (jobs, queue) = mpsc::channel();
         let (tell, done) = tokio_mpsc::unbounded_channel();
-        let thread =
-            std::thread::Builder::new().name("dhcp6d-commit".into()).spawn(move || run(store, queue, tell, deliver))?;
+        let thread = std::thread::Builder::new().name("dhcp6d-commit".into()).spawn(move || {
+            let mut out = Out { tell, deliver, map, refusals: 0, warned: None };
+            run(store, queue, &mut out)
+        })?;
         Ok(Committer { jobs: Some(jobs), done, in_flight: 0, refusals: 0, thread: Some(thread) })
     }
 
@@ -100,7 +116,8 @@ impl Committer {
     /// Hands a batch over. If the commit thread is gone, its replies are dropped and the
     /// batch is refused at once.
     pub fn submit(&mut self, batch: Batch) -> Option<Done> {
-        if batch.changes.is_empty() && batch.replies.is_empty() && batch.answers.is_empty() {
+        let map_ops = !batch.map.removals.is_empty() || !batch.map.entries.is_empty();
+        if batch.changes.is_empty() && batch.replies.is_empty() && batch.answers.is_empty() && !map_ops {
             return None;
         }
         let changes = batch.changes.clone();
@@ -134,7 +151,7 @@ impl Committer {
 
     fn heard(&mut self, done: &Done) {
         match done {
-            Done::Committed(_) => self.in_flight -= 1,
+            Done::Committed => self.in_flight -= 1,
             Done::Refused(_) => {
                 self.in_flight -= 1;
                 self.refusals += 1;
@@ -172,14 +189,18 @@ impl Drop for Committer {
     }
 }
 
-fn run(
-    mut store: Box<dyn LeaseStore>,
-    queue: mpsc::Receiver<Job>,
+/// Where the commit thread's work goes.
+struct Out<D> {
     tell: tokio_mpsc::UnboundedSender<Done>,
-    mut deliver: impl FnMut(Vec<Outgoing>),
-) {
-    let mut refusals = 0u64;
-    let mut warned: Option<Instant> = None;
+    deliver: D,
+    map: Option<Box<dyn MapWriter>>,
+    /// Batches refused so far.
+    refusals: u64,
+    /// When a slow commit was last said.
+    warned: Option<Instant>,
+}
+
+fn run<D: FnMut(Vec<Outgoing>)>(mut store: Box<dyn LeaseStore>, queue: mpsc::Receiver<Job>, out: &mut Out<D>) {
     let mut group: Vec<Batch> = Vec::new();
     // When the last commit that wrote began.
     let mut wrote: Option<Instant> = None;
@@ -195,7 +216,7 @@ fn run(
                         // nothing to write and goes now.
                         paced = true;
                         if let Some(since) = wrote.map(|w| w.elapsed()).filter(|s| *s < COMMIT_EVERY) {
-                            commit(&mut *store, &mut group, &tell, &mut deliver, &mut refusals, &mut warned);
+                            commit(&mut *store, &mut group, out);
                             std::thread::sleep(COMMIT_EVERY - since);
                         }
                     }
@@ -203,10 +224,10 @@ fn run(
                 }
                 other => {
                     // Batches before it go first: a compaction's snapshot holds them.
-                    if commit(&mut *store, &mut group, &tell, &mut deliver, &mut refusals, &mut warned) {
+                    if commit(&mut *store, &mut group, out) {
                         wrote = Some(Instant::now());
                     }
-                    other_job(&mut *store, other, &tell, refusals);
+                    other_job(&mut *store, other, &out.tell, out.refusals);
                 }
             }
             if group.len() < MAX_GROUP {
@@ -214,7 +235,7 @@ fn run(
             }
         }
         let started = Instant::now();
-        if commit(&mut *store, &mut group, &tell, &mut deliver, &mut refusals, &mut warned) {
+        if commit(&mut *store, &mut group, out) {
             wrote = Some(started);
         }
     }
@@ -227,18 +248,17 @@ fn is_durable(change: &LeaseChange) -> bool {
     }
 }
 
-/// One commit for every batch in `group`, then their replies and answers, in order. True if
-/// it had anything to write.
-fn commit(
-    store: &mut dyn LeaseStore,
-    group: &mut Vec<Batch>,
-    tell: &tokio_mpsc::UnboundedSender<Done>,
-    deliver: &mut impl FnMut(Vec<Outgoing>),
-    refusals: &mut u64,
-    warned: &mut Option<Instant>,
-) -> bool {
+/// One commit for every batch in `group`, then their replies and answers, in order; the lease
+/// map's entries that go, before, and those that come, after. True if it had anything to
+/// write.
+fn commit<D: FnMut(Vec<Outgoing>)>(store: &mut dyn LeaseStore, group: &mut Vec<Batch>, out: &mut Out<D>) -> bool {
     if group.is_empty() {
         return false;
+    }
+    if let Some(map) = out.map.as_mut() {
+        for key in group.iter().flat_map(|b| &b.map.removals) {
+            map.remove(key);
+        }
     }
     let writes = group.iter().any(|b| b.changes.iter().any(is_durable));
     let started = Instant::now();
@@ -247,30 +267,42 @@ fn commit(
         store.commit_batches(&batches)
     };
     let took = started.elapsed();
-    if took >= SLOW_COMMIT && warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+    if took >= SLOW_COMMIT && out.warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
         warn!(ms = took.as_millis() as u64, batches = group.len(), "a lease store commit was slow");
-        *warned = Some(Instant::now());
+        out.warned = Some(Instant::now());
     }
     if let Err(e) = &result {
         warn!(error = %e, batches = group.len(), "the lease store refused a commit: its replies are not sent");
     }
+    if let (Ok(()), Some(map)) = (&result, out.map.as_mut()) {
+        // An entry a later batch of this commit takes away or rewrites is not written.
+        let mut later: std::collections::HashSet<LeaseKey> = std::collections::HashSet::new();
+        let mut entries = Vec::new();
+        for b in group.iter().rev() {
+            entries.extend(b.map.entries.iter().rev().filter(|(k, _)| !later.contains(k)));
+            later.extend(b.map.removals.iter().copied().chain(b.map.entries.iter().map(|(k, _)| *k)));
+        }
+        for (key, entry) in entries.iter().rev() {
+            map.insert(key, entry);
+        }
+    }
     let mut replies = Vec::new();
     for batch in group.drain(..) {
-        let Batch { changes, replies: r, answers } = batch;
+        let Batch { changes, replies: r, answers, map: _ } = batch;
         let ok = result.is_ok();
         for (answer, value) in answers {
             let _ = answer.send(if ok { value } else { json!({ "error": "the lease store refused the change" }) });
         }
         if ok {
             replies.extend(r);
-            let _ = tell.send(Done::Committed(changes));
+            let _ = out.tell.send(Done::Committed);
         } else {
-            *refusals += 1;
-            let _ = tell.send(Done::Refused(changes));
+            out.refusals += 1;
+            let _ = out.tell.send(Done::Refused(changes));
         }
     }
     if !replies.is_empty() {
-        deliver(replies);
+        (out.deliver)(replies);
     }
     writes
 }
@@ -354,6 +386,37 @@ mod tests {
         }
     }
 
+    /// The lease map, as the events "remove N" and "insert N" (N the key's IAID).
+    struct FakeMap(Arc<Mutex<Log>>);
+
+    impl MapWriter for FakeMap {
+        fn remove(&mut self, key: &LeaseKey) {
+            self.0.lock().unwrap().events.push(format!("remove {}", key.iaid));
+        }
+        fn insert(&mut self, key: &LeaseKey, _: &LeaseEntry) {
+            self.0.lock().unwrap().events.push(format!("insert {}", key.iaid));
+        }
+    }
+
+    fn key(n: u32) -> LeaseKey {
+        LeaseKey::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, n as u8], n, dhcp6_common::fast_path::IA_TYPE_NA).unwrap()
+    }
+
+    fn entry() -> LeaseEntry {
+        LeaseEntry {
+            deadline_ns: 0,
+            renewed_ns: 0,
+            ifindex: 0,
+            client_id_sum: 0,
+            ia_sum: 0,
+            resource: [0; 16],
+            prefix_len: 128,
+            ia_len: 0,
+            _pad: [0; 2],
+            ia: [0; dhcp6_common::fast_path::IA_MAX],
+        }
+    }
+
     fn lease(n: u32) -> Lease {
         Lease {
             resource: Ipv6Net::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n as u16)),
@@ -380,7 +443,8 @@ mod tests {
 
     fn start(log: &Arc<Mutex<Log>>) -> Committer {
         let sent = log.clone();
-        Committer::start(Box::new(FakeStore(log.clone())), move |replies| {
+        let map = FakeMap(log.clone());
+        Committer::start(Box::new(FakeStore(log.clone())), Some(Box::new(map)), move |replies| {
             let ids: Vec<String> = replies.iter().map(|r| r.payload[0].to_string()).collect();
             sent.lock().unwrap().events.push(format!("sent {}", ids.join(",")));
         })
@@ -391,7 +455,7 @@ mod tests {
         Batch {
             changes: if with_change { vec![LeaseChange::Upsert(lease(n))] } else { vec![] },
             replies: vec![reply(n)],
-            answers: vec![],
+            ..Batch::default()
         }
     }
 
@@ -404,7 +468,7 @@ mod tests {
         }
         assert_eq!(c.in_flight(), 5);
         let done = c.finish();
-        assert_eq!(done.iter().filter(|d| matches!(d, Done::Committed(_))).count(), 5);
+        assert_eq!(done.iter().filter(|d| matches!(d, Done::Committed)).count(), 5);
         assert_eq!(c.in_flight(), 0);
         let events = log.lock().unwrap().events.clone();
         // Every reply is sent after the commit that holds its change, in the engine's order.
@@ -448,6 +512,53 @@ mod tests {
         assert_eq!(events, vec!["durable 1", "sent 1", "durable 2,3,4,5,6", "sent 2,3,4,5,6"], "{events:?}");
     }
 
+    /// Submits `batches` so that they share one commit: behind a first batch whose slow
+    /// commit has begun.
+    fn in_one_commit(log: &Arc<Mutex<Log>>, c: &mut Committer, batches: Vec<Batch>) {
+        log.lock().unwrap().delay = Duration::from_millis(100);
+        let begun = log.lock().unwrap().begun;
+        c.submit(batch(99, true));
+        while log.lock().unwrap().begun == begun {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for b in batches {
+            c.submit(b);
+        }
+    }
+
+    #[test]
+    fn map_entries_go_before_the_write_and_come_after_it_unless_a_later_batch_takes_them() {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let mut c = start(&log);
+        let mut bound = batch(1, true);
+        bound.map.entries.push((key(1), entry()));
+        // Released in the next batch of the same commit: never written.
+        let mut released = batch(2, true);
+        released.map.removals.push(key(1));
+        // Given to another client after an old entry goes: written once durable.
+        let mut moved = batch(3, true);
+        moved.map.removals.push(key(7));
+        moved.map.entries.push((key(3), entry()));
+        in_one_commit(&log, &mut c, vec![bound, released, moved]);
+        c.finish();
+        let events = log.lock().unwrap().events.clone();
+        let tail: Vec<&str> = events.iter().map(String::as_str).skip_while(|e| *e != "sent 99").skip(1).collect();
+        assert_eq!(tail, ["remove 1", "remove 7", "durable 1,2,3", "insert 3", "sent 1,2,3"], "{events:?}");
+    }
+
+    #[test]
+    fn a_refused_commit_writes_no_map_entry() {
+        let log = Arc::new(Mutex::new(Log { fail_from: Some(0), ..Log::default() }));
+        let mut c = start(&log);
+        let mut b = batch(1, true);
+        b.map.removals.push(key(5));
+        b.map.entries.push((key(1), entry()));
+        c.submit(b);
+        c.finish();
+        let events = log.lock().unwrap().events.clone();
+        assert_eq!(events, ["remove 5", "refused"], "{events:?}");
+    }
+
     #[test]
     fn commits_that_write_come_at_most_every_commit_every() {
         let log = Arc::new(Mutex::new(Log::default()));
@@ -472,7 +583,7 @@ mod tests {
         let mut c = start(&log);
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         c.submit(batch(1, true));
-        assert!(matches!(rt.block_on(c.next()), Some(Done::Committed(_))));
+        assert!(matches!(rt.block_on(c.next()), Some(Done::Committed)));
         let (answer, answered) = oneshot::channel();
         let mut b = batch(2, true);
         b.answers.push((answer, json!({"cleared": 1})));
@@ -505,7 +616,7 @@ mod tests {
             }
         }
         let compactions = Arc::new(Mutex::new(Vec::new()));
-        let mut c = Committer::start(Box::new(Compacting(compactions.clone())), |_| {}).unwrap();
+        let mut c = Committer::start(Box::new(Compacting(compactions.clone())), None, |_| {}).unwrap();
         c.submit(batch(1, true));
         c.submit(batch(2, true));
         // Taken before the engine heard of the refusal: it holds lease 2.

@@ -258,7 +258,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
     report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut batch = Vec::with_capacity(BATCH);
-    let mut committer = committer::Committer::start(Box::new(store), {
+    let writer = fast.as_mut().and_then(|f| f.take_writer()).map(|w| Box::new(w) as Box<dyn committer::MapWriter>);
+    let mut committer = committer::Committer::start(Box::new(store), writer, {
         let sender = sender.clone();
         move |replies| sender.send(replies)
     })
@@ -277,7 +278,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 // Relayed datagrams hold no lease of ours: they go at once.
                 sender.send(handled.relayed);
                 if let Some(done) = committer.submit(handled.batch) {
-                    heard(done, &mut server, fast.as_mut(), &committer);
+                    heard(done, &mut server, fast.as_mut(), &mut committer);
                 }
                 if let Some(v) = &vlan_frames {
                     for out in handled.frames {
@@ -291,10 +292,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 }
             }
             Some(done) = committer.next() => {
-                heard(done, &mut server, fast.as_mut(), &committer);
+                heard(done, &mut server, fast.as_mut(), &mut committer);
                 // What else it said meanwhile, without going round the loop for each.
                 while let Some(done) = committer.try_next() {
-                    heard(done, &mut server, fast.as_mut(), &committer);
+                    heard(done, &mut server, fast.as_mut(), &mut committer);
                 }
             }
             _ = tick.tick() => {
@@ -324,11 +325,11 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 let mut changes = server.expire(now());
                 if let Some(f) = fast.as_mut() {
                     changes.extend(f.take_renewals(&mut server, fast_path::STAMP_READS));
-                    f.before_commit(&changes);
                     f.ensure_links(&server);
                 }
-                if let Some(done) = committer.submit(committer::Batch { changes, ..Default::default() }) {
-                    heard(done, &mut server, fast.as_mut(), &committer);
+                let map = fast.as_mut().map(|f| f.ops(&server, &changes)).unwrap_or_default();
+                if let Some(done) = committer.submit(committer::Batch { changes, map, ..Default::default() }) {
+                    heard(done, &mut server, fast.as_mut(), &mut committer);
                 }
                 // Also finishes a background compaction whose snapshot is written.
                 committer.tick(server.lease_count());
@@ -494,18 +495,24 @@ fn relay_out(listeners: &[Listener], out: RelayOut) -> Option<sender::Outgoing> 
 }
 
 /// What the commit thread said about a batch, as the engine takes it.
-fn heard(done: committer::Done, server: &mut Server, fast: Option<&mut FastPath>, committer: &committer::Committer) {
+fn heard(
+    done: committer::Done,
+    server: &mut Server,
+    fast: Option<&mut FastPath>,
+    committer: &mut committer::Committer,
+) {
     match done {
-        committer::Done::Committed(changes) => {
-            if let Some(f) = fast {
-                f.after_commit(server, &changes);
-            }
-        }
+        committer::Done::Committed => {}
         committer::Done::Refused(changes) => {
-            if let Some(f) = fast {
-                f.refused(&changes);
-            }
             server.store_failed(&changes);
+            if let Some(f) = fast {
+                // Their entries go from the lease map, after what is queued already.
+                let map = f.refused(&changes);
+                if let Some(done) = committer.submit(committer::Batch { map, ..Default::default() }) {
+                    // The commit thread is gone: nothing more is written anywhere.
+                    drop(done);
+                }
+            }
         }
         committer::Done::WantsSnapshot => committer.compact(server.durable_leases()),
     }
@@ -593,7 +600,7 @@ fn handle_batch(
         }
     }
     if let Some(f) = fast.as_deref_mut() {
-        f.before_commit(&batch.changes);
+        batch.map = f.ops(server, &batch.changes);
     }
     Handled { relayed, frames, batch }
 }
