@@ -290,6 +290,9 @@ impl LeaseTable {
 
     /// Inserts or replaces the lease for `lease.resource`.
     pub fn put(&mut self, lease: &Lease) {
+        if self.update_in_place(lease) {
+            return;
+        }
         self.remove(&lease.resource);
         let client = self.intern_client(&lease.duid);
         self.clients[client as usize].leases += 1;
@@ -348,6 +351,38 @@ impl LeaseTable {
         self.deadlines.entry(slot.expires).or_default().push(index);
         self.count_client(slot.subnet, client, slot.state, 1);
         self.live += 1;
+    }
+
+    /// Replaces the lease in its slot when only its state, times or interface change (an offer
+    /// bound, a binding renewed): the same client's same IA, declined neither before nor
+    /// after, in the same subnet. Its client, IA and resource entries stay as they are (a
+    /// removal and an insertion would touch each index twice, and intern the DUID anew).
+    fn update_in_place(&mut self, lease: &Lease) -> bool {
+        let Some(s) = self.slot_of(&lease.resource) else { return false };
+        let slot = self.slots[s as usize];
+        let declined = state_code(LeaseState::Declined);
+        let same = slot.ia_type == type_code(lease.ia_type)
+            && slot.iaid == lease.iaid
+            && slot.subnet == u16::try_from(lease.subnet).unwrap_or(u16::MAX)
+            && slot.state != declined
+            && lease.state != LeaseState::Declined
+            && self.duid(slot.client) == lease.duid.as_slice();
+        if !same {
+            return false;
+        }
+        let interface = self.interface_code(lease.interface.as_deref());
+        let expires = clamp_u32(lease.expires);
+        let e = &mut self.slots[s as usize];
+        e.state = state_code(lease.state);
+        e.interface = interface;
+        e.preferred = lease.preferred_lifetime;
+        e.valid = lease.valid_lifetime;
+        if e.expires != expires {
+            e.expires = expires;
+            // The old deadline's entry goes stale; `due` skips it.
+            self.deadlines.entry(expires).or_default().push(s);
+        }
+        true
     }
 
     /// Removes the lease for `resource`, returning it.
@@ -553,5 +588,34 @@ mod tests {
     #[test]
     fn a_lease_is_48_bytes() {
         assert_eq!(std::mem::size_of::<Slot>(), 48);
+    }
+
+    #[test]
+    fn binding_an_offer_or_renewing_keeps_the_slot_and_the_client() {
+        let mut t = LeaseTable::new(vec![false]);
+        let offered = lease(1, 7, 1, LeaseState::Offered, 100);
+        t.put(&offered);
+        let slot = t.slot_of(&offered.resource).unwrap();
+        let client = t.find_client(&offered.duid).unwrap();
+        // Bound, then renewed: the same slot, the same interned client, no DUID garbage.
+        t.put(&lease(1, 7, 1, LeaseState::Bound, 200));
+        t.put(&lease(1, 7, 1, LeaseState::Bound, 300));
+        assert_eq!(t.slot_of(&offered.resource), Some(slot));
+        assert_eq!(t.find_client(&offered.duid), Some(client));
+        assert_eq!(t.arena_garbage, 0);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.ia(&offered.duid, 1, IaType::Na), vec![offered.resource]);
+        let got = t.get(&offered.resource).unwrap();
+        assert_eq!((got.state, got.expires), (LeaseState::Bound, 300));
+        // The earlier deadlines are stale: only the last one fires.
+        assert!(t.due(299).is_empty());
+        assert_eq!(t.due(300), vec![offered.resource]);
+        // Another client, or a declined lease, is not an update in place.
+        t.put(&lease(1, 8, 1, LeaseState::Bound, 400));
+        assert_eq!(t.ia(&offered.duid, 1, IaType::Na), Vec::<Ipv6Net>::new());
+        assert_eq!(t.get(&offered.resource).unwrap().duid, vec![0, 3, 0, 1, 8]);
+        t.put(&lease(1, 8, 1, LeaseState::Declined, 500));
+        assert_eq!(t.ia(&[0, 3, 0, 1, 8], 1, IaType::Na), Vec::<Ipv6Net>::new());
+        assert_eq!(t.get(&offered.resource).unwrap().state, LeaseState::Declined);
     }
 }
