@@ -338,3 +338,85 @@ fn a_journal_write_the_disk_refuses_is_cut_back_and_later_commits_survive() {
     let expected: Vec<u32> = (0..committed).chain(100_000..100_010).collect();
     assert_eq!(leases, expected, "every committed lease, and only those, after the refused write");
 }
+
+/// Fills the file system holding `dir` with a file there; returns the file.
+fn fill_up(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0u8; 4096];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+#[test]
+fn a_full_disk_sends_no_reply_and_loses_no_lease_a_client_was_told_of() {
+    let server_ns = Netns::new("d6s");
+    let client_ns = Netns::new("d6c");
+    let veth = Veth::new(&server_ns, &client_ns);
+    let scratch = Scratch::new("disk-full");
+    // The server's state directory on a small file system of its own.
+    let state = scratch.path("srv-state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mounting a small tmpfs");
+    let _mount = Mount(state.clone());
+    let config = config(&veth.a);
+    let server = Dhcp6d::start(&server_ns, &scratch, "srv", &config, &["--no-xdp"]);
+
+    let solicit = |from: u32, to: u32| -> Vec<Granted> {
+        client_ns.run(|| {
+            let mut client = TestClient::new(&veth.b);
+            (from..to).filter_map(|n| client.rapid_solicit(&client_duid(n)).map(|(g, _)| g)).collect()
+        })
+    };
+    let mut before = solicit(0, 20);
+    assert_eq!(before.len(), 20, "every client is served while there is room");
+    // One record of another length, so that records do not happen to fill the journal's last
+    // page exactly: the write the disk refuses is then cut short, not refused whole.
+    let odd: Vec<u8> = [0, 2, 0, 0, 0, 9].iter().copied().chain(std::iter::repeat_n(7, 11)).collect();
+    let odd = client_ns.run(|| TestClient::new(&veth.b).rapid_solicit(&odd)).expect("served").0;
+    before.push(odd);
+
+    // The disk fills up. What still fits in the journal's last page is made durable (and
+    // told); past it, commits fail, and those clients are told nothing.
+    let filler = fill_up(&state);
+    let (squeezed, unanswered) = client_ns.run(|| {
+        let mut client = TestClient::new(&veth.b);
+        let (mut told, mut unanswered) = (Vec::new(), 0);
+        for n in 100..300 {
+            match client.rapid_solicit(&client_duid(n)) {
+                Some((g, _)) => told.push(g),
+                None => unanswered += 1,
+            }
+            if unanswered == 3 {
+                break;
+            }
+        }
+        (told, unanswered)
+    });
+    assert_eq!(unanswered, 3, "every commit went through on a full disk");
+    assert!(server.stat("dropped", "store_failed") >= 1, "the refused commits are counted");
+
+    // Room again: service goes on, on a journal that does not hold the refused writes.
+    std::fs::remove_file(&filler).unwrap();
+    let after = solicit(200, 205);
+    assert_eq!(after.len(), 5, "service resumes once there is room");
+    server.process.signal(libc::SIGKILL);
+    drop(server);
+
+    let server = Dhcp6d::start(&server_ns, &scratch, "srv", &config, &["--no-xdp"]);
+    let held = bindings(&server);
+    let told: Vec<&Granted> = before.iter().chain(&squeezed).chain(&after).collect();
+    for g in &told {
+        let (duid, expires) = held.get(&g.address.to_string()).unwrap_or_else(|| panic!("lost {g:?}"));
+        assert_eq!(duid, &hex(&g.duid));
+        assert!(*expires >= g.expires);
+    }
+    assert_eq!(held.len(), told.len(), "only what clients were told of is held: {held:?}");
+}
