@@ -129,6 +129,10 @@ pub struct Subnet {
     pub reservations: Vec<Reservation>,
 }
 
+/// The sizes the XDP lease map may be given: 16 million bindings are about 3 GiB of kernel
+/// memory at most.
+pub const FAST_PATH_BINDINGS: std::ops::RangeInclusive<u32> = 1024..=1 << 24;
+
 /// Server-wide settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
@@ -144,6 +148,9 @@ pub struct ServerSettings {
     /// the store, so that XDP may answer renewals for that long without a store write. `None`:
     /// each subnet's T2.
     pub renewal_horizon: Option<u32>,
+    /// With the XDP fast path: how many bindings its lease map holds (those past it are
+    /// renewed from userspace).
+    pub fast_path_bindings: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,6 +313,7 @@ mod raw {
             pub offer_lifetime: Option<u32>,
             pub decline_probation: Option<u32>,
             pub renewal_horizon: Option<u32>,
+            pub fast_path_bindings: Option<Spanned<u32>>,
         }
     }
 
@@ -379,12 +387,28 @@ impl Config {
             at(offset, e.message().trim().to_string())
         })?;
         let defaults = file.server.attributes();
+        let fast_path_bindings = match &file.server.fast_path_bindings {
+            Some(n) if !FAST_PATH_BINDINGS.contains(n.get_ref()) => {
+                return Err(at(
+                    n.span().start,
+                    format!(
+                        "fast_path_bindings is {}: it must be from {} to {}",
+                        n.get_ref(),
+                        FAST_PATH_BINDINGS.start(),
+                        FAST_PATH_BINDINGS.end()
+                    ),
+                ))
+            }
+            Some(n) => *n.get_ref(),
+            None => dhcp6_common::fast_path::LEASE_MAP_ENTRIES,
+        };
         let server = ServerSettings {
             state_dir: file.server.state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/dhcp6d")),
             control_socket: file.server.control_socket.unwrap_or_else(|| PathBuf::from("/run/dhcp6d.sock")),
             offer_lifetime: file.server.offer_lifetime.unwrap_or(60),
             decline_probation: file.server.decline_probation.unwrap_or(86_400),
             renewal_horizon: file.server.renewal_horizon,
+            fast_path_bindings,
         };
         let mut subnets = Vec::new();
         for (id, spanned) in file.subnet.into_iter().enumerate() {
@@ -714,6 +738,19 @@ delegated_length = 56
 duid = "00:01:00:01:32:96:98:99:02:00:00:00:00:c1"
 address = "2001:db8:1::10"
 "#;
+
+    #[test]
+    fn the_fast_path_map_size_has_a_default_and_bounds() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.server.fast_path_bindings, dhcp6_common::fast_path::LEASE_MAP_ENTRIES);
+        let set = GOOD.replacen("[server]\n", "[server]\nfast_path_bindings = 4000000\n", 1);
+        assert_eq!(Config::parse(&set).unwrap().server.fast_path_bindings, 4_000_000);
+        let small = GOOD.replacen("[server]\n", "[server]\nfast_path_bindings = 10\n", 1);
+        let e = Config::parse(&small).unwrap_err();
+        assert!(e.message.contains("fast_path_bindings is 10"), "{e}");
+        let line = small.lines().position(|l| l.starts_with("fast_path_bindings")).unwrap() + 1;
+        assert_eq!((e.line, e.column), (line, 22), "{e}");
+    }
 
     #[test]
     fn parses_a_full_subnet_with_defaults() {

@@ -106,6 +106,9 @@ pub struct FastPathMaps {
     pub links: HashMap<MapData, u32, LinkEntry>,
     /// A second handle on the lease map, for the thread that writes bindings into it.
     pub lease_writer: HashMap<MapData, LeaseKey, LeaseEntry>,
+    /// How many bindings the lease map holds: as loaded, or as an earlier dhcp6d pinned it
+    /// (a pinned map is reused with the size it has).
+    pub lease_capacity: u32,
 }
 
 /// The relay's maps, taken out of the program for the daemon to own.
@@ -269,14 +272,15 @@ impl XdpProgram {
         let mut take = |name: &'static str| self.ebpf.take_map(name).ok_or(XdpError::Missing(name));
         let (leases, links) = (take(maps::LEASES)?, take(maps::LINKS)?);
         let map_error = |name: &'static str| move |source| XdpError::Map { name, source };
-        let second = match &leases {
+        let (second, lease_capacity) = match &leases {
             aya::maps::Map::HashMap(data) => {
+                let capacity = data.info().map_err(map_error(maps::LEASES))?.max_entries();
                 use std::os::fd::AsFd;
                 let fd = data.fd().as_fd().try_clone_to_owned().map_err(|e| XdpError::Pin {
                     path: PathBuf::from(maps::LEASES),
                     message: format!("duplicating the map's descriptor: {e}"),
                 })?;
-                aya::maps::Map::HashMap(MapData::from_fd(fd).map_err(map_error(maps::LEASES))?)
+                (aya::maps::Map::HashMap(MapData::from_fd(fd).map_err(map_error(maps::LEASES))?), capacity)
             }
             _ => return Err(XdpError::Missing(maps::LEASES)),
         };
@@ -284,6 +288,7 @@ impl XdpProgram {
             leases: HashMap::try_from(leases).map_err(map_error(maps::LEASES))?,
             links: HashMap::try_from(links).map_err(map_error(maps::LINKS))?,
             lease_writer: HashMap::try_from(second).map_err(map_error(maps::LEASES))?,
+            lease_capacity,
         })
     }
 

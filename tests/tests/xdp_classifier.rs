@@ -135,3 +135,15 @@ fn a_link_pinned_by_an_earlier_layout_is_taken_over() {
     assert!(attached());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_lease_map_takes_the_configured_size_and_a_pinned_one_keeps_its_own() {
+    let dir = dhcp6_tests::peers::bpf_dir("capacity");
+    let capacity =
+        |size: u32| XdpProgram::load_pinned(&dir, size).expect("load").take_fast_path().unwrap().lease_capacity;
+    assert_eq!(capacity(4096), 4096, "a new map has the size asked for");
+    assert_eq!(capacity(8192), 4096, "the pinned map is reused as it is");
+    std::fs::remove_file(dir.join(dhcp6_common::PIN_LAYOUT).join(dhcp6_common::maps::LEASES)).unwrap();
+    assert_eq!(capacity(8192), 8192, "once its pin is removed, the next load makes it anew");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,7 +22,7 @@ use std::{
 };
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
-use dhcp6_common::fast_path::{LeaseEntry, LeaseKey, LEASE_MAP_ENTRIES};
+use dhcp6_common::fast_path::{LeaseEntry, LeaseKey};
 use ipnet::Ipv6Net;
 use tracing::{info, warn};
 
@@ -74,14 +74,14 @@ pub struct FastPath {
 
 impl FastPath {
     pub fn new(maps: FastPathMaps, interfaces: HashMap<String, u32>) -> FastPath {
-        let FastPathMaps { leases, links, lease_writer } = maps;
+        let FastPathMaps { leases, links, lease_writer, lease_capacity } = maps;
         FastPath {
             leases,
             links,
             writer: Some(lease_writer),
             interfaces,
             linked: Vec::new(),
-            written: hashbrown::HashMap::with_capacity(LEASE_MAP_ENTRIES as usize),
+            written: hashbrown::HashMap::with_capacity(lease_capacity as usize),
             looks: BinaryHeap::new(),
         }
     }

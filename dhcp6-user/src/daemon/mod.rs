@@ -159,7 +159,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let mut shed_switch = None;
     let (mut xdp, mut fast, mut relay_fast) = if options.xdp {
         info!(interfaces = ?interfaces, "attaching XDP");
-        let (mut program, fast) = attach_xdp(&options.bpf_dir, &interfaces, &served)?;
+        let capacity = server.config().server.fast_path_bindings;
+        let (mut program, fast) = attach_xdp(&options.bpf_dir, &interfaces, &served, capacity)?;
         // Under overload, Solicits are shed in XDP, before they cost the stack anything.
         shed_switch = Some(Arc::new(program.take_shed().context("opening the XDP shedding map")?));
         let relay_fast = match &relay {
@@ -451,14 +452,32 @@ async fn reconcile_routes(routes: &PdRoutes, relay: &mut Relay, listeners: &[Lis
 /// Loads the XDP program with its maps pinned under `dir` and attaches it to `interfaces`
 /// through pinned links (taking over those an earlier dhcp6d left); the fast path answers on
 /// the `served` ones.
-fn attach_xdp(dir: &std::path::Path, interfaces: &[String], served: &[String]) -> Result<(XdpProgram, FastPath)> {
-    let mut program = XdpProgram::load_pinned(dir, dhcp6_common::fast_path::LEASE_MAP_ENTRIES)
+fn attach_xdp(
+    dir: &std::path::Path,
+    interfaces: &[String],
+    served: &[String],
+    capacity: u32,
+) -> Result<(XdpProgram, FastPath)> {
+    let mut program = XdpProgram::load_pinned(dir, capacity)
         .with_context(|| format!("loading the XDP program with its maps pinned under {}", dir.display()))?;
     for i in interfaces {
         let took_over = program.attach_pinned(i).with_context(|| format!("attaching XDP to {i}"))?;
         info!(interface = %i, took_over, "XDP attached");
     }
     let maps = program.take_fast_path().context("opening the fast path's maps")?;
+    if maps.lease_capacity != capacity {
+        // The map an earlier dhcp6d pinned is reused as it is, with the renewals XDP answered
+        // while no dhcp6d ran. Removing it with dhcp6d stopped loses none of those clients'
+        // leases (XDP tells no expiry past what the store holds); their stamps only let the
+        // store's expiries move on.
+        let pin = dir.join(dhcp6_common::PIN_LAYOUT).join(dhcp6_common::maps::LEASES);
+        warn!(
+            pinned = maps.lease_capacity,
+            configured = capacity,
+            pin = %pin.display(),
+            "the pinned XDP lease map keeps its size: to resize it to fast_path_bindings, stop dhcp6d, remove the pin, and start it again"
+        );
+    }
     let mut indexes = std::collections::HashMap::new();
     for i in served {
         let index = socket::if_index(i).with_context(|| format!("no interface {i}"))?;
