@@ -258,8 +258,21 @@ fn leases_imported_from_kea_are_renewed_by_the_same_clients() {
     assert_eq!(server.stat("sent", "REPLY"), server.stat("received", "RENEW") + server.stat("received", "REBIND"));
 }
 
-/// Unmounts a file system when dropped.
+/// A small tmpfs mounted on `dir` (made if missing), unmounted when dropped.
 struct Mount(std::path::PathBuf);
+
+impl Mount {
+    fn small_tmpfs(dir: &std::path::Path, size: &str) -> Mount {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mounting a small tmpfs on {}", dir.display());
+        Mount(dir.to_path_buf())
+    }
+}
 
 impl Drop for Mount {
     fn drop(&mut self) {
@@ -293,14 +306,7 @@ fn a_journal_write_the_disk_refuses_is_cut_back_and_later_commits_survive() {
     };
     let scratch = Scratch::new("journal-full");
     let dir = scratch.path("fs");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mounting a small tmpfs");
-    let _mount = Mount(dir.clone());
+    let _mount = Mount::small_tmpfs(&dir, "256k");
     let path = dir.join("leases.journal");
     let mut journal = Journal::open(&path, |_| {}).unwrap();
     // Fill the file system but for a few records' room.
@@ -358,14 +364,7 @@ fn a_full_disk_sends_no_reply_and_loses_no_lease_a_client_was_told_of() {
     let scratch = Scratch::new("disk-full");
     // The server's state directory on a small file system of its own.
     let state = scratch.path("srv-state");
-    std::fs::create_dir_all(&state).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
-        .arg(&state)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mounting a small tmpfs");
-    let _mount = Mount(state.clone());
+    let _mount = Mount::small_tmpfs(&state, "512k");
     let config = config(&veth.a);
     let server = Dhcp6d::start(&server_ns, &scratch, "srv", &config, &["--no-xdp"]);
 
