@@ -109,8 +109,12 @@ impl Committer {
         Ok(Committer { jobs: Some(jobs), done, in_flight: 0, refusals: 0, thread: Some(thread) })
     }
 
-    fn queue(&self, job: Job) -> bool {
-        self.jobs.as_ref().is_some_and(|j| j.send(job).is_ok())
+    /// Queues `job`; gives it back if the commit thread is gone.
+    fn queue(&self, job: Job) -> Result<(), Job> {
+        match &self.jobs {
+            Some(jobs) => jobs.send(job).map_err(|e| e.0),
+            None => Err(job),
+        }
     }
 
     /// Hands a batch over. If the commit thread is gone, its replies are dropped and the
@@ -120,13 +124,16 @@ impl Committer {
         if batch.changes.is_empty() && batch.replies.is_empty() && batch.answers.is_empty() && !map_ops {
             return None;
         }
-        let changes = batch.changes.clone();
-        if self.queue(Job::Batch(batch)) {
-            self.in_flight += 1;
-            None
-        } else {
-            warn!("the commit thread is gone: the batch is refused");
-            Some(Done::Refused(changes))
+        match self.queue(Job::Batch(batch)) {
+            Ok(()) => {
+                self.in_flight += 1;
+                None
+            }
+            Err(job) => {
+                warn!("the commit thread is gone: the batch is refused");
+                let Job::Batch(batch) = job else { return None };
+                Some(Done::Refused(batch.changes))
+            }
         }
     }
 
@@ -162,14 +169,14 @@ impl Committer {
 
     /// Once a second, with the engine's count of live leases.
     pub fn tick(&self, live: usize) {
-        self.queue(Job::Tick { live });
+        let _ = self.queue(Job::Tick { live });
     }
 
     /// A snapshot of the live leases, as the engine has them now, for compaction. Queued after
     /// every batch handed over before it, so the journal it replaces holds them; dropped if a
     /// batch was refused that the engine had not undone when it took the snapshot.
     pub fn compact(&self, snapshot: Vec<Lease>) {
-        self.queue(Job::Compact { snapshot, refusals: self.refusals });
+        let _ = self.queue(Job::Compact { snapshot, refusals: self.refusals });
     }
 
     /// Lets every batch handed over finish (made durable, replies sent), then stops the
@@ -224,8 +231,9 @@ fn run<D: FnMut(Vec<Outgoing>)>(mut store: Box<dyn LeaseStore>, queue: mpsc::Rec
                 }
                 other => {
                     // Batches before it go first: a compaction's snapshot holds them.
+                    let started = Instant::now();
                     if commit(&mut *store, &mut group, out) {
-                        wrote = Some(Instant::now());
+                        wrote = Some(started);
                     }
                     other_job(&mut *store, other, &out.tell, out.refusals);
                 }

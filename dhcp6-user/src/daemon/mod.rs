@@ -525,12 +525,10 @@ fn heard(
         committer::Done::Refused(changes) => {
             server.store_failed(&changes);
             if let Some(f) = fast {
-                // Their entries go from the lease map, after what is queued already.
+                // Their entries go from the lease map, after what is queued already (with the
+                // commit thread gone, nothing is written anywhere any more).
                 let map = f.refused(&changes);
-                if let Some(done) = committer.submit(committer::Batch { map, ..Default::default() }) {
-                    // The commit thread is gone: nothing more is written anywhere.
-                    drop(done);
-                }
+                let _ = committer.submit(committer::Batch { map, ..Default::default() });
             }
         }
         committer::Done::WantsSnapshot => committer.compact(server.durable_leases()),
