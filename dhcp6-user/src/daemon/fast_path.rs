@@ -55,8 +55,8 @@ struct Written {
 pub struct FastPath {
     leases: BpfHashMap<MapData, LeaseKey, LeaseEntry>,
     links: BpfHashMap<MapData, u32, dhcp6_common::fast_path::LinkEntry>,
-    /// The lease map's second handle, until the commit thread takes it.
-    writer: Option<BpfHashMap<MapData, LeaseKey, LeaseEntry>>,
+    /// The lease map's writer, until the commit thread takes it.
+    writer: Option<LeaseMapWriter>,
     /// Served interfaces: name -> ifindex.
     interfaces: HashMap<String, u32>,
     /// Interfaces whose link entry is written.
@@ -78,7 +78,7 @@ impl FastPath {
         FastPath {
             leases,
             links,
-            writer: Some(lease_writer),
+            writer: Some(LeaseMapWriter::new(lease_writer)),
             interfaces,
             linked: Vec::new(),
             written: hashbrown::HashMap::with_capacity(lease_capacity as usize),
@@ -88,7 +88,7 @@ impl FastPath {
 
     /// The lease map's writer, for the commit thread (once).
     pub fn take_writer(&mut self) -> Option<LeaseMapWriter> {
-        self.writer.take().map(LeaseMapWriter::new)
+        self.writer.take()
     }
 
     /// Writes the link entry of each served interface that has its addresses; those without
@@ -126,10 +126,8 @@ impl FastPath {
     pub fn ops(&mut self, server: &Server, changes: &[LeaseChange]) -> MapOps {
         let mut ops = MapOps::default();
         for change in changes {
-            let (resource, ends) = match change {
-                LeaseChange::Remove(r) => (r, true),
-                LeaseChange::Upsert(l) => (&l.resource, l.state != LeaseState::Bound),
-            };
+            let resource = change.resource();
+            let ends = !matches!(change, LeaseChange::Upsert(l) if l.state == LeaseState::Bound);
             let key = self.written.get(resource).map(|w| w.key);
             let moved = match (change, &key) {
                 (LeaseChange::Upsert(l), Some(k)) => {
@@ -165,11 +163,7 @@ impl FastPath {
     pub fn refused(&mut self, changes: &[LeaseChange]) -> MapOps {
         let mut ops = MapOps::default();
         for change in changes {
-            let resource = match change {
-                LeaseChange::Remove(r) => r,
-                LeaseChange::Upsert(l) => &l.resource,
-            };
-            if let Some(w) = self.written.remove(resource) {
+            if let Some(w) = self.written.remove(change.resource()) {
                 ops.removals.push(w.key);
             }
         }
@@ -186,18 +180,15 @@ impl FastPath {
         Some((key, value))
     }
 
-    /// Writes one binding's entry at once (at start, before the commit thread runs); false
-    /// if it does not fit the map or the write failed.
+    /// Writes one binding's entry at once (at start, before the commit thread takes the
+    /// writer); false if it does not fit the map or the write failed.
     fn write(&mut self, b: &FastBinding, clock: &Clock) -> bool {
         let Some((key, value)) = self.entry(b, clock) else { return false };
-        match self.leases.insert(key, value, 0) {
-            Ok(()) => true,
-            Err(e) => {
-                self.written.remove(&b.resource);
-                warn!(resource = %b.resource, error = %e, "a fast-path binding could not be written (is the lease map full?)");
-                false
-            }
+        let written = self.writer.as_mut().is_some_and(|w| w.try_insert(&key, &value));
+        if !written {
+            self.written.remove(&b.resource);
         }
+        written
     }
 
     /// Plans the next look at a binding's stamp: halfway to its deadline, or none this close
@@ -302,6 +293,25 @@ impl LeaseMapWriter {
     pub fn new(map: BpfHashMap<MapData, LeaseKey, LeaseEntry>) -> LeaseMapWriter {
         LeaseMapWriter { map, refused: 0, warned: None }
     }
+
+    /// Writes one entry; false if the map refused it (full, most likely), which is said once a
+    /// minute at most: a full map refuses every write, and a line per binding would cost more
+    /// than the writes.
+    fn try_insert(&mut self, key: &LeaseKey, entry: &LeaseEntry) -> bool {
+        let Err(e) = self.map.insert(key, entry, 0) else { return true };
+        // Its renewals are answered from userspace.
+        self.refused += 1;
+        if self.warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            warn!(
+                error = %e,
+                refused = self.refused,
+                "fast-path bindings could not be written (is the lease map full?): their renewals are answered from userspace"
+            );
+            self.refused = 0;
+            self.warned = Some(std::time::Instant::now());
+        }
+        false
+    }
 }
 
 impl super::committer::MapWriter for LeaseMapWriter {
@@ -311,19 +321,7 @@ impl super::committer::MapWriter for LeaseMapWriter {
     }
 
     fn insert(&mut self, key: &LeaseKey, entry: &LeaseEntry) {
-        if let Err(e) = self.map.insert(key, entry, 0) {
-            // Its renewals are answered from userspace. Said once a minute at most.
-            self.refused += 1;
-            if self.warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
-                warn!(
-                    error = %e,
-                    refused = self.refused,
-                    "fast-path bindings could not be written (is the lease map full?): their renewals are answered from userspace"
-                );
-                self.refused = 0;
-                self.warned = Some(std::time::Instant::now());
-            }
-        }
+        self.try_insert(key, entry);
     }
 }
 

@@ -86,6 +86,16 @@ pub enum LeaseChange {
     Remove(Ipv6Net),
 }
 
+impl LeaseChange {
+    /// The address or prefix the change is about.
+    pub fn resource(&self) -> &Ipv6Net {
+        match self {
+            LeaseChange::Upsert(l) => &l.resource,
+            LeaseChange::Remove(r) => r,
+        }
+    }
+}
+
 /// Why the store did not accept changes.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
