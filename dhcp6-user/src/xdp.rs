@@ -59,18 +59,12 @@ pub struct ShedSwitch {
     until: std::sync::atomic::AtomicU64,
 }
 
-/// CLOCK_MONOTONIC now, in nanoseconds: the clock of `bpf_ktime_get_ns`.
-fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map_or(0, |t| (t.tv_sec() as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec() as u64))
-}
-
 impl ShedSwitch {
     /// Has XDP drop Solicits for `window` from now. The map is written only when less than
     /// half of the window is left, so that calling this for every burst of reads is cheap.
     pub fn shed_for(&self, window: Duration) -> Result<(), XdpError> {
         use std::sync::atomic::Ordering;
-        let now = monotonic_ns();
+        let now = crate::fast_path::monotonic_ns();
         let window = window.as_nanos() as u64;
         if self.until.load(Ordering::Relaxed) > now + window / 2 {
             return Ok(());
