@@ -65,6 +65,7 @@ pub(super) async fn read_loop(
     let mut overloaded = false;
     let mut xdp_shedding = false;
     let socket = &listeners[index].socket;
+    // The engine's queue: its size, and what it holds past which Solicits are shed.
     let size = queue.max_capacity();
     let mut receiver = socket::Receiver::default();
     // The kernel's drop count of the socket, as last seen.
@@ -77,8 +78,8 @@ pub(super) async fn read_loop(
         let overflowed_before = overflowed;
         // How full the socket is as the burst starts: a quarter full is overload, and it lasts
         // until an eighth (lower, and the engine ran dry before Solicits were let in again).
-        if let Ok((held, size)) = socket::receive_fill(socket) {
-            overloaded = held > size / 4 || (overloaded && held > size / 8);
+        if let Ok((held, buffer)) = socket::receive_fill(socket) {
+            overloaded = held > buffer / 4 || (overloaded && held > buffer / 8);
         }
         // Drain what the kernel holds, so that overload is decided here rather than by the
         // socket buffer overflowing on whatever comes next.

@@ -67,8 +67,8 @@ fn base_socket() -> Result<Socket> {
     s.set_multicast_loop_v6(false)?;
     // Which of our addresses a datagram came to, so that the answer leaves from it.
     setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true).map_err(io::Error::from).context("setting IPV6_RECVPKTINFO")?;
-    // Room for the bursts that come while the reader thread waits for a core. Past the
-    // system's rmem_max when allowed (CAP_NET_ADMIN), else up to it.
+    // Room for the bursts that come while the engine works through a batch (its readers run
+    // between batches). Past the system's rmem_max when allowed (CAP_NET_ADMIN), else up to it.
     let force: libc::c_int = RECV_BUFFER;
     // SAFETY: setsockopt with a pointer to a c_int of the size given.
     let forced = unsafe {
