@@ -149,7 +149,9 @@ impl<'a> Message<'a> {
 
     /// The wire form in a new buffer.
     pub fn to_vec(&self) -> Result<Vec<u8>, EncodeError> {
-        let mut out = Vec::new();
+        // Room for a reply with a few IAs and options, relayed once or twice: the buffer is
+        // not grown (copied) five times on the way.
+        let mut out = Vec::with_capacity(512);
         self.encode(&mut out)?;
         Ok(out)
     }

@@ -408,7 +408,8 @@ impl<'a> DhcpOption<'a> {
 
     /// The option's wire form, header included.
     pub fn to_vec(&self) -> Result<Vec<u8>, EncodeError> {
-        let mut out = Vec::new();
+        // Room for an IA with its address or prefix, so that it is not grown step by step.
+        let mut out = Vec::with_capacity(64);
         self.encode(&mut out, Nesting::default())?;
         Ok(out)
     }

@@ -16,8 +16,7 @@
 //! system calls (a tenth of its time at full load).
 
 use std::{
-    cmp::Reverse,
-    collections::{BinaryHeap, HashMap},
+    collections::{BTreeMap, HashMap},
     net::Ipv6Addr,
 };
 
@@ -67,9 +66,43 @@ pub struct FastPath {
     /// (every entry rehashed, and the new table's pages faulted in at once), while its pages
     /// are only touched as entries come.
     written: hashbrown::HashMap<Ipv6Net, Written>,
-    /// When to read a binding's renewal stamp: (Unix second, the deadline it was planned for,
-    /// resource), soonest first. A look planned for a deadline since moved is skipped.
-    looks: BinaryHeap<Reverse<(u64, u64, Ipv6Net)>>,
+    /// When to read a binding's renewal stamp. A look planned for a deadline since moved is
+    /// skipped.
+    looks: Looks,
+}
+
+/// Looks at bindings' renewal stamps: per Unix second, the (deadline it was planned for,
+/// resource) of each look due then. A look is planned per binding written, so this holds
+/// about one per binding: as a heap of a million it missed the cache on every push, where
+/// appending to the second being filled touches what was just touched.
+#[derive(Default)]
+struct Looks(BTreeMap<u64, Vec<(u64, Ipv6Net)>>);
+
+impl Looks {
+    fn plan(&mut self, at: u64, deadline: u64, resource: Ipv6Net) {
+        self.0.entry(at).or_default().push((deadline, resource));
+    }
+
+    /// A look due by `now`, if there is one.
+    fn take_due(&mut self, now: u64) -> Option<(u64, Ipv6Net)> {
+        loop {
+            let mut first = self.0.first_entry()?;
+            if *first.key() > now {
+                return None;
+            }
+            match first.get_mut().pop() {
+                Some(look) => {
+                    if first.get().is_empty() {
+                        first.remove();
+                    }
+                    return Some(look);
+                }
+                None => {
+                    first.remove();
+                }
+            }
+        }
+    }
 }
 
 impl FastPath {
@@ -82,7 +115,7 @@ impl FastPath {
             interfaces,
             linked: Vec::new(),
             written: hashbrown::HashMap::with_capacity(lease_capacity as usize),
-            looks: BinaryHeap::new(),
+            looks: Looks::default(),
         }
     }
 
@@ -172,7 +205,7 @@ impl FastPath {
 
     /// One binding's entry, recorded as written (its look planned); None if it does not fit.
     fn entry(&mut self, b: &FastBinding, clock: &Clock) -> Option<(LeaseKey, LeaseEntry)> {
-        let ifindex = self.interfaces.get(&b.interface).copied()?;
+        let ifindex = self.interfaces.get(b.interface).copied()?;
         let (key, value) = (lease_key(b)?, lease_entry(b, ifindex, clock)?);
         let deadline = b.expires.saturating_sub(u64::from(b.valid));
         self.written.insert(b.resource, Written { key, deadline });
@@ -196,7 +229,7 @@ impl FastPath {
     fn plan_look(&mut self, resource: Ipv6Net, deadline: u64, now: u64) {
         let left = deadline.saturating_sub(now);
         if left > LAST_LOOK {
-            self.looks.push(Reverse((now + left / 2, deadline, resource)));
+            self.looks.plan(now + left / 2, deadline, resource);
         }
     }
 
@@ -209,11 +242,7 @@ impl FastPath {
         let now = clock.unix_now();
         let mut changes = Vec::new();
         for _ in 0..limit {
-            let Some(Reverse((at, planned, resource))) = self.looks.peek().copied() else { break };
-            if at > now {
-                break;
-            }
-            self.looks.pop();
+            let Some((planned, resource)) = self.looks.take_due(now) else { break };
             let Some(w) = self.written.get(&resource).copied() else { continue };
             if w.deadline != planned {
                 continue;
@@ -250,7 +279,7 @@ impl FastPath {
             }
             let backed = server
                 .fast_binding(key.duid(), key.iaid, ia_type)
-                .is_some_and(|b| self.interfaces.get(&b.interface) == Some(&entry.ifindex));
+                .is_some_and(|b| self.interfaces.get(b.interface) == Some(&entry.ifindex));
             if !backed {
                 stale.push(key);
             }
@@ -367,4 +396,29 @@ pub fn link_local(ifindex: u32) -> Option<Ipv6Addr> {
         .into_iter()
         .find(|a| a.ifindex == ifindex && a.scope == 0x20 && a.flags & 0x40 == 0)
         .map(|a| a.address)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv6Net {
+        s.parse().expect("a prefix")
+    }
+
+    #[test]
+    fn looks_come_due_by_second_and_not_before() {
+        let mut looks = Looks::default();
+        looks.plan(20, 40, net("2001:db8::2/128"));
+        looks.plan(10, 30, net("2001:db8::1/128"));
+        looks.plan(20, 41, net("2001:db8::3/128"));
+        assert_eq!(looks.take_due(9), None);
+        assert_eq!(looks.take_due(10), Some((30, net("2001:db8::1/128"))));
+        assert_eq!(looks.take_due(19), None);
+        let mut due: Vec<_> = std::iter::from_fn(|| looks.take_due(25)).collect();
+        due.sort();
+        assert_eq!(due, vec![(40, net("2001:db8::2/128")), (41, net("2001:db8::3/128"))]);
+        assert_eq!(looks.take_due(u64::MAX), None);
+        assert!(looks.0.is_empty(), "emptied seconds are dropped");
+    }
 }

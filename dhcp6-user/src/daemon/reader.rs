@@ -16,7 +16,7 @@ use std::sync::{
     Arc,
 };
 
-use tokio::{io::Interest, sync::mpsc};
+use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::{
@@ -71,10 +71,13 @@ pub(super) async fn read_loop(
     // The kernel's drop count of the socket, as last seen.
     let mut overflowed = 0u32;
     loop {
-        if let Err(e) = socket.readable().await {
-            warn!(error = %e, "waiting on a socket failed");
-            continue;
-        }
+        let mut ready = match socket.readable().await {
+            Ok(guard) => guard,
+            Err(e) => {
+                warn!(error = %e, "waiting on a socket failed");
+                continue;
+            }
+        };
         let overflowed_before = overflowed;
         // How full the socket is as the burst starts: a quarter full is overload, and it lasts
         // until an eighth (lower, and the engine ran dry before Solicits were let in again).
@@ -84,7 +87,7 @@ pub(super) async fn read_loop(
         // Drain what the kernel holds, so that overload is decided here rather than by the
         // socket buffer overflowing on whatever comes next.
         for _ in 0..READ_BURST / socket::RECV_BATCH {
-            let received = socket.try_io(Interest::READABLE, || {
+            let received = ready.try_io(|socket| {
                 receiver.try_recv(socket, |r, payload| {
                     if let Some(n) = r.overflowed {
                         dropped.socket_full.fetch_add(u64::from(n.wrapping_sub(overflowed)), Ordering::Relaxed);
@@ -102,13 +105,14 @@ pub(super) async fn read_loop(
                 })
             });
             match received {
-                Ok(n) if n < socket::RECV_BATCH => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
+                Ok(Ok(n)) if n < socket::RECV_BATCH => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
                     warn!(error = %e, "receive failed");
                     break;
                 }
+                // Drained: the runtime is told to wait for the next datagram.
+                Err(_would_block) => break,
             }
         }
         if queue.is_closed() {

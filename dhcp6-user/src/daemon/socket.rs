@@ -12,7 +12,7 @@ use nix::sys::socket::{
     recvmmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn6,
 };
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::UdpSocket;
+use tokio::io::{unix::AsyncFd, Interest};
 
 use dhcp6_common::wire::{ALL_DHCP_RELAY_AGENTS_AND_SERVERS, SERVER_PORT};
 
@@ -36,7 +36,9 @@ pub struct Listener {
     pub interface: Option<String>,
     pub index: u32,
     pub role: Role,
-    pub socket: UdpSocket,
+    /// Watched for reading only: replies go out on it from the sender thread, and a socket
+    /// watched for writing too wakes the engine each time one of them leaves the host.
+    pub socket: AsyncFd<std::net::UdpSocket>,
 }
 
 /// The interface index of `name`, if it exists.
@@ -117,17 +119,19 @@ pub fn open(interfaces: &[(String, Role)]) -> Result<Vec<Listener>> {
         bind(&s)?;
         s.join_multicast_v6(&Ipv6Addr::from(ALL_DHCP_RELAY_AGENTS_AND_SERVERS), index)
             .with_context(|| format!("joining ff02::1:2 on {name}"))?;
-        out.push(Listener {
-            interface: Some(name.clone()),
-            index,
-            role: *role,
-            socket: UdpSocket::from_std(s.into())?,
-        });
+        out.push(Listener { interface: Some(name.clone()), index, role: *role, socket: watched(s)? });
     }
     let s = base_socket()?;
     bind(&s)?;
-    out.push(Listener { interface: None, index: 0, role: Role::Unicast, socket: UdpSocket::from_std(s.into())? });
+    out.push(Listener { interface: None, index: 0, role: Role::Unicast, socket: watched(s)? });
     Ok(out)
+}
+
+/// `s` registered with the runtime for reading only.
+fn watched(s: Socket) -> Result<AsyncFd<std::net::UdpSocket>> {
+    // SAFETY: the AsyncFd owns the socket, whose descriptor stays open until it is dropped.
+    unsafe { AsyncFd::register_with_interest(std::net::UdpSocket::from(s), Interest::READABLE) }
+        .context("watching a UDP socket")
 }
 
 /// Bytes of receive buffer asked for each socket.

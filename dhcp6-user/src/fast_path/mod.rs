@@ -86,7 +86,7 @@ pub fn ia_type_of(byte: u8) -> Option<IaType> {
 
 /// The lease map key of a binding.
 pub fn lease_key(b: &FastBinding) -> Option<LeaseKey> {
-    LeaseKey::new(&b.duid, b.iaid, ia_type_byte(b.ia_type))
+    LeaseKey::new(b.duid, b.iaid, ia_type_byte(b.ia_type))
 }
 
 /// The lease map value of a binding on interface `ifindex`: renewals may be answered until
@@ -97,16 +97,16 @@ pub fn lease_entry(b: &FastBinding, ifindex: u32, clock: &Clock) -> Option<Lease
     }
     let mut ia = [0u8; IA_MAX];
     ia[..b.ia_option.len()].copy_from_slice(&b.ia_option);
-    let mut client_id = vec![0, 1];
-    client_id.extend_from_slice(&(u16::try_from(b.duid.len()).ok()?).to_be_bytes());
-    client_id.extend_from_slice(&b.duid);
+    // The Client ID option: its 4-byte header, then the DUID (at an even offset).
+    let duid_len = u16::try_from(b.duid.len()).ok()?.to_be_bytes();
+    let client_id_sum = checksum::add(checksum::sum(&[0, 1, duid_len[0], duid_len[1]]), checksum::sum(b.duid));
     let resource = b.resource.network().octets();
     Some(LeaseEntry {
         // A second early: XDP reads the coarse clock, up to a tick behind this one.
         deadline_ns: clock.mono_ns(b.expires.saturating_sub(u64::from(b.valid))).saturating_sub(1_000_000_000),
         renewed_ns: 0,
         ifindex,
-        client_id_sum: checksum::sum(&client_id),
+        client_id_sum: checksum::fold(client_id_sum) as u32,
         ia_sum: checksum::sum(&b.ia_option),
         resource,
         prefix_len: match b.ia_type {

@@ -152,13 +152,13 @@ pub struct Server {
 /// A binding whose renewals the XDP fast path may answer: one IA of one client, holding one
 /// bound lease, on a link the server serves directly.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FastBinding {
-    pub duid: Vec<u8>,
+pub struct FastBinding<'a> {
+    pub duid: &'a [u8],
     pub iaid: u32,
     pub ia_type: IaType,
     pub resource: Ipv6Net,
     /// The served interface the client is on.
-    pub interface: String,
+    pub interface: &'a str,
     /// The valid lifetime a Reply tells, in seconds.
     pub valid: u32,
     /// The durable expiry, Unix seconds: a renewal may be answered up to `expires - valid`.
@@ -226,30 +226,26 @@ impl Server {
     }
 
     /// The binding of IA (`duid`, `iaid`, `ia_type`) if the fast path may answer its renewals.
-    pub fn fast_binding(&self, duid: &[u8], iaid: u32, ia_type: IaType) -> Option<FastBinding> {
-        let held = self.table.ia(duid, iaid, ia_type);
-        let [resource] = held.as_slice() else { return None };
-        let lease = self.table.get(resource)?;
+    pub fn fast_binding<'a>(&'a self, duid: &'a [u8], iaid: u32, ia_type: IaType) -> Option<FastBinding<'a>> {
+        let mut held = self.table.ia_leases(duid, iaid, ia_type);
+        let (Some(lease), None) = (held.next(), held.next()) else { return None };
         let subnet = self.config.subnets.get(lease.subnet)?;
         let interface = subnet.interface.as_deref()?;
         // The subnet a client on that interface is served from must be the lease's.
         let serving = self.config.subnets.iter().position(|s| s.interface.as_deref() == Some(interface));
-        if lease.state != LeaseState::Bound
-            || lease.interface.as_deref() != Some(interface)
-            || serving != Some(lease.subnet)
-        {
+        if lease.state != LeaseState::Bound || lease.interface != Some(interface) || serving != Some(lease.subnet) {
             return None;
         }
         let l = subnet.lifetimes;
         // What `extend` answers for this IA: the one resource with the subnet's lifetimes.
-        let reply = IaReply::granted(ia_type, iaid, l, &[*resource]);
+        let reply = IaReply::granted(ia_type, iaid, l, &[lease.resource]);
         let ia_option = ia_option(&reply).to_vec().ok()?;
         Some(FastBinding {
-            duid: duid.to_vec(),
+            duid,
             iaid,
             ia_type,
-            resource: *resource,
-            interface: interface.to_string(),
+            resource: lease.resource,
+            interface,
             valid: l.valid,
             expires: lease.expires,
             ia_option,
@@ -257,21 +253,20 @@ impl Server {
     }
 
     /// Every binding the fast path may answer.
-    pub fn fast_bindings(&self) -> Vec<FastBinding> {
-        let mut ias: Vec<(Vec<u8>, u32, IaType)> =
-            self.table.iter().filter(|l| l.state == LeaseState::Bound).map(|l| (l.duid, l.iaid, l.ia_type)).collect();
+    pub fn fast_bindings(&self) -> Vec<FastBinding<'_>> {
+        let mut ias: Vec<(&[u8], u32, IaType)> = self.table.bound_ias().collect();
         ias.sort();
         ias.dedup();
-        ias.iter().filter_map(|(d, i, t)| self.fast_binding(d, *i, *t)).collect()
+        ias.into_iter().filter_map(|(d, i, t)| self.fast_binding(d, i, t)).collect()
     }
 
     /// XDP answered a renewal of this binding at `at` (Unix seconds), telling the client the
     /// valid lifetime from then: the lease is kept until then plus the horizon. Returns the
     /// durable change, if the expiry moved.
     pub fn renewed(&mut self, duid: &[u8], iaid: u32, ia_type: IaType, at: u64) -> Option<LeaseChange> {
-        let binding = self.fast_binding(duid, iaid, ia_type)?;
-        let lease = self.table.get(&binding.resource)?;
-        let expires = at + u64::from(binding.valid) + self.horizon(lease.subnet);
+        let (resource, valid) = self.fast_binding(duid, iaid, ia_type).map(|b| (b.resource, b.valid))?;
+        let lease = self.table.get(&resource)?;
+        let expires = at + u64::from(valid) + self.horizon(lease.subnet);
         if expires <= lease.expires {
             return None;
         }
@@ -594,10 +589,14 @@ impl Server {
     /// Drops what was offered to `duid` in these IAs.
     fn release_offers(&mut self, duid: &[u8], ias: &[IaRequest]) {
         for ia in ias {
-            for r in self.table.ia(duid, ia.iaid, ia.ia_type) {
-                if self.table.brief(&r).is_some_and(|(state, _)| state == LeaseState::Offered) {
-                    self.remove(&r);
-                }
+            let offered: Vec<Ipv6Net> = self
+                .table
+                .ia_leases(duid, ia.iaid, ia.ia_type)
+                .filter(|l| l.state == LeaseState::Offered)
+                .map(|l| l.resource)
+                .collect();
+            for r in offered {
+                self.remove(&r);
             }
         }
     }
@@ -605,9 +604,9 @@ impl Server {
     /// This IA's live leases in the subnet.
     fn current(&self, ctx: &Ctx<'_>, ia: &IaRequest) -> Vec<Ipv6Net> {
         self.table
-            .ia(ctx.duid, ia.iaid, ia.ia_type)
-            .into_iter()
-            .filter(|r| self.table.brief(r).is_some_and(|(_, subnet)| subnet == ctx.subnet))
+            .ia_leases(ctx.duid, ia.iaid, ia.ia_type)
+            .filter(|l| l.subnet == ctx.subnet)
+            .map(|l| l.resource)
             .collect()
     }
 

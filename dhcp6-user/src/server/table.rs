@@ -41,6 +41,39 @@ struct Client {
     leases: u32,
 }
 
+/// A lease read in place by [`LeaseTable::ia_leases`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseView<'a> {
+    pub resource: Ipv6Net,
+    pub state: LeaseState,
+    pub subnet: usize,
+    pub interface: Option<&'a str>,
+    pub expires: u64,
+}
+
+/// The leases of one IA, following the slots' chain.
+pub struct IaLeases<'a> {
+    table: &'a LeaseTable,
+    at: u32,
+}
+
+impl<'a> Iterator for IaLeases<'a> {
+    type Item = LeaseView<'a>;
+
+    fn next(&mut self) -> Option<LeaseView<'a>> {
+        let slot = self.table.slots.get(self.at as usize)?;
+        self.at = slot.next;
+        Some(LeaseView {
+            // prefix_len was valid when stored.
+            resource: Ipv6Net::new(Ipv6Addr::from(slot.addr), slot.prefix_len).unwrap_or_default(),
+            state: state_of(slot.state),
+            subnet: usize::from(slot.subnet),
+            interface: self.table.interfaces.get(usize::from(slot.interface)).map(String::as_str),
+            expires: u64::from(slot.expires),
+        })
+    }
+}
+
 fn state_code(s: LeaseState) -> u8 {
     match s {
         LeaseState::Offered => 0,
@@ -436,21 +469,28 @@ impl LeaseTable {
 
     /// The resources an IA holds (offered, bound or expired), in insertion order of the head.
     pub fn ia(&self, duid: &[u8], iaid: u32, ia_type: IaType) -> Vec<Ipv6Net> {
-        let Some(client) = self.find_client(duid) else { return vec![] };
-        let t = type_code(ia_type);
-        let h = self.hash_ia(client, iaid, t);
-        let head = self.by_ia.find(h, |s| {
-            let x = &self.slots[s as usize];
-            (x.client, x.iaid, x.ia_type) == (client, iaid, t)
+        self.ia_leases(duid, iaid, ia_type).map(|l| l.resource).collect()
+    }
+
+    /// The leases an IA holds, as [`Self::ia`] orders them, read in place: no [`Lease`] is
+    /// built and no second lookup made per resource.
+    pub fn ia_leases(&self, duid: &[u8], iaid: u32, ia_type: IaType) -> IaLeases<'_> {
+        let head = self.find_client(duid).and_then(|client| {
+            let t = type_code(ia_type);
+            self.by_ia.find(self.hash_ia(client, iaid, t), |s| {
+                let x = &self.slots[s as usize];
+                (x.client, x.iaid, x.ia_type) == (client, iaid, t)
+            })
         });
-        let mut out = Vec::new();
-        let mut at = head.unwrap_or(NONE);
-        while at != NONE {
-            let slot = &self.slots[at as usize];
-            out.push(Ipv6Net::new(Ipv6Addr::from(slot.addr), slot.prefix_len).unwrap_or_default());
-            at = slot.next;
-        }
-        out
+        IaLeases { table: self, at: head.unwrap_or(NONE) }
+    }
+
+    /// The IA (DUID, IAID, type) of every bound lease, an IA once per lease it holds.
+    pub fn bound_ias(&self) -> impl Iterator<Item = (&[u8], u32, IaType)> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.ia_type != FREE && state_of(s.state) == LeaseState::Bound)
+            .map(|s| (self.duid(s.client), s.iaid, if s.ia_type == 0 { IaType::Na } else { IaType::Pd }))
     }
 
     /// Resources whose state may have ended by `now`; the caller checks each one's `expires`.
@@ -588,6 +628,27 @@ mod tests {
     #[test]
     fn a_lease_is_48_bytes() {
         assert_eq!(std::mem::size_of::<Slot>(), 48);
+    }
+
+    #[test]
+    fn an_ias_leases_read_in_place_are_what_get_builds() {
+        let mut t = LeaseTable::new(vec![false, false]);
+        let first = lease(1, 7, 1, LeaseState::Bound, 100);
+        let second = Lease { subnet: 1, interface: None, ..lease(2, 7, 1, LeaseState::Offered, 200) };
+        t.put(&first);
+        t.put(&second);
+        t.put(&lease(3, 7, 2, LeaseState::Bound, 300));
+        let views: Vec<LeaseView<'_>> = t.ia_leases(&first.duid, 1, IaType::Na).collect();
+        assert_eq!(views.len(), 2);
+        for v in views {
+            let l = t.get(&v.resource).unwrap();
+            assert_eq!(
+                (v.state, v.subnet, v.interface, v.expires),
+                (l.state, l.subnet, l.interface.as_deref(), l.expires)
+            );
+        }
+        assert_eq!(t.ia_leases(&first.duid, 1, IaType::Pd).count(), 0);
+        assert_eq!(t.ia_leases(&[0, 3, 0, 1, 9], 1, IaType::Na).count(), 0);
     }
 
     #[test]
