@@ -40,7 +40,8 @@ impl Drop for Scratch {
 }
 
 /// The dhcp6d binary of this build. It belongs to another package, which `cargo test -p
-/// dhcp6-tests` would not rebuild, so the first call builds it (a no-op when it is fresh).
+/// dhcp6-tests` would not rebuild, so the first call builds it, and the load generator beside
+/// it (a no-op when they are fresh).
 pub fn dhcp6d_binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
@@ -56,6 +57,8 @@ pub fn dhcp6d_binary() -> PathBuf {
                 "dhcp6-user",
                 "--bin",
                 "dhcp6d",
+                "--bin",
+                "dhcp6-load",
             ]);
             if profile_dir.file_name().is_some_and(|p| p == "release") {
                 build.arg("--release");
@@ -67,6 +70,11 @@ pub fn dhcp6d_binary() -> PathBuf {
             bin
         })
         .clone()
+}
+
+/// The project's load generator (`dhcp6-load`), built with dhcp6d.
+pub fn dhcp6_load_binary() -> PathBuf {
+    dhcp6d_binary().with_file_name("dhcp6-load")
 }
 
 /// Polls `f` every 100 ms until it returns `Some`, or panics with `what` after `timeout`.

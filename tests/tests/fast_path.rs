@@ -13,7 +13,7 @@ use aya::programs::XdpMode;
 use dhcp6_common::PIN_LAYOUT;
 use dhcp6_tests::{
     netns::{Netns, Veth},
-    peers::{bpf_dir, wait_for, Dhclient, Dhcp6d, Scratch},
+    peers::{bpf_dir, dhcp6_load_binary, wait_for, Dhclient, Dhcp6d, Scratch},
 };
 use dhcp6_user::xdp::XdpProgram;
 use serde_json::Value;
@@ -167,4 +167,40 @@ fn renewals_are_answered_by_xdp_while_dhcp6d_restarts() {
     let server = Dhcp6d::start_pinned(&server_ns, &scratch, "srv", &config, &["--no-xdp"], Some(dir.clone()));
     assert!(!xdp_attached(), "--no-xdp detached it");
     assert!(server.show("statistics")["xdp"].is_null(), "no XDP counters without XDP");
+}
+
+/// A lease map smaller than the bindings: it fills, and the bindings past it are left to
+/// userspace by the engine (said in the log), not handed to the map to refuse one by one;
+/// every client still gets its lease.
+#[test]
+fn a_full_lease_map_leaves_the_bindings_past_it_to_userspace() {
+    let server_ns = Netns::new("d6fs");
+    let client_ns = Netns::new("d6fc");
+    let veth = Veth::new(&server_ns, &client_ns);
+    let scratch = Scratch::new("fastpathfull");
+    let config = format!(
+        r#"[server]
+fast_path_bindings = 1024
+
+[[subnet]]
+interface = "{}"
+prefix = "2001:db8:1::/64"
+ranges = [{{ low = "2001:db8:1::1:0", high = "2001:db8:1::1:ffff" }}]
+"#,
+        veth.a
+    );
+    let server = Dhcp6d::start(&server_ns, &scratch, "srv", &config, &[]);
+    let load = dhcp6_load_binary();
+    let out = client_ns.exec(&[load.to_str().unwrap(), "-i", &veth.b, "-r", "500", "-s", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "dhcp6-load: {text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("completed 1500 "), "every exchange completed: {text}");
+    assert_eq!(server.bound().len(), 1500, "every client holds its lease");
+
+    let dir = server.bpf_dir.clone().expect("pinned");
+    let entries = bpftool_dump(&dir.join(PIN_LAYOUT).join("LEASES")).as_array().map_or(0, Vec::len);
+    assert_eq!(entries, 1024, "the map is full, and holds no more");
+    let log = server.process.log_text();
+    assert!(log.contains("the fast path's lease map is full"), "said: {log}");
+    assert!(!log.contains("could not be written"), "no write was handed to the map to refuse: {log}");
 }

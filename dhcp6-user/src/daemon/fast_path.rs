@@ -66,6 +66,13 @@ pub struct FastPath {
     /// (every entry rehashed, and the new table's pages faulted in at once), while its pages
     /// are only touched as entries come.
     written: hashbrown::HashMap<Ipv6Net, Written>,
+    /// Entries the lease map holds at most: past that many in `written`, a new binding is not
+    /// planned at all (the map would refuse it, after the table above had grown for it).
+    capacity: usize,
+    /// New bindings left to userspace because the map was full, since the last warning, and
+    /// when that was.
+    left_out: u64,
+    warned_full: Option<std::time::Instant>,
     /// When to read a binding's renewal stamp. A look planned for a deadline since moved is
     /// skipped.
     looks: Looks,
@@ -115,6 +122,9 @@ impl FastPath {
             interfaces,
             linked: Vec::new(),
             written: hashbrown::HashMap::with_capacity(lease_capacity as usize),
+            capacity: lease_capacity as usize,
+            left_out: 0,
+            warned_full: None,
             looks: Looks::default(),
         }
     }
@@ -206,6 +216,10 @@ impl FastPath {
     /// One binding's entry, recorded as written (its look planned); None if it does not fit.
     fn entry(&mut self, b: &FastBinding, clock: &Clock) -> Option<(LeaseKey, LeaseEntry)> {
         let ifindex = self.interfaces.get(b.interface).copied()?;
+        if self.written.len() >= self.capacity && !self.written.contains_key(&b.resource) {
+            self.map_full();
+            return None;
+        }
         let (key, value) = (lease_key(b)?, lease_entry(b, ifindex, clock)?);
         let deadline = b.expires.saturating_sub(u64::from(b.valid));
         self.written.insert(b.resource, Written { key, deadline });
@@ -222,6 +236,20 @@ impl FastPath {
             self.written.remove(&b.resource);
         }
         written
+    }
+
+    /// A new binding did not fit the full map: said once a minute at most.
+    fn map_full(&mut self) {
+        self.left_out += 1;
+        if self.warned_full.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            warn!(
+                entries = self.capacity,
+                left_out = self.left_out,
+                "the fast path's lease map is full: new bindings' renewals are answered from userspace (see [server] fast_path_bindings)"
+            );
+            self.left_out = 0;
+            self.warned_full = Some(std::time::Instant::now());
+        }
     }
 
     /// Plans the next look at a binding's stamp: halfway to its deadline, or none this close
