@@ -89,8 +89,13 @@ impl Verdict {
 pub const MSG_TYPE_SLOTS: u32 = 256;
 
 /// Entries of the [`crate::maps::SHED`] map.
-pub const SHED_SLOTS: u32 = 2;
+pub const SHED_SLOTS: u32 = 3;
 /// Where the [`crate::maps::SHED`] map holds the deadline of shedding.
 pub const SHED_UNTIL: u32 = 0;
 /// Where the [`crate::maps::SHED`] map counts the Solicits XDP dropped.
 pub const SHED_COUNT: u32 = 1;
+/// Where the [`crate::maps::SHED`] map holds the share of Solicits dropped while shedding, in
+/// units of 1/[`SHED_SHARE_ONE`]: at [`SHED_SHARE_ONE`], every one.
+pub const SHED_SHARE: u32 = 2;
+/// A whole share: every Solicit.
+pub const SHED_SHARE_ONE: u64 = 1 << 16;

@@ -47,8 +47,9 @@ pub mod maps {
     /// Per-CPU array of `u64`, [`crate::counters::SHED_SLOTS`] entries: at
     /// [`crate::counters::SHED_UNTIL`], CLOCK_MONOTONIC nanoseconds until which XDP drops the
     /// Solicits sent to the server (dhcp6d overloaded; written alike on every CPU); at
-    /// [`crate::counters::SHED_COUNT`], the Solicits so dropped. Not pinned: a stale deadline
-    /// lapses by itself.
+    /// [`crate::counters::SHED_COUNT`], the Solicits so dropped; at
+    /// [`crate::counters::SHED_SHARE`], the share of them dropped until then. Not pinned: a
+    /// stale deadline lapses by itself.
     pub const SHED: &str = "SHED";
     /// Every map dhcp6d pins, so that a restart finds them. (The relay's maps are rewritten
     /// whole at each start, and its counters read as deltas: they are not pinned, but the

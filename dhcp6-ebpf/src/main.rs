@@ -22,7 +22,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dhcp6_common::{
-    counters::{Verdict, MSG_TYPE_SLOTS, SHED_COUNT, SHED_SLOTS, SHED_UNTIL},
+    counters::{Verdict, MSG_TYPE_SLOTS, SHED_COUNT, SHED_SHARE, SHED_SHARE_ONE, SHED_SLOTS, SHED_UNTIL},
     relay::{AccessKey, Vlans},
     wire::{frame::*, CLIENT_PORT, SERVER_PORT},
     MessageType,
@@ -110,18 +110,23 @@ struct Classified {
     dst_port: u16,
 }
 
-/// Whether dhcp6d asked for Solicits to be shed until a time not yet come.
+/// Whether this Solicit is shed: dhcp6d asked for a share of them to be, until a time not yet
+/// come, and this one falls in the share.
 #[inline(always)]
 fn shedding() -> bool {
-    match SHED.get_ptr(SHED_UNTIL) {
+    let until = match SHED.get_ptr(SHED_UNTIL) {
         // SAFETY: a per-CPU slot, written whole by userspace.
-        Some(until) => {
-            let until = unsafe { *until };
-            // SAFETY: a helper without arguments.
-            until != 0 && unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() } < until
-        }
-        None => false,
+        Some(until) => unsafe { *until },
+        None => return false,
+    };
+    // SAFETY: a helper without arguments.
+    if until == 0 || unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() } >= until {
+        return false;
     }
+    // SAFETY: as above.
+    let share = SHED.get_ptr(SHED_SHARE).map_or(SHED_SHARE_ONE, |s| unsafe { *s });
+    // SAFETY: a helper without arguments.
+    share >= SHED_SHARE_ONE || u64::from(unsafe { aya_ebpf::helpers::bpf_get_prandom_u32() }) % SHED_SHARE_ONE < share
 }
 
 #[inline(always)]

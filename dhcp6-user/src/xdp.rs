@@ -57,34 +57,50 @@ pub struct ShedSwitch {
     map: std::sync::Mutex<PerCpuArray<MapData, u64>>,
     /// The deadline last written, CLOCK_MONOTONIC nanoseconds.
     until: std::sync::atomic::AtomicU64,
+    /// The share last written, in 1/[`counters::SHED_SHARE_ONE`].
+    share: std::sync::atomic::AtomicU64,
 }
 
 impl ShedSwitch {
-    /// Has XDP drop Solicits for `window` from now. The map is written only when less than
-    /// half of the window is left, so that calling this for every burst of reads is cheap.
+    /// Has XDP drop every Solicit for `window` from now.
     pub fn shed_for(&self, window: Duration) -> Result<(), XdpError> {
+        self.shed_share_for(counters::SHED_SHARE_ONE, window)
+    }
+
+    /// Has XDP drop a share of the Solicits (in 1/[`counters::SHED_SHARE_ONE`], chosen at
+    /// random) for `window` from now. The map is written only when the share changes, or less
+    /// than half of the window is left, so that calling this for every burst of reads is cheap.
+    pub fn shed_share_for(&self, share: u64, window: Duration) -> Result<(), XdpError> {
         use std::sync::atomic::Ordering;
+        let share = share.min(counters::SHED_SHARE_ONE);
+        if self.share.load(Ordering::Relaxed) != share {
+            self.write(counters::SHED_SHARE, share)?;
+            self.share.store(share, Ordering::Relaxed);
+        }
         let now = crate::fast_path::monotonic_ns();
         let window = window.as_nanos() as u64;
         if self.until.load(Ordering::Relaxed) > now + window / 2 {
             return Ok(());
         }
-        self.write(now + window)
+        self.write(counters::SHED_UNTIL, now + window)?;
+        self.until.store(now + window, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Stops shedding now.
     pub fn stop(&self) -> Result<(), XdpError> {
-        self.write(0)
+        self.write(counters::SHED_UNTIL, 0)?;
+        self.until.store(0, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
-    fn write(&self, until: u64) -> Result<(), XdpError> {
+    /// Writes `value` into `slot` on every CPU.
+    fn write(&self, slot: u32, value: u64) -> Result<(), XdpError> {
         let error = |source| XdpError::Map { name: maps::SHED, source };
         let cpus = aya::util::nr_cpus().map_err(|(_, e)| XdpError::Cpus(e))?;
-        let values = aya::maps::PerCpuValues::try_from(vec![until; cpus]).map_err(XdpError::Cpus)?;
+        let values = aya::maps::PerCpuValues::try_from(vec![value; cpus]).map_err(XdpError::Cpus)?;
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.set(counters::SHED_UNTIL, values, 0).map_err(error)?;
-        self.until.store(until, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        map.set(slot, values, 0).map_err(error)
     }
 
     /// Solicits XDP dropped so, since the program was loaded.
@@ -290,7 +306,12 @@ impl XdpProgram {
     pub fn take_shed(&mut self) -> Result<ShedSwitch, XdpError> {
         let map = self.ebpf.take_map(maps::SHED).ok_or(XdpError::Missing(maps::SHED))?;
         let map = PerCpuArray::try_from(map).map_err(|source| XdpError::Map { name: maps::SHED, source })?;
-        let switch = ShedSwitch { map: std::sync::Mutex::new(map), until: std::sync::atomic::AtomicU64::new(u64::MAX) };
+        // No share written yet: the first shedding writes its own.
+        let switch = ShedSwitch {
+            map: std::sync::Mutex::new(map),
+            until: std::sync::atomic::AtomicU64::new(u64::MAX),
+            share: std::sync::atomic::AtomicU64::new(u64::MAX),
+        };
         switch.stop()?;
         Ok(switch)
     }

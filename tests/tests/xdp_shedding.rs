@@ -1,6 +1,7 @@
 //! Shedding in XDP, in program test runs: while dhcp6d asks for it, the captures' Solicits to
 //! the server are dropped (and counted), tagged or not, and nothing else is; asked to stop, or
-//! once the deadline it gave passes, they go through again.
+//! once the deadline it gave passes, they go through again. Asked to shed a share of them,
+//! XDP drops about that share.
 
 use std::{fs::File, time::Duration};
 
@@ -69,4 +70,30 @@ fn solicits_are_dropped_in_xdp_only_while_dhcp6d_asks() {
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(program.test_run(solicit).unwrap(), XDP_PASS, "once the window has passed");
     assert_eq!(shed.shed(), dropped + 1);
+}
+
+#[test]
+fn xdp_drops_about_the_share_of_solicits_asked() {
+    let mut program = XdpProgram::load().expect("load the XDP program");
+    let shed = program.take_shed().expect("the shedding map");
+    let frames = frames();
+    let (_, _, solicit) = frames.iter().find(|(t, p, _)| *t == 1 && *p == 547).expect("a Solicit");
+    let (_, _, request) = frames.iter().find(|(t, _, _)| *t == 3).expect("a Request");
+    let one = dhcp6_common::counters::SHED_SHARE_ONE;
+    let runs = 2000;
+    let dropped = |share: u64| {
+        shed.shed_share_for(share, Duration::from_secs(30)).unwrap();
+        assert_eq!(program.test_run(request).unwrap(), XDP_PASS, "a Request is never shed");
+        (0..runs).filter(|_| program.test_run(solicit).unwrap() == XDP_DROP).count()
+    };
+    assert_eq!(dropped(0), 0, "a share of none drops none");
+    assert_eq!(dropped(one), runs, "a whole share drops all");
+    // Binomial: 2000 draws at a quarter give 500, with a standard deviation of 19.
+    let quarter = dropped(one / 4);
+    assert!((380..=620).contains(&quarter), "about a quarter dropped: {quarter} of {runs}");
+    let most = dropped(one * 3 / 4);
+    assert!((1380..=1620).contains(&most), "about three quarters dropped: {most} of {runs}");
+    assert_eq!(shed.shed(), (runs + quarter + most) as u64, "each counted");
+    shed.stop().unwrap();
+    assert_eq!(program.test_run(solicit).unwrap(), XDP_PASS, "after stop");
 }

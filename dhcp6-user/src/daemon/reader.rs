@@ -23,6 +23,8 @@ use super::{
     socket::{self, Listener},
     Input,
 };
+use dhcp6_common::counters::SHED_SHARE_ONE;
+
 use crate::{codec::MessageType, xdp::ShedSwitch};
 
 /// Most datagrams a reader takes from its socket before letting the engine run.
@@ -30,6 +32,21 @@ const READ_BURST: usize = 1024;
 /// How long XDP sheds Solicits after the last sign of overload, if the reader does not say
 /// sooner that it is over (a reader that stopped reading, or a dhcp6d that stopped).
 const XDP_SHED_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The share of Solicits XDP sheds (in 1/[`SHED_SHARE_ONE`]) for a socket holding `held` bytes
+/// of its `buffer`: none below an eighth of it, all of them at a quarter (where the reader
+/// sheds too), in proportion between, in steps of 1/64. Under a steady overload the socket
+/// settles where as many Solicits come up as the engine takes, rather than XDP letting all of
+/// them up at times, to be read and shed by the reader at the stack's cost, and none at others.
+fn xdp_share(held: u32, buffer: u32) -> u64 {
+    let (low, high) = (u64::from(buffer / 8), u64::from(buffer / 4));
+    let held = u64::from(held);
+    if held <= low || high <= low {
+        return if held > high { SHED_SHARE_ONE } else { 0 };
+    }
+    let share = (held - low).min(high - low) * SHED_SHARE_ONE / (high - low);
+    share / (SHED_SHARE_ONE / 64) * (SHED_SHARE_ONE / 64)
+}
 
 /// When Solicits are shed.
 #[derive(Clone)]
@@ -81,8 +98,10 @@ pub(super) async fn read_loop(
         let overflowed_before = overflowed;
         // How full the socket is as the burst starts: a quarter full is overload, and it lasts
         // until an eighth (lower, and the engine ran dry before Solicits were let in again).
+        let mut share = 0;
         if let Ok((held, buffer)) = socket::receive_fill(socket) {
             overloaded = held > buffer / 4 || (overloaded && held > buffer / 8);
+            share = xdp_share(held, buffer);
         }
         // Drain what the kernel holds, so that overload is decided here rather than by the
         // socket buffer overflowing on whatever comes next.
@@ -119,15 +138,17 @@ pub(super) async fn read_loop(
             return;
         }
         let backlogged = queue.capacity() < size - shed_backlog || overflowed != overflowed_before;
-        let shed = overloaded || backlogged;
+        if overloaded || backlogged {
+            share = SHED_SHARE_ONE;
+        }
         if let Some(xdp) = &shedding.xdp {
             // Stopped as soon as the overload is over: the engine is not to wait out the window.
-            let asked = match (shed, xdp_shedding) {
-                (true, _) => xdp.shed_for(XDP_SHED_WINDOW),
+            let asked = match (share > 0, xdp_shedding) {
+                (true, _) => xdp.shed_share_for(share, XDP_SHED_WINDOW),
                 (false, true) => xdp.stop(),
                 (false, false) => Ok(()),
             };
-            xdp_shedding = shed;
+            xdp_shedding = share > 0;
             match asked {
                 Ok(()) => xdp_failed = false,
                 Err(e) if !xdp_failed => {
@@ -138,5 +159,26 @@ pub(super) async fn read_loop(
             }
         }
         tokio::task::yield_now().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xdp_sheds_a_share_growing_with_the_socket_fill() {
+        let buffer = 16 << 20;
+        assert_eq!(xdp_share(0, buffer), 0);
+        assert_eq!(xdp_share(buffer / 8, buffer), 0, "none up to an eighth");
+        let mid = xdp_share(buffer / 8 + (buffer / 4 - buffer / 8) / 2, buffer);
+        assert_eq!(mid, SHED_SHARE_ONE / 2, "half way, half of them");
+        assert_eq!(xdp_share(buffer / 4, buffer), SHED_SHARE_ONE, "all from a quarter");
+        assert_eq!(xdp_share(buffer, buffer), SHED_SHARE_ONE);
+        let shares: Vec<u64> = (0..=64).map(|i| xdp_share(buffer / 64 * i, buffer)).collect();
+        assert!(shares.windows(2).all(|w| w[0] <= w[1]), "never less for a fuller socket: {shares:?}");
+        assert!(shares.iter().all(|s| s % (SHED_SHARE_ONE / 64) == 0), "in steps of 1/64");
+        assert_eq!(xdp_share(5, 0), SHED_SHARE_ONE, "a socket reporting no buffer but holding data");
+        assert_eq!(xdp_share(0, 0), 0);
     }
 }
