@@ -56,17 +56,28 @@ pub struct Statistics {
     pub fast_path_renewals: u64,
 }
 
+/// Adds one to `name`'s count; the name is copied only the first time (this runs for every
+/// message).
+fn bump(counts: &mut BTreeMap<String, u64>, name: &str) {
+    match counts.get_mut(name) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(name.to_string(), 1);
+        }
+    }
+}
+
 impl Statistics {
     pub fn count_received(&mut self, t: MessageType) {
-        *self.received.entry(t.name().to_string()).or_default() += 1;
+        bump(&mut self.received, t.name());
     }
 
     pub fn count_sent(&mut self, t: MessageType) {
-        *self.sent.entry(t.name().to_string()).or_default() += 1;
+        bump(&mut self.sent, t.name());
     }
 
     pub fn count_drop(&mut self, reason: DropReason) {
-        *self.dropped.entry(reason.name().to_string()).or_default() += 1;
+        bump(&mut self.dropped, reason.name());
     }
 
     pub fn count_fast_renewal(&mut self) {

@@ -176,6 +176,10 @@ pub struct LeaseTable {
     /// Per subnet that limits its clients: live (not declined) leases per client.
     subnet_clients: Vec<Option<hashbrown::HashMap<u32, u32>>>,
     hasher: DefaultHashBuilder,
+    /// The first slot [`Self::ia_leases`] last read: an IA's lease is read, then written
+    /// (an offer bound, a binding renewed), and the write finds it here rather than through
+    /// the resource index, which in a table of millions misses the cache twice.
+    recent: std::cell::Cell<u32>,
 }
 
 impl LeaseTable {
@@ -183,6 +187,7 @@ impl LeaseTable {
     pub fn new(limited: Vec<bool>) -> LeaseTable {
         LeaseTable {
             free_slot: NONE,
+            recent: std::cell::Cell::new(NONE),
             subnet_clients: limited.into_iter().map(|l| l.then(hashbrown::HashMap::new)).collect(),
             ..LeaseTable::default()
         }
@@ -289,6 +294,12 @@ impl LeaseTable {
 
     fn slot_of(&self, resource: &Ipv6Net) -> Option<u32> {
         let key = (u128::from(resource.addr()), resource.prefix_len());
+        let recent = self.recent.get();
+        if let Some(slot) = self.slots.get(recent as usize) {
+            if slot.ia_type != FREE && Self::resource_of(slot) == key {
+                return Some(recent);
+            }
+        }
         let h = self.hash_resource(key);
         self.by_resource.find(h, |s| Self::resource_of(&self.slots[s as usize]) == key)
     }
@@ -504,6 +515,9 @@ impl LeaseTable {
                 (x.client, x.iaid, x.ia_type) == (client, iaid, t)
             })
         });
+        if let Some(h) = head {
+            self.recent.set(h);
+        }
         IaLeases { table: self, at: head.unwrap_or(NONE) }
     }
 
@@ -670,6 +684,26 @@ mod tests {
             let r = Ipv6Net::from(Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 + u128::from(i)));
             assert_eq!(t.get(&r).map(|l| l.iaid), Some(i));
         }
+    }
+
+    #[test]
+    fn the_slot_last_read_is_found_only_while_it_holds_that_resource() {
+        let mut t = LeaseTable::new(vec![false]);
+        let first = lease(1, 7, 1, LeaseState::Offered, 100);
+        t.put(&first);
+        assert_eq!(t.ia_leases(&first.duid, 1, IaType::Na).count(), 1);
+        // Bound: found through the slot just read.
+        t.put(&lease(1, 7, 1, LeaseState::Bound, 200));
+        assert_eq!(t.get(&first.resource).map(|l| l.state), Some(LeaseState::Bound));
+        assert_eq!(t.ia_leases(&first.duid, 1, IaType::Na).count(), 1);
+        // The slot freed, then reused for another resource: the first is gone.
+        t.remove(&first.resource);
+        let other = lease(2, 8, 1, LeaseState::Bound, 300);
+        t.put(&other);
+        assert_eq!(t.len(), 1);
+        assert!(t.get(&first.resource).is_none());
+        assert!(!t.contains(&first.resource));
+        assert_eq!(t.get(&other.resource).map(|l| l.duid), Some(other.duid.clone()));
     }
 
     #[test]
