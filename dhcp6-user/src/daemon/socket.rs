@@ -61,14 +61,21 @@ pub fn if_name(index: u32) -> Option<String> {
     Some(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
 }
 
-fn base_socket() -> Result<Socket> {
+/// A socket set up as every listener's; `destinations` asks for each datagram's destination
+/// address (IPV6_PKTINFO), which only the unicast listener uses (its answers leave from it):
+/// on the others it would be a control message per datagram for nothing.
+fn base_socket(destinations: bool) -> Result<Socket> {
     let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).context("creating a UDP socket")?;
     s.set_only_v6(true)?;
     s.set_reuse_address(true)?;
     s.set_nonblocking(true)?;
     s.set_multicast_loop_v6(false)?;
     // Which of our addresses a datagram came to, so that the answer leaves from it.
-    setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true).map_err(io::Error::from).context("setting IPV6_RECVPKTINFO")?;
+    if destinations {
+        setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true)
+            .map_err(io::Error::from)
+            .context("setting IPV6_RECVPKTINFO")?;
+    }
     // Room for the bursts that come while the engine works through a batch (its readers run
     // between batches). Past the system's rmem_max when allowed (CAP_NET_ADMIN), else up to it.
     let force: libc::c_int = RECV_BUFFER;
@@ -114,14 +121,14 @@ pub fn open(interfaces: &[(String, Role)]) -> Result<Vec<Listener>> {
     let mut out = Vec::new();
     for (name, role) in interfaces {
         let index = if_index(name).with_context(|| format!("no interface {name}"))?;
-        let s = base_socket()?;
+        let s = base_socket(false)?;
         s.bind_device(Some(name.as_bytes())).with_context(|| format!("binding to device {name}"))?;
         bind(&s)?;
         s.join_multicast_v6(&Ipv6Addr::from(ALL_DHCP_RELAY_AGENTS_AND_SERVERS), index)
             .with_context(|| format!("joining ff02::1:2 on {name}"))?;
         out.push(Listener { interface: Some(name.clone()), index, role: *role, socket: watched(s)? });
     }
-    let s = base_socket()?;
+    let s = base_socket(true)?;
     bind(&s)?;
     out.push(Listener { interface: None, index: 0, role: Role::Unicast, socket: watched(s)? });
     Ok(out)
@@ -141,6 +148,7 @@ const RECV_BUFFER: libc::c_int = 16 << 20;
 pub struct Received {
     pub len: usize,
     pub from: SocketAddrV6,
+    /// The address it was sent to: only on the unicast listener.
     pub to: Option<Ipv6Addr>,
     /// Datagrams the socket dropped (its buffer full) since it was opened, as of this one.
     pub overflowed: Option<u32>,
