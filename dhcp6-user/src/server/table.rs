@@ -209,8 +209,11 @@ impl LeaseTable {
         self.hasher.hash_one(key) as u32
     }
 
-    fn hash_ia(&self, client: u32, iaid: u32, ia_type: u8) -> u32 {
-        self.hasher.hash_one((client, iaid, ia_type)) as u32
+    /// An IA's hash is of its DUID's bytes rather than of its interned client, so that looking
+    /// an IA up does not look the client up first (in a table of millions, four reads that miss
+    /// the cache).
+    fn hash_ia(&self, duid: &[u8], iaid: u32, ia_type: u8) -> u32 {
+        self.hasher.hash_one((duid, iaid, ia_type)) as u32
     }
 
     fn hash_duid(&self, duid: &[u8]) -> u32 {
@@ -380,7 +383,7 @@ impl LeaseTable {
         };
         // Link into the IA's list (declined leases belong to no IA).
         let in_ia = lease.state != LeaseState::Declined;
-        let ia_hash = self.hash_ia(client, lease.iaid, ia_type);
+        let ia_hash = self.hash_ia(&lease.duid, lease.iaid, ia_type);
         let head = if in_ia {
             let slots = &self.slots;
             self.by_ia.find(ia_hash, |s| {
@@ -473,7 +476,7 @@ impl LeaseTable {
     }
 
     fn unlink_from_ia(&mut self, s: u32, slot: &Slot) {
-        let ia_hash = self.hash_ia(slot.client, slot.iaid, slot.ia_type);
+        let ia_hash = self.hash_ia(self.duid(slot.client), slot.iaid, slot.ia_type);
         let head = {
             let slots = &self.slots;
             self.by_ia.find(ia_hash, |x| {
@@ -508,12 +511,10 @@ impl LeaseTable {
     /// The leases an IA holds, as [`Self::ia`] orders them, read in place: no [`Lease`] is
     /// built and no second lookup made per resource.
     pub fn ia_leases(&self, duid: &[u8], iaid: u32, ia_type: IaType) -> IaLeases<'_> {
-        let head = self.find_client(duid).and_then(|client| {
-            let t = type_code(ia_type);
-            self.by_ia.find(self.hash_ia(client, iaid, t), |s| {
-                let x = &self.slots[s as usize];
-                (x.client, x.iaid, x.ia_type) == (client, iaid, t)
-            })
+        let t = type_code(ia_type);
+        let head = self.by_ia.find(self.hash_ia(duid, iaid, t), |s| {
+            let x = &self.slots[s as usize];
+            x.iaid == iaid && x.ia_type == t && self.duid(x.client) == duid
         });
         if let Some(h) = head {
             self.recent.set(h);
