@@ -7,7 +7,6 @@
 //!
 //! The wire codec is its own crate, `dhcp6-codec`, re-exported here as [`codec`].
 
-pub mod alloc;
 pub mod capture;
 pub mod config;
 pub mod control;

@@ -176,12 +176,7 @@ enum Mode {
     Generic,
 }
 
-/// Small blocks from mimalloc, large ones from glibc: see [`dhcp6_user::alloc`].
-#[global_allocator]
-static ALLOCATOR: dhcp6_user::alloc::SplitAlloc = dhcp6_user::alloc::SplitAlloc;
-
 fn main() -> ExitCode {
-    dhcp6_user::alloc::SplitAlloc::map_large_blocks();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: logs that go to files or journald stay plain text.
