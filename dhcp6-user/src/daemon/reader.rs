@@ -4,18 +4,19 @@
 //! type. The sign of it is the socket filling up (the engine takes a burst of reads per
 //! batch, so the backlog builds in the socket, not in the queue), or the queue holding a
 //! backlog (a stalled disk). Then new Solicits are shed first, so that exchanges under way
-//! complete and the rate holds near its peak: by the reader as it reads them, and, with XDP
-//! attached, by XDP ([`ShedSwitch`]) for a short window each burst of reads renews, where a
-//! Solicit costs nanoseconds instead of the stack's and the reader's microseconds, and
-//! Requests no longer lose their place in a socket full of Solicits. Shedding goes on until
-//! the socket is nearly empty again. What is dropped is counted, the kernel's own drops
-//! included.
+//! complete and the rate holds near its peak: with XDP attached, by XDP ([`ShedSwitch`]), a
+//! share of them that grows with the socket's fill ([`xdp_share`]), for a short window each
+//! burst of reads renews, where a Solicit costs nanoseconds instead of the stack's and the
+//! reader's microseconds, and Requests no longer lose their place in a socket full of
+//! Solicits; and past half full, by the reader as it reads them, until the socket is down to
+//! a quarter. What is dropped is counted, the kernel's own drops included.
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
     Arc,
 };
 
+use dhcp6_common::counters::SHED_SHARE_ONE;
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -23,8 +24,6 @@ use super::{
     socket::{self, Listener},
     Input,
 };
-use dhcp6_common::counters::SHED_SHARE_ONE;
-
 use crate::{codec::MessageType, xdp::ShedSwitch};
 
 /// Most datagrams a reader takes from its socket before letting the engine run.
@@ -35,11 +34,12 @@ const XDP_SHED_WINDOW: std::time::Duration = std::time::Duration::from_millis(50
 
 /// The share of Solicits XDP sheds (in 1/[`SHED_SHARE_ONE`]) for a socket holding `held` bytes
 /// of its `buffer`: none below a quarter of it, all of them at a half (where the reader sheds
-/// too), in proportion between, in steps of 1/64. (Lower, an eighth to a quarter, shed at
-/// the peak rate for what were only scheduling delays on a loaded machine, and held 72% of the
-/// peak at 4x overload against 95% now: the 16 MiB buffer takes the bursts.) Under a steady overload the socket
-/// settles where as many Solicits come up as the engine takes, rather than XDP letting all of
-/// them up at times, to be read and shed by the reader at the stack's cost, and none at others.
+/// too), in proportion between, in steps of 1/64. Under a steady overload the socket settles
+/// where as many Solicits come up as the engine takes, rather than XDP letting all of them up
+/// at times, to be read and shed by the reader at the stack's cost, and none at others. (Lower
+/// marks, an eighth to a quarter, shed at the peak rate for what were only scheduling delays
+/// on a loaded machine, and held 72% of the peak at 4x overload against 95% now: the 16 MiB
+/// buffer takes such bursts.)
 fn xdp_share(held: u32, buffer: u32) -> u64 {
     let (low, high) = (u64::from(buffer / 4), u64::from(buffer / 2));
     let held = u64::from(held);
