@@ -5,7 +5,7 @@
 //! batch, so the backlog builds in the socket, not in the queue), or the queue holding a
 //! backlog (a stalled disk). Then new Solicits are shed first, so that exchanges under way
 //! complete and the rate holds near its peak: with XDP attached, by XDP ([`ShedSwitch`]), a
-//! share of them that grows with the socket's fill ([`xdp_share`]), for a short window each
+//! share of them that grows with the socket's fill (`xdp_share`), for a short window each
 //! burst of reads renews, where a Solicit costs nanoseconds instead of the stack's and the
 //! reader's microseconds, and Requests no longer lose their place in a socket full of
 //! Solicits; and past half full, by the reader as it reads them, until the socket is down to
