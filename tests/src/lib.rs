@@ -32,6 +32,20 @@ pub fn vector_files() -> Vec<PathBuf> {
     files
 }
 
+/// Every frame of every capture in [`vector_files`], in file order, as it was captured.
+pub fn vector_frames() -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    for file in vector_files() {
+        let opened = std::fs::File::open(&file).unwrap_or_else(|e| panic!("opening {}: {e}", file.display()));
+        let mut reader =
+            pcap_file::pcap::PcapReader::new(opened).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+        while let Some(p) = reader.next_packet() {
+            frames.push(p.unwrap_or_else(|e| panic!("a packet of {}: {e}", file.display())).data.into_owned());
+        }
+    }
+    frames
+}
+
 /// A dhcp6d server for the relayed link 2001:db8:2::/64 (addresses and /60 prefixes), used by
 /// the tests that put relays in front of it.
 pub const RELAYED_LINK_SERVER: &str = r#"[server]

@@ -5,7 +5,6 @@
 
 use std::{
     collections::BTreeMap,
-    fs::File,
     time::{Duration, Instant},
 };
 
@@ -13,21 +12,9 @@ use aya::programs::XdpMode;
 use dhcp6_common::{counters::Verdict, wire::frame::ETH_HEADER_LEN};
 use dhcp6_tests::{
     netns::{send_frames, Netns, Veth},
-    tagged, vector_files,
+    tagged, vector_frames,
 };
 use dhcp6_user::{capture::dhcp6_datagram, xdp::XdpProgram};
-use pcap_file::pcap::PcapReader;
-
-fn raw_frames() -> Vec<Vec<u8>> {
-    let mut frames = Vec::new();
-    for file in vector_files() {
-        let mut reader = PcapReader::new(File::open(&file).unwrap()).unwrap();
-        while let Some(p) = reader.next_packet() {
-            frames.push(p.unwrap().data.into_owned());
-        }
-    }
-    frames
-}
 
 #[test]
 fn xdp_counts_dhcpv6_frames_by_type_and_verdict_on_a_veth() {
@@ -40,7 +27,7 @@ fn xdp_counts_dhcpv6_frames_by_type_and_verdict_on_a_veth() {
     let mut program = XdpProgram::load().expect("load the XDP program");
     server.run(|| program.attach(&veth.a, XdpMode::Driver)).expect("attach in native mode");
 
-    let vectors = raw_frames();
+    let vectors = vector_frames();
     let mut frames = Vec::new();
     let mut expected_types: BTreeMap<u8, u64> = BTreeMap::new();
     let mut expected = BTreeMap::from(Verdict::ALL.map(|v| (v.name(), 0u64)));
@@ -98,7 +85,7 @@ fn test_run_passes_every_vector_frame_and_its_broken_variants() {
     dhcp6_tests::netns::require_root();
     let program = XdpProgram::load().expect("load the XDP program");
     const XDP_PASS: u32 = 2;
-    for frame in raw_frames() {
+    for frame in vector_frames() {
         // Whole, and cut in each header; the kernel refuses runs shorter than Ethernet's header.
         for len in [ETH_HEADER_LEN, 20, 54, 61, 62, 63, frame.len()] {
             let len = len.min(frame.len());

@@ -12,7 +12,7 @@ use dhcp6_common::{
     fast_path::{checksum, LinkEntry},
     wire::frame::ETH_HEADER_LEN,
 };
-use dhcp6_tests::{tagged, vector_files};
+use dhcp6_tests::{tagged, vector_frames};
 use dhcp6_user::{
     codec::{
         option::{DhcpOption, Options},
@@ -24,7 +24,6 @@ use dhcp6_user::{
     xdp::{FastPathMaps, XdpProgram},
 };
 use ipnet::Ipv6Net;
-use pcap_file::pcap::PcapReader;
 
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
@@ -69,21 +68,17 @@ fn with_checksum(mut frame: Vec<u8>) -> Vec<u8> {
 
 /// Every Renew and Rebind frame of the captures (sent by a client, to port 547).
 fn renewals() -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for file in vector_files() {
-        let mut reader = PcapReader::new(std::fs::File::open(&file).unwrap()).unwrap();
-        while let Some(p) = reader.next_packet() {
-            let frame = p.unwrap().data.into_owned();
-            let Some(d) = dhcp6_user::capture::dhcp6_datagram(&frame) else { continue };
-            let kind = d.payload.first().copied();
-            if d.destination.port() == 547
-                && (kind == Some(MessageType::Renew as u8) || kind == Some(MessageType::Rebind as u8))
-            {
-                out.push(with_checksum(frame));
-            }
-        }
-    }
-    out
+    vector_frames()
+        .into_iter()
+        .filter(|frame| {
+            dhcp6_user::capture::dhcp6_datagram(frame).is_some_and(|d| {
+                let kind = d.payload.first().copied();
+                d.destination.port() == 547
+                    && (kind == Some(MessageType::Renew as u8) || kind == Some(MessageType::Rebind as u8))
+            })
+        })
+        .map(with_checksum)
+        .collect()
 }
 
 /// The frame with its DHCPv6 payload replaced (lengths and checksum made right).

@@ -3,27 +3,23 @@
 //! once the deadline it gave passes, they go through again. Asked to shed a share of them,
 //! XDP drops about that share.
 
-use std::{fs::File, time::Duration};
+use std::time::Duration;
 
-use dhcp6_tests::{tagged, vector_files};
+use dhcp6_tests::{tagged, vector_frames};
 use dhcp6_user::{capture::dhcp6_datagram, xdp::XdpProgram};
-use pcap_file::pcap::PcapReader;
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 
 /// Every captured frame, with its message type and destination port.
 fn frames() -> Vec<(u8, u16, Vec<u8>)> {
-    let mut out = Vec::new();
-    for file in vector_files() {
-        let mut reader = PcapReader::new(File::open(&file).unwrap()).unwrap();
-        while let Some(p) = reader.next_packet() {
-            let frame = p.unwrap().data.into_owned();
+    vector_frames()
+        .into_iter()
+        .map(|frame| {
             let d = dhcp6_datagram(&frame).expect("every vector frame is DHCPv6");
-            out.push((d.payload[0], d.destination.port(), frame));
-        }
-    }
-    out
+            (d.payload[0], d.destination.port(), frame)
+        })
+        .collect()
 }
 
 #[test]
