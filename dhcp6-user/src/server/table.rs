@@ -332,14 +332,6 @@ impl LeaseTable {
         self.slot_of(resource).map(|s| self.lease_at(s))
     }
 
-    /// The state and subnet of a lease, without building a [`Lease`].
-    pub fn brief(&self, resource: &Ipv6Net) -> Option<(LeaseState, usize)> {
-        self.slot_of(resource).map(|s| {
-            let slot = &self.slots[s as usize];
-            (state_of(slot.state), usize::from(slot.subnet))
-        })
-    }
-
     fn counts_toward_limit(state: u8) -> bool {
         state != state_code(LeaseState::Declined)
     }
@@ -503,13 +495,14 @@ impl LeaseTable {
         }
     }
 
-    /// The resources an IA holds (offered, bound or expired), in insertion order of the head.
+    /// The resources [`Self::ia_leases`] gives: what the tests compare with their model.
+    #[cfg(test)]
     pub fn ia(&self, duid: &[u8], iaid: u32, ia_type: IaType) -> Vec<Ipv6Net> {
         self.ia_leases(duid, iaid, ia_type).map(|l| l.resource).collect()
     }
 
-    /// The leases an IA holds, as [`Self::ia`] orders them, read in place: no [`Lease`] is
-    /// built and no second lookup made per resource.
+    /// The leases an IA holds (offered, bound or expired), in insertion order of the head,
+    /// read in place: no [`Lease`] is built and no second lookup made per resource.
     pub fn ia_leases(&self, duid: &[u8], iaid: u32, ia_type: IaType) -> IaLeases<'_> {
         let t = type_code(ia_type);
         let head = self.by_ia.find(self.hash_ia(duid, iaid, t), |s| {
