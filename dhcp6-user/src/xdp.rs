@@ -41,6 +41,8 @@ pub enum XdpError {
     Pin { path: PathBuf, message: String },
     #[error("per-CPU values for the possible CPUs: {0}")]
     Cpus(std::io::Error),
+    #[error("duplicating the descriptor of map {name}: {source}")]
+    Duplicate { name: &'static str, source: std::io::Error },
 }
 
 /// The loaded XDP program. Dropping it detaches the program from the interfaces it was
@@ -286,10 +288,11 @@ impl XdpProgram {
             aya::maps::Map::HashMap(data) => {
                 let capacity = data.info().map_err(map_error(maps::LEASES))?.max_entries();
                 use std::os::fd::AsFd;
-                let fd = data.fd().as_fd().try_clone_to_owned().map_err(|e| XdpError::Pin {
-                    path: PathBuf::from(maps::LEASES),
-                    message: format!("duplicating the map's descriptor: {e}"),
-                })?;
+                let fd = data
+                    .fd()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|source| XdpError::Duplicate { name: maps::LEASES, source })?;
                 (aya::maps::Map::HashMap(MapData::from_fd(fd).map_err(map_error(maps::LEASES))?), capacity)
             }
             _ => return Err(XdpError::Missing(maps::LEASES)),
