@@ -39,11 +39,14 @@ pub enum Verdict {
     /// A Relay-Reply for a client whose MAC XDP does not know, or a Reply, Release or Decline
     /// that could not be reported (ring full): passed to userspace.
     RelayNoPeer = 14,
+    /// A client's message to the server, checked as the kernel's stack would (lengths, UDP
+    /// checksum), handed to dhcp6d's AF_XDP socket on the interface.
+    ToSocket = 15,
 }
 
 impl Verdict {
     /// Number of verdicts: the size of the verdict counter map.
-    pub const COUNT: u32 = 15;
+    pub const COUNT: u32 = 16;
 
     pub const ALL: [Verdict; Self::COUNT as usize] = [
         Verdict::NotIpv6,
@@ -61,6 +64,7 @@ impl Verdict {
         Verdict::RelayUnfit,
         Verdict::RelayNoRoute,
         Verdict::RelayNoPeer,
+        Verdict::ToSocket,
     ];
 
     /// A stable snake_case name for statistics output.
@@ -81,6 +85,7 @@ impl Verdict {
             Verdict::RelayUnfit => "relay_unfit",
             Verdict::RelayNoRoute => "relay_no_route",
             Verdict::RelayNoPeer => "relay_no_peer",
+            Verdict::ToSocket => "to_af_xdp",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod fast_path;
 pub mod relay;
 pub use wire::MessageType;
 pub mod wire;
+pub mod xsk;
 
 /// Names of the maps in the XDP object, as userspace looks them up.
 pub mod maps {
@@ -51,6 +52,12 @@ pub mod maps {
     /// [`crate::counters::SHED_SHARE`], the share of them dropped until then. Not pinned: a
     /// stale deadline lapses by itself.
     pub const SHED: &str = "SHED";
+    /// Hash map ifindex (`u32`) -> the first slot (`u32`) of that interface's AF_XDP sockets
+    /// in [`XSKS`], one per receive queue from there ([`crate::xsk`]). Not pinned: the
+    /// sockets close with the dhcp6d that opened them.
+    pub const XSK_SLOTS: &str = "XSK_SLOTS";
+    /// The AF_XDP sockets (XSKMAP) the served interfaces' client messages are redirected to.
+    pub const XSKS: &str = "XSKS";
     /// Every map dhcp6d pins, so that a restart finds them. (The relay's maps are rewritten
     /// whole at each start, and its counters read as deltas: they are not pinned, but the
     /// client MACs and the reports are, so that no Reply carried across a restart is lost.)
@@ -67,4 +74,4 @@ pub const XDP_PROGRAM: &str = "dhcp6_xdp";
 pub const PIN_DIR: &str = "/sys/fs/bpf/dhcp6";
 /// The layout version, a folder under the pin directory: aya reuses a pinned map as found
 /// without checking its key and value sizes, so a change of layout must change this.
-pub const PIN_LAYOUT: &str = "v3";
+pub const PIN_LAYOUT: &str = "v4";

@@ -17,7 +17,7 @@ mod relay;
 
 use aya_ebpf::{
     bindings::xdp_action,
-    btf_maps::PerCpuArray,
+    btf_maps::{HashMap, PerCpuArray, XskMap},
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
@@ -25,6 +25,7 @@ use dhcp6_common::{
     counters::{Verdict, MSG_TYPE_SLOTS, SHED_COUNT, SHED_SHARE, SHED_SHARE_ONE, SHED_SLOTS, SHED_UNTIL},
     relay::{AccessKey, Vlans},
     wire::{frame::*, CLIENT_PORT, SERVER_PORT},
+    xsk::{self, XSK_LINKS, XSK_QUEUES},
     MessageType,
 };
 
@@ -36,6 +37,13 @@ static VERDICT_COUNTS: PerCpuArray<u64, { Verdict::COUNT as usize }> = PerCpuArr
 
 #[btf_map]
 static SHED: PerCpuArray<u64, { SHED_SLOTS as usize }> = PerCpuArray::new();
+
+/// ifindex -> the first slot of the interface's AF_XDP sockets in [`XSKS`].
+#[btf_map]
+static XSK_SLOTS: HashMap<u32, u32, { XSK_LINKS as usize }> = HashMap::new();
+
+#[btf_map]
+static XSKS: XskMap<{ xsk::XSK_SLOTS as usize }> = XskMap::new();
 
 #[xdp]
 pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
@@ -81,21 +89,28 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
                 bump(&SHED, SHED_COUNT);
                 return xdp_action::XDP_DROP;
             }
-            let renewal = msg_type == MessageType::Renew as u8 || msg_type == MessageType::Rebind as u8;
-            if !renewal || frame.dst_port != SERVER_PORT {
+            if frame.dst_port != SERVER_PORT {
                 bump(&VERDICT_COUNTS, Verdict::Dhcp6Passed as u32);
                 return xdp_action::XDP_PASS;
             }
-            match fast_path::answer(&ctx, &frame.at, msg_type) {
-                Ok(()) => {
-                    bump(&VERDICT_COUNTS, Verdict::Replied as u32);
-                    xdp_action::XDP_TX
+            let renewal = msg_type == MessageType::Renew as u8 || msg_type == MessageType::Rebind as u8;
+            let verdict = if renewal {
+                match fast_path::answer(&ctx, &frame.at, msg_type) {
+                    Ok(()) => {
+                        bump(&VERDICT_COUNTS, Verdict::Replied as u32);
+                        return xdp_action::XDP_TX;
+                    }
+                    Err(verdict) => verdict,
                 }
-                Err(verdict) => {
-                    bump(&VERDICT_COUNTS, verdict as u32);
-                    xdp_action::XDP_PASS
-                }
+            } else {
+                Verdict::Dhcp6Passed
+            };
+            if to_socket(&ctx, &frame) {
+                bump(&VERDICT_COUNTS, Verdict::ToSocket as u32);
+                return xdp_action::XDP_REDIRECT;
             }
+            bump(&VERDICT_COUNTS, verdict as u32);
+            xdp_action::XDP_PASS
         }
         Err(verdict) => {
             bump(&VERDICT_COUNTS, verdict as u32);
@@ -108,6 +123,38 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
 struct Classified {
     at: fast_path::Frame,
     dst_port: u16,
+}
+
+/// Hands a client's message to dhcp6d's AF_XDP socket of this interface and receive queue,
+/// if it has one and the message is an on-link client's (untagged, from a link-local
+/// address) that holds up as the kernel's stack would check it (lengths, UDP checksum; a
+/// sender's checksum left to offload does not, and goes up the stack, which knows). Returns
+/// whether it was redirected.
+#[inline(always)]
+fn to_socket(ctx: &XdpContext, frame: &Classified) -> bool {
+    if frame.at.vlans != Vlans::NONE {
+        return false;
+    }
+    // fe80::/10, the source address's first 10 bits.
+    match read_u16(ctx, frame.at.ip + 8) {
+        Some(first) if first & 0xffc0 == 0xfe80 => {}
+        _ => return false,
+    }
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: a plain value read.
+    let Some(first) = (unsafe { XSK_SLOTS.get(&ifindex) }).copied() else { return false };
+    let queue = ctx.rx_queue_index();
+    if queue >= XSK_QUEUES {
+        return false;
+    }
+    let Some(s) = fast_path::SCRATCH_SPACE.get_ptr_mut(0) else { return false };
+    // SAFETY: per-CPU scratch, this program instance's alone.
+    let s = unsafe { &mut *s };
+    if fast_path::load_message(ctx, &frame.at, s, Verdict::Dhcp6Passed).is_err() {
+        return false;
+    }
+    // No socket in the slot (dhcp6d gone): passed, as before it came.
+    XSKS.redirect(first + queue, u64::from(xdp_action::XDP_PASS)).is_ok()
 }
 
 /// Whether this Solicit is shed: dhcp6d asked for a share of them to be, until a time not yet

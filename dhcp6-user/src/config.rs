@@ -151,6 +151,9 @@ pub struct ServerSettings {
     /// With the XDP fast path: how many bindings its lease map holds (those past it are
     /// renewed from userspace).
     pub fast_path_bindings: u32,
+    /// With XDP: on-link clients' messages come up through AF_XDP sockets, past the kernel's
+    /// IP and UDP stack, and their replies go down the same way (`daemon::xsk`).
+    pub af_xdp: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,6 +317,7 @@ mod raw {
             pub decline_probation: Option<u32>,
             pub renewal_horizon: Option<u32>,
             pub fast_path_bindings: Option<Spanned<u32>>,
+            pub af_xdp: Option<bool>,
         }
     }
 
@@ -409,6 +413,7 @@ impl Config {
             decline_probation: file.server.decline_probation.unwrap_or(86_400),
             renewal_horizon: file.server.renewal_horizon,
             fast_path_bindings,
+            af_xdp: file.server.af_xdp.unwrap_or(true),
         };
         let mut subnets = Vec::new();
         for (id, spanned) in file.subnet.into_iter().enumerate() {

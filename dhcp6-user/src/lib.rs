@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod fast_path;
+pub mod frame;
 pub mod json;
 pub mod netlink;
 pub mod relay;

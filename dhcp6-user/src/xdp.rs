@@ -11,7 +11,7 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf, XskMap},
     programs::{links::FdLink, links::PinnedLink, ProgramError, Xdp, XdpMode},
     Ebpf, EbpfError, EbpfLoader,
 };
@@ -121,6 +121,12 @@ pub struct FastPathMaps {
     /// How many bindings the lease map holds: as loaded, or as an earlier dhcp6d pinned it
     /// (a pinned map is reused with the size it has).
     pub lease_capacity: u32,
+}
+
+/// The AF_XDP maps: which slots an interface's sockets take, and the sockets.
+pub struct XskMaps {
+    pub slots: HashMap<MapData, u32, u32>,
+    pub sockets: XskMap<MapData>,
 }
 
 /// The relay's maps, taken out of the program for the daemon to own.
@@ -302,6 +308,17 @@ impl XdpProgram {
             links: HashMap::try_from(links).map_err(map_error(maps::LINKS))?,
             lease_writer: HashMap::try_from(second).map_err(map_error(maps::LEASES))?,
             lease_capacity,
+        })
+    }
+
+    /// Takes the maps through which XDP hands client messages to dhcp6d's AF_XDP sockets.
+    pub fn take_xsks(&mut self) -> Result<XskMaps, XdpError> {
+        let mut take = |name: &'static str| self.ebpf.take_map(name).ok_or(XdpError::Missing(name));
+        let (slots, sockets) = (take(maps::XSK_SLOTS)?, take(maps::XSKS)?);
+        let map_error = |name: &'static str| move |source| XdpError::Map { name, source };
+        Ok(XskMaps {
+            slots: HashMap::try_from(slots).map_err(map_error(maps::XSK_SLOTS))?,
+            sockets: XskMap::try_from(sockets).map_err(map_error(maps::XSKS))?,
         })
     }
 

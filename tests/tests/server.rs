@@ -53,6 +53,15 @@ fn direct_link(name: &str) -> DirectLink {
     DirectLink { server, client, veth, scratch: Scratch::new(name) }
 }
 
+/// A link whose clients' frames carry their UDP checksums, as from a NIC (a veth leaves them
+/// to offload, and XDP sends such frames up the stack, which knows, instead of to dhcp6d's
+/// AF_XDP socket).
+fn nic_link(name: &str) -> DirectLink {
+    let lab = direct_link(name);
+    lab.client.exec(&["ethtool", "-K", &lab.veth.b, "tx", "off"]);
+    lab
+}
+
 fn in_range(addr: &str) -> bool {
     let a: std::net::Ipv6Addr = addr.parse().unwrap();
     let lo: std::net::Ipv6Addr = "2001:db8:1::100".parse().unwrap();
@@ -99,7 +108,7 @@ fn dhclient_gets_an_address_renews_rebinds_and_releases() {
 
 #[test]
 fn dhclient_gets_an_address_and_a_prefix() {
-    let lab = direct_link("napd");
+    let lab = nic_link("napd");
     let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(&lab.veth.a), &[]);
     let client = Dhclient::start(&lab.client, &lab.scratch, "dhclient", &lab.veth.b, &["-N", "-P"]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
@@ -111,6 +120,38 @@ fn dhclient_gets_an_address_and_a_prefix() {
     let mut bound = server.bound();
     bound.sort();
     assert_eq!(bound, vec![(format!("{address}/128"), "ia_na".into()), (prefix, "ia_pd".into())]);
+    // Its Solicit and Request came through the AF_XDP socket, and the answers went back
+    // through it (dhclient took them).
+    let via_af_xdp = server.stat("xdp", "to_af_xdp");
+    assert!(via_af_xdp >= 2, "{via_af_xdp} messages through AF_XDP");
+    let received: u64 =
+        server.show("statistics")["received"].as_object().unwrap().values().filter_map(|n| n.as_u64()).sum();
+    assert_eq!(via_af_xdp, received, "every message came that way");
+}
+
+#[test]
+fn checksums_left_to_offload_go_up_the_stack_and_are_served_there() {
+    // A veth's own frames, their checksums left to offload: XDP cannot check them, the stack
+    // can; dhcp6d reads them from its UDP socket and answers there.
+    let lab = direct_link("offload");
+    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(&lab.veth.a), &[]);
+    let client = Dhclient::start(&lab.client, &lab.scratch, "dhclient", &lab.veth.b, &[]);
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+    assert!(in_range(&address), "{address}");
+    assert_eq!(server.stat("xdp", "to_af_xdp"), 0);
+    assert!(server.stat("xdp", "dhcp6_passed") >= 2);
+}
+
+#[test]
+fn af_xdp_off_in_the_config_serves_through_the_udp_socket() {
+    let lab = nic_link("noafxdp");
+    let config = config(&lab.veth.a).replace("[server]\n", "[server]\naf_xdp = false\n");
+    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config, &[]);
+    let client = Dhclient::start(&lab.client, &lab.scratch, "dhclient", &lab.veth.b, &[]);
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+    assert!(in_range(&address), "{address}");
+    assert_eq!(server.stat("xdp", "to_af_xdp"), 0, "XDP hands nothing to a socket that is not there");
+    assert!(server.stat("xdp", "dhcp6_passed") >= 2);
 }
 
 #[test]
@@ -155,12 +196,13 @@ fn dhcpcd_once(ns: &Netns, scratch: &Scratch, interface: &str) -> String {
 
 #[test]
 fn dhcpcd_gets_an_address_and_a_prefix() {
-    let lab = direct_link("dhcpcd");
+    let lab = nic_link("dhcpcd");
     let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(&lab.veth.a), &[]);
     let log = dhcpcd_once(&lab.client, &lab.scratch, &lab.veth.b);
     let mut kinds: Vec<String> = server.bound().into_iter().map(|(_, t)| t).collect();
     kinds.sort();
     assert_eq!(kinds, vec!["ia_na", "ia_pd"], "dhcpcd said:\n{log}");
+    assert!(server.stat("xdp", "to_af_xdp") >= 2, "dhcpcd's Solicit and Request through AF_XDP");
 }
 
 /// perfdhcp's summary for one exchange: (sent, received, rejected leases, non unique addresses).
@@ -181,7 +223,7 @@ fn perfdhcp_stats(output: &str, exchange: &str) -> (u64, u64, u64, u64) {
 
 #[test]
 fn perfdhcp_four_message_exchanges_complete_without_rejects_or_duplicates() {
-    let lab = direct_link("perf4");
+    let lab = nic_link("perf4");
     let config = config(&lab.veth.a).replace(
         "low = \"2001:db8:1::100\", high = \"2001:db8:1::1ff\"",
         "low = \"2001:db8:1::1:0\", high = \"2001:db8:1::2:0\"",
@@ -215,6 +257,8 @@ fn perfdhcp_four_message_exchanges_complete_without_rejects_or_duplicates() {
     assert_eq!(unique.len(), bindings.len());
     assert!(bindings.len() >= 500, "{} bindings", bindings.len());
     assert_eq!(server.stat("dropped", "malformed"), 0);
+    let received = server.stat("received", "SOLICIT") + server.stat("received", "REQUEST");
+    assert_eq!(server.stat("xdp", "to_af_xdp"), received, "every message through the AF_XDP socket");
 }
 
 #[test]

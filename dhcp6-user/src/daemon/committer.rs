@@ -446,6 +446,7 @@ mod tests {
             payload: vec![n as u8],
             destination: SocketAddrV6::new(Ipv6Addr::LOCALHOST, 546, 0, 0),
             source: None,
+            peer: None,
         }
     }
 

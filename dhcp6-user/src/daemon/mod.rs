@@ -18,6 +18,7 @@ pub mod sender;
 pub mod socket;
 pub mod state_file;
 pub mod vlan_frames;
+pub mod xsk;
 
 use std::{
     net::SocketAddrV6,
@@ -68,6 +69,8 @@ enum Input {
         from: SocketAddrV6,
         to: Option<std::net::Ipv6Addr>,
         payload: Vec<u8>,
+        /// Came as a frame through an AF_XDP socket, from this client.
+        peer: Option<xsk::Peer>,
     },
     /// A tagged client's message for the relay's access entry `access`, from a frame.
     Frame {
@@ -201,12 +204,19 @@ pub async fn run(options: RunOptions) -> Result<()> {
         None => None,
     };
     let listeners: Arc<Vec<Listener>> = Arc::new(socket::open(&roles)?);
-    let sender = sender::Sender::start(listeners.clone()).context("starting the sender thread")?;
+    let (xsk_readers, xsk_senders) = match xdp.as_mut() {
+        Some(program) if server.config().server.af_xdp => open_xsks(program, &listeners),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let sender = sender::Sender::start(listeners.clone(), xsk_senders).context("starting the sender thread")?;
     let dropped = Arc::new(reader::Dropped::default());
     let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
+    let shedding = reader::Shedding { backlog: SHED_BACKLOG, xdp: shed_switch.clone() };
     for index in 0..listeners.len() {
-        let shedding = reader::Shedding { backlog: SHED_BACKLOG, xdp: shed_switch.clone() };
-        tokio::spawn(reader::read_loop(listeners.clone(), index, tx.clone(), shedding, dropped.clone()));
+        tokio::spawn(reader::read_loop(listeners.clone(), index, tx.clone(), shedding.clone(), dropped.clone()));
+    }
+    for (k, (rx, listener)) in xsk_readers.into_iter().enumerate() {
+        tokio::spawn(reader::xsk_read_loop(rx, k, listener, tx.clone(), shedding.clone(), dropped.clone()));
     }
     let vlan_frames = match &relay {
         Some(r) => vlan_frames::VlanFrames::open(r.config())?,
@@ -371,6 +381,67 @@ pub async fn run(options: RunOptions) -> Result<()> {
     Ok(())
 }
 
+/// Opens AF_XDP sockets on the served interfaces (one per receive queue) and has XDP hand
+/// their on-link clients' messages to them. An interface whose sockets cannot be opened is
+/// read through its UDP socket alone (warned). Returns the receiving halves, each with the
+/// listener of its interface, and the sending halves, in the same order.
+fn open_xsks(program: &mut XdpProgram, listeners: &[Listener]) -> (Vec<(xsk::XskRx, usize)>, Vec<xsk::XskTx>) {
+    let (mut readers, mut senders) = (Vec::new(), Vec::new());
+    let mut maps = match program.take_xsks() {
+        Ok(maps) => maps,
+        Err(e) => {
+            warn!(error = %e, "no AF_XDP sockets: clients are read through the UDP sockets");
+            return (readers, senders);
+        }
+    };
+    let mut links = 0;
+    for (index, listener) in listeners.iter().enumerate().filter(|(_, l)| l.role == Role::Serve) {
+        let Some(name) = &listener.interface else { continue };
+        if links == dhcp6_common::xsk::XSK_LINKS {
+            warn!(interface = %name, "no AF_XDP socket: too many interfaces; read through the UDP socket");
+            continue;
+        }
+        let first = links * dhcp6_common::xsk::XSK_QUEUES;
+        match open_link_xsks(&mut maps, name, listener.index, first) {
+            Ok(pairs) => {
+                info!(interface = %name, queues = pairs.len(), "AF_XDP sockets open: on-link clients bypass the IP stack");
+                for (rx, tx) in pairs {
+                    readers.push((rx, index));
+                    senders.push(tx);
+                }
+                links += 1;
+            }
+            Err(e) => warn!(interface = %name, error = %e, "no AF_XDP socket: read through the UDP socket"),
+        }
+    }
+    (readers, senders)
+}
+
+/// The AF_XDP sockets of interface `name` (`ifindex`), in slots from `first` of the map.
+fn open_link_xsks(
+    maps: &mut crate::xdp::XskMaps,
+    name: &str,
+    ifindex: u32,
+    first: u32,
+) -> Result<Vec<(xsk::XskRx, xsk::XskTx)>> {
+    let (mac, link_local) = xsk::link_addresses(name)?;
+    let queues = xsk::rx_queues(name);
+    if queues > dhcp6_common::xsk::XSK_QUEUES {
+        anyhow::bail!("{queues} receive queues, more than {}", dhcp6_common::xsk::XSK_QUEUES);
+    }
+    let frames = xsk::rx_frames_per_queue(queues);
+    let mut pairs = Vec::new();
+    for queue in 0..queues {
+        let (rx, tx) = xsk::open(ifindex, queue, frames, mac, link_local)
+            .with_context(|| format!("opening the socket of receive queue {queue}"))?;
+        maps.sockets.set(first + queue, rx.watch(), 0).context("adding the socket to XDP's map")?;
+        pairs.push((rx, tx));
+    }
+    // Only now does XDP redirect there: every queue has its socket.
+    maps.slots.insert(ifindex, first, 0).context("adding the interface to XDP's map")?;
+    Ok(pairs)
+}
+
 /// Attaches the XDP program to the `upstream` interfaces (toward the relay's servers) it is
 /// not on yet, and adds them to `interfaces`.
 fn attach_upstream(program: &mut XdpProgram, upstream: Vec<String>, interfaces: &mut Vec<String>) {
@@ -510,6 +581,7 @@ fn relay_out(listeners: &[Listener], out: RelayOut) -> Option<sender::Outgoing> 
         payload: out.payload,
         destination: SocketAddrV6::new(*d.ip(), d.port(), 0, scope),
         source: None,
+        peer: None,
     })
 }
 
@@ -566,7 +638,7 @@ fn handle_batch(
     let mut batch = committer::Batch::default();
     for input in inputs {
         match input {
-            Input::Datagram { listener, from, to, payload } => {
+            Input::Datagram { listener, from, to, payload, peer } => {
                 let role = listeners[listener].role;
                 let is_relay_reply = payload.first() == Some(&(MessageType::RelayRepl as u8));
                 // The relay takes what comes on its access interfaces, and Relay-Replies.
@@ -592,12 +664,13 @@ fn handle_batch(
                 batch.changes.extend(outcome.changes);
                 if let Some(reply) = outcome.reply {
                     // Answers to unicast leave from the address they came to.
-                    let source = to.filter(|a| !a.is_multicast() && role == Role::Unicast);
+                    let source = to.filter(|a| !a.is_multicast() && (role == Role::Unicast || peer.is_some()));
                     batch.replies.push(sender::Outgoing {
                         listener,
                         payload: reply.payload,
                         destination: reply.destination,
                         source,
+                        peer,
                     });
                 }
             }
@@ -710,6 +783,7 @@ fn control_answer(
             let in_xdp = drops.xdp_shed.map_or(0, |s| s.shed());
             v["dropped"]["shed_solicit"] = json!(drops.read.shed_solicits.load(Ordering::Relaxed) + in_xdp);
             v["dropped"]["socket_full"] = json!(drops.read.socket_full.load(Ordering::Relaxed));
+            v["dropped"]["bad_frame"] = json!(drops.read.bad_frames.load(Ordering::Relaxed));
             v["dropped"]["send_failed"] = json!(drops.send_failed.load(Ordering::Relaxed));
             if let Some(Ok(c)) = xdp.map(XdpProgram::counters) {
                 let verdicts: serde_json::Map<String, Value> =

@@ -11,20 +11,27 @@
 //! Solicits; and past half full, by the reader as it reads them, until the socket is down to
 //! a quarter. What is dropped is counted, the kernel's own drops included.
 
-use std::sync::{
-    atomic::{AtomicU64, Ordering},
-    Arc,
+use std::{
+    net::SocketAddrV6,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
 };
 
 use dhcp6_common::counters::SHED_SHARE_ONE;
-use tokio::sync::mpsc;
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    sync::mpsc,
+};
 use tracing::warn;
 
 use super::{
     socket::{self, Listener},
+    xsk::{self, Peer, XskRx},
     Input,
 };
-use crate::{codec::MessageType, xdp::ShedSwitch};
+use crate::{codec::MessageType, frame, xdp::ShedSwitch};
 
 /// Most datagrams a reader takes from its socket before letting the engine run.
 const READ_BURST: usize = 1024;
@@ -66,8 +73,78 @@ pub struct Dropped {
     pub queue_full: AtomicU64,
     /// Solicits shed under overload.
     pub shed_solicits: AtomicU64,
-    /// Dropped by the kernel: a socket's receive buffer was full.
+    /// Dropped by the kernel: a socket's receive buffer (or an AF_XDP socket's ring) was full.
     pub socket_full: AtomicU64,
+    /// Frames from an AF_XDP socket that held no UDP datagram.
+    pub bad_frames: AtomicU64,
+}
+
+/// The overload state of one reader, and XDP's shedding as it last asked for it.
+struct Overload {
+    shedding: Shedding,
+    /// Past half full, until down to a quarter.
+    overloaded: bool,
+    /// Whether XDP was last asked to shed.
+    xdp_shedding: bool,
+    /// Whether asking XDP last failed (warned once until it works again).
+    xdp_failed: bool,
+    /// The engine queue's size.
+    size: usize,
+}
+
+impl Overload {
+    fn new(shedding: Shedding, queue: &mpsc::Sender<Input>) -> Overload {
+        Overload { shedding, overloaded: false, xdp_shedding: false, xdp_failed: false, size: queue.max_capacity() }
+    }
+
+    /// As a burst of reads starts, with `held` of `buffer` waiting (bytes of a socket buffer,
+    /// frames of a ring): half full is overload, and it lasts until a quarter (lower, and the
+    /// engine ran dry before Solicits were let in again). Returns the share XDP is to shed.
+    fn start(&mut self, held: u32, buffer: u32) -> u64 {
+        self.overloaded = held > buffer / 2 || (self.overloaded && held > buffer / 4);
+        xdp_share(held, buffer)
+    }
+
+    /// Whether the queue holds a backlog.
+    fn backlogged(&self, queue: &mpsc::Sender<Input>) -> bool {
+        queue.capacity() < self.size - self.shedding.backlog
+    }
+
+    /// Queues `input` for the engine, unless it is a Solicit to shed; counts what is dropped.
+    fn take(&self, input: Input, payload_type: Option<u8>, queue: &mpsc::Sender<Input>, dropped: &Dropped) {
+        let shed = self.overloaded || self.backlogged(queue);
+        if shed && payload_type == Some(MessageType::Solicit as u8) {
+            dropped.shed_solicits.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(input) {
+            dropped.queue_full.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// As a burst of reads ends: XDP sheds `share` of the Solicits, all of them if the reader
+    /// is overloaded, the queue backlogged or the kernel `overflowed` in the burst.
+    fn end(&mut self, mut share: u64, queue: &mpsc::Sender<Input>, overflowed: bool) {
+        if self.overloaded || self.backlogged(queue) || overflowed {
+            share = SHED_SHARE_ONE;
+        }
+        let Some(xdp) = &self.shedding.xdp else { return };
+        // Stopped as soon as the overload is over: the engine is not to wait out the window.
+        let asked = match (share > 0, self.xdp_shedding) {
+            (true, _) => xdp.shed_share_for(share, XDP_SHED_WINDOW),
+            (false, true) => xdp.stop(),
+            (false, false) => Ok(()),
+        };
+        self.xdp_shedding = share > 0;
+        match asked {
+            Ok(()) => self.xdp_failed = false,
+            Err(e) if !self.xdp_failed => {
+                warn!(error = %e, "asking XDP to shed Solicits failed");
+                self.xdp_failed = true;
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// Reads listener `index`'s socket into `queue`, shedding Solicits as `shedding` says;
@@ -79,13 +156,8 @@ pub(super) async fn read_loop(
     shedding: Shedding,
     dropped: Arc<Dropped>,
 ) {
-    let shed_backlog = shedding.backlog;
-    let mut xdp_failed = false;
-    let mut overloaded = false;
-    let mut xdp_shedding = false;
+    let mut overload = Overload::new(shedding, &queue);
     let socket = &listeners[index].socket;
-    // The engine's queue: its size, and what it holds past which Solicits are shed.
-    let size = queue.max_capacity();
     let mut receiver = socket::Receiver::default();
     // The kernel's drop count of the socket, as last seen.
     let mut overflowed = 0u32;
@@ -98,13 +170,10 @@ pub(super) async fn read_loop(
             }
         };
         let overflowed_before = overflowed;
-        // How full the socket is as the burst starts: half full is overload, and it lasts until
-        // a quarter (lower, and the engine ran dry before Solicits were let in again).
-        let mut share = 0;
-        if let Ok((held, buffer)) = socket::receive_fill(socket) {
-            overloaded = held > buffer / 2 || (overloaded && held > buffer / 4);
-            share = xdp_share(held, buffer);
-        }
+        let share = match socket::receive_fill(socket) {
+            Ok((held, buffer)) => overload.start(held, buffer),
+            Err(_) => 0,
+        };
         // Drain what the kernel holds, so that overload is decided here rather than by the
         // socket buffer overflowing on whatever comes next.
         for _ in 0..READ_BURST / socket::RECV_BATCH {
@@ -114,15 +183,14 @@ pub(super) async fn read_loop(
                         dropped.socket_full.fetch_add(u64::from(n.wrapping_sub(overflowed)), Ordering::Relaxed);
                         overflowed = n;
                     }
-                    let shed = overloaded || queue.capacity() < size - shed_backlog;
-                    if shed && payload.first() == Some(&(MessageType::Solicit as u8)) {
-                        dropped.shed_solicits.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
-                    let input = Input::Datagram { listener: index, from: r.from, to: r.to, payload: payload.to_vec() };
-                    if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(input) {
-                        dropped.queue_full.fetch_add(1, Ordering::Relaxed);
-                    }
+                    let input = Input::Datagram {
+                        listener: index,
+                        from: r.from,
+                        to: r.to,
+                        payload: payload.to_vec(),
+                        peer: None,
+                    };
+                    overload.take(input, payload.first().copied(), &queue, &dropped);
                 })
             });
             match received {
@@ -139,27 +207,78 @@ pub(super) async fn read_loop(
         if queue.is_closed() {
             return;
         }
-        let backlogged = queue.capacity() < size - shed_backlog || overflowed != overflowed_before;
-        if overloaded || backlogged {
-            share = SHED_SHARE_ONE;
+        overload.end(share, &queue, overflowed != overflowed_before);
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Reads the receive ring of AF_XDP socket `xsk` (on listener `listener`'s interface) into
+/// `queue`, as [`read_loop`] reads a socket: the ring's fill is the sign of overload.
+pub(super) async fn xsk_read_loop(
+    mut rx: XskRx,
+    xsk: usize,
+    listener: usize,
+    queue: mpsc::Sender<Input>,
+    shedding: Shedding,
+    dropped: Arc<Dropped>,
+) {
+    // SAFETY: the descriptor stays open as long as `watched` (it holds the socket).
+    let watched = match unsafe { AsyncFd::register_with_interest(rx.watch(), Interest::READABLE) } {
+        Ok(w) => w,
+        Err(e) => {
+            warn!(error = %e, ifindex = rx.ifindex, queue = rx.queue, "waiting on an AF_XDP socket failed: it is not read");
+            return;
         }
-        if let Some(xdp) = &shedding.xdp {
-            // Stopped as soon as the overload is over: the engine is not to wait out the window.
-            let asked = match (share > 0, xdp_shedding) {
-                (true, _) => xdp.shed_share_for(share, XDP_SHED_WINDOW),
-                (false, true) => xdp.stop(),
-                (false, false) => Ok(()),
-            };
-            xdp_shedding = share > 0;
-            match asked {
-                Ok(()) => xdp_failed = false,
-                Err(e) if !xdp_failed => {
-                    warn!(error = %e, "asking XDP to shed Solicits failed");
-                    xdp_failed = true;
-                }
-                Err(_) => {}
+    };
+    let mut overload = Overload::new(shedding, &queue);
+    let mut kernel_dropped = 0;
+    let mut bad_frames = 0u64;
+    loop {
+        let mut ready = match watched.readable().await {
+            Ok(guard) => guard,
+            Err(e) => {
+                warn!(error = %e, "waiting on an AF_XDP socket failed");
+                continue;
+            }
+        };
+        let (held, size) = rx.held();
+        let share = overload.start(held, size);
+        let ifindex = rx.ifindex;
+        let mut taken = 0;
+        while taken < READ_BURST as u32 {
+            let n = rx.recv(socket::RECV_BATCH as u32, |frame| {
+                let Some(d) = frame::read_udp(frame) else {
+                    bad_frames += 1;
+                    return;
+                };
+                let from = SocketAddrV6::new(*d.source.ip(), d.source.port(), 0, ifindex);
+                let to = Some(*d.destination.ip());
+                let peer = Some(Peer { xsk, mac: d.mac });
+                let input = Input::Datagram { listener, from, to, payload: d.payload.to_vec(), peer };
+                overload.take(input, d.payload.first().copied(), &queue, &dropped);
+            });
+            taken += n;
+            if n < socket::RECV_BATCH as u32 {
+                break;
             }
         }
+        if rx.held().0 == 0 {
+            // Drained: wait for the kernel's next wake-up.
+            ready.clear_ready();
+        }
+        if bad_frames > 0 {
+            dropped.bad_frames.fetch_add(std::mem::take(&mut bad_frames), Ordering::Relaxed);
+        }
+        if queue.is_closed() {
+            return;
+        }
+        let before = kernel_dropped;
+        if let Ok(stats) = rx.statistics() {
+            let now = xsk::dropped(&stats);
+            dropped.socket_full.fetch_add(now.saturating_sub(kernel_dropped), Ordering::Relaxed);
+            kernel_dropped = now;
+        }
+        overload.end(share, &queue, kernel_dropped != before);
         tokio::task::yield_now().await;
     }
 }

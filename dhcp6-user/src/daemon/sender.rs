@@ -3,8 +3,10 @@
 //! receiving side's stack: it was a fifth of the engine thread's time under load).
 //!
 //! The commit thread hands over a batch of replies only once the store has made what they
-//! announce durable; the relay's datagrams come straight from the engine. Datagrams to one socket without a chosen
-//! source address go out together in one `sendmmsg`; the others one `sendmsg` each.
+//! announce durable; the relay's datagrams come straight from the engine. Replies to clients
+//! whose messages came through an AF_XDP socket go back through it as frames ([`xsk`]), a
+//! send call per batch of them; datagrams to one socket without a chosen source address go
+//! out together in one `sendmmsg`; the others one `sendmsg` each.
 
 use std::{
     io::{self, IoSlice},
@@ -19,7 +21,10 @@ use std::{
 use nix::sys::socket::{sendmmsg, MsgFlags, MultiHeaders, SockaddrIn6};
 use tracing::warn;
 
-use super::socket::{self, Listener};
+use super::{
+    socket::{self, Listener},
+    xsk::{Peer, XskTx},
+};
 
 /// Batches waiting for the sender thread; past this the engine waits (backpressure).
 const QUEUE: usize = 64;
@@ -28,12 +33,14 @@ const MMSG: usize = 64;
 /// How long a send waits for room in a full socket buffer before the datagram is dropped.
 const WAIT_MS: i32 = 100;
 
-/// A datagram to send from listener `listener`, from `source` if given (else the kernel picks).
+/// A datagram to send from listener `listener`, from `source` if given (else the kernel picks),
+/// as a frame through the AF_XDP socket the client's message came in on if `peer` says so.
 pub struct Outgoing {
     pub listener: usize,
     pub payload: Vec<u8>,
     pub destination: SocketAddrV6,
     pub source: Option<Ipv6Addr>,
+    pub peer: Option<Peer>,
 }
 
 /// The handle the engine sends through.
@@ -45,15 +52,16 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// Starts the sender thread for `listeners`' sockets.
-    pub fn start(listeners: Arc<Vec<Listener>>) -> io::Result<Sender> {
+    /// Starts the sender thread for `listeners`' sockets and the sending halves of the AF_XDP
+    /// sockets `xsks`.
+    pub fn start(listeners: Arc<Vec<Listener>>, mut xsks: Vec<XskTx>) -> io::Result<Sender> {
         let (queue, batches) = mpsc::sync_channel::<Vec<Outgoing>>(QUEUE);
         let failed = Arc::new(AtomicU64::new(0));
         let counter = failed.clone();
         std::thread::Builder::new().name("dhcp6d-send".into()).spawn(move || {
             let mut headers = MultiHeaders::<SockaddrIn6>::preallocate(MMSG, None);
             for batch in batches {
-                let refused = send_all(&listeners, &mut headers, &batch);
+                let refused = send_all(&listeners, &mut xsks, &mut headers, &batch);
                 if refused > 0 {
                     counter.fetch_add(refused, Ordering::Relaxed);
                 }
@@ -74,11 +82,34 @@ impl Sender {
 }
 
 /// Sends a batch; returns how many datagrams the kernel refused.
-fn send_all(listeners: &[Listener], headers: &mut MultiHeaders<SockaddrIn6>, batch: &[Outgoing]) -> u64 {
+fn send_all(
+    listeners: &[Listener],
+    xsks: &mut [XskTx],
+    headers: &mut MultiHeaders<SockaddrIn6>,
+    batch: &[Outgoing],
+) -> u64 {
     let mut refused = 0;
+    // Frames first, into their transmit rings (the kernel sends them at the flush below);
+    // what does not fit, or has no socket, goes by the listener's socket.
+    let mut rest = Vec::new();
+    for o in batch {
+        let framed = match (o.peer, o.peer.and_then(|p| xsks.get_mut(p.xsk))) {
+            (Some(peer), Some(xsk)) => xsk.push(peer.mac, o.source, o.destination, &o.payload),
+            _ => false,
+        };
+        if !framed {
+            rest.push(o);
+        }
+    }
+    for xsk in xsks.iter_mut() {
+        if let Err(e) = xsk.flush() {
+            warn!(error = %e, "sending frames through an AF_XDP socket failed");
+        }
+    }
+    let batch = rest;
     let mut at = 0;
     while at < batch.len() {
-        let first = &batch[at];
+        let first = batch[at];
         let Some(listener) = listeners.get(first.listener) else {
             refused += 1;
             at += 1;

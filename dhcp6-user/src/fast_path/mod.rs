@@ -136,26 +136,10 @@ pub fn udp_frame(
     hop_limit: u8,
     payload: &[u8],
 ) -> Vec<u8> {
-    let (src, dst) = addresses;
-    let udp_len = (8 + payload.len()) as u16;
-    let mut f = to.to_vec();
-    f.extend_from_slice(&from);
-    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
-    f.extend_from_slice(&udp_len.to_be_bytes());
-    f.extend_from_slice(&[17, hop_limit]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&dst.octets());
-    let udp = f.len();
-    f.extend_from_slice(&ports.0.to_be_bytes());
-    f.extend_from_slice(&ports.1.to_be_bytes());
-    f.extend_from_slice(&udp_len.to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(payload);
-    let mut sum = checksum::add(checksum::sum(&src.octets()), checksum::sum(&dst.octets()));
-    sum = checksum::add(sum, u32::from(udp_len) + 17);
-    sum = checksum::add(sum, checksum::sum(&f[udp..]));
-    let c = !checksum::fold(sum);
-    f[udp + 6..udp + 8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+    let mut f = vec![0; crate::frame::HEADERS + payload.len()];
+    let len = crate::frame::write_udp(&mut f, to, from, addresses, ports, hop_limit, payload)
+        .expect("a buffer of the frame's length, a payload that fits a datagram");
+    f.truncate(len);
     f
 }
 
