@@ -16,7 +16,7 @@ use crate::netns::{veth, xdp_run_stats, Netns};
 const DIR: &str = "/run/dhcp6-bench";
 /// Offered rates, exchanges per second, for perfdhcp and for dhcp6-load.
 const RATES: &[u32] = &[2000, 4000, 8000, 16000, 32000];
-const OWN_RATES: &[u32] = &[5000, 10000, 20000, 40000, 80000, 160000];
+const OWN_RATES: &[u32] = &[5000, 10000, 20000, 40000, 80000, 160000, 320000];
 /// Seconds each rate is offered.
 const SECONDS: u32 = 5;
 /// A rate is sustained when at most this share of exchanges is lost.
@@ -171,7 +171,8 @@ fn sweep(
         }
     }
     if let (Some(mut high), Some(mut low)) = (failed, peak(&runs).map(|r| r.offered)) {
-        for _ in 0..3 {
+        // Four halvings: a sixteenth of the step that failed (5,000/s between 80,000 and 160,000).
+        for _ in 0..4 {
             let mid = (low + high) / 2;
             let run = load(generator, server, client, interface, mid)?;
             report(name, &run);
