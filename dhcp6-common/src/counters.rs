@@ -41,7 +41,7 @@ pub enum Verdict {
     RelayNoPeer = 14,
     /// A client's message to the server, checked as the kernel's stack would (lengths, UDP
     /// checksum), handed to dhcp6d's AF_XDP socket on the interface.
-    ToSocket = 15,
+    ToAfXdp = 15,
 }
 
 impl Verdict {
@@ -64,7 +64,7 @@ impl Verdict {
         Verdict::RelayUnfit,
         Verdict::RelayNoRoute,
         Verdict::RelayNoPeer,
-        Verdict::ToSocket,
+        Verdict::ToAfXdp,
     ];
 
     /// A stable snake_case name for statistics output.
@@ -85,7 +85,7 @@ impl Verdict {
             Verdict::RelayUnfit => "relay_unfit",
             Verdict::RelayNoRoute => "relay_no_route",
             Verdict::RelayNoPeer => "relay_no_peer",
-            Verdict::ToSocket => "to_af_xdp",
+            Verdict::ToAfXdp => "to_af_xdp",
         }
     }
 }

@@ -105,8 +105,8 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
             } else {
                 Verdict::Dhcp6Passed
             };
-            if to_socket(&ctx, &frame) {
-                bump(&VERDICT_COUNTS, Verdict::ToSocket as u32);
+            if to_af_xdp(&ctx, &frame) {
+                bump(&VERDICT_COUNTS, Verdict::ToAfXdp as u32);
                 return xdp_action::XDP_REDIRECT;
             }
             bump(&VERDICT_COUNTS, verdict as u32);
@@ -131,7 +131,7 @@ struct Classified {
 /// sender's checksum left to offload does not, and goes up the stack, which knows). Returns
 /// whether it was redirected.
 #[inline(always)]
-fn to_socket(ctx: &XdpContext, frame: &Classified) -> bool {
+fn to_af_xdp(ctx: &XdpContext, frame: &Classified) -> bool {
     if frame.at.vlans != Vlans::NONE {
         return false;
     }

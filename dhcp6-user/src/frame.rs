@@ -50,6 +50,22 @@ pub fn read_udp(frame: &[u8]) -> Option<FrameDatagram<'_>> {
     })
 }
 
+/// The frame [`write_udp`] writes, as a new buffer.
+pub fn udp_frame(
+    to: [u8; 6],
+    from: [u8; 6],
+    addresses: (Ipv6Addr, Ipv6Addr),
+    ports: (u16, u16),
+    hop_limit: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = vec![0; HEADERS + payload.len()];
+    let len = write_udp(&mut f, to, from, addresses, ports, hop_limit, payload)
+        .expect("a buffer of the frame's length, a payload that fits a datagram");
+    f.truncate(len);
+    f
+}
+
 /// Writes into `buf` the frame carrying `payload` to `to` from `from` (MACs), IPv6
 /// `addresses` (source, destination) with `hop_limit`, UDP `ports` (source, destination),
 /// checksummed. Returns its length, or None if `buf` is too short.

@@ -35,7 +35,7 @@ const RELAY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 2);
 
 /// An Ethernet frame with a UDP datagram, its checksum computed.
 fn udp_frame(to: [u8; 6], from: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, ports: (u16, u16), payload: &[u8]) -> Vec<u8> {
-    dhcp6_user::fast_path::udp_frame(to, from, (src, dst), ports, 64, payload)
+    dhcp6_user::frame::udp_frame(to, from, (src, dst), ports, 64, payload)
 }
 
 /// The UDP checksum the frame's datagram should carry (its own checksum field taken as 0).

@@ -51,7 +51,8 @@ struct Mapping {
     len: usize,
 }
 
-// SAFETY: plain memory; who reads and writes which part of it is the rings' business.
+// SAFETY: plain memory; who reads and writes which part of it is the rings' business (each
+// ring one thread's, each UMEM frame one side's).
 unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
@@ -101,7 +102,8 @@ impl Drop for Mapping {
 }
 
 /// One of a socket's rings: a producer and a consumer index and `size` entries of `T`, shared
-/// with the kernel. This side is either the producer or the consumer, never both.
+/// with the kernel. This side is either the producer or the consumer, never both; what moves
+/// an index takes `&mut self`, so one thread at a time does.
 struct Ring<T> {
     map: Mapping,
     producer: usize,
@@ -149,7 +151,7 @@ impl<T: Copy> Ring<T> {
         unsafe { self.entry(n).read_volatile() }
     }
 
-    fn release(&self, n: u32) {
+    fn release(&mut self, n: u32) {
         let consumer = self.index(self.consumer).load(Ordering::Relaxed);
         self.index(self.consumer).store(consumer.wrapping_add(n), Ordering::Release);
     }
@@ -162,12 +164,12 @@ impl<T: Copy> Ring<T> {
     }
 
     /// Producer side: fills entry `n` (an absolute index, free by [`Ring::free`]).
-    fn write(&self, n: u32, value: T) {
+    fn write(&mut self, n: u32, value: T) {
         // SAFETY: a free entry, which the kernel does not read until it is submitted.
         unsafe { self.entry(n).write_volatile(value) }
     }
 
-    fn submit(&self, n: u32) {
+    fn submit(&mut self, n: u32) {
         let producer = self.index(self.producer).load(Ordering::Relaxed);
         self.index(self.producer).store(producer.wrapping_add(n), Ordering::Release);
     }
@@ -208,10 +210,6 @@ pub struct XskRx {
     pub ifindex: u32,
     pub queue: u32,
 }
-
-// SAFETY: the rings point into mappings this value owns (or shares with the other half, which
-// touches only its own rings and frames).
-unsafe impl Send for XskRx {}
 
 /// Frames the kernel dropped before they reached the receive ring.
 pub fn dropped(stats: &libc::xdp_statistics) -> u64 {
@@ -257,28 +255,25 @@ impl XskRx {
 
     /// The kernel's counts for the socket (frames dropped for want of room among them).
     pub fn statistics(&self) -> io::Result<libc::xdp_statistics> {
-        statistics(self.socket.as_raw_fd())
+        // SAFETY: the struct XDP_STATISTICS fills.
+        unsafe { get(self.socket.as_raw_fd(), libc::XDP_STATISTICS) }
     }
 }
 
-fn statistics(fd: RawFd) -> io::Result<libc::xdp_statistics> {
-    // SAFETY: zeroed plain data.
-    let mut stats: libc::xdp_statistics = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
+/// Reads socket option `name` of level SOL_XDP.
+///
+/// # Safety
+/// `T` is the plain C struct the kernel writes for `name`, valid when all zero.
+unsafe fn get<T>(fd: RawFd, name: libc::c_int) -> io::Result<T> {
+    // SAFETY: all-zero bytes are a `T`, as the caller says.
+    let mut value: T = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
     // SAFETY: a buffer of `len` bytes.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_XDP,
-            libc::XDP_STATISTICS,
-            (&mut stats as *mut libc::xdp_statistics).cast(),
-            &mut len,
-        )
-    };
+    let r = unsafe { libc::getsockopt(fd, libc::SOL_XDP, name, (&mut value as *mut T).cast(), &mut len) };
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(stats)
+    Ok(value)
 }
 
 /// The sending half of a socket.
@@ -294,9 +289,6 @@ pub struct XskTx {
     /// Frames written since the last [`XskTx::flush`].
     pending: bool,
 }
-
-// SAFETY: as XskRx's.
-unsafe impl Send for XskTx {}
 
 impl XskTx {
     /// Writes the frame that carries `payload` from port 547 to `destination` (its address
@@ -426,25 +418,11 @@ pub fn open(
     set(raw, libc::XDP_UMEM_COMPLETION_RING, &TX_FRAMES)?;
     set(raw, libc::XDP_RX_RING, &rx_frames)?;
     set(raw, libc::XDP_TX_RING, &TX_FRAMES)?;
-    // SAFETY: zeroed plain data, filled by the kernel.
-    let mut offsets: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
-    // SAFETY: a buffer of `len` bytes.
-    let r = unsafe {
-        libc::getsockopt(
-            raw,
-            libc::SOL_XDP,
-            libc::XDP_MMAP_OFFSETS,
-            (&mut offsets as *mut libc::xdp_mmap_offsets).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // SAFETY: the struct XDP_MMAP_OFFSETS fills.
+    let offsets: libc::xdp_mmap_offsets = unsafe { get(raw, libc::XDP_MMAP_OFFSETS)? };
     let rx = Ring::<libc::xdp_desc>::map(raw, &offsets.rx, rx_frames, libc::XDP_PGOFF_RX_RING as u64)?;
     let tx = Ring::<libc::xdp_desc>::map(raw, &offsets.tx, TX_FRAMES, libc::XDP_PGOFF_TX_RING as u64)?;
-    let fill = Ring::<u64>::map(raw, &offsets.fr, rx_frames, libc::XDP_UMEM_PGOFF_FILL_RING)?;
+    let mut fill = Ring::<u64>::map(raw, &offsets.fr, rx_frames, libc::XDP_UMEM_PGOFF_FILL_RING)?;
     let completion = Ring::<u64>::map(raw, &offsets.cr, TX_FRAMES, libc::XDP_UMEM_PGOFF_COMPLETION_RING)?;
     // The first frames receive, the rest send.
     let (at, _) = fill.free();

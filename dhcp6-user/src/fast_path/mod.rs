@@ -123,24 +123,7 @@ pub fn lease_entry(b: &FastBinding, ifindex: u32, clock: &Clock) -> Option<Lease
 /// (to 33:33:00:01:00:02 from `mac`), with its UDP checksum: what a client on a NIC sends.
 /// The benchmarks replay such frames.
 pub fn client_frame(mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, payload: &[u8]) -> Vec<u8> {
-    udp_frame([0x33, 0x33, 0, 1, 0, 2], mac, (src, dst), (546, 547), 1, payload)
-}
-
-/// An Ethernet frame (`to` <- `from`) carrying a UDP datagram between `addresses` (source,
-/// destination) and `ports`, with its checksum.
-pub fn udp_frame(
-    to: [u8; 6],
-    from: [u8; 6],
-    addresses: (Ipv6Addr, Ipv6Addr),
-    ports: (u16, u16),
-    hop_limit: u8,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut f = vec![0; crate::frame::HEADERS + payload.len()];
-    let len = crate::frame::write_udp(&mut f, to, from, addresses, ports, hop_limit, payload)
-        .expect("a buffer of the frame's length, a payload that fits a datagram");
-    f.truncate(len);
-    f
+    crate::frame::udp_frame([0x33, 0x33, 0, 1, 0, 2], mac, (src, dst), (546, 547), 1, payload)
 }
 
 /// Why an interface gets no fast path.

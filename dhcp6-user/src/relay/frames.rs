@@ -75,7 +75,7 @@ pub fn client_frame(
     ports: (u16, u16),
     payload: &[u8],
 ) -> Vec<u8> {
-    let untagged = crate::fast_path::udp_frame(to, from, addresses, ports, 64, payload);
+    let untagged = crate::frame::udp_frame(to, from, addresses, ports, 64, payload);
     let (tags, len) = vlan_tags(vlans);
     [&untagged[..12], &tags[..len], &untagged[12..]].concat()
 }
