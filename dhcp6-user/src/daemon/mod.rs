@@ -1,7 +1,8 @@
 //! The daemon: the engine driven by sockets, a clock and the control socket.
 //!
 //! Socket readers hand datagrams to one engine loop through a bounded queue (full: counted
-//! and dropped, so overload sheds load instead of queueing without bound). The loop handles
+//! and dropped, so overload sheds load instead of queueing without bound); on-link clients'
+//! messages come from AF_XDP sockets ([`xsk`]) where XDP runs, the rest from UDP sockets. The loop handles
 //! what is queued as a batch and hands the batch's lease changes and replies to the commit
 //! thread ([`committer`]), which makes the changes durable (one fdatasync for every batch
 //! queued meanwhile) and only then hands the replies to the sender thread ([`sender`]). The

@@ -1,6 +1,7 @@
-//! The socket readers: a task per listener on the engine's thread that drains its socket
-//! into the engine's queue between the engine's batches (a thread of their own cost more in
-//! wake-ups and in the engine's core than they saved). Overload is decided here, by message
+//! The socket readers: a task per listener, and one per AF_XDP socket ([`xsk_read_loop`], its
+//! receive ring standing for the socket buffer below), on the engine's thread, that drains its
+//! socket into the engine's queue between the engine's batches (a thread of their own cost more
+//! in wake-ups and in the engine's core than they saved). Overload is decided here, by message
 //! type. The sign of it is the socket filling up (the engine takes a burst of reads per
 //! batch, so the backlog builds in the socket, not in the queue), or the queue holding a
 //! backlog (a stalled disk). Then new Solicits are shed first, so that exchanges under way
