@@ -745,6 +745,17 @@ address = "2001:db8:1::10"
 "#;
 
     #[test]
+    fn af_xdp_is_on_unless_turned_off() {
+        assert!(Config::parse(GOOD).unwrap().server.af_xdp);
+        let off = GOOD.replacen("[server]\n", "[server]\naf_xdp = false\n", 1);
+        assert!(!Config::parse(&off).unwrap().server.af_xdp);
+        let bad = GOOD.replacen("[server]\n", "[server]\naf_xdp = \"no\"\n", 1);
+        let e = Config::parse(&bad).unwrap_err();
+        let line = bad.lines().position(|l| l.starts_with("af_xdp")).unwrap() + 1;
+        assert_eq!(e.line, line, "{e}");
+    }
+
+    #[test]
     fn the_fast_path_map_size_has_a_default_and_bounds() {
         let c = Config::parse(GOOD).unwrap();
         assert_eq!(c.server.fast_path_bindings, dhcp6_common::fast_path::LEASE_MAP_ENTRIES);
