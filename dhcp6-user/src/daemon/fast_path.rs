@@ -389,14 +389,19 @@ pub fn mac_address(interface: &str) -> Option<[u8; 6]> {
     bytes.try_into().ok()
 }
 
+/// The scope of a link-local address in /proc/net/if_inet6.
+pub const SCOPE_LINK: u32 = 0x20;
+/// The flag of a tentative address (DAD under way) in /proc/net/if_inet6.
+pub const TENTATIVE: u32 = 0x40;
+
 /// One IPv6 address of an interface, as /proc/net/if_inet6 lists it (address, ifindex,
 /// prefix length, scope, flags, name).
 pub struct InterfaceAddress {
     pub address: Ipv6Addr,
     pub ifindex: u32,
-    /// 0x20: link-local.
+    /// [`SCOPE_LINK`]: link-local.
     pub scope: u32,
-    /// 0x40: tentative.
+    /// [`TENTATIVE`]: tentative.
     pub flags: u32,
     pub name: String,
 }
@@ -422,7 +427,7 @@ pub fn interface_addresses() -> Vec<InterfaceAddress> {
 pub fn link_local(ifindex: u32) -> Option<Ipv6Addr> {
     interface_addresses()
         .into_iter()
-        .find(|a| a.ifindex == ifindex && a.scope == 0x20 && a.flags & 0x40 == 0)
+        .find(|a| a.ifindex == ifindex && a.scope == SCOPE_LINK && a.flags & TENTATIVE == 0)
         .map(|a| a.address)
 }
 

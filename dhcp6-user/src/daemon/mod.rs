@@ -425,7 +425,7 @@ fn open_link_xsks(
     ifindex: u32,
     first: u32,
 ) -> Result<Vec<(xsk::XskRx, xsk::XskTx)>> {
-    let (mac, link_local) = xsk::link_addresses(name)?;
+    let (mac, link_local) = xsk::link_addresses(name, ifindex)?;
     let queues = xsk::rx_queues(name);
     if queues > dhcp6_common::xsk::XSK_QUEUES {
         anyhow::bail!("{queues} receive queues, more than {}", dhcp6_common::xsk::XSK_QUEUES);

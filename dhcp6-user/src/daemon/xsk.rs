@@ -458,28 +458,19 @@ pub fn open(
     ))
 }
 
-/// The MAC and the link-local address of `interface`, as replies from it carry them.
-pub fn link_addresses(interface: &str) -> io::Result<([u8; 6], Ipv6Addr)> {
-    let mut mac = None;
-    let mut link_local = None;
-    for a in nix::ifaddrs::getifaddrs().map_err(io::Error::from)? {
-        if a.interface_name != interface {
-            continue;
-        }
-        let Some(address) = a.address else { continue };
-        if let Some(link) = address.as_link_addr() {
-            mac = link.addr().or(mac);
-        } else if let Some(v6) = address.as_sockaddr_in6() {
-            if v6.ip().is_unicast_link_local() {
-                link_local = Some(v6.ip());
-            }
-        }
-    }
-    match (mac, link_local) {
-        (Some(mac), Some(link_local)) => Ok((mac, link_local)),
-        (None, _) => Err(io::Error::new(io::ErrorKind::NotFound, format!("{interface} has no MAC address"))),
-        (_, None) => Err(io::Error::new(io::ErrorKind::NotFound, format!("{interface} has no link-local address"))),
-    }
+/// The MAC and the link-local address of `interface` (`ifindex`), as replies from it carry
+/// them: read where the fast path reads its links' ([`super::fast_path`]), except that a
+/// link-local address still tentative is taken (dhcp6d may start while DAD runs, and the
+/// sockets are opened once).
+pub fn link_addresses(interface: &str, ifindex: u32) -> io::Result<([u8; 6], Ipv6Addr)> {
+    let missing = |what: &str| io::Error::new(io::ErrorKind::NotFound, format!("{interface} has no {what}"));
+    let mac = super::fast_path::mac_address(interface).ok_or_else(|| missing("MAC address"))?;
+    let link_local = super::fast_path::interface_addresses()
+        .into_iter()
+        .find(|a| a.ifindex == ifindex && a.scope == super::fast_path::SCOPE_LINK)
+        .map(|a| a.address)
+        .ok_or_else(|| missing("link-local address"))?;
+    Ok((mac, link_local))
 }
 
 #[cfg(test)]
