@@ -93,6 +93,16 @@ impl<'a> Duid<'a> {
 /// Colon-separated hex, the way tshark and Kea print byte strings.
 pub struct Hex<'a>(pub &'a [u8]);
 
+/// The bytes of hex text, colons between bytes allowed (`00:01:0a` or `00010a`); `None` if it
+/// is not whole bytes of hex digits.
+pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    let digits: String = s.chars().filter(|c| *c != ':').collect();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..digits.len()).step_by(2).map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok()).collect()
+}
+
 impl fmt::Display for Hex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, b) in self.0.iter().enumerate() {

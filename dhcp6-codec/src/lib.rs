@@ -20,7 +20,7 @@ mod text;
 
 pub use dhcp6_common::wire::{option_code, MessageType, CLIENT_PORT, HOP_COUNT_LIMIT, SERVER_PORT};
 pub use domain::DomainName;
-pub use duid::{Duid, DuidKind, Hex};
+pub use duid::{parse_hex, Duid, DuidKind, Hex};
 pub use error::{DecodeError, EncodeError};
 pub use message::{ClientMessage, Message, RelayMessage, TransactionId};
 pub use option::{DhcpOption, Options, Status, StatusCode};

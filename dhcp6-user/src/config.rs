@@ -19,12 +19,16 @@
 //! ```
 
 use std::{
-    collections::BTreeSet,
     fmt,
     net::Ipv6Addr,
     path::{Path, PathBuf},
 };
 
+use dhcp6_codec::parse_hex;
+use dhcp6_engine::{
+    relay::{self, AccessInterface, GroupMember, RelayConfig, ServerGroup, Vlans},
+    server::config::{AddressRange, Allocation, Lifetimes, PdPool, Reservation, ServerConfig, Subnet},
+};
 use ipnet::Ipv6Net;
 use serde::Deserialize;
 use toml::Spanned;
@@ -43,112 +47,18 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// How a subnet picks an address for a client without a reservation (seeds 002 and 003).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Allocation {
-    /// Reservation, the client's hint, its previous address, then the next free address by a
-    /// cyclic ascending search.
-    #[default]
-    Iterative,
-    /// The link prefix with the interface identifier of the client's link-local address, so
-    /// that two servers give a client the same address.
-    InterfaceIdentifier,
-}
-
-/// Lifetimes handed out, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lifetimes {
-    pub preferred: u32,
-    pub valid: u32,
-    pub t1: u32,
-    pub t2: u32,
-}
-
-/// An inclusive range of addresses, as integers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AddressRange {
-    pub low: u128,
-    pub high: u128,
-}
-
-impl AddressRange {
-    pub fn contains(&self, a: Ipv6Addr) -> bool {
-        (self.low..=self.high).contains(&u128::from(a))
-    }
-
-    /// How many addresses the range holds.
-    pub fn size(&self) -> u128 {
-        self.high - self.low + 1
-    }
-}
-
-/// A pool of prefixes to delegate: `ranges` (inside `prefix`) cut into `/delegated_length`s.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PdPool {
-    pub prefix: Ipv6Net,
-    pub delegated_length: u8,
-    pub ranges: Vec<Ipv6Net>,
-}
-
-/// A fixed address and/or prefix for one client DUID.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reservation {
-    pub duid: Vec<u8>,
-    pub address: Option<Ipv6Addr>,
-    pub prefix: Option<Ipv6Net>,
-}
-
-/// One link served: its prefix, pools and the attributes of its leases.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subnet {
-    /// Position in the file; stable for the life of the configuration.
-    pub id: usize,
-    /// Interface whose directly attached clients this subnet serves (relayed clients are
-    /// matched by link-address instead).
-    pub interface: Option<String>,
-    /// The link's prefix: Confirm answers for all of it, even when the ranges cover less.
-    pub prefix: Ipv6Net,
-    pub allocation: Allocation,
-    pub ranges: Vec<AddressRange>,
-    pub excluded: BTreeSet<Ipv6Addr>,
-    pub pd_pools: Vec<PdPool>,
-    pub lifetimes: Lifetimes,
-    /// Seconds an expired lease stays with its client before it returns to the pool.
-    pub grace_period: u32,
-    pub dns_servers: Vec<Ipv6Addr>,
-    /// The search list, already in wire form: parsed once here, not for every reply.
-    pub domain_search: Vec<dhcp6_codec::DomainName<'static>>,
-    /// Server preference (RFC 9915 section 21.8); 255 tells clients not to wait for others.
-    pub preference: Option<u8>,
-    pub rapid_commit: bool,
-    /// Most clients with bindings on this subnet (seed 004's interface-client-limit).
-    pub client_limit: Option<u32>,
-    /// Most addresses (or prefixes) in one IA (seed 003's max-leases-per-binding).
-    pub max_leases_per_binding: u32,
-    pub reservations: Vec<Reservation>,
-}
-
 /// The sizes the XDP lease map may be given: 16 million bindings are about 3 GiB of kernel
 /// memory at most.
 pub const FAST_PATH_BINDINGS: std::ops::RangeInclusive<u32> = 1024..=1 << 24;
 
-/// Server-wide settings.
+/// What the daemon itself runs from: where it keeps state and how it uses XDP.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerSettings {
-    /// Where the server DUID (and later the lease database) is kept.
+pub struct DaemonSettings {
+    /// Where the server DUID and the lease journal are kept.
     pub state_dir: PathBuf,
     /// The control socket `dhcp6d show` talks to.
     pub control_socket: PathBuf,
-    /// Seconds an address offered in an Advertise stays reserved for that client.
-    pub offer_lifetime: u32,
-    /// Seconds a declined address stays conflicting before it may be offered again.
-    pub decline_probation: u32,
-    /// With the XDP fast path: seconds past the valid lifetime that a bound lease is kept in
-    /// the store, so that XDP may answer renewals for that long without a store write. `None`:
-    /// each subnet's T2.
-    pub renewal_horizon: Option<u32>,
-    /// With the XDP fast path: how many bindings its lease map holds (those past it are
+    /// With the XDP renewal answer: how many bindings its lease map holds (those past it are
     /// renewed from userspace).
     pub fast_path_bindings: u32,
     /// With XDP: on-link clients' messages come up through AF_XDP sockets, past the kernel's
@@ -156,12 +66,15 @@ pub struct ServerSettings {
     pub af_xdp: bool,
 }
 
+/// A whole configuration file, checked: the daemon's own settings (the `[server]` table's
+/// state and XDP keys) and what each engine runs from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub server: ServerSettings,
-    pub subnets: Vec<Subnet>,
-    /// The relay agent's interfaces and server groups, when it relays.
-    pub relay: Option<crate::relay::RelayConfig>,
+    pub daemon: DaemonSettings,
+    /// The server engine's part: `[server]`'s lease keys and every `[[subnet]]`.
+    pub server: ServerConfig,
+    /// The relay engine's part, when it relays.
+    pub relay: Option<RelayConfig>,
 }
 
 /// What the file says, before checking.
@@ -406,15 +319,15 @@ impl Config {
             Some(n) => *n.get_ref(),
             None => dhcp6_common::fast_path::LEASE_MAP_ENTRIES,
         };
-        let server = ServerSettings {
+        let daemon = DaemonSettings {
             state_dir: file.server.state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/dhcp6d")),
             control_socket: file.server.control_socket.unwrap_or_else(|| PathBuf::from("/run/dhcp6d.sock")),
-            offer_lifetime: file.server.offer_lifetime.unwrap_or(60),
-            decline_probation: file.server.decline_probation.unwrap_or(86_400),
-            renewal_horizon: file.server.renewal_horizon,
             fast_path_bindings,
             af_xdp: file.server.af_xdp.unwrap_or(true),
         };
+        let offer_lifetime = file.server.offer_lifetime.unwrap_or(60);
+        let decline_probation = file.server.decline_probation.unwrap_or(86_400);
+        let renewal_horizon = file.server.renewal_horizon;
         let mut subnets = Vec::new();
         for (id, spanned) in file.subnet.into_iter().enumerate() {
             let start = spanned.span().start;
@@ -445,7 +358,8 @@ impl Config {
         if subnets.is_empty() && relay.is_none() {
             return Err(at(0, "no [[subnet]] and no [relay]: dhcp6d would have nothing to do".into()));
         }
-        Ok(Config { server, subnets, relay })
+        let server = ServerConfig { offer_lifetime, decline_probation, renewal_horizon, subnets };
+        Ok(Config { daemon, server, relay })
     }
 }
 
@@ -580,8 +494,7 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
 pub const MAX_ACCESS_ENTRIES: usize = dhcp6_common::relay::RELAY_LINK_ENTRIES as usize;
 
 /// Checks the relay section; an error carries the byte offset of what is wrong.
-fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, String)> {
-    use crate::relay::{AccessInterface, GroupMember, RelayConfig, ServerGroup, Vlans};
+fn check_relay(r: raw::Relay) -> Result<RelayConfig, (usize, String)> {
     let mut groups = Vec::new();
     for g in &r.group {
         let at = g.span().start;
@@ -658,12 +571,12 @@ fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, Strin
         for &outer in &outers {
             for &inner in &inners {
                 let vlans = Vlans { outer, inner };
-                let label = crate::relay::label(&iface.name, vlans);
+                let label = relay::label(&iface.name, vlans);
                 if !entries.insert((iface.name.clone(), vlans)) {
                     return Err((at, format!("relay interface {label} is defined twice")));
                 }
                 let interface_id = match &iface.interface_id {
-                    Some(template) => crate::relay::fill(template, &iface.name, vlans),
+                    Some(template) => relay::fill(template, &iface.name, vlans),
                     None => label.clone(),
                 }
                 .into_bytes();
@@ -707,15 +620,6 @@ fn check_relay(r: raw::Relay) -> Result<crate::relay::RelayConfig, (usize, Strin
     })
 }
 
-/// Colon-separated (or plain) hex bytes.
-pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
-    let digits: String = s.chars().filter(|c| *c != ':').collect();
-    if !digits.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..digits.len()).step_by(2).map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -746,9 +650,9 @@ address = "2001:db8:1::10"
 
     #[test]
     fn af_xdp_is_on_unless_turned_off() {
-        assert!(Config::parse(GOOD).unwrap().server.af_xdp);
+        assert!(Config::parse(GOOD).unwrap().daemon.af_xdp);
         let off = GOOD.replacen("[server]\n", "[server]\naf_xdp = false\n", 1);
-        assert!(!Config::parse(&off).unwrap().server.af_xdp);
+        assert!(!Config::parse(&off).unwrap().daemon.af_xdp);
         let bad = GOOD.replacen("[server]\n", "[server]\naf_xdp = \"no\"\n", 1);
         let e = Config::parse(&bad).unwrap_err();
         let line = bad.lines().position(|l| l.starts_with("af_xdp")).unwrap() + 1;
@@ -758,9 +662,9 @@ address = "2001:db8:1::10"
     #[test]
     fn the_fast_path_map_size_has_a_default_and_bounds() {
         let c = Config::parse(GOOD).unwrap();
-        assert_eq!(c.server.fast_path_bindings, dhcp6_common::fast_path::LEASE_MAP_ENTRIES);
+        assert_eq!(c.daemon.fast_path_bindings, dhcp6_common::fast_path::LEASE_MAP_ENTRIES);
         let set = GOOD.replacen("[server]\n", "[server]\nfast_path_bindings = 4000000\n", 1);
-        assert_eq!(Config::parse(&set).unwrap().server.fast_path_bindings, 4_000_000);
+        assert_eq!(Config::parse(&set).unwrap().daemon.fast_path_bindings, 4_000_000);
         let small = GOOD.replacen("[server]\n", "[server]\nfast_path_bindings = 10\n", 1);
         let e = Config::parse(&small).unwrap_err();
         assert!(e.message.contains("fast_path_bindings is 10"), "{e}");
@@ -771,7 +675,7 @@ address = "2001:db8:1::10"
     #[test]
     fn parses_a_full_subnet_with_defaults() {
         let c = Config::parse(GOOD).unwrap();
-        let s = &c.subnets[0];
+        let s = &c.server.subnets[0];
         assert_eq!(s.lifetimes, Lifetimes { preferred: 100, valid: 200, t1: 50, t2: 80 });
         assert_eq!(s.ranges.len(), 2);
         assert_eq!(s.ranges[1].size(), 1u128 << 63);
@@ -819,7 +723,7 @@ link_address = "2001:db8:2::1"
 
     #[test]
     fn relay_servers_take_weights() {
-        use crate::relay::GroupMember;
+        use relay::GroupMember;
         let c = Config::parse(RELAY).unwrap();
         let servers = &c.relay.unwrap().groups[0].servers;
         let weights: Vec<(String, u32)> =
@@ -848,7 +752,7 @@ link_address = "2001:db8:2::1"
     fn relay_interfaces_match_vlans_each_with_its_own_interface_id() {
         let c = Config::parse(&with_vlan_entry("vlan = 100\ninner_vlan = 200")).unwrap();
         let interfaces = c.relay.unwrap().interfaces;
-        use crate::relay::Vlans;
+        use relay::Vlans;
         assert_eq!(interfaces[0].vlans, Vlans::NONE);
         assert_eq!(interfaces[0].interface_id, b"eth0");
         assert_eq!(interfaces[1].vlans, Vlans { outer: 100, inner: 200 });

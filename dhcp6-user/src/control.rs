@@ -3,6 +3,13 @@
 
 use std::path::Path;
 
+use dhcp6_common::counters::Verdict;
+use dhcp6_engine::{
+    counters::Counts,
+    relay::{RelayStats, ServerStatus, UserEntry},
+    server::{IaType, LeaseState, PoolCounts, Statistics},
+};
+use ipnet::Ipv6Net;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::{
@@ -25,6 +32,80 @@ pub enum Request {
     RelayUsers,
     /// The relay's servers: state and counters.
     RelayServers,
+}
+
+/// One lease, for `show bindings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    pub resource: Ipv6Net,
+    #[serde(rename = "type")]
+    pub ia_type: IaType,
+    /// The client's DUID, colon-separated hex.
+    pub duid: String,
+    pub iaid: u32,
+    pub state: LeaseState,
+    /// Unix seconds when the state ends.
+    pub expires: u64,
+    /// Seconds until then.
+    pub expires_in: u64,
+    pub preferred_lifetime: u32,
+    pub valid_lifetime: u32,
+    pub interface: Option<String>,
+    /// The prefix of the lease's subnet.
+    pub subnet: Option<Ipv6Net>,
+}
+
+/// The server's counters with the XDP program's verdicts, for `show statistics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatisticsAnswer {
+    #[serde(flatten)]
+    pub server: Statistics,
+    /// Frames per verdict, when XDP is attached.
+    pub xdp: Option<Counts<Verdict>>,
+}
+
+/// A relay user entry, for `show relay users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayUser {
+    #[serde(flatten)]
+    pub entry: UserEntry,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+/// The relay's servers and counters, for `show relay servers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayServers {
+    pub servers: Vec<ServerStatus>,
+    pub stats: RelayStats,
+}
+
+/// Conflicting addresses returned to their pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cleared {
+    pub cleared: usize,
+}
+
+/// What dhcp6d answers, one variant per [`Request`], or an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Bindings(Vec<Binding>),
+    Statistics(Box<StatisticsAnswer>),
+    Pools(Vec<PoolCounts>),
+    Cleared(Cleared),
+    RelayUsers(Vec<RelayUser>),
+    /// `None` when dhcp6d does not relay.
+    RelayServers(Option<Box<RelayServers>>),
+    Error {
+        error: String,
+    },
+}
+
+impl Answer {
+    pub fn error(message: impl Into<String>) -> Answer {
+        Answer::Error { error: message.into() }
+    }
 }
 
 /// Errors of the control client.

@@ -106,6 +106,13 @@ pub fn write_udp(
     Some(len)
 }
 
+/// An Ethernet frame carrying a client's `payload` from `src` port 546 to `dst` port 547
+/// (to 33:33:00:01:00:02 from `mac`), with its UDP checksum: what a client on a NIC sends.
+/// The benchmarks replay such frames.
+pub fn client_frame(mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, payload: &[u8]) -> Vec<u8> {
+    udp_frame([0x33, 0x33, 0, 1, 0, 2], mac, (src, dst), (546, 547), 1, payload)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

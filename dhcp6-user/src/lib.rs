@@ -1,24 +1,27 @@
-//! dhcp6 userspace: everything `dhcp6d` does, as a library the tests drive directly.
+//! dhcp6 userspace: the `dhcp6d` daemon that drives the engines (sockets, XDP, the journal, the
+//! control socket), as a library the tests drive directly.
 //!
-//! - [`capture`]: DHCPv6 datagrams out of pcap files.
-//! - [`json`]: messages rendered as JSON.
+//! - [`config`]: the configuration file, parsed into the engines' configuration types.
+//! - [`daemon`]: the driver: readers, the engine thread, the committer, the sender, XDP upkeep.
+//! - [`store`]: lease stores (the journal) and moving leases in and out (Kea memfile, CSV).
 //! - [`xdp`]: loading and attaching the XDP program, reading its counters and maps.
-//! - [`fast_path`]: what the XDP Renew/Rebind fast path's maps hold, made from the engine.
+//! - [`capture`]: DHCPv6 datagrams out of pcap files; [`json`]: messages rendered as JSON.
 //!
-//! The wire codec is its own crate, `dhcp6-codec`, re-exported here as [`codec`].
+//! The wire codec is its own crate, `dhcp6-codec`, re-exported here as [`codec`]; the
+//! protocol engines are `dhcp6-engine`, whose modules are re-exported as [`server`],
+//! [`relay`], [`renewal`] and [`lease_store`].
 
 pub mod capture;
 pub mod config;
 pub mod control;
 pub mod daemon;
-pub mod fast_path;
 pub mod frame;
 pub mod json;
 pub mod netlink;
-pub mod relay;
-pub mod server;
 pub mod show;
 pub mod store;
 pub mod xdp;
+pub mod xdp_bench;
 
 pub use dhcp6_codec as codec;
+pub use dhcp6_engine::{counters, relay, renewal, server, store as lease_store};

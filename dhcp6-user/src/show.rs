@@ -1,23 +1,36 @@
-//! Text tables for `dhcp6d show`, from the control socket's JSON.
+//! Text tables for `dhcp6d show`, from the control socket's typed answers.
 
 use std::fmt::Write;
 
+use dhcp6_engine::counters::{Counter, Counts};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::control::Request;
+use crate::control::{Binding, Cleared, RelayServers, RelayUser, Request, StatisticsAnswer};
+use crate::server::PoolCounts;
 
-fn field(v: &Value, key: &str) -> String {
-    match &v[key] {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
+/// `-` for what is absent.
+fn or_dash<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
-/// The answer to `request` as an operator reads it.
-pub fn render(request: Request, answer: &Value) -> String {
+/// One counter table: a row per key counted (zeros left out), and the total.
+fn counts<K: Counter>(out: &mut String, title: &str, counts: &Counts<K>) {
+    let _ = writeln!(out, "{title}:");
+    for (k, n) in counts.iter().filter(|(_, n)| *n > 0) {
+        let _ = writeln!(out, "    {:<24} {n}", k.name());
+    }
+    let _ = writeln!(out, "    {:<24} {}", "total", counts.total());
+}
+
+fn typed<T: DeserializeOwned>(answer: &Value) -> Result<T, serde_json::Error> {
+    T::deserialize(answer)
+}
+
+/// The answer to `request` as an operator reads it; an error if dhcp6d answered something
+/// this `show` does not read (a different version).
+pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Error> {
     let mut out = String::new();
-    let rows = answer.as_array().cloned().unwrap_or_default();
     // Writing to a String cannot fail.
     match request {
         Request::Bindings => {
@@ -26,35 +39,28 @@ pub fn render(request: Request, answer: &Value) -> String {
                 "{:<28} {:<6} {:<9} {:>8} {:<10} {:<9} Client DUID",
                 "Prefix", "Type", "State", "Expires", "Interface", "IAID"
             );
-            for b in &rows {
-                let iaid = b["iaid"].as_u64().map_or("-".into(), |i| format!("{i:08x}"));
+            for b in typed::<Vec<Binding>>(answer)? {
                 let _ = writeln!(
                     out,
-                    "{:<28} {:<6} {:<9} {:>8} {:<10} {:<9} {}",
-                    field(b, "resource"),
-                    field(b, "type"),
-                    field(b, "state"),
-                    field(b, "expires_in"),
-                    field(b, "interface"),
-                    iaid,
-                    field(b, "duid")
+                    "{:<28} {:<6} {:<9} {:>8} {:<10} {:08x}  {}",
+                    b.resource.to_string(),
+                    b.ia_type.name(),
+                    b.state.name(),
+                    b.expires_in,
+                    or_dash(b.interface),
+                    b.iaid,
+                    b.duid
                 );
             }
         }
         Request::Statistics => {
-            for (title, key) in [
-                ("Messages received", "received"),
-                ("Messages sent", "sent"),
-                ("Packets dropped", "dropped"),
-                ("XDP verdicts", "xdp"),
-            ] {
-                let Some(map) = answer[key].as_object() else { continue };
-                let _ = writeln!(out, "{title}:");
-                let total: u64 = map.values().filter_map(Value::as_u64).sum();
-                for (k, v) in map {
-                    let _ = writeln!(out, "    {k:<24} {v}");
-                }
-                let _ = writeln!(out, "    {:<24} {total}", "total");
+            let s: StatisticsAnswer = typed(answer)?;
+            counts(&mut out, "Messages received", &s.server.received);
+            counts(&mut out, "Messages sent", &s.server.sent);
+            counts(&mut out, "Packets dropped", &s.server.dropped);
+            let _ = writeln!(out, "Renewals answered in XDP and recorded: {}", s.server.fast_path_renewals);
+            if let Some(xdp) = &s.xdp {
+                counts(&mut out, "XDP verdicts", xdp);
             }
         }
         Request::RelayUsers => {
@@ -63,49 +69,55 @@ pub fn render(request: Request, answer: &Value) -> String {
                 "{:<28} {:<6} {:>8} {:<10} {:<26} {:<18} {:<9} Client DUID",
                 "Prefix", "Type", "Expires", "Interface", "Link-local", "MAC", "IAID"
             );
-            for u in &rows {
-                let iaid = u["iaid"].as_u64().map_or("-".into(), |i| format!("{i:08x}"));
+            for u in typed::<Vec<RelayUser>>(answer)? {
+                let e = u.entry;
                 let _ = writeln!(
                     out,
-                    "{:<28} {:<6} {:>8} {:<10} {:<26} {:<18} {:<9} {}",
-                    field(u, "resource"),
-                    field(u, "ia_type"),
-                    field(u, "expires_in"),
-                    field(u, "interface"),
-                    field(u, "link_local"),
-                    field(u, "mac"),
-                    iaid,
-                    field(u, "duid")
+                    "{:<28} {:<6} {:>8} {:<10} {:<26} {:<18} {:08x}  {}",
+                    e.resource,
+                    e.ia_type.name(),
+                    u.expires_in,
+                    e.interface,
+                    e.link_local.to_string(),
+                    or_dash(e.mac),
+                    e.iaid,
+                    e.duid
                 );
             }
         }
         Request::RelayServers => {
+            let Some(r) = typed::<Option<RelayServers>>(answer)? else {
+                let _ = writeln!(out, "dhcp6d does not relay");
+                return Ok(out);
+            };
             let _ = writeln!(
                 out,
                 "{:<12} {:<40} {:>6} {:<6} {:>10} {:>10} {:>10}",
                 "Group", "Server", "Weight", "State", "sent", "answered", "timed-out"
             );
-            for s in answer["servers"].as_array().cloned().unwrap_or_default() {
+            for s in &r.servers {
+                let state = match s.state {
+                    crate::relay::Liveness::Up => "up",
+                    crate::relay::Liveness::Down => "down",
+                };
                 let _ = writeln!(
                     out,
                     "{:<12} {:<40} {:>6} {:<6} {:>10} {:>10} {:>10}",
-                    field(&s, "group"),
-                    field(&s, "server"),
-                    field(&s, "weight"),
-                    field(&s, "state"),
-                    field(&s, "sent"),
-                    field(&s, "answered"),
-                    field(&s, "timed_out")
+                    s.group,
+                    s.server.to_string(),
+                    s.weight,
+                    state,
+                    s.sent,
+                    s.answered,
+                    s.timed_out
                 );
             }
-            let _ = writeln!(
-                out,
-                "relayed up {}, down {}; dropped {}",
-                answer["stats"]["forwarded"], answer["stats"]["replies_relayed"], answer["stats"]["dropped"]
-            );
+            let _ = writeln!(out, "Relayed up {}, down {}", r.stats.forwarded, r.stats.replies_relayed);
+            counts(&mut out, "Dropped", &r.stats.dropped);
         }
         Request::ClearConflicting { .. } => {
-            let _ = writeln!(out, "{answer}");
+            let c: Cleared = typed(answer)?;
+            let _ = writeln!(out, "cleared {} conflicting address(es)", c.cleared);
         }
         Request::Pools => {
             let _ = writeln!(
@@ -113,21 +125,56 @@ pub fn render(request: Request, answer: &Value) -> String {
                 "{:<22} {:<28} {:>10} {:>8} {:>8} {:>11} {:>12} assignable",
                 "Subnet", "Pool", "total", "in-use", "expired", "conflicting", "unassignable"
             );
-            for p in &rows {
+            for p in typed::<Vec<PoolCounts>>(answer)? {
                 let _ = writeln!(
                     out,
                     "{:<22} {:<28} {:>10} {:>8} {:>8} {:>11} {:>12} {}",
-                    field(p, "subnet"),
-                    field(p, "pool"),
-                    field(p, "total"),
-                    field(p, "in_use"),
-                    field(p, "expired"),
-                    field(p, "conflicting"),
-                    field(p, "unassignable"),
-                    field(p, "assignable")
+                    p.subnet, p.pool, p.total, p.in_use, p.expired, p.conflicting, p.unassignable, p.assignable
                 );
             }
         }
     }
-    out
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::{Liveness, RelayDrop, RelayStats, ServerStatus};
+
+    #[test]
+    fn relay_servers_print_their_drops_as_a_table() {
+        let mut stats = RelayStats { forwarded: 7, replies_relayed: 5, ..Default::default() };
+        stats.dropped.add(RelayDrop::NotAGroupMember, 2);
+        stats.dropped.add(RelayDrop::HopLimit, 1);
+        let answer = RelayServers {
+            servers: vec![ServerStatus {
+                group: "core".into(),
+                server: "2001:db8:ff::1".parse().unwrap(),
+                weight: 1,
+                state: Liveness::Up,
+                sent: 7,
+                answered: 5,
+                timed_out: 0,
+            }],
+            stats,
+        };
+        let text = render(Request::RelayServers, &serde_json::to_value(Some(answer)).unwrap()).unwrap();
+        assert!(text.contains("Relayed up 7, down 5"), "{text}");
+        assert!(text.contains("    not_a_group_member       2\n"), "{text}");
+        assert!(text.contains("    hop_limit                1\n"), "{text}");
+        assert!(text.contains("    total                    3\n"), "{text}");
+        assert!(!text.contains('{'), "no JSON left in the table: {text}");
+    }
+
+    #[test]
+    fn statistics_show_counted_rows_and_totals() {
+        let mut s = StatisticsAnswer { server: Default::default(), xdp: None };
+        s.server.count_received(crate::codec::MessageType::Solicit);
+        s.server.count_drop(crate::server::DropReason::NoSubnet);
+        let text = render(Request::Statistics, &serde_json::to_value(&s).unwrap()).unwrap();
+        assert!(text.contains("    SOLICIT                  1\n"), "{text}");
+        assert!(text.contains("    no_subnet                1\n"), "{text}");
+        assert!(!text.contains("XDP verdicts"), "{text}");
+    }
 }

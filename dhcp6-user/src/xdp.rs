@@ -22,6 +22,7 @@ use dhcp6_common::{
     relay::{AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayServer},
     MessageType, PIN_LAYOUT, XDP_PROGRAM,
 };
+use dhcp6_engine::{counters::Counts, renewal::Clock};
 
 /// The XDP object, aligned as aya's ELF parser needs it.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dhcp6-ebpf"));
@@ -79,7 +80,7 @@ impl ShedSwitch {
             self.write(counters::SHED_SHARE, share)?;
             self.share.store(share, Ordering::Relaxed);
         }
-        let now = crate::fast_path::monotonic_ns();
+        let now = monotonic_ns();
         let window = window.as_nanos() as u64;
         if self.until.load(Ordering::Relaxed) > now + window / 2 {
             return Ok(());
@@ -160,8 +161,8 @@ pub struct TestRunOutput {
 pub struct XdpCounters {
     /// Messages seen per DHCPv6 message type byte, only the types seen.
     pub by_msg_type: Vec<(u8, u64)>,
-    /// Frames per verdict, every verdict.
-    pub by_verdict: Vec<(Verdict, u64)>,
+    /// Frames per verdict.
+    pub by_verdict: Counts<Verdict>,
 }
 
 impl XdpCounters {
@@ -172,13 +173,13 @@ impl XdpCounters {
 
     /// Count of frames with this verdict.
     pub fn verdict(&self, v: Verdict) -> u64 {
-        self.by_verdict.iter().find(|(vv, _)| *vv == v).map_or(0, |(_, n)| *n)
+        self.by_verdict[v]
     }
 }
 
 impl std::fmt::Display for XdpCounters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (verdict, n) in &self.by_verdict {
+        for (verdict, n) in self.by_verdict.iter() {
             writeln!(f, "verdict {:<14} {n}", verdict.name())?;
         }
         for (t, n) in &self.by_msg_type {
@@ -431,7 +432,10 @@ impl XdpProgram {
             .map(|(t, n)| (t as u8, n))
             .collect();
         let verdicts = per_cpu_sums(&self.ebpf, maps::VERDICT_COUNTS)?;
-        let by_verdict = Verdict::ALL.iter().map(|v| (*v, verdicts.get(*v as usize).copied().unwrap_or(0))).collect();
+        let mut by_verdict = Counts::default();
+        for v in Verdict::ALL {
+            by_verdict.set(v, verdicts.get(v as usize).copied().unwrap_or(0));
+        }
         Ok(XdpCounters { by_msg_type, by_verdict })
     }
 }
@@ -456,4 +460,16 @@ fn per_cpu_sums(ebpf: &Ebpf, name: &'static str) -> Result<Vec<u64>, XdpError> {
             Ok(values.iter().sum())
         })
         .collect()
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(0, |t| (t.tv_sec() as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec() as u64))
+}
+
+/// The XDP program's clock and Unix time, read now (see [`Clock`]).
+pub fn clock_now() -> Clock {
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    Clock::at(monotonic_ns(), unix)
 }

@@ -300,15 +300,13 @@ fn lease(n: u32) -> dhcp6_user::server::Lease {
 
 #[test]
 fn a_journal_write_the_disk_refuses_is_cut_back_and_later_commits_survive() {
-    use dhcp6_user::{
-        server::{LeaseChange, LeaseStore},
-        store::Journal,
-    };
+    use dhcp6_user::{lease_store::LeaseStore, server::LeaseChange, store::Journal};
     let scratch = Scratch::new("journal-full");
     let dir = scratch.path("fs");
     let _mount = Mount::small_tmpfs(&dir, "256k");
     let path = dir.join("leases.journal");
-    let mut journal = Journal::open(&path, |_| {}).unwrap();
+    let mut journal = Journal::open(&path).unwrap();
+    journal.load(&mut |_| {}).unwrap();
     // Fill the file system but for a few records' room.
     let filler = dir.join("filler");
     std::fs::write(&filler, vec![0u8; 240 * 1024]).unwrap();
@@ -335,12 +333,14 @@ fn a_journal_write_the_disk_refuses_is_cut_back_and_later_commits_survive() {
     journal.commit(&batch).unwrap();
     drop(journal);
     let mut leases = Vec::new();
-    Journal::open(&path, |c| {
-        if let LeaseChange::Upsert(l) = c {
-            leases.push(l.iaid)
-        }
-    })
-    .unwrap();
+    let mut reopened = Journal::open(&path).unwrap();
+    reopened
+        .load(&mut |c| {
+            if let LeaseChange::Upsert(l) = c {
+                leases.push(l.iaid)
+            }
+        })
+        .unwrap();
     let expected: Vec<u32> = (0..committed).chain(100_000..100_010).collect();
     assert_eq!(leases, expected, "every committed lease, and only those, after the refused write");
 }

@@ -525,8 +525,8 @@ fn tagged_clients_to_kea(xdp: bool) {
 fn the_relays_packet_socket_takes_only_tagged_dhcpv6_to_servers() {
     use dhcp6_tests::netns::send_frames;
     use dhcp6_user::{
-        daemon::{packet_socket::PacketSocket, socket::if_index},
-        relay::{frames::client_frame, Vlans},
+        daemon::{packet_socket::PacketSocket, relay_frames::client_frame, socket::if_index},
+        relay::Vlans,
     };
     let (relay_ns, peer_ns) = (Netns::new("d6pr"), Netns::new("d6pp"));
     let link = Veth::new(&relay_ns, &peer_ns);

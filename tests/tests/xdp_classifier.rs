@@ -73,7 +73,7 @@ fn xdp_counts_dhcpv6_frames_by_type_and_verdict_on_a_veth() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let got_verdicts: BTreeMap<&str, u64> = counters.by_verdict.iter().map(|(v, n)| (v.name(), *n)).collect();
+    let got_verdicts: BTreeMap<&str, u64> = counters.by_verdict.iter().map(|(v, n)| (v.name(), n)).collect();
     assert_eq!(got_verdicts, expected);
     let got_types: BTreeMap<u8, u64> = counters.by_msg_type.iter().copied().collect();
     assert_eq!(got_types, expected_types);

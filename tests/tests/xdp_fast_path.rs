@@ -19,8 +19,9 @@ use dhcp6_user::{
         Message, MessageType,
     },
     config::Config,
-    fast_path::{lease_entry, lease_key, link_entry, Clock},
+    renewal::{lease_entry, lease_key, link_entry},
     server::{IaType, Inbound, Lease, LeaseState, Server},
+    xdp::clock_now,
     xdp::{FastPathMaps, XdpProgram},
 };
 use ipnet::Ipv6Net;
@@ -135,7 +136,7 @@ struct Case {
 fn case(frame: &[u8], now: u64) -> Case {
     let d = dhcp6_user::capture::dhcp6_datagram(frame).unwrap();
     let Message::Client(msg) = Message::decode(&d.payload).unwrap() else { panic!("not a client message") };
-    let kea_duid = dhcp6_user::config::parse_hex("00:01:00:01:2c:7a:54:4d:02:00:00:00:00:01").unwrap();
+    let kea_duid = dhcp6_user::codec::parse_hex("00:01:00:01:2c:7a:54:4d:02:00:00:00:00:01").unwrap();
     let server_duid = msg.options.server_id().map_or(kea_duid, |s| s.as_bytes().to_vec());
     let client = msg.options.client_id().unwrap().as_bytes().to_vec();
     let config = Config::parse(CONFIG).unwrap();
@@ -181,7 +182,7 @@ fn case(frame: &[u8], now: u64) -> Case {
             });
         }
     }
-    let mut server = Server::new(config, server_duid, leases);
+    let mut server = Server::new(config.server, server_duid, leases);
     server.enable_fast_path();
     Case { server, frame: frame.to_vec() }
 }
@@ -199,7 +200,7 @@ fn fill_on(maps: &mut FastPathMaps, server: &Server, ifindex: u32) -> usize {
     let subnet = &server.config().subnets[0];
     let link: LinkEntry = link_entry(server.duid(), subnet, OUR_MAC, OUR_LINK_LOCAL).unwrap();
     maps.links.insert(LO, link, 0).unwrap();
-    let clock = Clock::now();
+    let clock = clock_now();
     let bindings = server.fast_bindings();
     for b in &bindings {
         maps.leases.insert(lease_key(b).unwrap(), lease_entry(b, ifindex, &clock).unwrap(), 0).unwrap();
@@ -324,11 +325,11 @@ fn what_the_fast_path_must_not_answer_is_passed_untouched() {
         // A Renew naming another server.
         let msg = &frame[udp + 8..];
         if msg[0] == MessageType::Renew as u8 {
-            let other = Server::new(Config::parse(CONFIG).unwrap(), vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 9], vec![]);
+            let other = Server::new(Config::parse(CONFIG).unwrap().server, vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 9], vec![]);
             let mut c2 = case(frame, now());
             c2.server = {
                 let leases = c.server.leases();
-                let mut s = Server::new(Config::parse(CONFIG).unwrap(), other.duid().to_vec(), leases);
+                let mut s = Server::new(Config::parse(CONFIG).unwrap().server, other.duid().to_vec(), leases);
                 s.enable_fast_path();
                 s
             };
@@ -340,7 +341,7 @@ fn what_the_fast_path_must_not_answer_is_passed_untouched() {
             for at in [0, ours.len() - 1] {
                 let mut duid = ours.clone();
                 duid[at] ^= 0x01;
-                let mut s = Server::new(Config::parse(CONFIG).unwrap(), duid, c.server.leases());
+                let mut s = Server::new(Config::parse(CONFIG).unwrap().server, duid, c.server.leases());
                 s.enable_fast_path();
                 fill(&mut maps, &s);
                 pass(&program, frame, &format!("a Server ID differing at byte {at}"));
@@ -360,7 +361,7 @@ fn what_the_fast_path_must_not_answer_is_passed_untouched() {
             assert_eq!(l.duid, client);
             l.duid[last] ^= 0x01;
         }
-        let mut s = Server::new(Config::parse(CONFIG).unwrap(), c.server.duid().to_vec(), leases);
+        let mut s = Server::new(Config::parse(CONFIG).unwrap().server, c.server.duid().to_vec(), leases);
         s.enable_fast_path();
         fill(&mut maps, &s);
         pass(&program, frame, "another client's bindings (DUIDs differing in the last byte)");
@@ -373,7 +374,7 @@ fn what_the_fast_path_must_not_answer_is_passed_untouched() {
         for l in &mut leases {
             l.expires = now() + 100;
         }
-        c.server = Server::new(Config::parse(CONFIG).unwrap(), c.server.duid().to_vec(), leases);
+        c.server = Server::new(Config::parse(CONFIG).unwrap().server, c.server.duid().to_vec(), leases);
         c.server.enable_fast_path();
         fill(&mut maps, &c.server);
         pass(&program, frame, "past the deadline");

@@ -17,7 +17,7 @@ use dhcp6_user::{
         option::{DhcpOption, IaAddr, IaNa, Options},
         ClientMessage, Duid, Message, MessageType, RelayMessage, TransactionId,
     },
-    relay::{fast_path::relay_link, AccessInterface},
+    relay::{xdp_head::relay_link, AccessInterface},
     xdp::{RelayMaps, XdpProgram},
 };
 

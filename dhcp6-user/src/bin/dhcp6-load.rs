@@ -27,7 +27,7 @@ use dhcp6_user::{
         fast_path::{link_local, mac_address},
         socket::if_index,
     },
-    fast_path::client_frame,
+    frame::client_frame,
 };
 use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrIn6};
 

@@ -207,21 +207,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Check { config } => {
             let c = Config::load(&config)?;
-            let pools: usize = c.subnets.iter().map(|s| s.pd_pools.len()).sum();
+            let pools: usize = c.server.subnets.iter().map(|s| s.pd_pools.len()).sum();
             let relayed = c.relay.as_ref().map_or(String::new(), |r| {
                 format!(", {} relay access entries in {} server groups", r.interfaces.len(), r.groups.len())
             });
             println!(
                 "{}: ok ({} subnets, {} prefix-delegation pools{relayed})",
                 config.display(),
-                c.subnets.len(),
+                c.server.subnets.len(),
                 pools
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Leases { what, config } => {
             let config = Config::load(&config)?;
-            let journal = config.server.state_dir.join(store::JOURNAL_FILE);
+            let journal = config.daemon.state_dir.join(store::JOURNAL_FILE);
             match what {
                 LeasesCommand::Export { .. } => {
                     let mut leases = store::journal::read_leases(&journal)
@@ -235,7 +235,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Clear { what: Clear::Conflicting { address }, socket, config } => {
             let socket = control_socket(socket, config)?;
             let answer = runtime()?.block_on(control::ask(&socket, Request::ClearConflicting { address }))?;
-            println!("cleared {} conflicting address(es)", answer["cleared"]);
+            print_all(&show::render(Request::ClearConflicting { address }, &answer)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { what, json, socket, config } => {
@@ -249,14 +249,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let answer = runtime()?.block_on(control::ask(&socket, request))?;
             let text =
-                if json { serde_json::to_string_pretty(&answer)? + "\n" } else { show::render(request, &answer) };
+                if json { serde_json::to_string_pretty(&answer)? + "\n" } else { show::render(request, &answer)? };
             print_all(&text)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Decode { file, json, extract } => decode(&file, json, extract.as_deref()),
         Command::Xdp { command: XdpCommand::Bench { repeat } } => {
-            let measured =
-                dhcp6_user::fast_path::bench::measure(repeat).context("timing the XDP fast path (needs root)")?;
+            let measured = dhcp6_user::xdp_bench::measure(repeat).context("timing the XDP fast path (needs root)")?;
             for m in measured {
                 let verdict = if m.answered { "XDP_TX" } else { "XDP_PASS" };
                 print_all(&format!(
@@ -291,7 +290,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Imports Kea's leases (and optionally its identity) into the journal of a stopped dhcp6d.
 fn import_kea(config: &Config, journal: &Path, kea: &Path, server_id: Option<&Path>) -> Result<()> {
-    if std::os::unix::net::UnixStream::connect(&config.server.control_socket).is_ok() {
+    if std::os::unix::net::UnixStream::connect(&config.daemon.control_socket).is_ok() {
         anyhow::bail!("dhcp6d is running (its control socket answers): stop it before importing");
     }
     let text = std::fs::read_to_string(kea).with_context(|| format!("reading {}", kea.display()))?;
@@ -299,15 +298,17 @@ fn import_kea(config: &Config, journal: &Path, kea: &Path, server_id: Option<&Pa
     let import = store::kea::parse_kea_leases(&text, now)?;
     // A resource we already lease to a different client stays ours: never two holders.
     let mut taken = std::collections::HashMap::new();
-    let mut store = store::Journal::open(journal, |change| match change {
-        server::LeaseChange::Upsert(l) => {
-            taken.insert(l.resource, (l.duid, l.iaid));
-        }
-        server::LeaseChange::Remove(r) => {
-            taken.remove(&r);
-        }
-    })
-    .with_context(|| format!("opening {}", journal.display()))?;
+    let mut store = store::Journal::open(journal).with_context(|| format!("opening {}", journal.display()))?;
+    store
+        .load(&mut |change| match change {
+            server::LeaseChange::Upsert(l) => {
+                taken.insert(l.resource, (l.duid, l.iaid));
+            }
+            server::LeaseChange::Remove(r) => {
+                taken.remove(&r);
+            }
+        })
+        .with_context(|| format!("loading {}", journal.display()))?;
     let (mut fresh, mut conflicts) = (Vec::new(), 0);
     for lease in import.leases {
         match taken.get(&lease.resource) {
@@ -315,7 +316,7 @@ fn import_kea(config: &Config, journal: &Path, kea: &Path, server_id: Option<&Pa
             _ => fresh.push(server::LeaseChange::Upsert(lease)),
         }
     }
-    use dhcp6_user::server::LeaseStore;
+    use dhcp6_user::lease_store::LeaseStore;
     store.commit(&fresh).context("writing the imported leases")?;
     println!(
         "imported {} leases from {} ({} ended, {} IA_TA skipped, {} already held by other clients and kept)",
@@ -327,9 +328,9 @@ fn import_kea(config: &Config, journal: &Path, kea: &Path, server_id: Option<&Pa
     );
     if let Some(path) = server_id {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let duid = dhcp6_user::config::parse_hex(text.trim()).filter(|d| dhcp6_user::codec::Duid::new(d).is_ok());
+        let duid = dhcp6_user::codec::parse_hex(text.trim()).filter(|d| dhcp6_user::codec::Duid::new(d).is_ok());
         let duid = duid.with_context(|| format!("{} does not hold a DUID", path.display()))?;
-        daemon::identity::save(&config.server.state_dir, &duid)?;
+        daemon::identity::save(&config.daemon.state_dir, &duid)?;
         println!("server identity is now {} (from {})", json::hex(&duid), path.display());
     }
     Ok(())
@@ -339,7 +340,7 @@ fn import_kea(config: &Config, journal: &Path, kea: &Path, server_id: Option<&Pa
 fn control_socket(socket: Option<PathBuf>, config: Option<PathBuf>) -> Result<PathBuf> {
     Ok(match (socket, config) {
         (Some(s), _) => s,
-        (None, Some(c)) => Config::load(&c)?.server.control_socket,
+        (None, Some(c)) => Config::load(&c)?.daemon.control_socket,
         (None, None) => PathBuf::from("/run/dhcp6d.sock"),
     })
 }

@@ -23,14 +23,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{json, Value};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 use tracing::warn;
 
 use dhcp6_common::fast_path::{LeaseEntry, LeaseKey};
 
 use super::{fast_path::MapOps, sender::Outgoing};
-use crate::server::{Lease, LeaseChange, LeaseStore};
+use crate::{
+    control::Answer,
+    lease_store::LeaseStore,
+    server::{Lease, LeaseChange},
+};
 
 /// Where the XDP lease map's entries are written (the map itself; a fake in tests).
 pub trait MapWriter: Send {
@@ -54,7 +57,7 @@ pub struct Batch {
     pub changes: Vec<LeaseChange>,
     pub replies: Vec<Outgoing>,
     /// Control socket answers, sent once the changes they made are durable.
-    pub answers: Vec<(oneshot::Sender<Value>, Value)>,
+    pub answers: Vec<(oneshot::Sender<Answer>, Answer)>,
     /// What the batch does to the XDP lease map.
     pub map: MapOps,
 }
@@ -299,7 +302,7 @@ fn commit<D: FnMut(Vec<Outgoing>)>(store: &mut dyn LeaseStore, group: &mut Vec<B
         let Batch { changes, replies: r, answers, map: _ } = batch;
         let ok = result.is_ok();
         for (answer, value) in answers {
-            let _ = answer.send(if ok { value } else { json!({ "error": "the lease store refused the change" }) });
+            let _ = answer.send(if ok { value } else { Answer::error("the lease store refused the change") });
         }
         if ok {
             replies.extend(r);
@@ -349,7 +352,10 @@ mod tests {
     use ipnet::Ipv6Net;
 
     use super::*;
-    use crate::server::{IaType, LeaseState, StoreError};
+    use crate::{
+        lease_store::StoreError,
+        server::{IaType, LeaseState},
+    };
 
     /// What the fake store and the fake sender saw, in order.
     #[derive(Default)]
@@ -367,6 +373,10 @@ mod tests {
     struct FakeStore(Arc<Mutex<Log>>);
 
     impl LeaseStore for FakeStore {
+        fn load(&mut self, _apply: &mut dyn FnMut(LeaseChange)) -> Result<(), StoreError> {
+            Ok(())
+        }
+
         fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<(), StoreError> {
             let delay = {
                 let mut log = self.0.lock().unwrap();
@@ -595,14 +605,14 @@ mod tests {
         assert!(matches!(rt.block_on(c.next()), Some(Done::Committed)));
         let (answer, answered) = oneshot::channel();
         let mut b = batch(2, true);
-        b.answers.push((answer, json!({"cleared": 1})));
+        b.answers.push((answer, Answer::Cleared(crate::control::Cleared { cleared: 1 })));
         c.submit(b);
         let done = rt.block_on(c.next());
         let Some(Done::Refused(changes)) = done else { panic!("not refused") };
         assert!(matches!(changes.as_slice(), [LeaseChange::Upsert(l)] if l.iaid == 2));
         assert_eq!(c.in_flight(), 0);
         let answer = answered.blocking_recv().unwrap();
-        assert!(answer.get("error").is_some(), "{answer}");
+        assert!(matches!(answer, Answer::Error { .. }), "{answer:?}");
         c.finish();
         let events = log.lock().unwrap().events.clone();
         assert_eq!(events, ["durable 1", "sent 1", "refused"], "{events:?}");
@@ -612,6 +622,9 @@ mod tests {
     fn a_snapshot_taken_before_a_refusal_was_undone_is_dropped() {
         struct Compacting(Arc<Mutex<Vec<usize>>>);
         impl LeaseStore for Compacting {
+            fn load(&mut self, _apply: &mut dyn FnMut(LeaseChange)) -> Result<(), StoreError> {
+                Ok(())
+            }
             fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<(), StoreError> {
                 // Lease 2 does not fit.
                 if batches.iter().flat_map(|b| b.iter()).any(|c| matches!(c, LeaseChange::Upsert(l) if l.iaid == 2)) {

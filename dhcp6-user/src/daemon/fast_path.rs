@@ -26,9 +26,9 @@ use ipnet::Ipv6Net;
 use tracing::{info, warn};
 
 use crate::{
-    fast_path::{ia_type_of, lease_entry, lease_key, link_entry, Clock},
+    renewal::{ia_type_of, lease_entry, lease_key, link_entry, Clock},
     server::{FastBinding, LeaseChange, LeaseState, Server},
-    xdp::FastPathMaps,
+    xdp::{clock_now, FastPathMaps},
 };
 
 /// Most lease map entries whose stamps are read per call of [`FastPath::take_renewals`]:
@@ -183,7 +183,7 @@ impl FastPath {
                 ops.removals.push(key);
             }
         }
-        let clock = Clock::now();
+        let clock = clock_now();
         for change in changes {
             let LeaseChange::Upsert(l) = change else { continue };
             if l.state != LeaseState::Bound {
@@ -266,7 +266,7 @@ impl FastPath {
     /// changes to commit (then [`Self::ops`] rewrites the entries with the moved deadlines,
     /// which plans their next looks).
     pub fn take_renewals(&mut self, server: &mut Server, limit: usize) -> Vec<LeaseChange> {
-        let clock = Clock::now();
+        let clock = clock_now();
         let now = clock.unix_now();
         let mut changes = Vec::new();
         for _ in 0..limit {
@@ -293,7 +293,7 @@ impl FastPath {
     /// entries the engine does not back go; then every binding the fast path fits is written
     /// (after the caller's commit, by [`Self::rewrite_all`]).
     pub fn reconcile(&mut self, server: &mut Server) -> Vec<LeaseChange> {
-        let clock = Clock::now();
+        let clock = clock_now();
         let mut changes = Vec::new();
         let mut stale = Vec::new();
         for item in self.leases.iter() {
@@ -323,7 +323,7 @@ impl FastPath {
 
     /// Writes every binding the fast path fits, as the engine has them.
     pub fn rewrite_all(&mut self, server: &Server) {
-        let clock = Clock::now();
+        let clock = clock_now();
         let written = server.fast_bindings().iter().filter(|b| self.write(b, &clock)).count();
         info!(bindings = written, "fast-path bindings written");
     }

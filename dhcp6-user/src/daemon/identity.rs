@@ -9,7 +9,10 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use crate::{codec::Duid, config::parse_hex, json};
+use crate::{
+    codec::{parse_hex, Duid},
+    json,
+};
 
 /// Seconds from the Unix epoch to 2000-01-01 UTC, the epoch of DUID-LLT times.
 const DUID_EPOCH: u64 = 946_684_800;

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod packet_socket;
 pub mod reader;
 pub mod relay_fast_path;
+pub mod relay_frames;
 pub mod relay_users;
 pub mod sender;
 pub mod socket;
@@ -33,7 +34,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use serde_json::{json, Value};
+
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::{UnixListener, UnixStream},
@@ -44,11 +45,12 @@ use tracing::{info, warn};
 use crate::{
     codec::MessageType,
     config::Config,
-    control::Request,
+    control::{Answer, Binding, Cleared, RelayServers, RelayUser, Request, StatisticsAnswer},
     json::hex,
+    lease_store::LeaseStore,
     netlink::{PdRoute, PdRoutes},
-    relay::{PdRouteIntent, Relay, RelayOut, RouteChange, Vlans},
-    server::{Inbound, LeaseChange, LeaseStore, Server},
+    relay::{PdRouteIntent, Relay, RelayDrop, RelayOut, RouteChange, Vlans},
+    server::{DropReason, Inbound, LeaseChange, Server},
     store::{Journal, JOURNAL_FILE},
     xdp::XdpProgram,
 };
@@ -82,7 +84,7 @@ enum Input {
     },
     Control {
         request: Request,
-        answer: oneshot::Sender<Value>,
+        answer: oneshot::Sender<Answer>,
     },
 }
 
@@ -112,7 +114,7 @@ fn now() -> u64 {
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(options: RunOptions) -> Result<()> {
     let config = options.config;
-    let served = config.subnets.iter().filter_map(|s| s.interface.clone()).map(|i| (i, Role::Serve));
+    let served = config.server.subnets.iter().filter_map(|s| s.interface.clone()).map(|i| (i, Role::Serve));
     let access = config.relay.iter().flat_map(|r| r.interfaces.iter().enumerate());
     // Untagged clients come through a UDP socket on their interface; tagged ones, which the
     // kernel's stack does not take, as frames (see `vlan_frames`).
@@ -135,19 +137,23 @@ pub async fn run(options: RunOptions) -> Result<()> {
         .filter(|i| !interfaces.contains(i))
         .collect();
     interfaces.extend(upstream.iter().cloned());
-    let duid = identity::load_or_create(&config.server.state_dir, interfaces.first().map(String::as_str))?;
+    let duid = identity::load_or_create(&config.daemon.state_dir, interfaces.first().map(String::as_str))?;
     info!(duid = %hex(&duid), "server identity");
-    let journal = config.server.state_dir.join(JOURNAL_FILE);
+    let journal = config.daemon.state_dir.join(JOURNAL_FILE);
     let started = std::time::Instant::now();
-    let control_path = config.server.control_socket.clone();
-    let mut server = Server::new(config, duid, Vec::new());
+    let daemon = config.daemon;
+    let control_path = daemon.control_socket.clone();
+    let mut server = Server::new(config.server, duid, Vec::new());
     if options.xdp {
         // Before any lease is bound: bound leases are made durable a horizon past their
         // valid lifetime, which is how long XDP may answer their renewals alone.
         server.enable_fast_path();
     }
-    let mut store = Journal::open(&journal, |change| server.restore(change))
-        .with_context(|| format!("opening the lease journal {}", journal.display()))?;
+    let mut store =
+        Journal::open(&journal).with_context(|| format!("opening the lease journal {}", journal.display()))?;
+    store
+        .load(&mut |change| server.restore(change))
+        .with_context(|| format!("loading the lease journal {}", journal.display()))?;
     server.shrink_to_fit();
     // Leases that ended while the server was down go back to the pool before anything else.
     let reclaimed = server.expire(now());
@@ -163,7 +169,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let mut shed_switch = None;
     let (mut xdp, mut fast, mut relay_fast) = if options.xdp {
         info!(interfaces = ?interfaces, "attaching XDP");
-        let capacity = server.config().server.fast_path_bindings;
+        let capacity = daemon.fast_path_bindings;
         let (mut program, fast) = attach_xdp(&options.bpf_dir, &interfaces, &served, capacity)?;
         // Under overload, Solicits are shed in XDP, before they cost the stack anything.
         shed_switch = Some(Arc::new(program.take_shed().context("opening the XDP shedding map")?));
@@ -206,7 +212,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
     };
     let listeners: Arc<Vec<Listener>> = Arc::new(socket::open(&roles)?);
     let (xsk_readers, xsk_senders) = match xdp.as_mut() {
-        Some(program) if server.config().server.af_xdp => open_xsks(program, &listeners),
+        Some(program) if daemon.af_xdp => open_xsks(program, &listeners),
         _ => (Vec::new(), Vec::new()),
     };
     let sender = sender::Sender::start(listeners.clone(), xsk_senders).context("starting the sender thread")?;
@@ -235,7 +241,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
         ),
         None => None,
     };
-    let state_dir = server.config().server.state_dir.clone();
+    let state_dir = daemon.state_dir.clone();
     if let (Some(routes), Some(relay)) = (&routes, relay.as_mut()) {
         reconcile_routes(routes, relay, &listeners).await;
     }
@@ -316,8 +322,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
                         f.count(r, now());
                     }
                     if let Some(v) = &vlan_frames {
-                        r.count_dropped("bad_frame", v.dropped.swap(0, Ordering::Relaxed));
-                        r.count_dropped("queue_full", v.queue_full.swap(0, Ordering::Relaxed));
+                        r.count_dropped(RelayDrop::BadFrame, v.dropped.swap(0, Ordering::Relaxed));
+                        r.count_dropped(RelayDrop::QueueFull, v.queue_full.swap(0, Ordering::Relaxed));
                     }
                     r.tick(now());
                     if let Some(f) = relay_fast.as_mut() {
@@ -724,21 +730,21 @@ async fn control_connection(stream: UnixStream, allowed: bool, tx: mpsc::Sender<
         return;
     }
     let answer = if !allowed {
-        json!({ "error": "permission denied: the control socket is for root" })
+        Answer::error("permission denied: the control socket is for root")
     } else {
         match serde_json::from_str::<Request>(&line) {
-            Err(e) => json!({ "error": format!("bad request: {e}") }),
+            Err(e) => Answer::error(format!("bad request: {e}")),
             Ok(request) => {
                 let (answer, rx) = oneshot::channel();
                 // Control requests wait in the same queue as datagrams.
                 if tx.send(Input::Control { request, answer }).await.is_err() {
                     return;
                 }
-                rx.await.unwrap_or_else(|_| json!({ "error": "the server is stopping" }))
+                rx.await.unwrap_or_else(|_| Answer::error("the server is stopping"))
             }
         }
     };
-    let mut text = answer.to_string();
+    let Ok(mut text) = serde_json::to_string(&answer) else { return };
     text.push('\n');
     let _ = write.write_all(text.as_bytes()).await;
 }
@@ -751,65 +757,55 @@ fn control_answer(
     xdp: Option<&XdpProgram>,
     drops: &Drops<'_>,
     now: u64,
-) -> (Value, Vec<LeaseChange>) {
+) -> (Answer, Vec<LeaseChange>) {
     if let Request::ClearConflicting { address } = request {
         let changes = server.clear_conflicting(address);
-        return (json!({ "cleared": changes.len() }), changes);
+        return (Answer::Cleared(Cleared { cleared: changes.len() }), changes);
     }
     let value = match request {
-        Request::Bindings => Value::Array(
+        Request::Bindings => Answer::Bindings(
             server
                 .leases()
                 .into_iter()
-                .map(|l| {
-                    json!({
-                        "resource": l.resource.to_string(),
-                        "type": l.ia_type.name(),
-                        "duid": hex(&l.duid),
-                        "iaid": l.iaid,
-                        "state": l.state.name(),
-                        "expires": l.expires,
-                        "expires_in": l.expires.saturating_sub(now),
-                        "preferred_lifetime": l.preferred_lifetime,
-                        "valid_lifetime": l.valid_lifetime,
-                        "interface": l.interface,
-                        "subnet": server.config().subnets.get(l.subnet).map(|s| s.prefix.to_string()),
-                    })
+                .map(|l| Binding {
+                    resource: l.resource,
+                    ia_type: l.ia_type,
+                    duid: hex(&l.duid),
+                    iaid: l.iaid,
+                    state: l.state,
+                    expires: l.expires,
+                    expires_in: l.expires.saturating_sub(now),
+                    preferred_lifetime: l.preferred_lifetime,
+                    valid_lifetime: l.valid_lifetime,
+                    subnet: server.config().subnets.get(l.subnet).map(|s| s.prefix),
+                    interface: l.interface,
                 })
                 .collect(),
         ),
         Request::Statistics => {
-            let mut v = serde_json::to_value(server.statistics()).unwrap_or(Value::Null);
-            v["dropped"]["queue_full"] = json!(drops.read.queue_full.load(Ordering::Relaxed));
+            let mut server = server.statistics().clone();
+            let dropped = &mut server.dropped;
+            dropped.set(DropReason::QueueFull, drops.read.queue_full.load(Ordering::Relaxed));
             let in_xdp = drops.xdp_shed.map_or(0, |s| s.shed());
-            v["dropped"]["shed_solicit"] = json!(drops.read.shed_solicits.load(Ordering::Relaxed) + in_xdp);
-            v["dropped"]["socket_full"] = json!(drops.read.socket_full.load(Ordering::Relaxed));
-            v["dropped"]["bad_frame"] = json!(drops.read.bad_frames.load(Ordering::Relaxed));
-            v["dropped"]["send_failed"] = json!(drops.send_failed.load(Ordering::Relaxed));
-            if let Some(Ok(c)) = xdp.map(XdpProgram::counters) {
-                let verdicts: serde_json::Map<String, Value> =
-                    c.by_verdict.iter().map(|(k, n)| (k.name().to_string(), json!(n))).collect();
-                v["xdp"] = Value::Object(verdicts);
-            }
-            v
+            dropped.set(DropReason::ShedSolicit, drops.read.shed_solicits.load(Ordering::Relaxed) + in_xdp);
+            dropped.set(DropReason::SocketFull, drops.read.socket_full.load(Ordering::Relaxed));
+            dropped.set(DropReason::BadFrame, drops.read.bad_frames.load(Ordering::Relaxed));
+            dropped.set(DropReason::SendFailed, drops.send_failed.load(Ordering::Relaxed));
+            let xdp = match xdp.map(XdpProgram::counters) {
+                Some(Ok(c)) => Some(c.by_verdict),
+                _ => None,
+            };
+            Answer::Statistics(Box::new(StatisticsAnswer { server, xdp }))
         }
-        Request::Pools => serde_json::to_value(server.pool_counts()).unwrap_or(Value::Null),
-        Request::ClearConflicting { .. } => Value::Null,
-        Request::RelayUsers => relay.map_or(json!([]), |r| {
-            let users = r.users().into_iter().map(|u| {
-                let expires_in = u.expires.saturating_sub(now);
-                let mut v = serde_json::to_value(u).unwrap_or(Value::Null);
-                // Seconds left, as `show bindings` gives them.
-                v["expires_in"] = json!(expires_in);
-                v
-            });
-            Value::Array(users.collect())
-        }),
-        Request::RelayServers => relay.map_or(json!([]), |r| {
-            let mut v = json!({ "servers": r.servers(now) });
-            v["stats"] = serde_json::to_value(r.stats()).unwrap_or(Value::Null);
-            v
-        }),
+        Request::Pools => Answer::Pools(server.pool_counts()),
+        Request::ClearConflicting { .. } => Answer::Cleared(Cleared { cleared: 0 }),
+        Request::RelayUsers => Answer::RelayUsers(relay.map_or_else(Vec::new, |r| {
+            let users = r.users().into_iter();
+            users.map(|entry| RelayUser { expires_in: entry.expires.saturating_sub(now), entry }).collect()
+        })),
+        Request::RelayServers => Answer::RelayServers(
+            relay.map(|r| Box::new(RelayServers { servers: r.servers(now), stats: r.stats().clone() })),
+        ),
     };
     (value, Vec::new())
 }

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::fast_path::{interface_addresses, link_local, mac_address};
 use crate::{
-    relay::{fast_path::relay_link, Relay},
+    relay::{xdp_head::relay_link, Relay},
     xdp::RelayMaps,
 };
 

@@ -18,12 +18,10 @@ use tracing::warn;
 use super::{
     fast_path::{link_local, mac_address},
     packet_socket::{PacketSocket, FRAME_MAX},
+    relay_frames::{client_datagram, client_frame, FrameDrop},
     socket, Input,
 };
-use crate::relay::{
-    frames::{client_datagram, client_frame, FrameDrop},
-    RelayConfig, RelayOut, Vlans,
-};
+use crate::relay::{RelayConfig, RelayOut, Vlans};
 use dhcp6_common::relay::AccessKey;
 
 /// Most clients whose MAC is remembered (past it, the oldest knowledge is dropped whole; a

@@ -26,7 +26,10 @@ use std::{
 use ipnet::Ipv6Net;
 use tracing::{info, warn};
 
-use crate::server::{IaType, Lease, LeaseChange, LeaseState, LeaseStore, StoreError};
+use crate::{
+    lease_store::{LeaseStore, StoreError},
+    server::{IaType, Lease, LeaseChange, LeaseState},
+};
 
 const MAGIC: &[u8; 8] = b"DHCP6J01";
 const FRAME: usize = 8;
@@ -62,6 +65,8 @@ pub struct Journal {
     compaction: Option<Compaction>,
     /// A failed write could not be cut back: nothing more is appended after it.
     broken: bool,
+    /// [`LeaseStore::load`] has read the journal and cut a damaged tail.
+    loaded: bool,
 }
 
 fn put_resource(out: &mut Vec<u8>, r: &Ipv6Net) {
@@ -245,46 +250,22 @@ pub fn read_leases(path: &Path) -> Result<Vec<Lease>, StoreError> {
 }
 
 impl Journal {
-    /// Opens (or creates) the journal at `path`, handing every recorded change to `apply` in
-    /// order, and cuts a damaged tail.
-    pub fn open(path: &Path, mut apply: impl FnMut(LeaseChange)) -> Result<Journal, StoreError> {
+    /// Opens (or creates) the journal at `path`. Nothing is read until [`LeaseStore::load`],
+    /// which must come before the first commit.
+    pub fn open(path: &Path) -> Result<Journal, StoreError> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
-        let mut bytes = Vec::new();
-        match File::open(path) {
-            Ok(mut f) => {
-                f.read_to_end(&mut bytes)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
-        let header = bytes.len().min(MAGIC.len());
-        if bytes[..header] != MAGIC[..header] {
-            // Not ours, or damaged at its very start: never overwrite it.
-            return Err(StoreError::Corrupt(format!("{} is not a dhcp6 lease journal", path.display())));
-        }
-        let (records, cut) = replay(&bytes, &mut apply);
-        drop(bytes);
         let file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(path)?;
-        if let Some(cut) = &cut {
-            warn!(journal = %path.display(), offset = cut.offset, bytes = cut.bytes, reason = cut.reason, "cut a damaged journal tail");
-            file.set_len(cut.offset)?;
-            file.sync_all()?;
-        }
-        let mut journal =
-            Journal { path: path.to_path_buf(), file, records, buffer: Vec::new(), compaction: None, broken: false };
-        if journal.file.metadata()?.len() < MAGIC.len() as u64 {
-            // New, or its creation was cut short inside the header.
-            journal.file.set_len(0)?;
-            journal.file.write_all(MAGIC)?;
-            journal.file.sync_all()?;
-            sync_dir(path)?;
-        }
-        use std::io::Seek;
-        journal.file.seek(io::SeekFrom::End(0))?;
-        info!(journal = %path.display(), records, "journal recovered");
-        Ok(journal)
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+            records: 0,
+            buffer: Vec::new(),
+            compaction: None,
+            broken: false,
+            loaded: false,
+        })
     }
 
     /// Records written since the journal was last compacted.
@@ -341,7 +322,43 @@ fn write_snapshot(path: &Path, leases: &[Lease]) -> io::Result<u64> {
 }
 
 impl LeaseStore for Journal {
+    /// Hands every recorded change to `apply` in order, and cuts a damaged tail.
+    fn load(&mut self, apply: &mut dyn FnMut(LeaseChange)) -> Result<(), StoreError> {
+        use std::io::Seek;
+        let mut bytes = Vec::new();
+        self.file.seek(io::SeekFrom::Start(0))?;
+        self.file.read_to_end(&mut bytes)?;
+        let header = bytes.len().min(MAGIC.len());
+        if bytes[..header] != MAGIC[..header] {
+            // Not ours, or damaged at its very start: never overwrite it.
+            return Err(StoreError::Corrupt(format!("{} is not a dhcp6 lease journal", self.path.display())));
+        }
+        let (records, cut) = replay(&bytes, apply);
+        drop(bytes);
+        if let Some(cut) = &cut {
+            warn!(journal = %self.path.display(), offset = cut.offset, bytes = cut.bytes, reason = cut.reason, "cut a damaged journal tail");
+            self.file.set_len(cut.offset)?;
+            self.file.sync_all()?;
+        }
+        self.records = records;
+        if self.file.metadata()?.len() < MAGIC.len() as u64 {
+            // New, or its creation was cut short inside the header.
+            self.file.set_len(0)?;
+            self.file.seek(io::SeekFrom::Start(0))?;
+            self.file.write_all(MAGIC)?;
+            self.file.sync_all()?;
+            sync_dir(&self.path)?;
+        }
+        self.file.seek(io::SeekFrom::End(0))?;
+        self.loaded = true;
+        info!(journal = %self.path.display(), records, "journal recovered");
+        Ok(())
+    }
+
     fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<(), StoreError> {
+        if !self.loaded {
+            return Err(StoreError::NotLoaded);
+        }
         if self.broken {
             return Err(StoreError::Corrupt(format!(
                 "{}: an earlier write failed and could not be cut back; restart to recover",
@@ -419,7 +436,8 @@ mod tests {
     /// Opens the journal and collects what it holds.
     fn open(path: &Path) -> (Journal, Vec<Lease>) {
         let mut leases = HashMap::new();
-        let j = Journal::open(path, |c| apply_to(&mut leases, c)).unwrap();
+        let mut j = Journal::open(path).unwrap();
+        j.load(&mut |c| apply_to(&mut leases, c)).unwrap();
         (j, leases.into_values().collect())
     }
 
@@ -428,6 +446,18 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir.join("leases.journal")
+    }
+
+    #[test]
+    fn a_commit_before_loading_is_refused_and_writes_nothing() {
+        let path = temp("unloaded");
+        let (mut j, _) = open(&path);
+        j.commit(&[LeaseChange::Upsert(lease(1))]).unwrap();
+        drop(j);
+        let mut unloaded = Journal::open(&path).unwrap();
+        assert!(matches!(unloaded.commit(&[LeaseChange::Upsert(lease(2))]), Err(StoreError::NotLoaded)));
+        drop(unloaded);
+        assert_eq!(open(&path).1, vec![lease(1)]);
     }
 
     #[test]

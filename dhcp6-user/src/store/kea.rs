@@ -8,7 +8,7 @@ use std::{collections::HashMap, net::Ipv6Addr};
 use ipnet::Ipv6Net;
 
 use crate::{
-    config::parse_hex,
+    codec::parse_hex,
     json::hex,
     server::{IaType, Lease, LeaseState},
 };

@@ -5,9 +5,9 @@
 //! client's bindings from the Replies it carries (seed 000's lease proxy, seed 001's user
 //! entries).
 
-pub mod fast_path;
-pub mod frames;
+pub mod config;
 pub mod group;
+pub mod xdp_head;
 
 use std::{
     collections::HashMap,
@@ -16,107 +16,16 @@ use std::{
 
 use dhcp6_codec::{
     option::{DhcpOption, LinkLayerAddr, Options, RemoteId},
-    Message, MessageType, RelayMessage, CLIENT_PORT, HOP_COUNT_LIMIT, SERVER_PORT,
+    Hex, Message, MessageType, RelayMessage, CLIENT_PORT, HOP_COUNT_LIMIT, SERVER_PORT,
 };
 use ipnet::Ipv6Net;
 
-use crate::server::IaType;
+use crate::{counters::Counts, server::IaType};
+pub use config::{fill, label, AccessInterface, GroupMember, RelayConfig, ServerGroup};
 pub use dhcp6_common::relay::{vlan_tags, Vlans};
 use serde::{Deserialize, Serialize};
 
 pub use group::{GroupState, ServerState};
-
-/// How one access interface relays.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessInterface {
-    pub name: String,
-    /// The VLANs of the clients relayed here ([`Vlans::NONE`]: the untagged ones).
-    pub vlans: Vlans,
-    /// The link-address put in Relay-Forward: a global address of the clients' link.
-    pub link_address: Ipv6Addr,
-    /// Index of the server group in [`RelayConfig::groups`].
-    pub group: usize,
-    /// Interface-ID option content (by default [`AccessInterface::label`]).
-    pub interface_id: Vec<u8>,
-    /// Remote-ID: enterprise number and template (`{interface}`, `{vlan}`, `{inner_vlan}`,
-    /// `{mac}`, `{peer}`).
-    pub remote_id: Option<(u32, String)>,
-    /// Insert the Client Link-Layer Address option when the client's MAC is known.
-    pub client_link_layer_address: bool,
-}
-
-impl AccessInterface {
-    /// How it is named in `show` and in the user entries: the interface, with its VLANs as
-    /// Linux names VLAN sub-interfaces (`eth1.100`, `eth1.100.200`).
-    pub fn label(&self) -> String {
-        label(&self.name, self.vlans)
-    }
-
-    /// The Remote-ID's enterprise number and template, with what is fixed for this interface
-    /// written in (`{interface}`, `{vlan}`, `{inner_vlan}`); `{mac}` and `{peer}` are the
-    /// client's.
-    pub fn remote_id_template(&self) -> Option<(u32, String)> {
-        self.remote_id.as_ref().map(|(enterprise, template)| (*enterprise, fill(template, &self.name, self.vlans)))
-    }
-}
-
-/// `template` with an access entry's `{interface}`, `{vlan}` and `{inner_vlan}` written in
-/// (a VLAN the entry has not: empty).
-pub fn fill(template: &str, name: &str, vlans: Vlans) -> String {
-    let vlan = |id: u16| if id == 0 { String::new() } else { id.to_string() };
-    template
-        .replace("{interface}", name)
-        .replace("{vlan}", &vlan(vlans.outer))
-        .replace("{inner_vlan}", &vlan(vlans.inner))
-}
-
-/// An access interface's name with its VLANs (see [`AccessInterface::label`]).
-pub fn label(name: &str, vlans: Vlans) -> String {
-    match (vlans.outer, vlans.inner) {
-        (0, _) => name.to_string(),
-        (outer, 0) => format!("{name}.{outer}"),
-        (outer, inner) => format!("{name}.{outer}.{inner}"),
-    }
-}
-
-/// One server of a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupMember {
-    pub address: Ipv6Addr,
-    /// Its share of the group's clients, relative to the others' (default 1). Weight 0 makes
-    /// it a backup: it gets clients only while every weighted server is down.
-    pub weight: u32,
-}
-
-impl GroupMember {
-    pub fn new(address: Ipv6Addr) -> GroupMember {
-        GroupMember { address, weight: 1 }
-    }
-}
-
-/// A group of servers clients are spread over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerGroup {
-    pub name: String,
-    pub servers: Vec<GroupMember>,
-    /// Messages in a row left unanswered that mark a server down.
-    pub dead_after: u32,
-    /// Seconds a message may wait for its answer before it counts as unanswered.
-    pub answer_timeout: u64,
-    /// Seconds a server stays down before it is tried again.
-    pub retry_after: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RelayConfig {
-    pub interfaces: Vec<AccessInterface>,
-    pub groups: Vec<ServerGroup>,
-    /// Routing protocol id of the delegated-prefix routes (so ours can be told apart).
-    pub route_protocol: u8,
-    pub route_metric: u32,
-    /// Seconds a route found at start, with no user entry yet, is kept for a Reply to claim it.
-    pub route_hold: u64,
-}
 
 /// A route for a delegated prefix: via the client's link-local, out of access interface
 /// `access`.
@@ -134,20 +43,24 @@ pub enum RouteChange {
     Remove(PdRouteIntent),
 }
 
-/// Why a message was not relayed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RelayDrop {
-    Malformed,
-    /// A server-to-client type arriving from a client.
-    WrongDirection,
-    HopLimit,
-    /// Every server of the group is down.
-    NoServer,
-    /// A Relay-Reply from an address that is no member of any group.
-    NotAGroupMember,
-    /// A Relay-Reply naming no interface of ours.
-    UnknownInterface,
+crate::counted_enum! {
+    /// Why a message was not relayed.
+    pub enum RelayDrop {
+        Malformed => "malformed",
+        /// A server-to-client type arriving from a client.
+        WrongDirection => "wrong_direction",
+        HopLimit => "hop_limit",
+        /// Every server of the group is down.
+        NoServer => "no_server",
+        /// A Relay-Reply from an address that is no member of any group.
+        NotAGroupMember => "not_a_group_member",
+        /// A Relay-Reply naming no interface of ours.
+        UnknownInterface => "unknown_interface",
+        /// A tagged frame the daemon's packet socket could not read as a client's datagram.
+        BadFrame => "bad_frame",
+        /// The engine's queue was full: the daemon's reader dropped the message.
+        QueueFull => "queue_full",
+    }
 }
 
 /// A client's binding, as the relay saw it in a Reply. (Also the form in which the daemon
@@ -194,11 +107,34 @@ impl UserChange {
 }
 
 /// Counters of the relay.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayStats {
     pub forwarded: u64,
     pub replies_relayed: u64,
-    pub dropped: HashMap<String, u64>,
+    pub dropped: Counts<RelayDrop>,
+}
+
+/// Whether a server of a group is taking clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Liveness {
+    Up,
+    Down,
+}
+
+/// One server of a group, with its state and counters, for `show relay servers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub group: String,
+    pub server: Ipv6Addr,
+    pub weight: u32,
+    pub state: Liveness,
+    /// Messages relayed to it.
+    pub sent: u64,
+    /// Relay-Replies it sent back that were relayed.
+    pub answered: u64,
+    /// Messages it left unanswered past the group's answer timeout.
+    pub timed_out: u64,
 }
 
 /// A datagram to send: from an access interface (`interface` Some) or upstream (None).
@@ -233,7 +169,7 @@ struct User {
 
 /// The removal of the entry `key`, as journalled.
 fn removal(key: &UserKey) -> UserChange {
-    UserChange::Del { duid: crate::json::hex(&key.0), iaid: key.1, ia_type: key.2, resource: key.3.to_string() }
+    UserChange::Del { duid: hex(&key.0), iaid: key.1, ia_type: key.2, resource: key.3.to_string() }
 }
 
 /// The relay agent's state.
@@ -261,8 +197,13 @@ fn eui64_mac(addr: Ipv6Addr) -> Option<[u8; 6]> {
     (o[11] == 0xff && o[12] == 0xfe).then(|| [o[8] ^ 0x02, o[9], o[10], o[13], o[14], o[15]])
 }
 
+/// Colon-separated hex, as `show` and the user journal write DUIDs and MACs.
+fn hex(bytes: &[u8]) -> String {
+    Hex(bytes).to_string()
+}
+
 fn hex_mac(mac: &[u8; 6]) -> String {
-    crate::json::hex(mac)
+    hex(mac)
 }
 
 impl Relay {
@@ -272,7 +213,7 @@ impl Relay {
         let vlans = access.map_or(Vlans::NONE, |i| i.vlans);
         let id = |v: u16| (v != 0).then_some(v);
         UserEntry {
-            duid: crate::json::hex(&key.0),
+            duid: hex(&key.0),
             iaid: key.1,
             ia_type: key.2,
             resource: key.3.to_string(),
@@ -311,17 +252,14 @@ impl Relay {
     }
 
     fn drop(&mut self, reason: RelayDrop) -> Option<RelayOut> {
-        let name = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        *self.stats.dropped.entry(name).or_default() += 1;
+        self.stats.dropped.bump(reason);
         None
     }
 
     /// Counts `n` messages dropped for `reason` before they reached the relay (tagged frames
     /// refused by the daemon's reader).
-    pub fn count_dropped(&mut self, reason: &str, n: u64) {
-        if n > 0 {
-            *self.stats.dropped.entry(reason.to_string()).or_default() += n;
-        }
+    pub fn count_dropped(&mut self, reason: RelayDrop, n: u64) {
+        self.stats.dropped.add(reason, n);
     }
 
     pub fn stats(&self) -> &RelayStats {
@@ -505,7 +443,7 @@ impl Relay {
             let Some(&access) = self.by_label.get(&entry.interface) else {
                 continue;
             };
-            let Some(duid) = crate::config::parse_hex(&entry.duid) else { continue };
+            let Some(duid) = dhcp6_codec::parse_hex(&entry.duid) else { continue };
             let Ok(resource) = entry.resource.parse::<Ipv6Net>() else { continue };
             if entry.expires <= now {
                 continue;
@@ -519,7 +457,7 @@ impl Relay {
                     access,
                 }));
             }
-            let mac = entry.mac.as_deref().and_then(crate::config::parse_hex).and_then(|m| <[u8; 6]>::try_from(m).ok());
+            let mac = entry.mac.as_deref().and_then(dhcp6_codec::parse_hex).and_then(|m| <[u8; 6]>::try_from(m).ok());
             let user = User {
                 preferred: entry.preferred_lifetime,
                 valid: entry.valid_lifetime,
@@ -634,20 +572,20 @@ impl Relay {
     }
 
     /// Every server with its state and counters.
-    pub fn servers(&self, now: u64) -> Vec<serde_json::Value> {
+    pub fn servers(&self, now: u64) -> Vec<ServerStatus> {
         let mut out = Vec::new();
         for (g, group) in self.config.groups.iter().enumerate() {
             for (s, member) in group.servers.iter().enumerate() {
                 let st = &self.groups[g].servers[s];
-                out.push(serde_json::json!({
-                    "group": group.name,
-                    "server": member.address.to_string(),
-                    "weight": member.weight,
-                    "state": if st.is_down(now) { "down" } else { "up" },
-                    "sent": st.sent,
-                    "answered": st.answered,
-                    "timed_out": st.timed_out,
-                }));
+                out.push(ServerStatus {
+                    group: group.name.clone(),
+                    server: member.address,
+                    weight: member.weight,
+                    state: if st.is_down(now) { Liveness::Down } else { Liveness::Up },
+                    sent: st.sent,
+                    answered: st.answered,
+                    timed_out: st.timed_out,
+                });
             }
         }
         out

@@ -2,46 +2,69 @@
 //! time passed in.
 
 use super::*;
+use crate::server::config::{AddressRange, PdPool, Reservation};
 use dhcp6_codec::TransactionId;
 
-const CONFIG: &str = r#"
-[server]
-preferred_lifetime = 100
-valid_lifetime = 200
-offer_lifetime = 30
-decline_probation = 1000
-
-[[subnet]]
-interface = "eth1"
-prefix = "2001:db8:1::/64"
-ranges = [{ low = "2001:db8:1::100", high = "2001:db8:1::103" }]
-excluded = ["2001:db8:1::101"]
-dns_servers = ["2001:db8::53"]
-domain_search = ["example.net"]
-preference = 255
-rapid_commit = true
-grace_period = 50
-
-[[subnet.pd_pool]]
-prefix = "2001:db8:8000::/40"
-delegated_length = 56
-ranges = ["2001:db8:8000::/54"]
-
-[[subnet.reservation]]
-duid = "00:03:00:01:02:00:00:00:00:99"
-address = "2001:db8:1::99"
-prefix = "2001:db8:80ff:ff00::/56"
-
-[[subnet]]
-prefix = "2001:db8:2::/64"
-ranges = [{ prefix = "2001:db8:2:0:8000::/65" }]
-"#;
+/// Two subnets: `eth1`'s with four addresses (one excluded), a prefix pool, a reservation, DNS
+/// and a domain, preference 255 and Rapid Commit; and a relayed one.
+fn config() -> ServerConfig {
+    let lifetimes = Lifetimes { preferred: 100, valid: 200, t1: 50, t2: 80 };
+    let net = |s: &str| s.parse::<Ipv6Net>().unwrap();
+    let addr = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+    let range = |low: &str, high: &str| AddressRange { low: u128::from(addr(low)), high: u128::from(addr(high)) };
+    let eth1 = Subnet {
+        id: 0,
+        interface: Some("eth1".into()),
+        prefix: net("2001:db8:1::/64"),
+        allocation: Allocation::Iterative,
+        ranges: vec![range("2001:db8:1::100", "2001:db8:1::103")],
+        // The Subnet-Router anycast address is always excluded.
+        excluded: [addr("2001:db8:1::101"), addr("2001:db8:1::")].into_iter().collect(),
+        pd_pools: vec![PdPool {
+            prefix: net("2001:db8:8000::/40"),
+            delegated_length: 56,
+            ranges: vec![net("2001:db8:8000::/54")],
+        }],
+        lifetimes,
+        grace_period: 50,
+        dns_servers: vec![addr("2001:db8::53")],
+        domain_search: vec![dhcp6_codec::DomainName::from_dotted("example.net").unwrap()],
+        preference: Some(255),
+        rapid_commit: true,
+        client_limit: None,
+        max_leases_per_binding: 1,
+        reservations: vec![Reservation {
+            duid: vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 0x99],
+            address: Some(addr("2001:db8:1::99")),
+            prefix: Some(net("2001:db8:80ff:ff00::/56")),
+        }],
+    };
+    let relayed = Subnet {
+        id: 1,
+        interface: None,
+        prefix: net("2001:db8:2::/64"),
+        allocation: Allocation::Iterative,
+        ranges: vec![range("2001:db8:2:0:8000::", "2001:db8:2:0:ffff:ffff:ffff:ffff")],
+        excluded: [addr("2001:db8:2::")].into_iter().collect(),
+        pd_pools: Vec::new(),
+        lifetimes,
+        grace_period: 3600,
+        dns_servers: Vec::new(),
+        domain_search: Vec::new(),
+        preference: None,
+        rapid_commit: false,
+        client_limit: None,
+        max_leases_per_binding: 1,
+        reservations: Vec::new(),
+    };
+    ServerConfig { offer_lifetime: 30, decline_probation: 1000, renewal_horizon: None, subnets: vec![eth1, relayed] }
+}
 
 const SERVER_DUID: &[u8] = &[0, 1, 0, 1, 0x29, 0xb9, 0x27, 0, 2, 0, 0, 0, 0, 1];
 const NOW: u64 = 1_000_000;
 
 fn server() -> Server {
-    Server::new(Config::parse(CONFIG).unwrap(), SERVER_DUID.to_vec(), vec![])
+    Server::new(config(), SERVER_DUID.to_vec(), vec![])
 }
 
 fn client_duid(n: u8) -> Vec<u8> {
@@ -190,8 +213,9 @@ fn rapid_commit_gives_a_reply_when_the_subnet_allows_it() {
     assert!(m.options().contains(option_code::RAPID_COMMIT));
     assert_eq!(out.changes.len(), 1);
 
-    let off = CONFIG.replace("rapid_commit = true", "rapid_commit = false");
-    let mut s = Server::new(Config::parse(&off).unwrap(), SERVER_DUID.to_vec(), vec![]);
+    let mut off = config();
+    off.subnets[0].rapid_commit = false;
+    let mut s = Server::new(off, SERVER_DUID.to_vec(), vec![]);
     let out = send(&mut s, &msg(MessageType::Solicit, 1, vec![ia_na(1, &[]), DhcpOption::RapidCommit]), 1, NOW);
     assert_eq!(reply(&out).msg_type(), MessageType::Advertise);
 }
@@ -387,21 +411,23 @@ fn relayed_messages_use_the_innermost_link_and_come_back_through_every_relay() {
 
 #[test]
 fn interface_identifier_allocation_uses_the_link_local_iid() {
-    let config = CONFIG.replace("interface = \"eth1\"", "interface = \"eth1\"\nallocation = \"interface-identifier\"");
-    let mut s = Server::new(Config::parse(&config).unwrap(), SERVER_DUID.to_vec(), vec![]);
+    let mut config = config();
+    config.subnets[0].allocation = Allocation::InterfaceIdentifier;
+    let mut s = Server::new(config, SERVER_DUID.to_vec(), vec![]);
     assert_eq!(bind(&mut s, 0x42, vec![ia_na(1, &[])]), vec![("2001:db8:1::ff:fe00:42".into(), 200)]);
 }
 
 #[test]
 fn client_limit_and_leases_are_restored_from_the_store() {
-    let config = CONFIG.replace("grace_period = 50", "grace_period = 50\ninterface_client_limit = 1");
-    let mut s = Server::new(Config::parse(&config).unwrap(), SERVER_DUID.to_vec(), vec![]);
+    let mut limited = config();
+    limited.subnets[0].client_limit = Some(1);
+    let mut s = Server::new(limited, SERVER_DUID.to_vec(), vec![]);
     bind(&mut s, 1, vec![ia_na(1, &[])]);
     let adv = send(&mut s, &msg(MessageType::Solicit, 2, vec![ia_na(1, &[])]), 2, NOW);
     assert_eq!(ia_status(&reply(&adv)), vec![Status::NO_ADDRS_AVAIL.0]);
 
     let leases: Vec<Lease> = s.leases();
-    let mut restarted = Server::new(Config::parse(CONFIG).unwrap(), SERVER_DUID.to_vec(), leases);
+    let mut restarted = Server::new(config(), SERVER_DUID.to_vec(), leases);
     let out = send(
         &mut restarted,
         &msg(MessageType::Renew, 1, vec![ia_na(1, &["2001:db8:1::100"]), server_id()]),

@@ -5,7 +5,7 @@ use std::net::Ipv6Addr;
 
 use ipnet::Ipv6Net;
 
-use crate::config::{PdPool, Subnet};
+use super::config::{PdPool, Subnet};
 
 /// A set of resources of one size: addresses (/128, step 1) or delegated prefixes (/d, step
 /// 2^(128-d)), in ascending disjoint ranges.

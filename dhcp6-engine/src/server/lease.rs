@@ -25,7 +25,8 @@ impl IaType {
 }
 
 /// Where a lease stands (seed 002's address states, from the lease's side).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LeaseState {
     /// Offered in an Advertise and held for the client a short while; never persisted.
     Offered,
@@ -93,37 +94,5 @@ impl LeaseChange {
             LeaseChange::Upsert(l) => &l.resource,
             LeaseChange::Remove(r) => r,
         }
-    }
-}
-
-/// Why the store did not accept changes.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("lease store I/O: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("lease store: {0}")]
-    Corrupt(String),
-}
-
-/// Where leases are kept. The server hands every durable change to `commit` and sends the
-/// Reply that announces it only after `commit` returned Ok.
-pub trait LeaseStore: Send {
-    /// Makes the changes of every batch in `batches` durable, in order, all of them or none
-    /// (group commit). Offers are not durable and are skipped.
-    fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<(), StoreError>;
-
-    /// Makes the changes durable, all of them or none.
-    fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), StoreError> {
-        self.commit_batches(&[changes])
-    }
-
-    /// Whether the store would like a snapshot of the `live` leases to compact itself.
-    fn wants_snapshot(&self, _live: usize) -> bool {
-        false
-    }
-
-    /// Takes a snapshot of every live lease and compacts in the background.
-    fn compact(&mut self, _snapshot: Vec<Lease>) -> Result<(), StoreError> {
-        Ok(())
     }
 }

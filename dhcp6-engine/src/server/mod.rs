@@ -6,6 +6,7 @@
 //! search; otherwise NoAddrsAvail (NoPrefixAvail for prefixes). Validation follows RFC 9915
 //! section 16; the server's behaviour per message, section 18.3.
 
+pub mod config;
 pub mod lease;
 pub mod pool;
 pub mod stats;
@@ -21,10 +22,11 @@ use dhcp6_codec::{
     option_code, ClientMessage, Duid, Message, MessageType, RelayMessage,
 };
 use ipnet::Ipv6Net;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{Allocation, Config, Subnet};
-pub use lease::{IaType, Lease, LeaseChange, LeaseState, LeaseStore, StoreError};
+pub use config::ServerConfig;
+use config::{Allocation, Lifetimes, Subnet};
+pub use lease::{IaType, Lease, LeaseChange, LeaseState};
 use pool::Pool;
 use table::LeaseTable;
 
@@ -60,7 +62,7 @@ pub struct Outcome {
 }
 
 /// Addresses and prefixes per state in one pool, for `dhcp6d show pools`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PoolCounts {
     pub subnet: String,
     pub pool: String,
@@ -98,7 +100,7 @@ struct IaReply {
 
 impl IaReply {
     /// An IA holding `got`, each with the lifetimes `l`.
-    fn granted(ia_type: IaType, iaid: u32, l: crate::config::Lifetimes, got: &[Ipv6Net]) -> IaReply {
+    fn granted(ia_type: IaType, iaid: u32, l: Lifetimes, got: &[Ipv6Net]) -> IaReply {
         IaReply {
             ia_type,
             iaid,
@@ -137,7 +139,7 @@ struct Ctx<'a> {
 }
 
 pub struct Server {
-    config: Config,
+    config: ServerConfig,
     duid: Vec<u8>,
     subnets: Vec<SubnetState>,
     table: LeaseTable,
@@ -169,7 +171,7 @@ pub struct FastBinding<'a> {
 
 impl Server {
     /// A server with identity `duid`, starting from the leases a store loaded.
-    pub fn new(config: Config, duid: Vec<u8>, leases: Vec<Lease>) -> Server {
+    pub fn new(config: ServerConfig, duid: Vec<u8>, leases: Vec<Lease>) -> Server {
         let subnets = config
             .subnets
             .iter()
@@ -220,7 +222,7 @@ impl Server {
     /// Seconds past the valid lifetime that a bound lease of `subnet` is kept.
     fn horizon(&self, subnet: usize) -> u64 {
         match (self.fast_path, self.config.subnets.get(subnet)) {
-            (true, Some(s)) => u64::from(self.config.server.renewal_horizon.unwrap_or(s.lifetimes.t2)),
+            (true, Some(s)) => u64::from(self.config.renewal_horizon.unwrap_or(s.lifetimes.t2)),
             _ => 0,
         }
     }
@@ -285,7 +287,7 @@ impl Server {
         &self.duid
     }
 
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &ServerConfig {
         &self.config
     }
 
@@ -716,7 +718,7 @@ impl Server {
 
     /// An IA of an Advertise: new resources are held as offers, not persisted.
     fn offer(&mut self, ctx: &Ctx<'_>, ia: &IaRequest, got: &[Ipv6Net]) -> IaReply {
-        let hold = ctx.now + u64::from(self.config.server.offer_lifetime);
+        let hold = ctx.now + u64::from(self.config.offer_lifetime);
         for r in got {
             if !self.table.contains(r) {
                 let lease = self.lease(ctx, ia, *r, LeaseState::Offered, hold);
@@ -798,7 +800,7 @@ impl Server {
         for r in &mine {
             let Some(lease) = self.table.get(r) else { continue };
             if decline && ia.ia_type == IaType::Na {
-                let probation = ctx.now + u64::from(self.config.server.decline_probation);
+                let probation = ctx.now + u64::from(self.config.decline_probation);
                 let declined = Lease { state: LeaseState::Declined, expires: probation, ..lease };
                 changes.push(LeaseChange::Upsert(declined.clone()));
                 self.put(declined);

@@ -1,11 +1,9 @@
-//! What userspace writes into the XDP fast path's maps, made from the engine's state. Pure:
-//! the daemon (and the tests) do the map I/O.
+//! What userspace writes into the maps of the XDP Renew/Rebind answer, made from the server's
+//! bindings. Pure: the daemon (and the tests) do the map I/O and read the clocks.
 //!
 //! Every byte XDP copies into a Reply is encoded here by the codec that encodes the server's
 //! own replies ([`crate::server::FastBinding::ia_option`] comes from the engine itself), so the
 //! fast path answers byte for byte as the server would.
-
-pub mod bench;
 
 use std::net::Ipv6Addr;
 
@@ -14,10 +12,7 @@ use dhcp6_common::fast_path::{
     checksum, LeaseEntry, LeaseKey, LinkEntry, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, OPTION_MAX, SERVER_ID_MAX,
 };
 
-use crate::{
-    config::Subnet,
-    server::{FastBinding, IaType},
-};
+use crate::server::{config::Subnet, FastBinding, IaType};
 
 /// Converts Unix seconds to the CLOCK_MONOTONIC nanoseconds XDP reads (its coarse variant,
 /// at most a tick behind), and back.
@@ -28,19 +23,10 @@ pub struct Clock {
     unix_ns: u64,
 }
 
-/// CLOCK_MONOTONIC now, in nanoseconds: the clock of `bpf_ktime_get_ns`.
-pub fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map_or(0, |t| (t.tv_sec() as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec() as u64))
-}
-
 impl Clock {
-    /// The clocks now.
-    pub fn now() -> Clock {
-        let mono = monotonic_ns();
-        let unix =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        Clock { mono_ns: mono, unix_ns: unix }
+    /// The clocks read at one instant: CLOCK_MONOTONIC and Unix time, both in nanoseconds.
+    pub fn at(mono_ns: u64, unix_ns: u64) -> Clock {
+        Clock { mono_ns, unix_ns }
     }
 
     /// CLOCK_MONOTONIC nanoseconds of Unix second `unix` (0 for times before boot).
@@ -119,13 +105,6 @@ pub fn lease_entry(b: &FastBinding, ifindex: u32, clock: &Clock) -> Option<Lease
     })
 }
 
-/// An Ethernet frame carrying a client's `payload` from `src` port 546 to `dst` port 547
-/// (to 33:33:00:01:00:02 from `mac`), with its UDP checksum: what a client on a NIC sends.
-/// The benchmarks replay such frames.
-pub fn client_frame(mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, payload: &[u8]) -> Vec<u8> {
-    crate::frame::udp_frame([0x33, 0x33, 0, 1, 0, 2], mac, (src, dst), (546, 547), 1, payload)
-}
-
 /// Why an interface gets no fast path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkEntryError {
@@ -192,7 +171,7 @@ mod tests {
 
     #[test]
     fn clock_round_trips_unix_seconds() {
-        let c = Clock::now();
+        let c = Clock::at(7_000_000_000_000, 1_800_000_000_000_000_000);
         let t = 1_900_000_000;
         assert_eq!(c.unix(c.mono_ns(t)), t);
         assert!(c.mono_ns(t + 10) - c.mono_ns(t) == 10_000_000_000);

@@ -129,7 +129,7 @@ fn replies_come_down_only_from_group_members_and_teach_user_entries() {
         relay.from_client(0, &client_msg(MessageType::Request, 1, 9, None), from(CLIENT_LL, 546), None, 100).unwrap();
     let reply = relay_reply(&fwd.payload, &client_msg(MessageType::Reply, 1, 9, Some("2001:db8:2::100")));
     assert_eq!(relay.from_server(&reply, from("2001:db8:ff::66", 547), 100), None);
-    assert_eq!(relay.stats().dropped["not_a_group_member"], 1);
+    assert_eq!(relay.stats().dropped[RelayDrop::NotAGroupMember], 1);
     let server = *fwd.destination.ip();
     let down = relay.from_server(&reply, SocketAddrV6::new(server, 547, 0, 0), 100).unwrap();
     assert_eq!(down.destination, SocketAddrV6::new(CLIENT_LL.parse().unwrap(), 546, 0, 0));
@@ -171,11 +171,11 @@ fn a_silent_server_is_marked_down_and_its_clients_go_to_the_next() {
         assert_eq!(*again.destination.ip(), server, "a client sticks to its server");
     }
     relay.tick(101);
-    assert!(relay.servers(101).iter().all(|s| s["state"] == "up"), "not yet past the answer timeout");
+    assert!(relay.servers(101).iter().all(|s| s.state == Liveness::Up), "not yet past the answer timeout");
     relay.tick(102);
     let states = relay.servers(102);
-    let this = states.iter().find(|s| s["server"] == server.to_string()).unwrap();
-    assert_eq!((this["state"].as_str(), this["timed_out"].as_u64()), (Some("down"), Some(3)));
+    let this = states.iter().find(|s| s.server == server).unwrap();
+    assert_eq!((this.state, this.timed_out), (Liveness::Down, 3));
     let moved =
         relay.from_client(0, &client_msg(MessageType::Solicit, 1, 5, None), from(CLIENT_LL, 546), None, 103).unwrap();
     assert_ne!(*moved.destination.ip(), server);

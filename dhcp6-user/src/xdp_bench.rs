@@ -10,13 +10,14 @@ use dhcp6_codec::{
 };
 use ipnet::Ipv6Net;
 
-use super::{client_frame, lease_entry, lease_key, link_entry, Clock};
 use dhcp6_common::counters::Verdict;
 
 use crate::{
     config::Config,
+    frame::client_frame,
+    renewal::{lease_entry, lease_key, link_entry},
     server::{IaType, Lease, LeaseState, Server},
-    xdp::XdpProgram,
+    xdp::{clock_now, XdpProgram},
 };
 
 /// Test runs come in on loopback, the one interface every namespace has.
@@ -117,14 +118,14 @@ pub fn measure(repeat: u32) -> anyhow::Result<Vec<Measured>> {
         lease(Ipv6Net::from(ADDRESS), IaType::Na, 1, now + 20_000),
         lease(Ipv6Net::new(PREFIX, 56)?, IaType::Pd, 2, now + 20_000),
     ];
-    let mut server = Server::new(config, SERVER_DUID.to_vec(), leases);
+    let mut server = Server::new(config.server, SERVER_DUID.to_vec(), leases);
     server.enable_fast_path();
     let mut program = XdpProgram::load_with(1024)?;
     let mut maps = program.take_fast_path()?;
     let subnet = &server.config().subnets[0];
     let link_local = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x53);
     maps.links.insert(LO, link_entry(server.duid(), subnet, [2, 0, 0, 0, 0, 0x53], link_local)?, 0)?;
-    let clock = Clock::now();
+    let clock = clock_now();
     for b in server.fast_bindings() {
         let (Some(key), Some(value)) = (lease_key(&b), lease_entry(&b, LO, &clock)) else { continue };
         maps.leases.insert(key, value, 0)?;
