@@ -6,8 +6,8 @@
 #![no_std]
 
 pub mod counters;
-pub mod fast_path;
 pub mod relay;
+pub mod renewal;
 pub use wire::MessageType;
 pub mod wire;
 pub mod xsk;
@@ -18,11 +18,11 @@ pub mod maps {
     pub const MSG_TYPE_COUNTS: &str = "MSG_TYPE_COUNTS";
     /// Per-CPU array of `u64`, indexed by [`crate::counters::Verdict`].
     pub const VERDICT_COUNTS: &str = "VERDICT_COUNTS";
-    /// Hash map [`crate::fast_path::LeaseKey`] -> [`crate::fast_path::LeaseEntry`].
+    /// Hash map [`crate::renewal::LeaseKey`] -> [`crate::renewal::LeaseEntry`].
     pub const LEASES: &str = "LEASES";
-    /// Hash map ifindex (`u32`) -> [`crate::fast_path::LinkEntry`].
+    /// Hash map ifindex (`u32`) -> [`crate::renewal::LinkEntry`].
     pub const LINKS: &str = "LINKS";
-    /// Per-CPU scratch space of the XDP program (one [`crate::fast_path::SCRATCH`]-byte buffer).
+    /// Per-CPU scratch space of the XDP program (one [`crate::renewal::SCRATCH`]-byte buffer).
     pub const SCRATCH: &str = "SCRATCH";
     /// Hash map [`crate::relay::AccessKey`] (ifindex and VLANs) -> [`crate::relay::RelayLink`]:
     /// the access interfaces (and VLANs) XDP relays on.

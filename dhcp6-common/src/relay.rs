@@ -27,7 +27,7 @@ pub const RELAY_HEAD_MAX: usize = 160;
 /// Longest Interface-ID XDP matches on a Relay-Reply.
 pub const INTERFACE_ID_MAX: usize = 32;
 /// Longest message a [`RelayReport`] carries (as long as the longest XDP relays).
-pub const REPORT_MSG_MAX: usize = crate::fast_path::REQUEST_MAX;
+pub const REPORT_MSG_MAX: usize = crate::renewal::REQUEST_MAX;
 /// No such place in [`RelayLink::head`].
 pub const NOWHERE: u16 = 0xffff;
 
@@ -254,10 +254,15 @@ mod pod {
     // SAFETY: plain `repr(C)` data of integers and byte arrays, with every padding byte an
     // explicit field, so that any bit pattern is a valid value.
     unsafe impl aya::Pod for super::RelayLink {}
+    // SAFETY: as for the type above.
     unsafe impl aya::Pod for super::RelayGroup {}
+    // SAFETY: as for the type above.
     unsafe impl aya::Pod for super::RelayServer {}
+    // SAFETY: as for the type above.
     unsafe impl aya::Pod for super::InterfaceIdKey {}
+    // SAFETY: as for the type above.
     unsafe impl aya::Pod for super::ClientMacKey {}
+    // SAFETY: as for the type above.
     unsafe impl aya::Pod for super::AccessKey {}
 }
 

@@ -2,17 +2,17 @@
 //!
 //! It classifies: Ethernet (up to two VLAN tags), IPv6, UDP to port 546 or 547, and counts
 //! each DHCPv6 message by type and each frame by verdict in per-CPU maps. A Renew or Rebind
-//! to port 547 whose bindings the pinned lease map holds is answered here ([`fast_path`]);
+//! to port 547 whose bindings the pinned lease map holds is answered here ([`renew`]);
 //! on an access interface of the relay, a client's message goes up as a Relay-Forward, and a
 //! Relay-Reply from a server of ours comes back down to its client ([`relay`]); while dhcp6d
 //! says it is overloaded, Solicits to the server are dropped here (counted), so that the
 //! exchanges under way reach it; everything else is passed on untouched.
 #![no_std]
 #![no_main]
-// BPF assembly, for the bounds the verifier must see (`fast_path::size`).
+// BPF assembly, for the bounds the verifier must see (`renew::size`).
 #![feature(asm_experimental_arch)]
 
-mod fast_path;
+mod renew;
 mod relay;
 
 use aya_ebpf::{
@@ -95,7 +95,7 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
             }
             let renewal = msg_type == MessageType::Renew as u8 || msg_type == MessageType::Rebind as u8;
             let verdict = if renewal {
-                match fast_path::answer(&ctx, &frame.at, msg_type) {
+                match renew::answer(&ctx, &frame.at, msg_type) {
                     Ok(()) => {
                         bump(&VERDICT_COUNTS, Verdict::Replied as u32);
                         return xdp_action::XDP_TX;
@@ -121,7 +121,7 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
 
 /// A DHCPv6 frame: where its headers are and which port it is for.
 struct Classified {
-    at: fast_path::Frame,
+    at: renew::Frame,
     dst_port: u16,
 }
 
@@ -147,10 +147,10 @@ fn to_af_xdp(ctx: &XdpContext, frame: &Classified) -> bool {
     if queue >= XSK_QUEUES {
         return false;
     }
-    let Some(s) = fast_path::SCRATCH_SPACE.get_ptr_mut(0) else { return false };
+    let Some(s) = renew::SCRATCH_SPACE.get_ptr_mut(0) else { return false };
     // SAFETY: per-CPU scratch, this program instance's alone.
     let s = unsafe { &mut *s };
-    if fast_path::load_message(ctx, &frame.at, s, Verdict::Dhcp6Passed).is_err() {
+    if renew::load_message(ctx, &frame.at, s, Verdict::Dhcp6Passed).is_err() {
         return false;
     }
     // No socket in the slot (dhcp6d gone): passed, as before it came.
@@ -238,7 +238,7 @@ fn classify(ctx: &XdpContext) -> Result<(u8, Classified), Verdict> {
     }
     let msg_type = read_u8(ctx, udp + UDP_HEADER_LEN).ok_or(Verdict::Truncated)?;
     let vlans = Vlans { outer: ids[0], inner: ids[1] };
-    Ok((msg_type, Classified { at: fast_path::Frame { ip, udp, vlans }, dst_port }))
+    Ok((msg_type, Classified { at: renew::Frame { ip, udp, vlans }, dst_port }))
 }
 
 #[cfg(not(test))]

@@ -30,7 +30,7 @@ use aya_ebpf::{
 };
 use dhcp6_common::{
     counters::Verdict,
-    fast_path::checksum,
+    renewal::checksum,
     relay::{
         access_bit, bucket_of, fnv1a_step, vlan_tags, AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink,
         RelayReport, RelayServer, Vlans, ACCESS_BITMAP_WORDS, CLIENT_MAC_ENTRIES, FNV1A_START, HEAD_PEER_AT,
@@ -41,7 +41,7 @@ use dhcp6_common::{
     MessageType,
 };
 
-use crate::fast_path::{
+use crate::renew::{
     be16, byte, fold64, launder, load_message, placed, put_udp_header, read_frame, size, store, sum_padded, sum_words,
     zero_words, Frame, Scratch, SCRATCH_SPACE,
 };
@@ -82,7 +82,7 @@ static RELAY_REPORTS: RingBuf<RelayReport, { RELAY_REPORT_RING_BYTES as usize }>
 /// Relay Message.
 const MAX_OPTIONS: usize = 16;
 /// Longest DUID (RFC 9915 section 11.1).
-const DUID_MAX: usize = dhcp6_common::fast_path::DUID_MAX;
+const DUID_MAX: usize = dhcp6_common::renewal::DUID_MAX;
 /// The hop limit of what the relay sends, the kernel's default for unicast.
 const HOP_LIMIT: u8 = 64;
 const AF_INET6: u8 = 10;
@@ -101,7 +101,7 @@ pub fn may_be_access(ifindex: u32) -> bool {
 /// How the relay relays on an access interface for clients of these VLANs, if it does.
 #[inline(always)]
 pub fn link(key: &AccessKey) -> Option<&'static RelayLink> {
-    // SAFETY: entries are written whole by userspace (see `fast_path::answer` on the link map).
+    // SAFETY: entries are written whole by userspace (see `renew::answer` on the link map).
     unsafe { RELAY_LINKS.get(key) }
 }
 
@@ -152,7 +152,7 @@ fn bump(map: &PerCpuArray<u64, { SERVER_SLOTS as usize }>, slot: u32) {
 fn find_options(s: &mut Scratch, start: usize, n: usize, a: u16, b: u16) -> Result<(), Verdict> {
     let p = &mut s.parsed;
     for f in [&mut p.found_a, &mut p.found_a_len, &mut p.found_b, &mut p.found_b_len] {
-        crate::fast_path::set(f, 0);
+        crate::renew::set(f, 0);
     }
     let mut off = start;
     for _ in 0..MAX_OPTIONS {
@@ -168,14 +168,14 @@ fn find_options(s: &mut Scratch, start: usize, n: usize, a: u16, b: u16) -> Resu
             return Err(Verdict::RelayUnfit);
         }
         let p = &mut s.parsed;
-        if code == a && crate::fast_path::get(&p.found_a) == 0 {
-            crate::fast_path::set(&mut p.found_a, (off + 4) as u32);
-            crate::fast_path::set(&mut p.found_a_len, len as u32);
-        } else if code == b && crate::fast_path::get(&p.found_b) == 0 {
-            crate::fast_path::set(&mut p.found_b, (off + 4) as u32);
-            crate::fast_path::set(&mut p.found_b_len, len as u32);
+        if code == a && crate::renew::get(&p.found_a) == 0 {
+            crate::renew::set(&mut p.found_a, (off + 4) as u32);
+            crate::renew::set(&mut p.found_a_len, len as u32);
+        } else if code == b && crate::renew::get(&p.found_b) == 0 {
+            crate::renew::set(&mut p.found_b, (off + 4) as u32);
+            crate::renew::set(&mut p.found_b_len, len as u32);
         }
-        if crate::fast_path::get(&p.found_a) != 0 && (b == 0 || crate::fast_path::get(&p.found_b) != 0) {
+        if crate::renew::get(&p.found_a) != 0 && (b == 0 || crate::renew::get(&p.found_b) != 0) {
             return Ok(());
         }
         off = launder(&mut s.parsed, off + 4 + len);
@@ -349,7 +349,7 @@ pub fn forward(ctx: &XdpContext, frame: &Frame, link: &RelayLink, msg_type: u8) 
     // The client's bucket, by its DUID (none: the empty DUID's), and the bucket's server.
     find_options(s, 4, n, option_code::CLIENTID, 0)?;
     let (duid_at, duid_len) =
-        (crate::fast_path::get(&s.parsed.found_a) as usize, crate::fast_path::get(&s.parsed.found_a_len) as usize);
+        (crate::renew::get(&s.parsed.found_a) as usize, crate::renew::get(&s.parsed.found_a_len) as usize);
     if duid_at != 0 && (duid_len == 0 || duid_len > DUID_MAX) {
         return Err(Verdict::RelayUnfit);
     }
@@ -519,8 +519,8 @@ pub fn unwrap(ctx: &XdpContext, frame: &Frame) -> Result<u32, Verdict> {
     find_options(s, HEAD_PEER_AT + 16, n, option_code::RELAY_MSG, option_code::INTERFACE_ID)?;
     let p = &s.parsed;
     let (inner_at, inner_len) =
-        (crate::fast_path::get(&p.found_a) as usize, crate::fast_path::get(&p.found_a_len) as usize);
-    let (id_at, id_len) = (crate::fast_path::get(&p.found_b) as usize, crate::fast_path::get(&p.found_b_len) as usize);
+        (crate::renew::get(&p.found_a) as usize, crate::renew::get(&p.found_a_len) as usize);
+    let (id_at, id_len) = (crate::renew::get(&p.found_b) as usize, crate::renew::get(&p.found_b_len) as usize);
     if inner_at == 0 || id_at == 0 || inner_len < 4 || id_len == 0 || id_len > INTERFACE_ID_MAX {
         return Err(Verdict::RelayUnfit);
     }

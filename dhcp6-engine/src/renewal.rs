@@ -8,7 +8,7 @@
 use std::net::Ipv6Addr;
 
 use dhcp6_codec::{option::DhcpOption, Duid};
-use dhcp6_common::fast_path::{
+use dhcp6_common::renewal::{
     checksum, LeaseEntry, LeaseKey, LinkEntry, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, OPTION_MAX, SERVER_ID_MAX,
 };
 

@@ -317,7 +317,7 @@ impl Config {
                 ))
             }
             Some(n) => *n.get_ref(),
-            None => dhcp6_common::fast_path::LEASE_MAP_ENTRIES,
+            None => dhcp6_common::renewal::LEASE_MAP_ENTRIES,
         };
         let daemon = DaemonSettings {
             state_dir: file.server.state_dir.unwrap_or_else(|| PathBuf::from("/var/lib/dhcp6d")),
@@ -662,7 +662,7 @@ address = "2001:db8:1::10"
     #[test]
     fn the_fast_path_map_size_has_a_default_and_bounds() {
         let c = Config::parse(GOOD).unwrap();
-        assert_eq!(c.daemon.fast_path_bindings, dhcp6_common::fast_path::LEASE_MAP_ENTRIES);
+        assert_eq!(c.daemon.fast_path_bindings, dhcp6_common::renewal::LEASE_MAP_ENTRIES);
         let set = GOOD.replacen("[server]\n", "[server]\nfast_path_bindings = 4000000\n", 1);
         assert_eq!(Config::parse(&set).unwrap().daemon.fast_path_bindings, 4_000_000);
         let small = GOOD.replacen("[server]\n", "[server]\nfast_path_bindings = 10\n", 1);

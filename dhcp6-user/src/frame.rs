@@ -4,7 +4,7 @@
 use std::net::{Ipv6Addr, SocketAddrV6};
 
 use dhcp6_common::{
-    fast_path::checksum,
+    renewal::checksum,
     wire::frame::{ETHERTYPE_IPV6, ETH_HEADER_LEN, IPPROTO_UDP, IPV6_HEADER_LEN, UDP_HEADER_LEN},
 };
 

@@ -17,9 +17,9 @@ use aya::{
 };
 use dhcp6_common::{
     counters::{self, Verdict},
-    fast_path::{LeaseEntry, LeaseKey, LinkEntry, LEASE_MAP_ENTRIES},
     maps,
     relay::{AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayServer},
+    renewal::{LeaseEntry, LeaseKey, LinkEntry, LEASE_MAP_ENTRIES},
     MessageType, PIN_LAYOUT, XDP_PROGRAM,
 };
 use dhcp6_engine::{counters::Counts, renewal::Clock};

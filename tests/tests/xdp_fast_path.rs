@@ -9,7 +9,7 @@ use std::net::{Ipv6Addr, SocketAddrV6};
 
 use dhcp6_common::{
     counters::Verdict,
-    fast_path::{checksum, LinkEntry},
+    renewal::{checksum, LinkEntry},
     wire::frame::ETH_HEADER_LEN,
 };
 use dhcp6_tests::{tagged, vector_frames};

@@ -9,8 +9,8 @@ use std::net::Ipv6Addr;
 
 use dhcp6_common::{
     counters::Verdict,
-    fast_path::checksum,
     relay::{AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayReport, RelayServer, Vlans, RELAY_BUCKETS},
+    renewal::checksum,
 };
 use dhcp6_user::{
     codec::{

@@ -1,4 +1,4 @@
-//! Server groups (seed 000: redundancy and load balancing among remote servers): a client
+//! Server groups (redundancy and load balancing among remote servers): a client
 //! sticks to one server by a hash of its DUID; a server that leaves several messages in a row
 //! unanswered is marked down, its clients go to the next server, and it is tried again later.
 //!

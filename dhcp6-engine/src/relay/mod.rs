@@ -2,8 +2,8 @@
 //! go up as Relay-Forward to a server of the interface's group, with Interface-ID (18),
 //! Remote-ID (37, RFC 4649) and Client Link-Layer Address (79, RFC 6939); Relay-Replies from
 //! members of a group come back down, unwrapped, to the peer they name. The relay learns each
-//! client's bindings from the Replies it carries (seed 000's lease proxy, seed 001's user
-//! entries).
+//! client's bindings from the Replies it carries (its user entries: a lease proxy that
+//! installs routes for delegated prefixes and survives restarts).
 
 pub mod config;
 pub mod group;

@@ -24,7 +24,7 @@ impl IaType {
     }
 }
 
-/// Where a lease stands (seed 002's address states, from the lease's side).
+/// Where a lease stands (the address states of the allocation policy, from the lease's side).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaseState {

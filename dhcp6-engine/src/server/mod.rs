@@ -1,7 +1,7 @@
 //! The DHCPv6 server engine, sans-IO: a datagram, where it came from and the time go in; the
 //! datagram to send back and the lease changes to make durable first come out.
 //!
-//! Allocation follows seed 002: a reservation for the client's DUID, then the address the
+//! Allocation order: a reservation for the client's DUID, then the address the
 //! client asked for, then the one it had before, then the next free one by a cyclic ascending
 //! search; otherwise NoAddrsAvail (NoPrefixAvail for prefixes). Validation follows RFC 9915
 //! section 16; the server's behaviour per message, section 18.3.
@@ -143,7 +143,7 @@ pub struct Server {
     duid: Vec<u8>,
     subnets: Vec<SubnetState>,
     table: LeaseTable,
-    /// The last resource of clients whose lease ended, for seed 002's third choice; bounded.
+    /// The last resource of clients whose lease ended, for the third choice of the allocation order; bounded.
     previous: HashMap<(Vec<u8>, IaType), Ipv6Net>,
     stats: Statistics,
     /// Whether the XDP fast path answers renewals: bound leases are then kept a horizon past
@@ -392,7 +392,7 @@ impl Server {
             (Solicit | Confirm | Rebind, Some(_)) => return self.drop(DropReason::UnexpectedServerId),
             (Request | Renew | Release | Decline, None) => return self.drop(DropReason::MissingServerId),
             (Request, Some(false)) => {
-                // The client chose another server: what we offered it goes back at once (seed 002).
+                // The client chose another server: what we offered it goes back at once.
                 self.release_offers(ctx.duid, &requested_ias(options));
                 return self.drop(DropReason::OtherServer);
             }
@@ -617,7 +617,7 @@ impl Server {
     }
 
     /// Removes declined (conflicting) leases: the one for `address`, or all. An operator's
-    /// clearing of seed 002's conflicting state. Returns the durable changes.
+    /// clearing of the conflicting state. Returns the durable changes.
     pub fn clear_conflicting(&mut self, address: Option<Ipv6Addr>) -> Vec<LeaseChange> {
         let declined: Vec<Lease> = self
             .table
@@ -642,7 +642,7 @@ impl Server {
             })
     }
 
-    /// Picks the resources for an IA in seed 002's order. Existing leases come first.
+    /// Picks the resources for an IA in the allocation order. Existing leases come first.
     fn allocate(&mut self, ctx: &Ctx<'_>, ia: &IaRequest) -> Vec<Ipv6Net> {
         let mut current = self.current(ctx, ia);
         if !current.is_empty() {
@@ -756,7 +756,7 @@ impl Server {
     /// for its link comes back with zero lifetimes (RFC 9915 sections 18.3.4 and 18.3.5).
     fn extend(&mut self, ctx: &Ctx<'_>, ia: &IaRequest, changes: &mut Vec<LeaseChange>) -> IaReply {
         let mut current = self.current(ctx, ia);
-        // Past max-leases-per-binding (seed 003): the extras end now, told with zero lifetimes.
+        // Past max_leases_per_binding: the extras end now, told with zero lifetimes.
         let extras = current.split_off(current.len().min(self.max_per_binding(ctx)));
         for r in &extras {
             if let Some(lease) = self.table.get(r) {
@@ -954,7 +954,7 @@ fn ia_option(ia: &IaReply) -> DhcpOption<'static> {
 }
 
 /// The address made of `prefix`'s first 64 bits and the interface identifier of a link-local
-/// address (seed 003), or `None` when `link_local` is not one.
+/// address, or `None` when `link_local` is not one.
 fn interface_identifier_address(prefix: Ipv6Net, link_local: Ipv6Addr) -> Option<Ipv6Net> {
     if link_local.segments()[0] & 0xffc0 != 0xfe80 {
         return None;

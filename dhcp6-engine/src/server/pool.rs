@@ -1,5 +1,5 @@
 //! Address and prefix pools: the space a subnet hands out, walked by a cyclic ascending
-//! search (seed 002, step 4) that skips whatever is taken.
+//! search (the fourth choice of the allocation order) that skips whatever is taken.
 
 use std::net::Ipv6Addr;
 

@@ -1,4 +1,4 @@
-//! Engine tests: each rule of RFC 9915 and the seeds, with messages built by the codec and
+//! Engine tests: each rule of RFC 9915 and of the allocation policy, with messages built by the codec and
 //! time passed in.
 
 use super::*;
@@ -450,7 +450,7 @@ fn a_refused_store_leaves_no_lease_behind() {
 fn leases_past_max_per_binding_end_with_zero_lifetimes_on_renew() {
     let mut s = server();
     bind(&mut s, 1, vec![ia_na(1, &[])]);
-    // A second address in the same IA, as an import or a merge would leave (seed 003).
+    // A second address in the same IA, as an import or a merge would leave.
     let extra = Lease {
         resource: "2001:db8:1::102/128".parse().unwrap(),
         ia_type: IaType::Na,

@@ -24,7 +24,7 @@ use dhcp6_user::{
         ClientMessage, Duid, Message, MessageType, Packet, TransactionId,
     },
     daemon::{
-        fast_path::{link_local, mac_address},
+        renewal_upkeep::{link_local, mac_address},
         socket::if_index,
     },
     frame::client_frame,
@@ -326,6 +326,7 @@ impl PacketSender {
         let mut msgs: Vec<libc::mmsghdr> = iovs
             .iter_mut()
             .map(|iov| {
+                // SAFETY: all-zero is a valid mmsghdr.
                 let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
                 m.msg_hdr.msg_iov = iov;
                 m.msg_hdr.msg_iovlen = 1;

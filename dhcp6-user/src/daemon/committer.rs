@@ -26,9 +26,9 @@ use std::{
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 use tracing::warn;
 
-use dhcp6_common::fast_path::{LeaseEntry, LeaseKey};
+use dhcp6_common::renewal::{LeaseEntry, LeaseKey};
 
-use super::{fast_path::MapOps, sender::Outgoing};
+use super::{renewal_upkeep::MapOps, sender::Outgoing};
 use crate::{
     control::Answer,
     lease_store::LeaseStore,
@@ -417,7 +417,7 @@ mod tests {
     }
 
     fn key(n: u32) -> LeaseKey {
-        LeaseKey::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, n as u8], n, dhcp6_common::fast_path::IA_TYPE_NA).unwrap()
+        LeaseKey::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, n as u8], n, dhcp6_common::renewal::IA_TYPE_NA).unwrap()
     }
 
     fn entry() -> LeaseEntry {
@@ -431,7 +431,7 @@ mod tests {
             prefix_len: 128,
             ia_len: 0,
             _pad: [0; 2],
-            ia: [0; dhcp6_common::fast_path::IA_MAX],
+            ia: [0; dhcp6_common::renewal::IA_MAX],
         }
     }
 

@@ -9,13 +9,13 @@
 //! engine never waits for the disk.
 
 pub mod committer;
-pub mod fast_path;
 pub mod identity;
 pub mod packet_socket;
 pub mod reader;
-pub mod relay_fast_path;
 pub mod relay_frames;
 pub mod relay_users;
+pub mod relay_xdp;
+pub mod renewal_upkeep;
 pub mod sender;
 pub mod socket;
 pub mod state_file;
@@ -54,7 +54,7 @@ use crate::{
     store::{Journal, JOURNAL_FILE},
     xdp::XdpProgram,
 };
-use fast_path::FastPath;
+use renewal_upkeep::RenewalUpkeep;
 use socket::{Listener, Role};
 
 /// Most datagrams waiting for the engine; past this, new ones are dropped and counted.
@@ -131,7 +131,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
     // XDP also runs where the relay's servers are reached: their Relay-Replies come in there.
     let upstream: Vec<String> = relay
         .as_ref()
-        .map(relay_fast_path::upstream_interfaces)
+        .map(relay_xdp::upstream_interfaces)
         .unwrap_or_default()
         .into_iter()
         .filter(|i| !interfaces.contains(i))
@@ -177,7 +177,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
             Some(r) => {
                 let maps = program.take_relay().context("opening the XDP relay's maps")?;
                 info!(upstream = ?upstream, "XDP relays between the access interfaces and these");
-                Some(relay_fast_path::RelayFastPath::new(maps, r))
+                Some(relay_xdp::RelayXdp::new(maps, r))
             }
             None => None,
         };
@@ -342,7 +342,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 }
                 let mut changes = server.expire(now());
                 if let Some(f) = fast.as_mut() {
-                    changes.extend(f.take_renewals(&mut server, fast_path::STAMP_READS));
+                    changes.extend(f.take_renewals(&mut server, renewal_upkeep::STAMP_READS));
                     f.ensure_links(&server);
                 }
                 let map = fast.as_mut().map(|f| f.ops(&server, &changes)).unwrap_or_default();
@@ -535,7 +535,7 @@ fn attach_xdp(
     interfaces: &[String],
     served: &[String],
     capacity: u32,
-) -> Result<(XdpProgram, FastPath)> {
+) -> Result<(XdpProgram, RenewalUpkeep)> {
     let mut program = XdpProgram::load_pinned(dir, capacity)
         .with_context(|| format!("loading the XDP program with its maps pinned under {}", dir.display()))?;
     for i in interfaces {
@@ -561,7 +561,7 @@ fn attach_xdp(
         let index = socket::if_index(i).with_context(|| format!("no interface {i}"))?;
         indexes.insert(i.clone(), index);
     }
-    Ok((program, FastPath::new(maps, indexes)))
+    Ok((program, RenewalUpkeep::new(maps, indexes)))
 }
 
 /// What handles datagrams: the server engine, and the relay agent if any.
@@ -569,7 +569,7 @@ struct Engines<'a> {
     server: &'a mut Server,
     relay: Option<&'a mut Relay>,
     /// The XDP fast path's maps, kept in step with the server's leases.
-    fast: Option<&'a mut FastPath>,
+    fast: Option<&'a mut RenewalUpkeep>,
 }
 
 /// The listener a relay's datagram leaves from: its access interface going down (with the
@@ -596,7 +596,7 @@ fn relay_out(listeners: &[Listener], out: RelayOut) -> Option<sender::Outgoing> 
 fn heard(
     done: committer::Done,
     server: &mut Server,
-    fast: Option<&mut FastPath>,
+    fast: Option<&mut RenewalUpkeep>,
     committer: &mut committer::Committer,
 ) {
     match done {

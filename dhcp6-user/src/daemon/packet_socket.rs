@@ -163,6 +163,7 @@ impl PacketSocket {
             // SAFETY: all-zero is a valid sockaddr_ll and msghdr.
             let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
             let mut control = [0u64; 16];
+            // SAFETY: as for `from`.
             let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
             msg.msg_name = (&mut from as *mut libc::sockaddr_ll).cast();
             msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;

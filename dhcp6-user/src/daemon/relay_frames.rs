@@ -6,8 +6,8 @@
 use std::net::{Ipv6Addr, SocketAddrV6};
 
 use dhcp6_common::{
-    fast_path::checksum,
     relay::{vlan_tags, Vlans},
+    renewal::checksum,
     wire::{ALL_DHCP_RELAY_AGENTS_AND_SERVERS, SERVER_PORT},
 };
 

@@ -16,9 +16,9 @@ use tokio::{io::unix::AsyncFd, sync::mpsc};
 use tracing::warn;
 
 use super::{
-    fast_path::{link_local, mac_address},
     packet_socket::{PacketSocket, FRAME_MAX},
     relay_frames::{client_datagram, client_frame, FrameDrop},
+    renewal_upkeep::{link_local, mac_address},
     socket, Input,
 };
 use crate::relay::{RelayConfig, RelayOut, Vlans};

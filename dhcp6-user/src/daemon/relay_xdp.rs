@@ -14,13 +14,13 @@ use dhcp6_common::relay::{
 };
 use tracing::{debug, info, warn};
 
-use super::fast_path::{interface_addresses, link_local, mac_address};
+use super::renewal_upkeep::{interface_addresses, link_local, mac_address};
 use crate::{
     relay::{xdp_head::relay_link, Relay},
     xdp::RelayMaps,
 };
 
-pub struct RelayFastPath {
+pub struct RelayXdp {
     maps: RelayMaps,
     /// Access interfaces (and VLANs) -> index in the relay's configuration.
     access: HashMap<AccessKey, usize>,
@@ -73,8 +73,8 @@ fn map_error(what: &str, e: MapError) {
     warn!(error = %e, "writing the XDP relay's {what} failed");
 }
 
-impl RelayFastPath {
-    pub fn new(maps: RelayMaps, relay: &Relay) -> RelayFastPath {
+impl RelayXdp {
+    pub fn new(maps: RelayMaps, relay: &Relay) -> RelayXdp {
         let mut access = HashMap::new();
         let mut indexes: HashMap<&str, Option<u32>> = HashMap::new();
         for (n, iface) in relay.config().interfaces.iter().enumerate() {
@@ -83,7 +83,7 @@ impl RelayFastPath {
                 access.insert(AccessKey { ifindex, vlans: iface.vlans }, n);
             }
         }
-        RelayFastPath {
+        RelayXdp {
             maps,
             access,
             linked: std::collections::HashSet::new(),

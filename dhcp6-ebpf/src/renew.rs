@@ -21,7 +21,7 @@ use aya_ebpf::{
 };
 use dhcp6_common::{
     counters::Verdict,
-    fast_path::{
+    renewal::{
         checksum, LeaseEntry, LeaseKey, LinkEntry, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, KEY_DUID_MAX, LEASE_MAP_ENTRIES,
         LINK_MAP_ENTRIES, MAX_IAS, OPTION_MAX, REQUEST_MAX, SCRATCH, SERVER_ID_MAX,
     },
@@ -755,7 +755,7 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
         store(ctx, payload + ia_at, e.ia.as_ptr(), len)?;
         ia_at += len as usize;
         // The stamp userspace reads as the binding's deadline nears, to persist the later
-        // expiry and move the deadline (no report per renewal: see dhcp6_common::fast_path).
+        // expiry and move the deadline (no report per renewal: see dhcp6_common::renewal).
         e.renewed_ns = now;
     }
     let both_len = usize::from(link.both_len);

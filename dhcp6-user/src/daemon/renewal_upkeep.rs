@@ -1,4 +1,4 @@
-//! The daemon's side of the XDP fast path: keeping the pinned maps in step with the engine.
+//! Upkeep of the XDP Renew/Rebind answer's maps: keeping them in step with the engine.
 //!
 //! Order is what keeps the durability invariant: an entry leaves the lease map before the
 //! store records that its lease ended (Release, Decline, expiry, operator action), and an
@@ -21,7 +21,7 @@ use std::{
 };
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
-use dhcp6_common::fast_path::{LeaseEntry, LeaseKey};
+use dhcp6_common::renewal::{LeaseEntry, LeaseKey};
 use ipnet::Ipv6Net;
 use tracing::{info, warn};
 
@@ -31,7 +31,7 @@ use crate::{
     xdp::{clock_now, FastPathMaps},
 };
 
-/// Most lease map entries whose stamps are read per call of [`FastPath::take_renewals`]:
+/// Most lease map entries whose stamps are read per call of [`RenewalUpkeep::take_renewals`]:
 /// bindings written in one burst (at a start) have their looks spread over several ticks.
 pub const STAMP_READS: usize = 50_000;
 /// Seconds before its deadline from which a binding is no longer looked at: a renewal XDP
@@ -51,9 +51,9 @@ struct Written {
     deadline: u64,
 }
 
-pub struct FastPath {
+pub struct RenewalUpkeep {
     leases: BpfHashMap<MapData, LeaseKey, LeaseEntry>,
-    links: BpfHashMap<MapData, u32, dhcp6_common::fast_path::LinkEntry>,
+    links: BpfHashMap<MapData, u32, dhcp6_common::renewal::LinkEntry>,
     /// The lease map's writer, until the commit thread takes it.
     writer: Option<LeaseMapWriter>,
     /// Served interfaces: name -> ifindex.
@@ -112,10 +112,10 @@ impl Looks {
     }
 }
 
-impl FastPath {
-    pub fn new(maps: FastPathMaps, interfaces: HashMap<String, u32>) -> FastPath {
+impl RenewalUpkeep {
+    pub fn new(maps: FastPathMaps, interfaces: HashMap<String, u32>) -> RenewalUpkeep {
         let FastPathMaps { leases, links, lease_writer, lease_capacity } = maps;
-        FastPath {
+        RenewalUpkeep {
             leases,
             links,
             writer: Some(LeaseMapWriter::new(lease_writer)),

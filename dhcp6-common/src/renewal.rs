@@ -170,7 +170,9 @@ mod pod {
     // SAFETY: plain `repr(C)` data of integers and byte arrays, with every padding byte an
     // explicit field, so that any bit pattern is a valid value.
     unsafe impl aya::Pod for super::LeaseKey {}
+    // SAFETY: as for the type above.
     unsafe impl aya::Pod for super::LeaseEntry {}
+    // SAFETY: as for the type above.
     unsafe impl aya::Pod for super::LinkEntry {}
 }
 
