@@ -231,35 +231,34 @@ impl XdpProgram {
 
     /// Attaches to `interface` through a pinned link, which outlives this process. A link an
     /// earlier dhcp6d pinned is taken over: this program replaces the one it ran, atomically.
-    /// Native mode first, generic if the driver has none. Returns whether a pinned link was
-    /// taken over.
+    /// A pinned link that is stale (its interface was deleted, or it is attached to another
+    /// interface than the one of that name now) has its pin removed, which releases it, and
+    /// XDP is attached afresh. Native mode first, generic if the driver has none. Returns
+    /// whether a pinned link was taken over.
     pub fn attach_pinned(&mut self, interface: &str) -> Result<bool, XdpError> {
         let Some(pins) = &self.pins else { return Err(XdpError::Missing("pin directory")) };
         let path = pins.join(format!("link-{interface}"));
         let pin_error = |message: String| XdpError::Pin { path: path.clone(), message };
         let program = program_mut(&mut self.ebpf)?;
         if path.exists() {
-            let pinned = PinnedLink::from_pin(&path).map_err(|e| pin_error(e.to_string()))?;
-            let link =
-                aya::programs::xdp::XdpLink::try_from(FdLink::from(pinned)).map_err(|e| pin_error(e.to_string()))?;
-            program.attach_to_link(link)?;
-            return Ok(true);
-        }
-        // A dhcp6d of an earlier layout left its link pinned in its own folder: taken over the
-        // same way (the program replaced atomically), and pinned again in this layout's.
-        let earlier = pins.parent().and_then(|dir| std::fs::read_dir(dir).ok()).and_then(|entries| {
-            entries.flatten().map(|e| e.path().join(format!("link-{interface}"))).find(|p| *p != path && p.exists())
-        });
-        if let Some(old) = earlier {
-            let old_error = |message: String| XdpError::Pin { path: old.clone(), message };
-            let pinned = PinnedLink::from_pin(&old).map_err(|e| old_error(e.to_string()))?;
-            let link =
-                aya::programs::xdp::XdpLink::try_from(FdLink::from(pinned)).map_err(|e| old_error(e.to_string()))?;
-            let id = program.attach_to_link(link)?;
-            let fd_link = FdLink::try_from(program.take_link(id)?).map_err(|e| pin_error(e.to_string()))?;
-            fd_link.pin(&path).map_err(|e| pin_error(e.to_string()))?;
-            std::fs::remove_file(&old).map_err(|e| old_error(e.to_string()))?;
-            return Ok(true);
+            if take_over_pinned(program, &path, interface)?.is_some() {
+                return Ok(true);
+            }
+        } else {
+            // A dhcp6d of an earlier layout left its link pinned in its own folder: taken over
+            // the same way (the program replaced atomically), and pinned again in this layout's.
+            let earlier = pins.parent().and_then(|dir| std::fs::read_dir(dir).ok()).and_then(|entries| {
+                entries.flatten().map(|e| e.path().join(format!("link-{interface}"))).find(|p| *p != path && p.exists())
+            });
+            if let Some(old) = earlier {
+                if let Some(id) = take_over_pinned(program, &old, interface)? {
+                    let fd_link = FdLink::try_from(program.take_link(id)?).map_err(|e| pin_error(e.to_string()))?;
+                    fd_link.pin(&path).map_err(|e| pin_error(e.to_string()))?;
+                    std::fs::remove_file(&old)
+                        .map_err(|e| XdpError::Pin { path: old.clone(), message: e.to_string() })?;
+                    return Ok(true);
+                }
+            }
         }
         let id = match program.attach(interface, XdpMode::Driver) {
             Ok(id) => id,
@@ -446,6 +445,67 @@ pub fn enable_run_stats() -> Result<std::os::fd::OwnedFd, XdpError> {
         .map_err(|e| XdpError::Pin { path: PathBuf::from("BPF_ENABLE_STATS"), message: e.to_string() })
 }
 
+/// Has `program` take over the XDP link pinned at `path` for `interface`, replacing the
+/// program it runs, atomically. A stale link is not taken over: one whose interface was
+/// deleted (the kernel severs it: it shows no interface, and updating it fails with ENOLINK),
+/// or one attached to another interface than `interface` is now (deleted and made anew, or
+/// renamed). Its pin is removed, which releases it, and `None` returned.
+fn take_over_pinned(
+    program: &mut Xdp,
+    path: &Path,
+    interface: &str,
+) -> Result<Option<aya::programs::xdp::XdpLinkId>, XdpError> {
+    let pin_error = |message: String| XdpError::Pin { path: path.to_path_buf(), message };
+    let link = FdLink::from(PinnedLink::from_pin(path).map_err(|e| pin_error(e.to_string()))?);
+    let pinned_to = link.info().ok().and_then(|info| xdp_link_ifindex(info.id()));
+    let current = nix::net::if_::if_nametoindex(interface).ok();
+    let stale = match (pinned_to, current) {
+        (Some(0), _) => Some("its interface was deleted".to_string()),
+        (Some(pinned), Some(current)) if pinned != current => {
+            Some(format!("it is attached to ifindex {pinned}, {interface} is ifindex {current}"))
+        }
+        _ => None,
+    };
+    let stale = match stale {
+        Some(reason) => reason,
+        None => {
+            let link = aya::programs::xdp::XdpLink::try_from(link).map_err(|e| pin_error(e.to_string()))?;
+            match program.attach_to_link(link) {
+                Ok(id) => return Ok(Some(id)),
+                Err(ProgramError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOLINK) => {
+                    "the kernel severed it from its interface".to_string()
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    std::fs::remove_file(path).map_err(|e| pin_error(e.to_string()))?;
+    tracing::warn!(
+        interface,
+        pin = %path.display(),
+        reason = %stale,
+        "removed the stale pinned XDP link; attaching XDP afresh"
+    );
+    Ok(None)
+}
+
+/// The ifindex of the interface XDP link `link_id` is attached to (0 once the interface is
+/// gone), from the fdinfo of the descriptor in this process that holds the link. `None` when
+/// no descriptor's fdinfo says (no /proc, say).
+fn xdp_link_ifindex(link_id: u32) -> Option<u32> {
+    let entries = std::fs::read_dir("/proc/self/fdinfo").ok()?;
+    entries.flatten().find_map(|entry| fdinfo_xdp_ifindex(&std::fs::read_to_string(entry.path()).ok()?, link_id))
+}
+
+/// The `ifindex` of an fdinfo text, if it is that of XDP link `link_id`.
+fn fdinfo_xdp_ifindex(fdinfo: &str, link_id: u32) -> Option<u32> {
+    let field = |name: &str| fdinfo.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(str::trim);
+    if field("link_type")? != "xdp" || field("link_id")?.parse::<u32>().ok()? != link_id {
+        return None;
+    }
+    field("ifindex")?.parse().ok()
+}
+
 fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, XdpError> {
     Ok(ebpf.program_mut(XDP_PROGRAM).ok_or(XdpError::Missing("XDP program"))?.try_into()?)
 }
@@ -472,4 +532,23 @@ pub fn monotonic_ns() -> u64 {
 pub fn clock_now() -> Clock {
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     Clock::at(monotonic_ns(), unix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fdinfo of an XDP link's descriptor: the fields bpf_link_show_fdinfo writes, then
+    /// the XDP link's own (its ifindex, 0 once severed).
+    const XDP_LINK: &str = "pos:\t0\nflags:\t02000002\nmnt_id:\t16\nino:\t1057\nlink_type:\txdp\nlink_id:\t7\n\
+                            prog_tag:\t9a4b5c6d7e8f0a1b\nprog_id:\t42\nifindex:\t3\n";
+
+    #[test]
+    fn an_xdp_links_ifindex_is_read_from_its_fdinfo() {
+        assert_eq!(fdinfo_xdp_ifindex(XDP_LINK, 7), Some(3));
+        assert_eq!(fdinfo_xdp_ifindex(&XDP_LINK.replace("ifindex:\t3", "ifindex:\t0"), 7), Some(0), "severed");
+        assert_eq!(fdinfo_xdp_ifindex(XDP_LINK, 8), None, "another link");
+        assert_eq!(fdinfo_xdp_ifindex(&XDP_LINK.replace("xdp", "tcx"), 7), None, "not an XDP link");
+        assert_eq!(fdinfo_xdp_ifindex("pos:\t0\nflags:\t02\n", 7), None, "not a link");
+    }
 }

@@ -1,6 +1,9 @@
 //! How long the XDP program takes per frame, from program test runs (BPF_PROG_TEST_RUN) and
 //! the kernel's run-time statistics: a Renew answered by the fast path (IA_NA, and IA_NA + IA_PD), and
 //! frames it passes. `dhcp6d xdp bench` prints it; `cargo xtask bench` runs that.
+//!
+//! Answered frames are timed in live-frame test runs where the kernel allows them, else in
+//! plain test runs ([`Timing`]).
 
 use std::{net::Ipv6Addr, time::Duration};
 
@@ -17,7 +20,7 @@ use crate::{
     frame::client_frame,
     renewal::{lease_entry, lease_key, link_entry},
     server::{IaType, Lease, LeaseState, Server},
-    xdp::{clock_now, XdpProgram},
+    xdp::{clock_now, XdpError, XdpProgram},
 };
 
 /// Test runs come in on loopback, the one interface every namespace has.
@@ -26,7 +29,7 @@ const XDP_TX: u32 = 3;
 /// Runs per live-frame test run: one batch of fresh pages.
 const LIVE_BATCH: u32 = 64;
 /// Most live-frame test runs per answered case (each sets up a page pool: about a
-/// millisecond).
+/// millisecond); plain timing makes as many runs, one per test run.
 const LIVE_CALLS: u32 = 500;
 
 const CONFIG: &str = r#"
@@ -50,14 +53,63 @@ const CLIENT_DUID: [u8; 10] = [0, 3, 0, 1, 2, 0, 0, 0, 0, 0xc0];
 const ADDRESS: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x100);
 const PREFIX: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x8000, 0, 0, 0, 0, 0);
 
+/// How the frames the program answers are timed. A plain test run with a repeat would run the
+/// program on the Reply it wrote from the second run on, so each run needs a fresh copy of
+/// the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Timing {
+    /// Live-frame test runs (BPF_F_TEST_XDP_LIVE_FRAMES, Linux 5.18): a batch of fresh pages
+    /// per test run, as from a NIC's ring, each Reply transmitted.
+    Live,
+    /// Plain test runs of one run each, on a fresh copy of the request; each time includes
+    /// the test run's own timer reads. `why` says why not live frames.
+    Plain { why: String },
+}
+
+impl Timing {
+    /// The timing that an attempt at a live-frame test run leaves: live if it ran, plain if
+    /// the kernel refused live frames (EPERM, which some hosts answer even to root; EINVAL,
+    /// from kernels that know no live frames). Other errors are the caller's.
+    pub fn after_live_attempt<T>(attempt: Result<T, XdpError>) -> Result<Timing, XdpError> {
+        match attempt {
+            Ok(_) => Ok(Timing::Live),
+            Err(XdpError::Program(aya::programs::ProgramError::SyscallError(e)))
+                if matches!(e.io_error.raw_os_error(), Some(libc::EPERM | libc::EINVAL)) =>
+            {
+                Ok(Timing::Plain { why: format!("the kernel refused live frames: {}", e.io_error) })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A short name for the report: `live` or `plain`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Timing::Live => "live",
+            Timing::Plain { .. } => "plain",
+        }
+    }
+}
+
+impl std::fmt::Display for Timing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Timing::Live => write!(f, "answered frames timed in live-frame test runs, {LIVE_BATCH} fresh frames each"),
+            Timing::Plain { why } => {
+                write!(f, "answered frames timed in plain test runs, one fresh frame each ({why})")
+            }
+        }
+    }
+}
+
 /// One measurement.
 #[derive(Debug, Clone)]
 pub struct Measured {
     pub what: &'static str,
     /// Whether the program answered (XDP_TX) rather than passed.
     pub answered: bool,
-    /// Per frame, as the test run timed it (for answers: live frames, with their reset and
-    /// transmission).
+    /// Per frame, as the test run timed it (for answers: as [`Timing`] says; live frames with
+    /// their reset and transmission).
     pub per_packet: Duration,
     /// Per frame in the program alone, from the kernel's run-time statistics.
     pub in_program: Duration,
@@ -110,8 +162,10 @@ fn lease(resource: Ipv6Net, ia_type: IaType, iaid: u32, expires: u64) -> Lease {
     }
 }
 
-/// Runs each case `repeat` times. Needs root (BPF).
-pub fn measure(repeat: u32) -> anyhow::Result<Vec<Measured>> {
+/// Runs each case `repeat` times (answered ones at most [`LIVE_CALLS`] x [`LIVE_BATCH`]).
+/// Answered frames are timed in live-frame test runs unless `live` is false or the kernel
+/// refuses them; the [`Timing`] returned says which. Needs root (BPF).
+pub fn measure(repeat: u32, live: bool) -> anyhow::Result<(Timing, Vec<Measured>)> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let config = Config::parse(CONFIG)?;
     let leases = vec![
@@ -138,30 +192,39 @@ pub fn measure(repeat: u32) -> anyhow::Result<Vec<Measured>> {
         ("Renew of an unknown client, passed", frame(MessageType::Renew, &other_client, false)),
         ("Solicit, passed", frame(MessageType::Solicit, &CLIENT_DUID, false)),
     ];
+    let timing = if live {
+        Timing::after_live_attempt(program.test_run_live(&cases[0].1, LO, 1))?
+    } else {
+        Timing::Plain { why: "asked for".into() }
+    };
     let _stats = crate::xdp::enable_run_stats()?;
     let mut out = Vec::new();
     for (what, f) in cases {
         // One plain run says what the program does with the frame. A frame it passes is timed
         // on repeat. A frame it answers is rewritten in place, so a plain repeat would time
-        // the Reply from the second run on: it is timed on repeat in live-frame test runs
-        // instead, each run on a fresh copy of the request (a batch of pages, as a NIC's ring
-        // holds them), and the count of Replies checks that every run answered.
+        // the Reply from the second run on: each run is on a fresh copy of the request instead
+        // (as `timing` says), and the count of Replies checks that every run answered.
         let answered = program.test_run_on(&f, LO, 1)?.action == XDP_TX;
         let (time0, runs0) = program.run_stats()?;
         let per_packet = if answered {
-            let calls = (repeat / LIVE_BATCH).clamp(1, LIVE_CALLS);
+            let runs = (repeat / LIVE_BATCH).clamp(1, LIVE_CALLS) * LIVE_BATCH;
             let replied0 = program.counters()?.verdict(Verdict::Replied);
             let mut total = Duration::ZERO;
-            for _ in 0..calls {
-                total += program.test_run_live(&f, LO, LIVE_BATCH)? * LIVE_BATCH;
+            match timing {
+                Timing::Live => {
+                    for _ in 0..runs / LIVE_BATCH {
+                        total += program.test_run_live(&f, LO, LIVE_BATCH)? * LIVE_BATCH;
+                    }
+                }
+                Timing::Plain { .. } => {
+                    for _ in 0..runs {
+                        total += program.test_run_on(&f, LO, 1)?.duration;
+                    }
+                }
             }
             let replied = program.counters()?.verdict(Verdict::Replied) - replied0;
-            anyhow::ensure!(
-                replied == u64::from(calls * LIVE_BATCH),
-                "{what}: {replied} of {} live runs answered",
-                calls * LIVE_BATCH
-            );
-            total / (calls * LIVE_BATCH)
+            anyhow::ensure!(replied == u64::from(runs), "{what}: {replied} of {runs} {} runs answered", timing.name());
+            total / runs
         } else {
             program.test_run_on(&f, LO, repeat)?.duration
         };
@@ -169,5 +232,31 @@ pub fn measure(repeat: u32) -> anyhow::Result<Vec<Measured>> {
         let in_program = (time1 - time0) / (runs1 - runs0).max(1) as u32;
         out.push(Measured { what, answered, per_packet, in_program });
     }
-    Ok(out)
+    Ok((timing, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(errno: i32) -> Result<Duration, XdpError> {
+        let io_error = std::io::Error::from_raw_os_error(errno);
+        let e = aya::sys::SyscallError { call: "bpf_prog_test_run", io_error };
+        Err(XdpError::Program(aya::programs::ProgramError::SyscallError(e)))
+    }
+
+    #[test]
+    fn refused_live_frames_fall_back_to_plain_runs_and_say_why() {
+        let timing = Timing::after_live_attempt(refused(libc::EPERM)).expect("a fallback");
+        assert_eq!(timing.name(), "plain");
+        let said = timing.to_string();
+        assert!(said.contains("plain test runs") && said.contains("Operation not permitted"), "{said}");
+        assert_eq!(Timing::after_live_attempt(refused(libc::EINVAL)).expect("a fallback").name(), "plain");
+    }
+
+    #[test]
+    fn live_frames_are_used_when_they_run_and_other_errors_stay_errors() {
+        assert_eq!(Timing::after_live_attempt(Ok(Duration::ZERO)).expect("live"), Timing::Live);
+        assert!(Timing::after_live_attempt(refused(libc::ENOMEM)).is_err());
+    }
 }

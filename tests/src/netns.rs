@@ -126,8 +126,11 @@ pub struct Veth {
 
 impl Veth {
     pub fn new(ns_a: &Netns, ns_b: &Netns) -> Veth {
-        let a = unique_name("va");
-        let b = unique_name("vb");
+        Veth::named(ns_a, ns_b, unique_name("va"), unique_name("vb"))
+    }
+
+    /// A veth pair with the names given (to make one anew after deleting it, say).
+    pub fn named(ns_a: &Netns, ns_b: &Netns, a: String, b: String) -> Veth {
         must(
             Command::new("ip").args([
                 "link", "add", &a, "netns", &ns_a.name, "type", "veth", "peer", "name", &b, "netns", &ns_b.name,

@@ -169,6 +169,38 @@ fn renewals_are_answered_by_xdp_while_dhcp6d_restarts() {
     assert!(server.show("statistics")["xdp"].is_null(), "no XDP counters without XDP");
 }
 
+/// The interface is deleted while dhcp6d is stopped and made anew with the same name: the
+/// link pinned to the old one outlives it, severed. The next dhcp6d removes that pin (and
+/// says so), attaches XDP afresh to the new interface, and serves on it.
+#[test]
+fn a_link_pinned_to_a_deleted_interface_is_replaced_at_start() {
+    let server_ns = Netns::new("d6rs");
+    let client_ns = Netns::new("d6rc");
+    let veth = Veth::new(&server_ns, &client_ns);
+    let scratch = Scratch::new("fastpathrecreated");
+    let config = config(&veth.a);
+    let server = Dhcp6d::start_pinned(&server_ns, &scratch, "srv", &config, &[], Some(bpf_dir("fprec")));
+    let dir = server.stop_keeping_pins().unwrap();
+    assert!(XdpProgram::link_pin(&dir, &veth.a).exists(), "the link stays pinned while no dhcp6d runs");
+
+    server_ns.exec(&["ip", "link", "del", &veth.a]);
+    let veth = Veth::named(&server_ns, &client_ns, veth.a.clone(), veth.b.clone());
+    assert!(XdpProgram::link_pin(&dir, &veth.a).exists(), "the severed link's pin outlives its interface");
+    let xdp_attached = || {
+        let out = server_ns.exec(&["ip", "-d", "link", "show", &veth.a]);
+        String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+    };
+    assert!(!xdp_attached(), "the new interface starts without XDP");
+
+    let server = Dhcp6d::start_pinned(&server_ns, &scratch, "srv", &config, &[], Some(dir));
+    let log = server.process.log_text();
+    assert!(xdp_attached(), "XDP attached to the new interface: {log}");
+    assert!(log.contains("removed the stale pinned XDP link"), "said once: {log}");
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &veth.b, &[]);
+    client.wait_event("BOUND6", "new_ip6_address", SECS);
+    assert!(server.show("statistics")["xdp"].is_object(), "with XDP counters");
+}
+
 /// A lease map smaller than the bindings: it fills, and the bindings past it are left to
 /// userspace by the engine (said in the log), not handed to the map to refuse one by one;
 /// every client still gets its lease.

@@ -123,6 +123,33 @@ fn a_link_pinned_by_an_earlier_layout_is_taken_over() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A link pinned under one interface's name but attached to another (the interface was
+/// renamed, and a new one took its name) is not taken over: its pin is removed, which
+/// detaches XDP from the other interface, and XDP is attached afresh to the one of that name.
+#[test]
+fn a_link_pinned_to_another_interface_is_not_taken_over() {
+    let ns = Netns::new("d6st");
+    let peer = Netns::new("d6su");
+    let (first, second) = (Veth::new(&ns, &peer), Veth::new(&ns, &peer));
+    let dir = dhcp6_tests::peers::bpf_dir("stale");
+    ns.run(|| {
+        let mut program = XdpProgram::load_pinned(&dir, 1024).expect("load");
+        assert!(!program.attach_pinned(&first.a).expect("attach"), "nothing to take over yet");
+    });
+    std::fs::rename(XdpProgram::link_pin(&dir, &first.a), XdpProgram::link_pin(&dir, &second.a)).unwrap();
+    let attached =
+        |i: &str| String::from_utf8_lossy(&ns.exec(&["ip", "-d", "link", "show", i]).stdout).contains("prog/xdp");
+    assert!(attached(&first.a) && !attached(&second.a), "the pinned link holds XDP on the first interface");
+    ns.run(|| {
+        let mut program = XdpProgram::load_pinned(&dir, 1024).expect("load");
+        assert!(!program.attach_pinned(&second.a).expect("attach afresh"), "not taken over");
+    });
+    assert!(attached(&second.a), "attached to the interface of that name");
+    assert!(!attached(&first.a), "released from the other one");
+    assert!(XdpProgram::link_pin(&dir, &second.a).exists(), "the new link is pinned");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn the_lease_map_takes_the_configured_size_and_a_pinned_one_keeps_its_own() {
     let dir = dhcp6_tests::peers::bpf_dir("capacity");

@@ -391,3 +391,29 @@ fn what_the_fast_path_must_not_answer_is_passed_untouched() {
     assert!(after.verdict(Verdict::NoLease) > 0 && after.verdict(Verdict::PastDeadline) > 0);
     assert!(after.verdict(Verdict::Unfit) > 0 && after.verdict(Verdict::NotUdp) > 0);
 }
+
+/// `dhcp6d xdp bench` times the answered frames in live-frame test runs where the kernel
+/// allows them, in plain ones where it refuses them (some hosts do, even to root), and says
+/// which; `--plain` asks for plain ones, as a refusal leaves them.
+#[test]
+fn xdp_bench_falls_back_to_plain_test_runs_and_names_its_timing() {
+    let ns = dhcp6_tests::netns::Netns::new("d6bn");
+    let bin = dhcp6_tests::peers::dhcp6d_binary();
+    let bench = |extra: &[&str]| {
+        let mut args = vec![bin.to_str().unwrap(), "xdp", "bench", "--repeat", "6400"];
+        args.extend_from_slice(extra);
+        String::from_utf8_lossy(&ns.exec(&args).stdout).into_owned()
+    };
+    let answered_in = |text: &str, mode: &str| {
+        let answered: Vec<&str> = text.lines().filter(|l| l.contains("XDP_TX")).collect();
+        answered.len() == 3 && answered.iter().all(|l| l.ends_with(mode))
+    };
+    let plain = bench(&["--plain"]);
+    assert!(plain.starts_with("answered frames timed in plain test runs"), "{plain}");
+    assert!(answered_in(&plain, "(plain)"), "{plain}");
+
+    let either = bench(&[]);
+    let live = either.starts_with("answered frames timed in live-frame test runs");
+    assert!(live || either.contains("the kernel refused live frames"), "{either}");
+    assert!(answered_in(&either, if live { "(live)" } else { "(plain)" }), "{either}");
+}

@@ -394,44 +394,61 @@ fn summary(ours: &Outcome, kea: Option<&Outcome>) {
     }
 }
 
+/// A part of the benchmark, by the name `--only` takes.
+type Part<'a> = (&'static str, Box<dyn FnOnce() -> Result<()> + 'a>);
+
 pub fn run(dhcp6d: &Path, only: Option<&str>) -> Result<()> {
     let dir = PathBuf::from(DIR);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let part = |name: &str| only.is_none_or(|o| o == name);
+    let parts: [Part<'_>; 5] = [
+        (
+            "exchanges",
+            Box::new(|| {
+                println!(
+                    "four-message exchanges, {SECONDS} s per rate, sustained = at most {}% lost",
+                    MAX_DROP_RATIO * 100.0
+                );
+                println!("with perfdhcp -6:");
+                let (ours, kea) = compare(Generator::Perfdhcp, RATES, dhcp6d)?;
+                summary(&ours, kea.as_ref());
+                let own = dhcp6d.with_file_name("dhcp6-load");
+                println!("with dhcp6-load (the project's own generator; perfdhcp tops out first):");
+                let (ours, kea) = compare(Generator::Own(&own), OWN_RATES, dhcp6d)?;
+                summary(&ours, kea.as_ref());
+                Ok(())
+            }),
+        ),
+        ("million", Box::new(|| million_leases(dhcp6d))),
+        ("xdp", Box::new(|| xdp_fast_path(dhcp6d))),
+        ("renewals", Box::new(|| renewals(dhcp6d))),
+        ("relay", Box::new(|| relayed(dhcp6d))),
+    ];
     if let Some(o) = only {
-        anyhow::ensure!(
-            ["exchanges", "million", "xdp", "renewals", "relay"].contains(&o),
-            "--only takes exchanges, million, xdp, renewals or relay, not {o}"
-        );
+        let names: Vec<&str> = parts.iter().map(|(name, _)| *name).collect();
+        anyhow::ensure!(names.contains(&o), "--only takes {}, not {o}", names.join(", "));
     }
-    if part("exchanges") {
-        println!("four-message exchanges, {SECONDS} s per rate, sustained = at most {}% lost", MAX_DROP_RATIO * 100.0);
-        println!("with perfdhcp -6:");
-        let (ours, kea) = compare(Generator::Perfdhcp, RATES, dhcp6d)?;
-        summary(&ours, kea.as_ref());
-        let own = dhcp6d.with_file_name("dhcp6-load");
-        println!("with dhcp6-load (the project's own generator; perfdhcp tops out first):");
-        let (ours, kea) = compare(Generator::Own(&own), OWN_RATES, dhcp6d)?;
-        summary(&ours, kea.as_ref());
+    let chosen = parts.into_iter().filter(|(name, _)| only.is_none_or(|o| o == *name)).collect();
+    let failed = run_parts(chosen);
+    if failed.is_empty() {
+        return Ok(());
+    }
+    println!("bench: failed parts: {}", failed.join(", "));
+    anyhow::bail!("{} benchmark part(s) failed: {}", failed.len(), failed.join(", "))
+}
+
+/// Runs each part in order, a blank line after each; a part that fails is reported and the
+/// next one runs. Returns the names of those that failed.
+fn run_parts(parts: Vec<Part<'_>>) -> Vec<&'static str> {
+    let mut failed = Vec::new();
+    for (name, part) in parts {
+        if let Err(e) = part() {
+            println!("bench: {name} failed: {e:#}");
+            failed.push(name);
+        }
         println!();
     }
-    if part("million") {
-        million_leases(dhcp6d)?;
-        println!();
-    }
-    if part("xdp") {
-        xdp_fast_path(dhcp6d)?;
-        println!();
-    }
-    if part("renewals") {
-        renewals(dhcp6d)?;
-        println!();
-    }
-    if part("relay") {
-        relayed(dhcp6d)?;
-    }
-    Ok(())
+    failed
 }
 
 /// The XDP fast path's time per frame, from program test runs (`dhcp6d xdp bench`).
@@ -787,4 +804,30 @@ pub fn relayed(dhcp6d: &Path) -> Result<()> {
          upstream interfaces; the veth transmit of redirected frames is not in either)"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_part_is_reported_and_the_later_ones_still_run() {
+        let ran = std::cell::RefCell::new(Vec::new());
+        let part = |name: &'static str, ok: bool| -> Part<'_> {
+            let ran = &ran;
+            let body = move || {
+                ran.borrow_mut().push(name);
+                if ok {
+                    Ok(())
+                } else {
+                    anyhow::bail!("{name} refused")
+                }
+            };
+            (name, Box::new(body))
+        };
+        let failed =
+            run_parts(vec![part("exchanges", true), part("xdp", false), part("renewals", true), part("relay", false)]);
+        assert_eq!(failed, ["xdp", "relay"]);
+        assert_eq!(*ran.borrow(), ["exchanges", "xdp", "renewals", "relay"]);
+    }
 }

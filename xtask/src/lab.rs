@@ -2,7 +2,8 @@
 //! access link, served by dhcp6d (XDP attached) from `examples/lab.toml`, and one more client
 //! behind a dhcp6d relay (relaying in XDP, `examples/lab-relay.toml`). It shows the clients'
 //! leases, the relay's user entries and the counters, stays up until Ctrl-C, then removes
-//! everything.
+//! everything: namespaces, pins, and the bpffs if it mounted one (also on Ctrl-C during
+//! set-up, or when set-up fails).
 //!
 //! ```text
 //!  lab-c1 (dhclient IA_NA) ──┐
@@ -13,6 +14,7 @@
 
 use std::{
     path::{Path, PathBuf},
+    process::Command,
     sync::mpsc,
     time::{Duration, Instant},
 };
@@ -28,7 +30,85 @@ const RUN_DIR: &str = "/run/dhcp6-lab";
 /// resolv.conf): the lab only shows what the clients were given.
 const HOOK: &str = "#!/bin/sh\nexit 0\n";
 
+/// What the lab made outside the [`Netns`] values that remove themselves: the names of its
+/// namespaces (one whose set-up failed half-way has no value to drop), its pin folders, and
+/// the bpffs it mounted for them, if it did. Dropped after the namespaces (it is made
+/// before them), whose processes hold the pinned programs and maps.
+struct Lab {
+    bpffs: PathBuf,
+    namespaces: Vec<String>,
+    pins: Vec<PathBuf>,
+    mounted: bool,
+}
+
+impl Lab {
+    fn new(bpffs: &Path) -> Lab {
+        Lab { bpffs: bpffs.to_path_buf(), namespaces: Vec::new(), pins: Vec::new(), mounted: false }
+    }
+
+    /// A fresh namespace `name`, removed with the lab at the latest.
+    fn netns(&mut self, name: &str) -> Result<Netns> {
+        self.namespaces.push(name.to_string());
+        Netns::new(name)
+    }
+
+    /// A fresh pin folder `name` on the lab's bpffs (mounted first if need be), removed with
+    /// the lab.
+    fn pin_dir(&mut self, name: &str) -> Result<PathBuf> {
+        let (dir, mounted) = crate::setup::fresh_pin_dir(&self.bpffs, name)?;
+        self.mounted |= mounted;
+        self.pins.push(dir.clone());
+        Ok(dir)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for name in self.namespaces.iter().rev() {
+            let _ = crate::shell::output(Command::new("ip").args(["netns", "del", name]));
+        }
+        // Removing a pin detaches what it held (the XDP links) once no process holds it.
+        for dir in &self.pins {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if self.mounted && crate::shell::output(Command::new("umount").arg(&self.bpffs)).is_some() {
+            let _ = std::fs::remove_dir(&self.bpffs);
+        }
+    }
+}
+
+/// Ctrl-C, caught from the start of set-up on, so that the process lives on to remove what
+/// the lab made. Set-up checks for it between steps (a command the terminal's SIGINT killed
+/// fails its step just as well).
+struct Interrupt(mpsc::Receiver<()>);
+
+impl Interrupt {
+    fn install() -> Result<Interrupt> {
+        let (tx, rx) = mpsc::channel();
+        ctrlc::set_handler(move || {
+            let _ = tx.send(());
+        })
+        .context("installing the Ctrl-C handler")?;
+        Ok(Interrupt(rx))
+    }
+
+    /// An error once Ctrl-C was pressed: set-up stops, and what it made is removed.
+    fn check(&self) -> Result<()> {
+        match self.0.try_recv() {
+            Ok(()) => anyhow::bail!("interrupted during set-up: the lab is removed"),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn wait(&self) {
+        let _ = self.0.recv();
+    }
+}
+
 pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
+    let interrupt = Interrupt::install()?;
+    // Made before the namespaces, so dropped after them.
+    let mut lab = Lab::new(Path::new(crate::setup::NETNS_BPFFS));
     let dir = PathBuf::from(RUN_DIR);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -37,50 +117,53 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     crate::shell::run(std::process::Command::new("chmod").arg("755").arg(&hook))?;
 
     // Dropped in reverse order: clients, then the server, then the switch.
-    let switch = Netns::new("lab-sw")?;
+    let switch = lab.netns("lab-sw")?;
     switch.exec(&["ip", "link", "add", "br0", "type", "bridge"])?;
     switch.exec(&["ip", "link", "set", "br0", "up"])?;
-    let mut server = Netns::new("lab-srv")?;
+    interrupt.check()?;
+    let mut server = lab.netns("lab-srv")?;
     veth(&server, "lab-srv", &switch, "sw-srv")?;
     switch.exec(&["ip", "link", "set", "sw-srv", "master", "br0"])?;
     server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "lab-srv", "nodad"])?;
     let config = root.join("examples/lab.toml");
     let config_arg = config.to_str().context("the repository path is not UTF-8")?;
     let dhcp6d_arg = dhcp6d.to_str().context("the build path is not UTF-8")?;
-    let pins = crate::setup::netns_pin_dir("lab")?;
+    let pins = lab.pin_dir("lab")?;
     let pins_arg = pins.to_str().context("path")?;
     server.spawn(&[dhcp6d_arg, "run", "--config", config_arg, "--bpf-dir", pins_arg], &dir.join("dhcp6d.log"))?;
-    wait_for_socket(&dir.join("dhcp6d.sock"), &dir.join("dhcp6d.log"))?;
+    wait_for_socket(&dir.join("dhcp6d.sock"), &dir.join("dhcp6d.log"), &interrupt)?;
 
     // The relay: upstream on the switch, an access link of its own with one client. Its links
     // are set up as a router's: IPv6 forwarding on, whole checksums from the hosts whose
     // frames XDP checks, GRO on the veth ends XDP redirects into.
-    let mut relay = Netns::new("lab-rly")?;
+    let mut relay = lab.netns("lab-rly")?;
     veth(&relay, "uplink", &switch, "sw-rly")?;
     switch.exec(&["ip", "link", "set", "sw-rly", "master", "br0"])?;
     switch.exec(&["ethtool", "-K", "sw-rly", "gro", "on"])?;
     server.exec(&["ethtool", "-K", "lab-srv", "tx", "off"])?;
     relay.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])?;
     relay.exec(&["ip", "-6", "addr", "add", "2001:db8:1::2/64", "dev", "uplink", "nodad"])?;
-    let c3 = Netns::new("lab-c3")?;
+    interrupt.check()?;
+    let c3 = lab.netns("lab-c3")?;
     veth(&c3, "eth0", &relay, "acc")?;
     relay.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", "acc", "nodad"])?;
     c3.exec(&["ethtool", "-K", "eth0", "tx", "off", "gro", "on"])?;
     relay.wait_link_local("acc")?;
     let relay_config = root.join("examples/lab-relay.toml");
     let relay_config_arg = relay_config.to_str().context("the repository path is not UTF-8")?;
-    let relay_pins = crate::setup::netns_pin_dir("lab-relay")?;
+    let relay_pins = lab.pin_dir("lab-relay")?;
     let relay_pins_arg = relay_pins.to_str().context("path")?;
     relay.spawn(
         &[dhcp6d_arg, "run", "--config", relay_config_arg, "--bpf-dir", relay_pins_arg],
         &dir.join("relay.log"),
     )?;
-    wait_for_socket(&dir.join("relay.sock"), &dir.join("relay.log"))?;
+    wait_for_socket(&dir.join("relay.sock"), &dir.join("relay.log"), &interrupt)?;
 
     // Two clients on the switch, one behind the relay.
     let mut hosts = Vec::new();
     for name in ["lab-c1", "lab-c2"] {
-        let ns = Netns::new(name)?;
+        interrupt.check()?;
+        let ns = lab.netns(name)?;
         let port = format!("sw-{}", &name[4..]);
         veth(&ns, "eth0", &switch, &port)?;
         switch.exec(&["ip", "link", "set", &port, "master", "br0"])?;
@@ -117,6 +200,7 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     let show = |what: &str| show_with(config_arg, what);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
+        interrupt.check()?;
         let out =
             std::process::Command::new(dhcp6d).args(["show", "bindings", "--json", "--config", config_arg]).output()?;
         if String::from_utf8_lossy(&out.stdout).matches("\"bound\"").count() >= 5 {
@@ -139,26 +223,72 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     println!("\nThe lab stays up: try `dhcp6d show bindings --config examples/lab.toml`, or");
     println!("`ip netns exec lab-srv bpftool net` to see the XDP program. Logs in {RUN_DIR}. Ctrl-C removes it.");
 
-    let (tx, rx) = mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = tx.send(());
-    })
-    .context("installing the Ctrl-C handler")?;
-    let _ = rx.recv();
-    println!("\nlab: removing namespaces");
+    interrupt.wait();
+    println!("\nlab: removing namespaces and pins");
     drop(clients);
     drop(relay);
     drop(server);
     drop(switch);
+    drop(lab);
     Ok(())
 }
 
-fn wait_for_socket(socket: &Path, log: &Path) -> Result<()> {
+fn wait_for_socket(socket: &Path, log: &Path, interrupt: &Interrupt) -> Result<()> {
     for _ in 0..100 {
+        interrupt.check()?;
         if socket.exists() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     anyhow::bail!("dhcp6d did not start; its log says:\n{}", std::fs::read_to_string(log).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::setup::{fresh_pin_dir, is_mount_point};
+
+    fn namespace_exists(name: &str) -> bool {
+        let list = crate::shell::output(Command::new("ip").args(["netns", "list"])).unwrap_or_default();
+        list.lines().any(|l| l.split_whitespace().next() == Some(name))
+    }
+
+    /// Pins an array map at `path` (as dhcp6d pins its maps), with bpftool.
+    fn pin_map(path: &Path) {
+        let args = ["type", "array", "key", "4", "value", "4", "entries", "1", "name", "lab_test"];
+        crate::shell::run(Command::new("bpftool").args(["map", "create"]).arg(path).args(args)).expect("bpftool");
+    }
+
+    #[test]
+    fn teardown_removes_the_namespaces_pins_and_bpffs_the_lab_made() {
+        assert!(crate::shell::is_root(), "this test makes a namespace and mounts a bpffs: run it as root");
+        let id = std::process::id();
+        let bpffs = PathBuf::from(format!("/run/dhcp6-lab-test-{id}"));
+        let name = format!("lab-test-{id}");
+
+        let mut lab = Lab::new(&bpffs);
+        // A namespace as set-up leaves it when interrupted half-way: no Netns value removes it.
+        std::mem::forget(lab.netns(&name).expect("a namespace"));
+        let pins = lab.pin_dir("lab").expect("a pin folder");
+        std::fs::create_dir_all(&pins).unwrap();
+        pin_map(&pins.join("MAP"));
+        assert!(namespace_exists(&name) && pins.join("MAP").exists() && is_mount_point(&bpffs).unwrap());
+        drop(lab);
+        assert!(!namespace_exists(&name), "the namespace is removed");
+        assert!(!pins.exists(), "the pins are removed");
+        assert!(!is_mount_point(&bpffs).unwrap() && !bpffs.exists(), "the bpffs the lab mounted is unmounted");
+
+        // A bpffs mounted before the lab stays, with the pins that are not the lab's.
+        let (other, mounted) = fresh_pin_dir(&bpffs, "other").unwrap();
+        assert!(mounted);
+        std::fs::create_dir_all(&other).unwrap();
+        let mut lab = Lab::new(&bpffs);
+        let pins = lab.pin_dir("lab").unwrap();
+        std::fs::create_dir_all(&pins).unwrap();
+        drop(lab);
+        assert!(!pins.exists() && other.exists() && is_mount_point(&bpffs).unwrap(), "only the lab's pins go");
+        crate::shell::run(Command::new("umount").arg(&bpffs)).unwrap();
+        std::fs::remove_dir(&bpffs).unwrap();
+    }
 }

@@ -1,7 +1,11 @@
 //! `cargo xtask setup`: takes a fresh Debian machine to one that builds and tests dhcp6.
 //! Every step checks first and installs only what is missing, so it is cheap to run often.
 
-use std::{fs, path::Path, process::Command};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use anyhow::{bail, Context, Result};
 
@@ -175,16 +179,35 @@ fn bpffs() -> Result<()> {
 pub const NETNS_BPFFS: &str = "/run/dhcp6-bpf";
 
 /// A fresh pin folder `name` on [`NETNS_BPFFS`], mounting the bpffs first if need be.
-pub fn netns_pin_dir(name: &str) -> Result<std::path::PathBuf> {
-    let mounts = fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
-    if !mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(NETNS_BPFFS)) {
-        fs::create_dir_all(NETNS_BPFFS)?;
-        run(Command::new("mount").args(["-t", "bpf", "bpf", NETNS_BPFFS]))?;
-    }
-    let dir = Path::new(NETNS_BPFFS).join(name);
+pub fn netns_pin_dir(name: &str) -> Result<PathBuf> {
+    Ok(fresh_pin_dir(Path::new(NETNS_BPFFS), name)?.0)
+}
+
+/// A fresh pin folder `name` on the bpffs at `bpffs`, mounting it first if need be; and
+/// whether it was mounted so.
+pub fn fresh_pin_dir(bpffs: &Path, name: &str) -> Result<(PathBuf, bool)> {
+    let mounted = mount_bpffs(bpffs)?;
+    let dir = bpffs.join(name);
     // Pins an earlier run left: removing them detaches what they held.
     let _ = fs::remove_dir_all(&dir);
-    Ok(dir)
+    Ok((dir, mounted))
+}
+
+/// Mounts a bpffs on `dir` (made if missing) unless something is mounted there already;
+/// returns whether it mounted one.
+fn mount_bpffs(dir: &Path) -> Result<bool> {
+    if is_mount_point(dir)? {
+        return Ok(false);
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    run(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(dir))?;
+    Ok(true)
+}
+
+/// Whether something is mounted on `dir`.
+pub fn is_mount_point(dir: &Path) -> Result<bool> {
+    let mounts = fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
+    Ok(mounts.lines().any(|l| l.split_whitespace().nth(1).map(Path::new) == Some(dir)))
 }
 
 #[cfg(test)]
