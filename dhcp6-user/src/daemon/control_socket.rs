@@ -1,0 +1,146 @@
+//! The control socket: newline-delimited JSON requests from `dhcp6d show` and `dhcp6d clear`,
+//! answered from the engines' state with the typed answers of [`crate::control`].
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use anyhow::{Context, Result};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::{UnixListener, UnixStream},
+    sync::{mpsc, oneshot},
+};
+
+use super::{reader, Input};
+use crate::{
+    control::{Answer, Binding, Cleared, RelayServers, RelayUser, Request, StatisticsAnswer},
+    json::hex,
+    relay::Relay,
+    server::{DropReason, LeaseChange, Server},
+    xdp::{ShedSwitch, XdpProgram},
+};
+
+/// Datagrams dropped outside the engine, for `show statistics`.
+pub struct Drops<'a> {
+    /// By the readers, and by the kernel before them.
+    pub read: &'a reader::Dropped,
+    /// Solicits XDP shed.
+    pub xdp_shed: Option<&'a ShedSwitch>,
+    /// Replies the kernel refused to send.
+    pub send_failed: &'a AtomicU64,
+}
+
+/// Binds the control socket at `path` (replacing a stale one), for root and the daemon's own
+/// user only.
+pub fn bind(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(path);
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding the control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Accepts connections for as long as the daemon runs; each request waits in the engine's
+/// queue like a datagram.
+pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Input>) {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let allowed = stream.peer_cred().is_ok_and(|c| c.uid() == 0 || c.uid() == me);
+        tokio::spawn(connection(stream, allowed, tx.clone()));
+    }
+}
+
+async fn connection(stream: UnixStream, allowed: bool, tx: mpsc::Sender<Input>) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    if BufReader::new(read).read_line(&mut line).await.is_err() {
+        return;
+    }
+    let answer = if !allowed {
+        Answer::error("permission denied: the control socket is for root")
+    } else {
+        match serde_json::from_str::<Request>(&line) {
+            Err(e) => Answer::error(format!("bad request: {e}")),
+            Ok(request) => {
+                let (answer, rx) = oneshot::channel();
+                // Control requests wait in the same queue as datagrams.
+                if tx.send(Input::Control { request, answer }).await.is_err() {
+                    return;
+                }
+                rx.await.unwrap_or_else(|_| Answer::error("the server is stopping"))
+            }
+        }
+    };
+    let Ok(mut text) = serde_json::to_string(&answer) else { return };
+    text.push('\n');
+    let _ = write.write_all(text.as_bytes()).await;
+}
+
+/// The answer to a control request, and the lease changes it made.
+pub fn answer(
+    server: &mut Server,
+    relay: Option<&Relay>,
+    request: Request,
+    xdp: Option<&XdpProgram>,
+    drops: &Drops<'_>,
+    now: u64,
+) -> (Answer, Vec<LeaseChange>) {
+    if let Request::ClearConflicting { address } = request {
+        let changes = server.clear_conflicting(address);
+        return (Answer::Cleared(Cleared { cleared: changes.len() }), changes);
+    }
+    let value = match request {
+        Request::Bindings => Answer::Bindings(
+            server
+                .leases()
+                .into_iter()
+                .map(|l| Binding {
+                    resource: l.resource,
+                    ia_type: l.ia_type,
+                    duid: hex(&l.duid),
+                    iaid: l.iaid,
+                    state: l.state,
+                    expires: l.expires,
+                    expires_in: l.expires.saturating_sub(now),
+                    preferred_lifetime: l.preferred_lifetime,
+                    valid_lifetime: l.valid_lifetime,
+                    subnet: server.config().subnets.get(l.subnet).map(|s| s.prefix),
+                    interface: l.interface,
+                })
+                .collect(),
+        ),
+        Request::Statistics => {
+            let mut server = server.statistics().clone();
+            let dropped = &mut server.dropped;
+            dropped.set(DropReason::QueueFull, drops.read.queue_full.load(Ordering::Relaxed));
+            let in_xdp = drops.xdp_shed.map_or(0, |s| s.shed());
+            dropped.set(DropReason::ShedSolicit, drops.read.shed_solicits.load(Ordering::Relaxed) + in_xdp);
+            dropped.set(DropReason::SocketFull, drops.read.socket_full.load(Ordering::Relaxed));
+            dropped.set(DropReason::BadFrame, drops.read.bad_frames.load(Ordering::Relaxed));
+            dropped.set(DropReason::SendFailed, drops.send_failed.load(Ordering::Relaxed));
+            let xdp = match xdp.map(XdpProgram::counters) {
+                Some(Ok(c)) => Some(c.by_verdict),
+                _ => None,
+            };
+            Answer::Statistics(Box::new(StatisticsAnswer { server, xdp }))
+        }
+        Request::Pools => Answer::Pools(server.pool_counts()),
+        Request::ClearConflicting { .. } => Answer::Cleared(Cleared { cleared: 0 }),
+        Request::RelayUsers => Answer::RelayUsers(relay.map_or_else(Vec::new, |r| {
+            let users = r.users().into_iter();
+            users.map(|entry| RelayUser { expires_in: entry.expires.saturating_sub(now), entry }).collect()
+        })),
+        Request::RelayServers => Answer::RelayServers(
+            relay.map(|r| Box::new(RelayServers { servers: r.servers(now), stats: r.stats().clone() })),
+        ),
+    };
+    (value, Vec::new())
+}

@@ -1,0 +1,87 @@
+//! Where each queued input goes: a datagram to the relay (from its access interfaces, and
+//! Relay-Replies) or to the server, a tagged client's frame to the relay, a control request
+//! to the control socket's answer.
+
+use crate::{codec::MessageType, relay::RelayOut, server::Inbound, xdp::XdpProgram};
+
+use super::{committer::Batch, now, relaying::Relaying, sender::Outgoing, serve::Serve, socket, socket::Role, Input};
+
+/// What a batch of inputs gave.
+pub struct Handled {
+    /// Relayed datagrams, to send now.
+    pub relayed: Vec<Outgoing>,
+    /// What goes down to tagged clients, as frames.
+    pub frames: Vec<RelayOut>,
+    /// The server's lease changes and the replies and control answers that wait for them to
+    /// be durable.
+    pub batch: Batch,
+}
+
+/// Handles a batch: every input through its engine.
+pub fn handle_batch(
+    serve: &mut Serve,
+    mut relaying: Option<&mut Relaying>,
+    inputs: impl Iterator<Item = Input>,
+    xdp: Option<&XdpProgram>,
+) -> Handled {
+    let now = now();
+    let mut handled = Handled { relayed: Vec::new(), frames: Vec::new(), batch: Batch::default() };
+    for input in inputs {
+        match input {
+            Input::Datagram { listener, from, to, payload, peer } => {
+                let Some(l) = serve.listeners.get(listener) else { continue };
+                let role = l.role;
+                let is_relay_reply = payload.first() == Some(&(MessageType::RelayRepl as u8));
+                // The relay takes what comes on its access interfaces, and Relay-Replies.
+                if let Some(r) = relaying.as_deref_mut() {
+                    let out = match role {
+                        Role::RelayAccess(access) => Some(r.relay.from_client(access, &payload, from, None, now)),
+                        Role::Unicast if is_relay_reply => Some(r.relay.from_server(&payload, from, now)),
+                        _ => None,
+                    };
+                    if let Some(out) = out {
+                        if let Some(out) = out {
+                            r.route(out, &mut handled.relayed, &mut handled.frames);
+                        }
+                        continue;
+                    }
+                }
+                // The unicast listener learns the interface from a link-local sender's scope;
+                // global senders (relays) have none, and need no lookup.
+                let by_scope = match l.interface {
+                    None if from.scope_id() != 0 => socket::if_name(from.scope_id()),
+                    _ => None,
+                };
+                let interface = l.interface.as_deref().or(by_scope.as_deref());
+                let outcome = serve.server.handle(&Inbound { payload: &payload, source: from, interface, now });
+                handled.batch.changes.extend(outcome.changes);
+                if let Some(reply) = outcome.reply {
+                    // Answers to unicast leave from the address they came to.
+                    let source = to.filter(|a| !a.is_multicast() && (role == Role::Unicast || peer.is_some()));
+                    handled.batch.replies.push(Outgoing {
+                        listener,
+                        payload: reply.payload,
+                        destination: reply.destination,
+                        source,
+                        peer,
+                    });
+                }
+            }
+            Input::Frame { access, from, mac, payload } => {
+                if let Some(r) = relaying.as_deref_mut() {
+                    if let Some(out) = r.relay.from_client(access, &payload, from, Some(mac), now) {
+                        r.route(out, &mut handled.relayed, &mut handled.frames);
+                    }
+                }
+            }
+            Input::Control { request, answer } => {
+                let relay = relaying.as_deref().map(|r| &r.relay);
+                let (value, changes) = serve.answer(request, relay, xdp, now);
+                handled.batch.changes.extend(changes);
+                // Control answers, like replies, go out once what they announce is durable.
+                handled.batch.answers.push((answer, value));
+            }
+        }
+    }
+    handled
+}

@@ -1,0 +1,137 @@
+//! The server's driver piece: the server engine, the upkeep of XDP's renewal maps, and the
+//! commit and send threads its answers go through. The engine never waits for the disk: a
+//! batch's lease changes go to the commit thread, and its replies leave only once they are
+//! durable.
+
+use std::sync::Arc;
+
+use tracing::warn;
+
+use super::{
+    committer::{self, Batch, Committer, Done},
+    control_socket::{self, Drops},
+    reader,
+    renewal_upkeep::{self, RenewalUpkeep},
+    sender::{Outgoing, Sender},
+    socket::Listener,
+};
+use crate::{
+    control::{Answer, Request},
+    relay::Relay,
+    server::{LeaseChange, Server},
+    xdp::{ShedSwitch, XdpProgram},
+};
+
+/// The server engine with what carries its decisions out.
+pub struct Serve {
+    pub server: Server,
+    /// Every socket datagrams come in on and replies leave from.
+    pub listeners: Arc<Vec<Listener>>,
+    /// The XDP Renew/Rebind answer's maps, kept in step with the server's leases.
+    pub renewal: Option<RenewalUpkeep>,
+    committer: Committer,
+    sender: Sender,
+    /// Counted by the readers.
+    pub dropped: Arc<reader::Dropped>,
+    /// XDP's Solicit shedding, when XDP runs.
+    shed: Option<Arc<ShedSwitch>>,
+}
+
+impl Serve {
+    pub fn new(
+        server: Server,
+        listeners: Arc<Vec<Listener>>,
+        renewal: Option<RenewalUpkeep>,
+        committer: Committer,
+        sender: Sender,
+        dropped: Arc<reader::Dropped>,
+        shed: Option<Arc<ShedSwitch>>,
+    ) -> Serve {
+        Serve { server, listeners, renewal, committer, sender, dropped, shed }
+    }
+
+    /// Whether the engine may take more datagrams: not while the commit thread is far behind
+    /// (a disk that stalls holds the engine back; datagrams queue, then are shed).
+    pub fn ready(&self) -> bool {
+        self.committer.in_flight() < committer::MAX_IN_FLIGHT
+    }
+
+    /// What the commit thread says next about a batch.
+    pub async fn next_done(&mut self) -> Option<Done> {
+        self.committer.next().await
+    }
+
+    /// Takes what the commit thread said, and whatever else it said meanwhile, without going
+    /// round the loop for each.
+    pub fn heard_all(&mut self, first: Done) {
+        self.heard(first);
+        while let Some(done) = self.committer.try_next() {
+            self.heard(done);
+        }
+    }
+
+    fn heard(&mut self, done: Done) {
+        match done {
+            Done::Committed => {}
+            Done::Refused(changes) => {
+                self.server.store_failed(&changes);
+                if let Some(r) = self.renewal.as_mut() {
+                    // Their entries go from the lease map, after what is queued already (with
+                    // the commit thread gone, nothing is written anywhere any more).
+                    let map = r.refused(&changes);
+                    let _ = self.committer.submit(Batch { map, ..Default::default() });
+                }
+            }
+            Done::WantsSnapshot => self.committer.compact(self.server.durable_leases()),
+        }
+    }
+
+    /// Hands a batch to the commit thread: its lease changes (and the lease map's changes
+    /// they bring), then its replies and answers once those are durable.
+    pub fn submit(&mut self, mut batch: Batch) {
+        if let Some(r) = self.renewal.as_mut() {
+            batch.map = r.ops(&self.server, &batch.changes);
+        }
+        if let Some(done) = self.committer.submit(batch) {
+            self.heard(done);
+        }
+    }
+
+    /// Sends what holds no lease of ours (relayed datagrams) at once.
+    pub fn send_now(&self, datagrams: Vec<Outgoing>) {
+        self.sender.send(datagrams);
+    }
+
+    /// Once a second: leases whose time is up, and renewals XDP answered whose deadline comes
+    /// near, made durable.
+    pub fn tick(&mut self, now: u64) {
+        let mut changes = self.server.expire(now);
+        if let Some(r) = self.renewal.as_mut() {
+            changes.extend(r.take_renewals(&mut self.server, renewal_upkeep::STAMP_READS));
+            r.ensure_links(&self.server);
+        }
+        self.submit(Batch { changes, ..Default::default() });
+        // Also finishes a background compaction whose snapshot is written.
+        self.committer.tick(self.server.lease_count());
+    }
+
+    /// The answer to a control request, and the lease changes it made.
+    pub fn answer(
+        &mut self,
+        request: Request,
+        relay: Option<&Relay>,
+        xdp: Option<&XdpProgram>,
+        now: u64,
+    ) -> (Answer, Vec<LeaseChange>) {
+        let drops = Drops { read: &self.dropped, xdp_shed: self.shed.as_deref(), send_failed: &self.sender.failed };
+        control_socket::answer(&mut self.server, relay, request, xdp, &drops, now)
+    }
+
+    /// Makes what was handed over durable and sends its replies; stops shedding in XDP.
+    pub fn finish(&mut self) {
+        self.committer.finish();
+        if let Some(Err(e)) = self.shed.as_ref().map(|s| s.stop()) {
+            warn!(error = %e, "stopping XDP's shedding failed (it lapses by itself)");
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Start-up: the interfaces and their roles, the server's identity and leases, XDP attached
+//! (taking over an earlier dhcp6d's pins), the sockets and their readers, the commit and send
+//! threads, the relay, the control socket. What it builds is the [`Daemon`] the loop drives.
+
+use std::{path::Path, sync::Arc};
+
+use anyhow::{Context, Result};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::{
+    committer, control_socket, identity, now, reader, relay_xdp, relaying::Relaying, renewal_upkeep::RenewalUpkeep,
+    sender, serve::Serve, socket, socket::Listener, socket::Role, xsk, Daemon, Input, RunOptions, QUEUE, SHED_BACKLOG,
+};
+use crate::{
+    config::Config,
+    json::hex,
+    lease_store::LeaseStore,
+    relay::{Relay, Vlans},
+    server::Server,
+    store::{Journal, JOURNAL_FILE},
+    xdp::XdpProgram,
+};
+
+/// The interfaces dhcp6d listens on, each with its role, and every interface XDP goes on
+/// (those, the relay's tagged-only access interfaces, and the interfaces toward the relay's
+/// servers, whose Relay-Replies come in there).
+fn interfaces(config: &Config, relay: Option<&Relay>) -> (Vec<(String, Role)>, Vec<String>) {
+    let served = config.server.subnets.iter().filter_map(|s| s.interface.clone()).map(|i| (i, Role::Serve));
+    let access = config.relay.iter().flat_map(|r| r.interfaces.iter().enumerate());
+    // Untagged clients come through a UDP socket on their interface; tagged ones, which the
+    // kernel's stack does not take, as frames (see `vlan_frames`).
+    let relayed =
+        access.clone().filter(|(_, a)| a.vlans == Vlans::NONE).map(|(n, a)| (a.name.clone(), Role::RelayAccess(n)));
+    let roles: Vec<(String, Role)> = served.chain(relayed).collect();
+    let mut interfaces: Vec<String> = roles.iter().map(|(i, _)| i.clone()).collect();
+    let more = access.map(|(_, a)| a.name.clone()).chain(relay.map(relay_xdp::upstream_interfaces).unwrap_or_default());
+    for i in more {
+        if !interfaces.contains(&i) {
+            interfaces.push(i);
+        }
+    }
+    (roles, interfaces)
+}
+
+/// The server with every lease the journal holds, and the journal, open.
+fn load_leases(server: &mut Server, state_dir: &Path) -> Result<Journal> {
+    let path = state_dir.join(JOURNAL_FILE);
+    let started = std::time::Instant::now();
+    let mut store = Journal::open(&path).with_context(|| format!("opening the lease journal {}", path.display()))?;
+    store
+        .load(&mut |change| server.restore(change))
+        .with_context(|| format!("loading the lease journal {}", path.display()))?;
+    server.shrink_to_fit();
+    // Leases that ended while the server was down go back to the pool before anything else.
+    let reclaimed = server.expire(now());
+    store.commit(&reclaimed).context("recording leases that expired while stopped")?;
+    info!(
+        leases = server.lease_count(),
+        reclaimed = reclaimed.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "leases loaded"
+    );
+    Ok(store)
+}
+
+/// Starts everything; the receiver is the engine's queue.
+pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>)> {
+    let config = options.config;
+    let relay = config.relay.clone().map(Relay::new);
+    let (roles, interfaces) = interfaces(&config, relay.as_ref());
+    let settings = config.daemon;
+    let duid = identity::load_or_create(&settings.state_dir, interfaces.first().map(String::as_str))?;
+    info!(duid = %hex(&duid), "server identity");
+    let mut server = Server::new(config.server, duid, Vec::new());
+    if options.xdp {
+        // Before any lease is bound: bound leases are made durable a horizon past their
+        // valid lifetime, which is how long XDP may answer their renewals alone.
+        server.enable_fast_path();
+    }
+    let mut store = load_leases(&mut server, &settings.state_dir)?;
+
+    let served: Vec<String> = server.config().subnets.iter().filter_map(|s| s.interface.clone()).collect();
+    let (mut xdp, mut renewal, relay_maps, shed) = if options.xdp {
+        info!(interfaces = ?interfaces, "attaching XDP");
+        let (mut program, renewal) = attach_xdp(&options.bpf_dir, &interfaces, &served, settings.fast_path_bindings)?;
+        // Under overload, Solicits are shed in XDP, before they cost the stack anything.
+        let shed = Arc::new(program.take_shed().context("opening the XDP shedding map")?);
+        let relay_maps = match &relay {
+            Some(_) => Some(program.take_relay().context("opening the XDP relay's maps")?),
+            None => None,
+        };
+        (Some(program), Some(renewal), relay_maps, Some(shed))
+    } else {
+        for i in &interfaces {
+            if XdpProgram::unpin_link(&options.bpf_dir, i).unwrap_or(false) {
+                info!(interface = %i, "detached the XDP program an earlier dhcp6d left pinned");
+            }
+        }
+        (None, None, None, None)
+    };
+    if let Some(r) = renewal.as_mut() {
+        // What XDP answered while no dhcp6d ran (the entries' stamps), then the map against
+        // the store.
+        let changes = r.reconcile(&mut server);
+        store.commit(&changes).context("recording renewals the XDP fast path answered")?;
+        info!(renewals = changes.len(), "renewals answered by XDP while stopped recorded");
+        r.rewrite_all(&server);
+        r.ensure_links(&server);
+    }
+
+    let listeners: Arc<Vec<Listener>> = Arc::new(socket::open(&roles)?);
+    let (xsk_readers, xsk_senders) = match xdp.as_mut() {
+        Some(program) if settings.af_xdp => open_xsks(program, &listeners),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let sender = sender::Sender::start(listeners.clone(), xsk_senders).context("starting the sender thread")?;
+    let dropped = Arc::new(reader::Dropped::default());
+    let (tx, rx) = mpsc::channel::<Input>(QUEUE);
+    let shedding = reader::Shedding { backlog: SHED_BACKLOG, xdp: shed.clone() };
+    for index in 0..listeners.len() {
+        tokio::spawn(reader::read_loop(listeners.clone(), index, tx.clone(), shedding.clone(), dropped.clone()));
+    }
+    for (k, (rx, listener)) in xsk_readers.into_iter().enumerate() {
+        tokio::spawn(reader::xsk_read_loop(rx, k, listener, tx.clone(), shedding.clone(), dropped.clone()));
+    }
+    let relaying = match relay {
+        Some(relay) => {
+            if relay_maps.is_some() {
+                info!(upstream = ?relay_xdp::upstream_interfaces(&relay), "XDP relays between the access interfaces and these");
+            }
+            Some(
+                Relaying::start(relay, relay_maps, listeners.clone(), &settings.state_dir, interfaces.clone(), &tx)
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    let control = control_socket::bind(&settings.control_socket)?;
+    tokio::spawn(control_socket::serve(control, tx.clone()));
+    info!(interfaces = ?interfaces, control = %settings.control_socket.display(), "serving");
+
+    let writer = renewal.as_mut().and_then(|r| r.take_writer()).map(|w| Box::new(w) as Box<dyn committer::MapWriter>);
+    let committer = committer::Committer::start(Box::new(store), writer, {
+        let sender = sender.clone();
+        move |replies| sender.send(replies)
+    })
+    .context("starting the commit thread")?;
+    let serve = Serve::new(server, listeners, renewal, committer, sender, dropped, shed);
+    Ok((Daemon { serve, relaying, xdp, control_path: settings.control_socket }, rx))
+}
+
+/// Loads the XDP program with its maps pinned under `dir` and attaches it to `interfaces`
+/// through pinned links (taking over those an earlier dhcp6d left); the fast path answers on
+/// the `served` ones.
+fn attach_xdp(
+    dir: &std::path::Path,
+    interfaces: &[String],
+    served: &[String],
+    capacity: u32,
+) -> Result<(XdpProgram, RenewalUpkeep)> {
+    let mut program = XdpProgram::load_pinned(dir, capacity)
+        .with_context(|| format!("loading the XDP program with its maps pinned under {}", dir.display()))?;
+    for i in interfaces {
+        let took_over = program.attach_pinned(i).with_context(|| format!("attaching XDP to {i}"))?;
+        info!(interface = %i, took_over, "XDP attached");
+    }
+    let maps = program.take_fast_path().context("opening the fast path's maps")?;
+    if maps.lease_capacity != capacity {
+        // The map an earlier dhcp6d pinned is reused as it is, with the renewals XDP answered
+        // while no dhcp6d ran. Removing it with dhcp6d stopped loses none of those clients'
+        // leases (XDP tells no expiry past what the store holds); their stamps only let the
+        // store's expiries move on.
+        let pin = dir.join(dhcp6_common::PIN_LAYOUT).join(dhcp6_common::maps::LEASES);
+        warn!(
+            pinned = maps.lease_capacity,
+            configured = capacity,
+            pin = %pin.display(),
+            "the pinned XDP lease map keeps its size: to resize it to fast_path_bindings, stop dhcp6d, remove the pin, and start it again"
+        );
+    }
+    let mut indexes = std::collections::HashMap::new();
+    for i in served {
+        let index = socket::if_index(i).with_context(|| format!("no interface {i}"))?;
+        indexes.insert(i.clone(), index);
+    }
+    Ok((program, RenewalUpkeep::new(maps, indexes)))
+}
+
+/// Opens AF_XDP sockets on the served interfaces (one per receive queue) and has XDP hand
+/// their on-link clients' messages to them. An interface whose sockets cannot be opened is
+/// read through its UDP socket alone (warned). Returns the receiving halves, each with the
+/// listener of its interface, and the sending halves, in the same order.
+fn open_xsks(program: &mut XdpProgram, listeners: &[Listener]) -> (Vec<(xsk::XskRx, usize)>, Vec<xsk::XskTx>) {
+    let (mut readers, mut senders) = (Vec::new(), Vec::new());
+    let mut maps = match program.take_xsks() {
+        Ok(maps) => maps,
+        Err(e) => {
+            warn!(error = %e, "no AF_XDP sockets: clients are read through the UDP sockets");
+            return (readers, senders);
+        }
+    };
+    let mut links = 0;
+    for (index, listener) in listeners.iter().enumerate().filter(|(_, l)| l.role == Role::Serve) {
+        let Some(name) = &listener.interface else { continue };
+        if links == dhcp6_common::xsk::XSK_LINKS {
+            warn!(interface = %name, "no AF_XDP socket: too many interfaces; read through the UDP socket");
+            continue;
+        }
+        let first = links * dhcp6_common::xsk::XSK_QUEUES;
+        match open_link_xsks(&mut maps, name, listener.index, first) {
+            Ok(pairs) => {
+                info!(interface = %name, queues = pairs.len(), "AF_XDP sockets open: on-link clients bypass the IP stack");
+                for (rx, tx) in pairs {
+                    readers.push((rx, index));
+                    senders.push(tx);
+                }
+                links += 1;
+            }
+            Err(e) => warn!(interface = %name, error = %e, "no AF_XDP socket: read through the UDP socket"),
+        }
+    }
+    (readers, senders)
+}
+
+/// The AF_XDP sockets of interface `name` (`ifindex`), in slots from `first` of the map.
+fn open_link_xsks(
+    maps: &mut crate::xdp::XskMaps,
+    name: &str,
+    ifindex: u32,
+    first: u32,
+) -> Result<Vec<(xsk::XskRx, xsk::XskTx)>> {
+    let (mac, link_local) = xsk::link_addresses(name, ifindex)?;
+    let queues = xsk::rx_queues(name);
+    if queues > dhcp6_common::xsk::XSK_QUEUES {
+        anyhow::bail!("{queues} receive queues, more than {}", dhcp6_common::xsk::XSK_QUEUES);
+    }
+    let frames = xsk::rx_frames_per_queue(queues);
+    let mut pairs = Vec::new();
+    for queue in 0..queues {
+        let (rx, tx) = xsk::open(ifindex, queue, frames, mac, link_local)
+            .with_context(|| format!("opening the socket of receive queue {queue}"))?;
+        maps.sockets.set(first + queue, rx.watch(), 0).context("adding the socket to XDP's map")?;
+        pairs.push((rx, tx));
+    }
+    // Only now does XDP redirect there: every queue has its socket.
+    maps.slots.insert(ifindex, first, 0).context("adding the interface to XDP's map")?;
+    Ok(pairs)
+}
