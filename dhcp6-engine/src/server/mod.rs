@@ -1,11 +1,13 @@
 //! The DHCPv6 server engine, sans-IO: a datagram, where it came from and the time go in; the
 //! datagram to send back and the lease changes to make durable first come out.
 //!
-//! Allocation order: a reservation for the client's DUID, then the address the
-//! client asked for, then the one it had before, then the next free one by a cyclic ascending
-//! search; otherwise NoAddrsAvail (NoPrefixAvail for prefixes). Validation follows RFC 9915
-//! section 16; the server's behaviour per message, section 18.3.
+//! Validation follows RFC 9915 section 16; the server's behaviour per message, section 18.3.
+//! An IA keeps the leases it holds; a new resource comes from the subnet's allocation strategy
+//! ([`allocation`]: by default a reservation for the client's DUID, then the address the client
+//! asked for, then the one it had before, then the next free one by a cyclic ascending search);
+//! with none to give, the IA gets NoAddrsAvail (NoPrefixAvail for prefixes).
 
+pub mod allocation;
 pub mod config;
 pub mod lease;
 pub mod pool;
@@ -24,8 +26,9 @@ use dhcp6_codec::{
 use ipnet::Ipv6Net;
 use serde::{Deserialize, Serialize};
 
+use allocation::{Allocator, Ask, Pools, Resources};
 pub use config::ServerConfig;
-use config::{Allocation, Lifetimes, Subnet};
+use config::{Lifetimes, Subnet};
 pub use lease::{IaType, Lease, LeaseChange, LeaseState};
 use pool::Pool;
 use table::LeaseTable;
@@ -72,12 +75,6 @@ pub struct PoolCounts {
     pub expired: u64,
     pub conflicting: u64,
     pub unassignable: u64,
-}
-
-/// Per-subnet allocation state.
-struct SubnetState {
-    addresses: Pool,
-    prefixes: Vec<Pool>,
 }
 
 /// An IA the client sent: what it is and which resources it named.
@@ -141,7 +138,9 @@ struct Ctx<'a> {
 pub struct Server {
     config: ServerConfig,
     duid: Vec<u8>,
-    subnets: Vec<SubnetState>,
+    /// Each subnet's pools, and the strategy that picks new resources from them.
+    subnets: Vec<Pools>,
+    allocators: Vec<Box<dyn Allocator>>,
     table: LeaseTable,
     /// The last resource of clients whose lease ended, for the third choice of the allocation order; bounded.
     previous: HashMap<(Vec<u8>, IaType), Ipv6Net>,
@@ -172,19 +171,14 @@ pub struct FastBinding<'a> {
 impl Server {
     /// A server with identity `duid`, starting from the leases a store loaded.
     pub fn new(config: ServerConfig, duid: Vec<u8>, leases: Vec<Lease>) -> Server {
-        let subnets = config
-            .subnets
-            .iter()
-            .map(|s| SubnetState {
-                addresses: Pool::addresses(s),
-                prefixes: s.pd_pools.iter().map(Pool::prefixes).collect(),
-            })
-            .collect();
+        let subnets = config.subnets.iter().map(Pools::of).collect();
+        let allocators = config.subnets.iter().map(|s| allocation::built_in(s.allocation)).collect();
         let limited = config.subnets.iter().map(|s| s.client_limit.is_some()).collect();
         let mut server = Server {
             config,
             duid,
             subnets,
+            allocators,
             table: LeaseTable::new(limited),
             previous: HashMap::new(),
             stats: Statistics::default(),
@@ -194,6 +188,19 @@ impl Server {
             server.restore(LeaseChange::Upsert(lease));
         }
         server
+    }
+
+    /// Has subnet `subnet` (its index in the configuration) pick new resources with
+    /// `allocator` instead of the strategy its configuration names. `false` if there is no
+    /// such subnet.
+    pub fn set_allocator(&mut self, subnet: usize, allocator: Box<dyn Allocator>) -> bool {
+        match self.allocators.get_mut(subnet) {
+            Some(a) => {
+                *a = allocator;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Applies a change read back from the store, at start-up.
@@ -632,16 +639,6 @@ impl Server {
         changes
     }
 
-    /// Whether `resource` may be given to the client `duid`: not leased, declined, excluded or
-    /// reserved for another client.
-    fn free_for(&self, subnet: &Subnet, resource: &Ipv6Net, duid: &[u8]) -> bool {
-        !self.table.contains(resource)
-            && !subnet.excluded.contains(&resource.network())
-            && !subnet.reservations.iter().any(|r| {
-                r.duid != duid && (r.address.map(Ipv6Net::from) == Some(*resource) || r.prefix == Some(*resource))
-            })
-    }
-
     /// Picks the resources for an IA in the allocation order. Existing leases come first.
     fn allocate(&mut self, ctx: &Ctx<'_>, ia: &IaRequest) -> Vec<Ipv6Net> {
         let mut current = self.current(ctx, ia);
@@ -657,33 +654,18 @@ impl Server {
                 }
             }
         }
-        let state = &self.subnets[ctx.subnet];
-        let in_pool = |r: &Ipv6Net| match ia.ia_type {
-            IaType::Na => state.addresses.contains(r),
-            IaType::Pd => state.prefixes.iter().any(|p| p.contains(r)),
+        let ask = Ask {
+            duid: ctx.duid,
+            ia_type: ia.ia_type,
+            hints: &ia.hints,
+            previous: self.previous.get(&(ctx.duid.to_vec(), ia.ia_type)).copied(),
+            link_local: ctx.client_link_local,
         };
-        if ia.ia_type == IaType::Na && subnet.allocation == Allocation::InterfaceIdentifier {
-            let candidate = ctx.client_link_local.and_then(|ll| interface_identifier_address(subnet.prefix, ll));
-            return candidate.filter(|r| self.free_for(subnet, r, ctx.duid)).into_iter().collect();
-        }
-        // 1. A reservation for the client's DUID.
-        let reserved = subnet.reservations.iter().filter(|r| r.duid == ctx.duid).find_map(|r| match ia.ia_type {
-            IaType::Na => r.address.map(Ipv6Net::from),
-            IaType::Pd => r.prefix,
-        });
-        // 2. What the client asked for, 3. what it had before.
-        let previous = self.previous.get(&(ctx.duid.to_vec(), ia.ia_type)).copied();
-        let candidates =
-            reserved.into_iter().chain(ia.hints.iter().copied().filter(in_pool)).chain(previous.filter(in_pool));
-        for c in candidates {
-            if self.free_for(subnet, &c, ctx.duid) {
-                return vec![c];
-            }
-        }
-        // 4. The next free one, cycling upwards.
         let probes = (self.table.len() + subnet.excluded.len() + subnet.reservations.len() + 1) as u128;
-        let Server { subnets, table, config, .. } = self;
+        let Server { subnets, allocators, table, config, .. } = self;
         let subnet = &config.subnets[ctx.subnet];
+        let table = &*table;
+        let free = |r: &Ipv6Net| free_for(table, subnet, r, ctx.duid);
         let taken = |r: &Ipv6Net| {
             table.contains(r)
                 || subnet.excluded.contains(&r.network())
@@ -692,12 +674,8 @@ impl Server {
                     .iter()
                     .any(|res| res.address.map(Ipv6Net::from) == Some(*r) || res.prefix == Some(*r))
         };
-        let state = &mut subnets[ctx.subnet];
-        let found = match ia.ia_type {
-            IaType::Na => state.addresses.next_free(probes, taken),
-            IaType::Pd => state.prefixes.iter_mut().find_map(|p| p.next_free(probes, taken)),
-        };
-        found.into_iter().collect()
+        let mut resources = Resources { subnet, pools: &mut subnets[ctx.subnet], free: &free, taken: &taken, probes };
+        allocators[ctx.subnet].pick(&ask, &mut resources).into_iter().collect()
     }
 
     fn lease(&self, ctx: &Ctx<'_>, ia: &IaRequest, resource: Ipv6Net, state: LeaseState, expires: u64) -> Lease {
@@ -953,15 +931,15 @@ fn ia_option(ia: &IaReply) -> DhcpOption<'static> {
     }
 }
 
-/// The address made of `prefix`'s first 64 bits and the interface identifier of a link-local
-/// address, or `None` when `link_local` is not one.
-fn interface_identifier_address(prefix: Ipv6Net, link_local: Ipv6Addr) -> Option<Ipv6Net> {
-    if link_local.segments()[0] & 0xffc0 != 0xfe80 {
-        return None;
-    }
-    let iid = u128::from(link_local) & u128::from(u64::MAX);
-    let high = u128::from(prefix.network()) & !u128::from(u64::MAX);
-    Some(Ipv6Net::from(Ipv6Addr::from(high | iid)))
+/// Whether `resource` may be given to the client `duid`: not leased, declined, excluded or
+/// reserved for another client.
+fn free_for(table: &LeaseTable, subnet: &Subnet, resource: &Ipv6Net, duid: &[u8]) -> bool {
+    !table.contains(resource)
+        && !subnet.excluded.contains(&resource.network())
+        && !subnet
+            .reservations
+            .iter()
+            .any(|r| r.duid != duid && (r.address.map(Ipv6Net::from) == Some(*resource) || r.prefix == Some(*resource)))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! time passed in.
 
 use super::*;
-use crate::server::config::{AddressRange, PdPool, Reservation};
+use crate::server::config::{AddressRange, Allocation, PdPool, Reservation};
 use dhcp6_codec::TransactionId;
 
 /// Two subnets: `eth1`'s with four addresses (one excluded), a prefix pool, a reservation, DNS
@@ -486,4 +486,28 @@ fn an_operator_clears_conflicting_addresses() {
     assert_eq!(s.pool_counts()[0].conflicting, 0);
     let adv = send(&mut s, &msg(MessageType::Solicit, 2, vec![ia_na(1, &["2001:db8:1::100"])]), 2, NOW);
     assert_eq!(granted(&reply(&adv))[0].0, "2001:db8:1::100");
+}
+
+/// A strategy that gives the highest address of the range, whatever was asked.
+#[derive(Debug)]
+struct Highest;
+
+impl allocation::Allocator for Highest {
+    fn pick(&self, _ask: &allocation::Ask<'_>, r: &mut allocation::Resources<'_>) -> Option<Ipv6Net> {
+        let high = r.subnet.ranges.first()?.high;
+        Some(Ipv6Net::from(Ipv6Addr::from(high))).filter(|c| (r.free)(c))
+    }
+}
+
+#[test]
+fn a_strategy_plugged_in_picks_new_resources_and_current_leases_stay() {
+    let mut s = server();
+    assert!(s.set_allocator(0, Box::new(Highest)));
+    assert!(!s.set_allocator(9, Box::new(Highest)), "no such subnet");
+    assert_eq!(bind(&mut s, 1, vec![ia_na(1, &[])]), vec![("2001:db8:1::103".into(), 200)]);
+    // The one address it gives is taken: the next client gets none.
+    let adv = send(&mut s, &msg(MessageType::Solicit, 2, vec![ia_na(1, &[])]), 2, NOW);
+    assert_eq!(ia_status(&reply(&adv)), vec![Status::NO_ADDRS_AVAIL.0]);
+    // The first client renews what it holds.
+    assert_eq!(bind(&mut s, 1, vec![ia_na(1, &[])]), vec![("2001:db8:1::103".into(), 200)]);
 }
