@@ -24,7 +24,7 @@ use dhcp6_user::{
         ClientMessage, Duid, Message, MessageType, Packet, TransactionId,
     },
     daemon::{
-        renewal_upkeep::{link_local, mac_address},
+        interface::{link_local, mac_address},
         socket::if_index,
     },
     frame::client_frame,

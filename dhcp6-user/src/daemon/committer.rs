@@ -28,12 +28,21 @@ use tracing::warn;
 
 use dhcp6_common::renewal::{LeaseEntry, LeaseKey};
 
-use super::{renewal_upkeep::MapOps, sender::Outgoing};
+use super::sender::Outgoing;
 use crate::{
     control::Answer,
     lease_store::LeaseStore,
     server::{Lease, LeaseChange},
 };
+
+/// What one batch does to the lease map.
+#[derive(Default)]
+pub struct MapOps {
+    /// Entries that go before the batch is written to the store.
+    pub removals: Vec<LeaseKey>,
+    /// Entries that come once the batch is durable.
+    pub entries: Vec<(LeaseKey, LeaseEntry)>,
+}
 
 /// Where the XDP lease map's entries are written (the map itself; a fake in tests).
 pub trait MapWriter: Send {

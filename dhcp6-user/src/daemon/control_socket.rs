@@ -14,7 +14,7 @@ use tokio::{
     sync::{mpsc, oneshot},
 };
 
-use super::{reader, Input};
+use super::{input::Input, reader};
 use crate::{
     control::{Answer, Binding, Cleared, RelayServers, RelayUser, Request, StatisticsAnswer},
     json::hex,

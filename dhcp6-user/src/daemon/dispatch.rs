@@ -4,7 +4,10 @@
 
 use crate::{codec::MessageType, relay::RelayOut, server::Inbound, xdp::XdpProgram};
 
-use super::{committer::Batch, now, relaying::Relaying, sender::Outgoing, serve::Serve, socket, socket::Role, Input};
+use super::{
+    committer::Batch, input::now, input::Input, relaying::Relaying, sender::Outgoing, serve::Serve, socket,
+    socket::Role,
+};
 
 /// What a batch of inputs gave.
 pub struct Handled {

@@ -11,7 +11,10 @@
 pub mod committer;
 pub mod control_socket;
 pub mod dispatch;
+pub mod driver;
 pub mod identity;
+pub mod input;
+pub mod interface;
 pub mod packet_socket;
 pub mod reader;
 pub mod relay_frames;
@@ -27,101 +30,14 @@ pub mod state_file;
 pub mod vlan_frames;
 pub mod xsk;
 
-use std::{
-    net::SocketAddrV6,
-    path::PathBuf,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::Duration;
 
 use anyhow::Result;
-use tokio::sync::oneshot;
 use tracing::info;
 
-use crate::{config::Config, control::Request, xdp::XdpProgram};
-use relaying::Relaying;
-use serve::Serve;
+use input::BATCH;
 
-/// Most datagrams waiting for the engine; past this, new ones are dropped and counted.
-const QUEUE: usize = 32768;
-/// Most datagrams handled per batch.
-const BATCH: usize = 1024;
-/// Queued datagrams past which new Solicits are shed: about 100 ms of work at full rate, so
-/// that a stall of the disk (an fdatasync can take that long) is caught up with, not shed,
-/// while a load the server cannot keep up with still sheds new exchanges first.
-const SHED_BACKLOG: usize = 16 * BATCH;
-
-/// What the engine loop takes from its queue.
-pub enum Input {
-    Datagram {
-        listener: usize,
-        from: SocketAddrV6,
-        to: Option<std::net::Ipv6Addr>,
-        payload: Vec<u8>,
-        /// Came as a frame through an AF_XDP socket, from this client.
-        peer: Option<xsk::Peer>,
-    },
-    /// A tagged client's message for the relay's access entry `access`, from a frame.
-    Frame {
-        access: usize,
-        from: SocketAddrV6,
-        mac: [u8; 6],
-        payload: Vec<u8>,
-    },
-    Control {
-        request: Request,
-        answer: oneshot::Sender<crate::control::Answer>,
-    },
-}
-
-/// How `dhcp6d run` was asked to run.
-pub struct RunOptions {
-    pub config: Config,
-    /// Attach the XDP program to the served interfaces, and answer renewals there.
-    pub xdp: bool,
-    /// Where the XDP program's maps and links are pinned.
-    pub bpf_dir: PathBuf,
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// The driver pieces, as start-up left them.
-pub struct Daemon {
-    serve: Serve,
-    relaying: Option<Relaying>,
-    xdp: Option<XdpProgram>,
-    control_path: PathBuf,
-}
-
-impl Daemon {
-    /// Hands a batch of queued inputs to the engines and carries out what they decided.
-    async fn handle(&mut self, inputs: impl Iterator<Item = Input>) {
-        let handled = dispatch::handle_batch(&mut self.serve, self.relaying.as_mut(), inputs, self.xdp.as_ref());
-        // Relayed datagrams hold no lease of ours: they go at once.
-        self.serve.send_now(handled.relayed);
-        self.serve.submit(handled.batch);
-        if let Some(r) = self.relaying.as_mut() {
-            r.after_batch(handled.frames).await;
-        }
-    }
-
-    async fn tick(&mut self) {
-        if let Some(r) = self.relaying.as_mut() {
-            r.tick(self.xdp.as_mut()).await;
-        }
-        self.serve.tick(now());
-    }
-
-    /// What was handed over is made durable and its replies sent.
-    fn stop(mut self) {
-        if let Some(r) = self.relaying.as_mut() {
-            r.stop();
-        }
-        self.serve.finish();
-        let _ = std::fs::remove_file(&self.control_path);
-    }
-}
+pub use start::RunOptions;
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(options: RunOptions) -> Result<()> {

@@ -28,9 +28,9 @@ use tokio::{
 use tracing::warn;
 
 use super::{
+    input::Input,
     socket::{self, Listener},
     xsk::{self, Peer, XskRx},
-    Input,
 };
 use crate::{codec::MessageType, frame, xdp::ShedSwitch};
 

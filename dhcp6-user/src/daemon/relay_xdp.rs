@@ -14,7 +14,7 @@ use dhcp6_common::relay::{
 };
 use tracing::{debug, info, warn};
 
-use super::renewal_upkeep::{interface_addresses, link_local, mac_address};
+use super::interface::{interface_addresses, link_local, mac_address};
 use crate::{
     relay::{xdp_head::relay_link, Relay},
     xdp::RelayMaps,

@@ -9,8 +9,8 @@ use tokio::{io::unix::AsyncFd, sync::mpsc, time::Interval};
 use tracing::{info, warn};
 
 use super::{
-    now, relay_users::UserJournal, relay_xdp::RelayXdp, sender::Outgoing, socket::Listener, socket::Role,
-    vlan_frames::VlanFrames, Input,
+    input::now, input::Input, relay_users::UserJournal, relay_xdp::RelayXdp, sender::Outgoing, socket::Listener,
+    socket::Role, vlan_frames::VlanFrames,
 };
 use crate::{
     netlink::{PdRoute, PdRoutes},

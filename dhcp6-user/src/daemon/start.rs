@@ -2,15 +2,19 @@
 //! (taking over an earlier dhcp6d's pins), the sockets and their readers, the commit and send
 //! threads, the relay, the control socket. What it builds is the [`Daemon`] the loop drives.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::{
-    committer, control_socket, identity, now, reader, relay_xdp, relaying::Relaying, renewal_upkeep::RenewalUpkeep,
-    sender, serve::Serve, socket, socket::Listener, socket::Role, xsk, Daemon, Input, RunOptions, QUEUE, SHED_BACKLOG,
+    committer, control_socket, driver::Daemon, identity, input::now, input::Input, input::QUEUE, input::SHED_BACKLOG,
+    reader, relay_xdp, relaying::Relaying, renewal_upkeep::RenewalUpkeep, sender, serve::Serve, socket,
+    socket::Listener, socket::Role, xsk,
 };
 use crate::{
     config::Config,
@@ -21,6 +25,15 @@ use crate::{
     store::{Journal, JOURNAL_FILE},
     xdp::XdpProgram,
 };
+
+/// How `dhcp6d run` was asked to run.
+pub struct RunOptions {
+    pub config: Config,
+    /// Attach the XDP program to the served interfaces, and answer renewals there.
+    pub xdp: bool,
+    /// Where the XDP program's maps and links are pinned.
+    pub bpf_dir: PathBuf,
+}
 
 /// The interfaces dhcp6d listens on, each with its role, and every interface XDP goes on
 /// (those, the relay's tagged-only access interfaces, and the interfaces toward the relay's

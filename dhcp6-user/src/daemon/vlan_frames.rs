@@ -16,10 +16,11 @@ use tokio::{io::unix::AsyncFd, sync::mpsc};
 use tracing::warn;
 
 use super::{
+    input::Input,
+    interface::{link_local, mac_address},
     packet_socket::{PacketSocket, FRAME_MAX},
     relay_frames::{client_datagram, client_frame, FrameDrop},
-    renewal_upkeep::{link_local, mac_address},
-    socket, Input,
+    socket,
 };
 use crate::relay::{RelayConfig, RelayOut, Vlans};
 use dhcp6_common::relay::AccessKey;

@@ -460,15 +460,15 @@ pub fn open(
 }
 
 /// The MAC and the link-local address of `interface` (`ifindex`), as replies from it carry
-/// them: read where the fast path reads its links' ([`super::renewal_upkeep`]), except that a
+/// them: read where the fast path reads its links' ([`super::interface`]), except that a
 /// link-local address still tentative is taken (dhcp6d may start while DAD runs, and the
 /// sockets are opened once).
 pub fn link_addresses(interface: &str, ifindex: u32) -> io::Result<([u8; 6], Ipv6Addr)> {
     let missing = |what: &str| io::Error::new(io::ErrorKind::NotFound, format!("{interface} has no {what}"));
-    let mac = super::renewal_upkeep::mac_address(interface).ok_or_else(|| missing("MAC address"))?;
-    let link_local = super::renewal_upkeep::interface_addresses()
+    let mac = super::interface::mac_address(interface).ok_or_else(|| missing("MAC address"))?;
+    let link_local = super::interface::interface_addresses()
         .into_iter()
-        .find(|a| a.ifindex == ifindex && a.scope == super::renewal_upkeep::SCOPE_LINK)
+        .find(|a| a.ifindex == ifindex && a.scope == super::interface::SCOPE_LINK)
         .map(|a| a.address)
         .ok_or_else(|| missing("link-local address"))?;
     Ok((mac, link_local))

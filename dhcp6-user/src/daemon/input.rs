@@ -1,0 +1,49 @@
+//! The engine's queue: what the readers, the packet sockets and the control socket hand the
+//! engine loop, and how much of it may wait.
+
+use std::{
+    net::SocketAddrV6,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use tokio::sync::oneshot;
+
+use super::xsk;
+use crate::control::{Answer, Request};
+
+/// Most datagrams waiting for the engine; past this, new ones are dropped and counted.
+pub const QUEUE: usize = 32768;
+/// Most datagrams handled per batch.
+pub const BATCH: usize = 1024;
+/// Queued datagrams past which new Solicits are shed: about 100 ms of work at full rate, so
+/// that a stall of the disk (an fdatasync can take that long) is caught up with, not shed,
+/// while a load the server cannot keep up with still sheds new exchanges first.
+pub const SHED_BACKLOG: usize = 16 * BATCH;
+
+/// What the engine loop takes from its queue.
+pub enum Input {
+    Datagram {
+        listener: usize,
+        from: SocketAddrV6,
+        to: Option<std::net::Ipv6Addr>,
+        payload: Vec<u8>,
+        /// Came as a frame through an AF_XDP socket, from this client.
+        peer: Option<xsk::Peer>,
+    },
+    /// A tagged client's message for the relay's access entry `access`, from a frame.
+    Frame {
+        access: usize,
+        from: SocketAddrV6,
+        mac: [u8; 6],
+        payload: Vec<u8>,
+    },
+    Control {
+        request: Request,
+        answer: oneshot::Sender<Answer>,
+    },
+}
+
+/// Unix seconds now: the time each input is handled at.
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
