@@ -353,16 +353,21 @@ impl Relay {
         else {
             return self.drop(RelayDrop::NotAGroupMember);
         };
-        self.groups[g].answered(s);
         let Ok(Message::Relay(reply)) = Message::decode(payload) else { return self.drop(RelayDrop::Malformed) };
         if reply.msg_type != MessageType::RelayRepl {
             return self.drop(RelayDrop::WrongDirection);
         }
-        let by_id = reply.options.iter().find_map(|o| match o {
-            DhcpOption::InterfaceId(id) => self.by_interface_id.get(*id).copied(),
+        // RFC 9915 section 19.2: with an Interface-ID the relay sends the message out of the
+        // interface it names (one it does not know is no interface of ours); without one, out of
+        // the interface whose link-address the Relay-Reply carries.
+        let interface_id = reply.options.iter().find_map(|o| match o {
+            DhcpOption::InterfaceId(id) => Some(*id),
             _ => None,
         });
-        let access = by_id.or_else(|| self.config.interfaces.iter().position(|i| i.link_address == reply.link_address));
+        let access = match interface_id {
+            Some(id) => self.by_interface_id.get(id).copied(),
+            None => self.config.interfaces.iter().position(|i| i.link_address == reply.link_address),
+        };
         let Some(access) = access else { return self.drop(RelayDrop::UnknownInterface) };
         let Some(inner) = reply.options.relay_message() else { return self.drop(RelayDrop::Malformed) };
         let port = if matches!(inner, Message::Relay(_)) { SERVER_PORT } else { CLIENT_PORT };
@@ -372,6 +377,8 @@ impl Relay {
             }
         }
         let Ok(bytes) = inner.to_vec() else { return self.drop(RelayDrop::Malformed) };
+        // Only a Relay-Reply relayed counts as the server's answer.
+        self.groups[g].answered(s);
         self.stats.replies_relayed += 1;
         Some(RelayOut {
             payload: bytes,

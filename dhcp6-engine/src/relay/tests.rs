@@ -66,23 +66,11 @@ fn from(addr: &str, port: u16) -> SocketAddrV6 {
 /// The server's Relay-Reply for a forwarded message, carrying `inner`.
 fn relay_reply(forward: &[u8], inner: &[u8]) -> Vec<u8> {
     let Message::Relay(f) = Message::decode(forward).unwrap() else { panic!() };
-    let inner = Message::decode(Box::leak(inner.to_vec().into_boxed_slice())).unwrap();
-    let mut options = Options::new();
-    for o in f.options.iter() {
-        if let DhcpOption::InterfaceId(id) = o {
-            options.push(DhcpOption::InterfaceId(Box::leak(id.to_vec().into_boxed_slice())));
-        }
-    }
-    options.push(DhcpOption::RelayMsg(Box::new(inner)));
-    Message::Relay(RelayMessage {
-        msg_type: MessageType::RelayRepl,
-        hop_count: f.hop_count,
-        link_address: f.link_address,
-        peer_address: f.peer_address,
-        options,
-    })
-    .to_vec()
-    .unwrap()
+    let id = f.options.iter().find_map(|o| match o {
+        DhcpOption::InterfaceId(id) => Some(&*Box::leak(id.to_vec().into_boxed_slice())),
+        _ => None,
+    });
+    relay_reply_with_interface_id(forward, inner, id)
 }
 
 #[test]
@@ -281,4 +269,49 @@ fn user_entries_kept_across_a_restart_come_back_with_their_routes() {
     // Unreadable types are refused when read, not guessed.
     let bad = String::from_utf8(saved).unwrap().replace("ia_pd", "ia_xx");
     assert!(serde_json::from_str::<Vec<UserEntry>>(&bad).is_err());
+}
+
+/// The server's Relay-Reply for a forwarded message, with `interface_id` in place of the one the
+/// relay put in (`None`: no Interface-ID at all).
+fn relay_reply_with_interface_id(forward: &[u8], inner: &[u8], interface_id: Option<&'static [u8]>) -> Vec<u8> {
+    let Message::Relay(f) = Message::decode(forward).unwrap() else { panic!() };
+    let inner = Message::decode(Box::leak(inner.to_vec().into_boxed_slice())).unwrap();
+    let mut options = Options::new();
+    if let Some(id) = interface_id {
+        options.push(DhcpOption::InterfaceId(id));
+    }
+    options.push(DhcpOption::RelayMsg(Box::new(inner)));
+    Message::Relay(RelayMessage {
+        msg_type: MessageType::RelayRepl,
+        hop_count: f.hop_count,
+        link_address: f.link_address,
+        peer_address: f.peer_address,
+        options,
+    })
+    .to_vec()
+    .unwrap()
+}
+
+#[test]
+fn a_relay_reply_goes_out_of_the_interface_its_interface_id_names_and_no_other() {
+    let mut relay = Relay::new(config());
+    let fwd =
+        relay.from_client(0, &client_msg(MessageType::Request, 1, 9, None), from(CLIENT_LL, 546), None, 100).unwrap();
+    let server = SocketAddrV6::new(*fwd.destination.ip(), 547, 0, 0);
+    let inner = client_msg(MessageType::Reply, 1, 9, Some("2001:db8:2::100"));
+    // An Interface-ID naming no access interface, and the link-address of one: dropped.
+    let unknown = relay_reply_with_interface_id(&fwd.payload, &inner, Some(b"eth9"));
+    assert_eq!(relay.from_server(&unknown, server, 100), None);
+    assert_eq!(relay.stats().dropped[RelayDrop::UnknownInterface], 1);
+    assert_eq!(relay.stats().replies_relayed, 0);
+    // Garbage from the server is no answer either.
+    assert_eq!(relay.from_server(b"\x0d\x00", server, 100), None);
+    assert_eq!(relay.servers(100).iter().map(|s| s.answered).sum::<u64>(), 0, "nothing dropped counts as answered");
+    // Without an Interface-ID, the link-address names the interface.
+    let by_link = relay_reply_with_interface_id(&fwd.payload, &inner, None);
+    assert_eq!(relay.from_server(&by_link, server, 100).unwrap().interface, Some(0));
+    // With the right one.
+    let named = relay_reply_with_interface_id(&fwd.payload, &inner, Some(b"eth0"));
+    assert_eq!(relay.from_server(&named, server, 100).unwrap().interface, Some(0));
+    assert_eq!(relay.servers(100).iter().map(|s| s.answered).sum::<u64>(), 2);
 }
