@@ -44,7 +44,7 @@ impl AccessSwitch {
         let stop = Arc::new(AtomicBool::new(false));
         let (trunk, ports) = (trunk.to_string(), ports.to_vec());
         let halt = stop.clone();
-        let thread = ns.spawn(move || {
+        let thread = ns.spawn_thread(move || {
             let open = |name: &str| {
                 let ifindex = dhcp6_user::daemon::socket::if_index(name).unwrap_or_else(|| panic!("no {name}"));
                 PacketSocket::open(ifindex, false).unwrap_or_else(|e| panic!("packet socket on {name}: {e}"))

@@ -4,13 +4,13 @@ use std::{
     collections::BTreeMap,
     fs,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
-use crate::netns::Netns;
+use crate::netns::{must, Netns, Process};
 
 /// A scratch folder for one test, removed on drop.
 pub struct Scratch {
@@ -89,57 +89,9 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
-/// A child process killed (and reaped) on drop.
-pub struct Running {
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl Running {
-    pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends a signal (`libc::SIGSTOP`, `SIGCONT`, ...).
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        self.signal(libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `args` in `ns` with output to `log`.
-pub fn spawn_in(ns: &Netns, args: &[&str], log: PathBuf) -> Running {
-    let out = fs::File::create(&log).unwrap();
-    let child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {args:?}: {e}"));
-    Running { child, log }
-}
-
 /// dhcp6d running in a namespace with its own state folder and control socket.
 pub struct Dhcp6d {
-    pub process: Running,
+    pub process: Process,
     pub socket: PathBuf,
     pub config: PathBuf,
     /// Where its XDP maps and links are pinned (its own, so that tests running side by side do
@@ -152,7 +104,7 @@ impl Drop for Dhcp6d {
         if let Some(dir) = &self.bpf_dir {
             self.process.signal(libc::SIGCONT);
             self.process.signal(libc::SIGKILL);
-            let _ = self.process.child.wait();
+            let _ = self.process.wait();
             let _ = fs::remove_dir_all(dir);
         }
     }
@@ -172,7 +124,7 @@ pub fn bpf_dir(name: &str) -> PathBuf {
             .any(|l| l.split_whitespace().nth(1) == Some(TEST_BPFFS));
         if !mounted {
             fs::create_dir_all(TEST_BPFFS).unwrap();
-            crate::netns::must(Command::new("mount").args(["-t", "bpf", "bpf", TEST_BPFFS]));
+            must(dhcp6_netns::exec(Command::new("mount").args(["-t", "bpf", "bpf", TEST_BPFFS])));
         }
     });
     PathBuf::from(TEST_BPFFS).join(crate::netns::unique_name(name))
@@ -213,7 +165,7 @@ impl Dhcp6d {
         if let Some(d) = &dir_text {
             args.extend_from_slice(&["--bpf-dir", d]);
         }
-        let process = spawn_in(ns, &args, scratch.path(&format!("{name}.log")));
+        let process = ns.spawn(&args, &scratch.path(&format!("{name}.log")));
         let d = Dhcp6d { process, socket, config: config_path, bpf_dir };
         wait_for("dhcp6d to answer on its control socket", Duration::from_secs(20), || d.try_show("statistics"));
         d
@@ -224,7 +176,7 @@ impl Dhcp6d {
     pub fn stop_keeping_pins(mut self) -> Option<PathBuf> {
         let dir = self.bpf_dir.take();
         self.process.signal(libc::SIGTERM);
-        let _ = self.process.child.wait();
+        let _ = self.process.wait();
         dir
     }
 
@@ -274,7 +226,7 @@ impl Dhcp6d {
 /// ISC dhclient -6 in a namespace. Its script records each event's variables instead of
 /// configuring anything (the real script would rewrite the host's resolv.conf).
 pub struct Dhclient {
-    pub process: Running,
+    pub process: Process,
     pub dir: PathBuf,
 }
 
@@ -308,7 +260,7 @@ impl Dhclient {
         f.extend_from_slice(flags);
         let args = Self::args(&dir, interface, &f);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let process = spawn_in(ns, &refs, dir.join("dhclient.log"));
+        let process = ns.spawn(&refs, &dir.join("dhclient.log"));
         Dhclient { process, dir }
     }
 
@@ -316,7 +268,7 @@ impl Dhclient {
     pub fn run_once(&self, ns: &Netns, interface: &str, flags: &[&str]) {
         let args = Self::args(&self.dir, interface, flags);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = Command::new("ip").args(["netns", "exec", &ns.name]).args(&refs).output().unwrap();
+        let out = ns.exec_status(&refs);
         assert!(out.status.success(), "dhclient {flags:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 

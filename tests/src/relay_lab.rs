@@ -5,8 +5,8 @@ use std::time::Duration;
 use dhcp6_codec::MessageType;
 
 use crate::{
-    netns::{Netns, Veth},
-    peers::{spawn_in, Dhclient, Running, Scratch},
+    netns::{Netns, Process, Veth},
+    peers::{Dhclient, Scratch},
 };
 
 /// Server (2001:db8:ff::1) -- relay (2001:db8:ff::2 upstream, 2001:db8:2::1 on the access
@@ -18,7 +18,7 @@ pub struct RelayLab {
     pub up: Veth,
     pub access: Veth,
     pub capture: std::path::PathBuf,
-    _tcpdump: Running,
+    _tcpdump: Process,
 }
 
 impl RelayLab {
@@ -28,7 +28,7 @@ impl RelayLab {
         let client_ns = Netns::new("d6c");
         let (up, capture, _tcpdump) = upstream(scratch, &relay_ns, &server_ns);
         let access = Veth::new(&client_ns, &relay_ns);
-        relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
+        relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", access.b(), "nodad"]);
         RelayLab { server_ns, relay_ns, client_ns, up, access, capture, _tcpdump }
     }
 
@@ -36,7 +36,7 @@ impl RelayLab {
     pub fn wire_like(&self) {
         wire_like(
             &self.relay_ns,
-            &[(&self.client_ns, &self.access.a), (&self.server_ns, &self.up.b)],
+            &[(&self.client_ns, self.access.a()), (&self.server_ns, self.up.b())],
             &["2001:db8:ff::1"],
         );
     }
@@ -61,24 +61,23 @@ impl RelayLab {
     pub fn release(&self, scratch: &Scratch, client: Dhclient) {
         drop(client.process);
         let releaser = Dhclient {
-            process: spawn_in(&self.client_ns, &["sleep", "0"], scratch.path("noop.log")),
+            process: self.client_ns.spawn(&["sleep", "0"], &scratch.path("noop.log")),
             dir: client.dir.clone(),
         };
-        releaser.run_once(&self.client_ns, &self.access.a, &["-r", "-N", "-P"]);
+        releaser.run_once(&self.client_ns, self.access.a(), &["-r", "-N", "-P"]);
     }
 }
 
 /// The link between relay and server (2001:db8:ff::2 -- 2001:db8:ff::1), with tcpdump
 /// capturing port 547 on the server's side: the link, the capture's path, tcpdump.
-pub fn upstream(scratch: &Scratch, relay_ns: &Netns, server_ns: &Netns) -> (Veth, std::path::PathBuf, Running) {
+pub fn upstream(scratch: &Scratch, relay_ns: &Netns, server_ns: &Netns) -> (Veth, std::path::PathBuf, Process) {
     let up = Veth::new(relay_ns, server_ns);
-    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
-    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
+    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", up.b(), "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", up.a(), "nodad"]);
     let capture = scratch.path("upstream.pcap");
-    let tcpdump = spawn_in(
-        server_ns,
-        &["tcpdump", "-U", "-i", &up.b, "-w", capture.to_str().unwrap(), "udp port 547"],
-        scratch.path("tcpdump.log"),
+    let tcpdump = server_ns.spawn(
+        &["tcpdump", "-U", "-i", up.b(), "-w", capture.to_str().unwrap(), "udp port 547"],
+        &scratch.path("tcpdump.log"),
     );
     (up, capture, tcpdump)
 }
@@ -89,7 +88,7 @@ pub fn upstream(scratch: &Scratch, relay_ns: &Netns, server_ns: &Netns) -> (Veth
 /// them) and take frames redirected by XDP (veth needs NAPI, given by GRO, on the receiving
 /// peer); the relay forwards IPv6, as a router does (bpf_fib_lookup serves forwarding
 /// interfaces only), with its neighbours toward the `servers` resolved.
-pub fn wire_like(relay_ns: &Netns, ends: &[(&Netns, &String)], servers: &[&str]) {
+pub fn wire_like(relay_ns: &Netns, ends: &[(&Netns, &str)], servers: &[&str]) {
     for (ns, end) in ends {
         ns.exec(&["ethtool", "-K", end, "tx", "off", "gro", "on"]);
     }

@@ -10,7 +10,7 @@ use std::{
 use dhcp6_tests::{
     client::{client_duid, Granted, Record, TestClient},
     netns::{Netns, Veth},
-    peers::{spawn_in, wait_for, Dhclient, Dhcp6d, Scratch},
+    peers::{wait_for, Dhclient, Dhcp6d, Scratch},
 };
 use rand::{Rng, SeedableRng};
 
@@ -59,7 +59,7 @@ fn every_lease_a_client_was_told_of_survives_sigkill() {
     let client_ns = Netns::new("d6c");
     let veth = Veth::new(&server_ns, &client_ns);
     let scratch = Scratch::new("crash");
-    let config = config(&veth.a);
+    let config = config(veth.a());
     let mut record = Record::new();
     let mut next_client = 0u32;
     let mut server_duid = Vec::new();
@@ -91,7 +91,7 @@ fn every_lease_a_client_was_told_of_survives_sigkill() {
         let (new_grants, duid, n) = std::thread::scope(|s| {
             let worker = s.spawn(|| {
                 client_ns.run(|| {
-                    let mut client = TestClient::new(&veth.b);
+                    let mut client = TestClient::new(veth.b());
                     let mut told: Vec<Granted> = Vec::new();
                     let mut server_duid = server_duid.clone();
                     let mut n = first_client;
@@ -133,10 +133,10 @@ fn a_torn_journal_tail_is_cut_and_said_in_the_log() {
     let client_ns = Netns::new("d6c");
     let veth = Veth::new(&server_ns, &client_ns);
     let scratch = Scratch::new("torn");
-    let config = config(&veth.a);
+    let config = config(veth.a());
     let server = Dhcp6d::start(&server_ns, &scratch, "srv", &config, &["--no-xdp"]);
     let granted: Vec<Granted> = client_ns.run(|| {
-        let mut client = TestClient::new(&veth.b);
+        let mut client = TestClient::new(veth.b());
         (0..5).filter_map(|n| client.rapid_solicit(&client_duid(n)).map(|(g, _)| g)).collect()
     });
     assert_eq!(granted.len(), 5);
@@ -167,7 +167,7 @@ fn leases_imported_from_kea_are_renewed_by_the_same_clients() {
     let server_ns = Netns::new("d6s");
     let client_ns = Netns::new("d6c");
     let veth = Veth::new(&server_ns, &client_ns);
-    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", &veth.a, "nodad"]);
+    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", veth.a(), "nodad"]);
     let scratch = Scratch::new("kea");
     let kea_dir = scratch.path("kea");
     std::fs::create_dir_all(&kea_dir).unwrap();
@@ -185,19 +185,18 @@ fn leases_imported_from_kea_are_renewed_by_the_same_clients() {
                   "pools": [ {{ "pool": "2001:db8:1::100 - 2001:db8:1::1ff" }} ],
                   "pd-pools": [ {{ "prefix": "2001:db8:8000::", "prefix-len": 40, "delegated-len": 56 }} ] }} ]
 }} }}"#,
-            iface = veth.a,
+            iface = veth.a(),
             dir = kea_dir.display(),
             leases = lease_file.display()
         ),
     )
     .unwrap();
     let kea_env = [format!("KEA_PIDFILE_DIR={}", kea_dir.display()), format!("KEA_LOCKFILE_DIR={}", kea_dir.display())];
-    let kea = spawn_in(
-        &server_ns,
+    let kea = server_ns.spawn(
         &["env", &kea_env[0], &kea_env[1], "kea-dhcp6", "-c", kea_conf.to_str().unwrap()],
-        scratch.path("kea.log"),
+        &scratch.path("kea.log"),
     );
-    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &veth.b, &["-N", "-P"]);
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", veth.b(), &["-N", "-P"]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     let prefix = client.wait_event("BOUND6", "new_ip6_prefix", SECS);
     drop(kea);
@@ -205,7 +204,7 @@ fn leases_imported_from_kea_are_renewed_by_the_same_clients() {
     // Move to dhcp6d: import Kea's own lease file and its server identity, then serve.
     let config = format!(
         "[server]\npreferred_lifetime = 20\nvalid_lifetime = 30\nt1 = 3\nt2 = 20\n\n[[subnet]]\ninterface = \"{}\"\nprefix = \"2001:db8:1::/64\"\nranges = [{{ low = \"2001:db8:1::100\", high = \"2001:db8:1::1ff\" }}]\n\n[[subnet.pd_pool]]\nprefix = \"2001:db8:8000::/40\"\ndelegated_length = 56\n",
-        veth.a
+        veth.a()
     );
     let state = scratch.path("srv-state");
     let config_path = scratch.path("import.toml");
@@ -365,12 +364,12 @@ fn a_full_disk_sends_no_reply_and_loses_no_lease_a_client_was_told_of() {
     // The server's state directory on a small file system of its own.
     let state = scratch.path("srv-state");
     let _mount = Mount::small_tmpfs(&state, "512k");
-    let config = config(&veth.a);
+    let config = config(veth.a());
     let server = Dhcp6d::start(&server_ns, &scratch, "srv", &config, &["--no-xdp"]);
 
     let solicit = |from: u32, to: u32| -> Vec<Granted> {
         client_ns.run(|| {
-            let mut client = TestClient::new(&veth.b);
+            let mut client = TestClient::new(veth.b());
             (from..to).filter_map(|n| client.rapid_solicit(&client_duid(n)).map(|(g, _)| g)).collect()
         })
     };
@@ -379,14 +378,14 @@ fn a_full_disk_sends_no_reply_and_loses_no_lease_a_client_was_told_of() {
     // One record of another length, so that records do not happen to fill the journal's last
     // page exactly: the write the disk refuses is then cut short, not refused whole.
     let odd: Vec<u8> = [0, 2, 0, 0, 0, 9].iter().copied().chain(std::iter::repeat_n(7, 11)).collect();
-    let odd = client_ns.run(|| TestClient::new(&veth.b).rapid_solicit(&odd)).expect("served").0;
+    let odd = client_ns.run(|| TestClient::new(veth.b()).rapid_solicit(&odd)).expect("served").0;
     before.push(odd);
 
     // The disk fills up. What still fits in the journal's last page is made durable (and
     // told); past it, commits fail, and those clients are told nothing.
     let filler = fill_up(&state);
     let (squeezed, unanswered) = client_ns.run(|| {
-        let mut client = TestClient::new(&veth.b);
+        let mut client = TestClient::new(veth.b());
         let (mut told, mut unanswered) = (Vec::new(), 0);
         for n in 100..300 {
             match client.rapid_solicit(&client_duid(n)) {

@@ -73,23 +73,23 @@ fn renewals_are_answered_by_xdp_while_dhcp6d_restarts() {
     let client_ns = Netns::new("d6c");
     let veth = Veth::new(&server_ns, &client_ns);
     // A NIC delivers checksums whole; a veth sender leaves them to offload unless told not to.
-    client_ns.exec(&["ethtool", "-K", &veth.b, "tx", "off"]);
+    client_ns.exec(&["ethtool", "-K", veth.b(), "tx", "off"]);
     // A veth takes the frames its peer sends with XDP_TX only when it runs XDP itself (its
     // NAPI is off otherwise): the client side gets a program of its own, which passes all.
     let mut client_xdp = XdpProgram::load_with(16).unwrap();
-    client_ns.run(|| client_xdp.attach(&veth.b, XdpMode::Driver)).unwrap();
+    client_ns.run(|| client_xdp.attach(veth.b(), XdpMode::Driver)).unwrap();
     let scratch = Scratch::new("fastpath");
     let dir = bpf_dir("fp");
-    let config = config(&veth.a);
+    let config = config(veth.a());
     let server = Dhcp6d::start_pinned(&server_ns, &scratch, "srv", &config, &[], Some(dir.clone()));
-    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &veth.b, &[]);
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", veth.b(), &[]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     let bound_expiry = expiry(&server, &address);
 
     // dhcp6d stops before T1; XDP stays, and answers the Renews.
     let renews = client.values("RENEW6", "new_ip6_address").len();
     let answered = replied(&dir);
-    let log = server.process.log.clone();
+    let log = server.process.log().to_path_buf();
     let dir = server.stop_keeping_pins().unwrap();
     let stopped = now();
     let deadline = std::time::Instant::now() + SECS;
@@ -100,7 +100,7 @@ fn renewals_are_answered_by_xdp_while_dhcp6d_restarts() {
         }
         if std::time::Instant::now() > deadline {
             let verdicts = bpftool_dump(&dir.join(PIN_LAYOUT).join("VERDICT_COUNTS"));
-            let link = server_ns.exec(&["ethtool", "-S", &veth.a]);
+            let link = server_ns.exec(&["ethtool", "-S", veth.a()]);
             panic!(
                 "no Renew answered while dhcp6d was stopped; verdicts {verdicts}\n{}",
                 String::from_utf8_lossy(&link.stdout)
@@ -154,18 +154,16 @@ fn renewals_are_answered_by_xdp_while_dhcp6d_restarts() {
     // Renew from the client would now go up to userspace.
     let dir_of_client = client.dir.clone();
     drop(client);
-    let releaser = Dhclient {
-        process: dhcp6_tests::peers::spawn_in(&client_ns, &["sleep", "0"], scratch.path("noop.log")),
-        dir: dir_of_client,
-    };
-    releaser.run_once(&client_ns, &veth.b, &["-r"]);
+    let releaser =
+        Dhclient { process: client_ns.spawn(&["sleep", "0"], &scratch.path("noop.log")), dir: dir_of_client };
+    releaser.run_once(&client_ns, veth.b(), &["-r"]);
     wait_for("the lease to be released", SECS, || server.bound().is_empty().then_some(()));
     let leases = bpftool_dump(&dir.join(PIN_LAYOUT).join("LEASES"));
     assert_eq!(leases.as_array().map(Vec::len), Some(0), "the released binding left the map: {leases}");
 
     // dhcp6d --no-xdp detaches the program the earlier one left pinned.
     let xdp_attached = || {
-        let out = server_ns.exec(&["ip", "link", "show", &veth.a]);
+        let out = server_ns.exec(&["ip", "link", "show", veth.a()]);
         String::from_utf8_lossy(&out.stdout).contains(" xdp")
     };
     assert!(xdp_attached());
@@ -185,16 +183,17 @@ fn a_link_pinned_to_a_deleted_interface_is_replaced_at_start() {
     let client_ns = Netns::new("d6rc");
     let veth = Veth::new(&server_ns, &client_ns);
     let scratch = Scratch::new("fastpathrecreated");
-    let config = config(&veth.a);
+    let config = config(veth.a());
     let server = Dhcp6d::start_pinned(&server_ns, &scratch, "srv", &config, &[], Some(bpf_dir("fprec")));
     let dir = server.stop_keeping_pins().unwrap();
-    assert!(XdpProgram::link_pin(&dir, &veth.a).exists(), "the link stays pinned while no dhcp6d runs");
+    assert!(XdpProgram::link_pin(&dir, veth.a()).exists(), "the link stays pinned while no dhcp6d runs");
 
-    server_ns.exec(&["ip", "link", "del", &veth.a]);
-    let veth = Veth::named(&server_ns, &client_ns, veth.a.clone(), veth.b.clone());
-    assert!(XdpProgram::link_pin(&dir, &veth.a).exists(), "the severed link's pin outlives its interface");
+    let (a, b) = (veth.a().to_string(), veth.b().to_string());
+    drop(veth);
+    let veth = Veth::named(&server_ns, &client_ns, &a, &b);
+    assert!(XdpProgram::link_pin(&dir, veth.a()).exists(), "the severed link's pin outlives its interface");
     let xdp_attached = || {
-        let out = server_ns.exec(&["ip", "-d", "link", "show", &veth.a]);
+        let out = server_ns.exec(&["ip", "-d", "link", "show", veth.a()]);
         String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
     };
     assert!(!xdp_attached(), "the new interface starts without XDP");
@@ -203,7 +202,7 @@ fn a_link_pinned_to_a_deleted_interface_is_replaced_at_start() {
     let log = server.process.log_text();
     assert!(xdp_attached(), "XDP attached to the new interface: {log}");
     assert!(log.contains("removed the stale pinned XDP link"), "said once: {log}");
-    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &veth.b, &[]);
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", veth.b(), &[]);
     client.wait_event("BOUND6", "new_ip6_address", SECS);
     assert!(server.show("statistics")["xdp"].is_object(), "with XDP counters");
 }
@@ -226,11 +225,11 @@ interface = "{}"
 prefix = "2001:db8:1::/64"
 ranges = [{{ low = "2001:db8:1::1:0", high = "2001:db8:1::1:ffff" }}]
 "#,
-        veth.a
+        veth.a()
     );
     let server = Dhcp6d::start(&server_ns, &scratch, "srv", &config, &[]);
     let load = dhcp6_load_binary();
-    let out = client_ns.exec(&[load.to_str().unwrap(), "-i", &veth.b, "-r", "500", "-s", "3"]);
+    let out = client_ns.exec(&[load.to_str().unwrap(), "-i", veth.b(), "-r", "500", "-s", "3"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "dhcp6-load: {text} {}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("completed 1500 "), "every exchange completed: {text}");

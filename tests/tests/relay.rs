@@ -7,7 +7,7 @@ use std::{net::UdpSocket, time::Duration};
 use dhcp6_codec::{option::DhcpOption, Message, MessageType};
 use dhcp6_tests::{
     netns::{Netns, Veth},
-    peers::{spawn_in, wait_for, Dhclient, Dhcp6d, Scratch},
+    peers::{wait_for, Dhclient, Dhcp6d, Scratch},
     relay_lab::RelayLab,
 };
 
@@ -59,8 +59,8 @@ fn relay_to_a_dhcp6d_server(xdp: bool) {
         &["--no-xdp"]
     };
     let server = Dhcp6d::start(server_ns, &scratch, "srv", SERVER, &["--no-xdp"]);
-    let relay = Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(&access.b), relay_args);
-    let client = Dhclient::start(client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
+    let relay = Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(access.b()), relay_args);
+    let client = Dhclient::start(client_ns, &scratch, "dhclient", access.a(), &["-N", "-P"]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     let prefix = client.wait_event("BOUND6", "new_ip6_prefix", SECS);
     assert!(address.starts_with("2001:db8:2::1"), "{address}");
@@ -76,7 +76,7 @@ fn relay_to_a_dhcp6d_server(xdp: bool) {
     let link_local = users[0]["link_local"].as_str().unwrap().to_string();
     let routes = || lab.routes();
     let route = wait_for("the PD route", SECS, || Some(routes()).filter(|r| r.contains(&prefix)));
-    assert!(route.contains(&format!("{prefix} via {link_local} dev {} metric 1024", access.b)), "{route}");
+    assert!(route.contains(&format!("{prefix} via {link_local} dev {} metric 1024", access.b())), "{route}");
 
     let servers = wait_for("the server's answers counted", SECS, || {
         relay.try_show("relay servers").filter(|s| s["servers"][0]["answered"].as_u64() >= Some(2))
@@ -99,7 +99,7 @@ fn relay_to_a_dhcp6d_server(xdp: bool) {
         let pins = relay.stop_keeping_pins();
         let saved = std::fs::read_to_string(scratch.path("relay-state/relay-users.json")).unwrap();
         assert!(saved.contains(&prefix), "{saved}");
-        Dhcp6d::start_pinned(relay_ns, &scratch, "relay", &relay_config(&access.b), relay_args, pins)
+        Dhcp6d::start_pinned(relay_ns, &scratch, "relay", &relay_config(access.b()), relay_args, pins)
     };
     // As they were (the seconds left go on counting down).
     let without_countdown = |v: serde_json::Value| {
@@ -119,8 +119,8 @@ fn relay_to_a_dhcp6d_server(xdp: bool) {
     let forwards = lab.forwards();
     assert!(!forwards.is_empty());
     let Message::Relay(f) = Message::decode(&forwards[0]).unwrap() else { panic!("not a relay message") };
-    assert!(f.options.iter().any(|o| *o == DhcpOption::InterfaceId(access.b.as_bytes())));
-    assert!(f.options.iter().any(|o| matches!(o, DhcpOption::RemoteId(r) if r.enterprise_number == 2011 && r.remote_id.starts_with(access.b.as_bytes()))));
+    assert!(f.options.iter().any(|o| *o == DhcpOption::InterfaceId(access.b().as_bytes())));
+    assert!(f.options.iter().any(|o| matches!(o, DhcpOption::RemoteId(r) if r.enterprise_number == 2011 && r.remote_id.starts_with(access.b().as_bytes()))));
     assert!(f
         .options
         .iter()
@@ -129,7 +129,7 @@ fn relay_to_a_dhcp6d_server(xdp: bool) {
     // A Relay-Reply from outside the group is dropped and counted. The server now has a second
     // address, which the kernel would pick for its answers: dhcp6d answers from the address a
     // Relay-Forward came to, so the Release below still comes back from a group member.
-    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::66/128", "dev", &up.b, "nodad"]);
+    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::66/128", "dev", up.b(), "nodad"]);
     let forged = Message::decode(&forwards[0]).unwrap();
     let Message::Relay(mut reply) = forged else { unreachable!() };
     reply.msg_type = MessageType::RelayRepl;
@@ -165,12 +165,12 @@ fn kea_config(dir: &std::path::Path, interface: &str, address: &str, pool: &str)
 }
 
 /// Starts kea-dhcp6 in `ns` with its files in `dir`.
-fn start_kea(ns: &Netns, dir: &std::path::Path, config: &str) -> dhcp6_tests::peers::Running {
+fn start_kea(ns: &Netns, dir: &std::path::Path, config: &str) -> dhcp6_tests::netns::Process {
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("kea-dhcp6.json");
     std::fs::write(&path, config).unwrap();
     let env = [format!("KEA_PIDFILE_DIR={}", dir.display()), format!("KEA_LOCKFILE_DIR={}", dir.display())];
-    spawn_in(ns, &["env", &env[0], &env[1], "kea-dhcp6", "-c", path.to_str().unwrap()], dir.join("kea.log"))
+    ns.spawn(&["env", &env[0], &env[1], "kea-dhcp6", "-c", path.to_str().unwrap()], &dir.join("kea.log"))
 }
 
 #[test]
@@ -191,26 +191,26 @@ fn two_kea_servers(xdp: bool) {
     let relay_ns = Netns::new("d6r");
     let client_ns = Netns::new("d6c");
     let access = Veth::new(&client_ns, &relay_ns);
-    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", access.b(), "nodad"]);
     let mut keas = Vec::new();
     for n in 1..=2 {
         let ns = Netns::new("d6k");
         let up = Veth::new(&relay_ns, &ns);
-        relay_ns.exec(&["ip", "-6", "addr", "add", &format!("2001:db8:f{n}::2/64"), "dev", &up.a, "nodad"]);
+        relay_ns.exec(&["ip", "-6", "addr", "add", &format!("2001:db8:f{n}::2/64"), "dev", up.a(), "nodad"]);
         let address = format!("2001:db8:f{n}::1");
-        ns.exec(&["ip", "-6", "addr", "add", &format!("{address}/64"), "dev", &up.b, "nodad"]);
+        ns.exec(&["ip", "-6", "addr", "add", &format!("{address}/64"), "dev", up.b(), "nodad"]);
         let dir = scratch.path(&format!("kea{n}"));
         let pool = format!("2001:db8:2::{n}000-2001:db8:2::{n}fff");
-        let kea = start_kea(&ns, &dir, &kea_config(&dir, &up.b, &address, &pool));
+        let kea = start_kea(&ns, &dir, &kea_config(&dir, up.b(), &address, &pool));
         keas.push((ns, up, Some(kea)));
     }
     let config = format!(
         "[server]\n\n[relay]\n[[relay.group]]\nname = \"pair\"\nservers = [\"2001:db8:f1::1\", \"2001:db8:f2::1\"]\ndead_after = 2\nanswer_timeout = 1\nretry_after = 300\n\n[[relay.interface]]\nname = \"{}\"\ngroup = \"pair\"\nlink_address = \"2001:db8:2::1\"\n",
-        access.b
+        access.b()
     );
     if xdp {
-        let mut ends = vec![(&client_ns, &access.a)];
-        ends.extend(keas.iter().map(|(ns, up, _)| (ns, &up.b)));
+        let mut ends = vec![(&client_ns, access.a())];
+        ends.extend(keas.iter().map(|(ns, up, _)| (ns, up.b())));
         dhcp6_tests::relay_lab::wire_like(&relay_ns, &ends, &["2001:db8:f1::1", "2001:db8:f2::1"]);
     }
     let relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &config, if xdp { &[] } else { &["--no-xdp"] });
@@ -219,7 +219,7 @@ fn two_kea_servers(xdp: bool) {
     // Clients, each tried until a Reply comes: spread over both servers by their DUIDs.
     let serve = |clients: std::ops::Range<u32>| -> Vec<String> {
         client_ns.run(|| {
-            let mut client = TestClient::new(&access.a);
+            let mut client = TestClient::new(access.a());
             clients
                 .map(|n| {
                     (0..20)
@@ -260,22 +260,19 @@ fn isc_dhcrelay_in_front_of_the_dhcp6d_relay_adds_a_hop() {
     let up = Veth::new(&relay_ns, &server_ns);
     let middle = Veth::new(&edge_ns, &relay_ns);
     let access = Veth::new(&client_ns, &edge_ns);
-    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", &up.b, "nodad"]);
-    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
-    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:e::1/64", "dev", &middle.b, "nodad"]);
-    edge_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:e::2/64", "dev", &middle.a, "nodad"]);
-    edge_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", &access.b, "nodad"]);
+    server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", up.b(), "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", up.a(), "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:e::1/64", "dev", middle.b(), "nodad"]);
+    edge_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:e::2/64", "dev", middle.a(), "nodad"]);
+    edge_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", access.b(), "nodad"]);
     let server = Dhcp6d::start(&server_ns, &scratch, "srv", SERVER, &["--no-xdp"]);
     let relay_conf =
-        relay_config(&middle.b).replace("link_address = \"2001:db8:2::1\"", "link_address = \"2001:db8:e::1\"");
+        relay_config(middle.b()).replace("link_address = \"2001:db8:2::1\"", "link_address = \"2001:db8:e::1\"");
     let _relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &relay_conf, &["--no-xdp"]);
-    let upstream = format!("2001:db8:e::1%{}", middle.a);
-    let _dhcrelay = spawn_in(
-        &edge_ns,
-        &["dhcrelay", "-6", "-d", "-I", "-l", &access.b, "-u", &upstream],
-        scratch.path("dhcrelay.log"),
-    );
-    let client = Dhclient::start(&client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
+    let upstream = format!("2001:db8:e::1%{}", middle.a());
+    let _dhcrelay = edge_ns
+        .spawn(&["dhcrelay", "-6", "-d", "-I", "-l", access.b(), "-u", &upstream], &scratch.path("dhcrelay.log"));
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", access.a(), &["-N", "-P"]);
     // The pool is chosen by the innermost link-address, dhcrelay's 2001:db8:2::1.
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     assert!(address.starts_with("2001:db8:2::1"), "{address}");
@@ -292,7 +289,7 @@ fn dhclient_through_the_dhcp6d_relay_with_xdp_to_kea() {
     // Kea with an address pool and a prefix pool, leases kept in a file we read afterwards.
     let dir = scratch.path("kea");
     let leases = dir.join("leases6.csv");
-    let config = kea_config(&dir, &up.b, "2001:db8:ff::1", "2001:db8:2::1000-2001:db8:2::1fff")
+    let config = kea_config(&dir, up.b(), "2001:db8:ff::1", "2001:db8:2::1000-2001:db8:2::1fff")
         .replace(
             r#""persist": false }"#,
             &format!(r#""persist": true, "name": "{}", "lfc-interval": 0 }}"#, leases.display()),
@@ -306,9 +303,9 @@ fn dhclient_through_the_dhcp6d_relay_with_xdp_to_kea() {
     let _kea = start_kea(kea_ns, &dir, &config);
     // The relay with its XDP program attached (the default), relaying in XDP.
     lab.wire_like();
-    let relay = Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(&access.b), &[]);
+    let relay = Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(access.b()), &[]);
     std::thread::sleep(Duration::from_secs(2));
-    let client = Dhclient::start(client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
+    let client = Dhclient::start(client_ns, &scratch, "dhclient", access.a(), &["-N", "-P"]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     let prefix = client.wait_event("BOUND6", "new_ip6_prefix", SECS);
     assert!(address.starts_with("2001:db8:2::1"), "{address}");
@@ -331,10 +328,10 @@ fn dhclient_through_the_dhcp6d_relay_with_xdp_to_kea() {
     assert!(!forwards.is_empty());
     for f in &forwards {
         let Message::Relay(f) = Message::decode(f).unwrap() else { panic!("not a relay message") };
-        assert!(f.options.iter().any(|o| *o == DhcpOption::InterfaceId(access.b.as_bytes())));
+        assert!(f.options.iter().any(|o| *o == DhcpOption::InterfaceId(access.b().as_bytes())));
         assert!(f.options.iter().any(|o| matches!(o, DhcpOption::RemoteId(r) if r.enterprise_number == 2011)));
     }
-    let out = client_ns.exec(&["cat", &format!("/sys/class/net/{}/address", access.a)]);
+    let out = client_ns.exec(&["cat", &format!("/sys/class/net/{}/address", access.a())]);
     let mac = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_eq!(mac.len(), 17, "{mac}");
     let lease_file = wait_for("Kea's lease file to hold the address", SECS, || {
@@ -363,15 +360,15 @@ fn the_xdp_relay_takes_replies_on_an_upstream_interface_routed_after_it_started(
         (&lab.server_ns, &lab.relay_ns, &lab.client_ns, &lab.up, &lab.access);
     let _server = Dhcp6d::start(server_ns, &scratch, "srv", SERVER, &["--no-xdp"]);
     // The relay starts with no route toward its server (as before a routing daemon converges).
-    relay_ns.exec(&["ip", "-6", "addr", "del", "2001:db8:ff::2/64", "dev", &up.a]);
-    let relay = Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(&access.b), &[]);
-    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", &up.a, "nodad"]);
+    relay_ns.exec(&["ip", "-6", "addr", "del", "2001:db8:ff::2/64", "dev", up.a()]);
+    let relay = Dhcp6d::start(relay_ns, &scratch, "relay", &relay_config(access.b()), &[]);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", up.a(), "nodad"]);
     lab.wire_like();
     wait_for("XDP on the upstream interface", SECS, || {
-        let out = relay_ns.exec(&["ip", "link", "show", "dev", &up.a]);
+        let out = relay_ns.exec(&["ip", "link", "show", "dev", up.a()]);
         Some(()).filter(|_| String::from_utf8_lossy(&out.stdout).contains("xdp"))
     });
-    let client = Dhclient::start(client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
+    let client = Dhclient::start(client_ns, &scratch, "dhclient", access.a(), &["-N", "-P"]);
     client.wait_event("BOUND6", "new_ip6_prefix", SECS);
     let counts = relay.show("statistics")["xdp"].clone();
     assert!(counts["relay_replied"].as_u64() >= Some(2), "Relay-Replies unwrapped in XDP: {counts}");
@@ -427,24 +424,24 @@ fn tagged_clients_to_kea(xdp: bool) {
     let trunk = Veth::new(&switch_ns, &relay_ns);
     let lines: Vec<Veth> = clients.iter().map(|c| Veth::new(c, &switch_ns)).collect();
     let vlans = [Vlans { outer: 100, inner: 0 }, Vlans { outer: 100, inner: 200 }];
-    let ports: Vec<(String, Vlans)> = lines.iter().zip(vlans).map(|(l, v)| (l.b.clone(), v)).collect();
-    let _switch = AccessSwitch::start(&switch_ns, &trunk.a, &ports);
-    let mut ends: Vec<(&Netns, &String)> = clients.iter().zip(&lines).map(|(c, l)| (c, &l.a)).collect();
-    ends.push((&switch_ns, &trunk.a));
-    ends.push((&kea_ns, &up.b));
+    let ports: Vec<(String, Vlans)> = lines.iter().zip(vlans).map(|(l, v)| (l.b().to_string(), v)).collect();
+    let _switch = AccessSwitch::start(&switch_ns, trunk.a(), &ports);
+    let mut ends: Vec<(&Netns, &str)> = clients.iter().zip(&lines).map(|(c, l)| (c, l.a())).collect();
+    ends.push((&switch_ns, trunk.a()));
+    ends.push((&kea_ns, up.b()));
     wire_like(&relay_ns, &ends, &["2001:db8:ff::1"]);
 
     let dir = scratch.path("kea");
     let _kea =
-        start_kea(&kea_ns, &dir, &kea_config(&dir, &up.b, "2001:db8:ff::1", "2001:db8:2::1000-2001:db8:2::1fff"));
+        start_kea(&kea_ns, &dir, &kea_config(&dir, up.b(), "2001:db8:ff::1", "2001:db8:2::1000-2001:db8:2::1fff"));
     let flags: &[&str] = if xdp { &[] } else { &["--no-xdp"] };
-    let relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &vlan_relay_config(&trunk.b), flags);
+    let relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &vlan_relay_config(trunk.b()), flags);
     std::thread::sleep(Duration::from_secs(2));
     let dhclients: Vec<Dhclient> = clients
         .iter()
         .zip(&lines)
         .enumerate()
-        .map(|(n, (c, l))| Dhclient::start(c, &scratch, &format!("dhclient{n}"), &l.a, &["-N"]))
+        .map(|(n, (c, l))| Dhclient::start(c, &scratch, &format!("dhclient{n}"), l.a(), &["-N"]))
         .collect();
     for d in &dhclients {
         let address = d.wait_event("BOUND6", "new_ip6_address", SECS);
@@ -457,11 +454,11 @@ fn tagged_clients_to_kea(xdp: bool) {
     let expected: Vec<(String, String)> = clients
         .iter()
         .zip(&lines)
-        .zip([(format!("{}.100", trunk.b), "100/"), (format!("{}.100.200", trunk.b), "100/200")])
+        .zip([(format!("{}.100", trunk.b()), "100/"), (format!("{}.100.200", trunk.b()), "100/200")])
         .map(|((client, line), (id, vlans))| {
-            let out = client.exec(&["cat", &format!("/sys/class/net/{}/address", line.a)]);
+            let out = client.exec(&["cat", &format!("/sys/class/net/{}/address", line.a())]);
             let mac = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            (id, format!("{}/{vlans}/{mac}", trunk.b))
+            (id, format!("{}/{vlans}/{mac}", trunk.b()))
         })
         .collect();
     let named = |forwards: &[Vec<u8>], id: &str, remote: &str| {
@@ -498,7 +495,7 @@ fn tagged_clients_to_kea(xdp: bool) {
     let mut interfaces: Vec<String> =
         users.as_array().unwrap().iter().map(|u| u["interface"].as_str().unwrap().to_string()).collect();
     interfaces.sort();
-    assert_eq!(interfaces, [format!("{}.100", trunk.b), format!("{}.100.200", trunk.b)]);
+    assert_eq!(interfaces, [format!("{}.100", trunk.b()), format!("{}.100.200", trunk.b())]);
     let mut tags: Vec<(u64, u64)> = users
         .as_array()
         .unwrap()
@@ -544,9 +541,9 @@ fn the_relays_packet_socket_takes_only_tagged_dhcpv6_to_servers() {
     let (one, two) = (Vlans { outer: 100, inner: 0 }, Vlans { outer: 100, inner: 200 });
     let wanted = [frame(one, 547), frame(two, 547)];
     let others = [frame(Vlans::NONE, 547), frame(one, 53), frame(two, 53)];
-    let socket = relay_ns.run(|| PacketSocket::open(if_index(&link.a).unwrap(), true).unwrap());
+    let socket = relay_ns.run(|| PacketSocket::open(if_index(link.a()).unwrap(), true).unwrap());
     let frames: Vec<Vec<u8>> = others.iter().chain(&wanted).cloned().collect();
-    peer_ns.run(|| send_frames(&link.b, &frames));
+    peer_ns.run(|| send_frames(link.b(), &frames));
     std::thread::sleep(Duration::from_millis(300));
     let mut buf = vec![0u8; 10_000];
     let mut got = Vec::new();

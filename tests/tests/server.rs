@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use dhcp6_tests::{
     netns::{Netns, Veth},
-    peers::{spawn_in, wait_for, Dhclient, Dhcp6d, Scratch},
+    peers::{wait_for, Dhclient, Dhcp6d, Scratch},
 };
 use ipnet::Ipv6Net;
 
@@ -49,7 +49,7 @@ fn direct_link(name: &str) -> DirectLink {
     let server = Netns::new("d6s");
     let client = Netns::new("d6c");
     let veth = Veth::new(&server, &client);
-    server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", &veth.a, "nodad"]);
+    server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", veth.a(), "nodad"]);
     DirectLink { server, client, veth, scratch: Scratch::new(name) }
 }
 
@@ -58,7 +58,7 @@ fn direct_link(name: &str) -> DirectLink {
 /// AF_XDP socket).
 fn nic_link(name: &str) -> DirectLink {
     let lab = direct_link(name);
-    lab.client.exec(&["ethtool", "-K", &lab.veth.b, "tx", "off"]);
+    lab.client.exec(&["ethtool", "-K", lab.veth.b(), "tx", "off"]);
     lab
 }
 
@@ -74,8 +74,8 @@ fn dhclient_gets_an_address_renews_rebinds_and_releases() {
     let lab = direct_link("na");
     // Userspace alone: with XDP, the fast path would answer the Renews this test leaves
     // unanswered to make dhclient rebind (tests/fast_path.rs is about that).
-    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(&lab.veth.a), &["--no-xdp"]);
-    let client = Dhclient::start(&lab.client, &lab.scratch, "dhclient", &lab.veth.b, &[]);
+    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(lab.veth.a()), &["--no-xdp"]);
+    let client = Dhclient::start(&lab.client, &lab.scratch, "dhclient", lab.veth.b(), &[]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     assert!(in_range(&address), "{address}");
     assert_eq!(server.bound(), vec![(format!("{address}/128"), "ia_na".to_string())]);
@@ -96,11 +96,9 @@ fn dhclient_gets_an_address_renews_rebinds_and_releases() {
 
     // Release: dhclient -r with the same lease file.
     drop(client.process);
-    let releaser = Dhclient {
-        process: spawn_in(&lab.client, &["sleep", "0"], lab.scratch.path("noop.log")),
-        dir: client.dir.clone(),
-    };
-    releaser.run_once(&lab.client, &lab.veth.b, &["-r"]);
+    let releaser =
+        Dhclient { process: lab.client.spawn(&["sleep", "0"], &lab.scratch.path("noop.log")), dir: client.dir.clone() };
+    releaser.run_once(&lab.client, lab.veth.b(), &["-r"]);
     wait_for("the lease to be released", SECS, || server.bound().is_empty().then_some(()));
     assert!(server.stat("received", "RELEASE") >= 1);
     assert_eq!(server.stat("dropped", "malformed"), 0);
@@ -109,8 +107,8 @@ fn dhclient_gets_an_address_renews_rebinds_and_releases() {
 #[test]
 fn dhclient_gets_an_address_and_a_prefix() {
     let lab = nic_link("napd");
-    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(&lab.veth.a), &[]);
-    let client = Dhclient::start(&lab.client, &lab.scratch, "dhclient", &lab.veth.b, &["-N", "-P"]);
+    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(lab.veth.a()), &[]);
+    let client = Dhclient::start(&lab.client, &lab.scratch, "dhclient", lab.veth.b(), &["-N", "-P"]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     let prefix = client.wait_event("BOUND6", "new_ip6_prefix", SECS);
     assert!(in_range(&address));
@@ -134,8 +132,8 @@ fn checksums_left_to_offload_go_up_the_stack_and_are_served_there() {
     // A veth's own frames, their checksums left to offload: XDP cannot check them, the stack
     // can; dhcp6d reads them from its UDP socket and answers there.
     let lab = direct_link("offload");
-    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(&lab.veth.a), &[]);
-    let client = Dhclient::start(&lab.client, &lab.scratch, "dhclient", &lab.veth.b, &[]);
+    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(lab.veth.a()), &[]);
+    let client = Dhclient::start(&lab.client, &lab.scratch, "dhclient", lab.veth.b(), &[]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     assert!(in_range(&address), "{address}");
     assert_eq!(server.stat("xdp", "to_af_xdp"), 0);
@@ -145,9 +143,9 @@ fn checksums_left_to_offload_go_up_the_stack_and_are_served_there() {
 #[test]
 fn af_xdp_off_in_the_config_serves_through_the_udp_socket() {
     let lab = nic_link("noafxdp");
-    let config = config(&lab.veth.a).replace("[server]\n", "[server]\naf_xdp = false\n");
+    let config = config(lab.veth.a()).replace("[server]\n", "[server]\naf_xdp = false\n");
     let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config, &[]);
-    let client = Dhclient::start(&lab.client, &lab.scratch, "dhclient", &lab.veth.b, &[]);
+    let client = Dhclient::start(&lab.client, &lab.scratch, "dhclient", lab.veth.b(), &[]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     assert!(in_range(&address), "{address}");
     assert_eq!(server.stat("xdp", "to_af_xdp"), 0, "XDP hands nothing to a socket that is not there");
@@ -157,8 +155,8 @@ fn af_xdp_off_in_the_config_serves_through_the_udp_socket() {
 #[test]
 fn dhclient_stateless_gets_options_and_no_lease() {
     let lab = direct_link("stateless");
-    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(&lab.veth.a), &[]);
-    let client = Dhclient::start(&lab.client, &lab.scratch, "dhclient", &lab.veth.b, &["-S"]);
+    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(lab.veth.a()), &[]);
+    let client = Dhclient::start(&lab.client, &lab.scratch, "dhclient", lab.veth.b(), &["-S"]);
     let dns = wait_for("dhclient to record name servers", SECS, || {
         client.events().into_iter().find_map(|(_, v)| v.get("new_dhcp6_name_servers").cloned())
     });
@@ -197,8 +195,8 @@ fn dhcpcd_once(ns: &Netns, scratch: &Scratch, interface: &str) -> String {
 #[test]
 fn dhcpcd_gets_an_address_and_a_prefix() {
     let lab = nic_link("dhcpcd");
-    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(&lab.veth.a), &[]);
-    let log = dhcpcd_once(&lab.client, &lab.scratch, &lab.veth.b);
+    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(lab.veth.a()), &[]);
+    let log = dhcpcd_once(&lab.client, &lab.scratch, lab.veth.b());
     let mut kinds: Vec<String> = server.bound().into_iter().map(|(_, t)| t).collect();
     kinds.sort();
     assert_eq!(kinds, vec!["ia_na", "ia_pd"], "dhcpcd said:\n{log}");
@@ -224,7 +222,7 @@ fn perfdhcp_stats(output: &str, exchange: &str) -> (u64, u64, u64, u64) {
 #[test]
 fn perfdhcp_four_message_exchanges_complete_without_rejects_or_duplicates() {
     let lab = nic_link("perf4");
-    let config = config(&lab.veth.a).replace(
+    let config = config(lab.veth.a()).replace(
         "low = \"2001:db8:1::100\", high = \"2001:db8:1::1ff\"",
         "low = \"2001:db8:1::1:0\", high = \"2001:db8:1::2:0\"",
     );
@@ -235,7 +233,7 @@ fn perfdhcp_four_message_exchanges_complete_without_rejects_or_duplicates() {
         "perfdhcp",
         "-6",
         "-l",
-        &lab.veth.b,
+        lab.veth.b(),
         "-r",
         "200",
         "-n",
@@ -264,14 +262,14 @@ fn perfdhcp_four_message_exchanges_complete_without_rejects_or_duplicates() {
 #[test]
 fn perfdhcp_two_message_exchanges_with_rapid_commit_bind_each_client_once() {
     let lab = direct_link("perf2");
-    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(&lab.veth.a), &[]);
+    let server = Dhcp6d::start(&lab.server, &lab.scratch, "srv", &config(lab.veth.a()), &[]);
     // perfdhcp 2.2 matches a rapid-commit Reply against a Request it never sent: with a rate
     // it stops at the first Reply, and its summary counts none. So each client runs its own
     // one-exchange perfdhcp, and the server's counters and bindings are the check.
     const CLIENTS: usize = 40;
     for i in 0..CLIENTS {
         let duid = format!("duid=0001000100000000000c0102{i:04x}");
-        lab.client.exec_status(&["perfdhcp", "-6", "-l", &lab.veth.b, "-c", "-i", "-n", "1", "-b", &duid]);
+        lab.client.exec_status(&["perfdhcp", "-6", "-l", lab.veth.b(), "-c", "-i", "-n", "1", "-b", &duid]);
     }
     assert_eq!(server.stat("received", "SOLICIT"), CLIENTS as u64);
     assert_eq!(server.stat("sent", "REPLY"), CLIENTS as u64, "every rapid-commit Solicit gets a Reply");
@@ -288,13 +286,10 @@ fn clients_behind_isc_dhcrelay_are_served_with_interface_id_echoed() {
     let (server_ns, relay_ns, client_ns, up, access) =
         (&lab.server_ns, &lab.relay_ns, &lab.client_ns, &lab.up, &lab.access);
     let server = Dhcp6d::start(server_ns, &scratch, "srv", dhcp6_tests::RELAYED_LINK_SERVER, &[]);
-    let upstream = format!("2001:db8:ff::1%{}", up.a);
-    let _relay = spawn_in(
-        relay_ns,
-        &["dhcrelay", "-6", "-d", "-I", "-l", &access.b, "-u", &upstream],
-        scratch.path("dhcrelay.log"),
-    );
-    let client = Dhclient::start(client_ns, &scratch, "dhclient", &access.a, &["-N", "-P"]);
+    let upstream = format!("2001:db8:ff::1%{}", up.a());
+    let _relay = relay_ns
+        .spawn(&["dhcrelay", "-6", "-d", "-I", "-l", access.b(), "-u", &upstream], &scratch.path("dhcrelay.log"));
+    let client = Dhclient::start(client_ns, &scratch, "dhclient", access.a(), &["-N", "-P"]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     assert!(address.starts_with("2001:db8:2::1"), "{address}");
     let prefix: Ipv6Net = client.wait_event("BOUND6", "new_ip6_prefix", SECS).parse().unwrap();
@@ -305,7 +300,7 @@ fn clients_behind_isc_dhcrelay_are_served_with_interface_id_echoed() {
 
     // dhcpcd on the same access link, once dhclient has let go of port 546.
     drop(client.process);
-    let log = dhcpcd_once(client_ns, &scratch, &access.a);
+    let log = dhcpcd_once(client_ns, &scratch, access.a());
     let bound = server.bound();
     assert_eq!(bound.len(), 4, "dhcpcd said:\n{log}");
     assert!(bound.iter().all(|(r, _)| r.starts_with("2001:db8:2::") || r.starts_with("2001:db8:90")), "{bound:?}");
@@ -321,21 +316,21 @@ fn two_servers_split_one_slash_64_and_either_confirms() {
     for prefix in ["d6s", "d6s", "d6c"] {
         let ns = Netns::new(prefix);
         let veth = Veth::new(&ns, &switch);
-        switch.exec(&["ip", "link", "set", &veth.b, "master", "br0"]);
+        switch.exec(&["ip", "link", "set", veth.b(), "master", "br0"]);
         hosts.push((ns, veth));
     }
     let half = |i: usize, range: &str| {
         let (ns, veth) = &hosts[i];
-        ns.exec(&["ip", "-6", "addr", "add", &format!("2001:db8:1::{}/64", i + 1), "dev", &veth.a, "nodad"]);
+        ns.exec(&["ip", "-6", "addr", "add", &format!("2001:db8:1::{}/64", i + 1), "dev", veth.a(), "nodad"]);
         let config = format!(
             "[server]\npreferred_lifetime = 60\nvalid_lifetime = 90\n\n[[subnet]]\ninterface = \"{}\"\nprefix = \"2001:db8:1::/64\"\nranges = [{{ prefix = \"{range}\" }}]\n",
-            veth.a
+            veth.a()
         );
         Dhcp6d::start(ns, &scratch, &format!("srv{i}"), &config, &[])
     };
     let servers = [half(0, "2001:db8:1::/65"), half(1, "2001:db8:1:0:8000::/65")];
     let (client_ns, client_veth) = &hosts[2];
-    let client = Dhclient::start(client_ns, &scratch, "dhclient", &client_veth.a, &[]);
+    let client = Dhclient::start(client_ns, &scratch, "dhclient", client_veth.a(), &[]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     let owners: Vec<usize> = (0..2).filter(|i| !servers[*i].bound().is_empty()).collect();
     assert_eq!(owners.len(), 1, "exactly one server binds the client");
@@ -349,10 +344,10 @@ fn two_servers_split_one_slash_64_and_either_confirms() {
         silent.process.signal(libc::SIGSTOP);
         let before = servers[answering].stat("received", "CONFIRM");
         let _ = std::fs::remove_dir_all(client.dir.join("events"));
-        let args = dhclient_args(&client.dir, &client_veth.a);
+        let args = dhclient_args(&client.dir, client_veth.a());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let restarted = Dhclient {
-            process: spawn_in(client_ns, &refs, scratch.path(&format!("confirm{answering}.log"))),
+            process: client_ns.spawn(&refs, &scratch.path(&format!("confirm{answering}.log"))),
             dir: client.dir.clone(),
         };
         // dhclient reports a confirmed lease as BOUND6, having sent Confirm, not Solicit.

@@ -22,10 +22,10 @@ fn xdp_counts_dhcpv6_frames_by_type_and_verdict_on_a_veth() {
     let client = Netns::new("d6c");
     let veth = Veth::new(&server, &client);
     // The sender's own IPv6 traffic (MLD, router solicitations) would add frames we did not send.
-    client.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{}.disable_ipv6=1", veth.b)]);
+    client.exec(&["sysctl", "-qw", &format!("net.ipv6.conf.{}.disable_ipv6=1", veth.b())]);
 
     let mut program = XdpProgram::load().expect("load the XDP program");
-    server.run(|| program.attach(&veth.a, XdpMode::Driver)).expect("attach in native mode");
+    server.run(|| program.attach(veth.a(), XdpMode::Driver)).expect("attach in native mode");
 
     let vectors = vector_frames();
     let mut frames = Vec::new();
@@ -61,7 +61,7 @@ fn xdp_counts_dhcpv6_frames_by_type_and_verdict_on_a_veth() {
         *expected.get_mut(verdict).unwrap() += 1;
     }
 
-    client.run(|| send_frames(&veth.b, &frames));
+    client.run(|| send_frames(veth.b(), &frames));
 
     let total: u64 = expected.values().sum();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -103,20 +103,20 @@ fn a_link_pinned_by_an_earlier_layout_is_taken_over() {
     let peer = Netns::new("d6uq");
     let veth = Veth::new(&ns, &peer);
     let dir = dhcp6_tests::peers::bpf_dir("upgrade");
-    let current = XdpProgram::link_pin(&dir, &veth.a);
+    let current = XdpProgram::link_pin(&dir, veth.a());
     let earlier = dir.join("v0").join(current.file_name().unwrap());
     ns.run(|| {
         let mut first = XdpProgram::load_pinned(&dir, 1024).expect("load");
-        assert!(!first.attach_pinned(&veth.a).expect("attach"), "nothing to take over yet");
+        assert!(!first.attach_pinned(veth.a()).expect("attach"), "nothing to take over yet");
     });
     // As an earlier layout would have left it.
     std::fs::create_dir_all(earlier.parent().unwrap()).unwrap();
     std::fs::rename(&current, &earlier).unwrap();
-    let attached = || String::from_utf8_lossy(&ns.exec(&["ip", "link", "show", &veth.a]).stdout).contains("xdp");
+    let attached = || String::from_utf8_lossy(&ns.exec(&["ip", "link", "show", veth.a()]).stdout).contains("xdp");
     assert!(attached(), "the pinned link keeps the program attached");
     ns.run(|| {
         let mut second = XdpProgram::load_pinned(&dir, 1024).expect("load");
-        assert!(second.attach_pinned(&veth.a).expect("attach over the earlier link"), "taken over");
+        assert!(second.attach_pinned(veth.a()).expect("attach over the earlier link"), "taken over");
     });
     assert!(current.exists() && !earlier.exists(), "pinned again in this layout's folder only");
     assert!(attached());
@@ -134,19 +134,19 @@ fn a_link_pinned_to_another_interface_is_not_taken_over() {
     let dir = dhcp6_tests::peers::bpf_dir("stale");
     ns.run(|| {
         let mut program = XdpProgram::load_pinned(&dir, 1024).expect("load");
-        assert!(!program.attach_pinned(&first.a).expect("attach"), "nothing to take over yet");
+        assert!(!program.attach_pinned(first.a()).expect("attach"), "nothing to take over yet");
     });
-    std::fs::rename(XdpProgram::link_pin(&dir, &first.a), XdpProgram::link_pin(&dir, &second.a)).unwrap();
+    std::fs::rename(XdpProgram::link_pin(&dir, first.a()), XdpProgram::link_pin(&dir, second.a())).unwrap();
     let attached =
         |i: &str| String::from_utf8_lossy(&ns.exec(&["ip", "-d", "link", "show", i]).stdout).contains("prog/xdp");
-    assert!(attached(&first.a) && !attached(&second.a), "the pinned link holds XDP on the first interface");
+    assert!(attached(first.a()) && !attached(second.a()), "the pinned link holds XDP on the first interface");
     ns.run(|| {
         let mut program = XdpProgram::load_pinned(&dir, 1024).expect("load");
-        assert!(!program.attach_pinned(&second.a).expect("attach afresh"), "not taken over");
+        assert!(!program.attach_pinned(second.a()).expect("attach afresh"), "not taken over");
     });
-    assert!(attached(&second.a), "attached to the interface of that name");
-    assert!(!attached(&first.a), "released from the other one");
-    assert!(XdpProgram::link_pin(&dir, &second.a).exists(), "the new link is pinned");
+    assert!(attached(second.a()), "attached to the interface of that name");
+    assert!(!attached(first.a()), "released from the other one");
+    assert!(XdpProgram::link_pin(&dir, second.a()).exists(), "the new link is pinned");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::netns::{veth, xdp_run_stats, Netns};
+use crate::netns::{veth, xdp_run_stats, Host};
 
 const DIR: &str = "/run/dhcp6-bench";
 /// Offered rates, exchanges per second, for perfdhcp and for dhcp6-load.
@@ -96,13 +96,13 @@ fn parse_own(offered: u32, text: &str) -> Option<Run> {
 }
 
 /// One run at `rate`, with the CPU time the server (first process of `server`) used.
-fn load(generator: Generator<'_>, server: &Netns, client: &Netns, interface: &str, rate: u32) -> Result<Run> {
+fn load(generator: Generator<'_>, server: &Host, client: &Host, interface: &str, rate: u32) -> Result<Run> {
     let rate_s = rate.to_string();
     let period = SECONDS.to_string();
     let cpu_before = server.work_seconds();
     let (text, parsed) = match generator {
         Generator::Perfdhcp => {
-            let text = client.output(&[
+            let text = client.printed(&[
                 "perfdhcp",
                 "-6",
                 "-l",
@@ -121,7 +121,7 @@ fn load(generator: Generator<'_>, server: &Netns, client: &Netns, interface: &st
             // Each run starts at new client numbers, so that every exchange allocates.
             let base = NEXT_CLIENT.fetch_add(rate * SECONDS, std::sync::atomic::Ordering::Relaxed).to_string();
             let bin = bin.to_str().context("build path is not UTF-8")?;
-            let text = client.output(&[bin, "-i", interface, "-r", &rate_s, "-s", &period, "--base", &base])?;
+            let text = client.printed(&[bin, "-i", interface, "-r", &rate_s, "-s", &period, "--base", &base])?;
             let parsed = parse_own(rate, &text);
             (text, parsed)
         }
@@ -152,8 +152,8 @@ fn sweep(
     generator: Generator<'_>,
     rates: &[u32],
     name: &str,
-    server: &Netns,
-    client: &Netns,
+    server: &Host,
+    client: &Host,
     interface: &str,
 ) -> Result<(Vec<Run>, Option<Run>)> {
     let mut runs = Vec::new();
@@ -308,10 +308,10 @@ struct Outcome {
 }
 
 /// A fresh server namespace and client namespace joined by a veth, the server at 2001:db8:1::1.
-fn bench_link() -> Result<(Netns, Netns)> {
-    let server = Netns::new("bench-srv")?;
-    let client = Netns::new("bench-cli")?;
-    veth(&server, "bench-srv", &client, "bench-cli")?;
+fn bench_link() -> Result<(Host, Host)> {
+    let mut server = Host::new("bench-srv")?;
+    let client = Host::new("bench-cli")?;
+    veth(&mut server, "bench-srv", &client, "bench-cli")?;
     server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "bench-srv", "nodad"])?;
     // The clients' frames carry their UDP checksums, as from a NIC (a veth's own are left to
     // offload): so they reach dhcp6d as they would on a real access link, through XDP to its
@@ -330,7 +330,7 @@ fn compare(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path) -> Result<(Ou
     let bin = dhcp6d.to_str().context("build path is not UTF-8")?;
     let pins = crate::setup::netns_pin_dir("bench")?;
     let args = [bin, "run", "--config", config.to_str().context("path")?, "--bpf-dir", pins.to_str().context("path")?];
-    server.spawn(&args, &dir.join("dhcp6d.log"))?;
+    server.start(&args, &dir.join("dhcp6d.log"))?;
     std::thread::sleep(Duration::from_secs(2));
     let (runs, overload) = sweep(generator, rates, "dhcp6d", &server, &client, "bench-cli")?;
     let ours = Outcome { peak: peak(&runs), overload, cpu: cpu_per_exchange(&runs) };
@@ -348,7 +348,7 @@ fn compare(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path) -> Result<(Ou
 }
 
 /// Starts Kea (memfile, fresh) on bench-srv in `server`, and gives it time to come up.
-fn spawn_kea(server: &mut Netns) -> Result<()> {
+fn spawn_kea(server: &mut Host) -> Result<()> {
     let dir = PathBuf::from(DIR);
     let _ = std::fs::remove_file(dir.join("kea-leases6.csv"));
     let kea_conf = dir.join("kea-dhcp6.json");
@@ -362,7 +362,7 @@ fn spawn_kea(server: &mut Netns) -> Result<()> {
         kea_conf.display().to_string(),
     ];
     let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    server.spawn(&refs, &dir.join("kea-stdout.log"))?;
+    server.start(&refs, &dir.join("kea-stdout.log"))?;
     std::thread::sleep(Duration::from_secs(3));
     Ok(())
 }
@@ -528,7 +528,7 @@ fn renew_sweep(name: &str, kind: &RenewServer, dhcp6d: &Path, own: &Path) -> Res
     client.exec(&["ethtool", "-K", "bench-cli", "tx", "off"])?;
     let bin = dhcp6d.to_str().context("build path is not UTF-8")?;
     client
-        .spawn(&[bin, "xdp", "watch", "--interface", "bench-cli", "--seconds", "3600"], &dir.join("client-xdp.log"))?;
+        .start(&[bin, "xdp", "watch", "--interface", "bench-cli", "--seconds", "3600"], &dir.join("client-xdp.log"))?;
     match kind {
         RenewServer::Dhcp6d { xdp } => {
             let _ = std::fs::remove_dir_all(dir.join("dhcp6d-state"));
@@ -542,7 +542,7 @@ fn renew_sweep(name: &str, kind: &RenewServer, dhcp6d: &Path, own: &Path) -> Res
             } else {
                 args.push("--no-xdp");
             }
-            server.spawn(&args, &dir.join("dhcp6d.log"))?;
+            server.start(&args, &dir.join("dhcp6d.log"))?;
             std::thread::sleep(Duration::from_secs(2));
         }
         RenewServer::Kea => {
@@ -552,7 +552,7 @@ fn renew_sweep(name: &str, kind: &RenewServer, dhcp6d: &Path, own: &Path) -> Res
     // perfdhcp first: it renews at most at its exchange rate, alongside the exchanges.
     for &rate in PERFDHCP_RENEW_RATES {
         let r = rate.to_string();
-        let text = client.output(&[
+        let text = client.printed(&[
             "perfdhcp",
             "-6",
             "-l",
@@ -613,7 +613,7 @@ fn renew_sweep(name: &str, kind: &RenewServer, dhcp6d: &Path, own: &Path) -> Res
                 args.push("--packet");
             }
             let before = xdp_run_stats(&server, "bench-srv");
-            let text = client.output(&args)?;
+            let text = client.printed(&args)?;
             let in_xdp = xdp_run_stats(&server, "bench-srv")
                 .zip(before)
                 .filter(|((_, n1), (_, n0))| n1 > n0)
@@ -692,11 +692,11 @@ enum Relay {
 /// The relay is the first process spawned in the relay namespace, so its CPU is measured.
 fn relayed_sweep(name: &str, relay: &Relay, dhcp6d: &Path, own: &Path) -> Result<Outcome> {
     let dir = PathBuf::from(DIR);
-    let mut server = Netns::new("bench-srv")?;
-    let mut middle = Netns::new("bench-rly")?;
-    let client = Netns::new("bench-cli")?;
-    veth(&middle, "bench-up", &server, "bench-srv")?;
-    veth(&client, "bench-cli", &middle, "bench-acc")?;
+    let mut server = Host::new("bench-srv")?;
+    let mut middle = Host::new("bench-rly")?;
+    let mut client = Host::new("bench-cli")?;
+    veth(&mut middle, "bench-up", &server, "bench-srv")?;
+    veth(&mut client, "bench-cli", &middle, "bench-acc")?;
     server.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", "bench-srv", "nodad"])?;
     middle.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", "bench-up", "nodad"])?;
     middle.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "bench-acc", "nodad"])?;
@@ -707,7 +707,7 @@ fn relayed_sweep(name: &str, relay: &Relay, dhcp6d: &Path, own: &Path) -> Result
     client.exec(&["ethtool", "-K", "bench-cli", "tx", "off", "gro", "on"])?;
     server.exec(&["ethtool", "-K", "bench-srv", "tx", "off", "gro", "on"])?;
     middle.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])?;
-    let server_mac = server.output(&["cat", "/sys/class/net/bench-srv/address"])?;
+    let server_mac = server.printed(&["cat", "/sys/class/net/bench-srv/address"])?;
     middle.exec(&["ip", "-6", "neigh", "replace", "2001:db8:ff::1", "lladdr", server_mac.trim(), "dev", "bench-up"])?;
     match relay {
         Relay::Dhcp6d { xdp } => {
@@ -722,17 +722,17 @@ fn relayed_sweep(name: &str, relay: &Relay, dhcp6d: &Path, own: &Path) -> Result
             } else {
                 args.push("--no-xdp");
             }
-            middle.spawn(&args, &dir.join("relay.log"))?;
+            middle.start(&args, &dir.join("relay.log"))?;
         }
         Relay::Dhcrelay => {
             let args = ["dhcrelay", "-6", "-d", "-q", "-I", "-l", "bench-acc", "-u", "2001:db8:ff::1%bench-up"];
-            middle.spawn(&args, &dir.join("dhcrelay.log"))?;
+            middle.start(&args, &dir.join("dhcrelay.log"))?;
         }
     }
     let config = dir.join("relayed.toml");
     std::fs::write(&config, relayed_server_config())?;
     let _ = std::fs::remove_dir_all(dir.join("relayed-state"));
-    server.spawn(&[bin, "run", "--config", config.to_str().context("path")?, "--no-xdp"], &dir.join("relayed.log"))?;
+    server.start(&[bin, "run", "--config", config.to_str().context("path")?, "--no-xdp"], &dir.join("relayed.log"))?;
     std::thread::sleep(Duration::from_secs(2));
     let before = middle.xdp_counted.as_ref().and_then(|i| xdp_run_stats(&middle, i));
     let (runs, overload) = sweep(Generator::Own(own), OWN_RATES, name, &middle, &client, "bench-cli")?;

@@ -20,8 +20,9 @@ use std::{
 };
 
 use anyhow::{Context, Result};
+use dhcp6_netns::Netns;
 
-use crate::netns::{veth, Netns};
+use crate::netns::{veth, Host};
 
 /// Where the lab keeps its files; `examples/lab.toml` points its state and socket here.
 const RUN_DIR: &str = "/run/dhcp6-lab";
@@ -30,7 +31,7 @@ const RUN_DIR: &str = "/run/dhcp6-lab";
 /// resolv.conf): the lab only shows what the clients were given.
 const HOOK: &str = "#!/bin/sh\nexit 0\n";
 
-/// What the lab made outside the [`Netns`] values that remove themselves: the names of its
+/// What the lab made outside the [`Host`] values that remove themselves: the names of its
 /// namespaces (one whose set-up failed half-way has no value to drop), its pin folders, and
 /// the bpffs it mounted for them, if it did. Dropped after the namespaces (it is made
 /// before them), whose processes hold the pinned programs and maps.
@@ -47,9 +48,9 @@ impl Lab {
     }
 
     /// A fresh namespace `name`, removed with the lab at the latest.
-    fn netns(&mut self, name: &str) -> Result<Netns> {
+    fn netns(&mut self, name: &str) -> Result<Host> {
         self.namespaces.push(name.to_string());
-        Netns::new(name)
+        Host::new(name)
     }
 
     /// A fresh pin folder `name` on the lab's bpffs (mounted first if need be), removed with
@@ -65,7 +66,7 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         for name in self.namespaces.iter().rev() {
-            let _ = crate::shell::output(Command::new("ip").args(["netns", "del", name]));
+            Netns::remove(name);
         }
         // Removing a pin detaches what it held (the XDP links) once no process holds it.
         for dir in &self.pins {
@@ -122,7 +123,7 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     switch.exec(&["ip", "link", "set", "br0", "up"])?;
     interrupt.check()?;
     let mut server = lab.netns("lab-srv")?;
-    veth(&server, "lab-srv", &switch, "sw-srv")?;
+    veth(&mut server, "lab-srv", &switch, "sw-srv")?;
     switch.exec(&["ip", "link", "set", "sw-srv", "master", "br0"])?;
     server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "lab-srv", "nodad"])?;
     let config = root.join("examples/lab.toml");
@@ -130,22 +131,22 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     let dhcp6d_arg = dhcp6d.to_str().context("the build path is not UTF-8")?;
     let pins = lab.pin_dir("lab")?;
     let pins_arg = pins.to_str().context("path")?;
-    server.spawn(&[dhcp6d_arg, "run", "--config", config_arg, "--bpf-dir", pins_arg], &dir.join("dhcp6d.log"))?;
+    server.start(&[dhcp6d_arg, "run", "--config", config_arg, "--bpf-dir", pins_arg], &dir.join("dhcp6d.log"))?;
     wait_for_socket(&dir.join("dhcp6d.sock"), &dir.join("dhcp6d.log"), &interrupt)?;
 
     // The relay: upstream on the switch, an access link of its own with one client. Its links
     // are set up as a router's: IPv6 forwarding on, whole checksums from the hosts whose
     // frames XDP checks, GRO on the veth ends XDP redirects into.
     let mut relay = lab.netns("lab-rly")?;
-    veth(&relay, "uplink", &switch, "sw-rly")?;
+    veth(&mut relay, "uplink", &switch, "sw-rly")?;
     switch.exec(&["ip", "link", "set", "sw-rly", "master", "br0"])?;
     switch.exec(&["ethtool", "-K", "sw-rly", "gro", "on"])?;
     server.exec(&["ethtool", "-K", "lab-srv", "tx", "off"])?;
     relay.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])?;
     relay.exec(&["ip", "-6", "addr", "add", "2001:db8:1::2/64", "dev", "uplink", "nodad"])?;
     interrupt.check()?;
-    let c3 = lab.netns("lab-c3")?;
-    veth(&c3, "eth0", &relay, "acc")?;
+    let mut c3 = lab.netns("lab-c3")?;
+    veth(&mut c3, "eth0", &relay, "acc")?;
     relay.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", "acc", "nodad"])?;
     c3.exec(&["ethtool", "-K", "eth0", "tx", "off", "gro", "on"])?;
     relay.wait_link_local("acc")?;
@@ -153,7 +154,7 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     let relay_config_arg = relay_config.to_str().context("the repository path is not UTF-8")?;
     let relay_pins = lab.pin_dir("lab-relay")?;
     let relay_pins_arg = relay_pins.to_str().context("path")?;
-    relay.spawn(
+    relay.start(
         &[dhcp6d_arg, "run", "--config", relay_config_arg, "--bpf-dir", relay_pins_arg],
         &dir.join("relay.log"),
     )?;
@@ -163,9 +164,9 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     let mut hosts = Vec::new();
     for name in ["lab-c1", "lab-c2"] {
         interrupt.check()?;
-        let ns = lab.netns(name)?;
+        let mut ns = lab.netns(name)?;
         let port = format!("sw-{}", &name[4..]);
-        veth(&ns, "eth0", &switch, &port)?;
+        veth(&mut ns, "eth0", &switch, &port)?;
         switch.exec(&["ip", "link", "set", &port, "master", "br0"])?;
         // Whole checksums, as from a NIC: XDP checks them and hands the messages to dhcp6d's
         // AF_XDP socket (a veth leaves them to offload, and such frames go up the stack).
@@ -175,13 +176,13 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     hosts.push(c3);
     let mut clients = Vec::new();
     for (mut ns, flags) in hosts.into_iter().zip([&[][..], &["-N", "-P"][..], &["-N", "-P"][..]]) {
-        let name = ns.name.clone();
+        let name = ns.name().to_string();
         let files = |f: &str| dir.join(format!("{name}.{f}")).display().to_string();
         let mut args = vec!["dhclient", "-6", "-d", "-v"];
         args.extend_from_slice(flags);
         let (pf, lf, sf) = (files("pid"), files("leases"), hook.display().to_string());
         args.extend_from_slice(&["-pf", &pf, "-lf", &lf, "-sf", &sf, "eth0"]);
-        ns.spawn(&args, &dir.join(format!("{name}.log")))?;
+        ns.start(&args, &dir.join(format!("{name}.log")))?;
         clients.push(ns);
     }
 
@@ -249,11 +250,6 @@ mod tests {
     use super::*;
     use crate::setup::{fresh_pin_dir, is_mount_point};
 
-    fn namespace_exists(name: &str) -> bool {
-        let list = crate::shell::output(Command::new("ip").args(["netns", "list"])).unwrap_or_default();
-        list.lines().any(|l| l.split_whitespace().next() == Some(name))
-    }
-
     /// Pins an array map at `path` (as dhcp6d pins its maps), with bpftool.
     fn pin_map(path: &Path) {
         let args = ["type", "array", "key", "4", "value", "4", "entries", "1", "name", "lab_test"];
@@ -268,14 +264,14 @@ mod tests {
         let name = format!("lab-test-{id}");
 
         let mut lab = Lab::new(&bpffs);
-        // A namespace as set-up leaves it when interrupted half-way: no Netns value removes it.
+        // A namespace as set-up leaves it when interrupted half-way: no Host value removes it.
         std::mem::forget(lab.netns(&name).expect("a namespace"));
         let pins = lab.pin_dir("lab").expect("a pin folder");
         std::fs::create_dir_all(&pins).unwrap();
         pin_map(&pins.join("MAP"));
-        assert!(namespace_exists(&name) && pins.join("MAP").exists() && is_mount_point(&bpffs).unwrap());
+        assert!(Netns::exists(&name) && pins.join("MAP").exists() && is_mount_point(&bpffs).unwrap());
         drop(lab);
-        assert!(!namespace_exists(&name), "the namespace is removed");
+        assert!(!Netns::exists(&name), "the namespace is removed");
         assert!(!pins.exists(), "the pins are removed");
         assert!(!is_mount_point(&bpffs).unwrap() && !bpffs.exists(), "the bpffs the lab mounted is unmounted");
 

@@ -1,73 +1,62 @@
-//! Network namespaces for the lab and the benchmarks, removed with everything in them when
-//! dropped (also when a run fails half-way).
+//! The lab's and the benchmarks' hosts: namespaces of `dhcp6-netns` that keep the programs
+//! started and the links made in them until they are dropped (also when a run fails
+//! half-way), and measure the work done in them: CPU time and XDP run time.
 
-use std::process::{Child, Command, Stdio};
+use std::{
+    ops::Deref,
+    path::Path,
+    process::{Command, Output},
+};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use dhcp6_netns::{Netns, Process, Veth};
 
-use crate::shell::{output, run};
+use crate::shell::output;
 
-/// A namespace created for this run.
-pub struct Netns {
-    pub name: String,
-    children: Vec<Child>,
-    /// An interface whose XDP program's run time counts as this namespace's work (see
-    /// [`Netns::work_seconds`]).
+/// A namespace made for this run, with what runs in it.
+pub struct Host {
+    // Dropped in this order: the programs stopped (SIGTERM first, so that dhcp6d cleans up),
+    // the links deleted, then the namespace removed.
+    processes: Vec<Process>,
+    links: Vec<Veth>,
+    netns: Netns,
+    /// An interface whose XDP program's run time counts as this host's work (see
+    /// [`Host::work_seconds`]).
     pub xdp_counted: Option<String>,
 }
 
-impl Netns {
-    /// Creates `name` (removing a stale one left by an interrupted run), loopback up,
-    /// duplicate address detection off.
-    pub fn new(name: &str) -> Result<Netns> {
-        let _ = Command::new("ip").args(["netns", "del", name]).stderr(Stdio::null()).status();
-        run(Command::new("ip").args(["netns", "add", name]))?;
-        let ns = Netns { name: name.to_string(), children: Vec::new(), xdp_counted: None };
-        ns.exec(&["ip", "link", "set", "lo", "up"])?;
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"])?;
-        Ok(ns)
+impl Deref for Host {
+    type Target = Netns;
+
+    fn deref(&self) -> &Netns {
+        &self.netns
+    }
+}
+
+impl Host {
+    /// Makes the namespace `name` ([`Netns::new`]: a stale one is removed first).
+    pub fn new(name: &str) -> Result<Host> {
+        Ok(Host { processes: Vec::new(), links: Vec::new(), netns: Netns::new(name)?, xdp_counted: None })
     }
 
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).args(args);
-        c
+    /// What a command in the namespace printed (stdout, then stderr), whatever its status.
+    pub fn printed(&self, args: &[&str]) -> Result<String> {
+        let Output { stdout, stderr, .. } = self.output(args)?;
+        Ok(String::from_utf8_lossy(&stdout).into_owned() + &String::from_utf8_lossy(&stderr))
     }
 
-    /// Runs a command in the namespace; an error unless it succeeds.
-    pub fn exec(&self, args: &[&str]) -> Result<()> {
-        let out = self.command(args).output().with_context(|| format!("running {args:?} in {}", self.name))?;
-        if !out.status.success() {
-            anyhow::bail!("{args:?} in {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr).trim());
-        }
-        Ok(())
-    }
-
-    /// Runs a command in the namespace and returns its stdout, whatever its status.
-    pub fn output(&self, args: &[&str]) -> Result<String> {
-        let out = self.command(args).output().with_context(|| format!("running {args:?} in {}", self.name))?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
-    }
-
-    /// Starts a long-running command in the namespace; it is stopped when the namespace is
-    /// dropped. Its output goes to `log`.
-    pub fn spawn(&mut self, args: &[&str], log: &std::path::Path) -> Result<()> {
-        let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let child = self
-            .command(args)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .with_context(|| format!("starting {args:?}"))?;
-        self.children.push(child);
+    /// Starts a long-running command in the namespace, output to `log`; it is stopped when the
+    /// host is dropped.
+    pub fn start(&mut self, args: &[&str], log: &Path) -> Result<()> {
+        let process = self.netns.spawn(args, log)?;
+        self.processes.push(process);
         Ok(())
     }
 
     /// CPU seconds (user + system) used so far by the `index`th process started with
-    /// [`Netns::spawn`] (`ip netns exec` execs it, so the pid is the program's own).
+    /// [`Host::start`].
     pub fn cpu_seconds(&self, index: usize) -> Option<f64> {
-        let pid = self.children.get(index)?.id();
+        let pid = self.processes.get(index)?.id();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -77,8 +66,8 @@ impl Netns {
         Some(ticks / per_second)
     }
 
-    /// CPU seconds of the first process started with [`Netns::spawn`], plus the time spent in
-    /// the XDP program on [`Netns::xdp_counted`] (which the kernel counts while
+    /// CPU seconds of the first process started with [`Host::start`], plus the time spent in
+    /// the XDP program on [`Host::xdp_counted`] (which the kernel counts while
     /// `kernel.bpf_stats_enabled` is 1; the time is the program's on every interface it runs
     /// on).
     pub fn work_seconds(&self) -> Option<f64> {
@@ -88,52 +77,14 @@ impl Netns {
             None => Some(process),
         }
     }
-
-    /// Waits until `interface` has a link-local address.
-    pub fn wait_link_local(&self, interface: &str) -> Result<()> {
-        for _ in 0..100 {
-            if self.output(&["ip", "-6", "addr", "show", "dev", interface, "scope", "link"])?.contains("fe80::") {
-                return Ok(());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        anyhow::bail!("{interface} in {} got no link-local address", self.name)
-    }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            // SIGTERM first, so that daemons clean up (dhcp6d removes its control socket).
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-        }
-        for child in &mut self.children {
-            let _ = child.wait();
-        }
-        let _ = output(Command::new("ip").args(["netns", "del", &self.name]));
-    }
-}
-
-/// A veth pair `a` (in `left`) to `b` (in `right`), both up with link-local addresses.
-pub fn veth(left: &Netns, a: &str, right: &Netns, b: &str) -> Result<()> {
-    run(Command::new("ip").args([
-        "link",
-        "add",
-        a,
-        "netns",
-        &left.name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b,
-        "netns",
-        &right.name,
-    ]))?;
-    left.exec(&["ip", "link", "set", a, "up"])?;
-    right.exec(&["ip", "link", "set", b, "up"])?;
-    left.wait_link_local(a)?;
-    right.wait_link_local(b)
+/// A veth pair `a` (in `left`) to `b` (in `right`), both up with link-local addresses; it lasts
+/// as long as `left`.
+pub fn veth(left: &mut Host, a: &str, right: &Host, b: &str) -> Result<()> {
+    let link = Veth::new(left, a, right, b)?;
+    left.links.push(link);
+    Ok(())
 }
 
 /// The kernel's run time (ns) and run count of the XDP program attached to `interface` in
@@ -145,4 +96,31 @@ pub fn xdp_run_stats(ns: &Netns, interface: &str) -> Option<(u64, u64)> {
     let out = Command::new("bpftool").args(["--json", "prog", "show", "id", &id.to_string()]).output().ok()?;
     let prog: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     Some((prog["run_time_ns"].as_u64()?, prog["run_cnt"].as_u64()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_keeps_its_links_and_programs_until_dropped() {
+        assert!(crate::shell::is_root(), "this test makes namespaces: run it as root");
+        let id = std::process::id();
+        let (left_name, right_name) = (format!("xt-l-{id}"), format!("xt-r-{id}"));
+        let mut left = Host::new(&left_name).expect("a namespace");
+        let right = Host::new(&right_name).expect("a namespace");
+        veth(&mut left, "xt-a", &right, "xt-b").expect("a veth pair");
+        assert!(left.exec(&["ip", "link", "show", "xt-a"]).is_ok(), "the link outlives the call that made it");
+        let log = std::env::temp_dir().join(format!("xtask-host-{id}.log"));
+        left.start(&["sleep", "1000"], &log).expect("sleep starts");
+        let pid = left.processes[0].id();
+        assert_eq!(left.printed(&["sh", "-c", "echo out; echo err >&2; exit 1"]).expect("runs"), "out\nerr\n");
+        assert!(left.cpu_seconds(0).is_some());
+
+        drop(left);
+        assert!(!Netns::exists(&left_name), "the namespace is removed");
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "its program is stopped");
+        assert!(right.exec(&["ip", "link", "show", "xt-b"]).is_err(), "its link is deleted");
+        let _ = std::fs::remove_file(log);
+    }
 }
