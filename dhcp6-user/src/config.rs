@@ -24,7 +24,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use dhcp6_codec::parse_hex;
+use dhcp6_codec::{parse_hex, HOP_COUNT_LIMIT};
 use dhcp6_engine::{
     relay::{self, AccessInterface, GroupMember, RelayConfig, ServerGroup, Vlans},
     server::config::{AddressRange, Allocation, Lifetimes, PdPool, Reservation, ServerConfig, Subnet},
@@ -101,6 +101,7 @@ mod raw {
         pub route_protocol: Option<u8>,
         pub route_metric: Option<u32>,
         pub route_hold: Option<u64>,
+        pub hop_count_limit: Option<Spanned<u8>>,
     }
 
     #[derive(Deserialize)]
@@ -611,12 +612,25 @@ fn check_relay(r: raw::Relay) -> Result<RelayConfig, (usize, String)> {
     if interfaces.is_empty() {
         return Err((0, "[relay] has no [[relay.interface]]".into()));
     }
+    let hop_count_limit = match &r.hop_count_limit {
+        // Past 32 relays the codec refuses the message anyway; a Relay-Forward must be able to
+        // cross at least one.
+        Some(h) if !(1..=HOP_COUNT_LIMIT).contains(h.get_ref()) => {
+            return Err((
+                h.span().start,
+                format!("hop_count_limit is {}: it must be from 1 to {HOP_COUNT_LIMIT}", h.get_ref()),
+            ))
+        }
+        Some(h) => *h.get_ref(),
+        None => relay::DEFAULT_HOP_COUNT_LIMIT,
+    };
     Ok(RelayConfig {
         interfaces,
         groups,
         route_protocol: r.route_protocol.unwrap_or(200),
         route_metric: r.route_metric.unwrap_or(1024),
         route_hold: r.route_hold.unwrap_or(600),
+        hop_count_limit,
     })
 }
 
@@ -732,6 +746,19 @@ link_address = "2001:db8:2::1"
             weights,
             [("2001:db8:ff::1".to_string(), 1), ("2001:db8:ff::2".to_string(), 3), ("2001:db8:ff::3".to_string(), 0)]
         );
+    }
+
+    #[test]
+    fn the_hop_count_limit_is_the_rfcs_unless_set_and_checked() {
+        assert_eq!(Config::parse(RELAY).unwrap().relay.unwrap().hop_count_limit, 8);
+        let set = RELAY.replace("[relay]\n", "[relay]\nhop_count_limit = 32\n");
+        assert_eq!(Config::parse(&set).unwrap().relay.unwrap().hop_count_limit, 32);
+        for bad in ["0", "33"] {
+            let e =
+                Config::parse(&RELAY.replace("[relay]\n", &format!("[relay]\nhop_count_limit = {bad}\n"))).unwrap_err();
+            assert!(e.message.contains("it must be from 1 to 32"), "{e}");
+            assert_eq!(e.line, 2, "{e}");
+        }
     }
 
     #[test]

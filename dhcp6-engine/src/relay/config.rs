@@ -95,4 +95,10 @@ pub struct RelayConfig {
     pub route_metric: u32,
     /// Seconds a route found at start, with no user entry yet, is kept for a Reply to claim it.
     pub route_hold: u64,
+    /// A Relay-Forward that has crossed this many relays already is discarded (RFC 9915
+    /// section 19.1.2); the relay's own Relay-Forward then carries at most this hop count.
+    pub hop_count_limit: u8,
 }
+
+/// RFC 9915 section 7.6: HOP_COUNT_LIMIT.
+pub const DEFAULT_HOP_COUNT_LIMIT: u8 = 8;

@@ -16,12 +16,12 @@ use std::{
 
 use dhcp6_codec::{
     option::{DhcpOption, LinkLayerAddr, Options, RemoteId},
-    Hex, Message, MessageType, RelayMessage, CLIENT_PORT, HOP_COUNT_LIMIT, SERVER_PORT,
+    Hex, Message, MessageType, RelayMessage, CLIENT_PORT, SERVER_PORT,
 };
 use ipnet::Ipv6Net;
 
 use crate::{counters::Counts, server::IaType};
-pub use config::{fill, label, AccessInterface, GroupMember, RelayConfig, ServerGroup};
+pub use config::{fill, label, AccessInterface, GroupMember, RelayConfig, ServerGroup, DEFAULT_HOP_COUNT_LIMIT};
 pub use dhcp6_common::relay::{vlan_tags, Vlans};
 use serde::{Deserialize, Serialize};
 
@@ -285,7 +285,7 @@ impl Relay {
         let Ok(msg) = Message::decode(payload) else { return self.drop(RelayDrop::Malformed) };
         let hop_count = match &msg {
             Message::Relay(r) if r.msg_type == MessageType::RelayForw => {
-                if r.hop_count >= HOP_COUNT_LIMIT - 1 {
+                if r.hop_count >= self.config.hop_count_limit {
                     return self.drop(RelayDrop::HopLimit);
                 }
                 r.hop_count + 1

@@ -30,6 +30,7 @@ pub(crate) fn config() -> RelayConfig {
         route_protocol: 200,
         route_metric: 1024,
         route_hold: 60,
+        hop_count_limit: DEFAULT_HOP_COUNT_LIMIT,
     }
 }
 
@@ -314,4 +315,36 @@ fn a_relay_reply_goes_out_of_the_interface_its_interface_id_names_and_no_other()
     let named = relay_reply_with_interface_id(&fwd.payload, &inner, Some(b"eth0"));
     assert_eq!(relay.from_server(&named, server, 100).unwrap().interface, Some(0));
     assert_eq!(relay.servers(100).iter().map(|s| s.answered).sum::<u64>(), 2);
+}
+
+/// A Relay-Forward from a downstream relay, `hop_count` relays away, around a client's Solicit.
+fn forward_at(hop_count: u8) -> Vec<u8> {
+    let inner = client_msg(MessageType::Solicit, 1, 7, None);
+    let inner = Message::decode(Box::leak(inner.into_boxed_slice())).unwrap();
+    Message::Relay(RelayMessage {
+        msg_type: MessageType::RelayForw,
+        hop_count,
+        link_address: "2001:db8:3::1".parse().unwrap(),
+        peer_address: CLIENT_LL.parse().unwrap(),
+        options: Options(vec![DhcpOption::RelayMsg(Box::new(inner))]),
+    })
+    .to_vec()
+    .unwrap()
+}
+
+#[test]
+fn relay_forwards_at_the_hop_count_limit_are_discarded_and_those_below_it_relayed() {
+    let mut relay = Relay::new(config());
+    let below = DEFAULT_HOP_COUNT_LIMIT - 1;
+    let out = relay.from_client(0, &forward_at(below), from("2001:db8:2::9", 547), None, 100).unwrap();
+    let Message::Relay(f) = Message::decode(&out.payload).unwrap() else { panic!() };
+    assert_eq!(f.hop_count, DEFAULT_HOP_COUNT_LIMIT, "RFC 9915 section 19.1.2: one more than received");
+    assert_eq!(relay.from_client(0, &forward_at(DEFAULT_HOP_COUNT_LIMIT), from("2001:db8:2::9", 547), None, 100), None);
+    assert_eq!(relay.stats().dropped[RelayDrop::HopLimit], 1);
+
+    let mut far = config();
+    far.hop_count_limit = 32;
+    let mut relay = Relay::new(far);
+    assert!(relay.from_client(0, &forward_at(31), from("2001:db8:2::9", 547), None, 100).is_some(), "31 < 32");
+    assert_eq!(relay.from_client(0, &forward_at(32), from("2001:db8:2::9", 547), None, 100), None);
 }
