@@ -27,7 +27,9 @@ use std::{
 use dhcp6_codec::{parse_hex, HOP_COUNT_LIMIT};
 use dhcp6_engine::{
     relay::{self, AccessInterface, GroupMember, RelayConfig, ServerGroup, Vlans},
-    server::config::{AddressRange, Allocation, Lifetimes, PdPool, Reservation, ServerConfig, Subnet},
+    server::config::{
+        AddressRange, Allocation, Lifetimes, PdPool, Reservation, ServerConfig, Subnet, DEFAULT_MAX_IAS_PER_MESSAGE,
+    },
 };
 use ipnet::Ipv6Net;
 use serde::Deserialize;
@@ -229,6 +231,7 @@ mod raw {
             pub control_socket: Option<PathBuf>,
             pub offer_lifetime: Option<u32>,
             pub decline_probation: Option<u32>,
+            pub max_ias_per_message: Option<Spanned<u32>>,
             pub renewal_horizon: Option<u32>,
             pub fast_path_bindings: Option<Spanned<u32>>,
             pub af_xdp: Option<bool>,
@@ -359,7 +362,14 @@ impl Config {
         if subnets.is_empty() && relay.is_none() {
             return Err(at(0, "no [[subnet]] and no [relay]: dhcp6d would have nothing to do".into()));
         }
-        let server = ServerConfig { offer_lifetime, decline_probation, renewal_horizon, subnets };
+        let max_ias_per_message = match &file.server.max_ias_per_message {
+            Some(n) if *n.get_ref() == 0 => {
+                return Err(at(n.span().start, "max_ias_per_message is 0: no client would get anything".into()))
+            }
+            Some(n) => *n.get_ref(),
+            None => DEFAULT_MAX_IAS_PER_MESSAGE,
+        };
+        let server = ServerConfig { offer_lifetime, decline_probation, renewal_horizon, max_ias_per_message, subnets };
         Ok(Config { daemon, server, relay })
     }
 }
@@ -746,6 +756,16 @@ link_address = "2001:db8:2::1"
             weights,
             [("2001:db8:ff::1".to_string(), 1), ("2001:db8:ff::2".to_string(), 3), ("2001:db8:ff::3".to_string(), 0)]
         );
+    }
+
+    #[test]
+    fn max_ias_per_message_has_a_small_default_and_is_not_zero() {
+        assert_eq!(Config::parse(GOOD).unwrap().server.max_ias_per_message, 4);
+        let set = GOOD.replace("[server]\n", "[server]\nmax_ias_per_message = 16\n");
+        assert_eq!(Config::parse(&set).unwrap().server.max_ias_per_message, 16);
+        let e = Config::parse(&GOOD.replace("[server]\n", "[server]\nmax_ias_per_message = 0\n")).unwrap_err();
+        assert!(e.message.contains("max_ias_per_message is 0"), "{e}");
+        assert_eq!(e.line, 3, "{e}");
     }
 
     #[test]

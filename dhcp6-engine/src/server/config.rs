@@ -18,8 +18,15 @@ pub struct ServerConfig {
     /// in the store, so that XDP may answer renewals for that long without a store write.
     /// `None`: each subnet's T2.
     pub renewal_horizon: Option<u32>,
+    /// Most IAs of one Solicit or Request that are answered; the ones past it are left out of
+    /// the answer (and counted), so that one message cannot reserve a pool.
+    pub max_ias_per_message: u32,
     pub subnets: Vec<Subnet>,
 }
+
+/// The default of [`ServerConfig::max_ias_per_message`]: more than any client asks for (an
+/// address and a prefix or two), far fewer than a pool holds.
+pub const DEFAULT_MAX_IAS_PER_MESSAGE: u32 = 4;
 
 /// How a subnet picks an address for a client without a reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

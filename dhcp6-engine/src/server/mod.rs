@@ -406,7 +406,14 @@ impl Server {
             (Renew | Release | Decline | InformationRequest, Some(false)) => return self.drop(DropReason::OtherServer),
             _ => {}
         }
-        let ias = requested_ias(options);
+        let mut ias = requested_ias(options);
+        if matches!(client.msg_type, Solicit | Request) {
+            let limit = self.config.max_ias_per_message as usize;
+            if ias.len() > limit {
+                self.stats.ias_over_limit += (ias.len() - limit) as u64;
+                ias.truncate(limit);
+            }
+        }
         let mut changes = Vec::new();
         let plan = match client.msg_type {
             Solicit => {

@@ -57,7 +57,13 @@ fn config() -> ServerConfig {
         max_leases_per_binding: 1,
         reservations: Vec::new(),
     };
-    ServerConfig { offer_lifetime: 30, decline_probation: 1000, renewal_horizon: None, subnets: vec![eth1, relayed] }
+    ServerConfig {
+        offer_lifetime: 30,
+        decline_probation: 1000,
+        renewal_horizon: None,
+        max_ias_per_message: config::DEFAULT_MAX_IAS_PER_MESSAGE,
+        subnets: vec![eth1, relayed],
+    }
 }
 
 const SERVER_DUID: &[u8] = &[0, 1, 0, 1, 0x29, 0xb9, 0x27, 0, 2, 0, 0, 0, 0, 1];
@@ -510,4 +516,25 @@ fn a_strategy_plugged_in_picks_new_resources_and_current_leases_stay() {
     assert_eq!(ia_status(&reply(&adv)), vec![Status::NO_ADDRS_AVAIL.0]);
     // The first client renews what it holds.
     assert_eq!(bind(&mut s, 1, vec![ia_na(1, &[])]), vec![("2001:db8:1::103".into(), 200)]);
+}
+
+#[test]
+fn a_solicit_with_more_ias_than_the_limit_is_answered_for_the_first_ones_only() {
+    let mut s = server();
+    let limit = config::DEFAULT_MAX_IAS_PER_MESSAGE;
+    let ias: Vec<_> = (0..limit + 3).map(|iaid| ia_na(iaid, &[])).collect();
+    let adv = send(&mut s, &msg(MessageType::Solicit, 1, ias), 1, NOW);
+    let answered: Vec<u32> = reply(&adv)
+        .options()
+        .iter()
+        .filter_map(|o| match o {
+            DhcpOption::IaNa(ia) => Some(ia.iaid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answered, (0..limit).collect::<Vec<_>>());
+    assert_eq!(s.statistics().ias_over_limit, 3);
+    // Only the answered IAs hold offers: the range's other addresses are still free.
+    let offered = s.leases().iter().filter(|l| l.state == LeaseState::Offered).count();
+    assert!(offered <= limit as usize, "{offered} offers");
 }
