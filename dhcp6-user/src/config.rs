@@ -229,7 +229,7 @@ mod raw {
         pub struct Server {
             pub state_dir: Option<PathBuf>,
             pub control_socket: Option<PathBuf>,
-            pub offer_lifetime: Option<u32>,
+            pub offer_lifetime: Option<Spanned<u32>>,
             pub decline_probation: Option<u32>,
             pub max_ias_per_message: Option<Spanned<u32>>,
             pub renewal_horizon: Option<u32>,
@@ -293,8 +293,15 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigFileError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigFileError::Read(path.to_path_buf(), e))?;
-        Config::parse(&text).map_err(|e| ConfigFileError::Invalid(path.to_path_buf(), e))
+        let bytes = std::fs::read(path).map_err(|e| ConfigFileError::Read(path.to_path_buf(), e))?;
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            let valid = &bytes[..e.valid_up_to()];
+            // Everything before the bad byte is text: its lines and columns are counted there.
+            let (line, column) = position(std::str::from_utf8(valid).unwrap_or_default(), valid.len());
+            let message = format!("not UTF-8: the byte at offset {} does not start a character", e.valid_up_to());
+            ConfigFileError::Invalid(path.to_path_buf(), ConfigError { line, column, message })
+        })?;
+        Config::parse(text).map_err(|e| ConfigFileError::Invalid(path.to_path_buf(), e))
     }
 
     /// Parses and checks configuration text.
@@ -329,7 +336,16 @@ impl Config {
             fast_path_bindings,
             af_xdp: file.server.af_xdp.unwrap_or(true),
         };
-        let offer_lifetime = file.server.offer_lifetime.unwrap_or(60);
+        let offer_lifetime = match &file.server.offer_lifetime {
+            Some(o) if *o.get_ref() == 0 => {
+                return Err(at(
+                    o.span().start,
+                    "offer_lifetime is 0: an offer would end before the Request for it".into(),
+                ))
+            }
+            Some(o) => *o.get_ref(),
+            None => 60,
+        };
         let decline_probation = file.server.decline_probation.unwrap_or(86_400);
         let renewal_horizon = file.server.renewal_horizon;
         let mut subnets = Vec::new();
@@ -341,6 +357,17 @@ impl Config {
                 let other: &Subnet = other;
                 if other.prefix.contains(&subnet.prefix) || subnet.prefix.contains(&other.prefix) {
                     return Err(at(start, format!("subnet {} overlaps subnet {}", subnet.prefix, other.prefix)));
+                }
+                if let (Some(i), Some(j)) = (&subnet.interface, &other.interface) {
+                    if i == j {
+                        return Err(at(
+                            start,
+                            format!(
+                                "subnet {} is on interface {i}, as subnet {} is: one subnet per interface (several prefixes on one link are not supported)",
+                                subnet.prefix, other.prefix
+                            ),
+                        ));
+                    }
                 }
             }
             subnets.push(subnet);
@@ -392,7 +419,23 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
     if let Some(max) = max_lease_time {
         valid = valid.min(max);
     }
-    let preferred = pick(a.preferred_lifetime, defaults.preferred_lifetime, valid / 2 + valid / 4).min(valid);
+    if valid == 0 {
+        return Err((None, format!("subnet {}: valid_lifetime is 0: every lease would end as it is given", s.prefix)));
+    }
+    let preferred = pick(a.preferred_lifetime, defaults.preferred_lifetime, valid / 2 + valid / 4);
+    if preferred == 0 {
+        return Err((None, format!("subnet {}: preferred_lifetime is 0: no address could be used", s.prefix)));
+    }
+    if preferred > valid {
+        return Err((
+            None,
+            format!(
+                "subnet {}: preferred_lifetime ({preferred}) is above the valid lifetime ({valid}{}); RFC 9915 section 21.6 has the preferred lifetime at most the valid one",
+                s.prefix,
+                if max_lease_time.is_some_and(|m| m == valid) { ", max_lease_time" } else { "" }
+            ),
+        ));
+    }
     let t1 = pick(a.t1, defaults.t1, preferred / 2);
     let t2 = pick(a.t2, defaults.t2, (u64::from(preferred) * 4 / 5) as u32);
     if t1 > t2 {
@@ -724,6 +767,48 @@ address = "2001:db8:1::10"
         let bad_addr = GOOD.replace("\"2001:db8::53\"", "\"2001:zz8::53\"");
         let e = Config::parse(&bad_addr).unwrap_err();
         assert_eq!(e.line, 11, "{e}");
+    }
+
+    #[test]
+    fn lifetimes_and_offers_that_cannot_work_are_refused_with_their_line() {
+        let cases = [
+            ("valid_lifetime = 200", "valid_lifetime = 0", "valid_lifetime is 0"),
+            ("preferred_lifetime = 100", "preferred_lifetime = 0", "preferred_lifetime is 0"),
+            (
+                "preferred_lifetime = 100",
+                "preferred_lifetime = 300",
+                "preferred_lifetime (300) is above the valid lifetime (200)",
+            ),
+            ("[server]\n", "[server]\noffer_lifetime = 0\n", "offer_lifetime is 0"),
+        ];
+        for (from, to, says) in cases {
+            let e = Config::parse(&GOOD.replace(from, to)).unwrap_err();
+            assert!(e.message.contains(says), "{to}: {e}");
+            assert!(e.line > 1, "{to}: {e}");
+        }
+        let capped = GOOD.replace("valid_lifetime = 200", "valid_lifetime = 200\nmax_lease_time = 50");
+        assert!(Config::parse(&capped).unwrap_err().message.contains("(50, max_lease_time)"));
+    }
+
+    #[test]
+    fn one_subnet_per_interface() {
+        let second = format!("{GOOD}\n[[subnet]]\ninterface = \"eth1\"\nprefix = \"2001:db8:7::/64\"\n");
+        let e = Config::parse(&second).unwrap_err();
+        assert!(e.message.contains("subnet 2001:db8:7::/64 is on interface eth1, as subnet 2001:db8:1::/64 is"), "{e}");
+        assert_eq!(e.line, 24, "the second [[subnet]]: {e}");
+        let relayed = format!("{GOOD}\n[[subnet]]\nprefix = \"2001:db8:7::/64\"\n");
+        assert!(Config::parse(&relayed).is_ok(), "subnets without an interface are matched by link-address");
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_refused_with_the_offset_of_the_bad_byte() {
+        let dir = std::env::temp_dir().join(format!("dhcp6-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("latin1.toml");
+        std::fs::write(&path, b"[server]\n# caf\xe9\n").unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("line 2, column 6: not UTF-8: the byte at offset 14"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
