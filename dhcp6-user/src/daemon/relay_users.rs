@@ -76,6 +76,8 @@ impl UserJournal {
     pub fn open(state_dir: &Path) -> Result<(UserJournal, Vec<UserEntry>)> {
         std::fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
         let mut entries: HashMap<Key, UserEntry> = HashMap::new();
+        crate::store::make_private(&state_dir.join(FILE))
+            .with_context(|| format!("making {} readable by root alone", state_dir.join(FILE).display()))?;
         for e in load_snapshot(&state_dir.join(FILE)) {
             entries.insert(entry_key(&e), e);
         }
@@ -117,10 +119,7 @@ impl UserJournal {
                 }
             }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
+        let file = crate::store::open_private(&path, OpenOptions::new().create(true).append(true))
             .with_context(|| format!("opening {}", path.display()))?;
         // Cut a torn tail, so that the next line starts clean.
         file.set_len(good_bytes).with_context(|| format!("trimming {}", path.display()))?;
@@ -185,6 +184,26 @@ mod tests {
     fn sorted(mut v: Vec<UserEntry>) -> Vec<UserEntry> {
         v.sort_by_key(|e| e.iaid);
         v
+    }
+
+    #[test]
+    fn the_user_entries_are_readable_by_root_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("dhcp6-user-journal-mode-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mode = |name: &str| std::fs::metadata(dir.join(name)).unwrap().permissions().mode() & 0o777;
+        let (mut j, _) = UserJournal::open(&dir).unwrap();
+        j.append(&[UserChange::Put(entry(1, 10))]).unwrap();
+        j.snapshot(&[entry(1, 10)]).unwrap();
+        assert_eq!((mode(JOURNAL), mode(FILE)), (0o600, 0o600));
+        drop(j);
+        // Files an earlier version left readable by anyone are made private when opened.
+        for name in [JOURNAL, FILE] {
+            std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let (_j, back) = UserJournal::open(&dir).unwrap();
+        assert_eq!((mode(JOURNAL), mode(FILE), back.len()), (0o600, 0o600, 1));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

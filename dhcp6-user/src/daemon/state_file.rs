@@ -10,7 +10,8 @@ pub fn replace(state_dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let path = state_dir.join(name);
     fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
     let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    let mut f = crate::store::open_private(&tmp, fs::OpenOptions::new().create(true).write(true).truncate(true))
+        .with_context(|| format!("writing {}", tmp.display()))?;
     f.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
     f.sync_all()?;
     fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;

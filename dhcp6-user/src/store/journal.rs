@@ -256,7 +256,7 @@ impl Journal {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(path)?;
+        let file = super::open_private(path, OpenOptions::new().create(true).read(true).write(true).truncate(false))?;
         Ok(Journal {
             path: path.to_path_buf(),
             file,
@@ -315,7 +315,7 @@ fn write_snapshot(path: &Path, leases: &[Lease]) -> io::Result<u64> {
     for l in leases {
         encode(&LeaseChange::Upsert(l.clone()), &mut out);
     }
-    let mut f = File::create(path)?;
+    let mut f = super::open_private(path, OpenOptions::new().create(true).write(true).truncate(true))?;
     f.write_all(&out)?;
     f.sync_all()?;
     Ok(leases.len() as u64)
@@ -446,6 +446,25 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir.join("leases.journal")
+    }
+
+    #[test]
+    fn the_journal_and_its_compaction_are_readable_by_root_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let path = temp("mode");
+        let (mut j, _) = open(&path);
+        assert_eq!(mode(&path), 0o600, "created private");
+        j.commit(&[LeaseChange::Upsert(lease(1))]).unwrap();
+        drop(j);
+        // A journal an earlier version left readable by anyone is made private when opened.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let (mut j, leases) = open(&path);
+        assert_eq!((mode(&path), leases), (0o600, vec![lease(1)]));
+        let snapshot = path.with_extension("snapshot");
+        write_snapshot(&snapshot, &[lease(2)]).unwrap();
+        assert_eq!(mode(&snapshot), 0o600, "a compaction's snapshot is private from the start");
+        j.commit(&[LeaseChange::Upsert(lease(3))]).unwrap();
     }
 
     #[test]
