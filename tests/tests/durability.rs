@@ -405,6 +405,9 @@ fn a_full_disk_sends_no_reply_and_loses_no_lease_a_client_was_told_of() {
     std::fs::remove_file(&filler).unwrap();
     let after = solicit(200, 205);
     assert_eq!(after.len(), 5, "service resumes once there is room");
+    // A Reply is counted sent when it leaves: the refused ones never did.
+    let replied = before.len() + squeezed.len() + after.len();
+    assert_eq!(server.stat("sent", "REPLY"), replied as u64, "sent counts only the Replies that left");
     server.process.signal(libc::SIGKILL);
     drop(server);
 

@@ -864,10 +864,6 @@ impl Server {
             Ok(p) => p,
             Err(_) => return self.drop(DropReason::Invalid),
         };
-        self.stats.count_sent(plan.msg_type);
-        if !relays.is_empty() {
-            self.stats.count_sent(MessageType::RelayRepl);
-        }
         let port = if relays.is_empty() { dhcp6_codec::CLIENT_PORT } else { dhcp6_codec::SERVER_PORT };
         let source = inbound.source;
         let destination = SocketAddrV6::new(*source.ip(), port, 0, source.scope_id());

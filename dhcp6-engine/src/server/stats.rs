@@ -46,6 +46,8 @@ crate::counted_enum! {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Statistics {
     pub received: Counts<MessageType>,
+    /// Counted by the driver as replies leave (once their changes are durable), not by the
+    /// engine: a reply whose changes the store refused is never sent.
     pub sent: Counts<MessageType>,
     pub dropped: Counts<DropReason>,
     /// Renewals the XDP Renew/Rebind answer gave that moved a lease's durable expiry.
@@ -59,10 +61,6 @@ pub struct Statistics {
 impl Statistics {
     pub fn count_received(&mut self, t: MessageType) {
         self.received.bump(t);
-    }
-
-    pub fn count_sent(&mut self, t: MessageType) {
-        self.sent.bump(t);
     }
 
     pub fn count_drop(&mut self, reason: DropReason) {

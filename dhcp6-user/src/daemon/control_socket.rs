@@ -14,7 +14,7 @@ use tokio::{
     sync::{mpsc, oneshot},
 };
 
-use super::{input::Input, reader};
+use super::{input::Input, reader, sender::SentCounts};
 use crate::{
     control::{Answer, Binding, Cleared, RelayServers, RelayUser, Request, StatisticsAnswer},
     json::hex,
@@ -31,6 +31,8 @@ pub struct Drops<'a> {
     pub xdp_shed: Option<&'a ShedSwitch>,
     /// Replies the kernel refused to send.
     pub send_failed: &'a AtomicU64,
+    /// Replies handed to the sender, by type.
+    pub sent: &'a SentCounts,
 }
 
 /// Binds the control socket at `path` (replacing a stale one), for root and the daemon's own
@@ -119,6 +121,7 @@ pub fn answer(
         ),
         Request::Statistics => {
             let mut server = server.statistics().clone();
+            server.sent = drops.sent.counts();
             let dropped = &mut server.dropped;
             dropped.set(DropReason::QueueFull, drops.read.queue_full.load(Ordering::Relaxed));
             let in_xdp = drops.xdp_shed.map_or(0, |s| s.shed());

@@ -21,6 +21,11 @@ use std::{
 use nix::sys::socket::{sendmmsg, MsgFlags, MultiHeaders, SockaddrIn6};
 use tracing::warn;
 
+use crate::{
+    codec::{Message, MessageType},
+    counters::Counts,
+};
+
 use super::{
     socket::{self, Listener},
     xsk::{Peer, XskTx},
@@ -43,12 +48,59 @@ pub struct Outgoing {
     pub peer: Option<Peer>,
 }
 
+/// Replies counted per message type as they are handed to the sender, once the changes they
+/// announce are durable (a reply whose changes the store refused is never sent, nor counted).
+/// A Reply relayed back through a relay counts as RELAY-REPL and as the message inside it.
+#[derive(Debug, Default)]
+pub struct SentCounts([AtomicU64; 16]);
+
+impl SentCounts {
+    pub fn count(&self, replies: &[Outgoing]) {
+        for r in replies {
+            let Some(&first) = r.payload.first() else { continue };
+            self.bump(first);
+            if first == MessageType::RelayRepl as u8 {
+                if let Some(inner) = innermost_type(&r.payload) {
+                    self.bump(inner as u8);
+                }
+            }
+        }
+    }
+
+    fn bump(&self, msg_type: u8) {
+        if let Some(n) = self.0.get(usize::from(msg_type)) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// What was counted, by message type.
+    pub fn counts(&self) -> Counts<MessageType> {
+        let mut counts = Counts::default();
+        for t in MessageType::ALL {
+            counts.set(t, self.0[t as usize].load(Ordering::Relaxed));
+        }
+        counts
+    }
+}
+
+/// The type of the client message inside (possibly nested) Relay-Replies.
+fn innermost_type(payload: &[u8]) -> Option<MessageType> {
+    let msg = Message::decode(payload).ok()?;
+    let mut m = &msg;
+    while let Message::Relay(r) = m {
+        m = r.options.relay_message()?;
+    }
+    Some(m.msg_type())
+}
+
 /// The handle the engine sends through.
 #[derive(Clone)]
 pub struct Sender {
     queue: mpsc::SyncSender<Vec<Outgoing>>,
     /// Datagrams the kernel refused (counted, and logged at most once a batch).
     pub failed: Arc<AtomicU64>,
+    /// The server's replies handed over, by type.
+    pub sent: Arc<SentCounts>,
 }
 
 impl Sender {
@@ -67,7 +119,14 @@ impl Sender {
                 }
             }
         })?;
-        Ok(Sender { queue, failed })
+        Ok(Sender { queue, failed, sent: Arc::default() })
+    }
+
+    /// Hands the server's replies over, counting them by type: their changes are durable, so
+    /// they leave now.
+    pub fn send_replies(&self, replies: Vec<Outgoing>) {
+        self.sent.count(&replies);
+        self.send(replies);
     }
 
     /// Hands a batch over; waits if the sender thread is [`QUEUE`] batches behind.
@@ -163,5 +222,39 @@ fn retrying<T>(fd: RawFd, mut send: impl FnMut() -> io::Result<T>) -> io::Result
             send()
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{option::DhcpOption, ClientMessage, Options, RelayMessage, TransactionId};
+
+    fn outgoing(payload: Vec<u8>) -> Outgoing {
+        Outgoing { listener: 0, payload, destination: "[::1]:546".parse().unwrap(), source: None, peer: None }
+    }
+
+    #[test]
+    fn replies_are_counted_by_type_and_a_relayed_one_as_what_it_carries_too() {
+        let reply = Message::Client(ClientMessage {
+            msg_type: MessageType::Reply,
+            transaction_id: TransactionId::from_u32(1),
+            options: Options::new(),
+        });
+        let direct = reply.to_vec().unwrap();
+        let relayed = Message::Relay(RelayMessage {
+            msg_type: MessageType::RelayRepl,
+            hop_count: 0,
+            link_address: "2001:db8::1".parse().unwrap(),
+            peer_address: "fe80::1".parse().unwrap(),
+            options: Options(vec![DhcpOption::RelayMsg(Box::new(reply))]),
+        })
+        .to_vec()
+        .unwrap();
+        let sent = SentCounts::default();
+        sent.count(&[outgoing(direct), outgoing(relayed), outgoing(Vec::new()), outgoing(vec![200])]);
+        let counts = sent.counts();
+        assert_eq!((counts[MessageType::Reply], counts[MessageType::RelayRepl]), (2, 1));
+        assert_eq!(counts.total(), 3, "an empty or unknown payload counts nowhere");
     }
 }

@@ -123,7 +123,12 @@ impl Serve {
         xdp: Option<&XdpProgram>,
         now: u64,
     ) -> (Answer, Vec<LeaseChange>) {
-        let drops = Drops { read: &self.dropped, xdp_shed: self.shed.as_deref(), send_failed: &self.sender.failed };
+        let drops = Drops {
+            read: &self.dropped,
+            xdp_shed: self.shed.as_deref(),
+            send_failed: &self.sender.failed,
+            sent: &self.sender.sent,
+        };
         control_socket::answer(&mut self.server, relay, request, xdp, &drops, now)
     }
 

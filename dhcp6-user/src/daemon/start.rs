@@ -156,7 +156,7 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     let writer = renewal.as_mut().and_then(|r| r.take_writer()).map(|w| Box::new(w) as Box<dyn committer::MapWriter>);
     let committer = committer::Committer::start(Box::new(store), writer, {
         let sender = sender.clone();
-        move |replies| sender.send(replies)
+        move |replies| sender.send_replies(replies)
     })
     .context("starting the commit thread")?;
     let serve = Serve::new(server, listeners, renewal, committer, sender, dropped, shed);
