@@ -28,7 +28,10 @@ use tracing::warn;
 
 use dhcp6_common::renewal::{LeaseEntry, LeaseKey};
 
-use super::sender::Outgoing;
+use super::{
+    sender::Outgoing,
+    throttle::{repeats, Throttle},
+};
 use crate::{
     control::Answer,
     lease_store::LeaseStore,
@@ -115,7 +118,14 @@ impl Committer {
         let (jobs, queue) = mpsc::channel();
         let (tell, done) = tokio_mpsc::unbounded_channel();
         let thread = std::thread::Builder::new().name("dhcp6d-commit".into()).spawn(move || {
-            let mut out = Out { tell, deliver, map, refusals: 0, warned: None };
+            let mut out = Out {
+                tell,
+                deliver,
+                map,
+                refusals: 0,
+                slow: Throttle::new(Duration::from_secs(60)),
+                refused: Throttle::default(),
+            };
             run(store, queue, &mut out)
         })?;
         Ok(Committer { jobs: Some(jobs), done, in_flight: 0, refusals: 0, thread: Some(thread) })
@@ -215,8 +225,10 @@ struct Out<D> {
     map: Option<Box<dyn MapWriter>>,
     /// Batches refused so far.
     refusals: u64,
-    /// When a slow commit was last said.
-    warned: Option<Instant>,
+    /// Slow commits, said once a minute.
+    slow: Throttle,
+    /// Refused commits, said once per window.
+    refused: Throttle,
 }
 
 fn run<D: FnMut(Vec<Outgoing>)>(mut store: Box<dyn LeaseStore>, queue: mpsc::Receiver<Job>, out: &mut Out<D>) {
@@ -287,12 +299,20 @@ fn commit<D: FnMut(Vec<Outgoing>)>(store: &mut dyn LeaseStore, group: &mut Vec<B
         store.commit_batches(&batches)
     };
     let took = started.elapsed();
-    if took >= SLOW_COMMIT && out.warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-        warn!(ms = took.as_millis() as u64, batches = group.len(), "a lease store commit was slow");
-        out.warned = Some(Instant::now());
+    if took >= SLOW_COMMIT {
+        if let Some(more) = out.slow.hit(Instant::now()) {
+            warn!(
+                ms = took.as_millis() as u64,
+                batches = group.len(),
+                "a lease store commit was slow ({more} more since the last said)"
+            );
+        }
     }
     if let Err(e) = &result {
-        warn!(error = %e, batches = group.len(), "the lease store refused a commit: its replies are not sent");
+        if let Some(more) = out.refused.hit(Instant::now()) {
+            let also = repeats(more);
+            warn!(error = %e, batches = group.len(), "the lease store refused a commit: its replies are not sent{also}");
+        }
     }
     if let (Ok(()), Some(map)) = (&result, out.map.as_mut()) {
         // An entry a later batch of this commit takes away or rewrites is not written.

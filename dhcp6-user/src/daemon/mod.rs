@@ -27,6 +27,7 @@ pub mod serve;
 pub mod socket;
 pub mod start;
 pub mod state_file;
+pub mod throttle;
 pub mod vlan_frames;
 pub mod xsk;
 

@@ -18,6 +18,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc,
     },
+    time::Instant,
 };
 
 use dhcp6_common::counters::SHED_SHARE_ONE;
@@ -30,6 +31,7 @@ use tracing::warn;
 use super::{
     input::Input,
     socket::{self, Listener},
+    throttle::{repeats, Throttle},
     xsk::{self, Peer, XskRx},
 };
 use crate::{codec::MessageType, frame, xdp::ShedSwitch};
@@ -162,11 +164,15 @@ pub(super) async fn read_loop(
     let mut receiver = socket::Receiver::default();
     // The kernel's drop count of the socket, as last seen.
     let mut overflowed = 0u32;
+    let mut failures = Throttle::default();
     loop {
         let mut ready = match socket.readable().await {
             Ok(guard) => guard,
             Err(e) => {
-                warn!(error = %e, "waiting on a socket failed");
+                if let Some(more) = failures.hit(Instant::now()) {
+                    let also = repeats(more);
+                    warn!(error = %e, "waiting on a socket failed{also}");
+                }
                 continue;
             }
         };
@@ -198,7 +204,10 @@ pub(super) async fn read_loop(
                 Ok(Ok(n)) if n < socket::RECV_BATCH => break,
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
-                    warn!(error = %e, "receive failed");
+                    if let Some(more) = failures.hit(Instant::now()) {
+                        let also = repeats(more);
+                        warn!(error = %e, "receive failed{also}");
+                    }
                     break;
                 }
                 // Drained: the runtime is told to wait for the next datagram.

@@ -16,6 +16,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         mpsc, Arc,
     },
+    time::Instant,
 };
 
 use nix::sys::socket::{sendmmsg, MsgFlags, MultiHeaders, SockaddrIn6};
@@ -28,6 +29,7 @@ use crate::{
 
 use super::{
     socket::{self, Listener},
+    throttle::{repeats, Throttle},
     xsk::{Peer, XskTx},
 };
 
@@ -112,8 +114,9 @@ impl Sender {
         let counter = failed.clone();
         std::thread::Builder::new().name("dhcp6d-send".into()).spawn(move || {
             let mut headers = MultiHeaders::<SockaddrIn6>::preallocate(MMSG, None);
+            let mut warnings = SendWarnings::default();
             for batch in batches {
-                let refused = send_all(&listeners, &mut xsks, &mut headers, &batch);
+                let refused = send_all(&listeners, &mut xsks, &mut headers, &batch, &mut warnings);
                 if refused > 0 {
                     counter.fetch_add(refused, Ordering::Relaxed);
                 }
@@ -140,12 +143,29 @@ impl Sender {
     }
 }
 
+/// The sender thread's repeated warnings, each said once per window.
+#[derive(Default)]
+struct SendWarnings {
+    frames: Throttle,
+    datagrams: Throttle,
+}
+
+impl SendWarnings {
+    fn failed(&mut self, destination: SocketAddrV6, e: &io::Error) {
+        if let Some(more) = self.datagrams.hit(Instant::now()) {
+            let also = repeats(more);
+            warn!(destination = %destination, error = %e, "sending a reply failed{also}");
+        }
+    }
+}
+
 /// Sends a batch; returns how many datagrams the kernel refused.
 fn send_all(
     listeners: &[Listener],
     xsks: &mut [XskTx],
     headers: &mut MultiHeaders<SockaddrIn6>,
     batch: &[Outgoing],
+    warnings: &mut SendWarnings,
 ) -> u64 {
     let mut refused = 0;
     // Frames first, into their transmit rings (the kernel sends them at the flush below);
@@ -162,7 +182,10 @@ fn send_all(
     }
     for xsk in xsks.iter_mut() {
         if let Err(e) = xsk.flush() {
-            warn!(error = %e, "sending frames through an AF_XDP socket failed");
+            if let Some(more) = warnings.frames.hit(Instant::now()) {
+                let also = repeats(more);
+                warn!(error = %e, "sending frames through an AF_XDP socket failed{also}");
+            }
         }
     }
     let batch = rest;
@@ -177,7 +200,7 @@ fn send_all(
         let fd = listener.socket.as_raw_fd();
         if let Some(source) = first.source {
             if let Err(e) = retrying(fd, || socket::send_from(fd, &first.payload, first.destination, source)) {
-                warn!(destination = %first.destination, error = %e, "sending a reply failed");
+                warnings.failed(first.destination, &e);
                 refused += 1;
             }
             at += 1;
@@ -203,7 +226,7 @@ fn send_all(
                 at += 1;
             }
             Err(e) => {
-                warn!(destination = %first.destination, error = %e, "sending a reply failed");
+                warnings.failed(first.destination, &e);
                 refused += 1;
                 at += 1;
             }

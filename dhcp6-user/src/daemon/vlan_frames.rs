@@ -21,6 +21,7 @@ use super::{
     packet_socket::{PacketSocket, FRAME_MAX},
     relay_frames::{client_datagram, client_frame, FrameDrop},
     socket,
+    throttle::{repeats, Throttle},
 };
 use crate::relay::{RelayConfig, RelayOut, Vlans};
 use dhcp6_common::relay::AccessKey;
@@ -107,6 +108,7 @@ impl VlanFrames {
     pub(super) async fn read_loop(self: Arc<Self>, port: usize, tx: mpsc::Sender<Input>) {
         let mut buf = vec![0u8; FRAME_MAX + 4];
         let p = &self.ports[port];
+        let mut failures = Throttle::default();
         loop {
             let mut guard = match p.socket.readable().await {
                 Ok(g) => g,
@@ -123,7 +125,10 @@ impl VlanFrames {
                         break;
                     }
                     Err(e) => {
-                        warn!(interface = %p.name, error = %e, "reading a packet socket failed");
+                        if let Some(more) = failures.hit(std::time::Instant::now()) {
+                            let also = repeats(more);
+                            warn!(interface = %p.name, error = %e, "reading a packet socket failed{also}");
+                        }
                         guard.clear_ready();
                         break;
                     }
