@@ -29,6 +29,7 @@ use dhcp6_engine::{
     relay::{self, AccessInterface, GroupMember, RelayConfig, ServerGroup, Vlans},
     server::config::{
         AddressRange, Allocation, Lifetimes, PdPool, Reservation, ServerConfig, Subnet, DEFAULT_MAX_IAS_PER_MESSAGE,
+        DEFAULT_MAX_LEASES_PER_CLIENT,
     },
 };
 use ipnet::Ipv6Net;
@@ -232,6 +233,7 @@ mod raw {
             pub offer_lifetime: Option<Spanned<u32>>,
             pub decline_probation: Option<u32>,
             pub max_ias_per_message: Option<Spanned<u32>>,
+            pub max_leases_per_client: Option<Spanned<u32>>,
             pub renewal_horizon: Option<u32>,
             pub fast_path_bindings: Option<Spanned<u32>>,
             pub af_xdp: Option<bool>,
@@ -396,7 +398,21 @@ impl Config {
             Some(n) => *n.get_ref(),
             None => DEFAULT_MAX_IAS_PER_MESSAGE,
         };
-        let server = ServerConfig { offer_lifetime, decline_probation, renewal_horizon, max_ias_per_message, subnets };
+        let max_leases_per_client = match &file.server.max_leases_per_client {
+            Some(n) if *n.get_ref() == 0 => {
+                return Err(at(n.span().start, "max_leases_per_client is 0: no client would get anything".into()))
+            }
+            Some(n) => *n.get_ref(),
+            None => DEFAULT_MAX_LEASES_PER_CLIENT,
+        };
+        let server = ServerConfig {
+            offer_lifetime,
+            decline_probation,
+            renewal_horizon,
+            max_ias_per_message,
+            max_leases_per_client,
+            subnets,
+        };
         Ok(Config { daemon, server, relay })
     }
 }
@@ -846,6 +862,9 @@ link_address = "2001:db8:2::1"
     #[test]
     fn max_ias_per_message_has_a_small_default_and_is_not_zero() {
         assert_eq!(Config::parse(GOOD).unwrap().server.max_ias_per_message, 4);
+        assert_eq!(Config::parse(GOOD).unwrap().server.max_leases_per_client, 8);
+        let e = Config::parse(&GOOD.replace("[server]\n", "[server]\nmax_leases_per_client = 0\n")).unwrap_err();
+        assert!(e.message.contains("max_leases_per_client is 0"), "{e}");
         let set = GOOD.replace("[server]\n", "[server]\nmax_ias_per_message = 16\n");
         assert_eq!(Config::parse(&set).unwrap().server.max_ias_per_message, 16);
         let e = Config::parse(&GOOD.replace("[server]\n", "[server]\nmax_ias_per_message = 0\n")).unwrap_err();

@@ -59,7 +59,11 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
             counts(&mut out, "Messages sent", &s.server.sent);
             counts(&mut out, "Packets dropped", &s.server.dropped);
             let _ = writeln!(out, "Renewals answered in XDP and recorded: {}", s.server.fast_path_renewals);
-            let _ = writeln!(out, "IAs past max_ias_per_message, left unanswered: {}", s.server.ias_over_limit);
+            let _ = writeln!(
+                out,
+                "IAs past max_ias_per_message or max_leases_per_client, given nothing: {}",
+                s.server.ias_over_limit
+            );
             if let Some(xdp) = &s.xdp {
                 counts(&mut out, "XDP verdicts", xdp);
             }

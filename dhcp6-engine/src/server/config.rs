@@ -21,12 +21,18 @@ pub struct ServerConfig {
     /// Most IAs of one Solicit or Request that are answered; the ones past it are left out of
     /// the answer (and counted), so that one message cannot reserve a pool.
     pub max_ias_per_message: u32,
+    /// Most leases (offered, bound, expired or declined) one client may hold: an IA that would
+    /// take it past this gets nothing (NoAddrsAvail or NoPrefixAvail), and is counted.
+    pub max_leases_per_client: u32,
     pub subnets: Vec<Subnet>,
 }
 
 /// The default of [`ServerConfig::max_ias_per_message`]: more than any client asks for (an
 /// address and a prefix or two), far fewer than a pool holds.
 pub const DEFAULT_MAX_IAS_PER_MESSAGE: u32 = 4;
+
+/// The default of [`ServerConfig::max_leases_per_client`]: two full messages' worth.
+pub const DEFAULT_MAX_LEASES_PER_CLIENT: u32 = 8;
 
 /// How a subnet picks an address for a client without a reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -653,6 +653,10 @@ impl Server {
             current.truncate(self.max_per_binding(ctx));
             return current;
         }
+        if self.table.client_leases(ctx.duid) >= self.config.max_leases_per_client {
+            self.stats.ias_over_limit += 1;
+            return vec![];
+        }
         let subnet = &self.config.subnets[ctx.subnet];
         if let Some(limit) = subnet.client_limit {
             if let Some((clients, known)) = self.table.subnet_clients(ctx.subnet, ctx.duid) {

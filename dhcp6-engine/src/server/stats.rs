@@ -52,8 +52,9 @@ pub struct Statistics {
     pub dropped: Counts<DropReason>,
     /// Renewals the XDP Renew/Rebind answer gave that moved a lease's durable expiry.
     pub fast_path_renewals: u64,
-    /// IAs of Solicits and Requests past `max_ias_per_message`, left out of the answer with
-    /// nothing reserved for them.
+    /// IAs of Solicits and Requests past `max_ias_per_message` (left out of the answer), or of
+    /// clients holding `max_leases_per_client` already (answered with no resource): nothing
+    /// was reserved for them.
     #[serde(default)]
     pub ias_over_limit: u64,
 }

@@ -552,6 +552,11 @@ impl LeaseTable {
         Some((map.len(), me))
     }
 
+    /// How many leases (in any state) client `duid` holds.
+    pub fn client_leases(&self, duid: &[u8]) -> u32 {
+        self.find_client(duid).map_or(0, |c| self.clients[c as usize].leases)
+    }
+
     /// Every lease, built on demand.
     pub fn iter(&self) -> impl Iterator<Item = Lease> + '_ {
         (0..self.slots.len() as u32).filter(|s| self.slots[*s as usize].ia_type != FREE).map(|s| self.lease_at(s))

@@ -62,6 +62,7 @@ fn config() -> ServerConfig {
         decline_probation: 1000,
         renewal_horizon: None,
         max_ias_per_message: config::DEFAULT_MAX_IAS_PER_MESSAGE,
+        max_leases_per_client: config::DEFAULT_MAX_LEASES_PER_CLIENT,
         subnets: vec![eth1, relayed],
     }
 }
@@ -537,4 +538,22 @@ fn a_solicit_with_more_ias_than_the_limit_is_answered_for_the_first_ones_only() 
     // Only the answered IAs hold offers: the range's other addresses are still free.
     let offered = s.leases().iter().filter(|l| l.state == LeaseState::Offered).count();
     assert!(offered <= limit as usize, "{offered} offers");
+}
+
+#[test]
+fn a_client_holding_its_share_of_leases_gets_no_more_for_new_ias() {
+    let mut config = config();
+    config.max_leases_per_client = 2;
+    let mut s = Server::new(config, SERVER_DUID.to_vec(), vec![]);
+    // Two Solicits of two IAs each, all from one client: the first two IAs are offered, the
+    // next ones get nothing, whatever their IAIDs.
+    let first = send(&mut s, &msg(MessageType::Solicit, 1, vec![ia_na(1, &[]), ia_pd(2, &[])]), 1, NOW);
+    assert_eq!(ia_status(&reply(&first)), Vec::<u16>::new(), "both offered");
+    let second = send(&mut s, &msg(MessageType::Solicit, 1, vec![ia_na(3, &[]), ia_pd(4, &[])]), 1, NOW);
+    assert_eq!(ia_status(&reply(&second)), vec![Status::NO_ADDRS_AVAIL.0, Status::NO_PREFIX_AVAIL.0]);
+    assert_eq!(s.statistics().ias_over_limit, 2);
+    // The IAs it holds are still its own: a Request for them is granted.
+    assert_eq!(bind(&mut s, 1, vec![ia_na(1, &[])]).len(), 1);
+    // Another client is not held back.
+    assert_eq!(bind(&mut s, 2, vec![ia_na(1, &[])]).len(), 1);
 }
