@@ -9,10 +9,14 @@
 //!
 //! No input makes it panic; recursion is bounded by the relay hop limit (32) and by
 //! [`option::MAX_OPTION_NESTING`], and allocation by the input's length.
+//!
+//! [`frame`] does the same for the frames the messages travel in on a link: Ethernet with
+//! VLAN tags, IPv6, UDP.
 
 pub mod domain;
 pub mod duid;
 mod error;
+pub mod frame;
 pub mod message;
 pub mod option;
 pub mod packet;

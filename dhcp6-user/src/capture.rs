@@ -1,12 +1,15 @@
 //! Reading DHCPv6 datagrams out of packet captures (pcap, Ethernet link type): Ethernet with
-//! optional 802.1Q/802.1ad tags, IPv6 (extension headers included), UDP to or from 546/547.
+//! optional 802.1Q/802.1ad tags, IPv6 (extension headers included), UDP to or from 546/547,
+//! read through the codec's frame layer.
 
 use std::{fs::File, io::BufReader, net::SocketAddrV6, path::Path, time::Duration};
 
-use etherparse::{NetSlice, SlicedPacket, TransportSlice, VlanSlice};
 use pcap_file::{pcap::PcapReader, DataLink};
 
-use dhcp6_common::wire::{CLIENT_PORT, SERVER_PORT};
+use crate::codec::{
+    frame::{EthernetFrame, UdpFrameRepr},
+    CLIENT_PORT, SERVER_PORT,
+};
 
 /// Why a capture could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -58,32 +61,18 @@ pub fn read_pcap(path: &Path) -> Result<Vec<Datagram>, CaptureError> {
 
 /// The DHCPv6 datagram in an Ethernet frame, if it holds one.
 pub fn dhcp6_datagram(frame: &[u8]) -> Option<Datagram> {
-    let sliced = SlicedPacket::from_ethernet(frame).ok()?;
-    let Some(NetSlice::Ipv6(ip)) = &sliced.net else {
-        return None;
-    };
-    let Some(TransportSlice::Udp(udp)) = &sliced.transport else {
-        return None;
-    };
-    let (sport, dport) = (udp.source_port(), udp.destination_port());
+    let frame = EthernetFrame::new_checked(frame).ok()?;
+    let (d, udp) = UdpFrameRepr::parse(&frame).ok()?;
     let is_dhcp = |p| p == CLIENT_PORT || p == SERVER_PORT;
-    if !is_dhcp(sport) && !is_dhcp(dport) {
+    if !is_dhcp(d.src_port) && !is_dhcp(d.dst_port) {
         return None;
     }
-    let vlans = match &sliced.vlan {
-        None => vec![],
-        Some(VlanSlice::SingleVlan(v)) => vec![v.vlan_identifier().value()],
-        Some(VlanSlice::DoubleVlan(v)) => {
-            vec![v.outer().vlan_identifier().value(), v.inner().vlan_identifier().value()]
-        }
-    };
-    let header = ip.header();
     Some(Datagram {
         frame: 0,
         timestamp: Duration::ZERO,
-        vlans,
-        source: SocketAddrV6::new(header.source_addr(), sport, 0, 0),
-        destination: SocketAddrV6::new(header.destination_addr(), dport, 0, 0),
+        vlans: frame.vlan_tags().map(|t| t.vid()).collect(),
+        source: SocketAddrV6::new(d.src_ip, d.src_port, 0, 0),
+        destination: SocketAddrV6::new(d.dst_ip, d.dst_port, 0, 0),
         payload: udp.payload().to_vec(),
     })
 }

@@ -7,15 +7,15 @@
 //! - [`xdp`]: loading and attaching the XDP program, reading its counters and maps.
 //! - [`capture`]: DHCPv6 datagrams out of pcap files; [`json`]: messages rendered as JSON.
 //!
-//! The wire codec is its own crate, `dhcp6-codec`, re-exported here as [`codec`]; the
-//! protocol engines are `dhcp6-engine`, whose modules are re-exported as [`server`],
-//! [`relay`], [`renewal`] and [`lease_store`].
+//! The wire codec is its own crate, `dhcp6-codec` (DHCPv6 messages, and the Ethernet, IPv6 and
+//! UDP frames around them), re-exported here as [`codec`]; the protocol engines are
+//! `dhcp6-engine`, whose modules are re-exported as [`server`], [`relay`], [`renewal`] and
+//! [`lease_store`].
 
 pub mod capture;
 pub mod config;
 pub mod control;
 pub mod daemon;
-pub mod frame;
 pub mod json;
 pub mod netlink;
 pub mod show;

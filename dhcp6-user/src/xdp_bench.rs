@@ -8,6 +8,7 @@
 use std::{net::Ipv6Addr, time::Duration};
 
 use dhcp6_codec::{
+    frame::UdpFrameRepr,
     option::{DhcpOption, IaAddr, IaNa, IaPd, IaPrefix},
     ClientMessage, Duid, Message, MessageType, Options, TransactionId,
 };
@@ -17,7 +18,6 @@ use dhcp6_common::counters::Verdict;
 
 use crate::{
     config::Config,
-    frame::client_frame,
     renewal::{lease_entry, lease_key, link_entry},
     server::{IaType, Lease, LeaseState, Server},
     xdp::{clock_now, XdpError, XdpProgram},
@@ -143,8 +143,8 @@ fn frame(msg_type: MessageType, duid: &[u8], with_pd: bool) -> Vec<u8> {
     let msg = Message::Client(ClientMessage { msg_type, transaction_id: TransactionId::from_u32(0x1234), options });
     let payload = msg.to_vec().expect("the message encodes");
     let src = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xc0);
-    let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
-    client_frame([2, 0, 0, 0, 0, 0xc0], src, dst, &payload)
+    // A message of a few dozen bytes always fits a frame.
+    UdpFrameRepr::from_client([2, 0, 0, 0, 0, 0xc0], src).to_vec(&payload).expect("the frame is written")
 }
 
 fn lease(resource: Ipv6Net, ia_type: IaType, iaid: u32, expires: u64) -> Lease {

@@ -13,29 +13,17 @@ use std::{
 };
 
 use dhcp6_user::{
+    codec::frame::EthernetFrame,
     daemon::packet_socket::{PacketSocket, FRAME_MAX},
-    relay::{vlan_tags, Vlans},
+    relay::Vlans,
 };
 
-use crate::netns::Netns;
+use crate::{netns::Netns, retagged};
 
 /// The switch; it stops when dropped.
 pub struct AccessSwitch {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-}
-
-/// The VLANs of a frame's tags and their length.
-fn vlans_of(frame: &[u8]) -> (Vlans, usize) {
-    let tpid = |at: usize| frame.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let vid = |at: usize| frame.get(at..at + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]) & 0x0fff);
-    match tpid(12) {
-        Some(0x8100 | 0x88a8) => match tpid(16) {
-            Some(0x8100) => (Vlans { outer: vid(14), inner: vid(18) }, 8),
-            _ => (Vlans { outer: vid(14), inner: 0 }, 4),
-        },
-        _ => (Vlans::NONE, 0),
-    }
 }
 
 impl AccessSwitch {
@@ -61,21 +49,18 @@ impl AccessSwitch {
                 unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
                 while let Ok(r) = trunk.recv(&mut buf) {
                     let frame = &buf[..r.len];
-                    let (vlans, len) = vlans_of(frame);
+                    let Ok(vlans) = EthernetFrame::new_checked(frame).map(|f| f.vlans()) else { continue };
                     if let Some((port, _)) = ports.iter().find(|(_, v)| vlans != Vlans::NONE && *v == vlans) {
-                        let untagged = [&frame[..12], &frame[12 + len..]].concat();
-                        let _ = port.send(&untagged);
+                        if let Some(untagged) = retagged(frame, Vlans::NONE) {
+                            let _ = port.send(&untagged);
+                        }
                     }
                 }
                 for (port, vlans) in &ports {
                     while let Ok(r) = port.recv(&mut buf) {
-                        let frame = &buf[..r.len];
-                        if frame.len() < 14 {
-                            continue;
+                        if let Some(tagged) = retagged(&buf[..r.len], *vlans) {
+                            let _ = trunk.send(&tagged);
                         }
-                        let (tags, len) = vlan_tags(*vlans);
-                        let tagged = [&frame[..12], &tags[..len], &frame[12..]].concat();
-                        let _ = trunk.send(&tagged);
                     }
                 }
             }

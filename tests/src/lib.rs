@@ -9,6 +9,11 @@ pub mod relay_lab;
 
 use std::path::PathBuf;
 
+use dhcp6_user::{
+    codec::frame::{EthernetFrame, EthernetRepr, Ipv6Packet},
+    relay::Vlans,
+};
+
 /// The folder of real DHCPv6 captures (`../shared/vectors` beside the repository), or
 /// `DHCP6_VECTORS` when set.
 pub fn vectors_dir() -> PathBuf {
@@ -61,13 +66,26 @@ prefix = "2001:db8:9000::/40"
 delegated_length = 60
 "#;
 
-/// The frame with VLAN tags (TPID, VID) inserted after the MAC addresses, outer first.
-pub fn tagged(frame: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
-    let mut out = frame[..12].to_vec();
-    for (tpid, vid) in tags {
-        out.extend_from_slice(&tpid.to_be_bytes());
-        out.extend_from_slice(&vid.to_be_bytes());
-    }
-    out.extend_from_slice(&frame[12..]);
+/// `frame` with the tags of `vlans` in place of its own (none: untagged), written as the relay
+/// writes them: 802.1Q for a lone tag, 802.1ad over 802.1Q for two. None if it is not an
+/// Ethernet frame.
+pub fn retagged(frame: &[u8], vlans: Vlans) -> Option<Vec<u8>> {
+    let frame = EthernetFrame::new_checked(frame).ok()?;
+    let header = EthernetRepr { vlans, ..EthernetRepr::parse(&frame) };
+    let mut out = vec![0; header.header_len() + frame.payload().len()];
+    header.emit(&mut out).ok()?.payload_mut().copy_from_slice(frame.payload());
+    Some(out)
+}
+
+/// The untagged test `frame` tagged with `vlans`.
+pub fn tagged(frame: &[u8], vlans: Vlans) -> Vec<u8> {
+    retagged(frame, vlans).expect("test frames are Ethernet frames")
+}
+
+/// `frame` with its IPv6 packet (and what it holds) changed in place by `change`.
+pub fn with_ip(frame: &[u8], change: impl FnOnce(&mut Ipv6Packet<&mut [u8]>)) -> Vec<u8> {
+    let mut out = frame.to_vec();
+    let mut ethernet = EthernetFrame::new_checked(&mut out[..]).expect("test frames are Ethernet frames");
+    change(&mut Ipv6Packet::new_unchecked(ethernet.payload_mut()));
     out
 }

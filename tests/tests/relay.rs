@@ -537,6 +537,7 @@ fn the_relays_packet_socket_takes_only_tagged_dhcpv6_to_servers() {
             (546, port),
             &[1, 0, 0, 7],
         )
+        .unwrap()
     };
     let (one, two) = (Vlans { outer: 100, inner: 0 }, Vlans { outer: 100, inner: 200 });
     let wanted = [frame(one, 547), frame(two, 547)];

@@ -9,12 +9,22 @@ use std::{
 };
 
 use aya::programs::XdpMode;
-use dhcp6_common::{counters::Verdict, wire::frame::ETH_HEADER_LEN};
+use dhcp6_common::{
+    counters::Verdict,
+    wire::frame::{ETH_HEADER_LEN, IPV6_HEADER_LEN, UDP_HEADER_LEN},
+};
 use dhcp6_tests::{
     netns::{send_frames, Netns, Veth},
-    tagged, vector_frames,
+    tagged, vector_frames, with_ip,
 };
-use dhcp6_user::{capture::dhcp6_datagram, xdp::XdpProgram};
+use dhcp6_user::{
+    capture::dhcp6_datagram,
+    codec::frame::{ipv6, EthernetFrame, UdpDatagram, Vlans},
+    xdp::XdpProgram,
+};
+
+/// Bytes of an untagged frame's headers, up to the DHCPv6 message.
+const HEADERS: usize = ETH_HEADER_LEN + IPV6_HEADER_LEN + UDP_HEADER_LEN;
 
 #[test]
 fn xdp_counts_dhcpv6_frames_by_type_and_verdict_on_a_veth() {
@@ -33,7 +43,7 @@ fn xdp_counts_dhcpv6_frames_by_type_and_verdict_on_a_veth() {
     let mut expected = BTreeMap::from(Verdict::ALL.map(|v| (v.name(), 0u64)));
     for frame in &vectors {
         let dhcp = dhcp6_datagram(frame).expect("every vector frame is DHCPv6");
-        for tags in [&[][..], &[(0x8100, 100)][..], &[(0x88a8, 10), (0x8100, 20)][..]] {
+        for tags in [Vlans::NONE, Vlans { outer: 100, inner: 0 }, Vlans { outer: 10, inner: 20 }] {
             frames.push(tagged(frame, tags));
             *expected_types.entry(dhcp.payload[0]).or_default() += 1;
             // Renews and Rebinds go to the fast path, which has no binding (and no link) for them.
@@ -44,16 +54,14 @@ fn xdp_counts_dhcpv6_frames_by_type_and_verdict_on_a_veth() {
     let sample = &vectors[0];
     // ARP ethertype: not IPv6.
     let mut arp = sample.clone();
-    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    EthernetFrame::new_checked(&mut arp[..]).unwrap().set_ethertype(0x0806);
     // ICMPv6 as next header: not UDP.
-    let mut icmp = sample.clone();
-    icmp[ETH_HEADER_LEN + 6] = 58;
+    let icmp = with_ip(sample, |ip| ip.set_next_header(58));
     // UDP to port 53.
-    let mut dns = sample.clone();
-    dns[ETH_HEADER_LEN + 40 + 2..ETH_HEADER_LEN + 40 + 4].copy_from_slice(&53u16.to_be_bytes());
+    let dns = with_ip(sample, |ip| UdpDatagram::new_unchecked(ip.payload_mut()).set_dst_port(53));
     // Cut inside the IPv6 header, and cut right after the UDP header.
-    let cut_ip = sample[..ETH_HEADER_LEN + 20].to_vec();
-    let cut_udp = sample[..ETH_HEADER_LEN + 48].to_vec();
+    let cut_ip = sample[..ETH_HEADER_LEN + IPV6_HEADER_LEN / 2].to_vec();
+    let cut_udp = sample[..HEADERS].to_vec();
     for (frame, verdict) in
         [(arp, "not_ipv6"), (icmp, "not_udp"), (dns, "other_port"), (cut_ip, "truncated"), (cut_udp, "truncated")]
     {
@@ -86,8 +94,12 @@ fn test_run_passes_every_vector_frame_and_its_broken_variants() {
     let program = XdpProgram::load().expect("load the XDP program");
     const XDP_PASS: u32 = 2;
     for frame in vector_frames() {
-        // Whole, and cut in each header; the kernel refuses runs shorter than Ethernet's header.
-        for len in [ETH_HEADER_LEN, 20, 54, 61, 62, 63, frame.len()] {
+        // Whole, and cut in each header (at IPv6's next header, after it, around the end of
+        // UDP's); the kernel refuses runs shorter than Ethernet's header.
+        let next_header = ETH_HEADER_LEN + ipv6::field::NEXT_HEADER;
+        for len in
+            [ETH_HEADER_LEN, next_header, HEADERS - UDP_HEADER_LEN, HEADERS - 1, HEADERS, HEADERS + 1, frame.len()]
+        {
             let len = len.min(frame.len());
             assert_eq!(program.test_run(&frame[..len]).unwrap(), XDP_PASS, "frame cut to {len}");
         }

@@ -9,14 +9,15 @@ use std::net::{Ipv6Addr, SocketAddrV6};
 
 use dhcp6_common::{
     counters::Verdict,
-    renewal::{checksum, LinkEntry},
-    wire::frame::ETH_HEADER_LEN,
+    renewal::LinkEntry,
+    wire::frame::{ETH_HEADER_LEN, IPV6_HEADER_LEN, UDP_HEADER_LEN},
 };
-use dhcp6_tests::{tagged, vector_frames};
+use dhcp6_tests::{tagged, vector_frames, with_ip};
 use dhcp6_user::{
     codec::{
+        frame::{EthernetFrame, UdpDatagram, UdpFrameRepr, Vlans},
         option::{DhcpOption, Options},
-        Message, MessageType,
+        Message, MessageType, CLIENT_PORT, SERVER_PORT,
     },
     config::Config,
     renewal::{lease_entry, lease_key, link_entry},
@@ -54,17 +55,11 @@ delegated_length = 56
 /// The frame with its UDP checksum computed. Most captures were taken on the sending veth,
 /// before checksum offload filled the checksum in (tshark calls them bad); a NIC delivers
 /// them whole.
-fn with_checksum(mut frame: Vec<u8>) -> Vec<u8> {
-    let ip = ip_offset(&frame);
-    let udp = ip + 40;
-    frame[udp + 6] = 0;
-    frame[udp + 7] = 0;
-    let mut sum = checksum::add(checksum::sum(&frame[ip + 8..ip + 40]), (frame.len() - udp) as u32);
-    sum = checksum::add(sum, 17);
-    sum = checksum::add(sum, checksum::sum(&frame[udp..]));
-    let c = !checksum::fold(sum);
-    frame[udp + 6..udp + 8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
-    frame
+fn with_checksum(frame: &[u8]) -> Vec<u8> {
+    with_ip(frame, |ip| {
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        UdpDatagram::new_checked(ip.payload_mut()).expect("a UDP datagram").fill_checksum(&src, &dst);
+    })
 }
 
 /// Every Renew and Rebind frame of the captures (sent by a client, to port 547).
@@ -78,19 +73,19 @@ fn renewals() -> Vec<Vec<u8>> {
                     && (kind == Some(MessageType::Renew as u8) || kind == Some(MessageType::Rebind as u8))
             })
         })
-        .map(with_checksum)
+        .map(|frame| with_checksum(&frame))
         .collect()
 }
 
 /// The frame with its DHCPv6 payload replaced (lengths and checksum made right).
 fn with_payload(frame: &[u8], payload: &[u8]) -> Vec<u8> {
-    let udp = ip_offset(frame) + 40;
-    let mut out = frame[..udp + 8].to_vec();
-    out.extend_from_slice(payload);
-    let udp_len = ((out.len() - udp) as u16).to_be_bytes();
-    out[udp - 36..udp - 34].copy_from_slice(&udp_len);
-    out[udp + 4..udp + 6].copy_from_slice(&udp_len);
-    with_checksum(out)
+    let headers = EthernetFrame::new_checked(frame).unwrap().header_len() + IPV6_HEADER_LEN + UDP_HEADER_LEN;
+    let udp_len = u16::try_from(UDP_HEADER_LEN + payload.len()).unwrap();
+    let out = with_ip(&[&frame[..headers], payload].concat(), |ip| {
+        ip.set_payload_len(udp_len);
+        UdpDatagram::new_unchecked(ip.payload_mut()).set_len(udp_len);
+    });
+    with_checksum(&out)
 }
 
 /// The request as sent (multicast), with its Client ID moved last, and sent to our unicast
@@ -107,23 +102,12 @@ fn variants(frame: &[u8]) -> Vec<(&'static str, Vec<u8>, Ipv6Addr)> {
     }
     let reordered = with_payload(frame, &Message::Client(msg).to_vec().unwrap());
     let ours = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x53);
-    let mut unicast = frame.to_vec();
-    let ip = ip_offset(frame);
-    unicast[ip + 24..ip + 40].copy_from_slice(&ours.octets());
+    let unicast = with_ip(frame, |ip| ip.set_dst_addr(&ours));
     vec![
         ("multicast", frame.to_vec(), OUR_LINK_LOCAL),
         ("Client ID last", reordered, OUR_LINK_LOCAL),
-        ("unicast", with_checksum(unicast), ours),
+        ("unicast", with_checksum(&unicast), ours),
     ]
-}
-
-/// Where the IPv6 header starts in an Ethernet frame, after any VLAN tags.
-fn ip_offset(frame: &[u8]) -> usize {
-    let mut at = 12;
-    while matches!(u16::from_be_bytes([frame[at], frame[at + 1]]), 0x8100 | 0x88a8) {
-        at += 4;
-    }
-    at + 2
 }
 
 struct Case {
@@ -214,30 +198,28 @@ fn now() -> u64 {
 
 /// Checks the frame XDP sent (from `source`) against the request and the engine's Reply.
 fn check_reply(request: &[u8], out: &[u8], engine_reply: &[u8], source: Ipv6Addr, what: &str) {
-    let ip = ip_offset(request);
-    assert_eq!(ip_offset(out), ip, "{what}: VLAN tags kept");
-    assert_eq!(out[..6], request[6..12], "{what}: back to the client's MAC");
-    assert_eq!(out[6..12], OUR_MAC, "{what}: from ours");
-    assert_eq!(out[12..ip], request[12..ip], "{what}: tags and EtherType unchanged");
-    let (src, dst) = (&out[ip + 8..ip + 24], &out[ip + 24..ip + 40]);
-    assert_eq!(dst, &request[ip + 8..ip + 24], "{what}: to the client's address");
-    assert_eq!(src, source.octets(), "{what}: from {source}");
-    assert_eq!(out[ip + 6], 17, "{what}: UDP");
-    let udp = ip + 40;
-    let udp_len = usize::from(u16::from_be_bytes([out[udp + 4], out[udp + 5]]));
-    assert_eq!(usize::from(u16::from_be_bytes([out[ip + 4], out[ip + 5]])), udp_len, "{what}: IPv6 payload length");
-    assert_eq!(out.len(), udp + udp_len, "{what}: frame length");
-    assert_eq!(u16::from_be_bytes([out[udp], out[udp + 1]]), 547, "{what}: source port");
-    assert_eq!(u16::from_be_bytes([out[udp + 2], out[udp + 3]]), 546, "{what}: destination port");
-    assert_eq!(&out[udp + 8..], engine_reply, "{what}: the engine's Reply, byte for byte");
-    // The checksum over pseudo-header, UDP header and payload folds to all ones.
-    let mut sum = checksum::add(checksum::sum(src), checksum::sum(dst));
-    sum = checksum::add(sum, udp_len as u32);
-    sum = checksum::add(sum, 17);
-    sum = checksum::add(sum, checksum::sum(&out[udp..]));
-    assert_eq!(checksum::fold(sum), 0xffff, "{what}: UDP checksum");
-    assert_ne!(&out[udp + 6..udp + 8], &[0, 0], "{what}: IPv6 forbids a zero UDP checksum");
-    assert_eq!(&out[udp + 8..], engine_reply, "{what}: the engine's Reply, byte for byte");
+    let request = EthernetFrame::new_checked(request).unwrap();
+    let (client, _) = UdpFrameRepr::parse(&request).unwrap();
+    let frame = EthernetFrame::new_checked(out).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let tags = |f: &EthernetFrame<&[u8]>| f.vlan_tags().collect::<Vec<_>>();
+    assert_eq!(tags(&frame), tags(&request), "{what}: VLAN tags kept");
+    let (got, udp) = UdpFrameRepr::parse(&frame).unwrap_or_else(|e| panic!("{what}: {e}"));
+    // Back to the client's MAC and address from ours, 547 -> 546.
+    let reply = UdpFrameRepr {
+        src_mac: OUR_MAC,
+        dst_mac: client.src_mac,
+        vlans: client.vlans,
+        src_ip: source,
+        dst_ip: client.src_ip,
+        src_port: SERVER_PORT,
+        dst_port: CLIENT_PORT,
+        hop_limit: 64,
+    };
+    assert_eq!(got, reply, "{what}: addressed back to the client");
+    assert_eq!(udp.payload(), engine_reply, "{what}: the engine's Reply, byte for byte");
+    // IPv6 forbids a zero UDP checksum; the pseudo-header, UDP header and payload fold to all ones.
+    assert!(udp.verify_checksum(&got.src_ip, &got.dst_ip), "{what}: UDP checksum");
+    assert_eq!(out, reply.to_vec(engine_reply).unwrap(), "{what}: the frame userspace would write, byte for byte");
 }
 
 #[test]
@@ -250,7 +232,7 @@ fn renews_and_rebinds_of_the_captures_are_answered_as_the_engine_answers_them() 
     let mut answered = 0;
     for frame in &frames {
         for (sent, variant, source) in variants(frame) {
-            for tags in [&[][..], &[(0x8100, 100)][..], &[(0x88a8, 10), (0x8100, 20)][..]] {
+            for tags in [Vlans::NONE, Vlans { outer: 100, inner: 0 }, Vlans { outer: 10, inner: 20 }] {
                 let now = now();
                 let mut c = case(&variant, now);
                 let request = tagged(&c.frame, tags);
@@ -304,8 +286,6 @@ fn what_the_fast_path_must_not_answer_is_passed_untouched() {
     for frame in &frames {
         let c = case(frame, now());
         fill(&mut maps, &c.server);
-        let ip = ip_offset(frame);
-        let udp = ip + 40;
         // Truncated anywhere: the kernel refuses runs shorter than an Ethernet header.
         for len in (ETH_HEADER_LEN..frame.len()).step_by(7) {
             pass(&program, &frame[..len], &format!("cut to {len}"));
@@ -319,11 +299,9 @@ fn what_the_fast_path_must_not_answer_is_passed_untouched() {
         pass(&program, frame, "another interface's binding");
         fill(&mut maps, &c.server);
         // An IPv6 extension header (hop-by-hop) before UDP.
-        let mut ext = frame.clone();
-        ext[ip + 6] = 0;
-        pass(&program, &ext, "extension header");
+        pass(&program, &with_ip(frame, |ip| ip.set_next_header(0)), "extension header");
         // A Renew naming another server.
-        let msg = &frame[udp + 8..];
+        let msg = dhcp6_user::capture::dhcp6_datagram(frame).unwrap().payload;
         if msg[0] == MessageType::Renew as u8 {
             let other = Server::new(Config::parse(CONFIG).unwrap().server, vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 9], vec![]);
             let mut c2 = case(frame, now());

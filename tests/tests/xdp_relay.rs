@@ -10,12 +10,12 @@ use std::net::Ipv6Addr;
 use dhcp6_common::{
     counters::Verdict,
     relay::{AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayReport, RelayServer, Vlans, RELAY_BUCKETS},
-    renewal::checksum,
 };
 use dhcp6_user::{
     codec::{
+        frame::{ethernet::multicast_mac, EthernetFrame, UdpFrameRepr},
         option::{DhcpOption, IaAddr, IaNa, Options},
-        ClientMessage, Duid, Message, MessageType, RelayMessage, TransactionId,
+        ClientMessage, Duid, Message, MessageType, RelayMessage, TransactionId, CLIENT_PORT, SERVER_PORT,
     },
     relay::{xdp_head::relay_link, AccessInterface},
     xdp::{RelayMaps, XdpProgram},
@@ -35,23 +35,18 @@ const RELAY: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 2);
 
 /// An Ethernet frame with a UDP datagram, its checksum computed.
 fn udp_frame(to: [u8; 6], from: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, ports: (u16, u16), payload: &[u8]) -> Vec<u8> {
-    dhcp6_user::frame::udp_frame(to, from, (src, dst), ports, 64, payload)
-}
-
-/// The UDP checksum the frame's datagram should carry (its own checksum field taken as 0).
-fn udp_checksum(f: &[u8]) -> u16 {
-    let mut udp = f[54..].to_vec();
-    udp[6] = 0;
-    udp[7] = 0;
-    let mut sum = checksum::add(checksum::sum(&f[22..38]), checksum::sum(&f[38..54]));
-    sum = checksum::add(sum, udp.len() as u32 + 17);
-    sum = checksum::add(sum, checksum::sum(&udp));
-    let c = !checksum::fold(sum);
-    if c == 0 {
-        0xffff
-    } else {
-        c
-    }
+    let (src_port, dst_port) = ports;
+    let repr = UdpFrameRepr {
+        src_mac: from,
+        dst_mac: to,
+        vlans: Vlans::NONE,
+        src_ip: src,
+        dst_ip: dst,
+        src_port,
+        dst_port,
+        hop_limit: 64,
+    };
+    repr.to_vec(payload).unwrap()
 }
 
 fn client_message(msg_type: MessageType) -> Vec<u8> {
@@ -157,28 +152,26 @@ fn goes_down(interface_id: &'static [u8], vlans: Vlans) {
         let relay_reply = relay_reply(CLIENT, Some(interface_id), Some(&inner));
         let (action, tagged_out, moved) = run(&program, &from_server(&relay_reply));
         assert_eq!((action, moved), (XDP_REDIRECT, vec![Verdict::RelayReplied]), "{msg_type:?}");
-        // Ethernet to the client from us, tagged, IPv6 from our link-local to the client,
-        // 547 -> 546.
-        assert_eq!(&tagged_out[..6], &CLIENT_MAC);
-        assert_eq!(&tagged_out[6..12], &OUR_MAC);
-        let tags: Vec<u8> = match (vlans.outer, vlans.inner) {
-            (0, _) => vec![],
-            (outer, 0) => [[0x81, 0].as_slice(), &outer.to_be_bytes()].concat(),
-            (outer, inner) => {
-                [[0x88, 0xa8].as_slice(), &outer.to_be_bytes(), &[0x81, 0], &inner.to_be_bytes()].concat()
-            }
+        // Ethernet to the client from us, tagged (802.1Q alone, 802.1ad over 802.1Q), IPv6 from
+        // our link-local address to the client, 547 -> 546: the frame userspace writes.
+        let frame = EthernetFrame::new_checked(&tagged_out[..]).unwrap();
+        let tpids: Vec<u16> = frame.vlan_tags().map(|t| t.tpid).collect();
+        assert_eq!(tpids, [&[][..], &[0x8100], &[0x88a8, 0x8100]][vlans.tags()], "{vlans:?}: the tags, outer first");
+        let (got, udp) = UdpFrameRepr::parse(&frame).unwrap();
+        let down = UdpFrameRepr {
+            src_mac: OUR_MAC,
+            dst_mac: CLIENT_MAC,
+            vlans,
+            src_ip: OUR_LINK_LOCAL,
+            dst_ip: CLIENT,
+            src_port: SERVER_PORT,
+            dst_port: CLIENT_PORT,
+            hop_limit: 64,
         };
-        assert_eq!(&tagged_out[12..12 + tags.len()], &tags[..], "{vlans:?}: the tags, outer first");
-        let out = [&tagged_out[..12], &tagged_out[12 + tags.len()..]].concat();
-        assert_eq!(&out[12..14], &[0x86, 0xdd]);
-        assert_eq!(u16::from_be_bytes([out[18], out[19]]) as usize, 8 + inner.len(), "payload length");
-        assert_eq!(out[20], 17);
-        assert_eq!(&out[22..38], &OUR_LINK_LOCAL.octets());
-        assert_eq!(&out[38..54], &CLIENT.octets());
-        assert_eq!(&out[54..58], &[2, 0x23, 2, 0x22], "ports 547 -> 546");
-        assert_eq!(u16::from_be_bytes([out[58], out[59]]) as usize, 8 + inner.len());
-        assert_eq!(&out[62..], &inner[..], "the client's message, nothing after it");
-        assert_eq!(u16::from_be_bytes([out[60], out[61]]), udp_checksum(&out), "UDP checksum");
+        assert_eq!(got, down, "{vlans:?}");
+        assert_eq!(udp.payload(), &inner[..], "the client's message, nothing after it");
+        assert!(udp.verify_checksum(&got.src_ip, &got.dst_ip), "UDP checksum");
+        assert_eq!(tagged_out, down.to_vec(&inner).unwrap(), "{vlans:?}: byte for byte");
         let report = maps.reports.next().map(|item| {
             // SAFETY: XDP writes whole reports; plain integers and bytes.
             unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<RelayReport>()) }
@@ -258,7 +251,7 @@ fn client_messages_xdp_must_not_carry_are_passed_untouched() {
     let (program, _maps) = relay_program();
     let all_relays: Ipv6Addr = "ff02::1:2".parse().unwrap();
     let to_relays =
-        |payload: &[u8]| udp_frame([0x33, 0x33, 0, 1, 0, 2], CLIENT_MAC, CLIENT, all_relays, (546, 547), payload);
+        |payload: &[u8]| udp_frame(multicast_mac(&all_relays), CLIENT_MAC, CLIENT, all_relays, (546, 547), payload);
     let solicit = client_message(MessageType::Solicit);
     let mut bad_checksum = to_relays(&solicit);
     let last = bad_checksum.len() - 1;
@@ -284,22 +277,22 @@ fn client_messages_xdp_must_not_carry_are_passed_untouched() {
         // or to none.
         (
             "a Solicit on VLAN 100 with no route",
-            dhcp6_tests::tagged(&to_relays(&solicit), &[(0x8100, 100)]),
+            dhcp6_tests::tagged(&to_relays(&solicit), Vlans { outer: 100, inner: 0 }),
             Verdict::RelayNoRoute,
         ),
         (
             "a Solicit on VLANs 100.200 with no route",
-            dhcp6_tests::tagged(&to_relays(&solicit), &[(0x88a8, 100), (0x8100, 200)]),
+            dhcp6_tests::tagged(&to_relays(&solicit), Vlans { outer: 100, inner: 200 }),
             Verdict::RelayNoRoute,
         ),
         (
             "a Solicit on a VLAN no entry relays",
-            dhcp6_tests::tagged(&to_relays(&solicit), &[(0x8100, 300)]),
+            dhcp6_tests::tagged(&to_relays(&solicit), Vlans { outer: 300, inner: 0 }),
             Verdict::Dhcp6Passed,
         ),
         (
             "a Solicit on VLANs 100.300 (only 100 alone and 100.200 are relayed)",
-            dhcp6_tests::tagged(&to_relays(&solicit), &[(0x88a8, 100), (0x8100, 300)]),
+            dhcp6_tests::tagged(&to_relays(&solicit), Vlans { outer: 100, inner: 300 }),
             Verdict::Dhcp6Passed,
         ),
     ];

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use dhcp6_tests::{tagged, vector_frames};
-use dhcp6_user::{capture::dhcp6_datagram, xdp::XdpProgram};
+use dhcp6_user::{capture::dhcp6_datagram, relay::Vlans, xdp::XdpProgram};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -41,7 +41,7 @@ fn solicits_are_dropped_in_xdp_only_while_dhcp6d_asks() {
     shed.shed_for(Duration::from_secs(30)).unwrap();
     let mut dropped = 0;
     for (t, port, frame) in &frames {
-        for tags in [&[][..], &[(0x8100, 100)][..]] {
+        for tags in [Vlans::NONE, Vlans { outer: 100, inner: 0 }] {
             let action = program.test_run(&tagged(frame, tags)).unwrap();
             if is_solicit(*t, *port) {
                 assert_eq!(action, XDP_DROP, "a Solicit while shedding (tags {tags:?})");

@@ -20,6 +20,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use dhcp6_user::{
     codec::{
+        frame::UdpFrameRepr,
         option::{DhcpOption, Options},
         ClientMessage, Duid, Message, MessageType, Packet, TransactionId,
     },
@@ -27,7 +28,6 @@ use dhcp6_user::{
         interface::{link_local, mac_address},
         socket::if_index,
     },
-    frame::client_frame,
 };
 use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrIn6};
 
@@ -289,8 +289,8 @@ impl PacketSender {
         use std::os::fd::FromRawFd;
         let mac = mac_address(interface).with_context(|| format!("no MAC address for {interface}"))?;
         let link_local = link_local(index).context("no link-local address (still tentative?)")?;
-        let dst = "ff02::1:2".parse::<std::net::Ipv6Addr>()?;
-        let frames = renews.iter().map(|payload| client_frame(mac, link_local, dst, payload)).collect();
+        let client = UdpFrameRepr::from_client(mac, link_local);
+        let frames = renews.iter().map(|payload| client.to_vec(payload)).collect::<Result<_, _>>()?;
         // SAFETY: plain socket(2); the descriptor is owned right away.
         let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
         anyhow::ensure!(raw >= 0, "packet socket: {}", std::io::Error::last_os_error());

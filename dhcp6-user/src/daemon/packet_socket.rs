@@ -10,6 +10,16 @@ use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
 };
 
+use dhcp6_common::wire::{
+    frame::{ETHERTYPE_IPV6, ETHERTYPE_VLAN, ETH_HEADER_LEN, IPPROTO_UDP, IPV6_HEADER_LEN, VLAN_TAG_LEN},
+    SERVER_PORT,
+};
+
+use crate::codec::frame::{
+    ethernet::{self, push_outer_tag},
+    ipv6, udp, VlanTag,
+};
+
 /// Ethernet frames of one interface.
 pub struct PacketSocket {
     fd: OwnedFd,
@@ -47,24 +57,32 @@ fn tagged_dhcp_filter() -> [libc::sock_filter; 17] {
         libc::BPF_LD | libc::BPF_H | libc::BPF_ABS,
         libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
     );
-    let (ipv6, vlan, udp, port) = (0x86dd, 0x8100, 17, u32::from(dhcp6_common::wire::SERVER_PORT));
+    let (ipv6, vlan, udp, port) =
+        (u32::from(ETHERTYPE_IPV6), u32::from(ETHERTYPE_VLAN), u32::from(IPPROTO_UDP), u32::from(SERVER_PORT));
+    // Where the EtherType, IPv6's next header and UDP's destination port are with `tags` tags
+    // in the frame.
+    let ethertype_at = |tags: usize| ethernet::field::ethertype(tags).start as u32;
+    let next_header_at = |tags: usize| (ethernet::field::ethertype(tags).end + ipv6::field::NEXT_HEADER) as u32;
+    let port_at = |tags: usize| {
+        (ethernet::field::ethertype(tags).end + IPV6_HEADER_LEN + udp::field::DESTINATION_PORT.start) as u32
+    };
     [
         op(ldw, (libc::SKF_AD_OFF + libc::SKF_AD_VLAN_TAG_PRESENT) as u32),
         jeq(1, 0, DROP, 2),
         // One tag (taken off): IPv6 at 14, its next header at 20, the UDP destination port at 56.
-        op(ldh, 12),
+        op(ldh, ethertype_at(0)),
         jeq(3, ipv6, 4, 8),
-        op(ldb, 20),
+        op(ldb, next_header_at(0)),
         jeq(5, udp, 6, DROP),
-        op(ldh, 56),
+        op(ldh, port_at(0)),
         jeq(7, port, ACCEPT, DROP),
         // Two: the inner one still there, all 4 bytes further.
         jeq(8, vlan, 9, DROP),
-        op(ldh, 16),
+        op(ldh, ethertype_at(1)),
         jeq(10, ipv6, 11, DROP),
-        op(ldb, 24),
+        op(ldb, next_header_at(1)),
         jeq(12, udp, 13, DROP),
-        op(ldh, 60),
+        op(ldh, port_at(1)),
         jeq(14, port, ACCEPT, DROP),
         op(libc::BPF_RET | libc::BPF_K, 0x0004_0000),
         op(libc::BPF_RET | libc::BPF_K, 0),
@@ -152,7 +170,7 @@ impl PacketSocket {
     /// Reads the next frame that came in (frames this machine sent are skipped) into `buf`,
     /// its outer VLAN tag put back where the kernel took it from. `WouldBlock` when none waits.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
-        const TAG: usize = 4;
+        const TAG: usize = VLAN_TAG_LEN;
         if buf.len() < TAG + 64 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "a frame buffer of at least 68 bytes"));
         }
@@ -174,7 +192,7 @@ impl PacketSocket {
             // SAFETY: every pointer in `msg` points at live buffers of the sizes given.
             let n = check(unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_TRUNC) } as libc::c_int)?
                 as usize;
-            if from.sll_pkttype == libc::PACKET_OUTGOING || n > room || n < 14 {
+            if from.sll_pkttype == libc::PACKET_OUTGOING || n > room || n < ETH_HEADER_LEN {
                 continue;
             }
             let mut aux: Option<libc::tpacket_auxdata> = None;
@@ -195,12 +213,12 @@ impl PacketSocket {
                 buf.copy_within(TAG..TAG + n, 0);
                 return Ok(Received { len: n, checksum_trusted });
             };
-            let tpid = if tag.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 { tag.tp_vlan_tpid } else { 0x8100 };
-            // The MACs move 4 bytes forward, the tag goes after them.
-            buf.copy_within(TAG..TAG + 12, 0);
-            buf[12..14].copy_from_slice(&tpid.to_be_bytes());
-            buf[14..16].copy_from_slice(&tag.tp_vlan_tci.to_be_bytes());
-            return Ok(Received { len: n + TAG, checksum_trusted });
+            let tpid =
+                if tag.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 { tag.tp_vlan_tpid } else { ETHERTYPE_VLAN };
+            // The MACs move 4 bytes forward, the tag goes after them (room for it was kept, and
+            // the frame holds an Ethernet header: this does not fail).
+            let Ok(len) = push_outer_tag(buf, n, VlanTag { tpid, tci: tag.tp_vlan_tci }) else { continue };
+            return Ok(Received { len, checksum_trusted });
         }
     }
 
@@ -228,5 +246,16 @@ impl PacketSocket {
 impl AsRawFd for PacketSocket {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filter_loads_the_ethertype_next_header_and_port_where_they_are_with_and_without_an_inner_tag() {
+        let loads: Vec<u32> = tagged_dhcp_filter().iter().skip(1).filter(|i| i.code & 0x07 == 0).map(|i| i.k).collect();
+        assert_eq!(loads, [12, 20, 56, 16, 24, 60]);
     }
 }

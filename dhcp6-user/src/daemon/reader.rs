@@ -34,7 +34,7 @@ use super::{
     throttle::{repeats, Throttle},
     xsk::{self, Peer, XskRx},
 };
-use crate::{codec::MessageType, frame, xdp::ShedSwitch};
+use crate::{codec::MessageType, xdp::ShedSwitch};
 
 /// Most datagrams a reader takes from its socket before letting the engine run.
 const READ_BURST: usize = 1024;
@@ -257,15 +257,15 @@ pub(super) async fn xsk_read_loop(
         let mut taken = 0;
         while taken < READ_BURST as u32 {
             let n = rx.recv(socket::RECV_BATCH as u32, |frame| {
-                let Some(d) = frame::read_udp(frame) else {
+                let Some((d, payload)) = xsk::client_datagram(frame) else {
                     bad_frames += 1;
                     return;
                 };
-                let from = SocketAddrV6::new(*d.source.ip(), d.source.port(), 0, ifindex);
-                let to = Some(*d.destination.ip());
-                let peer = Some(Peer { xsk, mac: d.mac });
-                let input = Input::Datagram { listener, from, to, payload: d.payload.to_vec(), peer };
-                overload.take(input, d.payload.first().copied(), &queue, &dropped);
+                let from = SocketAddrV6::new(d.src_ip, d.src_port, 0, ifindex);
+                let to = Some(d.dst_ip);
+                let peer = Some(Peer { xsk, mac: d.src_mac });
+                let input = Input::Datagram { listener, from, to, payload: payload.to_vec(), peer };
+                overload.take(input, payload.first().copied(), &queue, &dropped);
             });
             taken += n;
             if n < socket::RECV_BATCH as u32 {

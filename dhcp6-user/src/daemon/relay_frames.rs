@@ -6,10 +6,14 @@
 use std::net::{Ipv6Addr, SocketAddrV6};
 
 use dhcp6_common::{
-    relay::{vlan_tags, Vlans},
-    renewal::checksum,
+    relay::Vlans,
     wire::{ALL_DHCP_RELAY_AGENTS_AND_SERVERS, SERVER_PORT},
 };
+
+use crate::codec::frame::{EthernetFrame, FrameError, UdpFrameRepr};
+
+/// Hop limit of the frames going down to clients (the kernel's default for unicast).
+const HOP_LIMIT: u8 = 64;
 
 /// A client's datagram, from a tagged frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +30,6 @@ pub struct TaggedDatagram {
 pub enum FrameDrop {
     #[error("not a UDP datagram to All_DHCP_Relay_Agents_and_Servers port 547")]
     NotForRelays,
-    #[error("more VLAN tags than two, or IPv6 extension headers")]
-    Unsupported,
     #[error("bad UDP checksum")]
     Checksum,
 }
@@ -36,33 +38,16 @@ pub enum FrameDrop {
 /// kernel vouches for the UDP checksum (checked it, or the frame was built on this machine
 /// and it is still to be computed); else it is checked here.
 pub fn client_datagram(frame: &[u8], checksum_trusted: bool) -> Result<TaggedDatagram, FrameDrop> {
-    let d = crate::capture::dhcp6_datagram(frame).ok_or(FrameDrop::NotForRelays)?;
-    if d.destination.port() != SERVER_PORT || d.destination.ip().octets() != ALL_DHCP_RELAY_AGENTS_AND_SERVERS {
+    let frame = EthernetFrame::new_checked(frame).map_err(|_| FrameDrop::NotForRelays)?;
+    let (d, udp) = UdpFrameRepr::parse(&frame).map_err(|_| FrameDrop::NotForRelays)?;
+    if d.dst_port != SERVER_PORT || d.dst_ip.octets() != ALL_DHCP_RELAY_AGENTS_AND_SERVERS {
         return Err(FrameDrop::NotForRelays);
     }
-    let vlans = match d.vlans[..] {
-        [] => Vlans::NONE,
-        [outer] => Vlans { outer, inner: 0 },
-        [outer, inner] => Vlans { outer, inner },
-        _ => return Err(FrameDrop::Unsupported),
-    };
-    let ip = 14 + 4 * d.vlans.len();
-    let udp = ip + 40;
-    let udp_len = 8 + d.payload.len();
-    if frame.get(ip + 6) != Some(&17) || frame.len() < udp + udp_len {
-        return Err(FrameDrop::Unsupported);
+    if !checksum_trusted && !udp.verify_checksum(&d.src_ip, &d.dst_ip) {
+        return Err(FrameDrop::Checksum);
     }
-    if !checksum_trusted {
-        let mut sum = checksum::add(checksum::sum(&frame[ip + 8..udp]), udp_len as u32 + 17);
-        sum = checksum::add(sum, checksum::sum(&frame[udp..udp + udp_len]));
-        let field = u16::from_be_bytes([frame[udp + 6], frame[udp + 7]]);
-        if field == 0 || checksum::fold(sum) != 0xffff {
-            return Err(FrameDrop::Checksum);
-        }
-    }
-    let mut mac = [0; 6];
-    mac.copy_from_slice(&frame[6..12]);
-    Ok(TaggedDatagram { vlans, mac, source: d.source, payload: d.payload })
+    let source = SocketAddrV6::new(d.src_ip, d.src_port, 0, 0);
+    Ok(TaggedDatagram { vlans: d.vlans, mac: d.src_mac, source, payload: udp.payload().to_vec() })
 }
 
 /// The frame that carries `payload` down to a client: Ethernet `to` <- `from` tagged with
@@ -74,15 +59,24 @@ pub fn client_frame(
     addresses: (Ipv6Addr, Ipv6Addr),
     ports: (u16, u16),
     payload: &[u8],
-) -> Vec<u8> {
-    let untagged = crate::frame::udp_frame(to, from, addresses, ports, 64, payload);
-    let (tags, len) = vlan_tags(vlans);
-    [&untagged[..12], &tags[..len], &untagged[12..]].concat()
+) -> Result<Vec<u8>, FrameError> {
+    UdpFrameRepr {
+        src_mac: from,
+        dst_mac: to,
+        vlans,
+        src_ip: addresses.0,
+        dst_ip: addresses.1,
+        src_port: ports.0,
+        dst_port: ports.1,
+        hop_limit: HOP_LIMIT,
+    }
+    .to_vec(payload)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::frame::{ethernet::multicast_mac, Ipv6Packet};
 
     const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xc1];
     const OUR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -90,7 +84,8 @@ mod tests {
     fn from_client(vlans: Vlans) -> Vec<u8> {
         let client: Ipv6Addr = "fe80::c1".parse().unwrap();
         let relays = Ipv6Addr::from(ALL_DHCP_RELAY_AGENTS_AND_SERVERS);
-        client_frame([0x33, 0x33, 0, 1, 0, 2], CLIENT_MAC, vlans, (client, relays), (546, 547), b"\x01\x00\x00\x07")
+        client_frame(multicast_mac(&relays), CLIENT_MAC, vlans, (client, relays), (546, 547), b"\x01\x00\x00\x07")
+            .unwrap()
     }
 
     #[test]
@@ -105,6 +100,8 @@ mod tests {
         }
         let qinq = from_client(Vlans { outer: 100, inner: 200 });
         assert_eq!(&qinq[12..22], &[0x88, 0xa8, 0, 100, 0x81, 0, 0, 200, 0x86, 0xdd]);
+        let ip = EthernetFrame::new_checked(&qinq[..]).unwrap().payload();
+        assert_eq!(Ipv6Packet::new_checked(ip).unwrap().hop_limit(), 64);
     }
 
     #[test]
@@ -121,7 +118,8 @@ mod tests {
             ("fe80::c1".parse().unwrap(), "2001:db8::1".parse().unwrap()),
             (546, 547),
             b"\x01\x00\x00\x07",
-        );
+        )
+        .unwrap();
         assert_eq!(client_datagram(&unicast, false), Err(FrameDrop::NotForRelays));
         assert_eq!(client_datagram(&frame[..30], false), Err(FrameDrop::NotForRelays));
     }

@@ -47,7 +47,7 @@ pub struct VlanFrames {
     entries: HashMap<usize, (usize, Vlans)>,
     /// The MAC of each client (by access entry and link-local address), from its frames.
     macs: Mutex<HashMap<(usize, Ipv6Addr), [u8; 6]>>,
-    /// Frames refused (bad checksum, unsupported framing).
+    /// Frames refused (bad checksum).
     pub dropped: AtomicU64,
     /// Clients' messages dropped because the engine's queue was full (they retransmit).
     pub queue_full: AtomicU64,
@@ -183,7 +183,7 @@ impl VlanFrames {
         }
         let (mac, ll) = known.ok_or_else(|| anyhow::anyhow!("{} has no MAC or link-local address yet", p.name))?;
         let frame =
-            client_frame(to, mac, vlans, (ll, peer), (dhcp6_codec::SERVER_PORT, out.destination.port()), &out.payload);
+            client_frame(to, mac, vlans, (ll, peer), (dhcp6_codec::SERVER_PORT, out.destination.port()), &out.payload)?;
         p.socket.get_ref().send(&frame)?;
         Ok(())
     }

@@ -20,7 +20,7 @@ use std::{
     },
 };
 
-use crate::frame;
+use crate::codec::frame::{EthernetFrame, UdpFrameRepr, Vlans};
 
 /// Size of one UMEM frame (the smallest the kernel takes): a received frame gets 2048 less the
 /// kernel's headroom (256), more than any message XDP hands over (512 at most).
@@ -215,6 +215,15 @@ pub struct XskRx {
     pub queue: u32,
 }
 
+/// The client's datagram in a frame XDP handed over (its UDP checksum checked there), and the
+/// frame's addresses and ports; None unless it is untagged (XDP hands over no other) UDP over
+/// IPv6.
+pub fn client_datagram(frame: &[u8]) -> Option<(UdpFrameRepr, &[u8])> {
+    let frame = EthernetFrame::new_checked(frame).ok().filter(|f| f.tag_count() == 0)?;
+    let (repr, udp) = UdpFrameRepr::parse(&frame).ok()?;
+    Some((repr, udp.payload()))
+}
+
 /// Frames the kernel dropped before they reached the receive ring.
 pub fn dropped(stats: &libc::xdp_statistics) -> u64 {
     stats.rx_dropped + stats.rx_ring_full + stats.rx_fill_ring_empty_descs
@@ -307,9 +316,17 @@ impl XskTx {
         // SAFETY: a frame of this side's, not in flight.
         let buf =
             unsafe { std::slice::from_raw_parts_mut(self.socket.umem.ptr.add(addr as usize), FRAME_SIZE as usize) };
-        let addresses = (source.unwrap_or(self.link_local), *destination.ip());
-        let ports = (dhcp6_common::wire::SERVER_PORT, destination.port());
-        let Some(len) = frame::write_udp(buf, to, self.mac, addresses, ports, HOP_LIMIT, payload) else {
+        let reply = UdpFrameRepr {
+            src_mac: self.mac,
+            dst_mac: to,
+            vlans: Vlans::NONE,
+            src_ip: source.unwrap_or(self.link_local),
+            dst_ip: *destination.ip(),
+            src_port: dhcp6_common::wire::SERVER_PORT,
+            dst_port: destination.port(),
+            hop_limit: HOP_LIMIT,
+        };
+        let Ok(len) = reply.emit(buf, payload) else {
             return false;
         };
         self.free.pop();
