@@ -373,18 +373,20 @@ fn decode(file: &Path, as_json: bool, extract: Option<&Path>) -> Result<ExitCode
             failures += 1;
         }
         if as_json {
-            let mut v = serde_json::json!({
-                "frame": d.frame,
-                "time": d.timestamp.as_secs_f64(),
-                "vlans": d.vlans,
-                "source": d.source.to_string(),
-                "destination": d.destination.to_string(),
-            });
-            match &decoded {
-                Ok(m) => v["message"] = json::message(m),
-                Err(e) => v["error"] = serde_json::json!(e.to_string()),
-            }
-            frames.push(v);
+            let (message, error) = match &decoded {
+                Ok(m) => (Some(json::message(m)), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            let frame = json::FrameJson {
+                frame: d.frame,
+                time: d.timestamp.as_secs_f64(),
+                vlans: &d.vlans,
+                source: d.source.to_string(),
+                destination: d.destination.to_string(),
+                message,
+                error,
+            };
+            frames.push(serde_json::to_value(frame)?);
         } else {
             let vlans = if d.vlans.is_empty() { String::new() } else { format!(" vlan {:?}", d.vlans) };
             writeln!(text, "#{} {:.6} {} -> {}{vlans}", d.frame, d.timestamp.as_secs_f64(), d.source, d.destination)?;
