@@ -250,6 +250,45 @@ fn renewals_reach_a_peer_with_gro_but_no_xdp() {
     renewals_reach_a_peer_without_xdp("on", "gr");
 }
 
+/// As in the lab (`cargo xtask run`): dhcp6d's veth peer is a bridge port, given an XDP
+/// program of its own by `dhcp6d xdp pass`; the Replies XDP sends with XDP_TX cross the
+/// bridge, and the client's Renews are answered in XDP.
+#[test]
+fn renewals_across_a_bridge_port_running_xdp_pass_are_answered_in_xdp() {
+    let server_ns = Netns::new("d6bs");
+    let switch_ns = Netns::new("d6bw");
+    let client_ns = Netns::new("d6bc");
+    let port_srv = Veth::new(&server_ns, &switch_ns);
+    let port_cli = Veth::new(&client_ns, &switch_ns);
+    switch_ns.exec(&["ip", "link", "add", "br0", "type", "bridge"]);
+    switch_ns.exec(&["ip", "link", "set", "br0", "up"]);
+    for port in [port_srv.b(), port_cli.b()] {
+        switch_ns.exec(&["ip", "link", "set", port, "master", "br0"]);
+    }
+    client_ns.exec(&["ethtool", "-K", port_cli.a(), "tx", "off"]);
+    let scratch = Scratch::new("fastpathbridge");
+    let binary = dhcp6_tests::peers::dhcp6d_binary();
+    let pass_log = scratch.path("pass.log");
+    let _pass = switch_ns.spawn(&[binary.to_str().unwrap(), "xdp", "pass", "--interface", port_srv.b()], &pass_log);
+    wait_for("XDP on the bridge port", SECS, || {
+        let out = switch_ns.exec(&["ip", "-d", "link", "show", port_srv.b()]);
+        String::from_utf8_lossy(&out.stdout).contains("prog/xdp").then_some(())
+    });
+    let dir = bpf_dir("fpbr");
+    let server = Dhcp6d::start_pinned(&server_ns, &scratch, "srv", &config(port_srv.a()), &[], Some(dir.clone()));
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", port_cli.a(), &[]);
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+    let renewed = wait_for("two renewals", SECS, || {
+        let v = client.values("RENEW6", "new_ip6_address");
+        (v.len() >= 2).then_some(v)
+    });
+    assert!(renewed.iter().all(|a| *a == address), "the same address kept: {renewed:?}");
+    assert!(replied(&dir) >= 2, "answered in XDP");
+    assert_eq!(server.stat("received", "RENEW"), 0, "no Renew came up to userspace");
+    let stats = server.show("statistics");
+    assert_eq!(stats["xdp_tx_off"].as_array().map(Vec::len), Some(0), "{stats}");
+}
+
 /// A lease map smaller than the bindings: it fills, and the bindings past it are left to
 /// userspace by the engine (said in the log), not handed to the map to refuse one by one;
 /// every client still gets its lease.
