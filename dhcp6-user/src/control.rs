@@ -62,6 +62,19 @@ pub struct StatisticsAnswer {
     pub server: Statistics,
     /// Frames per verdict, when XDP is attached.
     pub xdp: Option<Counts<Verdict>>,
+    /// Interfaces where XDP does not answer renewals, its XDP_TX frames not reaching the
+    /// link: userspace answers them there.
+    #[serde(default)]
+    pub xdp_tx_off: Vec<XdpTxOff>,
+}
+
+/// An interface whose renewals are answered from userspace because XDP_TX frames sent
+/// there do not reach the link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XdpTxOff {
+    pub interface: String,
+    /// How that was found.
+    pub reason: String,
 }
 
 /// A relay user entry, for `show relay users`.

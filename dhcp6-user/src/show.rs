@@ -67,6 +67,9 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
             if let Some(xdp) = &s.xdp {
                 counts(&mut out, "XDP verdicts", xdp);
             }
+            for off in &s.xdp_tx_off {
+                let _ = writeln!(out, "Renewals on {} answered from userspace: {}", off.interface, off.reason);
+            }
         }
         Request::RelayUsers => {
             let _ = writeln!(
@@ -174,12 +177,27 @@ mod tests {
 
     #[test]
     fn statistics_show_counted_rows_and_totals() {
-        let mut s = StatisticsAnswer { server: Default::default(), xdp: None };
+        let mut s = StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: Vec::new() };
         s.server.count_received(crate::codec::MessageType::Solicit);
         s.server.count_drop(crate::server::DropReason::NoSubnet);
         let text = render(Request::Statistics, &serde_json::to_value(&s).unwrap()).unwrap();
         assert!(text.contains("    SOLICIT                  1\n"), "{text}");
         assert!(text.contains("    no_subnet                1\n"), "{text}");
         assert!(!text.contains("XDP verdicts"), "{text}");
+        assert!(!text.contains("from userspace"), "{text}");
+    }
+
+    #[test]
+    fn statistics_name_interfaces_answered_from_userspace() {
+        let off = crate::control::XdpTxOff {
+            interface: "lab-srv".into(),
+            reason: "the driver counted 13 XDP_TX errors".into(),
+        };
+        let s = StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: vec![off] };
+        let text = render(Request::Statistics, &serde_json::to_value(&s).unwrap()).unwrap();
+        assert!(
+            text.contains("Renewals on lab-srv answered from userspace: the driver counted 13 XDP_TX errors\n"),
+            "{text}"
+        );
     }
 }

@@ -207,6 +207,88 @@ fn a_link_pinned_to_a_deleted_interface_is_replaced_at_start() {
     assert!(server.show("statistics")["xdp"].is_object(), "with XDP counters");
 }
 
+/// A client whose veth end runs no XDP program: the frames XDP would send back with XDP_TX
+/// never reach it (counted as errors without GRO, lost silently with GRO). dhcp6d sees that
+/// the peer runs no XDP, answers the renewals from userspace, and says so; XDP counts none as
+/// replied.
+fn renewals_reach_a_peer_without_xdp(gro: &str, tag: &str) {
+    let server_ns = Netns::new(&format!("d6{tag}s"));
+    let client_ns = Netns::new(&format!("d6{tag}c"));
+    let veth = Veth::new(&server_ns, &client_ns);
+    client_ns.exec(&["ethtool", "-K", veth.b(), "tx", "off"]);
+    client_ns.exec(&["ethtool", "-K", veth.b(), "gro", gro]);
+    let scratch = Scratch::new(&format!("fastpath{tag}"));
+    let dir = bpf_dir(&format!("fp{tag}"));
+    let server = Dhcp6d::start_pinned(&server_ns, &scratch, "srv", &config(veth.a()), &[], Some(dir.clone()));
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", veth.b(), &[]);
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+
+    // T1 4 s, valid 20 s: a Renew lost would end in a Rebind, and three lost in an expiry.
+    let renewed = wait_for("three renewals", SECS, || {
+        let v = client.values("RENEW6", "new_ip6_address");
+        (v.len() >= 3).then_some(v)
+    });
+    assert!(renewed.iter().all(|a| *a == address), "the same address kept: {renewed:?}");
+    assert!(client.values("EXPIRE6", "old_ip6_address").is_empty(), "the lease never expired");
+    assert_eq!(replied(&dir), 0, "no Renew counted replied in XDP without reaching the client");
+    assert!(server.stat("received", "RENEW") >= 3, "the Renews were answered from userspace");
+    let stats = server.show("statistics");
+    let off = stats["xdp_tx_off"].as_array().cloned().unwrap_or_default();
+    assert!(off.iter().any(|o| o["interface"] == veth.a()), "statistics name the interface: {stats}");
+    let log = server.process.log_text();
+    let said = format!("renewals on {} are answered from userspace", veth.a());
+    assert_eq!(log.matches(&said).count(), 1, "said once: {log}");
+}
+
+#[test]
+fn renewals_reach_a_peer_without_xdp_or_gro() {
+    renewals_reach_a_peer_without_xdp("off", "ng");
+}
+
+#[test]
+fn renewals_reach_a_peer_with_gro_but_no_xdp() {
+    renewals_reach_a_peer_without_xdp("on", "gr");
+}
+
+/// As in the lab (`cargo xtask run`): dhcp6d's veth peer is a bridge port, given an XDP
+/// program of its own by `dhcp6d xdp pass`; the Replies XDP sends with XDP_TX cross the
+/// bridge, and the client's Renews are answered in XDP.
+#[test]
+fn renewals_across_a_bridge_port_running_xdp_pass_are_answered_in_xdp() {
+    let server_ns = Netns::new("d6bs");
+    let switch_ns = Netns::new("d6bw");
+    let client_ns = Netns::new("d6bc");
+    let port_srv = Veth::new(&server_ns, &switch_ns);
+    let port_cli = Veth::new(&client_ns, &switch_ns);
+    switch_ns.exec(&["ip", "link", "add", "br0", "type", "bridge"]);
+    switch_ns.exec(&["ip", "link", "set", "br0", "up"]);
+    for port in [port_srv.b(), port_cli.b()] {
+        switch_ns.exec(&["ip", "link", "set", port, "master", "br0"]);
+    }
+    client_ns.exec(&["ethtool", "-K", port_cli.a(), "tx", "off"]);
+    let scratch = Scratch::new("fastpathbridge");
+    let binary = dhcp6_tests::peers::dhcp6d_binary();
+    let pass_log = scratch.path("pass.log");
+    let _pass = switch_ns.spawn(&[binary.to_str().unwrap(), "xdp", "pass", "--interface", port_srv.b()], &pass_log);
+    wait_for("XDP on the bridge port", SECS, || {
+        let out = switch_ns.exec(&["ip", "-d", "link", "show", port_srv.b()]);
+        String::from_utf8_lossy(&out.stdout).contains("prog/xdp").then_some(())
+    });
+    let dir = bpf_dir("fpbr");
+    let server = Dhcp6d::start_pinned(&server_ns, &scratch, "srv", &config(port_srv.a()), &[], Some(dir.clone()));
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", port_cli.a(), &[]);
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+    let renewed = wait_for("two renewals", SECS, || {
+        let v = client.values("RENEW6", "new_ip6_address");
+        (v.len() >= 2).then_some(v)
+    });
+    assert!(renewed.iter().all(|a| *a == address), "the same address kept: {renewed:?}");
+    assert!(replied(&dir) >= 2, "answered in XDP");
+    assert_eq!(server.stat("received", "RENEW"), 0, "no Renew came up to userspace");
+    let stats = server.show("statistics");
+    assert_eq!(stats["xdp_tx_off"].as_array().map(Vec::len), Some(0), "{stats}");
+}
+
 /// A lease map smaller than the bindings: it fills, and the bindings past it are left to
 /// userspace by the engine (said in the log), not handed to the map to refuse one by one;
 /// every client still gets its lease.

@@ -118,7 +118,7 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     crate::shell::run(std::process::Command::new("chmod").arg("755").arg(&hook))?;
 
     // Dropped in reverse order: clients, then the server, then the switch.
-    let switch = lab.netns("lab-sw")?;
+    let mut switch = lab.netns("lab-sw")?;
     switch.exec(&["ip", "link", "add", "br0", "type", "bridge"])?;
     switch.exec(&["ip", "link", "set", "br0", "up"])?;
     interrupt.check()?;
@@ -129,6 +129,11 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     let config = root.join("examples/lab.toml");
     let config_arg = config.to_str().context("the repository path is not UTF-8")?;
     let dhcp6d_arg = dhcp6d.to_str().context("the build path is not UTF-8")?;
+    // The Replies XDP sends back on lab-srv reach the bridge only through a port that runs
+    // XDP itself; without one, dhcp6d would find them lost and answer renewals from
+    // userspace. Attached before dhcp6d starts, which looks at the peer then.
+    switch.start(&[dhcp6d_arg, "xdp", "pass", "--interface", "sw-srv"], &dir.join("sw-srv-xdp.log"))?;
+    wait_for_xdp(&switch, "sw-srv", &dir.join("sw-srv-xdp.log"), &interrupt)?;
     let pins = lab.pin_dir("lab")?;
     let pins_arg = pins.to_str().context("path")?;
     server.start(&[dhcp6d_arg, "run", "--config", config_arg, "--bpf-dir", pins_arg], &dir.join("dhcp6d.log"))?;
@@ -232,6 +237,18 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     drop(switch);
     drop(lab);
     Ok(())
+}
+
+/// Waits until `interface` runs an XDP program in driver mode.
+fn wait_for_xdp(host: &Host, interface: &str, log: &Path, interrupt: &Interrupt) -> Result<()> {
+    for _ in 0..300 {
+        interrupt.check()?;
+        if host.printed(&["ip", "-d", "link", "show", "dev", interface])?.contains("prog/xdp") {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    anyhow::bail!("no XDP on {interface}; its log says:\n{}", std::fs::read_to_string(log).unwrap_or_default())
 }
 
 fn wait_for_socket(socket: &Path, log: &Path, interrupt: &Interrupt) -> Result<()> {

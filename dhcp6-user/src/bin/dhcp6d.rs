@@ -110,6 +110,14 @@ enum XdpCommand {
         #[arg(long)]
         seconds: Option<u64>,
     },
+    /// Attach the XDP program in driver mode with empty maps of its own, which passes the
+    /// server's answers, and keep it attached until stopped. A veth delivers what its peer
+    /// sends with XDP_TX only when it runs XDP itself: put this on the veth end (a bridge
+    /// port) facing dhcp6d's interface, or dhcp6d answers renewals there from userspace.
+    Pass {
+        #[arg(long, short)]
+        interface: String,
+    },
     /// Time the Renew/Rebind fast path per frame, in program test runs (no interface needed).
     Bench {
         /// Runs per case; the kernel reports the mean.
@@ -274,6 +282,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ))?;
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Xdp { command: XdpCommand::Pass { interface } } => {
+            let mut program = XdpProgram::load_with(1).context("loading the XDP program (needs root)")?;
+            program
+                .attach(&interface, aya::programs::XdpMode::Driver)
+                .with_context(|| format!("attaching XDP to {interface} in driver mode"))?;
+            print_all(&format!("XDP attached to {interface}, passing; detached when stopped\n"))?;
+            // The link lives as long as this process: SIGTERM ends both.
+            loop {
+                thread::sleep(Duration::from_secs(3600));
+            }
         }
         Command::Xdp { command: XdpCommand::Watch { interface, mode, seconds } } => {
             let mode = match mode {

@@ -16,7 +16,7 @@ use tokio::{
 
 use super::{input::Input, reader, sender::SentCounts};
 use crate::{
-    control::{Answer, Binding, Cleared, RelayServers, RelayUser, Request, StatisticsAnswer},
+    control::{Answer, Binding, Cleared, RelayServers, RelayUser, Request, StatisticsAnswer, XdpTxOff},
     json::hex,
     relay::Relay,
     server::{DropReason, LeaseChange, Server},
@@ -33,6 +33,8 @@ pub struct Drops<'a> {
     pub send_failed: &'a AtomicU64,
     /// Replies handed to the sender, by type.
     pub sent: &'a SentCounts,
+    /// Interfaces where XDP's answers do not reach the link (renewals answered here).
+    pub xdp_tx_off: &'a [XdpTxOff],
 }
 
 /// Binds the control socket at `path` (replacing a stale one), for root and the daemon's own
@@ -133,7 +135,7 @@ pub fn answer(
                 Some(Ok(c)) => Some(c.by_verdict),
                 _ => None,
             };
-            Answer::Statistics(Box::new(StatisticsAnswer { server, xdp }))
+            Answer::Statistics(Box::new(StatisticsAnswer { server, xdp, xdp_tx_off: drops.xdp_tx_off.to_vec() }))
         }
         Request::Pools => Answer::Pools(server.pool_counts()),
         Request::ClearConflicting { .. } => Answer::Cleared(Cleared { cleared: 0 }),

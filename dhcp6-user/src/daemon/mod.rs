@@ -29,6 +29,7 @@ pub mod start;
 pub mod state_file;
 pub mod throttle;
 pub mod vlan_frames;
+pub mod xdp_tx_check;
 pub mod xsk;
 
 use std::time::Duration;

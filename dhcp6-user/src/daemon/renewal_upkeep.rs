@@ -25,8 +25,10 @@ use tracing::{info, warn};
 use super::{
     committer::{MapOps, MapWriter},
     interface::{link_local, mac_address},
+    xdp_tx_check::XdpTxCheck,
 };
 use crate::{
+    control::XdpTxOff,
     renewal::{ia_type_of, lease_entry, lease_key, link_entry, Clock},
     server::{FastBinding, LeaseChange, LeaseState, Server},
     xdp::{clock_now, FastPathMaps},
@@ -61,6 +63,10 @@ pub struct RenewalUpkeep {
     interfaces: HashMap<String, u32>,
     /// Interfaces whose link entry is written.
     linked: Vec<String>,
+    /// Whether XDP's answers reach each interface's link.
+    tx_check: XdpTxCheck,
+    /// Interfaces whose XDP_TX frames do not reach the link: they stay without a link entry.
+    tx_off: Vec<XdpTxOff>,
     /// Each resource with an entry in the lease map (or one on its way there). Made as large
     /// as the map at the start:
     /// growing it past half a million entries stalled the engine for a tenth of a second
@@ -122,6 +128,8 @@ impl RenewalUpkeep {
             writer: Some(LeaseMapWriter::new(lease_writer)),
             interfaces,
             linked: Vec::new(),
+            tx_check: XdpTxCheck::default(),
+            tx_off: Vec::new(),
             written: hashbrown::HashMap::with_capacity(lease_capacity as usize),
             capacity: lease_capacity as usize,
             left_out: 0,
@@ -135,10 +143,28 @@ impl RenewalUpkeep {
         self.writer.take()
     }
 
+    /// Interfaces where XDP no longer answers renewals, and why.
+    pub fn xdp_tx_off(&self) -> &[XdpTxOff] {
+        &self.tx_off
+    }
+
     /// Writes the link entry of each served interface that has its addresses; those without
-    /// (a link-local address still tentative) are tried again on the next call.
+    /// (a link-local address still tentative) are tried again on the next call. First, each
+    /// interface's XDP_TX is checked: one whose answers do not reach the link loses its entry
+    /// for good (XDP passes its renewals up, and userspace answers them).
     pub fn ensure_links(&mut self, server: &Server) {
         for (name, ifindex) in &self.interfaces {
+            if self.tx_off.iter().any(|o| &o.interface == name) {
+                continue;
+            }
+            if let Some(why) = self.tx_check.check(name, *ifindex) {
+                // Absent already if it was never written (an earlier dhcp6d's is removed too).
+                let _ = self.links.remove(ifindex);
+                self.linked.retain(|l| l != name);
+                warn!(interface = %name, "renewals on {name} are answered from userspace: XDP_TX frames do not reach the peer ({why})");
+                self.tx_off.push(XdpTxOff { interface: name.clone(), reason: why.to_string() });
+                continue;
+            }
             if self.linked.contains(name) {
                 continue;
             }

@@ -128,6 +128,7 @@ impl Serve {
             xdp_shed: self.shed.as_deref(),
             send_failed: &self.sender.failed,
             sent: &self.sender.sent,
+            xdp_tx_off: self.renewal.as_ref().map_or(&[], |r| r.xdp_tx_off()),
         };
         control_socket::answer(&mut self.server, relay, request, xdp, &drops, now)
     }
