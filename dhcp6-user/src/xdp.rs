@@ -194,8 +194,9 @@ impl XdpProgram {
     /// Loads the embedded object and verifies the program, with maps of its own (nothing
     /// pinned) and a lease map for `lease_capacity` bindings; nothing is attached yet.
     pub fn load_with(lease_capacity: u32) -> Result<Self, XdpError> {
+        let started = std::time::Instant::now();
         let mut ebpf = EbpfLoader::new().map_max_entries(maps::LEASES, lease_capacity).load(OBJECT)?;
-        program_mut(&mut ebpf)?.load()?;
+        verify(&mut ebpf, started)?;
         Ok(XdpProgram { ebpf, pins: None })
     }
 
@@ -210,13 +211,14 @@ impl XdpProgram {
         let pins = dir.join(PIN_LAYOUT);
         std::fs::create_dir_all(&pins).map_err(|e| XdpError::Pin { path: pins.clone(), message: e.to_string() })?;
         let paths: Vec<(&str, PathBuf)> = maps::PINNED.iter().map(|m| (*m, pins.join(m))).collect();
+        let started = std::time::Instant::now();
         let mut loader = EbpfLoader::new();
         loader.map_max_entries(maps::LEASES, lease_capacity);
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader.load(OBJECT)?;
-        program_mut(&mut ebpf)?.load()?;
+        verify(&mut ebpf, started)?;
         // Maps of this layout that an earlier version pinned and this one no longer uses.
         for retired in maps::RETIRED {
             let _ = std::fs::remove_file(pins.join(retired));
@@ -504,6 +506,20 @@ fn fdinfo_xdp_ifindex(fdinfo: &str, link_id: u32) -> Option<u32> {
         return None;
     }
     field("ifindex")?.parse().ok()
+}
+
+/// Loads the object's program into the kernel, which verifies it (BPF_PROG_LOAD), and says
+/// how long that took: the object's maps were made from `started` on, then the verifier ran.
+/// Its time is most of a start-up without leases, and grows with the paths through the program.
+fn verify(ebpf: &mut Ebpf, started: std::time::Instant) -> Result<(), XdpError> {
+    let maps_ms = started.elapsed().as_secs_f64() * 1e3;
+    let verifying = std::time::Instant::now();
+    let program = program_mut(ebpf)?;
+    program.load()?;
+    let ms = verifying.elapsed().as_secs_f64() * 1e3;
+    let instructions = program.info().ok().and_then(|i| i.verified_instruction_count());
+    tracing::info!(ms = format!("{ms:.1}"), maps_ms = format!("{maps_ms:.1}"), verified_instructions = ?instructions, "XDP program loaded and verified");
+    Ok(())
 }
 
 fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, XdpError> {

@@ -64,6 +64,24 @@ impl Netns {
         Ok(())
     }
 
+    /// The pid of the `index`th process started with [`Netns::spawn`] (`ip netns exec` execs
+    /// it, so the pid is the program's own).
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.children.get(index).map(Child::id)
+    }
+
+    /// Stops every process started with [`Netns::spawn`]: SIGTERM, so that daemons clean up
+    /// (dhcp6d removes its control socket), then waits for them.
+    pub fn stop(&mut self) {
+        for child in &mut self.children {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+        }
+        for child in &mut self.children {
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+
     /// CPU seconds (user + system) used so far by the `index`th process started with
     /// [`Netns::spawn`] (`ip netns exec` execs it, so the pid is the program's own).
     pub fn cpu_seconds(&self, index: usize) -> Option<f64> {
@@ -103,13 +121,7 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            // SIGTERM first, so that daemons clean up (dhcp6d removes its control socket).
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-        }
-        for child in &mut self.children {
-            let _ = child.wait();
-        }
+        self.stop();
         let _ = output(Command::new("ip").args(["netns", "del", &self.name]));
     }
 }

@@ -323,9 +323,10 @@ impl RenewalUpkeep {
 
     /// Writes every binding the fast path fits, as the engine has them.
     pub fn rewrite_all(&mut self, server: &Server) {
+        let started = std::time::Instant::now();
         let clock = clock_now();
         let written = server.fast_bindings().iter().filter(|b| self.write(b, &clock)).count();
-        info!(bindings = written, "fast-path bindings written");
+        info!(bindings = written, ms = started.elapsed().as_millis() as u64, "fast-path bindings written");
     }
 }
 

@@ -102,9 +102,14 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     if let Some(r) = renewal.as_mut() {
         // What XDP answered while no dhcp6d ran (the entries' stamps), then the map against
         // the store.
+        let started = std::time::Instant::now();
         let changes = r.reconcile(&mut server);
         store.commit(&changes).context("recording renewals the XDP fast path answered")?;
-        info!(renewals = changes.len(), "renewals answered by XDP while stopped recorded");
+        info!(
+            renewals = changes.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "renewals answered by XDP while stopped recorded"
+        );
         r.rewrite_all(&server);
         r.ensure_links(&server);
     }
