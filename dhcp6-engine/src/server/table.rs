@@ -515,11 +515,12 @@ impl LeaseTable {
         IaLeases { table: self, at: head.unwrap_or(NONE) }
     }
 
-    /// The IA (DUID, IAID, type) of every bound lease, an IA once per lease it holds.
-    pub fn bound_ias(&self) -> impl Iterator<Item = (&[u8], u32, IaType)> + '_ {
+    /// The IA (DUID, IAID, type) of every bound lease whose client was seen on an interface
+    /// (came directly), an IA once per such lease it holds.
+    pub fn bound_ias_on_interfaces(&self) -> impl Iterator<Item = (&[u8], u32, IaType)> + '_ {
         self.slots
             .iter()
-            .filter(|s| s.ia_type != FREE && state_of(s.state) == LeaseState::Bound)
+            .filter(|s| s.ia_type != FREE && state_of(s.state) == LeaseState::Bound && s.interface != NO_INTERFACE)
             .map(|s| (self.duid(s.client), s.iaid, if s.ia_type == 0 { IaType::Na } else { IaType::Pd }))
     }
 
