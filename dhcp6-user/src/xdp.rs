@@ -11,13 +11,13 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf, XskMap},
+    maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf, XskMap},
     programs::{links::FdLink, links::PinnedLink, ProgramError, Xdp, XdpMode},
     Ebpf, EbpfError, EbpfLoader,
 };
 use dhcp6_common::{
     counters::{self, Verdict},
-    maps,
+    jobs, maps,
     relay::{AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayServer},
     renewal::{LeaseEntry, LeaseKey, LinkEntry, LEASE_MAP_ENTRIES},
     MessageType, PIN_LAYOUT, XDP_PROGRAM,
@@ -571,17 +571,41 @@ fn fdinfo_xdp_ifindex(fdinfo: &str, link_id: u32) -> Option<u32> {
     field("ifindex")?.parse().ok()
 }
 
-/// Loads the object's program into the kernel, which verifies it (BPF_PROG_LOAD), and says
-/// how long that took: the object's maps were made from `started` on, then the verifier ran.
-/// Its time is most of a start-up without leases, and grows with the paths through the program.
+/// Loads the object's programs into the kernel, which verifies each (BPF_PROG_LOAD), puts the
+/// job programs in the entry program's array, and says how long the verification took: the
+/// object's maps were made from `started` on, then the verifier ran. Its time is most of a
+/// start-up without leases, and grows with the paths through a program.
 fn verify(ebpf: &mut Ebpf, started: std::time::Instant) -> Result<(), XdpError> {
     let maps_ms = started.elapsed().as_secs_f64() * 1e3;
     let verifying = std::time::Instant::now();
-    let program = program_mut(ebpf)?;
-    program.load()?;
+    let mut instructions = 0;
+    let mut each = Vec::new();
+    for name in std::iter::once(XDP_PROGRAM).chain(jobs::PROGRAMS.iter().map(|(_, name)| *name)) {
+        let program: &mut Xdp = ebpf.program_mut(name).ok_or(XdpError::Missing("an XDP job program"))?.try_into()?;
+        let one = std::time::Instant::now();
+        program.load()?;
+        let n = program.info().ok().and_then(|i| i.verified_instruction_count()).unwrap_or(0);
+        instructions += n;
+        each.push(format!("{name} {:.0} ms {n}", one.elapsed().as_secs_f64() * 1e3));
+    }
     let ms = verifying.elapsed().as_secs_f64() * 1e3;
-    let instructions = program.info().ok().and_then(|i| i.verified_instruction_count());
-    tracing::info!(ms = format!("{ms:.1}"), maps_ms = format!("{maps_ms:.1}"), verified_instructions = ?instructions, "XDP program loaded and verified");
+    let mut fds = Vec::new();
+    for (slot, name) in jobs::PROGRAMS {
+        let program: &Xdp = ebpf.program(name).ok_or(XdpError::Missing("an XDP job program"))?.try_into()?;
+        fds.push((slot, program.fd()?.try_clone().map_err(|source| XdpError::Duplicate { name: maps::JOBS, source })?));
+    }
+    let map = ebpf.map_mut(maps::JOBS).ok_or(XdpError::Missing(maps::JOBS))?;
+    let mut array = ProgramArray::try_from(map).map_err(|source| XdpError::Map { name: maps::JOBS, source })?;
+    for (slot, fd) in &fds {
+        array.set(*slot, fd, 0).map_err(|source| XdpError::Map { name: maps::JOBS, source })?;
+    }
+    tracing::info!(
+        ms = format!("{ms:.1}"),
+        maps_ms = format!("{maps_ms:.1}"),
+        verified_instructions = instructions,
+        programs = %each.join(", "),
+        "XDP program loaded and verified"
+    );
     Ok(())
 }
 
