@@ -269,11 +269,16 @@ impl LeaseTable {
     }
 
     fn find_client(&self, duid: &[u8]) -> Option<u32> {
-        self.by_duid.find(self.hash_duid(duid), |c| self.duid(c) == duid)
+        self.find_client_hashed(duid, self.hash_duid(duid))
+    }
+
+    fn find_client_hashed(&self, duid: &[u8], h: u32) -> Option<u32> {
+        self.by_duid.find(h, |c| self.duid(c) == duid)
     }
 
     fn intern_client(&mut self, duid: &[u8]) -> u32 {
-        if let Some(c) = self.find_client(duid) {
+        let h = self.hash_duid(duid);
+        if let Some(c) = self.find_client_hashed(duid, h) {
             return c;
         }
         let offset = self.arena.len() as u32;
@@ -290,7 +295,6 @@ impl LeaseTable {
                 (self.clients.len() - 1) as u32
             }
         };
-        let h = self.hash_duid(duid);
         let r = rehash!(self);
         self.by_duid.insert(h, index, |x| r.client(x));
         index
@@ -395,10 +399,13 @@ impl LeaseTable {
 
     /// Inserts or replaces the lease for `lease.resource`.
     pub fn put(&mut self, lease: &Lease) {
-        if self.update_in_place(lease) {
-            return;
+        // One lookup serves both: most puts (a load's, an offer's) find nothing.
+        if let Some(s) = self.slot_of(&lease.resource) {
+            if self.update_in_place(s, lease) {
+                return;
+            }
+            self.remove_at(s);
         }
-        self.remove(&lease.resource);
         let client = self.intern_client(&lease.duid);
         self.clients[client as usize].leases += 1;
         let interface = self.interface_code(lease.interface.as_deref());
@@ -466,8 +473,7 @@ impl LeaseTable {
     /// bound, a binding renewed): the same client's same IA, declined neither before nor
     /// after, in the same subnet. Its client, IA and resource entries stay as they are (a
     /// removal and an insertion would touch each index twice, and intern the DUID anew).
-    fn update_in_place(&mut self, lease: &Lease) -> bool {
-        let Some(s) = self.slot_of(&lease.resource) else { return false };
+    fn update_in_place(&mut self, s: u32, lease: &Lease) -> bool {
         let slot = self.slots[s as usize];
         let declined = state_code(LeaseState::Declined);
         let same = slot.ia_type == type_code(lease.ia_type)
@@ -498,6 +504,12 @@ impl LeaseTable {
     pub fn remove(&mut self, resource: &Ipv6Net) -> Option<Lease> {
         let s = self.slot_of(resource)?;
         let lease = self.lease_at(s);
+        self.remove_at(s);
+        Some(lease)
+    }
+
+    /// Removes the lease in slot `s`.
+    fn remove_at(&mut self, s: u32) {
         let slot = self.slots[s as usize];
         let key = Self::resource_of(&slot);
         let h = self.hash_resource(key);
@@ -512,7 +524,6 @@ impl LeaseTable {
         empty.next = self.free_slot;
         self.free_slot = s;
         self.live -= 1;
-        Some(lease)
     }
 
     fn unlink_from_ia(&mut self, s: u32, slot: &Slot) {
