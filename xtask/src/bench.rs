@@ -429,6 +429,12 @@ pub fn million_leases(dhcp6d: &Path) -> Result<()> {
             );
             verdict.push((full.took, per_lease));
         }
+        // The namespace goes first (its dhcp6d holds the pinned maps), then the pins.
+        drop(server);
+        drop(client);
+        if let Some(pins) = pins {
+            let _ = std::fs::remove_dir_all(pins);
+        }
     }
     if let Some((took, per_lease)) = verdict.first() {
         println!(
