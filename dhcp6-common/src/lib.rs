@@ -6,6 +6,7 @@
 #![no_std]
 
 pub mod counters;
+pub mod jobs;
 pub mod relay;
 pub mod renewal;
 pub use wire::MessageType;
@@ -58,20 +59,31 @@ pub mod maps {
     pub const XSK_SLOTS: &str = "XSK_SLOTS";
     /// The AF_XDP sockets (XSKMAP) the served interfaces' client messages are redirected to.
     pub const XSKS: &str = "XSKS";
+    /// Program array (`u32` -> program) of the job programs, at their [`crate::jobs`] slots.
+    pub const JOBS: &str = "JOBS";
+    /// Per-CPU array of one [`crate::jobs::Handover`]: what the entry program found, for the
+    /// job program it tail-calls.
+    pub const HANDOVER: &str = "HANDOVER";
     /// Every map dhcp6d pins, so that a restart finds them. (The relay's maps are rewritten
     /// whole at each start, and its counters read as deltas: they are not pinned, but the
-    /// client MACs and the reports are, so that no Reply carried across a restart is lost.)
-    pub const PINNED: [&str; 6] = [MSG_TYPE_COUNTS, VERDICT_COUNTS, LEASES, LINKS, RELAY_CLIENT_MACS, RELAY_REPORTS];
+    /// client MACs and the reports are, so that no Reply carried across a restart is lost.
+    /// The job programs' array is pinned because the kernel empties a program array once no
+    /// process or pin holds it, which would leave the XDP program a stopped dhcp6d left
+    /// attached without its jobs; the hand-over with it, so that an entry program and the
+    /// job programs a newer dhcp6d put in the array, for the moment before it swaps the entry
+    /// program too, read and write the same one.)
+    pub const PINNED: [&str; 8] =
+        [MSG_TYPE_COUNTS, VERDICT_COUNTS, LEASES, LINKS, RELAY_CLIENT_MACS, RELAY_REPORTS, JOBS, HANDOVER];
     /// Maps this layout's earlier versions pinned that are no longer used (removed at load):
     /// the ring through which XDP once reported each renewal it answered.
     pub const RETIRED: [&str; 1] = ["RENEWALS"];
 }
 
-/// Name of the XDP program in the object file.
+/// Name of the XDP entry program in the object file (the job programs are in [`jobs`]).
 pub const XDP_PROGRAM: &str = "dhcp6_xdp";
 
 /// Where dhcp6 pins its maps and links by default.
 pub const PIN_DIR: &str = "/sys/fs/bpf/dhcp6";
 /// The layout version, a folder under the pin directory: aya reuses a pinned map as found
 /// without checking its key and value sizes, so a change of layout must change this.
-pub const PIN_LAYOUT: &str = "v4";
+pub const PIN_LAYOUT: &str = "v5";

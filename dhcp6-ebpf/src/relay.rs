@@ -18,13 +18,13 @@
 //! no binding goes unseen.
 
 use aya_ebpf::{
-    bindings::bpf_fib_lookup,
+    bindings::{bpf_fib_lookup, xdp_action},
     btf_maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     helpers::generated::{
         bpf_csum_diff, bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
         bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
     },
-    macros::btf_map,
+    macros::{btf_map, xdp},
     programs::XdpContext,
     EbpfContext,
 };
@@ -329,6 +329,43 @@ fn report(ctx: &XdpContext, s: &Scratch, kind: u32, at: usize, len: usize) -> Re
     let waiting = unsafe { aya_ebpf::helpers::bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) };
     entry.submit(if waiting >= RELAY_REPORT_WAKE_BYTES { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP });
     Ok(())
+}
+
+/// The job up: relays a client's message on an access interface as a Relay-Forward.
+#[xdp]
+pub fn dhcp6_relay_forward(ctx: XdpContext) -> u32 {
+    let Some((handover, frame)) = crate::job::taken() else { return relayed(Err(Verdict::RelayUnfit), Verdict::RelayUnfit) };
+    let key = AccessKey { ifindex: ctx.ingress_ifindex() as u32, vlans: handover.vlans };
+    // The entry program found the link; one removed since is no longer relayed on.
+    let Some(link) = link(&key) else { return relayed(Err(Verdict::RelayUnfit), Verdict::RelayUnfit) };
+    relayed(forward(&ctx, &frame, link, handover.msg_type as u8), Verdict::RelayForwarded)
+}
+
+/// The job down: takes a Relay-Reply from a server of ours down to its client.
+#[xdp]
+pub fn dhcp6_relay_reply(ctx: XdpContext) -> u32 {
+    let Some((_, frame)) = crate::job::taken() else { return relayed(Err(Verdict::RelayUnfit), Verdict::RelayUnfit) };
+    relayed(unwrap(&ctx, &frame), Verdict::RelayReplied)
+}
+
+/// Counts what relaying did and returns the XDP action: `done` and the redirect; a frame
+/// changed past giving back, dropped; anything else passed, with its verdict.
+#[inline(always)]
+fn relayed(result: Result<u32, Verdict>, done: Verdict) -> u32 {
+    match result {
+        Ok(action) => {
+            crate::count(done as u32);
+            action
+        }
+        Err(Verdict::NoRoom) => {
+            crate::count(Verdict::NoRoom as u32);
+            xdp_action::XDP_DROP
+        }
+        Err(verdict) => {
+            crate::count(verdict as u32);
+            xdp_action::XDP_PASS
+        }
+    }
 }
 
 /// Relays a client's message up as a Relay-Forward; returns the XDP action (a redirect).

@@ -10,17 +10,18 @@
 //! Anything the fast path does not take is passed untouched.
 
 use aya_ebpf::{
-    bindings::bpf_fib_lookup,
+    bindings::{bpf_fib_lookup, xdp_action},
     btf_maps::{HashMap, PerCpuArray},
     helpers::generated::{
         bpf_csum_diff, bpf_ktime_get_coarse_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
     },
-    macros::btf_map,
+    macros::{btf_map, xdp},
     programs::XdpContext,
     EbpfContext,
 };
 use dhcp6_common::{
     counters::Verdict,
+    jobs,
     renewal::{
         checksum, LeaseEntry, LeaseKey, LinkEntry, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, KEY_DUID_MAX, LEASE_MAP_ENTRIES,
         LINK_MAP_ENTRIES, MAX_IAS, OPTION_MAX, REQUEST_MAX, SCRATCH, SERVER_ID_MAX,
@@ -503,6 +504,26 @@ fn binding(s: &mut Scratch, k: usize, ifindex: u32, now: u64) -> Result<*mut Lea
         return Err(Verdict::Unfit);
     }
     Ok(entry)
+}
+
+/// The job: answers the Renew or Rebind, or hands it to the AF_XDP job with the reason why
+/// not (counted if that does not take it either).
+#[xdp]
+pub fn dhcp6_renew(ctx: XdpContext) -> u32 {
+    let Some((mut handover, frame)) = crate::job::taken() else {
+        crate::count(Verdict::Dhcp6Passed as u32);
+        return xdp_action::XDP_PASS;
+    };
+    match answer(&ctx, &frame, handover.msg_type as u8) {
+        Ok(()) => {
+            crate::count(Verdict::Replied as u32);
+            xdp_action::XDP_TX
+        }
+        Err(verdict) => {
+            handover.verdict = verdict as u32;
+            crate::job::hand_over(&ctx, jobs::TO_XSK, handover)
+        }
+    }
 }
 
 /// Answers a Renew or Rebind in place, or says why not. (A BPF subprogram of its own, as the

@@ -11,13 +11,13 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf, XskMap},
+    maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf, XskMap},
     programs::{links::FdLink, links::PinnedLink, ProgramError, Xdp, XdpMode},
     Ebpf, EbpfError, EbpfLoader,
 };
 use dhcp6_common::{
     counters::{self, Verdict},
-    maps,
+    jobs, maps,
     relay::{AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayServer},
     renewal::{LeaseEntry, LeaseKey, LinkEntry, LEASE_MAP_ENTRIES},
     MessageType, PIN_LAYOUT, XDP_PROGRAM,
@@ -194,8 +194,9 @@ impl XdpProgram {
     /// Loads the embedded object and verifies the program, with maps of its own (nothing
     /// pinned) and a lease map for `lease_capacity` bindings; nothing is attached yet.
     pub fn load_with(lease_capacity: u32) -> Result<Self, XdpError> {
+        let started = std::time::Instant::now();
         let mut ebpf = EbpfLoader::new().map_max_entries(maps::LEASES, lease_capacity).load(OBJECT)?;
-        program_mut(&mut ebpf)?.load()?;
+        verify(&mut ebpf, started)?;
         Ok(XdpProgram { ebpf, pins: None })
     }
 
@@ -210,13 +211,14 @@ impl XdpProgram {
         let pins = dir.join(PIN_LAYOUT);
         std::fs::create_dir_all(&pins).map_err(|e| XdpError::Pin { path: pins.clone(), message: e.to_string() })?;
         let paths: Vec<(&str, PathBuf)> = maps::PINNED.iter().map(|m| (*m, pins.join(m))).collect();
+        let started = std::time::Instant::now();
         let mut loader = EbpfLoader::new();
         loader.map_max_entries(maps::LEASES, lease_capacity);
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader.load(OBJECT)?;
-        program_mut(&mut ebpf)?.load()?;
+        verify(&mut ebpf, started)?;
         // Maps of this layout that an earlier version pinned and this one no longer uses.
         for retired in maps::RETIRED {
             let _ = std::fs::remove_file(pins.join(retired));
@@ -439,6 +441,69 @@ impl XdpProgram {
     }
 }
 
+/// Writes `keys[i]` -> `values[i]` into the hash map `map`, in order, with one system call
+/// per chunk (BPF_MAP_UPDATE_BATCH, Linux 5.6) rather than one per entry: a start with a
+/// million bindings spent most of its time in those calls. Returns how many were written,
+/// with the error that stopped the kernel at the next one (a full map, say), if one did.
+pub fn insert_batch<K: aya::Pod, V: aya::Pod>(
+    map: &HashMap<MapData, K, V>,
+    keys: &[K],
+    values: &[V],
+) -> (usize, Option<std::io::Error>) {
+    use aya::maps::IterableMap;
+    use std::os::fd::{AsFd, AsRawFd};
+    /// `bpf_attr`'s part for the batch commands (`struct { ... } batch` in linux/bpf.h).
+    #[repr(C)]
+    struct BatchAttr {
+        in_batch: u64,
+        out_batch: u64,
+        keys: u64,
+        values: u64,
+        count: u32,
+        map_fd: u32,
+        elem_flags: u64,
+        flags: u64,
+    }
+    const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+    /// Entries per call: the kernel copies each in on its own, so a chunk only bounds how
+    /// long one call holds the thread.
+    const CHUNK: usize = 65_536;
+    let fd = map.map().fd().as_fd().as_raw_fd() as u32;
+    let n = keys.len().min(values.len());
+    let mut done = 0;
+    while done < n {
+        let count = (n - done).min(CHUNK);
+        let mut attr = BatchAttr {
+            in_batch: 0,
+            out_batch: 0,
+            keys: keys[done..].as_ptr() as u64,
+            values: values[done..].as_ptr() as u64,
+            count: count as u32,
+            map_fd: fd,
+            elem_flags: 0,
+            flags: 0,
+        };
+        // SAFETY: `attr` is the batch part of bpf_attr, zero-padded as the kernel checks it;
+        // keys and values point at `count` entries each of the map's key and value types
+        // (K and V are the map's, checked when it was opened), which the kernel only reads;
+        // it writes back `attr.count` alone.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_UPDATE_BATCH,
+                &mut attr as *mut BatchAttr,
+                std::mem::size_of::<BatchAttr>(),
+            )
+        };
+        if ret < 0 {
+            // The kernel says how many it wrote before the one it refused.
+            return (done + (attr.count as usize).min(count), Some(std::io::Error::last_os_error()));
+        }
+        done += count;
+    }
+    (done, None)
+}
+
 /// Turns on the kernel's BPF run-time statistics for as long as the descriptor is held.
 pub fn enable_run_stats() -> Result<std::os::fd::OwnedFd, XdpError> {
     aya::sys::enable_stats(aya::sys::Stats::RunTime)
@@ -504,6 +569,44 @@ fn fdinfo_xdp_ifindex(fdinfo: &str, link_id: u32) -> Option<u32> {
         return None;
     }
     field("ifindex")?.parse().ok()
+}
+
+/// Loads the object's programs into the kernel, which verifies each (BPF_PROG_LOAD), puts the
+/// job programs in the entry program's array, and says how long the verification took: the
+/// object's maps were made from `started` on, then the verifier ran. Its time is most of a
+/// start-up without leases, and grows with the paths through a program.
+fn verify(ebpf: &mut Ebpf, started: std::time::Instant) -> Result<(), XdpError> {
+    let maps_ms = started.elapsed().as_secs_f64() * 1e3;
+    let verifying = std::time::Instant::now();
+    let mut instructions = 0;
+    let mut each = Vec::new();
+    for name in std::iter::once(XDP_PROGRAM).chain(jobs::PROGRAMS.iter().map(|(_, name)| *name)) {
+        let program: &mut Xdp = ebpf.program_mut(name).ok_or(XdpError::Missing("an XDP job program"))?.try_into()?;
+        let one = std::time::Instant::now();
+        program.load()?;
+        let n = program.info().ok().and_then(|i| i.verified_instruction_count()).unwrap_or(0);
+        instructions += n;
+        each.push(format!("{name} {:.0} ms {n}", one.elapsed().as_secs_f64() * 1e3));
+    }
+    let ms = verifying.elapsed().as_secs_f64() * 1e3;
+    let mut fds = Vec::new();
+    for (slot, name) in jobs::PROGRAMS {
+        let program: &Xdp = ebpf.program(name).ok_or(XdpError::Missing("an XDP job program"))?.try_into()?;
+        fds.push((slot, program.fd()?.try_clone().map_err(|source| XdpError::Duplicate { name: maps::JOBS, source })?));
+    }
+    let map = ebpf.map_mut(maps::JOBS).ok_or(XdpError::Missing(maps::JOBS))?;
+    let mut array = ProgramArray::try_from(map).map_err(|source| XdpError::Map { name: maps::JOBS, source })?;
+    for (slot, fd) in &fds {
+        array.set(*slot, fd, 0).map_err(|source| XdpError::Map { name: maps::JOBS, source })?;
+    }
+    tracing::info!(
+        ms = format!("{ms:.1}"),
+        maps_ms = format!("{maps_ms:.1}"),
+        verified_instructions = instructions,
+        programs = %each.join(", "),
+        "XDP program loaded and verified"
+    );
+    Ok(())
 }
 
 fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, XdpError> {

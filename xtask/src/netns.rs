@@ -53,6 +53,17 @@ impl Host {
         Ok(())
     }
 
+    /// The pid of the `index`th process started with [`Host::start`].
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.processes.get(index).map(Process::id)
+    }
+
+    /// Stops every process started with [`Host::start`] (SIGTERM first, so that daemons clean
+    /// up: dhcp6d removes its control socket), waiting for each.
+    pub fn stop(&mut self) {
+        self.processes.clear();
+    }
+
     /// CPU seconds (user + system) used so far by the `index`th process started with
     /// [`Host::start`].
     pub fn cpu_seconds(&self, index: usize) -> Option<f64> {

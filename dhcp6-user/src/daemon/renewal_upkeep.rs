@@ -254,17 +254,6 @@ impl RenewalUpkeep {
         Some((key, value))
     }
 
-    /// Writes one binding's entry at once (at start, before the commit thread takes the
-    /// writer); false if it does not fit the map or the write failed.
-    fn write(&mut self, b: &FastBinding, clock: &Clock) -> bool {
-        let Some((key, value)) = self.entry(b, clock) else { return false };
-        let written = self.writer.as_mut().is_some_and(|w| w.try_insert(&key, &value));
-        if !written {
-            self.written.remove(&b.resource);
-        }
-        written
-    }
-
     /// A new binding did not fit the full map: said once a minute at most.
     fn map_full(&mut self) {
         self.left_out += 1;
@@ -349,10 +338,32 @@ impl RenewalUpkeep {
     }
 
     /// Writes every binding the fast path fits, as the engine has them.
+    /// Writes every binding the fast path fits, as the engine has them (at start, before the
+    /// commit thread takes the writer), in batches; those the map refuses are not recorded as
+    /// written.
     pub fn rewrite_all(&mut self, server: &Server) {
+        let started = std::time::Instant::now();
         let clock = clock_now();
-        let written = server.fast_bindings().iter().filter(|b| self.write(b, &clock)).count();
-        info!(bindings = written, "fast-path bindings written");
+        let bindings = server.fast_bindings();
+        let mut resources = Vec::with_capacity(bindings.len());
+        let mut keys = Vec::with_capacity(bindings.len());
+        let mut values = Vec::with_capacity(bindings.len());
+        for b in &bindings {
+            if let Some((key, value)) = self.entry(b, &clock) {
+                resources.push(b.resource);
+                keys.push(key);
+                values.push(value);
+            }
+        }
+        let refused = match self.writer.as_mut() {
+            Some(w) => w.insert_all(&keys, &values),
+            None => (0..keys.len()).collect(),
+        };
+        for i in &refused {
+            self.written.remove(&resources[*i]);
+        }
+        let written = keys.len() - refused.len();
+        info!(bindings = written, ms = started.elapsed().as_millis() as u64, "fast-path bindings written");
     }
 }
 
@@ -386,6 +397,37 @@ impl LeaseMapWriter {
             self.warned = Some(std::time::Instant::now());
         }
         false
+    }
+}
+
+impl LeaseMapWriter {
+    /// Writes `keys[i]` -> `values[i]`, in batches; an entry the map refuses is written on its
+    /// own (and said as [`Self::try_insert`] says it), and the batches go on after it. Returns
+    /// the positions of the entries refused.
+    fn insert_all(&mut self, keys: &[LeaseKey], values: &[LeaseEntry]) -> Vec<usize> {
+        let mut refused = Vec::new();
+        let mut at = 0;
+        // Off once a batch wrote nothing where a single write did: a kernel without the batch
+        // command for this map.
+        let mut batching = true;
+        while at < keys.len() {
+            if batching {
+                let (written, error) = crate::xdp::insert_batch(&self.map, &keys[at..], &values[at..]);
+                at += written;
+                if error.is_none() || at >= keys.len() {
+                    break;
+                }
+                let ok = self.try_insert(&keys[at], &values[at]);
+                batching = written > 0 || !ok;
+                if !ok {
+                    refused.push(at);
+                }
+            } else if !self.try_insert(&keys[at], &values[at]) {
+                refused.push(at);
+            }
+            at += 1;
+        }
+        refused
     }
 }
 

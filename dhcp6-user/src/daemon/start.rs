@@ -61,6 +61,7 @@ fn load_leases(server: &mut Server, state_dir: &Path) -> Result<Journal> {
     let path = state_dir.join(JOURNAL_FILE);
     let started = std::time::Instant::now();
     let mut store = Journal::open(&path).with_context(|| format!("opening the lease journal {}", path.display()))?;
+    server.reserve(store.records_hint());
     store
         .load(&mut |change| server.restore(change))
         .with_context(|| format!("loading the lease journal {}", path.display()))?;
@@ -91,12 +92,27 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
         // valid lifetime, which is how long XDP may answer their renewals alone.
         server.enable_fast_path();
     }
+    // The kernel verifies the XDP programs on one core while the leases load on another: each
+    // takes most of a second with a million leases, and neither needs the other. Nothing is
+    // attached before the leases are loaded.
+    let loading = options.xdp.then(|| {
+        let (dir, capacity) = (options.bpf_dir.clone(), settings.fast_path_bindings);
+        std::thread::Builder::new().name("dhcp6d-xdp-load".into()).spawn(move || {
+            XdpProgram::load_pinned(&dir, capacity)
+                .with_context(|| format!("loading the XDP program with its maps pinned under {}", dir.display()))
+        })
+    });
     let mut store = load_leases(&mut server, &settings.state_dir)?;
 
     let served: Vec<String> = server.config().subnets.iter().filter_map(|s| s.interface.clone()).collect();
-    let (mut xdp, mut renewal, relay_maps, shed) = if options.xdp {
+    let (mut xdp, mut renewal, relay_maps, shed) = if let Some(loading) = loading {
+        let program = loading
+            .context("starting the thread that loads the XDP program")?
+            .join()
+            .map_err(|_| anyhow::anyhow!("the thread loading the XDP program panicked"))??;
         info!(interfaces = ?interfaces, "attaching XDP");
-        let (mut program, renewal) = attach_xdp(&options.bpf_dir, &interfaces, &served, settings.fast_path_bindings)?;
+        let (mut program, renewal) =
+            attach_xdp(program, &options.bpf_dir, &interfaces, &served, settings.fast_path_bindings)?;
         // Under overload, Solicits are shed in XDP, before they cost the stack anything.
         let shed = Arc::new(program.take_shed().context("opening the XDP shedding map")?);
         let relay_maps = match &relay {
@@ -115,9 +131,14 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     if let Some(r) = renewal.as_mut() {
         // What XDP answered while no dhcp6d ran (the entries' stamps), then the map against
         // the store.
+        let started = std::time::Instant::now();
         let changes = r.reconcile(&mut server);
         store.commit(&changes).context("recording renewals the XDP fast path answered")?;
-        info!(renewals = changes.len(), "renewals answered by XDP while stopped recorded");
+        info!(
+            renewals = changes.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "renewals answered by XDP while stopped recorded"
+        );
         r.rewrite_all(&server);
         r.ensure_links(&server);
     }
@@ -163,17 +184,16 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     Ok((Daemon { serve, relaying, xdp, control_path: settings.control_socket }, rx))
 }
 
-/// Loads the XDP program with its maps pinned under `dir` and attaches it to `interfaces`
-/// through pinned links (taking over those an earlier dhcp6d left); the fast path answers on
-/// the `served` ones.
+/// Attaches `program`, loaded with its maps pinned under `dir`, to `interfaces` through
+/// pinned links (taking over those an earlier dhcp6d left); the fast path answers on the
+/// `served` ones.
 fn attach_xdp(
+    mut program: XdpProgram,
     dir: &std::path::Path,
     interfaces: &[String],
     served: &[String],
     capacity: u32,
 ) -> Result<(XdpProgram, RenewalUpkeep)> {
-    let mut program = XdpProgram::load_pinned(dir, capacity)
-        .with_context(|| format!("loading the XDP program with its maps pinned under {}", dir.display()))?;
     for i in interfaces {
         let took_over = program.attach_pinned(i).with_context(|| format!("attaching XDP to {i}"))?;
         info!(interface = %i, took_over, "XDP attached");
