@@ -52,6 +52,12 @@ pub struct XdpProgram {
     ebpf: Ebpf,
     /// `<pin dir>/<layout>`, when loaded pinned.
     pins: Option<PathBuf>,
+    /// Whether this object's job programs are in the entry program's job table. With pinned
+    /// maps the table is shared with the entry program an earlier dhcp6d left attached: the
+    /// jobs go in only when this one attaches, so that the earlier program keeps relaying with
+    /// its own jobs (and their filled maps) until it is replaced, or for good if this start
+    /// fails first.
+    jobs_installed: bool,
 }
 
 /// What makes XDP drop Solicits while dhcp6d is overloaded: a deadline XDP compares with
@@ -191,13 +197,23 @@ impl std::fmt::Display for XdpCounters {
 }
 
 impl XdpProgram {
+    /// Puts this object's job programs in the job table, once.
+    fn install_jobs(&mut self) -> Result<(), XdpError> {
+        if !self.jobs_installed {
+            install_jobs(&mut self.ebpf)?;
+            self.jobs_installed = true;
+        }
+        Ok(())
+    }
+
     /// Loads the embedded object and verifies the program, with maps of its own (nothing
     /// pinned) and a lease map for `lease_capacity` bindings; nothing is attached yet.
     pub fn load_with(lease_capacity: u32) -> Result<Self, XdpError> {
         let started = std::time::Instant::now();
         let mut ebpf = EbpfLoader::new().map_max_entries(maps::LEASES, lease_capacity).load(OBJECT)?;
         verify(&mut ebpf, started)?;
-        Ok(XdpProgram { ebpf, pins: None })
+        install_jobs(&mut ebpf)?;
+        Ok(XdpProgram { ebpf, pins: None, jobs_installed: true })
     }
 
     /// [`XdpProgram::load_with`] the default lease capacity.
@@ -223,7 +239,7 @@ impl XdpProgram {
         for retired in maps::RETIRED {
             let _ = std::fs::remove_file(pins.join(retired));
         }
-        Ok(XdpProgram { ebpf, pins: Some(pins) })
+        Ok(XdpProgram { ebpf, pins: Some(pins), jobs_installed: false })
     }
 
     /// Where the link to `interface` is pinned under `dir`.
@@ -238,6 +254,7 @@ impl XdpProgram {
     /// XDP is attached afresh. Native mode first, generic if the driver has none. Returns
     /// whether a pinned link was taken over.
     pub fn attach_pinned(&mut self, interface: &str) -> Result<bool, XdpError> {
+        self.install_jobs()?;
         let Some(pins) = &self.pins else { return Err(XdpError::Missing("pin directory")) };
         let path = pins.join(format!("link-{interface}"));
         let pin_error = |message: String| XdpError::Pin { path: path.clone(), message };
@@ -364,6 +381,7 @@ impl XdpProgram {
 
     /// Attaches to `interface` in `mode` (native, `XdpMode::Driver`, on real NICs and veth).
     pub fn attach(&mut self, interface: &str, mode: XdpMode) -> Result<(), XdpError> {
+        self.install_jobs()?;
         program_mut(&mut self.ebpf)?.attach(interface, mode)?;
         Ok(())
     }
@@ -496,8 +514,12 @@ pub fn insert_batch<K: aya::Pod, V: aya::Pod>(
             )
         };
         if ret < 0 {
-            // The kernel says how many it wrote before the one it refused.
-            return (done + (attr.count as usize).min(count), Some(std::io::Error::last_os_error()));
+            let error = std::io::Error::last_os_error();
+            // Failing inside its loop, the kernel writes back how many it wrote before the one
+            // it refused; failing before it (no batch command for this map, a check of the
+            // attributes), it leaves `count` as it was, and wrote none.
+            let wrote = if (attr.count as usize) < count { attr.count as usize } else { 0 };
+            return (done + wrote, Some(error));
         }
         done += count;
     }
@@ -571,10 +593,10 @@ fn fdinfo_xdp_ifindex(fdinfo: &str, link_id: u32) -> Option<u32> {
     field("ifindex")?.parse().ok()
 }
 
-/// Loads the object's programs into the kernel, which verifies each (BPF_PROG_LOAD), puts the
-/// job programs in the entry program's array, and says how long the verification took: the
-/// object's maps were made from `started` on, then the verifier ran. Its time is most of a
-/// start-up without leases, and grows with the paths through a program.
+/// Loads the object's programs into the kernel, which verifies each (BPF_PROG_LOAD), and says
+/// how long the verification took: the object's maps were made from `started` on, then the
+/// verifier ran. Its time is most of a start-up without leases, and grows with the paths
+/// through a program.
 fn verify(ebpf: &mut Ebpf, started: std::time::Instant) -> Result<(), XdpError> {
     let maps_ms = started.elapsed().as_secs_f64() * 1e3;
     let verifying = std::time::Instant::now();
@@ -589,6 +611,18 @@ fn verify(ebpf: &mut Ebpf, started: std::time::Instant) -> Result<(), XdpError> 
         each.push(format!("{name} {:.0} ms {n}", one.elapsed().as_secs_f64() * 1e3));
     }
     let ms = verifying.elapsed().as_secs_f64() * 1e3;
+    tracing::info!(
+        ms = format!("{ms:.1}"),
+        maps_ms = format!("{maps_ms:.1}"),
+        verified_instructions = instructions,
+        programs = %each.join(", "),
+        "XDP program loaded and verified"
+    );
+    Ok(())
+}
+
+/// Puts the job programs in the entry program's job table.
+fn install_jobs(ebpf: &mut Ebpf) -> Result<(), XdpError> {
     let mut fds = Vec::new();
     for (slot, name) in jobs::PROGRAMS {
         let program: &Xdp = ebpf.program(name).ok_or(XdpError::Missing("an XDP job program"))?.try_into()?;
@@ -599,13 +633,6 @@ fn verify(ebpf: &mut Ebpf, started: std::time::Instant) -> Result<(), XdpError> 
     for (slot, fd) in &fds {
         array.set(*slot, fd, 0).map_err(|source| XdpError::Map { name: maps::JOBS, source })?;
     }
-    tracing::info!(
-        ms = format!("{ms:.1}"),
-        maps_ms = format!("{maps_ms:.1}"),
-        verified_instructions = instructions,
-        programs = %each.join(", "),
-        "XDP program loaded and verified"
-    );
     Ok(())
 }
 

@@ -695,7 +695,18 @@ impl Server {
                     .any(|res| res.address.map(Ipv6Net::from) == Some(*r) || res.prefix == Some(*r))
         };
         let mut resources = Resources { subnet, pools: &mut subnets[ctx.subnet], free: &free, taken: &taken, probes };
-        allocators[ctx.subnet].pick(&ask, &mut resources).into_iter().collect()
+        let picked = allocators[ctx.subnet].pick(&ask, &mut resources);
+        // Whatever a strategy picks must be free for this client and of this subnet (an
+        // address of its prefix, a prefix of a pool's delegated length, or its reservation):
+        // a strategy plugged in cannot take another client's lease.
+        let of_subnet = |r: &Ipv6Net| match ia.ia_type {
+            IaType::Na => r.prefix_len() == 128 && subnet.prefix.contains(&r.network()),
+            IaType::Pd => {
+                subnet.pd_pools.iter().any(|p| p.prefix.contains(r) && r.prefix_len() == p.delegated_length)
+                    || subnet.reservations.iter().any(|res| res.prefix == Some(*r))
+            }
+        };
+        picked.filter(|r| free(r) && of_subnet(r)).into_iter().collect()
     }
 
     fn lease(&self, ctx: &Ctx<'_>, ia: &IaRequest, resource: Ipv6Net, state: LeaseState, expires: u64) -> Lease {

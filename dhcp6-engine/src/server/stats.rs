@@ -76,10 +76,6 @@ impl Statistics {
         self.received[t]
     }
 
-    pub fn sent(&self, t: MessageType) -> u64 {
-        self.sent[t]
-    }
-
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.dropped[reason]
     }

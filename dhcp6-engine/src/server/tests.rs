@@ -557,3 +557,26 @@ fn a_client_holding_its_share_of_leases_gets_no_more_for_new_ias() {
     // Another client is not held back.
     assert_eq!(bind(&mut s, 2, vec![ia_na(1, &[])]).len(), 1);
 }
+
+/// A strategy that picks what another client holds.
+#[derive(Debug)]
+struct Taken(Ipv6Net);
+
+impl allocation::Allocator for Taken {
+    fn pick(&self, _ask: &allocation::Ask<'_>, _r: &mut allocation::Resources<'_>) -> Option<Ipv6Net> {
+        Some(self.0)
+    }
+}
+
+#[test]
+fn a_strategy_cannot_hand_out_another_clients_lease_or_anything_off_the_subnet() {
+    let mut s = server();
+    let held = bind(&mut s, 1, vec![ia_na(1, &[])]);
+    let held: Ipv6Net = format!("{}/128", held[0].0).parse().unwrap();
+    for wrong in [held, "2001:db8:9::1/128".parse().unwrap()] {
+        assert!(s.set_allocator(0, Box::new(Taken(wrong))));
+        let adv = send(&mut s, &msg(MessageType::Solicit, 2, vec![ia_na(1, &[])]), 2, NOW);
+        assert_eq!(ia_status(&reply(&adv)), vec![Status::NO_ADDRS_AVAIL.0], "{wrong}");
+    }
+    assert_eq!(s.leases().iter().filter(|l| l.resource == held).count(), 1, "still the first client's alone");
+}

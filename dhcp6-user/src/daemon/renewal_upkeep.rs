@@ -337,7 +337,6 @@ impl RenewalUpkeep {
         changes
     }
 
-    /// Writes every binding the fast path fits, as the engine has them.
     /// Writes every binding the fast path fits, as the engine has them (at start, before the
     /// commit thread takes the writer), in batches; those the map refuses are not recorded as
     /// written.

@@ -72,8 +72,13 @@ impl XdpTxCheck {
             return Some(Undelivered::PeerWithoutXdp { peer });
         }
         let now = ethtool_stats(name).ok().and_then(|(names, values)| tx_errors(&names, &values));
-        let first = *self.first_errors.entry(name.to_string()).or_insert(now);
-        grown(first, now).map(|errors| Undelivered::TxErrors { errors })
+        let first = self.first_errors.entry(name.to_string()).or_insert(now);
+        // A first look that read nothing, or counters that went back (the interface made
+        // anew): counted from now.
+        if first.is_none() || now.zip(*first).is_some_and(|(n, f)| n < f) {
+            *first = now;
+        }
+        grown(*first, now).map(|errors| Undelivered::TxErrors { errors })
     }
 }
 
@@ -166,9 +171,10 @@ const ETH_GSTRING_LEN: usize = 32;
 /// Size of `struct ethtool_drvinfo`, and where its `n_stats` is.
 const DRVINFO_LEN: usize = 196;
 const DRVINFO_N_STATS: usize = 180;
-/// Statistics the kernel may add between two calls (a queue made meanwhile) that the buffers
-/// leave room for: the kernel writes as many as it has, whatever the request said.
-const SLACK: usize = 64;
+/// The kernel writes as many statistics as the interface has when it answers, whatever the
+/// request said: the buffers leave room for them to double between two calls (queues added
+/// meanwhile), and for this many more.
+const SLACK: usize = 1024;
 
 /// The interface's ethtool statistics (`ethtool -S`): names and values.
 fn ethtool_stats(name: &str) -> io::Result<(Vec<String>, Vec<u64>)> {
@@ -184,18 +190,19 @@ fn ethtool_stats(name: &str) -> io::Result<(Vec<String>, Vec<u64>)> {
     ethtool(&fd, name, &mut drvinfo)?;
     let n = u32_at(&drvinfo, DRVINFO_N_STATS) as usize;
 
-    let mut strings = vec![0u8; 12 + (n + SLACK) * ETH_GSTRING_LEN];
+    let room = 2 * n + SLACK;
+    let mut strings = vec![0u8; 12 + room * ETH_GSTRING_LEN];
     strings[..4].copy_from_slice(&ETHTOOL_GSTRINGS.to_ne_bytes());
     strings[4..8].copy_from_slice(&ETH_SS_STATS.to_ne_bytes());
     strings[8..12].copy_from_slice(&(n as u32).to_ne_bytes());
     ethtool(&fd, name, &mut strings)?;
-    let names_n = (u32_at(&strings, 8) as usize).min(n + SLACK);
+    let names_n = (u32_at(&strings, 8) as usize).min(room);
 
-    let mut stats = vec![0u8; 8 + (n + SLACK) * 8];
+    let mut stats = vec![0u8; 8 + room * 8];
     stats[..4].copy_from_slice(&ETHTOOL_GSTATS.to_ne_bytes());
     stats[4..8].copy_from_slice(&(n as u32).to_ne_bytes());
     ethtool(&fd, name, &mut stats)?;
-    let values_n = (u32_at(&stats, 4) as usize).min(n + SLACK);
+    let values_n = (u32_at(&stats, 4) as usize).min(room);
     if names_n != values_n {
         return Err(io::Error::other("the statistics changed between two reads"));
     }

@@ -14,6 +14,7 @@
 //! A crash can leave a torn last record: recovery stops at the first record that is short,
 //! fails its CRC or does not decode, cuts the file there, and says so in the log.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::{
     collections::HashMap,
     fs::{self, File, OpenOptions},
@@ -256,7 +257,10 @@ impl Journal {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
-        let file = super::open_private(path, OpenOptions::new().create(true).read(true).write(true).truncate(false))?;
+        // Created private; an existing file is made private once `load` has found it is a
+        // journal (a file that is not one is left as it is, mode included).
+        let file =
+            OpenOptions::new().create(true).read(true).write(true).truncate(false).mode(super::PRIVATE).open(path)?;
         Ok(Journal {
             path: path.to_path_buf(),
             file,
@@ -340,6 +344,7 @@ impl LeaseStore for Journal {
             // Not ours, or damaged at its very start: never overwrite it.
             return Err(StoreError::Corrupt(format!("{} is not a dhcp6 lease journal", self.path.display())));
         }
+        super::make_private(&self.path)?;
         let (records, cut) = replay(&bytes, apply);
         drop(bytes);
         if let Some(cut) = &cut {
