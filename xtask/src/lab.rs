@@ -108,6 +108,12 @@ impl Interrupt {
 
 pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     let interrupt = Interrupt::install()?;
+    set_up_and_serve(root, dhcp6d, &interrupt)
+}
+
+/// Sets the lab up, serves until Ctrl-C, then removes it; on Ctrl-C during set-up, or a step
+/// that fails, what was made is removed.
+fn set_up_and_serve(root: &Path, dhcp6d: &Path, interrupt: &Interrupt) -> Result<()> {
     // Made before the namespaces, so dropped after them.
     let mut lab = Lab::new(Path::new(crate::setup::NETNS_BPFFS));
     let dir = PathBuf::from(RUN_DIR);
@@ -133,11 +139,11 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
     // XDP itself; without one, dhcp6d would find them lost and answer renewals from
     // userspace. Attached before dhcp6d starts, which looks at the peer then.
     switch.start(&[dhcp6d_arg, "xdp", "pass", "--interface", "sw-srv"], &dir.join("sw-srv-xdp.log"))?;
-    wait_for_xdp(&switch, "sw-srv", &dir.join("sw-srv-xdp.log"), &interrupt)?;
+    wait_for_xdp(&switch, "sw-srv", &dir.join("sw-srv-xdp.log"), interrupt)?;
     let pins = lab.pin_dir("lab")?;
     let pins_arg = pins.to_str().context("path")?;
     server.start(&[dhcp6d_arg, "run", "--config", config_arg, "--bpf-dir", pins_arg], &dir.join("dhcp6d.log"))?;
-    wait_for_socket(&dir.join("dhcp6d.sock"), &dir.join("dhcp6d.log"), &interrupt)?;
+    wait_for_socket(&dir.join("dhcp6d.sock"), &dir.join("dhcp6d.log"), interrupt)?;
 
     // The relay: upstream on the switch, an access link of its own with one client. Its links
     // are set up as a router's: IPv6 forwarding on, whole checksums from the hosts whose
@@ -163,7 +169,7 @@ pub fn run(root: &Path, dhcp6d: &Path) -> Result<()> {
         &[dhcp6d_arg, "run", "--config", relay_config_arg, "--bpf-dir", relay_pins_arg],
         &dir.join("relay.log"),
     )?;
-    wait_for_socket(&dir.join("relay.sock"), &dir.join("relay.log"), &interrupt)?;
+    wait_for_socket(&dir.join("relay.sock"), &dir.join("relay.log"), interrupt)?;
 
     // Two clients on the switch, one behind the relay.
     let mut hosts = Vec::new();
@@ -271,6 +277,22 @@ mod tests {
     fn pin_map(path: &Path) {
         let args = ["type", "array", "key", "4", "value", "4", "entries", "1", "name", "lab_test"];
         crate::shell::run(Command::new("bpftool").args(["map", "create"]).arg(path).args(args)).expect("bpftool");
+    }
+
+    #[test]
+    fn a_ctrl_c_during_set_up_stops_it_and_removes_what_it_made() {
+        assert!(crate::shell::is_root(), "this test makes the lab's namespaces: run it as root");
+        // It makes the lab's own namespaces: a lab that is up is left alone.
+        if Netns::exists("lab-sw") {
+            eprintln!("the lab is up (namespace lab-sw): not tried now");
+            return;
+        }
+        let (tx, rx) = mpsc::channel();
+        tx.send(()).unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let e = set_up_and_serve(root, Path::new("/nonexistent/dhcp6d"), &Interrupt(rx)).unwrap_err();
+        assert!(e.to_string().contains("interrupted during set-up"), "{e}");
+        assert!(!Netns::exists("lab-sw"), "the switch made before Ctrl-C is removed");
     }
 
     #[test]
