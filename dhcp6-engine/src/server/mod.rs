@@ -289,12 +289,6 @@ impl Server {
     }
 
     /// Gives back memory reserved for growth, once the store is loaded.
-    /// Makes room for about `leases` more leases (before restoring them), so that the lease
-    /// table's indexes do not grow on the way.
-    pub fn reserve(&mut self, leases: usize) {
-        self.table.reserve(leases);
-    }
-
     pub fn shrink_to_fit(&mut self) {
         self.table.shrink_to_fit();
     }

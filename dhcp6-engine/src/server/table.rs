@@ -103,15 +103,15 @@ fn clamp_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-/// A hash index of table positions. It keeps the positions alone (four bytes and a control
-/// byte a bucket): growing it hashes the entries again from the slots and the DUIDs they
-/// point at. It is cut into [`SHARDS`] tables by the top bits of the hash, each growing on
-/// its own: a table grows by rehashing all it holds in one go, which for a whole index of two
-/// million stalled the engine for 30 to 70 ms even with the hashes kept (the socket filled,
-/// and Solicits were shed); a shard's growth takes a 64th of that, and the shards reach their
-/// sizes at different times. (Keeping each entry's 32-bit hash too cost 25 bytes per lease
-/// over the three indexes, for a growth that reads the slots of one shard.)
-struct Index(Vec<HashTable<u32>>);
+/// A hash index of table positions that keeps each entry's hash (32 bits of it): growing it
+/// does not read the slots or the DUIDs again (with a million leases, rehashing from them
+/// stalled the engine for a third of a second, every read missing the cache), and a lookup
+/// compares hashes before it looks at a slot. It is cut into [`SHARDS`] tables by the top bits
+/// of the hash, each growing on its own: a table grows by rehashing all it holds in one go,
+/// which for a whole index of two million stalled the engine for 30 to 70 ms (the socket
+/// filled, and Solicits were shed); a shard's growth takes a 64th of that, and the shards
+/// reach their sizes at different times.
+struct Index(Vec<HashTable<(u32, u32)>>);
 
 /// How many tables an [`Index`] is cut into.
 const SHARDS: usize = 64;
@@ -129,77 +129,33 @@ impl Index {
         u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
-    fn shard_of(h: u32) -> usize {
-        (h >> 26) as usize % SHARDS
+    fn shard(&self, h: u32) -> &HashTable<(u32, u32)> {
+        &self.0[(h >> 26) as usize % SHARDS]
+    }
+
+    fn shard_mut(&mut self, h: u32) -> &mut HashTable<(u32, u32)> {
+        &mut self.0[(h >> 26) as usize % SHARDS]
     }
 
     fn find(&self, hash: u32, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
-        self.0[Self::shard_of(hash)].find(Self::spread(hash), |&at| eq(at)).copied()
+        self.shard(hash).find(Self::spread(hash), |&(at, h)| h == hash && eq(at)).map(|e| e.0)
     }
 
-    /// Inserts position `at`, whose hash is `hash`; `rehash` gives the hash of a position
-    /// already in, should its shard grow.
-    fn insert(&mut self, hash: u32, at: u32, rehash: impl Fn(u32) -> u32) {
-        self.0[Self::shard_of(hash)].insert_unique(Self::spread(hash), at, |&x| Self::spread(rehash(x)));
+    fn insert(&mut self, hash: u32, at: u32) {
+        self.shard_mut(hash).insert_unique(Self::spread(hash), (at, hash), |&(_, h)| Self::spread(h));
     }
 
     fn remove(&mut self, hash: u32, at: u32) {
-        if let Ok(e) = self.0[Self::shard_of(hash)].find_entry(Self::spread(hash), |&x| x == at) {
+        if let Ok(e) = self.shard_mut(hash).find_entry(Self::spread(hash), |&(x, _)| x == at) {
             e.remove();
         }
     }
 
-    /// Makes room for `more` entries spread evenly over the shards.
-    fn reserve(&mut self, more: usize, rehash: impl Fn(u32) -> u32) {
+    fn shrink_to_fit(&mut self) {
         for shard in &mut self.0 {
-            shard.reserve(more / SHARDS + more / SHARDS / 8, |&x| Self::spread(rehash(x)));
+            shard.shrink_to_fit(|&(_, h)| Self::spread(h));
         }
     }
-
-    fn shrink_to_fit(&mut self, rehash: impl Fn(u32) -> u32) {
-        for shard in &mut self.0 {
-            shard.shrink_to_fit(|&x| Self::spread(rehash(x)));
-        }
-    }
-}
-
-/// How an index's entries are hashed again from what they point at: the table's parts an
-/// index does not own, borrowed while it changes.
-struct Rehash<'a> {
-    hasher: &'a DefaultHashBuilder,
-    slots: &'a [Slot],
-    clients: &'a [Client],
-    arena: &'a [u8],
-}
-
-impl<'a> Rehash<'a> {
-    fn duid(&self, client: u32) -> &'a [u8] {
-        let c = self.clients[client as usize];
-        &self.arena[c.offset as usize..c.offset as usize + usize::from(c.len)]
-    }
-
-    /// Of the resource in slot `at` (see [`LeaseTable::hash_resource`]).
-    fn resource(&self, at: u32) -> u32 {
-        self.hasher.hash_one(LeaseTable::resource_of(&self.slots[at as usize])) as u32
-    }
-
-    /// Of the IA of the lease in slot `at` (see [`LeaseTable::hash_ia`]).
-    fn ia(&self, at: u32) -> u32 {
-        let s = &self.slots[at as usize];
-        self.hasher.hash_one((self.duid(s.client), s.iaid, s.ia_type)) as u32
-    }
-
-    /// Of client `client`'s DUID (see [`LeaseTable::hash_duid`]).
-    fn client(&self, client: u32) -> u32 {
-        self.hasher.hash_one(self.duid(client)) as u32
-    }
-}
-
-/// The parts of a [`LeaseTable`] an index rehash reads: `rehash!(self)`.
-macro_rules! rehash {
-    ($t:expr) => {
-        Rehash { hasher: &$t.hasher, slots: &$t.slots, clients: &$t.clients, arena: &$t.arena }
-    };
 }
 
 /// The lease table. See the module documentation.
@@ -265,20 +221,16 @@ impl LeaseTable {
     }
 
     fn duid(&self, client: u32) -> &[u8] {
-        rehash!(self).duid(client)
+        let c = self.clients[client as usize];
+        &self.arena[c.offset as usize..c.offset as usize + usize::from(c.len)]
     }
 
     fn find_client(&self, duid: &[u8]) -> Option<u32> {
-        self.find_client_hashed(duid, self.hash_duid(duid))
-    }
-
-    fn find_client_hashed(&self, duid: &[u8], h: u32) -> Option<u32> {
-        self.by_duid.find(h, |c| self.duid(c) == duid)
+        self.by_duid.find(self.hash_duid(duid), |c| self.duid(c) == duid)
     }
 
     fn intern_client(&mut self, duid: &[u8]) -> u32 {
-        let h = self.hash_duid(duid);
-        if let Some(c) = self.find_client_hashed(duid, h) {
+        if let Some(c) = self.find_client(duid) {
             return c;
         }
         let offset = self.arena.len() as u32;
@@ -295,8 +247,8 @@ impl LeaseTable {
                 (self.clients.len() - 1) as u32
             }
         };
-        let r = rehash!(self);
-        self.by_duid.insert(h, index, |x| r.client(x));
+        let h = self.hash_duid(duid);
+        self.by_duid.insert(h, index);
         index
     }
 
@@ -399,13 +351,10 @@ impl LeaseTable {
 
     /// Inserts or replaces the lease for `lease.resource`.
     pub fn put(&mut self, lease: &Lease) {
-        // One lookup serves both: most puts (a load's, an offer's) find nothing.
-        if let Some(s) = self.slot_of(&lease.resource) {
-            if self.update_in_place(s, lease) {
-                return;
-            }
-            self.remove_at(s);
+        if self.update_in_place(lease) {
+            return;
         }
+        self.remove(&lease.resource);
         let client = self.intern_client(&lease.duid);
         self.clients[client as usize].leases += 1;
         let interface = self.interface_code(lease.interface.as_deref());
@@ -454,16 +403,12 @@ impl LeaseTable {
         if in_ia {
             match head {
                 Some(h) => self.slots[h as usize].next = index,
-                None => {
-                    let r = rehash!(self);
-                    self.by_ia.insert(ia_hash, index, |x| r.ia(x))
-                }
+                None => self.by_ia.insert(ia_hash, index),
             }
         }
         let key = Self::resource_of(&slot);
         let h = self.hash_resource(key);
-        let r = rehash!(self);
-        self.by_resource.insert(h, index, |x| r.resource(x));
+        self.by_resource.insert(h, index);
         self.deadlines.entry(slot.expires).or_default().push(index);
         self.count_client(slot.subnet, client, slot.state, 1);
         self.live += 1;
@@ -473,7 +418,8 @@ impl LeaseTable {
     /// bound, a binding renewed): the same client's same IA, declined neither before nor
     /// after, in the same subnet. Its client, IA and resource entries stay as they are (a
     /// removal and an insertion would touch each index twice, and intern the DUID anew).
-    fn update_in_place(&mut self, s: u32, lease: &Lease) -> bool {
+    fn update_in_place(&mut self, lease: &Lease) -> bool {
+        let Some(s) = self.slot_of(&lease.resource) else { return false };
         let slot = self.slots[s as usize];
         let declined = state_code(LeaseState::Declined);
         let same = slot.ia_type == type_code(lease.ia_type)
@@ -504,12 +450,6 @@ impl LeaseTable {
     pub fn remove(&mut self, resource: &Ipv6Net) -> Option<Lease> {
         let s = self.slot_of(resource)?;
         let lease = self.lease_at(s);
-        self.remove_at(s);
-        Some(lease)
-    }
-
-    /// Removes the lease in slot `s`.
-    fn remove_at(&mut self, s: u32) {
         let slot = self.slots[s as usize];
         let key = Self::resource_of(&slot);
         let h = self.hash_resource(key);
@@ -524,6 +464,7 @@ impl LeaseTable {
         empty.next = self.free_slot;
         self.free_slot = s;
         self.live -= 1;
+        Some(lease)
     }
 
     fn unlink_from_ia(&mut self, s: u32, slot: &Slot) {
@@ -540,8 +481,7 @@ impl LeaseTable {
             self.by_ia.remove(ia_hash, s);
             let next = slot.next;
             if next != NONE {
-                let r = rehash!(self);
-                self.by_ia.insert(ia_hash, next, |x| r.ia(x));
+                self.by_ia.insert(ia_hash, next);
             }
         } else {
             let mut at = head;
@@ -634,29 +574,14 @@ impl LeaseTable {
         })
     }
 
-    /// Makes room for `more` leases of as many clients (before loading them, say), so that
-    /// the indexes do not grow, and hash what they hold again, on the way.
-    pub fn reserve(&mut self, more: usize) {
-        self.slots.reserve(more);
-        self.clients.reserve(more);
-        let r = rehash!(self);
-        self.by_resource.reserve(more, |x| r.resource(x));
-        self.by_ia.reserve(more, |x| r.ia(x));
-        self.by_duid.reserve(more, |x| r.client(x));
-    }
-
     /// Gives back memory held for growth (after loading, say).
     pub fn shrink_to_fit(&mut self) {
         self.slots.shrink_to_fit();
         self.clients.shrink_to_fit();
         self.arena.shrink_to_fit();
-        for slots in self.deadlines.values_mut() {
-            slots.shrink_to_fit();
-        }
-        let r = rehash!(self);
-        self.by_resource.shrink_to_fit(|x| r.resource(x));
-        self.by_ia.shrink_to_fit(|x| r.ia(x));
-        self.by_duid.shrink_to_fit(|x| r.client(x));
+        self.by_resource.shrink_to_fit();
+        self.by_ia.shrink_to_fit();
+        self.by_duid.shrink_to_fit();
     }
 }
 

@@ -61,7 +61,6 @@ fn load_leases(server: &mut Server, state_dir: &Path) -> Result<Journal> {
     let path = state_dir.join(JOURNAL_FILE);
     let started = std::time::Instant::now();
     let mut store = Journal::open(&path).with_context(|| format!("opening the lease journal {}", path.display()))?;
-    server.reserve(store.records_hint());
     store
         .load(&mut |change| server.restore(change))
         .with_context(|| format!("loading the lease journal {}", path.display()))?;

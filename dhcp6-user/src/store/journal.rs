@@ -272,13 +272,6 @@ impl Journal {
         })
     }
 
-    /// About how many records the journal holds, from its size (a lease's record, with a
-    /// short DUID, takes some 64 bytes): enough to make room for its leases before loading
-    /// them.
-    pub fn records_hint(&self) -> usize {
-        self.file.metadata().map_or(0, |m| (m.len() / 64) as usize)
-    }
-
     /// Records written since the journal was last compacted.
     pub fn records(&self) -> u64 {
         self.records
