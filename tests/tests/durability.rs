@@ -279,6 +279,31 @@ impl Drop for Mount {
     }
 }
 
+/// Waits until the file system of `dir` has `bytes` free: a file removed while a process
+/// started meanwhile by another test still holds it (inherited between fork and exec) frees its
+/// room only once that process execs.
+fn wait_for_room(dir: &std::path::Path, bytes: u64) {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    let free = || {
+        // SAFETY: statvfs is plain data, all zeroes valid; `path` is NUL-terminated.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `st` outlives the call.
+        let r = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+        assert_eq!(r, 0, "statvfs {}", dir.display());
+        st.f_bavail as u64 * st.f_frsize as u64
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while free() < bytes {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} has {} bytes free after the filler went",
+            dir.display(),
+            free()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn lease(n: u32) -> dhcp6_user::server::Lease {
     use dhcp6_user::server::{IaType, Lease, LeaseState};
     Lease {
@@ -328,6 +353,7 @@ fn a_journal_write_the_disk_refuses_is_cut_back_and_later_commits_survive() {
     );
     // Room again: what is committed next follows the last whole record.
     std::fs::remove_file(&filler).unwrap();
+    wait_for_room(&dir, 64 * 1024);
     let batch: Vec<LeaseChange> = (100_000..100_010).map(|n| LeaseChange::Upsert(lease(n))).collect();
     journal.commit(&batch).unwrap();
     drop(journal);
