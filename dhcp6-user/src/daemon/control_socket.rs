@@ -97,10 +97,6 @@ pub fn answer(
     drops: &Drops<'_>,
     now: u64,
 ) -> (Answer, Vec<LeaseChange>) {
-    if let Request::ClearConflicting { address } = request {
-        let changes = server.clear_conflicting(address);
-        return (Answer::Cleared(Cleared { cleared: changes.len() }), changes);
-    }
     let value = match request {
         Request::Bindings => Answer::Bindings(
             server
@@ -138,7 +134,10 @@ pub fn answer(
             Answer::Statistics(Box::new(StatisticsAnswer { server, xdp, xdp_tx_off: drops.xdp_tx_off.to_vec() }))
         }
         Request::Pools => Answer::Pools(server.pool_counts()),
-        Request::ClearConflicting { .. } => Answer::Cleared(Cleared { cleared: 0 }),
+        Request::ClearConflicting { address } => {
+            let changes = server.clear_conflicting(address);
+            return (Answer::Cleared(Cleared { cleared: changes.len() }), changes);
+        }
         Request::RelayUsers => Answer::RelayUsers(relay.map_or_else(Vec::new, |r| {
             let users = r.users().into_iter();
             users.map(|entry| RelayUser { expires_in: entry.expires.saturating_sub(now), entry }).collect()

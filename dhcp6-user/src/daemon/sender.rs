@@ -23,7 +23,7 @@ use nix::sys::socket::{sendmmsg, MsgFlags, MultiHeaders, SockaddrIn6};
 use tracing::warn;
 
 use crate::{
-    codec::{Message, MessageType},
+    codec::{option_code, MessageType, OptionIter, Packet},
     counters::Counts,
 };
 
@@ -85,14 +85,18 @@ impl SentCounts {
     }
 }
 
-/// The type of the client message inside (possibly nested) Relay-Replies.
+/// The type of the client message inside (possibly nested) Relay-Replies, read in place with
+/// the codec's view (this runs for every relayed reply).
 fn innermost_type(payload: &[u8]) -> Option<MessageType> {
-    let msg = Message::decode(payload).ok()?;
-    let mut m = &msg;
-    while let Message::Relay(r) = m {
-        m = r.options.relay_message()?;
+    let mut bytes = payload;
+    loop {
+        let packet = Packet::new_checked(bytes).ok()?;
+        if packet.msg_type() != MessageType::RelayRepl {
+            return Some(packet.msg_type());
+        }
+        let options = OptionIter::new(bytes.get(packet.header_len()..)?);
+        bytes = options.filter_map(Result::ok).find(|o| o.code == option_code::RELAY_MSG)?.data;
     }
-    Some(m.msg_type())
 }
 
 /// The handle the engine sends through.
@@ -251,7 +255,7 @@ fn retrying<T>(fd: RawFd, mut send: impl FnMut() -> io::Result<T>) -> io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{option::DhcpOption, ClientMessage, Options, RelayMessage, TransactionId};
+    use crate::codec::{option::DhcpOption, ClientMessage, Message, Options, RelayMessage, TransactionId};
 
     fn outgoing(payload: Vec<u8>) -> Outgoing {
         Outgoing { listener: 0, payload, destination: "[::1]:546".parse().unwrap(), source: None, peer: None }
