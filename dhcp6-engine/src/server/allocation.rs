@@ -41,6 +41,14 @@ impl Pools {
         Pools { addresses: Pool::addresses(subnet), prefixes: subnet.pd_pools.iter().map(Pool::prefixes).collect() }
     }
 
+    /// The subnet's pools cut in two, each pool by [`Pool::halves`]: what the primary and the
+    /// secondary of a failover pair allocate from on their own.
+    pub fn halves(&self) -> (Pools, Pools) {
+        let (a_low, a_high) = self.addresses.halves();
+        let (p_low, p_high): (Vec<Pool>, Vec<Pool>) = self.prefixes.iter().map(Pool::halves).unzip();
+        (Pools { addresses: a_low, prefixes: p_low }, Pools { addresses: a_high, prefixes: p_high })
+    }
+
     /// Whether `resource` is one of this subnet's resources of type `ia_type`.
     pub fn contains(&self, ia_type: IaType, resource: &Ipv6Net) -> bool {
         match ia_type {

@@ -148,6 +148,49 @@ pub struct Server {
     /// Whether the XDP fast path answers renewals: bound leases are then kept a horizon past
     /// their valid lifetime.
     fast_path: bool,
+    /// When the server is one of a failover pair: its share of each subnet's pools and what
+    /// the pair's state lets it do.
+    pair: Option<Pair>,
+}
+
+/// Which half of each pool a server of a failover pair allocates from on its own (RFC 8156
+/// section 4.2.1, independent allocation): the primary the lower, the secondary the upper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Half {
+    Lower,
+    Upper,
+}
+
+/// What a failover pair's state lets one of its servers do for clients (RFC 8156 section 8:
+/// each state says which clients a server may answer and from whose share it may allocate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Duties {
+    /// Solicit, Request, Confirm and Information-Request: clients not yet bound to a server.
+    pub new_clients: bool,
+    /// Renew, Release and Decline that name this server.
+    pub own_clients: bool,
+    /// Rebind, which names no server.
+    pub rebind: bool,
+    /// New leases may come from the partner's half too (PARTNER-DOWN, once the MCLT has
+    /// passed); otherwise only from this server's own half.
+    pub partner_share: bool,
+}
+
+impl Duties {
+    /// Everything: a server on its own.
+    pub const ALL: Duties = Duties { new_clients: true, own_clients: true, rebind: true, partner_share: true };
+    /// Nothing at all.
+    pub const NONE: Duties = Duties { new_clients: false, own_clients: false, rebind: false, partner_share: false };
+}
+
+/// A server's side of a failover pair.
+#[derive(Debug)]
+struct Pair {
+    /// Each subnet's pools: this server's half, and the partner's.
+    own: Vec<Pools>,
+    partner: Vec<Pools>,
+    duties: Duties,
 }
 
 /// A binding whose renewals the XDP fast path may answer: one IA of one client, holding one
@@ -183,6 +226,7 @@ impl Server {
             previous: HashMap::new(),
             stats: Statistics::default(),
             fast_path: false,
+            pair: None,
         };
         for lease in leases {
             server.restore(LeaseChange::Upsert(lease));
@@ -201,6 +245,34 @@ impl Server {
             }
             None => false,
         }
+    }
+
+    /// Makes the server one of a failover pair that owns `own` half of each pool, doing what
+    /// `duties` allow until told otherwise.
+    pub fn pair_up(&mut self, own: Half, duties: Duties) {
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        for pools in &self.subnets {
+            let (lower, upper) = pools.halves();
+            let (m, t) = match own {
+                Half::Lower => (lower, upper),
+                Half::Upper => (upper, lower),
+            };
+            mine.push(m);
+            theirs.push(t);
+        }
+        self.pair = Some(Pair { own: mine, partner: theirs, duties });
+    }
+
+    /// What the pair's state now lets the server do; nothing when it is on its own.
+    pub fn set_duties(&mut self, duties: Duties) {
+        if let Some(p) = self.pair.as_mut() {
+            p.duties = duties;
+        }
+    }
+
+    /// What the server may do for clients: [`Duties::ALL`] when it is on its own.
+    pub fn duties(&self) -> Duties {
+        self.pair.as_ref().map_or(Duties::ALL, |p| p.duties)
     }
 
     /// Applies a change read back from the store, at start-up.
@@ -408,6 +480,15 @@ impl Server {
             }
             (Renew | Release | Decline | InformationRequest, Some(false)) => return self.drop(DropReason::OtherServer),
             _ => {}
+        }
+        let duties = self.duties();
+        let allowed = match (client.msg_type, ours) {
+            (Rebind, _) => duties.rebind,
+            (Renew | Release | Decline, Some(true)) => duties.own_clients,
+            _ => duties.new_clients,
+        };
+        if !allowed {
+            return self.drop(DropReason::PartnersTurn);
         }
         let mut ias = requested_ias(options);
         if matches!(client.msg_type, Solicit | Request) {
@@ -676,7 +757,7 @@ impl Server {
             link_local: ctx.client_link_local,
         };
         let probes = (self.table.len() + subnet.excluded.len() + subnet.reservations.len() + 1) as u128;
-        let Server { subnets, allocators, table, config, .. } = self;
+        let Server { subnets, allocators, table, config, pair, .. } = self;
         let subnet = &config.subnets[ctx.subnet];
         let table = &*table;
         let free = |r: &Ipv6Net| free_for(table, subnet, r, ctx.duid);
@@ -688,8 +769,18 @@ impl Server {
                     .iter()
                     .any(|res| res.address.map(Ipv6Net::from) == Some(*r) || res.prefix == Some(*r))
         };
-        let mut resources = Resources { subnet, pools: &mut subnets[ctx.subnet], free: &free, taken: &taken, probes };
-        let picked = allocators[ctx.subnet].pick(&ask, &mut resources);
+        // One of a failover pair allocates from its own half, then, when its state allows,
+        // from the partner's; a server on its own from the whole pools.
+        let (first, second) = match pair.as_mut() {
+            Some(p) => (&mut p.own[ctx.subnet], p.duties.partner_share.then_some(&mut p.partner[ctx.subnet])),
+            None => (&mut subnets[ctx.subnet], None),
+        };
+        let mut resources = Resources { subnet, pools: first, free: &free, taken: &taken, probes };
+        let mut picked = allocators[ctx.subnet].pick(&ask, &mut resources);
+        if let (None, Some(pools)) = (picked, second) {
+            let mut resources = Resources { subnet, pools, free: &free, taken: &taken, probes };
+            picked = allocators[ctx.subnet].pick(&ask, &mut resources);
+        }
         // Whatever a strategy picks must be free for this client and of this subnet (an
         // address of its prefix, a prefix of a pool's delegated length, or its reservation):
         // a strategy plugged in cannot take another client's lease.
@@ -700,7 +791,11 @@ impl Server {
                     || subnet.reservations.iter().any(|res| res.prefix == Some(*r))
             }
         };
-        picked.filter(|r| free(r) && of_subnet(r)).into_iter().collect()
+        // Nor may it be in the partner's half when the state keeps this server to its own.
+        let partners = |r: &Ipv6Net| {
+            pair.as_ref().is_some_and(|p| !p.duties.partner_share && p.partner[ctx.subnet].contains(ia.ia_type, r))
+        };
+        picked.filter(|r| free(r) && of_subnet(r) && !partners(r)).into_iter().collect()
     }
 
     fn lease(&self, ctx: &Ctx<'_>, ia: &IaRequest, resource: Ipv6Net, state: LeaseState, expires: u64) -> Lease {

@@ -97,6 +97,23 @@ impl Pool {
         None
     }
 
+    /// The pool cut in two by count, range by range: each range's first half (rounded up) and
+    /// its second half. Failover partners that allocate independently (RFC 8156 section
+    /// 4.2.1) each own one of them.
+    pub fn halves(&self) -> (Pool, Pool) {
+        let step = self.step();
+        let (mut lower, mut upper) = (Vec::new(), Vec::new());
+        for &(lo, hi) in &self.ranges {
+            let count = ((hi - lo) / step).saturating_add(1);
+            let first = count - count / 2;
+            lower.push((lo, lo + (first - 1) * step));
+            if first < count {
+                upper.push((lo + first * step, hi));
+            }
+        }
+        (Pool::new(lower, self.prefix_len), Pool::new(upper, self.prefix_len))
+    }
+
     /// `v` if it lies in a range, else the start of the next range, wrapping to the first.
     fn normalize(&self, v: u128) -> u128 {
         for (lo, hi) in &self.ranges {
@@ -154,6 +171,28 @@ mod tests {
         assert!(p.contains(&net("2001:db8:80ff:ff00::/56")));
         assert!(!p.contains(&net("2001:db8:8000:80::/56")));
         assert!(!p.contains(&net("2001:db8:8000::/60")));
+    }
+
+    #[test]
+    fn halves_split_each_range_by_count_and_cover_it_once() {
+        let p = Pool::new(vec![(10, 14), (20, 20), (30, 31)], 128);
+        let (lower, upper) = p.halves();
+        let all = |p: &Pool| {
+            let mut q = p.clone();
+            (0..q.size()).map(|_| u128::from(q.next_free(100, |_| false).unwrap().network())).collect::<Vec<_>>()
+        };
+        assert_eq!(all(&lower), vec![10, 11, 12, 20, 30]);
+        assert_eq!(all(&upper), vec![13, 14, 31]);
+        assert_eq!(lower.size() + upper.size(), p.size());
+        // Prefixes split on their step.
+        let pool =
+            PdPool { prefix: net("2001:db8:8000::/40"), delegated_length: 48, ranges: vec![net("2001:db8:8000::/40")] };
+        let (lower, upper) = Pool::prefixes(&pool).halves();
+        assert!(lower.contains(&net("2001:db8:807f::/48")) && !lower.contains(&net("2001:db8:8080::/48")));
+        assert!(upper.contains(&net("2001:db8:8080::/48")) && upper.contains(&net("2001:db8:80ff::/48")));
+        // A huge range halves without walking it.
+        let (lower, upper) = Pool::new(vec![(0, u128::MAX - 2)], 128).halves();
+        assert_eq!(lower.size(), upper.size());
     }
 
     #[test]

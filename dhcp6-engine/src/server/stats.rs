@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::counters::Counts;
 
 crate::counted_enum! {
-    /// Why a message got no answer. The engine counts the first ten; the daemon's driver counts
+    /// Why a message got no answer. The engine counts the first eleven; the daemon's driver counts
     /// the rest, which happen before a message reaches the engine or after it answered.
     pub enum DropReason {
         /// Not a valid DHCPv6 message.
@@ -27,6 +27,9 @@ crate::counted_enum! {
         NoSubnet => "no_subnet",
         /// Information-Request with IA options, Confirm with no addresses, and the like.
         Invalid => "invalid",
+        /// The failover state leaves this message to the partner (RFC 8156: a secondary in
+        /// NORMAL answers no client but its own Renews; a server in STARTUP answers none).
+        PartnersTurn => "partners_turn",
         /// The lease store did not accept the change: no Reply was sent.
         StoreFailed => "store_failed",
         /// The engine's queue was full: the reader dropped the message.

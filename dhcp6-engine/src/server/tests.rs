@@ -580,3 +580,62 @@ fn a_strategy_cannot_hand_out_another_clients_lease_or_anything_off_the_subnet()
     }
     assert_eq!(s.leases().iter().filter(|l| l.resource == held).count(), 1, "still the first client's alone");
 }
+
+#[test]
+fn a_failover_server_allocates_from_its_own_half_until_its_state_allows_the_partners() {
+    // eth1's pool is ::100-::103 (::101 excluded): the primary owns ::100-::101, the
+    // secondary ::102-::103.
+    let working = Duties { partner_share: false, ..Duties::ALL };
+    let mut secondary = server();
+    secondary.pair_up(Half::Upper, working);
+    assert_eq!(bind(&mut secondary, 1, vec![ia_na(1, &[])]), vec![("2001:db8:1::102".to_string(), 200)]);
+    // A hint in the partner's half is not taken.
+    assert_eq!(
+        bind(&mut secondary, 2, vec![ia_na(1, &["2001:db8:1::100"])]),
+        vec![("2001:db8:1::103".to_string(), 200)]
+    );
+    let out = send(&mut secondary, &msg(MessageType::Solicit, 3, vec![ia_na(1, &[])]), 3, NOW);
+    assert_eq!(ia_status(&reply(&out)), vec![Status::NO_ADDRS_AVAIL.0], "its own half is used up");
+
+    let mut primary = server();
+    primary.pair_up(Half::Lower, working);
+    assert_eq!(bind(&mut primary, 1, vec![ia_na(1, &[])]), vec![("2001:db8:1::100".to_string(), 200)]);
+    let out = send(&mut primary, &msg(MessageType::Solicit, 2, vec![ia_na(1, &[])]), 2, NOW);
+    assert_eq!(ia_status(&reply(&out)), vec![Status::NO_ADDRS_AVAIL.0]);
+    // Its partner down past the MCLT: the partner's half too.
+    primary.set_duties(Duties::ALL);
+    assert_eq!(bind(&mut primary, 2, vec![ia_na(1, &[])]), vec![("2001:db8:1::102".to_string(), 200)]);
+    // Prefixes are split the same way: the primary's first prefix is the pool's first.
+    let got = bind(&mut primary, 3, vec![ia_pd(1, &[])]);
+    assert_eq!(got[0].0, "2001:db8:8000::/56");
+    let mut secondary = server();
+    secondary.pair_up(Half::Upper, working);
+    let got = bind(&mut secondary, 3, vec![ia_pd(1, &[])]);
+    assert_eq!(got[0].0, "2001:db8:8000:200::/56", "the upper half of the /54's four /56s");
+}
+
+#[test]
+fn a_failover_server_answers_only_what_its_duties_allow_and_counts_the_rest() {
+    let mut s = server();
+    s.pair_up(Half::Upper, Duties::ALL);
+    bind(&mut s, 1, vec![ia_na(1, &[])]);
+    // A secondary in NORMAL: its own clients' Renews, nothing new, no Rebind.
+    s.set_duties(Duties { new_clients: false, own_clients: true, rebind: false, partner_share: false });
+    let renew = send(&mut s, &msg(MessageType::Renew, 1, vec![ia_na(1, &[]), server_id()]), 1, NOW + 10);
+    assert_eq!(reply(&renew).msg_type(), MessageType::Reply);
+    let rebind = send(&mut s, &msg(MessageType::Rebind, 1, vec![ia_na(1, &[])]), 1, NOW + 20);
+    assert!(rebind.reply.is_none());
+    let solicit = send(&mut s, &msg(MessageType::Solicit, 2, vec![ia_na(1, &[])]), 2, NOW);
+    assert!(solicit.reply.is_none());
+    let info = send(&mut s, &msg(MessageType::InformationRequest, 2, vec![]), 2, NOW);
+    assert!(info.reply.is_none());
+    assert_eq!(s.statistics().dropped(DropReason::PartnersTurn), 3);
+    // Nothing at all (STARTUP).
+    s.set_duties(Duties::NONE);
+    let renew = send(&mut s, &msg(MessageType::Renew, 1, vec![ia_na(1, &[]), server_id()]), 1, NOW + 30);
+    assert!(renew.reply.is_none());
+    // A server on its own answers everything, whatever it was told.
+    let mut alone = server();
+    alone.set_duties(Duties::NONE);
+    assert_eq!(alone.duties(), Duties::ALL);
+}
