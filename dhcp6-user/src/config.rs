@@ -20,7 +20,7 @@
 
 use std::{
     fmt,
-    net::Ipv6Addr,
+    net::{Ipv6Addr, SocketAddr, SocketAddrV6},
     path::{Path, PathBuf},
 };
 
@@ -78,6 +78,43 @@ pub struct Config {
     pub server: ServerConfig,
     /// The relay engine's part, when it relays.
     pub relay: Option<RelayConfig>,
+    /// This server's side of a failover pair, when it is one.
+    pub failover: Option<FailoverSettings>,
+}
+
+/// Which server of a failover pair this is (RFC 8156): the primary connects to the secondary
+/// and owns the lower half of each pool; the secondary listens and owns the upper half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverRole {
+    Primary,
+    Secondary,
+}
+
+/// The port RFC 8156 section 5.1 gives the failover protocol.
+pub const FAILOVER_PORT: u16 = 647;
+
+/// `[failover]`: this server's side of a failover pair (RFC 8156).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverSettings {
+    pub role: FailoverRole,
+    /// The partner's address and port: the primary connects there; the secondary takes a
+    /// connection from that address only.
+    pub partner: SocketAddrV6,
+    /// This server's address on the link between them, and (for the secondary) the port it
+    /// listens on.
+    pub local: SocketAddrV6,
+    /// Maximum Client Lead Time, seconds: how far past what the partner has acknowledged a
+    /// client's lifetime may reach (RFC 8156 section 4.4).
+    pub mclt: u32,
+    /// Seconds between CONTACTs on an idle connection; the partner is taken for unreachable
+    /// after three of them pass without a word.
+    pub keepalive: u32,
+    /// Seconds in COMMUNICATIONS-INTERRUPTED after which the server goes to PARTNER-DOWN by
+    /// itself; none: only an operator's `dhcp6d failover partner-down` does.
+    pub auto_partner_down: Option<u32>,
+    /// Binding updates sent and not yet acknowledged before the sender waits.
+    pub max_unacked_updates: u32,
 }
 
 /// What the file says, before checking.
@@ -92,6 +129,19 @@ mod raw {
         #[serde(default)]
         pub subnet: Vec<Spanned<Subnet>>,
         pub relay: Option<Relay>,
+        pub failover: Option<Spanned<Failover>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Failover {
+        pub role: super::FailoverRole,
+        pub partner: Spanned<String>,
+        pub local: Spanned<String>,
+        pub mclt: Option<Spanned<u32>>,
+        pub keepalive: Option<Spanned<u32>>,
+        pub auto_partner_down: Option<u32>,
+        pub max_unacked_updates: Option<Spanned<u32>>,
     }
 
     #[derive(Deserialize)]
@@ -413,9 +463,78 @@ impl Config {
             max_leases_per_client,
             subnets,
         };
-        Ok(Config { daemon, server, relay })
+        let failover = match file.failover {
+            Some(f) => Some(check_failover(f).map_err(|(offset, m)| at(offset, m))?),
+            None => None,
+        };
+        if failover.is_some() && server.subnets.is_empty() {
+            return Err(at(0, "[failover] with no [[subnet]]: a failover pair shares a server's leases".into()));
+        }
+        Ok(Config { daemon, server, relay, failover })
     }
 }
+
+/// `[failover]` checked: addresses with their ports, and timers that make sense together.
+fn check_failover(f: Spanned<raw::Failover>) -> Result<FailoverSettings, (usize, String)> {
+    let f = f.into_inner();
+    let address = |s: &Spanned<String>, what: &str| -> Result<SocketAddrV6, (usize, String)> {
+        let text = s.get_ref();
+        let parsed = match text.parse::<SocketAddr>() {
+            Ok(SocketAddr::V6(a)) => Ok(a),
+            Ok(SocketAddr::V4(_)) => Err(format!("{what} {text:?} is IPv4: the pair talks over IPv6")),
+            Err(_) => match text.parse::<Ipv6Addr>() {
+                Ok(a) => Ok(SocketAddrV6::new(a, FAILOVER_PORT, 0, 0)),
+                Err(_) => Err(format!("{what} {text:?} is no IPv6 address (with a port: \"[2001:db8::1]:647\")")),
+            },
+        };
+        parsed.map_err(|m| (s.span().start, m))
+    };
+    let partner = address(&f.partner, "partner")?;
+    let local = address(&f.local, "local")?;
+    if partner.ip() == local.ip() {
+        return Err((f.partner.span().start, "partner and local are the same address".into()));
+    }
+    let mclt = match f.mclt {
+        Some(m) if *m.get_ref() == 0 => {
+            return Err((m.span().start, "mclt is 0: no client could be told any lifetime before the partner acknowledged it".into()))
+        }
+        Some(m) => *m.get_ref(),
+        None => DEFAULT_MCLT,
+    };
+    let keepalive = match f.keepalive {
+        Some(k) if *k.get_ref() == 0 || *k.get_ref() > 3600 => {
+            return Err((k.span().start, format!("keepalive is {}: it must be from 1 to 3600 seconds", k.get_ref())))
+        }
+        Some(k) => *k.get_ref(),
+        None => DEFAULT_KEEPALIVE,
+    };
+    let max_unacked_updates = match f.max_unacked_updates {
+        Some(m) if *m.get_ref() == 0 => return Err((m.span().start, "max_unacked_updates is 0: no update could be sent".into())),
+        Some(m) => *m.get_ref(),
+        None => DEFAULT_MAX_UNACKED,
+    };
+    Ok(FailoverSettings {
+        role: f.role,
+        partner,
+        local,
+        mclt,
+        keepalive,
+        auto_partner_down: f.auto_partner_down.filter(|s| *s > 0),
+        max_unacked_updates,
+    })
+}
+
+/// The MCLT when none is configured: an hour, what RFC 8156 section 4.4 discusses. A client
+/// of a server whose partner is unreachable gets at most this much beyond what the partner
+/// acknowledged, and a server in PARTNER-DOWN waits this long before it takes its partner's
+/// half: longer makes a partner's failure cheaper for its clients, shorter a takeover quicker.
+pub const DEFAULT_MCLT: u32 = 3600;
+/// Seconds between CONTACTs: small enough that a partner that died without closing its
+/// connection is noticed within three seconds, the time a takeover must take.
+pub const DEFAULT_KEEPALIVE: u32 = 1;
+/// Binding updates in flight: enough to keep a connection busy at a high lease rate, few
+/// enough that the partner's journal keeps up (RFC 8156's OPTION_F_MAX_UNACKED_BNDUPD).
+pub const DEFAULT_MAX_UNACKED: u32 = 1024;
 
 /// A failure to load a configuration file.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 use crate::{codec::MessageType, relay::RelayOut, server::Inbound, xdp::XdpProgram};
 
 use super::{
-    committer::Batch, input::now, input::Input, relaying::Relaying, sender::Outgoing, serve::Serve, socket,
+    committer::Batch, failover_link, input::now, input::Input, relaying::Relaying, sender::Outgoing, serve::Serve, socket,
     socket::Role,
 };
 
@@ -18,6 +18,8 @@ pub struct Handled {
     /// The server's lease changes and the replies and control answers that wait for them to
     /// be durable.
     pub batch: Batch,
+    /// What the failover partner's link said, for the failover piece.
+    pub failover: Vec<failover_link::LinkEvent>,
 }
 
 /// Handles a batch: every input through its engine.
@@ -28,7 +30,8 @@ pub fn handle_batch(
     xdp: Option<&XdpProgram>,
 ) -> Handled {
     let now = now();
-    let mut handled = Handled { relayed: Vec::new(), frames: Vec::new(), batch: Batch::default() };
+    let mut handled =
+        Handled { relayed: Vec::new(), frames: Vec::new(), batch: Batch::default(), failover: Vec::new() };
     for input in inputs {
         match input {
             Input::Datagram { listener, from, to, payload, peer } => {
@@ -84,6 +87,7 @@ pub fn handle_batch(
                 // Control answers, like replies, go out once what they announce is durable.
                 handled.batch.answers.push((answer, value));
             }
+            Input::Failover(event) => handled.failover.push(event),
         }
     }
     handled

@@ -8,7 +8,7 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use super::xsk;
+use super::{failover_link, xsk};
 use crate::control::{Answer, Request};
 
 /// Most datagrams waiting for the engine; past this, new ones are dropped and counted.
@@ -41,6 +41,8 @@ pub enum Input {
         request: Request,
         answer: oneshot::Sender<Answer>,
     },
+    /// The failover partner's connection came, went, or brought a message.
+    Failover(failover_link::LinkEvent),
 }
 
 /// Unix seconds now: the time each input is handled at.
