@@ -42,11 +42,14 @@ pub enum Verdict {
     /// A client's message to the server, checked as the kernel's stack would (lengths, UDP
     /// checksum), handed to dhcp6d's AF_XDP socket on the interface.
     ToAfXdp = 15,
+    /// A Rebind for a binding whose Rebinds XDP leaves to userspace (a failover pair's state
+    /// leaves them to the partner): passed.
+    RenewOnly = 16,
 }
 
 impl Verdict {
     /// Number of verdicts: the size of the verdict counter map.
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 17;
 
     pub const ALL: [Verdict; Self::COUNT as usize] = [
         Verdict::NotIpv6,
@@ -65,6 +68,7 @@ impl Verdict {
         Verdict::RelayNoRoute,
         Verdict::RelayNoPeer,
         Verdict::ToAfXdp,
+        Verdict::RenewOnly,
     ];
 
     /// A stable snake_case name for statistics output.
@@ -86,6 +90,7 @@ impl Verdict {
             Verdict::RelayNoRoute => "relay_no_route",
             Verdict::RelayNoPeer => "relay_no_peer",
             Verdict::ToAfXdp => "to_af_xdp",
+            Verdict::RenewOnly => "renew_only",
         }
     }
 }

@@ -86,4 +86,4 @@ pub const XDP_PROGRAM: &str = "dhcp6_xdp";
 pub const PIN_DIR: &str = "/sys/fs/bpf/dhcp6";
 /// The layout version, a folder under the pin directory: aya reuses a pinned map as found
 /// without checking its key and value sizes, so a change of layout must change this.
-pub const PIN_LAYOUT: &str = "v5";
+pub const PIN_LAYOUT: &str = "v6";

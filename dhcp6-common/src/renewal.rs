@@ -40,6 +40,10 @@ pub const LEASE_MAP_ENTRIES: u32 = 1 << 20;
 pub const LINK_MAP_ENTRIES: u32 = 64;
 
 /// IA type of a binding: the option code's low byte.
+/// A binding whose Renews (naming this server) XDP answers but not its Rebinds: a failover
+/// pair's state leaves Rebinds to the partner (RFC 8156: a secondary in NORMAL).
+pub const ENTRY_RENEW_ONLY: u8 = 1;
+
 pub const IA_TYPE_NA: u8 = 3;
 pub const IA_TYPE_PD: u8 = 25;
 
@@ -93,7 +97,9 @@ pub struct LeaseEntry {
     pub prefix_len: u8,
     /// Bytes of `ia` in use.
     pub ia_len: u8,
-    pub _pad: [u8; 2],
+    /// [`ENTRY_RENEW_ONLY`], or 0.
+    pub flags: u8,
+    pub _pad: u8,
     /// The IA option of the Reply, exactly as the server encodes it.
     pub ia: [u8; IA_MAX],
 }

@@ -23,7 +23,8 @@ use dhcp6_common::{
     counters::Verdict,
     jobs,
     renewal::{
-        checksum, LeaseEntry, LeaseKey, LinkEntry, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, KEY_DUID_MAX, LEASE_MAP_ENTRIES,
+        checksum, LeaseEntry, LeaseKey, LinkEntry, ENTRY_RENEW_ONLY, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, KEY_DUID_MAX,
+        LEASE_MAP_ENTRIES,
         LINK_MAP_ENTRIES, MAX_IAS, OPTION_MAX, REQUEST_MAX, SCRATCH, SERVER_ID_MAX,
     },
     relay::{ClientMacKey, InterfaceIdKey},
@@ -460,7 +461,7 @@ pub fn sum_padded(s: &mut Scratch, at: usize, len: usize) -> Option<u64> {
 /// The binding that answers IA `k` of the request, checked: on this interface, within its
 /// deadline, and holding exactly what the IA names.
 #[inline(always)]
-fn binding(s: &mut Scratch, k: usize, ifindex: u32, now: u64) -> Result<*mut LeaseEntry, Verdict> {
+fn binding(s: &mut Scratch, k: usize, ifindex: u32, now: u64, rebind: bool) -> Result<*mut LeaseEntry, Verdict> {
     let (ia_offset, ia_len, ia_type) =
         (get(&s.parsed.ia_off[k]) as usize, get(&s.parsed.ia_len[k]) as usize, get(&s.parsed.ia_type[k]) as u8);
     s.key.iaid = be32(s, ia_offset + 4);
@@ -473,6 +474,9 @@ fn binding(s: &mut Scratch, k: usize, ifindex: u32, now: u64) -> Result<*mut Lea
     }
     if now > e.deadline_ns {
         return Err(Verdict::PastDeadline);
+    }
+    if rebind && e.flags & ENTRY_RENEW_ONLY != 0 {
+        return Err(Verdict::RenewOnly);
     }
     if usize::from(e.ia_len) > IA_MAX || e.ia_len == 0 {
         return Err(Verdict::Unfit);
@@ -645,8 +649,9 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     // Each IA's binding; written out per IA, as the verifier does not follow map pointers
     // kept in a stack array indexed by a variable.
-    let e0 = binding(s, 0, ifindex, now)?;
-    let e1 = if ia_count > 1 { binding(s, 1, ifindex, now)? } else { core::ptr::null_mut() };
+    let rebind = msg_type == MessageType::Rebind as u8;
+    let e0 = binding(s, 0, ifindex, now, rebind)?;
+    let e1 = if ia_count > 1 { binding(s, 1, ifindex, now, rebind)? } else { core::ptr::null_mut() };
 
     // Options the ORO asks for (found into map memory, as the parse above).
     set(&mut s.parsed.want_dns, 0);

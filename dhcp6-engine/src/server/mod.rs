@@ -209,6 +209,9 @@ pub struct FastBinding<'a> {
     pub expires: u64,
     /// The IA option of the Reply to a renewal, as [`Server::handle`] encodes it.
     pub ia_option: Vec<u8>,
+    /// Only its Renews may be answered, not its Rebinds (the failover state leaves them to
+    /// the partner).
+    pub renew_only: bool,
 }
 
 impl Server {
@@ -330,6 +333,7 @@ impl Server {
             valid: l.valid,
             expires: lease.expires,
             ia_option,
+            renew_only: !self.duties().rebind,
         })
     }
 

@@ -459,7 +459,8 @@ mod tests {
             resource: [0; 16],
             prefix_len: 128,
             ia_len: 0,
-            _pad: [0; 2],
+            flags: 0,
+            _pad: 0,
             ia: [0; dhcp6_common::renewal::IA_MAX],
         }
     }
