@@ -8,8 +8,11 @@
 //!   delegated prefixes, and what the XDP relay head holds.
 //! - [`store`]: the lease store interface every durable backend implements.
 //! - [`renewal`]: what the XDP Renew/Rebind answer's maps hold, made from the server's bindings.
+//! - [`failover`]: DHCPv6 failover (RFC 8156): the partner connection, the state machine, lazy
+//!   binding updates under the MCLT, and who owns which share of a pool.
 
 pub mod counters;
+pub mod failover;
 pub mod relay;
 pub mod renewal;
 pub mod server;

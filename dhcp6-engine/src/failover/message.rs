@@ -1,0 +1,376 @@
+//! The failover messages (RFC 8156 section 5), as the engine sees them: one enum variant per
+//! message type, with the fields its options carry, not bytes. The codec translates each to
+//! and from the wire; every field names the option it comes from so that the translation is
+//! one to one.
+//!
+//! Times here are Unix seconds on the sender's clock. On the wire they are seconds since
+//! 2000-01-01 UTC (RFC 8156 section 5.2), modulo 2^32; converting is the codec's job.
+
+use ipnet::Ipv6Net;
+
+use super::state::State;
+use crate::server::IaType;
+
+/// The failover protocol version this engine speaks (OPTION_F_PROTOCOL_VERSION, RFC 8156
+/// section 5.4).
+pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+
+/// OPTION_F_PROTOCOL_VERSION: partners must agree on `major`; `minor` only adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// A status code a failover message carries (OPTION_STATUS_CODE; the failover codes 16 to 22
+/// are RFC 8156 section 5.6's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailoverStatus {
+    Success,
+    UnspecFail,
+    /// The resource is bound to another client on the receiving server.
+    AddressInUse,
+    /// The partners' configurations disagree (roles, MCLT, relationship name, pools).
+    ConfigurationConflict,
+    /// A binding update lacked information the receiver needs.
+    MissingBindingInformation,
+    /// The receiver holds newer information for this binding.
+    OutdatedBindingInformation,
+    /// The sender is shutting down (in DISCONNECT).
+    ServerShuttingDown,
+    DnsUpdateNotSupported,
+    /// The partners' clocks are too far apart (in CONNECTREPLY or DISCONNECT).
+    ExcessiveTimeSkew,
+    /// Any other code, kept so that a partner's message survives the round trip.
+    Other(u16),
+}
+
+impl FailoverStatus {
+    /// The code's value in OPTION_STATUS_CODE.
+    pub fn code(self) -> u16 {
+        match self {
+            FailoverStatus::Success => 0,
+            FailoverStatus::UnspecFail => 1,
+            FailoverStatus::AddressInUse => 16,
+            FailoverStatus::ConfigurationConflict => 17,
+            FailoverStatus::MissingBindingInformation => 18,
+            FailoverStatus::OutdatedBindingInformation => 19,
+            FailoverStatus::ServerShuttingDown => 20,
+            FailoverStatus::DnsUpdateNotSupported => 21,
+            FailoverStatus::ExcessiveTimeSkew => 22,
+            FailoverStatus::Other(c) => c,
+        }
+    }
+
+    /// The status with wire value `code`.
+    pub fn from_code(code: u16) -> FailoverStatus {
+        match code {
+            0 => FailoverStatus::Success,
+            1 => FailoverStatus::UnspecFail,
+            16 => FailoverStatus::AddressInUse,
+            17 => FailoverStatus::ConfigurationConflict,
+            18 => FailoverStatus::MissingBindingInformation,
+            19 => FailoverStatus::OutdatedBindingInformation,
+            20 => FailoverStatus::ServerShuttingDown,
+            21 => FailoverStatus::DnsUpdateNotSupported,
+            22 => FailoverStatus::ExcessiveTimeSkew,
+            c => FailoverStatus::Other(c),
+        }
+    }
+}
+
+/// OPTION_F_BINDING_STATUS (RFC 8156 section 5.4): where a resource stands. The wire values
+/// are in [`BindingStatus::code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BindingStatus {
+    /// Bound to the client.
+    Active,
+    /// The client's valid lifetime ran out.
+    Expired,
+    /// The client released it.
+    Released,
+    /// Waiting to become free (for example until DNS entries are removed).
+    PendingFree,
+    /// Free, and the primary's to allocate (proportional allocation).
+    Free,
+    /// Free, and the secondary's to allocate (proportional allocation).
+    FreeBackup,
+    /// Declined or otherwise unusable for a while.
+    Abandoned,
+    /// An operator made it available again.
+    Reset,
+}
+
+impl BindingStatus {
+    /// The value in OPTION_F_BINDING_STATUS.
+    pub fn code(self) -> u8 {
+        match self {
+            BindingStatus::Active => 1,
+            BindingStatus::Expired => 2,
+            BindingStatus::Released => 3,
+            BindingStatus::PendingFree => 4,
+            BindingStatus::Free => 5,
+            BindingStatus::FreeBackup => 6,
+            BindingStatus::Abandoned => 7,
+            BindingStatus::Reset => 8,
+        }
+    }
+
+    /// The status with wire value `code`, if it is one.
+    pub fn from_code(code: u8) -> Option<BindingStatus> {
+        [
+            BindingStatus::Active,
+            BindingStatus::Expired,
+            BindingStatus::Released,
+            BindingStatus::PendingFree,
+            BindingStatus::Free,
+            BindingStatus::FreeBackup,
+            BindingStatus::Abandoned,
+            BindingStatus::Reset,
+        ]
+        .into_iter()
+        .find(|s| s.code() == code)
+    }
+}
+
+/// One resource of one client's IA, as a binding update carries it (RFC 8156 section 7.1:
+/// OPTION_CLIENTID, an OPTION_IA_NA or OPTION_IA_PD holding one OPTION_IAADDR or
+/// OPTION_IAPREFIX, and the failover options inside it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingRecord {
+    /// OPTION_CLIENTID: the client's DUID. Empty for a resource with no client (FREE,
+    /// FREE-BACKUP).
+    pub duid: Vec<u8>,
+    /// Which IA option carries the resource.
+    pub ia_type: IaType,
+    /// The IA's IAID.
+    pub iaid: u32,
+    /// OPTION_IAADDR's address (as a /128) or OPTION_IAPREFIX's prefix.
+    pub resource: Ipv6Net,
+    /// OPTION_F_BINDING_STATUS.
+    pub status: BindingStatus,
+    /// The IA's T1 and T2 as told to the client.
+    pub t1: u32,
+    pub t2: u32,
+    /// The lifetimes the client was told, in OPTION_IAADDR / OPTION_IAPREFIX.
+    pub preferred_lifetime: u32,
+    pub valid_lifetime: u32,
+    /// OPTION_CLT_TIME: when the client last talked to the sender about this binding
+    /// (absolute here; the wire carries it relative to the message's sent-time).
+    pub client_last_transaction: u64,
+    /// OPTION_F_START_TIME_OF_STATE: when the resource entered `status`.
+    pub start_time_of_state: u64,
+    /// OPTION_F_STATE_EXPIRATION_TIME: when `status` ends (an EXPIRED or ABANDONED resource
+    /// becomes free), if it does.
+    pub state_expiration_time: Option<u64>,
+    /// OPTION_F_PARTNER_LIFETIME: how far the sender may later extend the client's lifetime
+    /// without telling the receiver first, once the receiver acknowledges (the potential
+    /// expiration, section 4.4).
+    pub partner_lifetime: Option<u64>,
+    /// OPTION_F_PARTNER_RAW_CLT_TIME: the CLT the sender last received from its partner for
+    /// this binding, echoed so that the partner can tell whose information is newer.
+    pub partner_raw_clt: Option<u64>,
+    /// OPTION_F_EXPIRATION_TIME: when the client's valid lifetime ends, as the sender told it.
+    pub expiration_time: u64,
+}
+
+impl BindingRecord {
+    /// What identifies the binding: the client's IA and the resource.
+    pub fn key(&self) -> BindingKey {
+        BindingKey { duid: self.duid.clone(), ia_type: self.ia_type, iaid: self.iaid, resource: self.resource }
+    }
+}
+
+/// The client's IA and the resource a BNDREPLY entry answers for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BindingKey {
+    pub duid: Vec<u8>,
+    pub ia_type: IaType,
+    pub iaid: u32,
+    pub resource: Ipv6Net,
+}
+
+/// What the receiver of a binding update made of one binding (one entry of a BNDREPLY,
+/// RFC 8156 section 7.4: the binding's identity and OPTION_STATUS_CODE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingResult {
+    pub key: BindingKey,
+    pub status: FailoverStatus,
+}
+
+/// OPTION_F_SERVER_FLAGS of a STATE message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServerFlags {
+    /// The sender is in STARTUP; the state it sends is the one it held before (section 8.3),
+    /// and its partner does not react to it yet.
+    pub startup: bool,
+}
+
+impl ServerFlags {
+    /// The bits of OPTION_F_SERVER_FLAGS.
+    pub fn bits(self) -> u8 {
+        u8::from(self.startup)
+    }
+
+    pub fn from_bits(bits: u8) -> ServerFlags {
+        ServerFlags { startup: bits & 1 != 0 }
+    }
+}
+
+/// One failover message (RFC 8156 section 5.3), with the header's transaction id left to the
+/// driver and the codec (a reply echoes its request's; see [`Msg::is_reply`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    /// CONNECT, from the primary when the TCP connection is up (section 6.1.1).
+    Connect {
+        /// The header's sent-time.
+        sent_time: u64,
+        /// OPTION_F_PROTOCOL_VERSION.
+        version: ProtocolVersion,
+        /// OPTION_F_RELATIONSHIP_NAME, when the relationship is named.
+        relationship: Option<String>,
+        /// OPTION_F_MCLT: the sender's maximum client lead time, seconds.
+        mclt: u32,
+        /// OPTION_F_MAX_UNACKED_BNDUPD: how many unacknowledged BNDUPDs the sender accepts.
+        max_unacked_bndupd: u32,
+        /// OPTION_F_KEEPALIVE_TIME: the sender sends something at least this often, seconds.
+        keepalive: u32,
+    },
+    /// CONNECTREPLY: the secondary's answer (section 6.1.3); anything but Success closes.
+    ConnectReply {
+        sent_time: u64,
+        /// OPTION_STATUS_CODE.
+        status: FailoverStatus,
+        version: ProtocolVersion,
+        relationship: Option<String>,
+        mclt: u32,
+        max_unacked_bndupd: u32,
+        keepalive: u32,
+    },
+    /// DISCONNECT: the sender closes the connection, saying why.
+    Disconnect { sent_time: u64, status: FailoverStatus },
+    /// STATE: the sender's failover state, sent after connecting and on every change
+    /// (section 6.3).
+    State {
+        sent_time: u64,
+        /// OPTION_F_SERVER_STATE.
+        state: State,
+        /// OPTION_F_START_TIME_OF_STATE.
+        start_time_of_state: u64,
+        /// OPTION_F_SERVER_FLAGS.
+        flags: ServerFlags,
+        /// OPTION_F_PARTNER_DOWN_TIME: with PARTNER-DOWN, since when the sender holds its
+        /// partner down.
+        partner_down_time: Option<u64>,
+    },
+    /// CONTACT: a keepalive, sent when nothing else was sent for the keepalive time.
+    Contact { sent_time: u64 },
+    /// BNDUPD: bindings the sender changed (section 7.1).
+    BndUpd { sent_time: u64, bindings: Vec<BindingRecord> },
+    /// BNDREPLY: what the receiver of a BNDUPD did with each of its bindings (section 7.4).
+    BndReply { sent_time: u64, results: Vec<BindingResult> },
+    /// POOLREQ: the secondary asks for FREE-BACKUP prefixes (proportional allocation,
+    /// section 4.2.2).
+    PoolReq { sent_time: u64 },
+    /// POOLRESP: how many prefixes the primary made FREE-BACKUP in answer.
+    PoolResp { sent_time: u64, assigned: u32 },
+    /// UPDREQ: send me the bindings I have not acknowledged (section 7.7).
+    UpdReq { sent_time: u64 },
+    /// UPDREQALL: send me every binding (section 7.7).
+    UpdReqAll { sent_time: u64 },
+    /// UPDDONE: every binding asked for by UPDREQ or UPDREQALL was sent and acknowledged.
+    UpdDone { sent_time: u64 },
+}
+
+impl Msg {
+    /// The header's sent-time.
+    pub fn sent_time(&self) -> u64 {
+        match self {
+            Msg::Connect { sent_time, .. }
+            | Msg::ConnectReply { sent_time, .. }
+            | Msg::Disconnect { sent_time, .. }
+            | Msg::State { sent_time, .. }
+            | Msg::Contact { sent_time }
+            | Msg::BndUpd { sent_time, .. }
+            | Msg::BndReply { sent_time, .. }
+            | Msg::PoolReq { sent_time }
+            | Msg::PoolResp { sent_time, .. }
+            | Msg::UpdReq { sent_time }
+            | Msg::UpdReqAll { sent_time }
+            | Msg::UpdDone { sent_time } => *sent_time,
+        }
+    }
+
+    /// Whether the message answers one of the partner's, and so echoes its transaction id
+    /// (CONNECTREPLY, BNDREPLY, POOLRESP, UPDDONE).
+    pub fn is_reply(&self) -> bool {
+        matches!(self, Msg::ConnectReply { .. } | Msg::BndReply { .. } | Msg::PoolResp { .. } | Msg::UpdDone { .. })
+    }
+
+    /// The RFC's name of the message type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Msg::Connect { .. } => "CONNECT",
+            Msg::ConnectReply { .. } => "CONNECTREPLY",
+            Msg::Disconnect { .. } => "DISCONNECT",
+            Msg::State { .. } => "STATE",
+            Msg::Contact { .. } => "CONTACT",
+            Msg::BndUpd { .. } => "BNDUPD",
+            Msg::BndReply { .. } => "BNDREPLY",
+            Msg::PoolReq { .. } => "POOLREQ",
+            Msg::PoolResp { .. } => "POOLRESP",
+            Msg::UpdReq { .. } => "UPDREQ",
+            Msg::UpdReqAll { .. } => "UPDREQALL",
+            Msg::UpdDone { .. } => "UPDDONE",
+        }
+    }
+
+    /// The message type's wire value (RFC 8156 section 5.3).
+    pub fn msg_type(&self) -> u8 {
+        match self {
+            Msg::BndUpd { .. } => 24,
+            Msg::BndReply { .. } => 25,
+            Msg::PoolReq { .. } => 26,
+            Msg::PoolResp { .. } => 27,
+            Msg::UpdReq { .. } => 28,
+            Msg::UpdReqAll { .. } => 29,
+            Msg::UpdDone { .. } => 30,
+            Msg::Connect { .. } => 31,
+            Msg::ConnectReply { .. } => 32,
+            Msg::Disconnect { .. } => 33,
+            Msg::State { .. } => 34,
+            Msg::Contact { .. } => 35,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_round_trip_with_rfc_values() {
+        for code in 0..40u16 {
+            assert_eq!(FailoverStatus::from_code(code).code(), code);
+        }
+        assert_eq!(FailoverStatus::ExcessiveTimeSkew.code(), 22);
+        assert_eq!(FailoverStatus::AddressInUse.code(), 16);
+    }
+
+    #[test]
+    fn binding_status_round_trips_and_rejects_unknown() {
+        for code in 1..=8u8 {
+            assert_eq!(BindingStatus::from_code(code).map(BindingStatus::code), Some(code));
+        }
+        assert_eq!(BindingStatus::from_code(0), None);
+        assert_eq!(BindingStatus::from_code(9), None);
+    }
+
+    #[test]
+    fn message_types_are_the_rfc_values() {
+        assert_eq!(Msg::BndUpd { sent_time: 0, bindings: vec![] }.msg_type(), 24);
+        assert_eq!(Msg::Contact { sent_time: 0 }.msg_type(), 35);
+        assert!(Msg::UpdDone { sent_time: 0 }.is_reply());
+        assert!(!Msg::UpdReq { sent_time: 0 }.is_reply());
+    }
+}

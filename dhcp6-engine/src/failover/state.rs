@@ -1,0 +1,318 @@
+//! The failover states (RFC 8156 section 8), what each lets a server do for clients, and what
+//! of them must outlive a restart.
+
+use serde::Deserialize;
+
+/// Which end of the relationship this server is. The primary opens the connection and, in
+/// hot standby (the only mode RFC 8156 defines), serves the clients while both are up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Primary,
+    Secondary,
+}
+
+/// A failover endpoint's state (RFC 8156 section 8; wire values of OPTION_F_SERVER_STATE,
+/// section 5.4, in [`State::code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// After every start, until the partner's state is known or the wait ends (8.3).
+    Startup,
+    /// Both up and talking (8.8).
+    Normal,
+    /// The partner cannot be reached; it may still be serving (8.9).
+    CommunicationsInterrupted,
+    /// The partner is known to be down: this server serves everyone (8.4).
+    PartnerDown,
+    /// Back in touch after both may have served alone: bindings are compared (8.10).
+    PotentialConflict,
+    /// POTENTIAL-CONFLICT lost its connection (8.11).
+    ResolutionInterrupted,
+    /// The primary finished its side of the conflict resolution (8.12).
+    ConflictDone,
+    /// This server lost its bindings (or its partner held it down): it relearns them (8.5).
+    Recover,
+    /// Bindings relearnt; waiting for the MCLT to pass (8.6).
+    RecoverWait,
+    /// Ready to return to NORMAL together with the partner (8.7).
+    RecoverDone,
+}
+
+impl State {
+    const ALL: [State; 10] = [
+        State::Startup,
+        State::Normal,
+        State::CommunicationsInterrupted,
+        State::PartnerDown,
+        State::PotentialConflict,
+        State::ResolutionInterrupted,
+        State::ConflictDone,
+        State::Recover,
+        State::RecoverWait,
+        State::RecoverDone,
+    ];
+
+    /// The value in OPTION_F_SERVER_STATE. The numbering is the DHCPv4 failover draft's,
+    /// which RFC 8156 keeps (PAUSED = 7 and SHUTDOWN = 8 are not states of this engine).
+    pub fn code(self) -> u8 {
+        match self {
+            State::Startup => 1,
+            State::Normal => 2,
+            State::CommunicationsInterrupted => 3,
+            State::PartnerDown => 4,
+            State::PotentialConflict => 5,
+            State::Recover => 6,
+            State::RecoverDone => 9,
+            State::ResolutionInterrupted => 10,
+            State::ConflictDone => 11,
+            State::RecoverWait => 254,
+        }
+    }
+
+    /// The state with wire value `code`, if this engine knows it.
+    pub fn from_code(code: u8) -> Option<State> {
+        State::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// The RFC's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Startup => "STARTUP",
+            State::Normal => "NORMAL",
+            State::CommunicationsInterrupted => "COMMUNICATIONS-INTERRUPTED",
+            State::PartnerDown => "PARTNER-DOWN",
+            State::PotentialConflict => "POTENTIAL-CONFLICT",
+            State::ResolutionInterrupted => "RESOLUTION-INTERRUPTED",
+            State::ConflictDone => "CONFLICT-DONE",
+            State::Recover => "RECOVER",
+            State::RecoverWait => "RECOVER-WAIT",
+            State::RecoverDone => "RECOVER-DONE",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where new resources may come from (independent allocation, RFC 8156 section 4.2.1: each
+/// server owns a share of every pool; see [`super::ownership`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllocateFrom {
+    /// No new bindings.
+    Nothing,
+    /// This server's share only.
+    OwnShare,
+    /// Both shares: in PARTNER-DOWN once the MCLT has passed since the partner went down.
+    PartnersShareToo,
+}
+
+/// What a server may do for clients in its current state: [`super::Failover::service`].
+///
+/// | state | primary | secondary |
+/// |---|---|---|
+/// | STARTUP | nothing | nothing |
+/// | NORMAL | everything, new bindings from its share | nothing |
+/// | COMMUNICATIONS-INTERRUPTED | everything, new bindings from its share | the same |
+/// | PARTNER-DOWN | everything; its share, both after partner-down time + MCLT | the same |
+/// | POTENTIAL-CONFLICT | nothing | nothing |
+/// | RESOLUTION-INTERRUPTED | as COMMUNICATIONS-INTERRUPTED | the same |
+/// | CONFLICT-DONE | as NORMAL | (not entered) nothing |
+/// | RECOVER, RECOVER-WAIT | nothing | nothing |
+/// | RECOVER-DONE | Renew and Rebind of its own bindings, no new ones | the same |
+///
+/// "Everything" is: answer Solicit/Request, Renew and Rebind of its own bindings, and Rebind of
+/// bindings the partner made (whose lifetimes are capped by the MCLT like any other, see
+/// [`super::binding::LazyUpdates::lifetime_cap`]). In hot standby the secondary stays silent
+/// in NORMAL, Rebind included: the primary answers every client, the secondary's share waits
+/// for the primary to be unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    /// Whether to answer clients at all; when false, every client message is dropped.
+    pub answers_clients: bool,
+    /// Where a Solicit or Request may get a new resource from.
+    pub allocate_from: AllocateFrom,
+    /// Whether to answer a Renew (addressed to this server) for a binding it holds.
+    pub answer_renew: bool,
+    /// Whether to answer a Rebind for a binding this server made.
+    pub answer_rebind: bool,
+    /// Whether to answer a Rebind for a binding the partner made (known from its BNDUPDs).
+    pub answer_rebind_for_partner: bool,
+}
+
+impl Service {
+    /// Nothing at all.
+    pub const SILENT: Service = Service {
+        answers_clients: false,
+        allocate_from: AllocateFrom::Nothing,
+        answer_renew: false,
+        answer_rebind: false,
+        answer_rebind_for_partner: false,
+    };
+
+    /// Every client, with new bindings from `allocate_from`.
+    pub fn full(allocate_from: AllocateFrom) -> Service {
+        Service {
+            answers_clients: true,
+            allocate_from,
+            answer_renew: true,
+            answer_rebind: true,
+            answer_rebind_for_partner: true,
+        }
+    }
+
+    /// Extending this server's own bindings only.
+    pub const EXTEND_ONLY: Service = Service {
+        answers_clients: true,
+        allocate_from: AllocateFrom::Nothing,
+        answer_renew: true,
+        answer_rebind: true,
+        answer_rebind_for_partner: false,
+    };
+}
+
+/// What must survive a restart (RFC 8156 section 8.2: the state, when it began, and in
+/// PARTNER-DOWN since when the partner is held down; the bindings themselves are in the lease
+/// store). The driver writes [`Persisted::encode`] to a file, synced, before it carries out
+/// anything else [`super::Failover::handle`] asked for after the [`super::Action::Persist`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persisted {
+    /// The state last entered; never STARTUP (a restart in STARTUP keeps the one before).
+    pub state: State,
+    /// When it was entered (Unix seconds): RECOVER-WAIT counts the MCLT from RECOVER's start.
+    pub since: u64,
+    /// The partner's state when last heard, if ever.
+    pub partner_state: Option<State>,
+    /// In PARTNER-DOWN: when this server decided its partner was down. Taking over the
+    /// partner's share waits until this plus the MCLT, across restarts.
+    pub partner_down_time: Option<u64>,
+    /// In RECOVER and RECOVER-WAIT: when RECOVER-DONE may be entered (RECOVER's start plus the
+    /// MCLT), across restarts.
+    pub recover_done_at: Option<u64>,
+}
+
+/// The first bytes of an encoded [`Persisted`].
+const MAGIC: &[u8; 4] = b"D6FO";
+/// The layout's version: bump it when the layout changes.
+const VERSION: u8 = 1;
+/// Magic, version, state, since, partner state (0: none), then the partner-down time and
+/// RECOVER-DONE time, each a presence byte and a u64.
+const ENCODED_LEN: usize = 4 + 1 + 1 + 8 + 1 + 9 + 9;
+
+/// Why bytes read back are not a [`Persisted`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PersistedError {
+    #[error("failover state file: {0} bytes, expected {ENCODED_LEN}")]
+    Length(usize),
+    #[error("failover state file: not one (bad magic)")]
+    Magic,
+    #[error("failover state file: layout version {0}, this build reads {VERSION}")]
+    Version(u8),
+    #[error("failover state file: unknown state {0}")]
+    State(u8),
+}
+
+impl Persisted {
+    /// `state` entered at `since`, with nothing else known.
+    pub fn fresh(state: State, since: u64) -> Persisted {
+        Persisted { state, since, partner_state: None, partner_down_time: None, recover_done_at: None }
+    }
+
+    /// A fixed layout of 33 bytes, big-endian: b"D6FO", version 1, state (OPTION_F_SERVER_STATE
+    /// value), since (u64), partner state (0 when unknown), then for the partner-down time and
+    /// the RECOVER-DONE time each 1 and the time (u64), or 0 and eight zero bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ENCODED_LEN);
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.push(self.state.code());
+        out.extend_from_slice(&self.since.to_be_bytes());
+        out.push(self.partner_state.map_or(0, State::code));
+        for time in [self.partner_down_time, self.recover_done_at] {
+            out.push(u8::from(time.is_some()));
+            out.extend_from_slice(&time.unwrap_or(0).to_be_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Persisted, PersistedError> {
+        if bytes.len() != ENCODED_LEN {
+            return Err(PersistedError::Length(bytes.len()));
+        }
+        if &bytes[..4] != MAGIC {
+            return Err(PersistedError::Magic);
+        }
+        if bytes[4] != VERSION {
+            return Err(PersistedError::Version(bytes[4]));
+        }
+        let state_of = |b: u8| State::from_code(b).ok_or(PersistedError::State(b));
+        let u64_at = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_be_bytes(b)
+        };
+        let state = state_of(bytes[5])?;
+        let partner_state = match bytes[14] {
+            0 => None,
+            b => Some(state_of(b)?),
+        };
+        Ok(Persisted {
+            state,
+            since: u64_at(6),
+            partner_state,
+            partner_down_time: (bytes[15] != 0).then(|| u64_at(16)),
+            recover_done_at: (bytes[24] != 0).then(|| u64_at(25)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_codes_round_trip_and_names_are_the_rfcs() {
+        for s in State::ALL {
+            assert_eq!(State::from_code(s.code()), Some(s));
+        }
+        assert_eq!(State::from_code(0), None);
+        assert_eq!(State::from_code(7), None, "PAUSED is not a state of this engine");
+        assert_eq!(State::CommunicationsInterrupted.to_string(), "COMMUNICATIONS-INTERRUPTED");
+    }
+
+    #[test]
+    fn persisted_round_trips_in_33_bytes() {
+        let p = Persisted {
+            state: State::PartnerDown,
+            since: 1_700_000_000,
+            partner_state: Some(State::CommunicationsInterrupted),
+            partner_down_time: Some(1_700_000_100),
+            recover_done_at: None,
+        };
+        let bytes = p.encode();
+        assert_eq!(bytes.len(), 33);
+        assert_eq!(&bytes[..6], b"D6FO\x01\x04");
+        assert_eq!(Persisted::decode(&bytes), Ok(p));
+        let none = Persisted::fresh(State::Normal, 5);
+        assert_eq!(Persisted::decode(&none.encode()), Ok(none));
+        let waiting = Persisted { recover_done_at: Some(9), ..Persisted::fresh(State::RecoverWait, 5) };
+        assert_eq!(Persisted::decode(&waiting.encode()), Ok(waiting));
+    }
+
+    #[test]
+    fn persisted_rejects_damaged_bytes() {
+        let good = Persisted::fresh(State::Normal, 5).encode();
+        assert_eq!(Persisted::decode(&good[..10]), Err(PersistedError::Length(10)));
+        let mut bad = good.clone();
+        bad[0] = b'X';
+        assert_eq!(Persisted::decode(&bad), Err(PersistedError::Magic));
+        let mut bad = good.clone();
+        bad[4] = 2;
+        assert_eq!(Persisted::decode(&bad), Err(PersistedError::Version(2)));
+        let mut bad = good;
+        bad[5] = 99;
+        assert_eq!(Persisted::decode(&bad), Err(PersistedError::State(99)));
+    }
+}
