@@ -32,6 +32,38 @@ pub enum Request {
     RelayUsers,
     /// The relay's servers: state and counters.
     RelayServers,
+    /// The failover relationship's state and counters.
+    Failover,
+    /// The operator says the failover partner is down (RFC 8156 PARTNER-DOWN).
+    FailoverPartnerDown,
+}
+
+/// The failover relationship, for `show failover`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverAnswer {
+    pub role: String,
+    pub state: String,
+    /// Unix seconds since when.
+    pub since: u64,
+    /// The partner's last announced state.
+    pub partner_state: Option<String>,
+    pub partner: String,
+    pub connected: bool,
+    pub mclt: u32,
+    /// Binding updates sent and not yet acknowledged, or waiting to be sent.
+    pub unacked_updates: u64,
+    pub bindings_sent: u64,
+    pub bindings_received: u64,
+    /// Received bindings this server refused (its own binding of the resource is newer, or
+    /// another client's).
+    pub bindings_rejected: u64,
+    /// Unix seconds of the last message from the partner.
+    pub last_contact: Option<u64>,
+    pub seconds_since_contact: Option<u64>,
+    /// Connections from addresses that are not the partner's, refused.
+    pub refused_connections: u64,
+    /// Messages from the partner that did not decode (each closes the connection).
+    pub malformed_messages: u64,
 }
 
 /// One lease, for `show bindings`.
@@ -110,6 +142,8 @@ pub enum Answer {
     RelayUsers(Vec<RelayUser>),
     /// `None` when dhcp6d does not relay.
     RelayServers(Option<Box<RelayServers>>),
+    /// `None` when dhcp6d is in no failover pair.
+    Failover(Option<Box<FailoverAnswer>>),
     Error {
         error: String,
     },

@@ -24,4 +24,4 @@ pub mod xdp;
 pub mod xdp_bench;
 
 pub use dhcp6_codec as codec;
-pub use dhcp6_engine::{counters, relay, renewal, server, store as lease_store};
+pub use dhcp6_engine::{counters, failover, relay, renewal, server, store as lease_store};

@@ -6,7 +6,7 @@ use dhcp6_engine::counters::{Counter, Counts};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::control::{Binding, Cleared, RelayServers, RelayUser, Request, StatisticsAnswer};
+use crate::control::{Binding, Cleared, FailoverAnswer, RelayServers, RelayUser, Request, StatisticsAnswer};
 use crate::server::PoolCounts;
 
 /// `-` for what is absent.
@@ -122,6 +122,28 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
             }
             let _ = writeln!(out, "Relayed up {}, down {}", r.stats.forwarded, r.stats.replies_relayed);
             counts(&mut out, "Dropped", &r.stats.dropped);
+        }
+        Request::Failover | Request::FailoverPartnerDown => {
+            let Some(f) = typed::<Option<FailoverAnswer>>(answer)? else {
+                let _ = writeln!(out, "dhcp6d is in no failover pair");
+                return Ok(out);
+            };
+            let _ = writeln!(out, "Role: {}   State: {} since {}", f.role, f.state, f.since);
+            let partner_state = f.partner_state.as_deref().unwrap_or("unknown");
+            let link = if f.connected { "connected" } else { "not connected" };
+            let _ = writeln!(out, "Partner: {} ({link}), state {partner_state}", f.partner);
+            let contact = f.seconds_since_contact.map_or("never".to_string(), |s| format!("{s} s ago"));
+            let _ = writeln!(out, "Last contact: {contact}   MCLT: {} s", f.mclt);
+            let _ = writeln!(
+                out,
+                "Bindings sent {}, received {}, refused {}; updates unacknowledged {}",
+                f.bindings_sent, f.bindings_received, f.bindings_rejected, f.unacked_updates
+            );
+            let _ = writeln!(
+                out,
+                "Connections refused (not the partner): {}; malformed messages: {}",
+                f.refused_connections, f.malformed_messages
+            );
         }
         Request::ClearConflicting { .. } => {
             let c: Cleared = typed(answer)?;

@@ -56,6 +56,22 @@ pub struct Lifetimes {
     pub t2: u32,
 }
 
+impl Lifetimes {
+    /// These lifetimes with the valid lifetime at most `valid`, and the others kept below it
+    /// (T1 and T2 at a half and four fifths of it, as RFC 9915 section 21.4 recommends).
+    pub fn capped(self, valid: u32) -> Lifetimes {
+        if valid >= self.valid {
+            return self;
+        }
+        Lifetimes {
+            preferred: self.preferred.min(valid),
+            valid,
+            t1: self.t1.min(valid / 2),
+            t2: self.t2.min(valid / 5 * 4),
+        }
+    }
+}
+
 /// An inclusive range of addresses, as integers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressRange {

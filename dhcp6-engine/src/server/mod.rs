@@ -26,6 +26,7 @@ use dhcp6_codec::{
 use ipnet::Ipv6Net;
 use serde::{Deserialize, Serialize};
 
+use crate::failover::{AllocateFrom, Failover, Role, Service};
 use allocation::{Allocator, Ask, Pools, Resources};
 pub use config::ServerConfig;
 use config::{Lifetimes, Subnet};
@@ -184,6 +185,20 @@ impl Duties {
     pub const NONE: Duties = Duties { new_clients: false, own_clients: false, rebind: false, partner_share: false };
 }
 
+impl Duties {
+    /// What a failover state's service allows. A Rebind is answered only where the state
+    /// allows it for the partner's bindings too: the server does not tell whose a binding is.
+    pub fn of(service: &Service) -> Duties {
+        let on = service.answers_clients;
+        Duties {
+            new_clients: on && service.allocate_from != AllocateFrom::Nothing,
+            own_clients: on && service.answer_renew,
+            rebind: on && service.answer_rebind && service.answer_rebind_for_partner,
+            partner_share: on && service.allocate_from == AllocateFrom::PartnersShareToo,
+        }
+    }
+}
+
 /// A server's side of a failover pair.
 #[derive(Debug)]
 struct Pair {
@@ -191,6 +206,9 @@ struct Pair {
     own: Vec<Pools>,
     partner: Vec<Pools>,
     duties: Duties,
+    /// The relationship, when the server runs one: its state gives the duties
+    /// ([`Server::refresh_duties`]) and its lazy-update bookkeeping caps every lifetime.
+    failover: Option<Failover>,
 }
 
 /// A binding whose renewals the XDP fast path may answer: one IA of one client, holding one
@@ -263,7 +281,50 @@ impl Server {
             mine.push(m);
             theirs.push(t);
         }
-        self.pair = Some(Pair { own: mine, partner: theirs, duties });
+        self.pair = Some(Pair { own: mine, partner: theirs, duties, failover: None });
+    }
+
+    /// Makes the server one of a failover pair run by `failover`: its role gives the half it
+    /// owns (the primary the lower), its state what the server does.
+    pub fn pair_with(&mut self, failover: Failover, now: u64) {
+        let own = match failover.role() {
+            Role::Primary => Half::Lower,
+            Role::Secondary => Half::Upper,
+        };
+        let duties = Duties::of(&failover.service(now));
+        self.pair_up(own, duties);
+        if let Some(p) = self.pair.as_mut() {
+            p.failover = Some(failover);
+        }
+    }
+
+    /// The failover relationship, when the server runs one.
+    pub fn failover(&self) -> Option<&Failover> {
+        self.pair.as_ref().and_then(|p| p.failover.as_ref())
+    }
+
+    pub fn failover_mut(&mut self) -> Option<&mut Failover> {
+        self.pair.as_mut().and_then(|p| p.failover.as_mut())
+    }
+
+    /// Takes the duties the relationship's state gives at `now` (they change with the state,
+    /// and in PARTNER-DOWN once the MCLT has passed). `true` if they changed.
+    pub fn refresh_duties(&mut self, now: u64) -> bool {
+        let Some(p) = self.pair.as_mut() else { return false };
+        let Some(f) = p.failover.as_ref() else { return false };
+        let duties = Duties::of(&f.service(now));
+        let changed = duties != p.duties;
+        p.duties = duties;
+        changed
+    }
+
+    /// The longest valid lifetime, at most `valid`, a client may be told for `resource` at
+    /// `now`: the MCLT past what the partner acknowledged (RFC 8156 section 4.4).
+    fn lifetime_cap(&self, resource: &Ipv6Net, valid: u32, now: u64) -> u32 {
+        match self.failover() {
+            Some(f) => f.updates().lifetime_cap(resource, valid, now),
+            None => valid,
+        }
     }
 
     /// What the pair's state now lets the server do; nothing when it is on its own.
@@ -320,10 +381,26 @@ impl Server {
         if lease.state != LeaseState::Bound || lease.interface != Some(interface) || serving != Some(lease.subnet) {
             return None;
         }
+        // A failover state that leaves this server's own clients to the partner leaves XDP
+        // nothing to answer.
+        if !self.duties().own_clients {
+            return None;
+        }
         let l = subnet.lifetimes;
         // What `extend` answers for this IA: the one resource with the subnet's lifetimes.
         let reply = IaReply::granted(ia_type, iaid, l, &[lease.resource]);
         let ia_option = ia_option(&reply).to_vec().ok()?;
+        // XDP tells `valid` from any moment up to `expires - valid`. One of a failover pair may
+        // tell no more than the MCLT past what the partner acknowledged (RFC 8156 section
+        // 4.4): a valid lifetime within the MCLT always keeps to that; a longer one only
+        // while the moment is at most the acknowledged expiry plus the MCLT, less `valid`.
+        let expires = match self.failover() {
+            Some(f) if l.valid > f.config().mclt => {
+                let acked = f.updates().acked_partner_expiry(&lease.resource).unwrap_or(0);
+                lease.expires.min(acked + u64::from(f.config().mclt))
+            }
+            _ => lease.expires,
+        };
         Some(FastBinding {
             duid,
             iaid,
@@ -331,7 +408,7 @@ impl Server {
             resource: lease.resource,
             interface,
             valid: l.valid,
-            expires: lease.expires,
+            expires,
             ia_option,
             renew_only: !self.duties().rebind,
         })
@@ -362,6 +439,11 @@ impl Server {
         let lease = Lease { expires, ..lease };
         self.put(lease.clone());
         Some(LeaseChange::Upsert(lease))
+    }
+
+    /// The lease of `resource`, whatever its state.
+    pub fn lease_of(&self, resource: &Ipv6Net) -> Option<Lease> {
+        self.table.get(resource)
     }
 
     /// Gives back memory reserved for growth, once the store is loaded.
@@ -656,7 +738,8 @@ impl Server {
         Outcome::default()
     }
 
-    fn subnet_of(&self, resource: &Ipv6Net, ia_type: IaType) -> Option<usize> {
+    /// The subnet whose pools (or prefix) hold `resource`.
+    pub fn subnet_of(&self, resource: &Ipv6Net, ia_type: IaType) -> Option<usize> {
         self.config.subnets.iter().enumerate().find_map(|(i, s)| {
             let inside = match ia_type {
                 IaType::Na => s.prefix.contains(&resource.network()),
@@ -832,14 +915,21 @@ impl Server {
 
     /// An IA of a Reply: the resources are bound, and the changes go to the store.
     fn bind(&mut self, ctx: &Ctx<'_>, ia: &IaRequest, got: &[Ipv6Net], changes: &mut Vec<LeaseChange>) -> IaReply {
-        let valid = self.config.subnets[ctx.subnet].lifetimes.valid;
+        let l = self.config.subnets[ctx.subnet].lifetimes;
+        // One of a failover pair tells no more than the MCLT past what its partner knows.
+        let valid = got.iter().map(|r| self.lifetime_cap(r, l.valid, ctx.now)).min().unwrap_or(l.valid);
+        let l = l.capped(valid);
         let expires = ctx.now + u64::from(valid) + self.horizon(ctx.subnet);
         for r in got {
-            let lease = self.lease(ctx, ia, *r, LeaseState::Bound, expires);
+            let mut lease = self.lease(ctx, ia, *r, LeaseState::Bound, expires);
+            (lease.preferred_lifetime, lease.valid_lifetime) = (l.preferred, l.valid);
             changes.push(LeaseChange::Upsert(lease.clone()));
             self.put(lease);
         }
-        self.ia_reply(ctx, ia, got)
+        if got.is_empty() {
+            return self.ia_reply(ctx, ia, got);
+        }
+        IaReply::granted(ia.ia_type, ia.iaid, l, got)
     }
 
     fn ia_reply(&self, ctx: &Ctx<'_>, ia: &IaRequest, got: &[Ipv6Net]) -> IaReply {

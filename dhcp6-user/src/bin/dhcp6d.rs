@@ -80,6 +80,15 @@ enum Command {
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },
+    /// The failover relationship (RFC 8156).
+    Failover {
+        #[command(subcommand)]
+        what: FailoverCommand,
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Print every DHCPv6 message in a pcap capture, nested relays and options included.
     Decode {
         /// A pcap file (Ethernet link type).
@@ -158,6 +167,13 @@ enum Clear {
 }
 
 #[derive(Subcommand, Clone, Copy)]
+enum FailoverCommand {
+    /// The partner is down (it is known to have stopped, not merely cut off): this server
+    /// goes to PARTNER-DOWN and, once the MCLT has passed, serves the partner's share too.
+    PartnerDown,
+}
+
+#[derive(Subcommand, Clone, Copy)]
 enum Show {
     /// Leases: address or prefix, type, state, expiry, interface, IAID, client DUID.
     Bindings,
@@ -170,6 +186,9 @@ enum Show {
         #[command(subcommand)]
         what: RelayShow,
     },
+    /// The failover relationship: own and partner state, since when, MCLT, updates unacked,
+    /// bindings sent and received, last contact.
+    Failover,
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -250,6 +269,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_all(&show::render(Request::ClearConflicting { address }, &answer)?)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Failover { what: FailoverCommand::PartnerDown, socket, config } => {
+            let socket = control_socket(socket, config)?;
+            let answer = runtime()?.block_on(control::ask(&socket, Request::FailoverPartnerDown))?;
+            print_all(&show::render(Request::FailoverPartnerDown, &answer)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Show { what, json, socket, config } => {
             let socket = control_socket(socket, config)?;
             let request = match what {
@@ -258,6 +283,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Show::Pools => Request::Pools,
                 Show::Relay { what: RelayShow::Users } => Request::RelayUsers,
                 Show::Relay { what: RelayShow::Servers } => Request::RelayServers,
+                Show::Failover => Request::Failover,
             };
             let answer = runtime()?.block_on(control::ask(&socket, request))?;
             let text =

@@ -72,6 +72,9 @@ pub struct Batch {
     pub answers: Vec<(oneshot::Sender<Answer>, Answer)>,
     /// What the batch does to the XDP lease map.
     pub map: MapOps,
+    /// Messages for the failover partner, sent once the changes are durable (the partner's
+    /// bindings are acknowledged only once they would survive a crash).
+    pub partner: Vec<(tokio_mpsc::UnboundedSender<Vec<u8>>, Vec<u8>)>,
 }
 
 /// What the engine hears back.
@@ -143,7 +146,12 @@ impl Committer {
     /// batch is refused at once.
     pub fn submit(&mut self, batch: Batch) -> Option<Done> {
         let map_ops = !batch.map.removals.is_empty() || !batch.map.entries.is_empty();
-        if batch.changes.is_empty() && batch.replies.is_empty() && batch.answers.is_empty() && !map_ops {
+        if batch.changes.is_empty()
+            && batch.replies.is_empty()
+            && batch.answers.is_empty()
+            && batch.partner.is_empty()
+            && !map_ops
+        {
             return None;
         }
         match self.queue(Job::Batch(batch)) {
@@ -328,12 +336,15 @@ fn commit<D: FnMut(Vec<Outgoing>)>(store: &mut dyn LeaseStore, group: &mut Vec<B
     }
     let mut replies = Vec::new();
     for batch in group.drain(..) {
-        let Batch { changes, replies: r, answers, map: _ } = batch;
+        let Batch { changes, replies: r, answers, map: _, partner } = batch;
         let ok = result.is_ok();
         for (answer, value) in answers {
             let _ = answer.send(if ok { value } else { Answer::error("the lease store refused the change") });
         }
         if ok {
+            for (link, message) in partner {
+                let _ = link.send(message);
+            }
             replies.extend(r);
             let _ = out.tell.send(Done::Committed);
         } else {

@@ -142,6 +142,8 @@ pub fn answer(
             let users = r.users().into_iter();
             users.map(|entry| RelayUser { expires_in: entry.expires.saturating_sub(now), entry }).collect()
         })),
+        // Answered by the failover piece, which the dispatch hands these to.
+        Request::Failover | Request::FailoverPartnerDown => Answer::Failover(None),
         Request::RelayServers => Answer::RelayServers(
             relay.map(|r| Box::new(RelayServers { servers: r.servers(now), stats: r.stats().clone() })),
         ),

@@ -2,7 +2,15 @@
 //! Relay-Replies) or to the server, a tagged client's frame to the relay, a control request
 //! to the control socket's answer.
 
-use crate::{codec::MessageType, relay::RelayOut, server::Inbound, xdp::XdpProgram};
+use tokio::sync::oneshot;
+
+use crate::{
+    codec::MessageType,
+    control::{Answer, Request},
+    relay::RelayOut,
+    server::Inbound,
+    xdp::XdpProgram,
+};
 
 use super::{
     committer::Batch, failover_link, input::now, input::Input, relaying::Relaying, sender::Outgoing, serve::Serve, socket,
@@ -20,6 +28,8 @@ pub struct Handled {
     pub batch: Batch,
     /// What the failover partner's link said, for the failover piece.
     pub failover: Vec<failover_link::LinkEvent>,
+    /// Control requests for the failover piece.
+    pub failover_requests: Vec<(Request, oneshot::Sender<Answer>)>,
 }
 
 /// Handles a batch: every input through its engine.
@@ -31,7 +41,13 @@ pub fn handle_batch(
 ) -> Handled {
     let now = now();
     let mut handled =
-        Handled { relayed: Vec::new(), frames: Vec::new(), batch: Batch::default(), failover: Vec::new() };
+        Handled {
+            relayed: Vec::new(),
+            frames: Vec::new(),
+            batch: Batch::default(),
+            failover: Vec::new(),
+            failover_requests: Vec::new(),
+        };
     for input in inputs {
         match input {
             Input::Datagram { listener, from, to, payload, peer } => {
@@ -79,6 +95,9 @@ pub fn handle_batch(
                         r.route(out, &mut handled.relayed, &mut handled.frames);
                     }
                 }
+            }
+            Input::Control { request: request @ (Request::Failover | Request::FailoverPartnerDown), answer } => {
+                handled.failover_requests.push((request, answer));
             }
             Input::Control { request, answer } => {
                 let relay = relaying.as_deref().map(|r| &r.relay);

@@ -3,13 +3,18 @@
 
 use std::path::PathBuf;
 
-use super::{dispatch, input::now, input::Input, relaying::Relaying, serve::Serve};
-use crate::xdp::XdpProgram;
+use super::{dispatch, failover::Partnership, input::now, input::Input, relaying::Relaying, serve::Serve};
+use crate::{
+    control::{Answer, Request},
+    xdp::XdpProgram,
+};
 
 /// The driver pieces, as start-up left them.
 pub struct Daemon {
     pub serve: Serve,
     pub relaying: Option<Relaying>,
+    /// This server's side of a failover pair, when it is one.
+    pub failover: Option<Partnership>,
     pub xdp: Option<XdpProgram>,
     pub control_path: PathBuf,
 }
@@ -20,7 +25,28 @@ impl Daemon {
         let handled = dispatch::handle_batch(&mut self.serve, self.relaying.as_mut(), inputs, self.xdp.as_ref());
         // Relayed datagrams hold no lease of ours: they go at once.
         self.serve.send_now(handled.relayed);
+        let changed = match self.failover.is_some() {
+            true => handled.batch.changes.clone(),
+            false => Vec::new(),
+        };
         self.serve.submit(handled.batch);
+        let now = now();
+        if let Some(f) = self.failover.as_mut() {
+            f.link_events(&mut self.serve, handled.failover, now);
+            // The partner hears after the clients (RFC 8156 section 4.3, lazy update).
+            f.changed(&mut self.serve, &changed, now);
+        }
+        for (request, answer) in handled.failover_requests {
+            let value = match (self.failover.as_mut(), request) {
+                (None, _) => Answer::Failover(None),
+                (Some(f), Request::FailoverPartnerDown) => match f.partner_down(&mut self.serve, now) {
+                    Ok(()) => Answer::Failover(f.answer(&self.serve.server, now).map(Box::new)),
+                    Err(e) => Answer::error(e),
+                },
+                (Some(f), _) => Answer::Failover(f.answer(&self.serve.server, now).map(Box::new)),
+            };
+            let _ = answer.send(value);
+        }
         if let Some(r) = self.relaying.as_mut() {
             r.after_batch(handled.frames).await;
         }
@@ -31,7 +57,12 @@ impl Daemon {
         if let Some(r) = self.relaying.as_mut() {
             r.tick(self.xdp.as_mut()).await;
         }
-        self.serve.tick(now());
+        let now = now();
+        let changed = self.serve.tick(now);
+        if let Some(f) = self.failover.as_mut() {
+            f.changed(&mut self.serve, &changed, now);
+            f.tick(&mut self.serve, now);
+        }
     }
 
     /// What was handed over is made durable and its replies sent.

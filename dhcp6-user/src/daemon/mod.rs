@@ -12,6 +12,7 @@ pub mod committer;
 pub mod control_socket;
 pub mod dispatch;
 pub mod driver;
+pub mod failover;
 pub mod failover_link;
 pub mod identity;
 pub mod input;

@@ -18,7 +18,7 @@ use super::{
 use crate::{
     control::{Answer, Request},
     relay::Relay,
-    server::{LeaseChange, Server},
+    server::{Lease, LeaseChange, LeaseState, Server},
     xdp::{ShedSwitch, XdpProgram},
 };
 
@@ -103,16 +103,34 @@ impl Serve {
     }
 
     /// Once a second: leases whose time is up, and renewals XDP answered whose deadline comes
-    /// near, made durable.
-    pub fn tick(&mut self, now: u64) {
+    /// near, made durable. Returns the changes (a failover partner learns of them).
+    pub fn tick(&mut self, now: u64) -> Vec<LeaseChange> {
         let mut changes = self.server.expire(now);
         if let Some(r) = self.renewal.as_mut() {
             changes.extend(r.take_renewals(&mut self.server, renewal_upkeep::STAMP_READS));
             r.ensure_links(&self.server);
         }
-        self.submit(Batch { changes, ..Default::default() });
+        self.submit(Batch { changes: changes.clone(), ..Default::default() });
         // Also finishes a background compaction whose snapshot is written.
         self.committer.tick(self.server.lease_count());
+        changes
+    }
+
+    /// Rewrites XDP's entry of every bound lease, as the server now has it (its failover
+    /// duties changed, or what the partner acknowledged): nothing is written to the store.
+    pub fn refresh_fast_path(&mut self) {
+        self.refresh_fast_path_of(self.server.leases());
+    }
+
+    /// [`Self::refresh_fast_path`] for some leases only.
+    pub fn refresh_fast_path_of(&mut self, leases: Vec<Lease>) {
+        let Some(r) = self.renewal.as_mut() else { return };
+        let upserts: Vec<LeaseChange> =
+            leases.into_iter().filter(|l| l.state == LeaseState::Bound).map(LeaseChange::Upsert).collect();
+        let map = r.ops(&self.server, &upserts);
+        if let Some(done) = self.committer.submit(Batch { map, ..Default::default() }) {
+            self.heard(done);
+        }
     }
 
     /// The answer to a control request, and the lease changes it made.

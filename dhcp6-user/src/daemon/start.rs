@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::{
-    committer, control_socket, driver::Daemon, identity, input::now, input::Input, input::QUEUE, input::SHED_BACKLOG,
+    committer, control_socket, driver::Daemon, failover::Partnership, identity, input::now, input::Input, input::QUEUE, input::SHED_BACKLOG,
     reader, relay_xdp, relaying::Relaying, renewal_upkeep::RenewalUpkeep, sender, serve::Serve, socket,
     socket::Listener, socket::Role, xsk,
 };
@@ -102,6 +102,10 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
         })
     });
     let mut store = load_leases(&mut server, &settings.state_dir)?;
+    let failover = match config.failover {
+        Some(f) => Some(Partnership::new(f, settings.state_dir.clone(), &mut server, now())?),
+        None => None,
+    };
 
     let served: Vec<String> = server.config().subnets.iter().filter_map(|s| s.interface.clone()).collect();
     let (mut xdp, mut renewal, relay_maps, shed) = if let Some(loading) = loading {
@@ -169,6 +173,9 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
         }
         None => None,
     };
+    if let Some(f) = &failover {
+        f.connect(tx.clone())?;
+    }
     let control = control_socket::bind(&settings.control_socket)?;
     tokio::spawn(control_socket::serve(control, tx.clone()));
     info!(interfaces = ?interfaces, control = %settings.control_socket.display(), "serving");
@@ -180,7 +187,7 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     })
     .context("starting the commit thread")?;
     let serve = Serve::new(server, listeners, renewal, committer, sender, dropped, shed);
-    Ok((Daemon { serve, relaying, xdp, control_path: settings.control_socket }, rx))
+    Ok((Daemon { serve, relaying, failover, xdp, control_path: settings.control_socket }, rx))
 }
 
 /// Attaches `program`, loaded with its maps pinned under `dir`, to `interfaces` through
