@@ -26,7 +26,7 @@ use std::{
 
 use dhcp6_codec::{parse_hex, HOP_COUNT_LIMIT};
 use dhcp6_engine::{
-    relay::{self, AccessInterface, GroupMember, RelayConfig, ServerGroup, Vlans},
+    relay::{self, AccessInterface, GroupMember, RelayConfig, SendTo, ServerGroup, Vlans},
     server::config::{
         AddressRange, Allocation, Lifetimes, PdPool, Reservation, ServerConfig, Subnet, DEFAULT_MAX_IAS_PER_MESSAGE,
         DEFAULT_MAX_LEASES_PER_CLIENT,
@@ -162,6 +162,9 @@ mod raw {
     pub struct RelayGroup {
         pub name: String,
         pub servers: Vec<GroupServer>,
+        /// `"one"` (the default): each client to one server; `"all"`: every message to every
+        /// server.
+        pub send_to: Option<SendTo>,
         pub dead_after: Option<u32>,
         pub answer_timeout: Option<u64>,
         pub retry_after: Option<u64>,
@@ -706,9 +709,24 @@ fn check_relay(r: raw::Relay) -> Result<RelayConfig, (usize, String)> {
         if let Some((_, m)) = repeated {
             return Err((at, format!("relay group {:?} lists server {} twice", group.name, m.address)));
         }
+        let send_to = group.send_to.unwrap_or_default();
+        let weighted = group.servers.iter().find_map(|s| match s {
+            raw::GroupServer::Weighted(w) if w.weight.is_some() => Some(w.address),
+            _ => None,
+        });
+        if let (SendTo::All, Some(address)) = (send_to, weighted) {
+            return Err((
+                at,
+                format!(
+                    "relay group {:?} sends to all its servers: the weight of {address} means nothing there",
+                    group.name
+                ),
+            ));
+        }
         groups.push(ServerGroup {
             name: group.name.clone(),
             servers,
+            send_to,
             dead_after: group.dead_after.unwrap_or(5).max(1),
             answer_timeout: group.answer_timeout.unwrap_or(3),
             retry_after: group.retry_after.unwrap_or(60),
@@ -1011,6 +1029,32 @@ link_address = "2001:db8:2::1"
         assert_eq!(e.line, 4, "{e}");
         let e = Config::parse(&RELAY.replace("2001:db8:ff::3", "2001:db8:ff::1")).unwrap_err();
         assert!(e.to_string().contains("lists server 2001:db8:ff::1 twice"), "{e}");
+    }
+
+    #[test]
+    fn a_relay_group_sends_to_one_server_unless_told_all() {
+        let groups = |text: &str| Config::parse(text).map(|c| c.relay.unwrap().groups);
+        assert_eq!(groups(RELAY).unwrap()[0].send_to, SendTo::One);
+        let one = RELAY.replace("name = \"core\"\n", "name = \"core\"\nsend_to = \"one\"\n");
+        assert_eq!(groups(&one).unwrap()[0].send_to, SendTo::One);
+        let to_all = RELAY.replace("name = \"core\"\n", "name = \"core\"\nsend_to = \"all\"\n");
+        // Without weights: a pair has no shares.
+        let pair = to_all.replace(
+            r#"{ address = "2001:db8:ff::2", weight = 3 }, { address = "2001:db8:ff::3", weight = 0 }"#,
+            r#"{ address = "2001:db8:ff::2" }"#,
+        );
+        assert_eq!(groups(&pair).unwrap()[0].send_to, SendTo::All);
+
+        let misspelt = pair.replace("\"all\"", "\"every\"");
+        let e = groups(&misspelt).unwrap_err();
+        assert!(e.message.contains("unknown variant `every`, expected `one` or `all`"), "{e}");
+        assert_eq!((e.line, e.column), (4, 11), "{e}");
+        let e = groups(&to_all).unwrap_err();
+        assert!(
+            e.message.contains("sends to all its servers: the weight of 2001:db8:ff::2 means nothing there"),
+            "{e}"
+        );
+        assert_eq!(e.line, 2, "the group: {e}");
     }
 
     /// [`RELAY`] with a second access entry on eth0 with these extra lines.

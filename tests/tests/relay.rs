@@ -250,6 +250,83 @@ fn two_kea_servers(xdp: bool) {
     assert_eq!((state("2001:db8:f1::1"), state("2001:db8:f2::1")), ("down".into(), "up".into()), "{servers}");
 }
 
+/// A failover pair behind the relay (`send_to = "all"`), the relay's XDP program attached:
+/// dhclient's every message reaches both dhcp6d servers (XDP passes them to userspace, which
+/// sends a copy to each), both answer its Solicit, and it binds with one of them.
+#[test]
+fn a_group_sending_to_all_relays_dhclients_messages_to_both_dhcp6d_servers() {
+    let scratch = Scratch::new("d6all");
+    let relay_ns = Netns::new("d6r");
+    let client_ns = Netns::new("d6c");
+    let access = Veth::new(&client_ns, &relay_ns);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", access.b(), "nodad"]);
+    let mut servers = Vec::new();
+    for n in 1..=2 {
+        let ns = Netns::new("d6s");
+        let up = Veth::new(&relay_ns, &ns);
+        relay_ns.exec(&["ip", "-6", "addr", "add", &format!("2001:db8:f{n}::2/64"), "dev", up.a(), "nodad"]);
+        ns.exec(&["ip", "-6", "addr", "add", &format!("2001:db8:f{n}::1/64"), "dev", up.b(), "nodad"]);
+        // Each server its own share of the link's addresses, as a failover pair splits a pool.
+        let config = SERVER.replace(
+            r#"ranges = [{ low = "2001:db8:2::100", high = "2001:db8:2::1ff" }]"#,
+            &format!(r#"ranges = [{{ low = "2001:db8:2::{n}00", high = "2001:db8:2::{n}ff" }}]"#),
+        );
+        let server = Dhcp6d::start(&ns, &scratch, &format!("srv{n}"), &config, &["--no-xdp"]);
+        servers.push((ns, up, server));
+    }
+    let config = format!(
+        r#"[server]
+
+[relay]
+[[relay.group]]
+name = "pair"
+send_to = "all"
+servers = ["2001:db8:f1::1", "2001:db8:f2::1"]
+
+[[relay.interface]]
+name = "{}"
+group = "pair"
+link_address = "2001:db8:2::1"
+"#,
+        access.b()
+    );
+    // Links as a real router's, so that XDP would relay these clients if it took them.
+    let mut ends = vec![(&client_ns, access.a())];
+    ends.extend(servers.iter().map(|(ns, up, _)| (ns, up.b())));
+    dhcp6_tests::relay_lab::wire_like(&relay_ns, &ends, &["2001:db8:f1::1", "2001:db8:f2::1"]);
+    let relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &config, &[]);
+    let client = Dhclient::start(&client_ns, &scratch, "dhclient", access.a(), &[]);
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+
+    // Both servers received the Solicit and the Request; the one not chosen dropped the Request
+    // (another server's), the other bound the address from its share.
+    let (one, two) = (&servers[0].2, &servers[1].2);
+    let chosen = if address.starts_with("2001:db8:2::1") { 0 } else { 1 };
+    assert!(address.starts_with(&format!("2001:db8:2::{}", chosen + 1)), "{address}");
+    for server in [one, two] {
+        assert!(server.stat("received", "SOLICIT") >= 1 && server.stat("received", "REQUEST") >= 1);
+        assert!(server.stat("sent", "ADVERTISE") >= 1, "both servers answered the Solicit");
+    }
+    assert_eq!(servers[chosen].2.bound(), [(format!("{address}/128"), "ia_na".to_string())]);
+    assert!(servers[1 - chosen].2.stat("dropped", "other_server") >= 1);
+
+    // The relay counted each server's messages and answers, and relayed it all from userspace:
+    // XDP left the group's clients and servers alone.
+    let shown = wait_for("both servers' answers counted", SECS, || {
+        relay
+            .try_show("relay servers")
+            .filter(|s| s["servers"].as_array().is_some_and(|a| a.iter().all(|s| s["answered"].as_u64() >= Some(1))))
+    });
+    for s in shown["servers"].as_array().unwrap() {
+        assert_eq!(s["state"], "up", "{shown}");
+        assert!(s["sent"].as_u64() >= Some(2), "the Solicit and the Request: {shown}");
+    }
+    assert_eq!(shown["servers"][0]["sent"], shown["servers"][1]["sent"], "{shown}");
+    let xdp = relay.show("statistics")["xdp"].clone();
+    assert_eq!((xdp["relay_forwarded"].as_u64(), xdp["relay_replied"].as_u64()), (Some(0), Some(0)), "{xdp}");
+    assert!(xdp["dhcp6_passed"].as_u64() >= Some(2), "{xdp}");
+}
+
 #[test]
 fn isc_dhcrelay_in_front_of_the_dhcp6d_relay_adds_a_hop() {
     let scratch = Scratch::new("nested");

@@ -4,6 +4,7 @@
 use std::net::Ipv6Addr;
 
 pub use dhcp6_common::relay::Vlans;
+use serde::{Deserialize, Serialize};
 
 /// How one access interface relays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,11 +74,26 @@ impl GroupMember {
     }
 }
 
-/// A group of servers clients are spread over.
+/// Which servers of a group a client's message is relayed to (`send_to` in the configuration).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendTo {
+    /// One server per client, picked by a hash of its DUID in proportion to the servers'
+    /// weights; a server marked down hands its clients to the others (load balancing).
+    #[default]
+    One,
+    /// Every server, each client message to each of them, whether marked down or not: a DHCPv6
+    /// failover pair (RFC 8156) needs every message at both servers, as ISC dhcrelay gives them
+    /// when named several upstreams.
+    All,
+}
+
+/// A group of servers clients are relayed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerGroup {
     pub name: String,
     pub servers: Vec<GroupMember>,
+    pub send_to: SendTo,
     /// Messages in a row left unanswered that mark a server down.
     pub dead_after: u32,
     /// Seconds a message may wait for its answer before it counts as unanswered.

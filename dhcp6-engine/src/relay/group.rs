@@ -9,6 +9,9 @@
 //! its own clients move (each bucket to its second choice), spread over the others by weight.
 //! The buckets are what the XDP relay reads ([`GroupState::buckets`]): it reaches the same
 //! server for a client as userspace does.
+//!
+//! A group that sends every message to all its servers ([`super::SendTo::All`]) picks none:
+//! it keeps only each server's health and counters here.
 
 use std::collections::VecDeque;
 
@@ -150,6 +153,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, w)| GroupMember { address: format!("2001:db8:ff::{}", i + 1).parse().unwrap(), weight: *w })
                 .collect(),
+            send_to: crate::relay::SendTo::One,
             dead_after: 1,
             answer_timeout: 1,
             retry_after: 60,

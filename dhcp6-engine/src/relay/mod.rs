@@ -1,5 +1,6 @@
 //! The relay agent, sans-IO (RFC 9915 section 19): client messages from an access interface
-//! go up as Relay-Forward to a server of the interface's group, with Interface-ID (18),
+//! go up as Relay-Forward to a server of the interface's group (or to every server of it, see
+//! [`SendTo`]), with Interface-ID (18),
 //! Remote-ID (37, RFC 4649) and Client Link-Layer Address (79, RFC 6939); Relay-Replies from
 //! members of a group come back down, unwrapped, to the peer they name. The relay learns each
 //! client's bindings from the Replies it carries (its user entries: a lease proxy that
@@ -21,7 +22,9 @@ use dhcp6_codec::{
 use ipnet::Ipv6Net;
 
 use crate::{counters::Counts, server::IaType};
-pub use config::{fill, label, AccessInterface, GroupMember, RelayConfig, ServerGroup, DEFAULT_HOP_COUNT_LIMIT};
+pub use config::{
+    fill, label, AccessInterface, GroupMember, RelayConfig, SendTo, ServerGroup, DEFAULT_HOP_COUNT_LIMIT,
+};
 pub use dhcp6_common::relay::{vlan_tags, Vlans};
 use serde::{Deserialize, Serialize};
 
@@ -109,6 +112,7 @@ impl UserChange {
 /// Counters of the relay.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayStats {
+    /// Relay-Forwards sent up: one per server a message went to.
     pub forwarded: u64,
     pub replies_relayed: u64,
     pub dropped: Counts<RelayDrop>,
@@ -251,9 +255,10 @@ impl Relay {
         &self.config
     }
 
-    fn drop(&mut self, reason: RelayDrop) -> Option<RelayOut> {
+    /// Counts a message dropped for `reason`; nothing to send.
+    fn drop<T: Default>(&mut self, reason: RelayDrop) -> T {
         self.stats.dropped.bump(reason);
-        None
+        T::default()
     }
 
     /// Counts `n` messages dropped for `reason` before they reached the relay (tagged frames
@@ -273,7 +278,9 @@ impl Relay {
 
     /// A message from a client or a downstream relay on access interface `access`; `mac` is
     /// the sender's when the frame was seen (else a client's is read from its EUI-64
-    /// link-local address, if it has one).
+    /// link-local address, if it has one). Returns its Relay-Forward to the server of its
+    /// group that takes the client, or one to each server of a group that sends to all
+    /// ([`SendTo::All`]); none if it is dropped.
     pub fn from_client(
         &mut self,
         access: usize,
@@ -281,7 +288,7 @@ impl Relay {
         source: SocketAddrV6,
         mac: Option<[u8; 6]>,
         now: u64,
-    ) -> Option<RelayOut> {
+    ) -> Vec<RelayOut> {
         let Ok(msg) = Message::decode(payload) else { return self.drop(RelayDrop::Malformed) };
         let hop_count = match &msg {
             Message::Relay(r) if r.msg_type == MessageType::RelayForw => {
@@ -300,13 +307,21 @@ impl Relay {
         let client = msg.innermost();
         let duid = client.options().client_id().map(|d| d.as_bytes().to_vec()).unwrap_or_default();
         let iface = self.config.interfaces[access].clone();
-        let Some(server) = self.groups[iface.group].pick(&duid, &self.config.groups[iface.group], now) else {
-            return self.drop(RelayDrop::NoServer);
+        let group = &self.config.groups[iface.group];
+        let servers = match group.send_to {
+            SendTo::One => match self.groups[iface.group].pick(&duid, group, now) {
+                Some(server) => server..server + 1,
+                None => return self.drop(RelayDrop::NoServer),
+            },
+            // Down or not: no other server could take a member's place in the pair.
+            SendTo::All => 0..group.servers.len(),
         };
+        if servers.is_empty() {
+            return self.drop(RelayDrop::NoServer);
+        }
         if let Message::Client(c) = client {
             self.note_giving_back(&duid, c, now);
         }
-        let group = &self.config.groups[iface.group];
         let mut options = Options::new();
         if !iface.interface_id.is_empty() {
             options.push(DhcpOption::InterfaceId(&iface.interface_id));
@@ -332,14 +347,19 @@ impl Relay {
             peer_address: *source.ip(),
             options,
         });
-        let Ok(bytes) = forward.to_vec() else { return self.drop(RelayDrop::Malformed) };
-        self.groups[iface.group].sent(server, now);
-        self.stats.forwarded += 1;
-        Some(RelayOut {
-            payload: bytes,
-            destination: SocketAddrV6::new(group.servers[server].address, SERVER_PORT, 0, 0),
-            interface: None,
-        })
+        let Ok(mut bytes) = forward.to_vec() else { return self.drop(RelayDrop::Malformed) };
+        let last = servers.end - 1;
+        let mut out = Vec::with_capacity(servers.len());
+        for server in servers {
+            self.groups[iface.group].sent(server, now);
+            // The last (for most groups the only) copy takes the bytes themselves.
+            let payload = if server == last { std::mem::take(&mut bytes) } else { bytes.clone() };
+            let address = self.config.groups[iface.group].servers[server].address;
+            out.push(RelayOut { payload, destination: SocketAddrV6::new(address, SERVER_PORT, 0, 0), interface: None });
+        }
+        // One per Relay-Forward sent, as the servers' `sent` counts (and XDP's) add up.
+        self.stats.forwarded += out.len() as u64;
+        out
     }
 
     /// A Relay-Reply from upstream: checked, unwrapped and sent down to its peer.
@@ -430,7 +450,8 @@ impl Relay {
         self.stats.replies_relayed += answered;
     }
 
-    /// The server of each bucket of group `group`'s clients, for the XDP relay.
+    /// The server of each bucket of group `group`'s clients, for the XDP relay (which relays
+    /// for groups that send to one server only).
     pub fn buckets(&self, group: usize, now: u64) -> Vec<u8> {
         self.groups[group].buckets(&self.config.groups[group], now)
     }

@@ -117,7 +117,10 @@ pub fn fill(link: &RelayLink, peer: Ipv6Addr, mac: [u8; 6], msg: &[u8]) -> Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::{tests::config, Relay};
+    use crate::relay::{
+        tests::{config, only},
+        Relay,
+    };
     use std::net::SocketAddrV6;
 
     const CLIENT_LL: &str = "fe80::200:ff:fe00:c1";
@@ -138,7 +141,7 @@ mod tests {
             let link = relay_link(&config.interfaces[0], 0, [2, 0, 0, 0, 0, 1], "fe80::1".parse().unwrap()).unwrap();
             let mut relay = Relay::new(config);
             let peer: Ipv6Addr = CLIENT_LL.parse().unwrap();
-            let out = relay.from_client(0, &msg, SocketAddrV6::new(peer, 546, 0, 0), None, 0).unwrap();
+            let out = only(relay.from_client(0, &msg, SocketAddrV6::new(peer, 546, 0, 0), None, 0));
             assert_eq!(fill(&link, peer, CLIENT_MAC, &msg), out.payload, "{remote_id:?} {cll}");
         }
     }

@@ -56,15 +56,23 @@ pub fn handle_batch(
                 let is_relay_reply = payload.first() == Some(&(MessageType::RelayRepl as u8));
                 // The relay takes what comes on its access interfaces, and Relay-Replies.
                 if let Some(r) = relaying.as_deref_mut() {
-                    let out = match role {
-                        Role::RelayAccess(access) => Some(r.relay.from_client(access, &payload, from, None, now)),
-                        Role::Unicast if is_relay_reply => Some(r.relay.from_server(&payload, from, now)),
-                        _ => None,
-                    };
-                    if let Some(out) = out {
-                        if let Some(out) = out {
-                            r.route(out, &mut handled.relayed, &mut handled.frames);
+                    let taken = match role {
+                        Role::RelayAccess(access) => {
+                            // One Relay-Forward, or one per server of a group that sends to all.
+                            for out in r.relay.from_client(access, &payload, from, None, now) {
+                                r.route(out, &mut handled.relayed, &mut handled.frames);
+                            }
+                            true
                         }
+                        Role::Unicast if is_relay_reply => {
+                            if let Some(out) = r.relay.from_server(&payload, from, now) {
+                                r.route(out, &mut handled.relayed, &mut handled.frames);
+                            }
+                            true
+                        }
+                        _ => false,
+                    };
+                    if taken {
                         continue;
                     }
                 }
@@ -91,7 +99,7 @@ pub fn handle_batch(
             }
             Input::Frame { access, from, mac, payload } => {
                 if let Some(r) = relaying.as_deref_mut() {
-                    if let Some(out) = r.relay.from_client(access, &payload, from, Some(mac), now) {
+                    for out in r.relay.from_client(access, &payload, from, Some(mac), now) {
                         r.route(out, &mut handled.relayed, &mut handled.frames);
                     }
                 }

@@ -1,6 +1,12 @@
 //! The daemon's side of the XDP relay: the maps written from the relay's configuration and
 //! server state, the XDP relay's counters fed back into the server groups, and the Replies it
 //! reported learnt from.
+//!
+//! XDP sends out one copy of a frame, so it relays only for groups that send each client to
+//! one server ([`in_xdp`]). The access entries of groups that send to all their servers get no
+//! link entry, and those groups' servers no server slot: XDP passes their clients' messages and
+//! their servers' Relay-Replies up to userspace, as any DHCPv6 it does not handle, and the
+//! XDP path of the other groups does not change.
 
 use std::{
     collections::HashMap,
@@ -16,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::interface::{interface_addresses, link_local, mac_address};
 use crate::{
-    relay::{xdp_head::relay_link, Relay},
+    relay::{xdp_head::relay_link, Relay, SendTo, ServerGroup},
     xdp::RelayMaps,
 };
 
@@ -58,9 +64,14 @@ fn interfaces_holding(sources: impl IntoIterator<Item = Ipv6Addr>) -> Vec<String
     out
 }
 
+/// Whether XDP relays for `group`: only for a group that sends each client to one server.
+fn in_xdp(group: &ServerGroup) -> bool {
+    group.send_to == SendTo::One
+}
+
 /// The interfaces the relay's servers are reached through: XDP takes their Relay-Replies there.
 pub fn upstream_interfaces(relay: &Relay) -> Vec<String> {
-    let servers = relay.config().groups.iter().flat_map(|g| g.servers.iter());
+    let servers = relay.config().groups.iter().filter(|g| in_xdp(g)).flat_map(|g| g.servers.iter());
     interfaces_holding(servers.filter_map(|m| source_toward(m.address)))
 }
 
@@ -77,11 +88,19 @@ impl RelayXdp {
     pub fn new(maps: RelayMaps, relay: &Relay) -> RelayXdp {
         let mut access = HashMap::new();
         let mut indexes: HashMap<&str, Option<u32>> = HashMap::new();
+        let mut to_all = 0usize;
         for (n, iface) in relay.config().interfaces.iter().enumerate() {
+            if !in_xdp(&relay.config().groups[iface.group]) {
+                to_all += 1;
+                continue;
+            }
             let index = *indexes.entry(&iface.name).or_insert_with(|| super::socket::if_index(&iface.name));
             if let Some(ifindex) = index {
                 access.insert(AccessKey { ifindex, vlans: iface.vlans }, n);
             }
+        }
+        if to_all > 0 {
+            info!(entries = to_all, "relayed by userspace only: their groups send to all their servers");
         }
         RelayXdp {
             maps,
@@ -160,6 +179,9 @@ impl RelayXdp {
             info!(entries = newly, "XDP relays on more access entries (interfaces, VLANs)");
         }
         for (g, group) in config.groups.iter().enumerate() {
+            if !in_xdp(group) {
+                continue;
+            }
             for (s, member) in group.servers.iter().enumerate() {
                 let Some(slot) = slot(g, s) else { continue };
                 let Some(source) = source_toward(member.address) else { continue };
