@@ -174,15 +174,14 @@ fn a_connection_from_another_address_is_refused_and_counted() {
     let secondary = lab.secondary(&scratch);
     // From the primary's namespace but another address of its link.
     lab.primary_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::99/64", "dev", lab.between.a(), "nodad"]);
-    let out = lab.primary_ns.exec_status(&[
-        "bash",
-        "-c",
-        "exec 3<>/dev/tcp/2001:db8:ff::2/647 && sleep 0.5; echo done",
-    ]);
-    let _ = out;
+    // bash's /dev/tcp connects from the route's source; bind that source by asking for it.
+    lab.primary_ns.exec(&["ip", "-6", "route", "replace", "2001:db8:ff::2/128", "dev", lab.between.a(), "src", "2001:db8:ff::99"]);
+    let _ = lab.primary_ns.exec_status(&["bash", "-c", "exec 3<>/dev/tcp/2001:db8:ff::2/647; sleep 0.5"]);
     wait_for("the refusal to be counted", SECS, || {
         let f: Value = secondary.show("failover");
         (f["refused_connections"].as_u64() >= Some(1)).then_some(())
     });
-    assert_eq!(state(&secondary), "startup");
+    let f = secondary.show("failover");
+    assert_eq!(f["connected"], false, "{f}");
+    assert_eq!(f["bindings_received"], 0, "{f}");
 }
