@@ -9,7 +9,8 @@ pub enum DecodeError {
     /// The buffer ends inside a fixed header (message header or an option's fixed fields).
     #[error("truncated {what}: needs {needed} bytes, has {available}")]
     Truncated { what: &'static str, needed: usize, available: usize },
-    /// The first byte is not a message type RFC 9915 defines.
+    /// The first byte is not a message type of the protocol decoded: RFC 9915's for
+    /// [`crate::Message`], RFC 8156's for [`crate::FailoverMessage`].
     #[error("unknown message type {0}")]
     UnknownMessageType(u8),
     /// An option's length field runs past the end of the message or option that holds it.
@@ -47,4 +48,19 @@ pub enum EncodeError {
     /// An item of a length-prefixed list is longer than 65535 bytes.
     #[error("a list item of option {code} is longer than 65535 bytes")]
     ListItemTooLong { code: u16 },
+    /// A message too long for the 16-bit length before it on a TCP stream (RFC 5460 section 5.1).
+    #[error("a message of {len} bytes does not fit a 16-bit frame length")]
+    MessageTooLong { len: usize },
+}
+
+/// Why a TCP stream of length-prefixed messages (RFC 5460 section 5.1) cannot be read on.
+/// Either error loses the framing: the connection is to be closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum FramingError {
+    /// A length of zero: no DHCPv6 message is empty.
+    #[error("a frame of length zero")]
+    Empty,
+    /// A length over the cap the reader was made with.
+    #[error("a frame of {len} bytes, more than the {max} allowed")]
+    TooLong { len: usize, max: usize },
 }

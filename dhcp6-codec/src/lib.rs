@@ -12,10 +12,14 @@
 //!
 //! [`frame`] does the same for the frames the messages travel in on a link: Ethernet with
 //! VLAN tags, IPv6, UDP.
+//!
+//! [`failover`] holds the messages of the DHCPv6 Failover Protocol (RFC 8156) and the framing
+//! of the TCP stream they travel in.
 
 pub mod domain;
 pub mod duid;
 mod error;
+pub mod failover;
 pub mod frame;
 pub mod message;
 pub mod option;
@@ -25,7 +29,8 @@ mod text;
 pub use dhcp6_common::wire::{option_code, MessageType, CLIENT_PORT, HOP_COUNT_LIMIT, SERVER_PORT};
 pub use domain::DomainName;
 pub use duid::{parse_hex, Duid, DuidKind, Hex};
-pub use error::{DecodeError, EncodeError};
+pub use error::{DecodeError, EncodeError, FramingError};
+pub use failover::{FailoverMessage, FailoverMessageType, FailoverOption, FailoverOptions, FrameReader};
 pub use message::{ClientMessage, Message, RelayMessage, TransactionId};
 pub use option::{DhcpOption, Options, Status, StatusCode};
 pub use packet::{OptionIter, Packet, RawOption};

@@ -3,7 +3,7 @@
 
 use core::net::Ipv6Addr;
 
-use dhcp6_common::wire::option_code as code;
+use dhcp6_common::wire::{option_code as code, OPTION_HEADER_LEN};
 
 use crate::{
     domain::DomainName,
@@ -212,6 +212,26 @@ impl Status {
     pub const NOT_ON_LINK: Status = Status(4);
     pub const USE_MULTICAST: Status = Status(5);
     pub const NO_PREFIX_AVAIL: Status = Status(6);
+    /// Leasequery (RFC 5007 section 4.1.2.5).
+    pub const UNKNOWN_QUERY_TYPE: Status = Status(7);
+    pub const MALFORMED_QUERY: Status = Status(8);
+    pub const NOT_CONFIGURED: Status = Status(9);
+    pub const NOT_ALLOWED: Status = Status(10);
+    /// Bulk Leasequery (RFC 5460 section 5.3).
+    pub const QUERY_TERMINATED: Status = Status(11);
+    /// Active Leasequery (RFC 7653 section 6.2).
+    pub const DATA_MISSING: Status = Status(12);
+    pub const CATCH_UP_COMPLETE: Status = Status(13);
+    pub const NOT_SUPPORTED: Status = Status(14);
+    pub const TLS_CONNECTION_REFUSED: Status = Status(15);
+    /// Failover (RFC 8156 section 13).
+    pub const ADDRESS_IN_USE: Status = Status(16);
+    pub const CONFIGURATION_CONFLICT: Status = Status(17);
+    pub const MISSING_BINDING_INFORMATION: Status = Status(18);
+    pub const OUTDATED_BINDING_INFORMATION: Status = Status(19);
+    pub const SERVER_SHUTTING_DOWN: Status = Status(20);
+    pub const DNS_UPDATE_NOT_SUPPORTED: Status = Status(21);
+    pub const EXCESSIVE_TIME_SKEW: Status = Status(22);
 
     /// The registry's name for known codes.
     pub fn name(self) -> Option<&'static str> {
@@ -223,6 +243,22 @@ impl Status {
             4 => "NotOnLink",
             5 => "UseMulticast",
             6 => "NoPrefixAvail",
+            7 => "UnknownQueryType",
+            8 => "MalformedQuery",
+            9 => "NotConfigured",
+            10 => "NotAllowed",
+            11 => "QueryTerminated",
+            12 => "DataMissing",
+            13 => "CatchUpComplete",
+            14 => "NotSupported",
+            15 => "TLSConnectionRefused",
+            16 => "AddressInUse",
+            17 => "ConfigurationConflict",
+            18 => "MissingBindingInformation",
+            19 => "OutdatedBindingInformation",
+            20 => "ServerShuttingDown",
+            21 => "DNSUpdateNotSupported",
+            22 => "ExcessiveTimeSkew",
             _ => return None,
         })
     }
@@ -343,20 +379,52 @@ pub struct LinkLayerAddr<'a> {
     pub address: &'a [u8],
 }
 
-fn be16(b: &[u8], at: usize) -> u16 {
+pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
-fn be32(b: &[u8], at: usize) -> u32 {
+pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 /// Checks an option's length: `exact` for fixed-size options, otherwise a minimum.
-fn check_len(raw: &RawOption<'_>, min: usize, exact: bool, expected: &'static str) -> Result<(), DecodeError> {
+pub(crate) fn check_len(
+    raw: &RawOption<'_>,
+    min: usize,
+    exact: bool,
+    expected: &'static str,
+) -> Result<(), DecodeError> {
     let len = raw.data.len();
     if len < min || (exact && len != min) {
         return Err(DecodeError::BadOptionLength { code: raw.code, len, expected });
     }
+    Ok(())
+}
+
+/// The one domain name `bytes` hold, nothing after it (option `option`'s data).
+pub(crate) fn single_name(bytes: &[u8], option: u16) -> Result<DomainName<'_>, DecodeError> {
+    let (name, rest) =
+        DomainName::split_first(bytes).map_err(|reason| DecodeError::InvalidDomainName { code: option, reason })?;
+    if !rest.is_empty() {
+        return Err(DecodeError::InvalidDomainName { code: option, reason: "bytes after the name" });
+    }
+    Ok(name)
+}
+
+/// Writes an option header with a length to be filled in by [`end_option`]; returns where
+/// the option starts.
+pub(crate) fn begin_option(out: &mut Vec<u8>, option: u16) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&option.to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    start
+}
+
+/// Fills in the length of the option begun at `start`, now that its data is written.
+pub(crate) fn end_option(out: &mut [u8], start: usize, option: u16) -> Result<(), EncodeError> {
+    let len = out.len() - start - OPTION_HEADER_LEN;
+    let len16 = u16::try_from(len).map_err(|_| EncodeError::OptionTooLong { code: option, len })?;
+    out[start + 2..start + 4].copy_from_slice(&len16.to_be_bytes());
     Ok(())
 }
 
@@ -541,12 +609,7 @@ impl<'a> DhcpOption<'a> {
             code::SUBSCRIBER_ID => DhcpOption::SubscriberId(d),
             code::CLIENT_FQDN => {
                 check_len(&raw, 1, false, "at least 1")?;
-                let (name, rest) = DomainName::split_first(&d[1..])
-                    .map_err(|reason| DecodeError::InvalidDomainName { code: raw.code, reason })?;
-                if !rest.is_empty() {
-                    return Err(DecodeError::InvalidDomainName { code: raw.code, reason: "bytes after the name" });
-                }
-                DhcpOption::ClientFqdn(ClientFqdn { flags: d[0], name })
+                DhcpOption::ClientFqdn(ClientFqdn { flags: d[0], name: single_name(&d[1..], raw.code)? })
             }
             code::CLIENT_LINKLAYER_ADDR => {
                 check_len(&raw, 2, false, "at least 2")?;
@@ -558,9 +621,7 @@ impl<'a> DhcpOption<'a> {
 
     /// Appends the option (header and data) to `out`.
     pub(crate) fn encode(&self, out: &mut Vec<u8>, nesting: Nesting) -> Result<(), EncodeError> {
-        let start = out.len();
-        out.extend_from_slice(&self.code().to_be_bytes());
-        out.extend_from_slice(&[0, 0]);
+        let start = begin_option(out, self.code());
         let inner = nesting.deeper_option();
         match self {
             DhcpOption::ClientId(duid) | DhcpOption::ServerId(duid) => out.extend_from_slice(duid.as_bytes()),
@@ -631,9 +692,6 @@ impl<'a> DhcpOption<'a> {
             }
             DhcpOption::Unknown(raw) => out.extend_from_slice(raw.data),
         }
-        let len = out.len() - start - 4;
-        let len16 = u16::try_from(len).map_err(|_| EncodeError::OptionTooLong { code: self.code(), len })?;
-        out[start + 2..start + 4].copy_from_slice(&len16.to_be_bytes());
-        Ok(())
+        end_option(out, start, self.code())
     }
 }

@@ -1,15 +1,20 @@
-//! Property tests: encode then decode is the identity for generated messages; decoding never
-//! panics; and whatever decodes re-encodes to the bytes it came from.
+//! Property tests: encode then decode is the identity for generated messages, client and
+//! failover; decoding never panics; whatever decodes re-encodes to the bytes it came from; and
+//! the failover stream's framing gives back the messages however the stream is split.
 
 use std::net::Ipv6Addr;
 
 use dhcp6_codec::{
+    failover::{
+        encode_framed, BindingStatus, FailoverMessage, FailoverMessageType, FailoverOption, FailoverOptions,
+        FrameReader, ProtocolVersion, ReconfigureData, ServerState, FAILOVER_OPTION_CODES, MAX_FRAME_LEN,
+    },
     option::{
         Auth, ClientFqdn, DhcpOption, IaAddr, IaNa, IaPd, IaPrefix, IaTa, LinkLayerAddr, OpaqueList, Options, RemoteId,
         VendorClass, VendorOpts,
     },
-    option_code, ClientMessage, DomainName, Duid, Message, MessageType, RawOption, RelayMessage, Status, StatusCode,
-    TransactionId,
+    option_code, ClientMessage, DomainName, Duid, FramingError, Message, MessageType, RawOption, RelayMessage, Status,
+    StatusCode, TransactionId,
 };
 use proptest::prelude::*;
 
@@ -261,4 +266,143 @@ fn deeply_nested_options_are_refused_not_recursed() {
     let mut msg = vec![1u8, 0, 0, 1];
     msg.extend_from_slice(&data);
     assert!(matches!(Message::decode(&msg), Err(dhcp6_codec::DecodeError::OptionNestingTooDeep { .. })));
+}
+
+/// Failover options that hold no failover options (a [`FailoverOption::Dhcp`] may hold IAs).
+fn failover_leaf() -> impl Strategy<Value = FailoverOption<'static>> {
+    prop_oneof![
+        any::<u32>().prop_map(FailoverOption::CltTime),
+        any::<u32>().prop_map(FailoverOption::LqBaseTime),
+        any::<u32>().prop_map(FailoverOption::ExpirationTime),
+        any::<u32>().prop_map(FailoverOption::MaxUnackedBndupd),
+        any::<u32>().prop_map(FailoverOption::Mclt),
+        any::<u32>().prop_map(FailoverOption::PartnerLifetime),
+        any::<u32>().prop_map(FailoverOption::PartnerLifetimeSent),
+        any::<u32>().prop_map(FailoverOption::PartnerDownTime),
+        any::<u32>().prop_map(FailoverOption::PartnerRawCltTime),
+        any::<u32>().prop_map(FailoverOption::KeepaliveTime),
+        any::<u32>().prop_map(FailoverOption::StartTimeOfState),
+        any::<u32>().prop_map(FailoverOption::StateExpirationTime),
+        any::<u8>().prop_map(|v| FailoverOption::BindingStatus(BindingStatus(v))),
+        any::<u8>().prop_map(FailoverOption::ServerFlags),
+        any::<u8>().prop_map(|v| FailoverOption::ServerState(ServerState(v))),
+        any::<u16>().prop_map(FailoverOption::ConnectFlags),
+        any::<u16>().prop_map(FailoverOption::DnsFlags),
+        any::<bool>().prop_flat_map(domain).prop_map(FailoverOption::DnsHostName),
+        any::<bool>().prop_flat_map(domain).prop_map(FailoverOption::DnsZoneName),
+        (any::<u16>(), any::<u16>())
+            .prop_map(|(major, minor)| FailoverOption::ProtocolVersion(ProtocolVersion { major, minor })),
+        (any::<u32>(), bytes(20))
+            .prop_map(|(time, key)| FailoverOption::ReconfigureData(ReconfigureData { time, key })),
+        bytes(16).prop_map(FailoverOption::RelationshipName),
+        option()
+            .prop_filter("codes a failover list types itself", |o| !FAILOVER_OPTION_CODES.contains(&o.code()))
+            .prop_map(FailoverOption::Dhcp),
+    ]
+}
+
+/// Failover options, Client Data and DNS Removal Info holding options.
+fn failover_option() -> impl Strategy<Value = FailoverOption<'static>> {
+    failover_leaf().prop_recursive(2, 16, 4, |inner| {
+        let opts = prop::collection::vec(inner, 0..4).prop_map(FailoverOptions);
+        prop_oneof![opts.clone().prop_map(FailoverOption::ClientData), opts.prop_map(FailoverOption::DnsRemovalInfo)]
+    })
+}
+
+fn failover_message() -> impl Strategy<Value = FailoverMessage<'static>> {
+    (
+        prop::sample::select(FailoverMessageType::ALL.to_vec()),
+        any::<u32>(),
+        any::<u32>(),
+        prop::collection::vec(failover_option(), 0..6),
+    )
+        .prop_map(|(msg_type, xid, sent_time, options)| FailoverMessage {
+            msg_type,
+            transaction_id: TransactionId::from_u32(xid),
+            sent_time,
+            options: FailoverOptions(options),
+        })
+}
+
+/// Pushes `stream` into a reader in pieces cut at `cuts`, and collects what comes out.
+fn read_in_pieces(stream: &[u8], cuts: &[prop::sample::Index], max_len: usize) -> Vec<Result<Vec<u8>, FramingError>> {
+    let mut at: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+    at.push(0);
+    at.push(stream.len());
+    at.sort_unstable();
+    let mut reader = FrameReader::new(max_len);
+    let mut out = Vec::new();
+    for piece in at.windows(2) {
+        reader.push(&stream[piece[0]..piece[1]]);
+        while let Some(frame) = reader.next_frame() {
+            let failed = frame.is_err();
+            out.push(frame.map(<[u8]>::to_vec));
+            if failed {
+                return out;
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn failover_encode_then_decode_is_identity(msg in failover_message()) {
+        let wire = msg.to_vec().unwrap();
+        prop_assert_eq!(&FailoverMessage::decode(&wire).unwrap(), &msg);
+    }
+
+    #[test]
+    fn failover_decode_never_panics_and_re_encodes_exactly(
+        msg_type in 22u8..=37,
+        rest in prop::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let mut bytes = vec![msg_type];
+        bytes.extend(rest);
+        if let Ok(msg) = FailoverMessage::decode(&bytes) {
+            prop_assert_eq!(msg.to_vec().unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn mutated_failover_messages_never_panic(msg in failover_message(), flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6), cut in any::<prop::sample::Index>()) {
+        let mut wire = msg.to_vec().unwrap();
+        for (at, value) in flips {
+            let i = at.index(wire.len());
+            wire[i] = value;
+        }
+        wire.truncate(cut.index(wire.len() + 1));
+        if let Ok(decoded) = FailoverMessage::decode(&wire) {
+            prop_assert_eq!(decoded.to_vec().unwrap(), wire);
+        }
+    }
+
+    /// However TCP splits the stream, the reader gives back each message whole, in order.
+    #[test]
+    fn framing_survives_any_split(msgs in prop::collection::vec(failover_message(), 1..5), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8)) {
+        let mut stream = Vec::new();
+        let mut expected = Vec::new();
+        for m in &msgs {
+            encode_framed(m, &mut stream).unwrap();
+            expected.push(Ok(m.to_vec().unwrap()));
+        }
+        prop_assert_eq!(read_in_pieces(&stream, &cuts, MAX_FRAME_LEN), expected);
+    }
+
+    /// Whatever the peer sends, the reader never panics, never hands out an empty frame or
+    /// one over the cap, and stops at the first bad length.
+    #[test]
+    fn framing_of_arbitrary_bytes_never_panics(stream in prop::collection::vec(any::<u8>(), 0..600), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8), max_len in 1usize..300) {
+        let frames = read_in_pieces(&stream, &cuts, max_len);
+        for (i, frame) in frames.iter().enumerate() {
+            match frame {
+                Ok(f) => prop_assert!(!f.is_empty() && f.len() <= max_len),
+                Err(_) => prop_assert_eq!(i, frames.len() - 1),
+            }
+        }
+        let consumed: usize = frames.iter().map(|f| f.as_ref().map_or(0, |f| f.len() + 2)).sum();
+        prop_assert!(consumed <= stream.len());
+    }
 }

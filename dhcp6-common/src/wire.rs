@@ -131,9 +131,36 @@ pub mod option_code {
     pub const REMOTE_ID: u16 = 37;
     pub const SUBSCRIBER_ID: u16 = 38;
     pub const CLIENT_FQDN: u16 = 39;
+    /// Leasequery (RFC 5007 section 4.1.2), reused by failover (RFC 8156).
+    pub const CLIENT_DATA: u16 = 45;
+    pub const CLT_TIME: u16 = 46;
     pub const CLIENT_LINKLAYER_ADDR: u16 = 79;
     pub const SOL_MAX_RT: u16 = 82;
     pub const INF_MAX_RT: u16 = 83;
+    /// Active Leasequery (RFC 7653 section 6.1), reused by failover (RFC 8156).
+    pub const LQ_BASE_TIME: u16 = 100;
+    /// Failover (RFC 8156 section 13).
+    pub const F_BINDING_STATUS: u16 = 114;
+    pub const F_CONNECT_FLAGS: u16 = 115;
+    pub const F_DNS_REMOVAL_INFO: u16 = 116;
+    pub const F_DNS_HOST_NAME: u16 = 117;
+    pub const F_DNS_ZONE_NAME: u16 = 118;
+    pub const F_DNS_FLAGS: u16 = 119;
+    pub const F_EXPIRATION_TIME: u16 = 120;
+    pub const F_MAX_UNACKED_BNDUPD: u16 = 121;
+    pub const F_MCLT: u16 = 122;
+    pub const F_PARTNER_LIFETIME: u16 = 123;
+    pub const F_PARTNER_LIFETIME_SENT: u16 = 124;
+    pub const F_PARTNER_DOWN_TIME: u16 = 125;
+    pub const F_PARTNER_RAW_CLT_TIME: u16 = 126;
+    pub const F_PROTOCOL_VERSION: u16 = 127;
+    pub const F_KEEPALIVE_TIME: u16 = 128;
+    pub const F_RECONFIGURE_DATA: u16 = 129;
+    pub const F_RELATIONSHIP_NAME: u16 = 130;
+    pub const F_SERVER_FLAGS: u16 = 131;
+    pub const F_SERVER_STATE: u16 = 132;
+    pub const F_START_TIME_OF_STATE: u16 = 133;
+    pub const F_STATE_EXPIRATION_TIME: u16 = 134;
 }
 
 #[cfg(test)]
