@@ -386,8 +386,8 @@ impl Failover {
             }
             Msg::UpdDone { .. } => self.update_done(now, out),
             // Prefixes are split like addresses (see `ownership`): there is no FREE-BACKUP
-            // to hand over, and the answer says so.
-            Msg::PoolReq { .. } => self.send(Msg::PoolResp { sent_time: now, assigned: 0 }, now, out),
+            // to hand over, so the answer follows no BNDUPD.
+            Msg::PoolReq { .. } => self.send(Msg::PoolResp { sent_time: now }, now, out),
             Msg::PoolResp { .. } => {}
             Msg::Connect { .. } | Msg::ConnectReply { .. } | Msg::Disconnect { .. } => {
                 self.close(CloseReason::Unexpected(msg.name()), now, out)

@@ -4,11 +4,13 @@
 //! one to one.
 //!
 //! Times here are Unix seconds on the sender's clock. On the wire they are seconds since
-//! 2000-01-01 UTC (RFC 8156 section 5.2), modulo 2^32; converting is the codec's job.
+//! 2000-01-01 UTC (RFC 8156 section 5.2), modulo 2^32; [`super::wire`] converts.
 //!
 //! Wire values (message types, states, binding statuses, status codes) are defined once, in
 //! the codec; the enums here map onto them.
 
+/// OPTION_F_PROTOCOL_VERSION: partners must agree on `major`; `minor` only adds.
+pub use dhcp6_codec::failover::ProtocolVersion;
 use dhcp6_codec::{
     failover::{BindingStatus as WireBindingStatus, FailoverMessageType},
     Status,
@@ -21,13 +23,6 @@ use crate::server::IaType;
 /// The failover protocol version this engine speaks (OPTION_F_PROTOCOL_VERSION, RFC 8156
 /// section 5.4).
 pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
-
-/// OPTION_F_PROTOCOL_VERSION: partners must agree on `major`; `minor` only adds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProtocolVersion {
-    pub major: u32,
-    pub minor: u32,
-}
 
 /// A status code a failover message carries (OPTION_STATUS_CODE; the failover codes 16 to 22
 /// are RFC 8156 section 13's).
@@ -110,7 +105,8 @@ pub enum BindingStatus {
 }
 
 impl BindingStatus {
-    const ALL: [BindingStatus; 8] = [
+    /// Every status.
+    pub const ALL: [BindingStatus; 8] = [
         BindingStatus::Active,
         BindingStatus::Expired,
         BindingStatus::Released,
@@ -280,8 +276,9 @@ pub enum Msg {
     /// POOLREQ: the secondary asks for FREE-BACKUP prefixes (proportional allocation,
     /// section 4.2.2).
     PoolReq { sent_time: u64 },
-    /// POOLRESP: how many prefixes the primary made FREE-BACKUP in answer.
-    PoolResp { sent_time: u64, assigned: u32 },
+    /// POOLRESP: the primary's answer to a POOLREQ, once it has sent the FREE-BACKUP prefixes
+    /// as BNDUPDs (it carries no count: the codec, like Wireshark, knows no option for one).
+    PoolResp { sent_time: u64 },
     /// UPDREQ: send me the bindings I have not acknowledged (section 7.7).
     UpdReq { sent_time: u64 },
     /// UPDREQALL: send me every binding (section 7.7).
@@ -302,7 +299,7 @@ impl Msg {
             | Msg::BndUpd { sent_time, .. }
             | Msg::BndReply { sent_time, .. }
             | Msg::PoolReq { sent_time }
-            | Msg::PoolResp { sent_time, .. }
+            | Msg::PoolResp { sent_time }
             | Msg::UpdReq { sent_time }
             | Msg::UpdReqAll { sent_time }
             | Msg::UpdDone { sent_time } => *sent_time,
@@ -317,20 +314,7 @@ impl Msg {
 
     /// The RFC's name of the message type.
     pub fn name(&self) -> &'static str {
-        match self {
-            Msg::Connect { .. } => "CONNECT",
-            Msg::ConnectReply { .. } => "CONNECTREPLY",
-            Msg::Disconnect { .. } => "DISCONNECT",
-            Msg::State { .. } => "STATE",
-            Msg::Contact { .. } => "CONTACT",
-            Msg::BndUpd { .. } => "BNDUPD",
-            Msg::BndReply { .. } => "BNDREPLY",
-            Msg::PoolReq { .. } => "POOLREQ",
-            Msg::PoolResp { .. } => "POOLRESP",
-            Msg::UpdReq { .. } => "UPDREQ",
-            Msg::UpdReqAll { .. } => "UPDREQALL",
-            Msg::UpdDone { .. } => "UPDDONE",
-        }
+        self.msg_type().name()
     }
 
     /// The message type (RFC 8156 section 5.3).

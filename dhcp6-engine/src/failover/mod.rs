@@ -1,8 +1,9 @@
 //! DHCPv6 failover (RFC 8156), sans-IO: the connection with the partner and the failover
 //! state machine ([`Failover`]), the lazy update bookkeeping and conflict rules of binding
-//! updates ([`binding`]), who owns which share of a pool ([`ownership`]), and the messages
-//! as the engine sees them ([`message`]). The daemon's driver owns the TCP connection, the
-//! codec, the clock and the state file; it feeds [`Event`]s in and carries out [`Action`]s.
+//! updates ([`binding`]), who owns which share of a pool ([`ownership`]), the messages as
+//! the engine sees them ([`message`]) and their translation to and from the wire ([`wire`]).
+//! The daemon's driver owns the TCP connection and its framing, the clock and the state file;
+//! it feeds [`Event`]s in and carries out [`Action`]s.
 //!
 //! Hot standby only, as RFC 8156 defines it: the primary serves clients while both are up;
 //! each server allocates new resources from its own share; a server that cannot reach its
@@ -26,6 +27,7 @@ mod machine;
 pub mod message;
 pub mod ownership;
 pub mod state;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -36,6 +38,7 @@ pub use binding::{partner_lifetime_to_send, receive_bndupd, LazyUpdates, LocalBi
 pub use machine::Failover;
 pub use message::{BindingKey, BindingRecord, BindingResult, BindingStatus, FailoverStatus, Msg, ServerFlags};
 pub use state::{AllocateFrom, Persisted, PersistedError, Role, Service, State};
+pub use wire::WireError;
 
 /// A failover relationship's settings, as the daemon's configuration file gives them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

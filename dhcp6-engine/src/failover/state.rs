@@ -40,7 +40,8 @@ pub enum State {
 }
 
 impl State {
-    const ALL: [State; 10] = [
+    /// Every state.
+    pub const ALL: [State; 10] = [
         State::Startup,
         State::Normal,
         State::CommunicationsInterrupted,

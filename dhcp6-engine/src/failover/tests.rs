@@ -566,7 +566,7 @@ fn startup_announces_the_state_before_with_the_startup_flag() {
 fn a_pool_request_is_answered_with_nothing_to_hand_over() {
     let mut f = in_state(Role::Primary, State::Normal, State::Normal);
     let out = run(&mut f, Event::Received(Msg::PoolReq { sent_time: T0 }), T0);
-    assert_eq!(out, vec![Action::Send(Msg::PoolResp { sent_time: T0, assigned: 0 })]);
+    assert_eq!(out, vec![Action::Send(Msg::PoolResp { sent_time: T0 })]);
 }
 
 // Binding updates through the endpoint.
