@@ -11,11 +11,13 @@
 //! partner's share only in PARTNER-DOWN, the MCLT after the partner went down.
 //!
 //! ```
-//! use dhcp6_engine::failover::{Action, Event, Failover, FailoverConfig, Role, State};
+//! use dhcp6_engine::failover::{Action, Event, Failover, FailoverConfig, History, Role, State};
 //!
 //! let config = FailoverConfig { role: Role::Primary, ..FailoverConfig::default() };
-//! // First start (no state file): STARTUP, on the way to RECOVER to learn the bindings.
-//! let mut primary = Failover::new(config, None, 1_000).unwrap();
+//! // First start (no state file, no leases): STARTUP, on the way to RECOVER to learn the
+//! // bindings, with no MCLT to wait after it since nothing was ever given out.
+//! let history = History::at_start(None, 0);
+//! let mut primary = Failover::new(config, None, history, 1_000).unwrap();
 //! assert_eq!(primary.state(), State::Startup);
 //! let mut out = Vec::new();
 //! primary.handle(Event::Connected, 1_000, &mut out).unwrap();
@@ -37,7 +39,7 @@ use serde::Deserialize;
 pub use binding::{partner_lifetime_to_send, receive_bndupd, LazyUpdates, LocalBinding};
 pub use machine::Failover;
 pub use message::{BindingKey, BindingRecord, BindingResult, BindingStatus, FailoverStatus, Msg, ServerFlags};
-pub use state::{AllocateFrom, Persisted, PersistedError, Role, Service, State};
+pub use state::{AllocateFrom, History, Persisted, PersistedError, Role, Service, State};
 pub use wire::WireError;
 
 /// A failover relationship's settings, as the daemon's configuration file gives them.

@@ -184,6 +184,31 @@ pub struct Persisted {
     pub recover_done_at: Option<u64>,
 }
 
+/// Whether this server can have given clients anything before this start: what decides if
+/// a first RECOVER must wait out the MCLT (RFC 8156 section 8.6: RECOVER-WAIT lets lifetimes
+/// the server may have granted before it lost its bindings run out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// No state file and an empty lease store: a brand-new server, which gave nothing out, so
+    /// RECOVER goes to RECOVER-DONE as soon as the partner's bindings are in.
+    NeverServed,
+    /// A state file, or leases in the store (a server that lost its state file may have
+    /// served): RECOVER-WAIT waits the MCLT.
+    MayHaveServed,
+}
+
+impl History {
+    /// What the driver knows at start: the state file's content, if there is one, and how
+    /// many leases the store holds.
+    pub fn at_start(persisted: Option<&Persisted>, leases: usize) -> History {
+        if persisted.is_none() && leases == 0 {
+            History::NeverServed
+        } else {
+            History::MayHaveServed
+        }
+    }
+}
+
 /// The first bytes of an encoded [`Persisted`].
 const MAGIC: &[u8; 4] = b"D6FO";
 /// The layout's version: bump it when the layout changes. Version 2: the states' values are
@@ -289,6 +314,14 @@ mod tests {
         assert_eq!(State::from_code(ServerState(0)), None);
         assert_eq!(State::from_code(ServerState(11)), None);
         assert_eq!(State::CommunicationsInterrupted.to_string(), "COMMUNICATIONS-INTERRUPTED");
+    }
+
+    #[test]
+    fn only_no_state_file_and_no_leases_is_never_served() {
+        assert_eq!(History::at_start(None, 0), History::NeverServed);
+        assert_eq!(History::at_start(None, 1), History::MayHaveServed, "lost storage, kept leases");
+        let p = Persisted::fresh(State::Recover, 5);
+        assert_eq!(History::at_start(Some(&p), 0), History::MayHaveServed);
     }
 
     #[test]

@@ -15,10 +15,16 @@ fn config(role: Role) -> FailoverConfig {
     FailoverConfig { role, mclt: MCLT, keepalive: 10, ..FailoverConfig::default() }
 }
 
-/// An endpoint restarted at `T0` that was in `before` since `T0 - 100` (`None`: no state file).
+/// An endpoint restarted at `T0` that was in `before` since `T0 - 100` (`None`: no state file,
+/// but leases: storage lost, not a new server).
 fn restarted(role: Role, before: Option<State>) -> Failover {
     let persisted = before.map(|s| Persisted::fresh(s, T0 - 100));
-    Failover::new(config(role), persisted, T0).unwrap()
+    Failover::new(config(role), persisted, History::MayHaveServed, T0).unwrap()
+}
+
+/// A brand-new endpoint started at `T0`: no state file, no leases.
+fn brand_new(role: Role) -> Failover {
+    Failover::new(config(role), None, History::at_start(None, 0), T0).unwrap()
 }
 
 fn run(f: &mut Failover, event: Event, now: u64) -> Vec<Action> {
@@ -134,7 +140,7 @@ fn startup_to_recover_when_partner_is_partner_down() {
 #[test]
 fn startup_to_partner_down_when_it_was_partner_down() {
     let persisted = Persisted { partner_down_time: Some(T0 - 50), ..Persisted::fresh(State::PartnerDown, T0 - 100) };
-    let mut f = Failover::new(config(Role::Primary), Some(persisted), T0).unwrap();
+    let mut f = Failover::new(config(Role::Primary), Some(persisted), History::MayHaveServed, T0).unwrap();
     let out = run(&mut f, Event::Tick, T0 + 30);
     assert_eq!(changes(&out), vec![(State::Startup, State::PartnerDown)]);
     // The MCLT wait counts from the persisted time, across the restart.
@@ -244,7 +250,8 @@ fn communications_interrupted_to_partner_down_by_operator() {
 #[test]
 fn communications_interrupted_to_partner_down_automatically() {
     let cfg = FailoverConfig { auto_partner_down: Some(600), ..config(Role::Primary) };
-    let mut f = Failover::new(cfg, Some(Persisted::fresh(State::Normal, T0 - 100)), T0).unwrap();
+    let mut f =
+        Failover::new(cfg, Some(Persisted::fresh(State::Normal, T0 - 100)), History::MayHaveServed, T0).unwrap();
     run(&mut f, Event::Tick, T0 + 30);
     assert_eq!(f.state(), State::CommunicationsInterrupted);
     assert!(changes(&run(&mut f, Event::Tick, T0 + 629)).is_empty());
@@ -326,10 +333,33 @@ fn recover_to_recover_wait_on_upddone_within_the_mclt() {
 fn recover_to_recover_done_on_upddone_after_the_mclt() {
     // RECOVER began long ago (a restart in RECOVER keeps its start).
     let persisted = Persisted::fresh(State::Recover, T0 - u64::from(MCLT));
-    let mut f = Failover::new(config(Role::Secondary), Some(persisted), T0).unwrap();
+    let mut f = Failover::new(config(Role::Secondary), Some(persisted), History::MayHaveServed, T0).unwrap();
     let out = meet(&mut f, State::PartnerDown, T0);
     assert_eq!(sent(&out), vec!["STATE", "UPDREQALL"]);
     let out = run(&mut f, Event::Received(Msg::UpdDone { sent_time: T0 }), T0);
+    assert_eq!(changes(&out), vec![(State::Recover, State::RecoverDone)]);
+}
+
+#[test]
+fn recover_to_recover_done_on_upddone_when_never_served() {
+    let mut f = brand_new(Role::Secondary);
+    meet(&mut f, State::PartnerDown, T0 + 1);
+    assert_eq!(f.state(), State::Recover);
+    let out = run(&mut f, Event::Received(Msg::UpdDone { sent_time: T0 + 2 }), T0 + 2);
+    assert_eq!(changes(&out), vec![(State::Recover, State::RecoverDone)]);
+}
+
+#[test]
+fn a_restart_in_recover_keeps_the_never_served_deadline() {
+    let mut f = brand_new(Role::Secondary);
+    run(&mut f, Event::Tick, T0 + 30);
+    assert_eq!(f.state(), State::Recover);
+    let p = f.persisted();
+    assert_eq!(p.recover_done_at, Some(T0), "nothing to wait for");
+    // RECOVER serves no client, so the server has still given nothing out after the restart.
+    let mut f = Failover::new(config(Role::Secondary), Some(p), History::at_start(Some(&p), 0), T0 + 40).unwrap();
+    meet(&mut f, State::PartnerDown, T0 + 40);
+    let out = run(&mut f, Event::Received(Msg::UpdDone { sent_time: T0 + 41 }), T0 + 41);
     assert_eq!(changes(&out), vec![(State::Recover, State::RecoverDone)]);
 }
 
@@ -347,7 +377,7 @@ fn recover_wait_to_recover_done_when_the_mclt_has_passed() {
 #[test]
 fn recover_wait_keeps_its_deadline_across_a_restart() {
     let persisted = Persisted { recover_done_at: Some(T0 + 500), ..Persisted::fresh(State::RecoverWait, T0 - 100) };
-    let mut f = Failover::new(config(Role::Secondary), Some(persisted), T0).unwrap();
+    let mut f = Failover::new(config(Role::Secondary), Some(persisted), History::MayHaveServed, T0).unwrap();
     run(&mut f, Event::Tick, T0 + 30);
     assert_eq!(f.state(), State::RecoverWait);
     let out = run(&mut f, Event::Tick, T0 + 500);
@@ -699,7 +729,7 @@ fn config_defaults_and_checks() {
     assert_eq!((c.auto_partner_down, c.max_time_skew, c.relationship), (None, 60, None));
     assert!(serde_json::from_str::<FailoverConfig>(r#"{"role": "primary", "mclt2": 1}"#).is_err());
     let zero = FailoverConfig { mclt: 0, ..config(Role::Primary) };
-    assert_eq!(Failover::new(zero, None, T0).unwrap_err(), FailoverError::Zero("mclt"));
+    assert_eq!(Failover::new(zero, None, History::NeverServed, T0).unwrap_err(), FailoverError::Zero("mclt"));
 }
 
 // Whole scenarios: two endpoints wired together, in virtual time.
@@ -720,16 +750,16 @@ struct Pair {
 }
 
 impl Pair {
+    /// Two endpoints restarted in these states (see [`restarted`]).
     fn new(primary: Option<State>, secondary: Option<State>) -> Pair {
-        Pair {
-            primary: restarted(Role::Primary, primary),
-            secondary: restarted(Role::Secondary, secondary),
-            now: T0,
-            pending: VecDeque::new(),
-        }
+        Pair::of(restarted(Role::Primary, primary), restarted(Role::Secondary, secondary))
     }
 
-    fn of(&mut self, side: Side) -> &mut Failover {
+    fn of(primary: Failover, secondary: Failover) -> Pair {
+        Pair { primary, secondary, now: T0, pending: VecDeque::new() }
+    }
+
+    fn side(&mut self, side: Side) -> &mut Failover {
         match side {
             Side::Primary => &mut self.primary,
             Side::Secondary => &mut self.secondary,
@@ -767,7 +797,7 @@ impl Pair {
         while let Some((side, event)) = self.pending.pop_front() {
             let now = self.now;
             let mut out = Vec::new();
-            self.of(side).handle(event, now, &mut out).unwrap();
+            self.side(side).handle(event, now, &mut out).unwrap();
             let other = match side {
                 Side::Primary => Side::Secondary,
                 Side::Secondary => Side::Primary,
@@ -791,7 +821,28 @@ impl Pair {
 }
 
 #[test]
-fn a_new_pair_recovers_then_waits_the_mclt_then_is_normal() {
+fn a_new_pair_is_normal_within_seconds_of_connecting() {
+    let mut pair = Pair::of(brand_new(Role::Primary), brand_new(Role::Secondary));
+    pair.wait(2, 1);
+    pair.connect();
+    pair.wait(3, 1);
+    assert_eq!(pair.states(), (State::Normal, State::Normal));
+    assert!(pair.primary.service(pair.now).answers_clients && !pair.secondary.service(pair.now).answers_clients);
+}
+
+#[test]
+fn a_new_server_meeting_a_partner_down_partner_recovers_without_the_mclt() {
+    let mut pair =
+        Pair::of(restarted(Role::Primary, Some(State::CommunicationsInterrupted)), brand_new(Role::Secondary));
+    pair.wait(30, 10);
+    pair.primary.handle(Event::OperatorPartnerDown, pair.now, &mut Vec::new()).unwrap();
+    pair.connect();
+    pair.wait(3, 1);
+    assert_eq!(pair.states(), (State::Normal, State::Normal));
+}
+
+#[test]
+fn a_pair_that_lost_its_storage_recovers_then_waits_the_mclt_then_is_normal() {
     let mut pair = Pair::new(None, None);
     pair.connect();
     pair.wait(30, 10);
