@@ -5,10 +5,12 @@
 use std::collections::VecDeque;
 
 use super::message::{ProtocolVersion, PROTOCOL_VERSION};
+use super::wire;
 use super::*;
 use crate::server::IaType;
 
-const T0: u64 = 1_000_000;
+/// 2024-01-01T00:00:00Z: failover times on the wire count from 2000.
+const T0: u64 = 1_704_067_200;
 const MCLT: u32 = 3600;
 
 fn config(role: Role) -> FailoverConfig {
@@ -740,13 +742,31 @@ enum Side {
     Secondary,
 }
 
-/// A primary and a secondary whose actions are carried out at once: messages delivered,
-/// updates applied and accepted, requests for bindings answered with none to add.
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Primary => Side::Secondary,
+            Side::Secondary => Side::Primary,
+        }
+    }
+}
+
+/// A primary and a secondary whose actions are carried out at once: every message encoded
+/// with [`wire::encode`] and decoded with [`wire::decode`] on its way (checked to come out as
+/// it went in), updates applied to the receiver's `leases` and accepted, requests for
+/// bindings answered with every lease the side holds.
 struct Pair {
     primary: Failover,
     secondary: Failover,
     now: u64,
     pending: VecDeque<(Side, Event)>,
+    /// Each side's lease store, by `Side as usize`.
+    leases: [Vec<BindingRecord>; 2],
+    /// Every message that crossed the wire: who sent it, and its name.
+    sent: Vec<(Side, &'static str)>,
+    next_transaction_id: u32,
+    /// The transaction id of the last request each side received, which its reply echoes.
+    last_request: [u32; 2],
 }
 
 impl Pair {
@@ -756,7 +776,16 @@ impl Pair {
     }
 
     fn of(primary: Failover, secondary: Failover) -> Pair {
-        Pair { primary, secondary, now: T0, pending: VecDeque::new() }
+        Pair {
+            primary,
+            secondary,
+            now: T0,
+            pending: VecDeque::new(),
+            leases: [Vec::new(), Vec::new()],
+            sent: Vec::new(),
+            next_transaction_id: 0,
+            last_request: [0; 2],
+        }
     }
 
     fn side(&mut self, side: Side) -> &mut Failover {
@@ -764,6 +793,31 @@ impl Pair {
             Side::Primary => &mut self.primary,
             Side::Secondary => &mut self.secondary,
         }
+    }
+
+    /// Hands `event` to `side` now, and carries out what follows.
+    fn event(&mut self, side: Side, event: Event) {
+        self.pending.push_back((side, event));
+        self.drive();
+    }
+
+    /// Encodes `msg` from `from` and decodes it for the other side, as TCP would carry it.
+    fn transmit(&mut self, from: Side, msg: Msg) -> Msg {
+        let transaction_id = if msg.is_reply() {
+            self.last_request[from as usize]
+        } else {
+            self.next_transaction_id += 1;
+            self.next_transaction_id
+        };
+        let bytes = wire::encode(&msg, transaction_id).unwrap_or_else(|e| panic!("{}: {e}", msg.name()));
+        let decoded = wire::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", msg.name()));
+        assert_eq!(decoded, (msg.clone(), transaction_id), "{} changed on the wire", msg.name());
+        let (msg, transaction_id) = decoded;
+        if !msg.is_reply() {
+            self.last_request[from.other() as usize] = transaction_id;
+        }
+        self.sent.push((from, msg.name()));
+        msg
     }
 
     fn states(&self) -> (State, State) {
@@ -798,19 +852,27 @@ impl Pair {
             let now = self.now;
             let mut out = Vec::new();
             self.side(side).handle(event, now, &mut out).unwrap();
-            let other = match side {
-                Side::Primary => Side::Secondary,
-                Side::Secondary => Side::Primary,
-            };
+            let other = side.other();
             for action in out {
                 match action {
-                    Action::Send(m) => self.pending.push_back((other, Event::Received(m))),
+                    Action::Send(m) => {
+                        let m = self.transmit(side, m);
+                        self.pending.push_back((other, Event::Received(m)));
+                    }
                     Action::Close(_) => self.pending.push_back((other, Event::ConnectionLost)),
                     Action::ApplyBndUpd(bs) => {
+                        let leases = &mut self.leases[side as usize];
+                        for b in &bs {
+                            leases.retain(|l| l.resource != b.resource);
+                            leases.push(b.clone());
+                        }
                         let applied = bs.into_iter().map(|b| (b, FailoverStatus::Success)).collect();
                         self.pending.push_back((side, Event::BndUpdApplied(applied)));
                     }
                     Action::ResendUnacked | Action::SendAllBindings => {
+                        for b in self.leases[side as usize].clone() {
+                            self.pending.push_back((side, Event::BindingChanged(b)));
+                        }
                         self.pending.push_back((side, Event::AllUpdatesQueued))
                     }
                     Action::Persist(_) | Action::StateChanged { .. } | Action::BindingsRejected(_) => {}
@@ -839,6 +901,38 @@ fn a_new_server_meeting_a_partner_down_partner_recovers_without_the_mclt() {
     pair.connect();
     pair.wait(3, 1);
     assert_eq!(pair.states(), (State::Normal, State::Normal));
+}
+
+#[test]
+fn a_binding_update_crosses_the_wire_and_its_ack_raises_the_lifetime_cap() {
+    let mut pair = Pair::new(Some(State::Normal), Some(State::Normal));
+    pair.connect();
+    let b = BindingRecord { client_last_transaction: pair.now - 5, ..binding("2001:db8::1/128") };
+    assert_eq!(pair.primary.updates().lifetime_cap(&b.resource, 7200, pair.now), MCLT);
+    pair.sent.clear();
+    pair.event(Side::Primary, Event::BindingChanged(b.clone()));
+    assert_eq!(pair.sent, [(Side::Primary, "BNDUPD"), (Side::Secondary, "BNDREPLY")]);
+    assert_eq!(pair.leases[Side::Secondary as usize], std::slice::from_ref(&b), "every field crossed the wire");
+    assert_eq!(pair.primary.updates().lifetime_cap(&b.resource, 7200, pair.now), 7200);
+    assert_eq!(pair.secondary.updates().acked_partner_expiry(&b.resource), Some(b.expiration_time));
+}
+
+#[test]
+fn a_new_server_learns_its_partners_bindings_over_the_wire() {
+    let mut pair =
+        Pair::of(restarted(Role::Primary, Some(State::CommunicationsInterrupted)), brand_new(Role::Secondary));
+    let prefix = BindingRecord { ia_type: IaType::Pd, iaid: 2, ..binding("2001:db8:9000::/56") };
+    pair.leases[Side::Primary as usize] = vec![binding("2001:db8::1/128"), prefix];
+    pair.wait(30, 10);
+    pair.primary.handle(Event::OperatorPartnerDown, pair.now, &mut Vec::new()).unwrap();
+    pair.connect();
+    assert_eq!(pair.states(), (State::Normal, State::Normal));
+    let mut learnt = pair.leases[Side::Secondary as usize].clone();
+    learnt.sort_by_key(|b| b.resource);
+    assert_eq!(learnt, pair.leases[Side::Primary as usize]);
+    for m in ["UPDREQALL", "BNDUPD", "BNDREPLY", "UPDDONE"] {
+        assert!(pair.sent.iter().any(|(_, sent)| *sent == m), "{m} went over the wire");
+    }
 }
 
 #[test]
