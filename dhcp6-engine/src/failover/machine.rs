@@ -4,7 +4,7 @@
 use super::{
     binding::LazyUpdates,
     message::{BindingResult, FailoverStatus, Msg, ServerFlags, PROTOCOL_VERSION},
-    state::{AllocateFrom, Persisted, Role, Service, State},
+    state::{AllocateFrom, History, Persisted, Role, Service, State},
     Action, CloseReason, Event, FailoverConfig, FailoverError, UNREACHABLE_KEEPALIVES,
 };
 
@@ -67,8 +67,16 @@ impl Failover {
     /// The endpoint after a start at `now`, from what the state file held (`None` when there
     /// is none: a first start, or lost storage). It begins in STARTUP (RFC 8156 section 8.3)
     /// and returns to the state it held before, or goes to RECOVER when it held none, since a
-    /// server without its bindings must learn them from its partner first.
-    pub fn new(config: FailoverConfig, persisted: Option<Persisted>, now: u64) -> Result<Failover, FailoverError> {
+    /// server without its bindings must learn them from its partner first. `history` says
+    /// whether that RECOVER waits the MCLT once the bindings are in ([`History::at_start`]
+    /// decides it from the state file and the lease store): a brand-new server goes straight
+    /// to RECOVER-DONE, so a new pair serves as soon as it has met.
+    pub fn new(
+        config: FailoverConfig,
+        persisted: Option<Persisted>,
+        history: History,
+        now: u64,
+    ) -> Result<Failover, FailoverError> {
         for (value, name) in
             [(config.mclt, "mclt"), (config.keepalive, "keepalive"), (config.max_unacked_bndupd, "max-unacked-bndupd")]
         {
@@ -82,8 +90,13 @@ impl Failover {
             }
             _ => (State::Recover, now, None, None, None),
         };
+        // Nothing given out before, nothing to let run out: no MCLT to wait.
+        let wait = match history {
+            History::NeverServed => 0,
+            History::MayHaveServed => u64::from(config.mclt),
+        };
         let recover_done_at = match previous {
-            State::Recover | State::RecoverWait => Some(recover_done_at.unwrap_or(since + u64::from(config.mclt))),
+            State::Recover | State::RecoverWait => Some(recover_done_at.unwrap_or(since + wait)),
             _ => None,
         };
         let updates = LazyUpdates::new(config.mclt, config.max_unacked_bndupd);
@@ -386,8 +399,8 @@ impl Failover {
             }
             Msg::UpdDone { .. } => self.update_done(now, out),
             // Prefixes are split like addresses (see `ownership`): there is no FREE-BACKUP
-            // to hand over, and the answer says so.
-            Msg::PoolReq { .. } => self.send(Msg::PoolResp { sent_time: now, assigned: 0 }, now, out),
+            // to hand over, so the answer follows no BNDUPD.
+            Msg::PoolReq { .. } => self.send(Msg::PoolResp { sent_time: now }, now, out),
             Msg::PoolResp { .. } => {}
             Msg::Connect { .. } | Msg::ConnectReply { .. } | Msg::Disconnect { .. } => {
                 self.close(CloseReason::Unexpected(msg.name()), now, out)

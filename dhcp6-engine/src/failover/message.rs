@@ -4,8 +4,17 @@
 //! one to one.
 //!
 //! Times here are Unix seconds on the sender's clock. On the wire they are seconds since
-//! 2000-01-01 UTC (RFC 8156 section 5.2), modulo 2^32; converting is the codec's job.
+//! 2000-01-01 UTC (RFC 8156 section 5.2), modulo 2^32; [`super::wire`] converts.
+//!
+//! Wire values (message types, states, binding statuses, status codes) are defined once, in
+//! the codec; the enums here map onto them.
 
+/// OPTION_F_PROTOCOL_VERSION: partners must agree on `major`; `minor` only adds.
+pub use dhcp6_codec::failover::ProtocolVersion;
+use dhcp6_codec::{
+    failover::{BindingStatus as WireBindingStatus, FailoverMessageType},
+    Status,
+};
 use ipnet::Ipv6Net;
 
 use super::state::State;
@@ -15,15 +24,8 @@ use crate::server::IaType;
 /// section 5.4).
 pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
 
-/// OPTION_F_PROTOCOL_VERSION: partners must agree on `major`; `minor` only adds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProtocolVersion {
-    pub major: u32,
-    pub minor: u32,
-}
-
 /// A status code a failover message carries (OPTION_STATUS_CODE; the failover codes 16 to 22
-/// are RFC 8156 section 5.6's).
+/// are RFC 8156 section 13's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailoverStatus {
     Success,
@@ -42,45 +44,46 @@ pub enum FailoverStatus {
     /// The partners' clocks are too far apart (in CONNECTREPLY or DISCONNECT).
     ExcessiveTimeSkew,
     /// Any other code, kept so that a partner's message survives the round trip.
-    Other(u16),
+    Other(Status),
 }
 
 impl FailoverStatus {
-    /// The code's value in OPTION_STATUS_CODE.
-    pub fn code(self) -> u16 {
+    const NAMED: [FailoverStatus; 9] = [
+        FailoverStatus::Success,
+        FailoverStatus::UnspecFail,
+        FailoverStatus::AddressInUse,
+        FailoverStatus::ConfigurationConflict,
+        FailoverStatus::MissingBindingInformation,
+        FailoverStatus::OutdatedBindingInformation,
+        FailoverStatus::ServerShuttingDown,
+        FailoverStatus::DnsUpdateNotSupported,
+        FailoverStatus::ExcessiveTimeSkew,
+    ];
+
+    /// The code in OPTION_STATUS_CODE.
+    pub fn code(self) -> Status {
         match self {
-            FailoverStatus::Success => 0,
-            FailoverStatus::UnspecFail => 1,
-            FailoverStatus::AddressInUse => 16,
-            FailoverStatus::ConfigurationConflict => 17,
-            FailoverStatus::MissingBindingInformation => 18,
-            FailoverStatus::OutdatedBindingInformation => 19,
-            FailoverStatus::ServerShuttingDown => 20,
-            FailoverStatus::DnsUpdateNotSupported => 21,
-            FailoverStatus::ExcessiveTimeSkew => 22,
+            FailoverStatus::Success => Status::SUCCESS,
+            FailoverStatus::UnspecFail => Status::UNSPEC_FAIL,
+            FailoverStatus::AddressInUse => Status::ADDRESS_IN_USE,
+            FailoverStatus::ConfigurationConflict => Status::CONFIGURATION_CONFLICT,
+            FailoverStatus::MissingBindingInformation => Status::MISSING_BINDING_INFORMATION,
+            FailoverStatus::OutdatedBindingInformation => Status::OUTDATED_BINDING_INFORMATION,
+            FailoverStatus::ServerShuttingDown => Status::SERVER_SHUTTING_DOWN,
+            FailoverStatus::DnsUpdateNotSupported => Status::DNS_UPDATE_NOT_SUPPORTED,
+            FailoverStatus::ExcessiveTimeSkew => Status::EXCESSIVE_TIME_SKEW,
             FailoverStatus::Other(c) => c,
         }
     }
 
     /// The status with wire value `code`.
-    pub fn from_code(code: u16) -> FailoverStatus {
-        match code {
-            0 => FailoverStatus::Success,
-            1 => FailoverStatus::UnspecFail,
-            16 => FailoverStatus::AddressInUse,
-            17 => FailoverStatus::ConfigurationConflict,
-            18 => FailoverStatus::MissingBindingInformation,
-            19 => FailoverStatus::OutdatedBindingInformation,
-            20 => FailoverStatus::ServerShuttingDown,
-            21 => FailoverStatus::DnsUpdateNotSupported,
-            22 => FailoverStatus::ExcessiveTimeSkew,
-            c => FailoverStatus::Other(c),
-        }
+    pub fn from_code(code: Status) -> FailoverStatus {
+        FailoverStatus::NAMED.into_iter().find(|s| s.code() == code).unwrap_or(FailoverStatus::Other(code))
     }
 }
 
-/// OPTION_F_BINDING_STATUS (RFC 8156 section 5.4): where a resource stands. The wire values
-/// are in [`BindingStatus::code`].
+/// OPTION_F_BINDING_STATUS (RFC 8156 section 5): where a resource stands. The wire values
+/// are the codec's, in [`BindingStatus::code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BindingStatus {
     /// Bound to the client.
@@ -102,34 +105,35 @@ pub enum BindingStatus {
 }
 
 impl BindingStatus {
+    /// Every status.
+    pub const ALL: [BindingStatus; 8] = [
+        BindingStatus::Active,
+        BindingStatus::Expired,
+        BindingStatus::Released,
+        BindingStatus::PendingFree,
+        BindingStatus::Free,
+        BindingStatus::FreeBackup,
+        BindingStatus::Abandoned,
+        BindingStatus::Reset,
+    ];
+
     /// The value in OPTION_F_BINDING_STATUS.
-    pub fn code(self) -> u8 {
+    pub fn code(self) -> WireBindingStatus {
         match self {
-            BindingStatus::Active => 1,
-            BindingStatus::Expired => 2,
-            BindingStatus::Released => 3,
-            BindingStatus::PendingFree => 4,
-            BindingStatus::Free => 5,
-            BindingStatus::FreeBackup => 6,
-            BindingStatus::Abandoned => 7,
-            BindingStatus::Reset => 8,
+            BindingStatus::Active => WireBindingStatus::ACTIVE,
+            BindingStatus::Expired => WireBindingStatus::EXPIRED,
+            BindingStatus::Released => WireBindingStatus::RELEASED,
+            BindingStatus::PendingFree => WireBindingStatus::PENDING_FREE,
+            BindingStatus::Free => WireBindingStatus::FREE,
+            BindingStatus::FreeBackup => WireBindingStatus::FREE_BACKUP,
+            BindingStatus::Abandoned => WireBindingStatus::ABANDONED,
+            BindingStatus::Reset => WireBindingStatus::RESET,
         }
     }
 
-    /// The status with wire value `code`, if it is one.
-    pub fn from_code(code: u8) -> Option<BindingStatus> {
-        [
-            BindingStatus::Active,
-            BindingStatus::Expired,
-            BindingStatus::Released,
-            BindingStatus::PendingFree,
-            BindingStatus::Free,
-            BindingStatus::FreeBackup,
-            BindingStatus::Abandoned,
-            BindingStatus::Reset,
-        ]
-        .into_iter()
-        .find(|s| s.code() == code)
+    /// The status with wire value `code`, if the RFC defines it.
+    pub fn from_code(code: WireBindingStatus) -> Option<BindingStatus> {
+        BindingStatus::ALL.into_iter().find(|s| s.code() == code)
     }
 }
 
@@ -272,8 +276,9 @@ pub enum Msg {
     /// POOLREQ: the secondary asks for FREE-BACKUP prefixes (proportional allocation,
     /// section 4.2.2).
     PoolReq { sent_time: u64 },
-    /// POOLRESP: how many prefixes the primary made FREE-BACKUP in answer.
-    PoolResp { sent_time: u64, assigned: u32 },
+    /// POOLRESP: the primary's answer to a POOLREQ, once it has sent the FREE-BACKUP prefixes
+    /// as BNDUPDs (it carries no count: the codec, like Wireshark, knows no option for one).
+    PoolResp { sent_time: u64 },
     /// UPDREQ: send me the bindings I have not acknowledged (section 7.7).
     UpdReq { sent_time: u64 },
     /// UPDREQALL: send me every binding (section 7.7).
@@ -294,7 +299,7 @@ impl Msg {
             | Msg::BndUpd { sent_time, .. }
             | Msg::BndReply { sent_time, .. }
             | Msg::PoolReq { sent_time }
-            | Msg::PoolResp { sent_time, .. }
+            | Msg::PoolResp { sent_time }
             | Msg::UpdReq { sent_time }
             | Msg::UpdReqAll { sent_time }
             | Msg::UpdDone { sent_time } => *sent_time,
@@ -309,37 +314,24 @@ impl Msg {
 
     /// The RFC's name of the message type.
     pub fn name(&self) -> &'static str {
-        match self {
-            Msg::Connect { .. } => "CONNECT",
-            Msg::ConnectReply { .. } => "CONNECTREPLY",
-            Msg::Disconnect { .. } => "DISCONNECT",
-            Msg::State { .. } => "STATE",
-            Msg::Contact { .. } => "CONTACT",
-            Msg::BndUpd { .. } => "BNDUPD",
-            Msg::BndReply { .. } => "BNDREPLY",
-            Msg::PoolReq { .. } => "POOLREQ",
-            Msg::PoolResp { .. } => "POOLRESP",
-            Msg::UpdReq { .. } => "UPDREQ",
-            Msg::UpdReqAll { .. } => "UPDREQALL",
-            Msg::UpdDone { .. } => "UPDDONE",
-        }
+        self.msg_type().name()
     }
 
-    /// The message type's wire value (RFC 8156 section 5.3).
-    pub fn msg_type(&self) -> u8 {
+    /// The message type (RFC 8156 section 5.3).
+    pub fn msg_type(&self) -> FailoverMessageType {
         match self {
-            Msg::BndUpd { .. } => 24,
-            Msg::BndReply { .. } => 25,
-            Msg::PoolReq { .. } => 26,
-            Msg::PoolResp { .. } => 27,
-            Msg::UpdReq { .. } => 28,
-            Msg::UpdReqAll { .. } => 29,
-            Msg::UpdDone { .. } => 30,
-            Msg::Connect { .. } => 31,
-            Msg::ConnectReply { .. } => 32,
-            Msg::Disconnect { .. } => 33,
-            Msg::State { .. } => 34,
-            Msg::Contact { .. } => 35,
+            Msg::BndUpd { .. } => FailoverMessageType::BndUpd,
+            Msg::BndReply { .. } => FailoverMessageType::BndReply,
+            Msg::PoolReq { .. } => FailoverMessageType::PoolReq,
+            Msg::PoolResp { .. } => FailoverMessageType::PoolResp,
+            Msg::UpdReq { .. } => FailoverMessageType::UpdReq,
+            Msg::UpdReqAll { .. } => FailoverMessageType::UpdReqAll,
+            Msg::UpdDone { .. } => FailoverMessageType::UpdDone,
+            Msg::Connect { .. } => FailoverMessageType::Connect,
+            Msg::ConnectReply { .. } => FailoverMessageType::ConnectReply,
+            Msg::Disconnect { .. } => FailoverMessageType::Disconnect,
+            Msg::State { .. } => FailoverMessageType::State,
+            Msg::Contact { .. } => FailoverMessageType::Contact,
         }
     }
 }
@@ -351,25 +343,32 @@ mod tests {
     #[test]
     fn status_codes_round_trip_with_rfc_values() {
         for code in 0..40u16 {
-            assert_eq!(FailoverStatus::from_code(code).code(), code);
+            assert_eq!(FailoverStatus::from_code(Status(code)).code(), Status(code));
         }
-        assert_eq!(FailoverStatus::ExcessiveTimeSkew.code(), 22);
-        assert_eq!(FailoverStatus::AddressInUse.code(), 16);
+        let named: Vec<u16> = FailoverStatus::NAMED.iter().map(|s| s.code().0).collect();
+        assert_eq!(named, [0, 1, 16, 17, 18, 19, 20, 21, 22]);
+        assert_eq!(FailoverStatus::from_code(Status(2)), FailoverStatus::Other(Status::NO_ADDRS_AVAIL));
     }
 
     #[test]
     fn binding_status_round_trips_and_rejects_unknown() {
+        let names: Vec<&str> = BindingStatus::ALL.iter().filter_map(|s| s.code().name()).collect();
+        assert_eq!(
+            names,
+            ["ACTIVE", "EXPIRED", "RELEASED", "PENDING-FREE", "FREE", "FREE-BACKUP", "ABANDONED", "RESET"]
+        );
         for code in 1..=8u8 {
-            assert_eq!(BindingStatus::from_code(code).map(BindingStatus::code), Some(code));
+            let wire = WireBindingStatus(code);
+            assert_eq!(BindingStatus::from_code(wire).map(BindingStatus::code), Some(wire));
         }
-        assert_eq!(BindingStatus::from_code(0), None);
-        assert_eq!(BindingStatus::from_code(9), None);
+        assert_eq!(BindingStatus::from_code(WireBindingStatus(0)), None);
+        assert_eq!(BindingStatus::from_code(WireBindingStatus(9)), None);
     }
 
     #[test]
-    fn message_types_are_the_rfc_values() {
-        assert_eq!(Msg::BndUpd { sent_time: 0, bindings: vec![] }.msg_type(), 24);
-        assert_eq!(Msg::Contact { sent_time: 0 }.msg_type(), 35);
+    fn message_types_are_the_codecs() {
+        assert_eq!(Msg::BndUpd { sent_time: 0, bindings: vec![] }.msg_type() as u8, 24);
+        assert_eq!(Msg::Contact { sent_time: 0 }.msg_type(), FailoverMessageType::Contact);
         assert!(Msg::UpdDone { sent_time: 0 }.is_reply());
         assert!(!Msg::UpdReq { sent_time: 0 }.is_reply());
     }

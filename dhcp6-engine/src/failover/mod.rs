@@ -1,8 +1,9 @@
 //! DHCPv6 failover (RFC 8156), sans-IO: the connection with the partner and the failover
 //! state machine ([`Failover`]), the lazy update bookkeeping and conflict rules of binding
-//! updates ([`binding`]), who owns which share of a pool ([`ownership`]), and the messages
-//! as the engine sees them ([`message`]). The daemon's driver owns the TCP connection, the
-//! codec, the clock and the state file; it feeds [`Event`]s in and carries out [`Action`]s.
+//! updates ([`binding`]), who owns which share of a pool ([`ownership`]), the messages as
+//! the engine sees them ([`message`]) and their translation to and from the wire ([`wire`]).
+//! The daemon's driver owns the TCP connection and its framing, the clock and the state file;
+//! it feeds [`Event`]s in and carries out [`Action`]s.
 //!
 //! Hot standby only, as RFC 8156 defines it: the primary serves clients while both are up;
 //! each server allocates new resources from its own share; a server that cannot reach its
@@ -10,11 +11,13 @@
 //! partner's share only in PARTNER-DOWN, the MCLT after the partner went down.
 //!
 //! ```
-//! use dhcp6_engine::failover::{Action, Event, Failover, FailoverConfig, Role, State};
+//! use dhcp6_engine::failover::{Action, Event, Failover, FailoverConfig, History, Role, State};
 //!
 //! let config = FailoverConfig { role: Role::Primary, ..FailoverConfig::default() };
-//! // First start (no state file): STARTUP, on the way to RECOVER to learn the bindings.
-//! let mut primary = Failover::new(config, None, 1_000).unwrap();
+//! // First start (no state file, no leases): STARTUP, on the way to RECOVER to learn the
+//! // bindings, with no MCLT to wait after it since nothing was ever given out.
+//! let history = History::at_start(None, 0);
+//! let mut primary = Failover::new(config, None, history, 1_000).unwrap();
 //! assert_eq!(primary.state(), State::Startup);
 //! let mut out = Vec::new();
 //! primary.handle(Event::Connected, 1_000, &mut out).unwrap();
@@ -26,6 +29,7 @@ mod machine;
 pub mod message;
 pub mod ownership;
 pub mod state;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -35,7 +39,8 @@ use serde::Deserialize;
 pub use binding::{partner_lifetime_to_send, receive_bndupd, LazyUpdates, LocalBinding};
 pub use machine::Failover;
 pub use message::{BindingKey, BindingRecord, BindingResult, BindingStatus, FailoverStatus, Msg, ServerFlags};
-pub use state::{AllocateFrom, Persisted, PersistedError, Role, Service, State};
+pub use state::{AllocateFrom, History, Persisted, PersistedError, Role, Service, State};
+pub use wire::WireError;
 
 /// A failover relationship's settings, as the daemon's configuration file gives them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -1,6 +1,7 @@
 //! The failover states (RFC 8156 section 8), what each lets a server do for clients, and what
 //! of them must outlive a restart.
 
+use dhcp6_codec::failover::ServerState;
 use serde::Deserialize;
 
 /// Which end of the relationship this server is. The primary opens the connection and, in
@@ -39,7 +40,8 @@ pub enum State {
 }
 
 impl State {
-    const ALL: [State; 10] = [
+    /// Every state.
+    pub const ALL: [State; 10] = [
         State::Startup,
         State::Normal,
         State::CommunicationsInterrupted,
@@ -52,42 +54,31 @@ impl State {
         State::RecoverDone,
     ];
 
-    /// The value in OPTION_F_SERVER_STATE. The numbering is the DHCPv4 failover draft's,
-    /// which RFC 8156 keeps (PAUSED = 7 and SHUTDOWN = 8 are not states of this engine).
-    pub fn code(self) -> u8 {
+    /// The value in OPTION_F_SERVER_STATE (RFC 8156 section 13; the codec holds the numbers).
+    pub fn code(self) -> ServerState {
         match self {
-            State::Startup => 1,
-            State::Normal => 2,
-            State::CommunicationsInterrupted => 3,
-            State::PartnerDown => 4,
-            State::PotentialConflict => 5,
-            State::Recover => 6,
-            State::RecoverDone => 9,
-            State::ResolutionInterrupted => 10,
-            State::ConflictDone => 11,
-            State::RecoverWait => 254,
+            State::Startup => ServerState::STARTUP,
+            State::Normal => ServerState::NORMAL,
+            State::CommunicationsInterrupted => ServerState::COMMUNICATIONS_INTERRUPTED,
+            State::PartnerDown => ServerState::PARTNER_DOWN,
+            State::PotentialConflict => ServerState::POTENTIAL_CONFLICT,
+            State::Recover => ServerState::RECOVER,
+            State::RecoverWait => ServerState::RECOVER_WAIT,
+            State::RecoverDone => ServerState::RECOVER_DONE,
+            State::ResolutionInterrupted => ServerState::RESOLUTION_INTERRUPTED,
+            State::ConflictDone => ServerState::CONFLICT_DONE,
         }
     }
 
-    /// The state with wire value `code`, if this engine knows it.
-    pub fn from_code(code: u8) -> Option<State> {
+    /// The state with wire value `code`, if the RFC defines it.
+    pub fn from_code(code: ServerState) -> Option<State> {
         State::ALL.into_iter().find(|s| s.code() == code)
     }
 
     /// The RFC's name.
     pub fn name(self) -> &'static str {
-        match self {
-            State::Startup => "STARTUP",
-            State::Normal => "NORMAL",
-            State::CommunicationsInterrupted => "COMMUNICATIONS-INTERRUPTED",
-            State::PartnerDown => "PARTNER-DOWN",
-            State::PotentialConflict => "POTENTIAL-CONFLICT",
-            State::ResolutionInterrupted => "RESOLUTION-INTERRUPTED",
-            State::ConflictDone => "CONFLICT-DONE",
-            State::Recover => "RECOVER",
-            State::RecoverWait => "RECOVER-WAIT",
-            State::RecoverDone => "RECOVER-DONE",
-        }
+        // Every State maps to one of the ten values the codec names.
+        self.code().name().expect("a State's wire value is a defined one")
     }
 }
 
@@ -193,10 +184,36 @@ pub struct Persisted {
     pub recover_done_at: Option<u64>,
 }
 
+/// Whether this server can have given clients anything before this start: what decides if
+/// a first RECOVER must wait out the MCLT (RFC 8156 section 8.6: RECOVER-WAIT lets lifetimes
+/// the server may have granted before it lost its bindings run out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// No state file and an empty lease store: a brand-new server, which gave nothing out, so
+    /// RECOVER goes to RECOVER-DONE as soon as the partner's bindings are in.
+    NeverServed,
+    /// A state file, or leases in the store (a server that lost its state file may have
+    /// served): RECOVER-WAIT waits the MCLT.
+    MayHaveServed,
+}
+
+impl History {
+    /// What the driver knows at start: the state file's content, if there is one, and how
+    /// many leases the store holds.
+    pub fn at_start(persisted: Option<&Persisted>, leases: usize) -> History {
+        if persisted.is_none() && leases == 0 {
+            History::NeverServed
+        } else {
+            History::MayHaveServed
+        }
+    }
+}
+
 /// The first bytes of an encoded [`Persisted`].
 const MAGIC: &[u8; 4] = b"D6FO";
-/// The layout's version: bump it when the layout changes.
-const VERSION: u8 = 1;
+/// The layout's version: bump it when the layout changes. Version 2: the states' values are
+/// RFC 8156's (version 1 used the DHCPv4 failover draft's).
+const VERSION: u8 = 2;
 /// Magic, version, state, since, partner state (0: none), then the partner-down time and
 /// RECOVER-DONE time, each a presence byte and a u64.
 const ENCODED_LEN: usize = 4 + 1 + 1 + 8 + 1 + 9 + 9;
@@ -220,16 +237,16 @@ impl Persisted {
         Persisted { state, since, partner_state: None, partner_down_time: None, recover_done_at: None }
     }
 
-    /// A fixed layout of 33 bytes, big-endian: b"D6FO", version 1, state (OPTION_F_SERVER_STATE
+    /// A fixed layout of 33 bytes, big-endian: b"D6FO", version 2, state (OPTION_F_SERVER_STATE
     /// value), since (u64), partner state (0 when unknown), then for the partner-down time and
     /// the RECOVER-DONE time each 1 and the time (u64), or 0 and eight zero bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(ENCODED_LEN);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
-        out.push(self.state.code());
+        out.push(self.state.code().0);
         out.extend_from_slice(&self.since.to_be_bytes());
-        out.push(self.partner_state.map_or(0, State::code));
+        out.push(self.partner_state.map_or(0, |s| s.code().0));
         for time in [self.partner_down_time, self.recover_done_at] {
             out.push(u8::from(time.is_some()));
             out.extend_from_slice(&time.unwrap_or(0).to_be_bytes());
@@ -247,7 +264,7 @@ impl Persisted {
         if bytes[4] != VERSION {
             return Err(PersistedError::Version(bytes[4]));
         }
-        let state_of = |b: u8| State::from_code(b).ok_or(PersistedError::State(b));
+        let state_of = |b: u8| State::from_code(ServerState(b)).ok_or(PersistedError::State(b));
         let u64_at = |at: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&bytes[at..at + 8]);
@@ -277,9 +294,34 @@ mod tests {
         for s in State::ALL {
             assert_eq!(State::from_code(s.code()), Some(s));
         }
-        assert_eq!(State::from_code(0), None);
-        assert_eq!(State::from_code(7), None, "PAUSED is not a state of this engine");
+        // RFC 8156 section 13's values, 1 to 10, each the name of one state.
+        let by_value: Vec<&str> = (1..=10).map(|v| State::from_code(ServerState(v)).unwrap().name()).collect();
+        assert_eq!(
+            by_value,
+            [
+                "STARTUP",
+                "NORMAL",
+                "COMMUNICATIONS-INTERRUPTED",
+                "PARTNER-DOWN",
+                "POTENTIAL-CONFLICT",
+                "RECOVER",
+                "RECOVER-WAIT",
+                "RECOVER-DONE",
+                "RESOLUTION-INTERRUPTED",
+                "CONFLICT-DONE"
+            ]
+        );
+        assert_eq!(State::from_code(ServerState(0)), None);
+        assert_eq!(State::from_code(ServerState(11)), None);
         assert_eq!(State::CommunicationsInterrupted.to_string(), "COMMUNICATIONS-INTERRUPTED");
+    }
+
+    #[test]
+    fn only_no_state_file_and_no_leases_is_never_served() {
+        assert_eq!(History::at_start(None, 0), History::NeverServed);
+        assert_eq!(History::at_start(None, 1), History::MayHaveServed, "lost storage, kept leases");
+        let p = Persisted::fresh(State::Recover, 5);
+        assert_eq!(History::at_start(Some(&p), 0), History::MayHaveServed);
     }
 
     #[test]
@@ -293,7 +335,7 @@ mod tests {
         };
         let bytes = p.encode();
         assert_eq!(bytes.len(), 33);
-        assert_eq!(&bytes[..6], b"D6FO\x01\x04");
+        assert_eq!(&bytes[..6], b"D6FO\x02\x04");
         assert_eq!(Persisted::decode(&bytes), Ok(p));
         let none = Persisted::fresh(State::Normal, 5);
         assert_eq!(Persisted::decode(&none.encode()), Ok(none));
@@ -309,8 +351,8 @@ mod tests {
         bad[0] = b'X';
         assert_eq!(Persisted::decode(&bad), Err(PersistedError::Magic));
         let mut bad = good.clone();
-        bad[4] = 2;
-        assert_eq!(Persisted::decode(&bad), Err(PersistedError::Version(2)));
+        bad[4] = 1;
+        assert_eq!(Persisted::decode(&bad), Err(PersistedError::Version(1)), "the old numbering");
         let mut bad = good;
         bad[5] = 99;
         assert_eq!(Persisted::decode(&bad), Err(PersistedError::State(99)));

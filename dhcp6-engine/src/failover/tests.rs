@@ -5,20 +5,28 @@
 use std::collections::VecDeque;
 
 use super::message::{ProtocolVersion, PROTOCOL_VERSION};
+use super::wire;
 use super::*;
 use crate::server::IaType;
 
-const T0: u64 = 1_000_000;
+/// 2024-01-01T00:00:00Z: failover times on the wire count from 2000.
+const T0: u64 = 1_704_067_200;
 const MCLT: u32 = 3600;
 
 fn config(role: Role) -> FailoverConfig {
     FailoverConfig { role, mclt: MCLT, keepalive: 10, ..FailoverConfig::default() }
 }
 
-/// An endpoint restarted at `T0` that was in `before` since `T0 - 100` (`None`: no state file).
+/// An endpoint restarted at `T0` that was in `before` since `T0 - 100` (`None`: no state file,
+/// but leases: storage lost, not a new server).
 fn restarted(role: Role, before: Option<State>) -> Failover {
     let persisted = before.map(|s| Persisted::fresh(s, T0 - 100));
-    Failover::new(config(role), persisted, T0).unwrap()
+    Failover::new(config(role), persisted, History::MayHaveServed, T0).unwrap()
+}
+
+/// A brand-new endpoint started at `T0`: no state file, no leases.
+fn brand_new(role: Role) -> Failover {
+    Failover::new(config(role), None, History::at_start(None, 0), T0).unwrap()
 }
 
 fn run(f: &mut Failover, event: Event, now: u64) -> Vec<Action> {
@@ -134,7 +142,7 @@ fn startup_to_recover_when_partner_is_partner_down() {
 #[test]
 fn startup_to_partner_down_when_it_was_partner_down() {
     let persisted = Persisted { partner_down_time: Some(T0 - 50), ..Persisted::fresh(State::PartnerDown, T0 - 100) };
-    let mut f = Failover::new(config(Role::Primary), Some(persisted), T0).unwrap();
+    let mut f = Failover::new(config(Role::Primary), Some(persisted), History::MayHaveServed, T0).unwrap();
     let out = run(&mut f, Event::Tick, T0 + 30);
     assert_eq!(changes(&out), vec![(State::Startup, State::PartnerDown)]);
     // The MCLT wait counts from the persisted time, across the restart.
@@ -244,7 +252,8 @@ fn communications_interrupted_to_partner_down_by_operator() {
 #[test]
 fn communications_interrupted_to_partner_down_automatically() {
     let cfg = FailoverConfig { auto_partner_down: Some(600), ..config(Role::Primary) };
-    let mut f = Failover::new(cfg, Some(Persisted::fresh(State::Normal, T0 - 100)), T0).unwrap();
+    let mut f =
+        Failover::new(cfg, Some(Persisted::fresh(State::Normal, T0 - 100)), History::MayHaveServed, T0).unwrap();
     run(&mut f, Event::Tick, T0 + 30);
     assert_eq!(f.state(), State::CommunicationsInterrupted);
     assert!(changes(&run(&mut f, Event::Tick, T0 + 629)).is_empty());
@@ -326,10 +335,33 @@ fn recover_to_recover_wait_on_upddone_within_the_mclt() {
 fn recover_to_recover_done_on_upddone_after_the_mclt() {
     // RECOVER began long ago (a restart in RECOVER keeps its start).
     let persisted = Persisted::fresh(State::Recover, T0 - u64::from(MCLT));
-    let mut f = Failover::new(config(Role::Secondary), Some(persisted), T0).unwrap();
+    let mut f = Failover::new(config(Role::Secondary), Some(persisted), History::MayHaveServed, T0).unwrap();
     let out = meet(&mut f, State::PartnerDown, T0);
     assert_eq!(sent(&out), vec!["STATE", "UPDREQALL"]);
     let out = run(&mut f, Event::Received(Msg::UpdDone { sent_time: T0 }), T0);
+    assert_eq!(changes(&out), vec![(State::Recover, State::RecoverDone)]);
+}
+
+#[test]
+fn recover_to_recover_done_on_upddone_when_never_served() {
+    let mut f = brand_new(Role::Secondary);
+    meet(&mut f, State::PartnerDown, T0 + 1);
+    assert_eq!(f.state(), State::Recover);
+    let out = run(&mut f, Event::Received(Msg::UpdDone { sent_time: T0 + 2 }), T0 + 2);
+    assert_eq!(changes(&out), vec![(State::Recover, State::RecoverDone)]);
+}
+
+#[test]
+fn a_restart_in_recover_keeps_the_never_served_deadline() {
+    let mut f = brand_new(Role::Secondary);
+    run(&mut f, Event::Tick, T0 + 30);
+    assert_eq!(f.state(), State::Recover);
+    let p = f.persisted();
+    assert_eq!(p.recover_done_at, Some(T0), "nothing to wait for");
+    // RECOVER serves no client, so the server has still given nothing out after the restart.
+    let mut f = Failover::new(config(Role::Secondary), Some(p), History::at_start(Some(&p), 0), T0 + 40).unwrap();
+    meet(&mut f, State::PartnerDown, T0 + 40);
+    let out = run(&mut f, Event::Received(Msg::UpdDone { sent_time: T0 + 41 }), T0 + 41);
     assert_eq!(changes(&out), vec![(State::Recover, State::RecoverDone)]);
 }
 
@@ -347,7 +379,7 @@ fn recover_wait_to_recover_done_when_the_mclt_has_passed() {
 #[test]
 fn recover_wait_keeps_its_deadline_across_a_restart() {
     let persisted = Persisted { recover_done_at: Some(T0 + 500), ..Persisted::fresh(State::RecoverWait, T0 - 100) };
-    let mut f = Failover::new(config(Role::Secondary), Some(persisted), T0).unwrap();
+    let mut f = Failover::new(config(Role::Secondary), Some(persisted), History::MayHaveServed, T0).unwrap();
     run(&mut f, Event::Tick, T0 + 30);
     assert_eq!(f.state(), State::RecoverWait);
     let out = run(&mut f, Event::Tick, T0 + 500);
@@ -566,7 +598,7 @@ fn startup_announces_the_state_before_with_the_startup_flag() {
 fn a_pool_request_is_answered_with_nothing_to_hand_over() {
     let mut f = in_state(Role::Primary, State::Normal, State::Normal);
     let out = run(&mut f, Event::Received(Msg::PoolReq { sent_time: T0 }), T0);
-    assert_eq!(out, vec![Action::Send(Msg::PoolResp { sent_time: T0, assigned: 0 })]);
+    assert_eq!(out, vec![Action::Send(Msg::PoolResp { sent_time: T0 })]);
 }
 
 // Binding updates through the endpoint.
@@ -699,7 +731,7 @@ fn config_defaults_and_checks() {
     assert_eq!((c.auto_partner_down, c.max_time_skew, c.relationship), (None, 60, None));
     assert!(serde_json::from_str::<FailoverConfig>(r#"{"role": "primary", "mclt2": 1}"#).is_err());
     let zero = FailoverConfig { mclt: 0, ..config(Role::Primary) };
-    assert_eq!(Failover::new(zero, None, T0).unwrap_err(), FailoverError::Zero("mclt"));
+    assert_eq!(Failover::new(zero, None, History::NeverServed, T0).unwrap_err(), FailoverError::Zero("mclt"));
 }
 
 // Whole scenarios: two endpoints wired together, in virtual time.
@@ -710,30 +742,82 @@ enum Side {
     Secondary,
 }
 
-/// A primary and a secondary whose actions are carried out at once: messages delivered,
-/// updates applied and accepted, requests for bindings answered with none to add.
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Primary => Side::Secondary,
+            Side::Secondary => Side::Primary,
+        }
+    }
+}
+
+/// A primary and a secondary whose actions are carried out at once: every message encoded
+/// with [`wire::encode`] and decoded with [`wire::decode`] on its way (checked to come out as
+/// it went in), updates applied to the receiver's `leases` and accepted, requests for
+/// bindings answered with every lease the side holds.
 struct Pair {
     primary: Failover,
     secondary: Failover,
     now: u64,
     pending: VecDeque<(Side, Event)>,
+    /// Each side's lease store, by `Side as usize`.
+    leases: [Vec<BindingRecord>; 2],
+    /// Every message that crossed the wire: who sent it, and its name.
+    sent: Vec<(Side, &'static str)>,
+    next_transaction_id: u32,
+    /// The transaction id of the last request each side received, which its reply echoes.
+    last_request: [u32; 2],
 }
 
 impl Pair {
+    /// Two endpoints restarted in these states (see [`restarted`]).
     fn new(primary: Option<State>, secondary: Option<State>) -> Pair {
+        Pair::of(restarted(Role::Primary, primary), restarted(Role::Secondary, secondary))
+    }
+
+    fn of(primary: Failover, secondary: Failover) -> Pair {
         Pair {
-            primary: restarted(Role::Primary, primary),
-            secondary: restarted(Role::Secondary, secondary),
+            primary,
+            secondary,
             now: T0,
             pending: VecDeque::new(),
+            leases: [Vec::new(), Vec::new()],
+            sent: Vec::new(),
+            next_transaction_id: 0,
+            last_request: [0; 2],
         }
     }
 
-    fn of(&mut self, side: Side) -> &mut Failover {
+    fn side(&mut self, side: Side) -> &mut Failover {
         match side {
             Side::Primary => &mut self.primary,
             Side::Secondary => &mut self.secondary,
         }
+    }
+
+    /// Hands `event` to `side` now, and carries out what follows.
+    fn event(&mut self, side: Side, event: Event) {
+        self.pending.push_back((side, event));
+        self.drive();
+    }
+
+    /// Encodes `msg` from `from` and decodes it for the other side, as TCP would carry it.
+    fn transmit(&mut self, from: Side, msg: Msg) -> Msg {
+        let transaction_id = if msg.is_reply() {
+            self.last_request[from as usize]
+        } else {
+            self.next_transaction_id += 1;
+            self.next_transaction_id
+        };
+        let bytes = wire::encode(&msg, transaction_id).unwrap_or_else(|e| panic!("{}: {e}", msg.name()));
+        let decoded = wire::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", msg.name()));
+        assert_eq!(decoded, (msg.clone(), transaction_id), "{} changed on the wire", msg.name());
+        let (msg, transaction_id) = decoded;
+        if !msg.is_reply() {
+            self.last_request[from.other() as usize] = transaction_id;
+        }
+        self.sent.push((from, msg.name()));
+        msg
     }
 
     fn states(&self) -> (State, State) {
@@ -767,20 +851,28 @@ impl Pair {
         while let Some((side, event)) = self.pending.pop_front() {
             let now = self.now;
             let mut out = Vec::new();
-            self.of(side).handle(event, now, &mut out).unwrap();
-            let other = match side {
-                Side::Primary => Side::Secondary,
-                Side::Secondary => Side::Primary,
-            };
+            self.side(side).handle(event, now, &mut out).unwrap();
+            let other = side.other();
             for action in out {
                 match action {
-                    Action::Send(m) => self.pending.push_back((other, Event::Received(m))),
+                    Action::Send(m) => {
+                        let m = self.transmit(side, m);
+                        self.pending.push_back((other, Event::Received(m)));
+                    }
                     Action::Close(_) => self.pending.push_back((other, Event::ConnectionLost)),
                     Action::ApplyBndUpd(bs) => {
+                        let leases = &mut self.leases[side as usize];
+                        for b in &bs {
+                            leases.retain(|l| l.resource != b.resource);
+                            leases.push(b.clone());
+                        }
                         let applied = bs.into_iter().map(|b| (b, FailoverStatus::Success)).collect();
                         self.pending.push_back((side, Event::BndUpdApplied(applied)));
                     }
                     Action::ResendUnacked | Action::SendAllBindings => {
+                        for b in self.leases[side as usize].clone() {
+                            self.pending.push_back((side, Event::BindingChanged(b)));
+                        }
                         self.pending.push_back((side, Event::AllUpdatesQueued))
                     }
                     Action::Persist(_) | Action::StateChanged { .. } | Action::BindingsRejected(_) => {}
@@ -791,7 +883,60 @@ impl Pair {
 }
 
 #[test]
-fn a_new_pair_recovers_then_waits_the_mclt_then_is_normal() {
+fn a_new_pair_is_normal_within_seconds_of_connecting() {
+    let mut pair = Pair::of(brand_new(Role::Primary), brand_new(Role::Secondary));
+    pair.wait(2, 1);
+    pair.connect();
+    pair.wait(3, 1);
+    assert_eq!(pair.states(), (State::Normal, State::Normal));
+    assert!(pair.primary.service(pair.now).answers_clients && !pair.secondary.service(pair.now).answers_clients);
+}
+
+#[test]
+fn a_new_server_meeting_a_partner_down_partner_recovers_without_the_mclt() {
+    let mut pair =
+        Pair::of(restarted(Role::Primary, Some(State::CommunicationsInterrupted)), brand_new(Role::Secondary));
+    pair.wait(30, 10);
+    pair.primary.handle(Event::OperatorPartnerDown, pair.now, &mut Vec::new()).unwrap();
+    pair.connect();
+    pair.wait(3, 1);
+    assert_eq!(pair.states(), (State::Normal, State::Normal));
+}
+
+#[test]
+fn a_binding_update_crosses_the_wire_and_its_ack_raises_the_lifetime_cap() {
+    let mut pair = Pair::new(Some(State::Normal), Some(State::Normal));
+    pair.connect();
+    let b = BindingRecord { client_last_transaction: pair.now - 5, ..binding("2001:db8::1/128") };
+    assert_eq!(pair.primary.updates().lifetime_cap(&b.resource, 7200, pair.now), MCLT);
+    pair.sent.clear();
+    pair.event(Side::Primary, Event::BindingChanged(b.clone()));
+    assert_eq!(pair.sent, [(Side::Primary, "BNDUPD"), (Side::Secondary, "BNDREPLY")]);
+    assert_eq!(pair.leases[Side::Secondary as usize], std::slice::from_ref(&b), "every field crossed the wire");
+    assert_eq!(pair.primary.updates().lifetime_cap(&b.resource, 7200, pair.now), 7200);
+    assert_eq!(pair.secondary.updates().acked_partner_expiry(&b.resource), Some(b.expiration_time));
+}
+
+#[test]
+fn a_new_server_learns_its_partners_bindings_over_the_wire() {
+    let mut pair =
+        Pair::of(restarted(Role::Primary, Some(State::CommunicationsInterrupted)), brand_new(Role::Secondary));
+    let prefix = BindingRecord { ia_type: IaType::Pd, iaid: 2, ..binding("2001:db8:9000::/56") };
+    pair.leases[Side::Primary as usize] = vec![binding("2001:db8::1/128"), prefix];
+    pair.wait(30, 10);
+    pair.primary.handle(Event::OperatorPartnerDown, pair.now, &mut Vec::new()).unwrap();
+    pair.connect();
+    assert_eq!(pair.states(), (State::Normal, State::Normal));
+    let mut learnt = pair.leases[Side::Secondary as usize].clone();
+    learnt.sort_by_key(|b| b.resource);
+    assert_eq!(learnt, pair.leases[Side::Primary as usize]);
+    for m in ["UPDREQALL", "BNDUPD", "BNDREPLY", "UPDDONE"] {
+        assert!(pair.sent.iter().any(|(_, sent)| *sent == m), "{m} went over the wire");
+    }
+}
+
+#[test]
+fn a_pair_that_lost_its_storage_recovers_then_waits_the_mclt_then_is_normal() {
     let mut pair = Pair::new(None, None);
     pair.connect();
     pair.wait(30, 10);
