@@ -9,7 +9,8 @@ use std::net::Ipv6Addr;
 
 use dhcp6_codec::{option::DhcpOption, Duid};
 use dhcp6_common::renewal::{
-    checksum, LeaseEntry, LeaseKey, LinkEntry, ENTRY_RENEW_ONLY, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, OPTION_MAX, SERVER_ID_MAX,
+    checksum, LeaseEntry, LeaseKey, LinkEntry, ENTRY_RENEW_ONLY, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, OPTION_MAX,
+    SERVER_ID_MAX,
 };
 
 use crate::server::{config::Subnet, FastBinding, IaType};

@@ -499,7 +499,10 @@ fn check_failover(f: Spanned<raw::Failover>) -> Result<FailoverSettings, (usize,
     }
     let mclt = match f.mclt {
         Some(m) if *m.get_ref() == 0 => {
-            return Err((m.span().start, "mclt is 0: no client could be told any lifetime before the partner acknowledged it".into()))
+            return Err((
+                m.span().start,
+                "mclt is 0: no client could be told any lifetime before the partner acknowledged it".into(),
+            ))
         }
         Some(m) => *m.get_ref(),
         None => DEFAULT_MCLT,
@@ -512,7 +515,9 @@ fn check_failover(f: Spanned<raw::Failover>) -> Result<FailoverSettings, (usize,
         None => DEFAULT_KEEPALIVE,
     };
     let max_unacked_updates = match f.max_unacked_updates {
-        Some(m) if *m.get_ref() == 0 => return Err((m.span().start, "max_unacked_updates is 0: no update could be sent".into())),
+        Some(m) if *m.get_ref() == 0 => {
+            return Err((m.span().start, "max_unacked_updates is 0: no update could be sent".into()))
+        }
         Some(m) => *m.get_ref(),
         None => DEFAULT_MAX_UNACKED,
     };

@@ -17,8 +17,11 @@ const SECS: Duration = Duration::from_secs(30);
 /// 2001:db8:ff::/64 link: the primary is ::1, the secondary ::2. Short lifetimes so that the
 /// client rebinds within the test; an MCLT of 30 s.
 fn config(interface: &str, primary: bool) -> String {
-    let (role, local, partner) =
-        if primary { ("primary", "2001:db8:ff::1", "2001:db8:ff::2") } else { ("secondary", "2001:db8:ff::2", "2001:db8:ff::1") };
+    let (role, local, partner) = if primary {
+        ("primary", "2001:db8:ff::1", "2001:db8:ff::2")
+    } else {
+        ("secondary", "2001:db8:ff::2", "2001:db8:ff::1")
+    };
     format!(
         r#"[server]
 preferred_lifetime = 20
@@ -52,10 +55,13 @@ struct Lab {
     primary_ns: Netns,
     secondary_ns: Netns,
     client_ns: Netns,
+    /// A second client host: two dhclients on one interface would share port 546.
+    other_ns: Netns,
     _switch_ns: Netns,
     p_port: Veth,
     s_port: Veth,
     c_port: Veth,
+    o_port: Veth,
     between: Veth,
 }
 
@@ -68,15 +74,28 @@ impl Lab {
         let p_port = Veth::new(&primary_ns, &switch_ns);
         let s_port = Veth::new(&secondary_ns, &switch_ns);
         let c_port = Veth::new(&client_ns, &switch_ns);
+        let other_ns = Netns::new("d6fo");
+        let o_port = Veth::new(&other_ns, &switch_ns);
         switch_ns.exec(&["ip", "link", "add", "br0", "type", "bridge"]);
         switch_ns.exec(&["ip", "link", "set", "br0", "up"]);
-        for port in [p_port.b(), s_port.b(), c_port.b()] {
+        for port in [p_port.b(), s_port.b(), c_port.b(), o_port.b()] {
             switch_ns.exec(&["ip", "link", "set", port, "master", "br0"]);
         }
         let between = Veth::new(&primary_ns, &secondary_ns);
         primary_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", between.a(), "nodad"]);
         secondary_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::2/64", "dev", between.b(), "nodad"]);
-        Lab { primary_ns, secondary_ns, client_ns, _switch_ns: switch_ns, p_port, s_port, c_port, between }
+        Lab {
+            primary_ns,
+            secondary_ns,
+            client_ns,
+            other_ns,
+            _switch_ns: switch_ns,
+            p_port,
+            s_port,
+            c_port,
+            o_port,
+            between,
+        }
     }
 
     fn primary(&self, scratch: &Scratch) -> Dhcp6d {
@@ -119,9 +138,9 @@ fn a_pair_forms_replicates_takes_over_and_recovers() {
     let scratch = Scratch::new("failover-pair");
     let secondary = lab.secondary(&scratch);
     let mut primary = lab.primary(&scratch);
-    wait_state(&primary, "normal", SECS);
-    wait_state(&secondary, "normal", SECS);
-    assert_eq!(secondary.show("failover")["partner_state"], "normal");
+    wait_state(&primary, "NORMAL", SECS);
+    wait_state(&secondary, "NORMAL", SECS);
+    assert_eq!(secondary.show("failover")["partner_state"], "NORMAL");
 
     // A client binds through the primary; the secondary lists the binding within a second.
     let first = Dhclient::start(&lab.client_ns, &scratch, "first", lab.c_port.a(), &["-N", "-P"]);
@@ -140,25 +159,28 @@ fn a_pair_forms_replicates_takes_over_and_recovers() {
     primary.process.signal(libc::SIGKILL);
     let _ = primary.process.wait();
     let killed = Instant::now();
-    wait_state(&secondary, "communications-interrupted", SECS);
-    let second = Dhclient::start(&lab.client_ns, &scratch, "second", lab.c_port.a(), &["-N"]);
+    wait_state(&secondary, "COMMUNICATIONS-INTERRUPTED", SECS);
+    let second = Dhclient::start(&lab.other_ns, &scratch, "second", lab.o_port.a(), &["-N"]);
     let (new_address, _) = (second.wait_event("BOUND6", "new_ip6_address", SECS), ());
     assert!(killed.elapsed() < Duration::from_secs(3) || in_upper_half(&new_address));
     assert!(in_upper_half(&new_address), "the secondary gives from its own half: {new_address}");
     // The first client's Rebind (T2 5 s) is answered by the secondary with the same
     // address and prefix.
-    let rebound = wait_for("the first client to rebind", SECS, || {
-        first.events().into_iter().find(|(r, v)| r == "REBIND6" && v.contains_key("new_ip6_address")).map(|(_, v)| v)
-    });
-    assert_eq!(rebound["new_ip6_address"], address);
-    assert_eq!(rebound.get("new_ip6_prefix").map(String::as_str), Some(prefix.as_str()));
+    // dhclient reports the address and the prefix in an event each.
+    let rebound = |key: &str| {
+        wait_for(&format!("the first client to rebind its {key}"), SECS, || {
+            first.events().into_iter().find(|(r, v)| r == "REBIND6" && v.contains_key(key)).map(|(_, v)| v[key].clone())
+        })
+    };
+    assert_eq!(rebound("new_ip6_address"), address);
+    assert_eq!(rebound("new_ip6_prefix"), prefix);
     assert!(secondary.stat("received", "REBIND") >= 1);
 
     // The primary returns: both back in NORMAL, both hold every binding.
     drop(primary);
     primary = lab.primary(&scratch);
-    wait_state(&primary, "normal", Duration::from_secs(60));
-    wait_state(&secondary, "normal", SECS);
+    wait_state(&primary, "NORMAL", Duration::from_secs(60));
+    wait_state(&secondary, "NORMAL", SECS);
     for resource in [&address, &prefix, &new_address] {
         wait_for(&format!("both to hold {resource}"), SECS, || {
             (holds(&primary, resource) && holds(&secondary, resource)).then_some(())
@@ -175,7 +197,17 @@ fn a_connection_from_another_address_is_refused_and_counted() {
     // From the primary's namespace but another address of its link.
     lab.primary_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::99/64", "dev", lab.between.a(), "nodad"]);
     // bash's /dev/tcp connects from the route's source; bind that source by asking for it.
-    lab.primary_ns.exec(&["ip", "-6", "route", "replace", "2001:db8:ff::2/128", "dev", lab.between.a(), "src", "2001:db8:ff::99"]);
+    lab.primary_ns.exec(&[
+        "ip",
+        "-6",
+        "route",
+        "replace",
+        "2001:db8:ff::2/128",
+        "dev",
+        lab.between.a(),
+        "src",
+        "2001:db8:ff::99",
+    ]);
     let _ = lab.primary_ns.exec_status(&["bash", "-c", "exec 3<>/dev/tcp/2001:db8:ff::2/647; sleep 0.5"]);
     wait_for("the refusal to be counted", SECS, || {
         let f: Value = secondary.show("failover");

@@ -88,7 +88,7 @@ pub enum Done {
 }
 
 enum Job {
-    Batch(Batch),
+    Batch(Box<Batch>),
     /// Once a second: finishes a compaction whose snapshot is written, and asks the store
     /// whether it wants a new one for `live` leases.
     Tick {
@@ -154,7 +154,7 @@ impl Committer {
         {
             return None;
         }
-        match self.queue(Job::Batch(batch)) {
+        match self.queue(Job::Batch(Box::new(batch))) {
             Ok(()) => {
                 self.in_flight += 1;
                 None
@@ -259,7 +259,7 @@ fn run<D: FnMut(Vec<Outgoing>)>(mut store: Box<dyn LeaseStore>, queue: mpsc::Rec
                             std::thread::sleep(COMMIT_EVERY - since);
                         }
                     }
-                    group.push(b)
+                    group.push(*b)
                 }
                 other => {
                     // Batches before it go first: a compaction's snapshot holds them.

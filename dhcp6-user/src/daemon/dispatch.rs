@@ -13,8 +13,8 @@ use crate::{
 };
 
 use super::{
-    committer::Batch, failover_link, input::now, input::Input, relaying::Relaying, sender::Outgoing, serve::Serve, socket,
-    socket::Role,
+    committer::Batch, failover_link, input::now, input::Input, relaying::Relaying, sender::Outgoing, serve::Serve,
+    socket, socket::Role,
 };
 
 /// What a batch of inputs gave.
@@ -40,14 +40,13 @@ pub fn handle_batch(
     xdp: Option<&XdpProgram>,
 ) -> Handled {
     let now = now();
-    let mut handled =
-        Handled {
-            relayed: Vec::new(),
-            frames: Vec::new(),
-            batch: Batch::default(),
-            failover: Vec::new(),
-            failover_requests: Vec::new(),
-        };
+    let mut handled = Handled {
+        relayed: Vec::new(),
+        frames: Vec::new(),
+        batch: Batch::default(),
+        failover: Vec::new(),
+        failover_requests: Vec::new(),
+    };
     for input in inputs {
         match input {
             Input::Datagram { listener, from, to, payload, peer } => {

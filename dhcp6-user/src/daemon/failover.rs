@@ -24,8 +24,8 @@ use crate::{
     config::{FailoverRole, FailoverSettings},
     control::FailoverAnswer,
     failover::{
-        binding::LocalBinding, partner_lifetime_to_send, receive_bndupd, wire, Action, BindingRecord,
-        BindingStatus, Event, Failover, FailoverConfig, FailoverStatus, Msg, Persisted, Role,
+        binding::LocalBinding, partner_lifetime_to_send, receive_bndupd, wire, Action, BindingRecord, BindingStatus,
+        Event, Failover, FailoverConfig, FailoverStatus, History, Msg, Persisted, Role,
     },
     server::{Lease, LeaseChange, LeaseState, Server},
 };
@@ -74,8 +74,8 @@ impl Partnership {
             max_unacked_bndupd: settings.max_unacked_updates,
             ..FailoverConfig::default()
         };
-        let never_served = persisted.is_none() && server.lease_count() == 0;
-        let engine = Failover::new(config, persisted, now, never_served).context("starting failover")?;
+        let history = History::at_start(persisted.as_ref(), server.lease_count());
+        let engine = Failover::new(config, persisted, history, now).context("starting failover")?;
         info!(role = ?engine.role(), state = %engine.state(), "failover");
         server.pair_with(engine, now);
         Ok(Partnership {
@@ -235,7 +235,8 @@ impl Partnership {
                 }
                 Action::ApplyBndUpd(records) => {
                     let (applied, changes) = apply(&mut serve.server, records, now);
-                    self.bindings_rejected += applied.iter().filter(|(_, s)| *s != FailoverStatus::Success).count() as u64;
+                    self.bindings_rejected +=
+                        applied.iter().filter(|(_, s)| *s != FailoverStatus::Success).count() as u64;
                     // The answer leaves once the bindings are durable.
                     let mut answer = Vec::new();
                     if let Some(engine) = serve.server.failover_mut() {
@@ -246,7 +247,8 @@ impl Partnership {
                     for a in answer {
                         match a {
                             Action::Send(msg) => {
-                                if let (Some((_, out)), Ok(bytes)) = (&self.link, self.encode(&msg)) {
+                                let bytes = self.encode(&msg);
+                                if let (Some((_, out)), Ok(bytes)) = (&self.link, bytes) {
                                     partner.push((out.clone(), bytes));
                                 }
                             }
@@ -351,7 +353,9 @@ fn apply(
             continue;
         };
         let local = server.lease_of(&record.resource);
-        let local = local.as_ref().map(|lease| LocalBinding { lease, clt: lease.expires.saturating_sub(u64::from(lease.valid_lifetime)) });
+        let local = local
+            .as_ref()
+            .map(|lease| LocalBinding { lease, clt: lease.expires.saturating_sub(u64::from(lease.valid_lifetime)) });
         match receive_bndupd(&record, local, subnet, now) {
             Ok(change) => {
                 server.restore(change.clone());

@@ -104,7 +104,12 @@ async fn connect_loop(local: SocketAddrV6, partner: SocketAddrV6, queue: mpsc::S
     }
 }
 
-async fn listen_loop(listener: TcpListener, partner: SocketAddrV6, queue: mpsc::Sender<Input>, counts: Arc<LinkCounts>) {
+async fn listen_loop(
+    listener: TcpListener,
+    partner: SocketAddrV6,
+    queue: mpsc::Sender<Input>,
+    counts: Arc<LinkCounts>,
+) {
     // The connection being served, so that a new one from the partner (it restarted and its
     // old connection is dead without our knowing) replaces it.
     let mut current: Option<tokio::task::JoinHandle<()>> = None;

@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::{
-    committer, control_socket, driver::Daemon, failover::Partnership, identity, input::now, input::Input, input::QUEUE, input::SHED_BACKLOG,
-    reader, relay_xdp, relaying::Relaying, renewal_upkeep::RenewalUpkeep, sender, serve::Serve, socket,
-    socket::Listener, socket::Role, xsk,
+    committer, control_socket, driver::Daemon, failover::Partnership, identity, input::now, input::Input, input::QUEUE,
+    input::SHED_BACKLOG, reader, relay_xdp, relaying::Relaying, renewal_upkeep::RenewalUpkeep, sender, serve::Serve,
+    socket, socket::Listener, socket::Role, xsk,
 };
 use crate::{
     config::Config,
