@@ -6,7 +6,7 @@ use std::path::Path;
 use dhcp6_common::counters::Verdict;
 use dhcp6_engine::{
     counters::Counts,
-    relay::{RelayStats, ServerStatus, UserEntry},
+    relay::{standby::StandbyStatus, RelayStats, ServerStatus, UserEntry},
     server::{IaType, LeaseState, PoolCounts, Statistics},
 };
 use ipnet::Ipv6Net;
@@ -32,6 +32,10 @@ pub enum Request {
     RelayUsers,
     /// The relay's servers: state and counters.
     RelayServers,
+    /// The relay's hot standby: roles, backup links, counters.
+    RelayStandby,
+    /// A batch backup of every user entry to the standby peers, now.
+    RelayBackupNow,
 }
 
 /// One lease, for `show bindings`.
@@ -110,6 +114,12 @@ pub enum Answer {
     RelayUsers(Vec<RelayUser>),
     /// `None` when dhcp6d does not relay.
     RelayServers(Option<Box<RelayServers>>),
+    /// `None` when dhcp6d has no standby profiles.
+    RelayStandby(Option<Box<StandbyStatus>>),
+    /// A batch went to this many connected peers.
+    BackupStarted {
+        peers: usize,
+    },
     Error {
         error: String,
     },

@@ -61,6 +61,9 @@ crate::counted_enum! {
         BadFrame => "bad_frame",
         /// The engine's queue was full: the daemon's reader dropped the message.
         QueueFull => "queue_full",
+        /// A client's message on an access entry whose standby profile is not master here:
+        /// the master relays it.
+        Standby => "standby",
     }
 }
 

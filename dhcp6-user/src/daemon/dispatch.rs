@@ -38,6 +38,10 @@ pub fn handle_batch(
                 // The relay takes what comes on its access interfaces, and Relay-Replies.
                 if let Some(r) = relaying.as_deref_mut() {
                     let out = match role {
+                        Role::RelayAccess(access) if !r.relays(access) => {
+                            r.left_to_master();
+                            continue;
+                        }
                         Role::RelayAccess(access) => Some(r.relay.from_client(access, &payload, from, None, now)),
                         Role::Unicast if is_relay_reply => Some(r.relay.from_server(&payload, from, now)),
                         _ => None,
@@ -72,14 +76,22 @@ pub fn handle_batch(
             }
             Input::Frame { access, from, mac, payload } => {
                 if let Some(r) = relaying.as_deref_mut() {
+                    if !r.relays(access) {
+                        r.left_to_master();
+                        continue;
+                    }
                     if let Some(out) = r.relay.from_client(access, &payload, from, Some(mac), now) {
                         r.route(out, &mut handled.relayed, &mut handled.frames);
                     }
                 }
             }
+            Input::Standby(input) => {
+                if let Some(r) = relaying.as_deref_mut() {
+                    r.standby_input(input);
+                }
+            }
             Input::Control { request, answer } => {
-                let relay = relaying.as_deref().map(|r| &r.relay);
-                let (value, changes) = serve.answer(request, relay, xdp, now);
+                let (value, changes) = serve.answer(request, relaying.as_deref_mut(), xdp, now);
                 handled.batch.changes.extend(changes);
                 // Control answers, like replies, go out once what they announce is durable.
                 handled.batch.answers.push((answer, value));

@@ -11,13 +11,13 @@ use super::{
     committer::{self, Batch, Committer, Done},
     control_socket::{self, Drops},
     reader,
+    relaying::Relaying,
     renewal_upkeep::{self, RenewalUpkeep},
     sender::{Outgoing, Sender},
     socket::Listener,
 };
 use crate::{
     control::{Answer, Request},
-    relay::Relay,
     server::{LeaseChange, Server},
     xdp::{ShedSwitch, XdpProgram},
 };
@@ -119,7 +119,7 @@ impl Serve {
     pub fn answer(
         &mut self,
         request: Request,
-        relay: Option<&Relay>,
+        relaying: Option<&mut Relaying>,
         xdp: Option<&XdpProgram>,
         now: u64,
     ) -> (Answer, Vec<LeaseChange>) {
@@ -130,7 +130,7 @@ impl Serve {
             sent: &self.sender.sent,
             xdp_tx_off: self.renewal.as_ref().map_or(&[], |r| r.xdp_tx_off()),
         };
-        control_socket::answer(&mut self.server, relay, request, xdp, &drops, now)
+        control_socket::answer(&mut self.server, relaying, request, xdp, &drops, now)
     }
 
     /// Makes what was handed over durable and sends its replies; stops shedding in XDP.
