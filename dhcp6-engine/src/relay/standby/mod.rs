@@ -25,7 +25,7 @@ use std::{collections::HashMap, net::Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Relay, RelayConfig, UserChange};
+use super::{Relay, RelayConfig, UserChange, UserEntry};
 use link::{LinkMessage, BATCH_CHUNK, LINK_VERSION};
 use reconcile::{key_of, put_wins, removal_wins, Tombstone, Tombstones};
 use vrrp::{VrrpNotice, VrrpState, VrrpSubject};
@@ -325,6 +325,29 @@ impl Standby {
         None
     }
 
+    /// An entry as it travels: its access entry named by profile and position in the profile
+    /// (`access#0`), not by this relay's interface names, which the peer's may not share.
+    fn to_wire(&self, mut entry: UserEntry) -> UserEntry {
+        if let Some(&a) = self.by_label.get(&entry.interface) {
+            if let Some(p) = self.profile_of(a) {
+                let profile = &self.config.profiles[p];
+                let at = profile.access.iter().position(|&x| x == a).unwrap_or(0);
+                entry.interface = format!("{}#{at}", profile.name);
+            }
+        }
+        entry
+    }
+
+    /// A received entry with its access entry named as this relay names it; None if it names
+    /// no profile that service `service` carries.
+    fn from_wire(&self, service: usize, mut entry: UserEntry) -> Option<UserEntry> {
+        let (name, at) = entry.interface.rsplit_once('#')?;
+        let at: usize = at.parse().ok()?;
+        let profile = self.config.profiles.iter().find(|p| p.name == name && p.service == service)?;
+        entry.interface = self.labels.get(*profile.access.get(at)?)?.clone();
+        Some(entry)
+    }
+
     /// Whether service `service` backs up the entries of access entry `access`.
     fn carries(&self, service: usize, access: usize) -> bool {
         self.profile_of(access).is_some_and(|p| self.config.profiles[p].service == service)
@@ -343,8 +366,11 @@ impl Standby {
 
     /// A batch for service `service`: every entry it carries, then every removal remembered.
     pub fn batch(&mut self, service: usize, relay: &Relay, now_ms: u64) -> Vec<LinkMessage> {
-        let mut changes: Vec<UserChange> =
-            relay.users_on(|a| self.carries(service, a)).into_iter().map(UserChange::Put).collect();
+        let mut changes: Vec<UserChange> = relay
+            .users_on(|a| self.carries(service, a))
+            .into_iter()
+            .map(|e| UserChange::Put(self.to_wire(e)))
+            .collect();
         changes.extend(self.tombstones.removals());
         let Some(status) = self.services.get_mut(service) else { return Vec::new() };
         status.sent += changes.len() as u64;
@@ -402,7 +428,10 @@ impl Standby {
                     // A removal names no access entry: the peer forgets it if it holds it.
                     UserChange::Del { .. } => true,
                 })
-                .cloned()
+                .map(|c| match c {
+                    UserChange::Put(e) => UserChange::Put(self.to_wire(e.clone())),
+                    del => del.clone(),
+                })
                 .collect();
             if carried.is_empty() {
                 continue;
@@ -453,15 +482,20 @@ impl Standby {
         let (mut stale, mut unknown) = (0u64, 0u64);
         let received = changes.len() as u64;
         for change in changes {
+            let change = match change {
+                UserChange::Put(entry) => match self.from_wire(service, entry) {
+                    Some(entry) => UserChange::Put(entry),
+                    None => {
+                        unknown += 1;
+                        continue;
+                    }
+                },
+                del => del,
+            };
             let key = key_of(&change);
             let held = relay.user(&key.0, key.1, key.2, &key.3);
             match &change {
                 UserChange::Put(entry) => {
-                    let carried = self.by_label.get(&entry.interface).is_some_and(|&a| self.carries(service, a));
-                    if !carried {
-                        unknown += 1;
-                        continue;
-                    }
                     if put_wins(entry, held.as_ref(), self.tombstones.get(&key), now) && relay.put_user(entry, now) {
                         self.tombstones.remove(&key);
                         applied.push(change);

@@ -323,7 +323,7 @@ fn an_older_copy_after_a_renewal_changes_nothing_and_is_counted_stale() {
 }
 
 #[test]
-fn entries_of_access_entries_outside_the_link_are_refused_and_counted() {
+fn entries_travel_named_by_profile_and_those_of_other_profiles_are_refused_and_counted() {
     let mut p = Pair::new();
     p.connect(0);
     p.drive(0);
@@ -335,16 +335,19 @@ fn entries_of_access_entries_outside_the_link_are_refused_and_counted() {
         preferred_lifetime: 100,
         valid_lifetime: 200,
         expires: 300,
-        interface: "eth1".into(),
+        interface: "other#0".into(),
         vlan: None,
         inner_vlan: None,
         link_local: client_ll(9),
         mac: None,
     };
-    let hot = LinkMessage::Hot { sent_ms: 0, changes: vec![UserChange::Put(entry)] };
+    let named = |interface: &str| UserChange::Put(UserEntry { interface: interface.into(), ..entry.clone() });
+    let hot = LinkMessage::Hot { sent_ms: 0, changes: vec![named("other#0"), named("access#1"), named("eth0")] };
     assert!(p.b.standby.receive(0, hot, &mut p.b.relay, 0).is_empty());
-    assert_eq!(p.b.standby.status(&p.b.relay).services[0].unknown, 1);
-    assert_eq!(p.b.relay.user_count(), 0);
+    assert_eq!(p.b.standby.status(&p.b.relay).services[0].unknown, 3);
+    let hot = LinkMessage::Hot { sent_ms: 0, changes: vec![named("access#0")] };
+    assert_eq!(p.b.standby.receive(0, hot, &mut p.b.relay, 0).len(), 1);
+    assert_eq!(p.b.relay.users()[0].interface, "eth0", "named as this relay names it");
 }
 
 #[test]
