@@ -327,7 +327,7 @@ impl Standby {
 
     /// An entry as it travels: its access entry named by profile and position in the profile
     /// (`access#0`), not by this relay's interface names, which the peer's may not share.
-    fn to_wire(&self, mut entry: UserEntry) -> UserEntry {
+    fn wire_entry(&self, mut entry: UserEntry) -> UserEntry {
         if let Some(&a) = self.by_label.get(&entry.interface) {
             if let Some(p) = self.profile_of(a) {
                 let profile = &self.config.profiles[p];
@@ -340,7 +340,7 @@ impl Standby {
 
     /// A received entry with its access entry named as this relay names it; None if it names
     /// no profile that service `service` carries.
-    fn from_wire(&self, service: usize, mut entry: UserEntry) -> Option<UserEntry> {
+    fn received_entry(&self, service: usize, mut entry: UserEntry) -> Option<UserEntry> {
         let (name, at) = entry.interface.rsplit_once('#')?;
         let at: usize = at.parse().ok()?;
         let profile = self.config.profiles.iter().find(|p| p.name == name && p.service == service)?;
@@ -369,7 +369,7 @@ impl Standby {
         let mut changes: Vec<UserChange> = relay
             .users_on(|a| self.carries(service, a))
             .into_iter()
-            .map(|e| UserChange::Put(self.to_wire(e)))
+            .map(|e| UserChange::Put(self.wire_entry(e)))
             .collect();
         changes.extend(self.tombstones.removals());
         let Some(status) = self.services.get_mut(service) else { return Vec::new() };
@@ -429,7 +429,7 @@ impl Standby {
                     UserChange::Del { .. } => true,
                 })
                 .map(|c| match c {
-                    UserChange::Put(e) => UserChange::Put(self.to_wire(e.clone())),
+                    UserChange::Put(e) => UserChange::Put(self.wire_entry(e.clone())),
                     del => del.clone(),
                 })
                 .collect();
@@ -483,7 +483,7 @@ impl Standby {
         let received = changes.len() as u64;
         for change in changes {
             let change = match change {
-                UserChange::Put(entry) => match self.from_wire(service, entry) {
+                UserChange::Put(entry) => match self.received_entry(service, entry) {
                     Some(entry) => UserChange::Put(entry),
                     None => {
                         unknown += 1;
