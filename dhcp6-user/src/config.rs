@@ -26,7 +26,11 @@ use std::{
 
 use dhcp6_codec::{parse_hex, HOP_COUNT_LIMIT};
 use dhcp6_engine::{
-    relay::{self, AccessInterface, GroupMember, RelayConfig, SendTo, ServerGroup, Vlans},
+    relay::{
+        self,
+        standby::{vrrp::VrrpSubject, BackupService, StandbyConfig, StandbyProfile},
+        AccessInterface, GroupMember, RelayConfig, SendTo, ServerGroup, Vlans,
+    },
     server::config::{
         AddressRange, Allocation, Lifetimes, PdPool, Reservation, ServerConfig, Subnet, DEFAULT_MAX_IAS_PER_MESSAGE,
         DEFAULT_MAX_LEASES_PER_CLIENT,
@@ -155,6 +159,41 @@ mod raw {
         pub route_metric: Option<u32>,
         pub route_hold: Option<u64>,
         pub hop_count_limit: Option<Spanned<u8>>,
+        pub standby: Option<Spanned<Standby>>,
+    }
+
+    /// `[relay.standby]`: dual-device hot standby.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Standby {
+        pub notify_fifo: Option<PathBuf>,
+        #[serde(default)]
+        pub service: Vec<Spanned<BackupService>>,
+        #[serde(default)]
+        pub profile: Vec<Spanned<StandbyProfile>>,
+    }
+
+    /// `[[relay.standby.service]]`: a backup link to the peer relay.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct BackupService {
+        pub name: String,
+        pub peer: Ipv6Addr,
+        pub source: Ipv6Addr,
+        pub port: u16,
+    }
+
+    /// `[[relay.standby.profile]]`: access entries following one VRRP instance.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct StandbyProfile {
+        pub name: String,
+        pub vrrp_instance: Option<String>,
+        pub vrrp_group: Option<String>,
+        pub service: String,
+        pub interfaces: Vec<String>,
+        pub degrade_metric: Option<u32>,
+        pub virtual_address: Option<Ipv6Addr>,
     }
 
     #[derive(Deserialize)]
@@ -835,14 +874,141 @@ fn check_relay(r: raw::Relay) -> Result<RelayConfig, (usize, String)> {
         Some(h) => *h.get_ref(),
         None => relay::DEFAULT_HOP_COUNT_LIMIT,
     };
+    let route_metric = r.route_metric.unwrap_or(1024);
+    let standby = match r.standby {
+        Some(s) => check_standby(s, &interfaces, route_metric)?,
+        None => StandbyConfig::default(),
+    };
     Ok(RelayConfig {
         interfaces,
         groups,
         route_protocol: r.route_protocol.unwrap_or(200),
-        route_metric: r.route_metric.unwrap_or(1024),
+        route_metric,
         route_hold: r.route_hold.unwrap_or(600),
         hop_count_limit,
+        standby,
     })
+}
+
+/// The metric added to a backup's delegated-prefix routes unless a profile sets its own.
+pub const DEFAULT_DEGRADE_METRIC: u32 = 100;
+
+/// Checks `[relay.standby]` against the relay's access entries.
+fn check_standby(
+    s: Spanned<raw::Standby>,
+    interfaces: &[AccessInterface],
+    route_metric: u32,
+) -> Result<StandbyConfig, (usize, String)> {
+    let table_at = s.span().start;
+    let s = s.into_inner();
+    let mut services: Vec<BackupService> = Vec::new();
+    for spanned in &s.service {
+        let at = spanned.span().start;
+        let b = spanned.get_ref();
+        if services.iter().any(|x| x.name == b.name) {
+            return Err((at, format!("standby service {:?} is defined twice", b.name)));
+        }
+        if b.peer == b.source {
+            return Err((at, format!("standby service {:?}: peer and source are both {}", b.name, b.peer)));
+        }
+        if b.port == 0 {
+            return Err((at, format!("standby service {:?}: port 0 is no port", b.name)));
+        }
+        for (what, a) in [("peer", b.peer), ("source", b.source)] {
+            if a.is_unspecified() || a.is_multicast() || a.is_unicast_link_local() {
+                return Err((
+                    at,
+                    format!(
+                        "standby service {:?}: {what} {a} must be a global or unique-local unicast address",
+                        b.name
+                    ),
+                ));
+            }
+        }
+        services.push(BackupService { name: b.name.clone(), peer: b.peer, source: b.source, port: b.port });
+    }
+    let mut profiles: Vec<StandbyProfile> = Vec::new();
+    let mut taken: std::collections::HashMap<usize, String> = std::collections::HashMap::new();
+    for spanned in &s.profile {
+        let at = spanned.span().start;
+        let p = spanned.get_ref();
+        let name = &p.name;
+        if profiles.iter().any(|x| &x.name == name) {
+            return Err((at, format!("standby profile {name:?} is defined twice")));
+        }
+        let (vrrp, vrrp_subject) = match (&p.vrrp_instance, &p.vrrp_group) {
+            (Some(i), None) => (i.clone(), VrrpSubject::Instance),
+            (None, Some(g)) => (g.clone(), VrrpSubject::Group),
+            _ => {
+                return Err((at, format!("standby profile {name:?} needs one of vrrp_instance and vrrp_group")));
+            }
+        };
+        let service = services
+            .iter()
+            .position(|b| b.name == p.service)
+            .ok_or((at, format!("standby profile {name:?} names no standby service {:?}", p.service)))?;
+        if p.interfaces.is_empty() {
+            return Err((at, format!("standby profile {name:?} lists no interfaces")));
+        }
+        let mut access = Vec::new();
+        for wanted in &p.interfaces {
+            // An access entry by its label (eth0.100), or every entry of an interface (eth0).
+            let by_label: Vec<usize> = (0..interfaces.len()).filter(|&a| &interfaces[a].label() == wanted).collect();
+            let found = if by_label.is_empty() {
+                (0..interfaces.len()).filter(|&a| &interfaces[a].name == wanted).collect()
+            } else {
+                by_label
+            };
+            if found.is_empty() {
+                return Err((at, format!("standby profile {name:?}: {wanted} is no [[relay.interface]] entry")));
+            }
+            for a in found {
+                if let Some(other) = taken.insert(a, name.clone()) {
+                    return Err((
+                        at,
+                        format!(
+                            "relay interface {} is in standby profiles {other:?} and {name:?}: one each",
+                            interfaces[a].label()
+                        ),
+                    ));
+                }
+                access.push(a);
+            }
+        }
+        let degrade_metric = p.degrade_metric.unwrap_or(DEFAULT_DEGRADE_METRIC);
+        if route_metric.checked_add(degrade_metric).is_none() {
+            return Err((at, format!("standby profile {name:?}: route_metric plus degrade_metric is past 4294967295")));
+        }
+        if let Some(v) = p.virtual_address {
+            // RFC 9568 section 5.2.9 (VRRPv3): for IPv6, the first virtual address is the
+            // link-local one.
+            if !v.is_unicast_link_local() {
+                return Err((
+                    at,
+                    format!("standby profile {name:?}: virtual_address {v} must be the VRRP group's first, link-local address"),
+                ));
+            }
+        }
+        profiles.push(StandbyProfile {
+            name: name.clone(),
+            vrrp,
+            vrrp_subject,
+            service,
+            access,
+            degrade_metric,
+            virtual_address: p.virtual_address,
+        });
+    }
+    if let Some(unused) = services.iter().enumerate().find(|(n, _)| !profiles.iter().any(|p| p.service == *n)) {
+        return Err((table_at, format!("standby service {:?} backs up no profile", unused.1.name)));
+    }
+    if !profiles.is_empty() && s.notify_fifo.is_none() {
+        return Err((
+            table_at,
+            "[relay.standby] needs notify_fifo: keepalived's notify FIFO the profiles follow".into(),
+        ));
+    }
+    Ok(StandbyConfig { notify_fifo: s.notify_fifo, services, profiles })
 }
 
 #[cfg(test)]
@@ -1093,6 +1259,80 @@ link_address = "2001:db8:2::1"
         // Every entry its own Interface-ID: a template naming no VLAN is refused.
         let e = Config::parse(&with_vlan_entry("vlan = \"5-6\"\ninterface_id = \"{interface}\"")).unwrap_err();
         assert!(e.to_string().contains("have the same Interface-ID"), "{e}");
+    }
+
+    const STANDBY: &str = r#"
+[[relay.interface]]
+name = "eth1"
+vlan = "100-101"
+group = "core"
+link_address = "2001:db8:3::1"
+
+[relay.standby]
+notify_fifo = "/run/keepalived/dhcp6d.fifo"
+
+[[relay.standby.service]]
+name = "peer"
+peer = "2001:db8:ff::b"
+source = "2001:db8:ff::a"
+port = 7547
+
+[[relay.standby.profile]]
+name = "access"
+vrrp_instance = "RELAY6"
+service = "peer"
+interfaces = ["eth0", "eth1.101"]
+degrade_metric = 50
+virtual_address = "fe80::1"
+"#;
+
+    #[test]
+    fn standby_profiles_name_access_entries_by_label_or_interface() {
+        let c = Config::parse(&format!("{RELAY}{STANDBY}")).unwrap().relay.unwrap();
+        let s = &c.standby;
+        assert_eq!(s.notify_fifo.as_deref(), Some(Path::new("/run/keepalived/dhcp6d.fifo")));
+        assert_eq!(s.services[0].port, 7547);
+        let p = &s.profiles[0];
+        let labels: Vec<String> = p.access.iter().map(|&a| c.interfaces[a].label()).collect();
+        assert_eq!(labels, ["eth0", "eth1.101"]);
+        assert_eq!((p.vrrp.as_str(), p.vrrp_subject, p.degrade_metric), ("RELAY6", VrrpSubject::Instance, 50));
+        let whole = STANDBY.replace("\"eth0\", \"eth1.101\"", "\"eth1\"");
+        let c = Config::parse(&format!("{RELAY}{whole}")).unwrap().relay.unwrap();
+        assert_eq!(c.standby.profiles[0].access.len(), 2, "an interface's name takes all its VLAN entries");
+        let defaulted = STANDBY.replace("degrade_metric = 50\n", "");
+        let c = Config::parse(&format!("{RELAY}{defaulted}")).unwrap().relay.unwrap();
+        assert_eq!(c.standby.profiles[0].degrade_metric, DEFAULT_DEGRADE_METRIC);
+        assert!(Config::parse(RELAY).unwrap().relay.unwrap().standby.profiles.is_empty());
+    }
+
+    #[test]
+    fn standby_errors_are_clear() {
+        let cases = [
+            (
+                "vrrp_instance = \"RELAY6\"",
+                "vrrp_group = \"G\"\nvrrp_instance = \"RELAY6\"",
+                "needs one of vrrp_instance and vrrp_group",
+            ),
+            ("vrrp_instance = \"RELAY6\"\n", "", "needs one of vrrp_instance and vrrp_group"),
+            ("service = \"peer\"\ninterfaces", "service = \"other\"\ninterfaces", "names no standby service \"other\""),
+            ("\"eth1.101\"]", "\"eth9\"]", "eth9 is no [[relay.interface]] entry"),
+            ("\"eth1.101\"]", "\"eth0\"]", "relay interface eth0 is in standby profiles \"access\" and \"access\""),
+            ("interfaces = [\"eth0\", \"eth1.101\"]", "interfaces = []", "lists no interfaces"),
+            ("\"fe80::1\"", "\"2001:db8::1\"", "must be the VRRP group's first, link-local address"),
+            ("peer = \"2001:db8:ff::b\"", "peer = \"2001:db8:ff::a\"", "peer and source are both"),
+            ("peer = \"2001:db8:ff::b\"", "peer = \"fe80::b\"", "peer fe80::b must be a global"),
+            ("port = 7547", "port = 0", "port 0 is no port"),
+            ("degrade_metric = 50", "degrade_metric = 4294967295", "past 4294967295"),
+            ("notify_fifo = \"/run/keepalived/dhcp6d.fifo\"\n", "", "needs notify_fifo"),
+            ("name = \"access\"", "name = \"access\"\nbogus = 1", "unknown field `bogus`"),
+        ];
+        for (from, to, want) in cases {
+            let text = format!("{RELAY}{}", STANDBY.replacen(from, to, 1));
+            let e = Config::parse(&text).unwrap_err();
+            assert!(e.to_string().contains(want), "{from:?} -> {to:?}: {e}");
+        }
+        let unused = format!("{RELAY}{STANDBY}\n[[relay.standby.service]]\nname = \"spare\"\npeer = \"2001:db8:ff::c\"\nsource = \"2001:db8:ff::a\"\nport = 1\n");
+        assert!(Config::parse(&unused).unwrap_err().to_string().contains("\"spare\" backs up no profile"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use dhcp6_common::counters::Verdict;
 use dhcp6_engine::{
     counters::Counts,
-    relay::{RelayStats, ServerStatus, UserEntry},
+    relay::{standby::StandbyStatus, RelayStats, ServerStatus, UserEntry},
     server::{IaType, LeaseState, PoolCounts, Statistics},
 };
 use ipnet::Ipv6Net;
@@ -36,6 +36,10 @@ pub enum Request {
     Failover,
     /// The operator says the failover partner is down (RFC 8156 PARTNER-DOWN).
     FailoverPartnerDown,
+    /// The relay's hot standby: roles, backup links, counters.
+    RelayStandby,
+    /// A batch backup of every user entry to the standby peers, now.
+    RelayBackupNow,
 }
 
 /// The failover relationship, for `show failover`.
@@ -144,6 +148,12 @@ pub enum Answer {
     RelayServers(Option<Box<RelayServers>>),
     /// `None` when dhcp6d is in no failover pair.
     Failover(Option<Box<FailoverAnswer>>),
+    /// `None` when dhcp6d has no standby profiles.
+    RelayStandby(Option<Box<StandbyStatus>>),
+    /// A batch went to this many connected peers.
+    BackupStarted {
+        peers: usize,
+    },
     Error {
         error: String,
     },

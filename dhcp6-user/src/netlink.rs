@@ -26,21 +26,23 @@ pub struct PdRoute {
     pub prefix: Ipv6Net,
     pub via: Ipv6Addr,
     pub ifindex: u32,
+    /// Its metric (the kernel's priority): part of an IPv6 route's identity, so that one
+    /// prefix may have routes at two metrics.
+    pub metric: u32,
 }
 
 /// Installs and removes delegated-prefix routes.
 pub struct PdRoutes {
     handle: Handle,
     protocol: u8,
-    metric: u32,
 }
 
 impl PdRoutes {
     /// Opens the netlink connection (its task runs on the current tokio runtime).
-    pub fn connect(protocol: u8, metric: u32) -> Result<PdRoutes, RouteError> {
+    pub fn connect(protocol: u8) -> Result<PdRoutes, RouteError> {
         let (connection, handle, _) = rtnetlink::new_connection()?;
         tokio::spawn(connection);
-        Ok(PdRoutes { handle, protocol, metric })
+        Ok(PdRoutes { handle, protocol })
     }
 
     fn message(&self, r: &PdRoute) -> RouteMessage {
@@ -49,11 +51,11 @@ impl PdRoutes {
             .gateway(r.via)
             .output_interface(r.ifindex)
             .protocol(RouteProtocol::from(self.protocol))
-            .priority(self.metric)
+            .priority(r.metric)
             .build()
     }
 
-    /// Adds the route, or replaces the one to the same prefix (idempotent).
+    /// Adds the route, or replaces the one to the same prefix at the same metric (idempotent).
     pub async fn replace(&self, r: &PdRoute) -> Result<(), RouteError> {
         Ok(self.handle.route().add(self.message(r)).replace().execute().await?)
     }
@@ -71,18 +73,19 @@ impl PdRoutes {
             if u8::from(m.header.protocol) != self.protocol {
                 continue;
             }
-            let (mut dst, mut via, mut ifindex) = (None, None, None);
+            let (mut dst, mut via, mut ifindex, mut metric) = (None, None, None, 0);
             for a in &m.attributes {
                 match a {
                     RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = Some(*d),
                     RouteAttribute::Gateway(RouteAddress::Inet6(g)) => via = Some(*g),
                     RouteAttribute::Oif(i) => ifindex = Some(*i),
+                    RouteAttribute::Priority(p) => metric = *p,
                     _ => {}
                 }
             }
             if let (Some(d), Some(via), Some(ifindex)) = (dst, via, ifindex) {
                 if let Ok(prefix) = Ipv6Net::new(d, m.header.destination_prefix_length) {
-                    out.push(PdRoute { prefix, via, ifindex });
+                    out.push(PdRoute { prefix, via, ifindex, metric });
                 }
             }
         }

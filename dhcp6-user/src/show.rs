@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::control::{Binding, Cleared, FailoverAnswer, RelayServers, RelayUser, Request, StatisticsAnswer};
+use crate::relay::standby::StandbyStatus;
 use crate::server::PoolCounts;
 
 /// `-` for what is absent.
@@ -21,6 +22,70 @@ fn counts<K: Counter>(out: &mut String, title: &str, counts: &Counts<K>) {
         let _ = writeln!(out, "    {:<24} {n}", k.name());
     }
     let _ = writeln!(out, "    {:<24} {}", "total", counts.total());
+}
+
+/// Unix seconds now, to print how long ago things were.
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `show relay standby`: a row per profile, then a block per backup link.
+fn standby(out: &mut String, s: &StandbyStatus, now: u64) {
+    let ago = |t: Option<u64>| t.map_or_else(|| "never".to_string(), |t| format!("{}s ago", now.saturating_sub(t)));
+    let _ = writeln!(
+        out,
+        "{:<14} {:<14} {:<7} {:>4} {:<9} {:>8} {:>7} {:<10} Interfaces",
+        "Profile", "VRRP", "Role", "Prio", "Relaying", "Entries", "Degrade", "Since"
+    );
+    for p in &s.profiles {
+        let _ = writeln!(
+            out,
+            "{:<14} {:<14} {:<7} {:>4} {:<9} {:>8} {:>7} {:<10} {}",
+            p.name,
+            p.vrrp,
+            p.role.name(),
+            p.priority,
+            if p.relaying { "yes" } else { "no" },
+            p.entries,
+            p.degrade_metric,
+            ago(Some(p.since)),
+            p.interfaces.join(",")
+        );
+        if let Some(v) = p.virtual_address {
+            let seen = match p.virtual_address_present {
+                Some(true) => "on the interface",
+                Some(false) => "not on the interface",
+                None => "not looked for",
+            };
+            let _ = writeln!(out, "    virtual address {v}: {seen}");
+        }
+    }
+    for l in &s.services {
+        let peer = l.peer.map_or_else(|| "-".into(), |p| p.to_string());
+        let state = if l.connected { "up" } else { "down" };
+        let _ = writeln!(out, "Backup link {} to {peer} port {}: {state} since {}", l.name, l.port, ago(Some(l.since)));
+        let _ = writeln!(out, "    peer {}", or_dash(l.peer_node.as_deref()));
+        let _ = writeln!(
+            out,
+            "    entries sent {}, received {} (taken {}, older than held {}, not ours {})",
+            l.sent, l.received, l.applied, l.stale, l.unknown
+        );
+        let _ =
+            writeln!(out, "    last batch sent {}, received {}", ago(l.last_batch_sent), ago(l.last_batch_received));
+        let _ = writeln!(
+            out,
+            "    lag {}, connections refused {}",
+            l.lag_ms.map_or_else(|| "-".into(), |ms| format!("{ms} ms")),
+            l.refused_connections
+        );
+        if l.profile_mismatch {
+            let _ = writeln!(out, "    the peer backs up other profiles (backup IDs must be the same on both)");
+        }
+        if l.resync_pending {
+            let _ = writeln!(out, "    hot changes were lost: a batch follows");
+        }
+    }
+    let _ = writeln!(out, "Removals remembered: {}", s.tombstones);
 }
 
 fn typed<T: DeserializeOwned>(answer: &Value) -> Result<T, serde_json::Error> {
@@ -144,6 +209,17 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
                 "Connections refused (not the partner): {}; malformed messages: {}",
                 f.refused_connections, f.malformed_messages
             );
+        }
+        Request::RelayStandby => {
+            let Some(s) = typed::<Option<StandbyStatus>>(answer)? else {
+                let _ = writeln!(out, "dhcp6d has no [relay.standby] profiles");
+                return Ok(out);
+            };
+            standby(&mut out, &s, now());
+        }
+        Request::RelayBackupNow => {
+            let peers = answer.get("peers").and_then(Value::as_u64).unwrap_or(0);
+            let _ = writeln!(out, "batch backup sent to {peers} connected peer(s)");
         }
         Request::ClearConflicting { .. } => {
             let c: Cleared = typed(answer)?;

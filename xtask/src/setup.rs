@@ -26,6 +26,8 @@ const PACKAGES: &[&str] = &[
     "isc-dhcp-relay",
     "tshark",
     "tcpdump",
+    // VRRP for the relay's hot standby tests (Debian's starts no service: see policy-rc.d).
+    "keepalived",
 ];
 
 /// The bpf-linker release known to build against Debian's LLVM packages here.

@@ -114,6 +114,9 @@ pub struct RelayConfig {
     /// A Relay-Forward that has crossed this many relays already is discarded (RFC 9915
     /// section 19.1.2); the relay's own Relay-Forward then carries at most this hop count.
     pub hop_count_limit: u8,
+    /// Dual-device hot standby: the backup links and the profiles that follow VRRP
+    /// instances (empty: every access entry relays, nothing is backed up).
+    pub standby: super::standby::StandbyConfig,
 }
 
 /// RFC 9915 section 7.6: HOP_COUNT_LIMIT.

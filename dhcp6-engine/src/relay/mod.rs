@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod group;
+pub mod standby;
 pub mod xdp_head;
 
 use std::{
@@ -63,6 +64,9 @@ crate::counted_enum! {
         BadFrame => "bad_frame",
         /// The engine's queue was full: the daemon's reader dropped the message.
         QueueFull => "queue_full",
+        /// A client's message on an access entry whose standby profile is not master here:
+        /// the master relays it.
+        Standby => "standby",
     }
 }
 
@@ -96,7 +100,20 @@ pub enum UserChange {
     /// Added or refreshed.
     Put(UserEntry),
     /// Removed (released, declined, zero lifetimes, expired).
-    Del { duid: String, iaid: u32, ia_type: IaType, resource: String },
+    Del {
+        duid: String,
+        iaid: u32,
+        ia_type: IaType,
+        resource: String,
+        /// Unix seconds it was removed at: a copy learnt before then (a standby peer's) must
+        /// not bring it back. 0 in journals of earlier versions.
+        #[serde(default)]
+        at: u64,
+        /// Unix seconds past which no copy learnt before `at` can still be valid: how long
+        /// the removal is remembered.
+        #[serde(default)]
+        until: u64,
+    },
 }
 
 impl UserChange {
@@ -104,7 +121,7 @@ impl UserChange {
     pub fn key(&self) -> (&str, u32, IaType, &str) {
         match self {
             UserChange::Put(e) => (&e.duid, e.iaid, e.ia_type, &e.resource),
-            UserChange::Del { duid, iaid, ia_type, resource } => (duid, *iaid, *ia_type, resource),
+            UserChange::Del { duid, iaid, ia_type, resource, .. } => (duid, *iaid, *ia_type, resource),
         }
     }
 }
@@ -171,9 +188,24 @@ struct User {
     mac: Option<[u8; 6]>,
 }
 
-/// The removal of the entry `key`, as journalled.
-fn removal(key: &UserKey) -> UserChange {
-    UserChange::Del { duid: hex(&key.0), iaid: key.1, ia_type: key.2, resource: key.3.to_string() }
+/// The removal of the entry `key` at `now`, as journalled: remembered for as long as a copy
+/// of it learnt before `now` could live.
+fn removal(key: &UserKey, user: &User, now: u64) -> UserChange {
+    UserChange::Del {
+        duid: hex(&key.0),
+        iaid: key.1,
+        ia_type: key.2,
+        resource: key.3.to_string(),
+        at: now,
+        until: now + u64::from(user.valid),
+    }
+}
+
+/// The key of an entry in its outside form; None if its DUID or resource does not parse.
+fn user_key(duid: &str, iaid: u32, ia_type: IaType, resource: &str) -> Option<UserKey> {
+    let duid = dhcp6_codec::parse_hex(duid)?;
+    let resource = resource.parse::<Ipv6Net>().ok()?;
+    Some((duid.into_boxed_slice(), iaid, ia_type, resource))
 }
 
 /// The relay agent's state.
@@ -466,38 +498,87 @@ impl Relay {
     /// expired, on an interface still relayed; each prefix's route is (re)installed, claiming
     /// the route adopted for it (as a Reply does). Returns how many were taken.
     pub fn restore_users(&mut self, entries: Vec<UserEntry>, now: u64) -> usize {
-        let mut taken = 0;
-        for entry in entries {
-            let Some(&access) = self.by_label.get(&entry.interface) else {
-                continue;
-            };
-            let Some(duid) = dhcp6_codec::parse_hex(&entry.duid) else { continue };
-            let Ok(resource) = entry.resource.parse::<Ipv6Net>() else { continue };
-            if entry.expires <= now {
-                continue;
-            }
-            let Ok(access16) = u16::try_from(access) else { continue };
-            if entry.ia_type == IaType::Pd {
-                self.adopted.remove(&resource);
-                self.routes.push(RouteChange::Replace(PdRouteIntent {
-                    prefix: resource,
-                    via: entry.link_local,
-                    access,
-                }));
-            }
-            let mac = entry.mac.as_deref().and_then(dhcp6_codec::parse_hex).and_then(|m| <[u8; 6]>::try_from(m).ok());
-            let user = User {
-                preferred: entry.preferred_lifetime,
-                valid: entry.valid_lifetime,
-                expires: entry.expires,
-                access: access16,
-                link_local: entry.link_local,
-                mac,
-            };
-            self.users.insert((duid.into_boxed_slice(), entry.iaid, entry.ia_type, resource), user);
-            taken += 1;
+        entries.iter().filter(|e| self.put_user(e, now)).count()
+    }
+
+    /// Holds `entry` as given (a restored one, or one a standby peer backed up), replacing
+    /// the entry of the same key, and (re)installs its prefix's route. Not taken (false): it
+    /// has expired, or names an access entry, DUID or resource this relay cannot read. Not
+    /// counted among [`Relay::take_user_changes`]: the caller keeps what it puts.
+    pub fn put_user(&mut self, entry: &UserEntry, now: u64) -> bool {
+        let Some(&access) = self.by_label.get(&entry.interface) else { return false };
+        let Some(key) = user_key(&entry.duid, entry.iaid, entry.ia_type, &entry.resource) else { return false };
+        let Ok(access16) = u16::try_from(access) else { return false };
+        if entry.expires <= now {
+            return false;
         }
-        taken
+        if entry.ia_type == IaType::Pd {
+            self.adopted.remove(&key.3);
+            self.routes.push(RouteChange::Replace(PdRouteIntent { prefix: key.3, via: entry.link_local, access }));
+        }
+        let mac = entry.mac.as_deref().and_then(dhcp6_codec::parse_hex).and_then(|m| <[u8; 6]>::try_from(m).ok());
+        let user = User {
+            preferred: entry.preferred_lifetime,
+            valid: entry.valid_lifetime,
+            expires: entry.expires,
+            access: access16,
+            link_local: entry.link_local,
+            mac,
+        };
+        self.users.insert(key, user);
+        true
+    }
+
+    /// The entry of this key, if the relay holds it.
+    pub fn user(&self, duid: &str, iaid: u32, ia_type: IaType, resource: &str) -> Option<UserEntry> {
+        let key = user_key(duid, iaid, ia_type, resource)?;
+        self.users.get(&key).map(|u| self.user_entry(&key, u))
+    }
+
+    /// Removes the entry of this key and its prefix's route (a standby peer's removal);
+    /// whether it was held. Not counted among [`Relay::take_user_changes`], as
+    /// [`Relay::put_user`].
+    pub fn remove_user(&mut self, duid: &str, iaid: u32, ia_type: IaType, resource: &str) -> bool {
+        let Some(key) = user_key(duid, iaid, ia_type, resource) else { return false };
+        let Some(user) = self.users.remove(&key) else { return false };
+        if ia_type == IaType::Pd {
+            let access = usize::from(user.access);
+            self.routes.push(RouteChange::Remove(PdRouteIntent { prefix: key.3, via: user.link_local, access }));
+        }
+        true
+    }
+
+    /// The entries on the access entries `on` picks, sorted as [`Relay::users`].
+    pub fn users_on(&self, on: impl Fn(usize) -> bool) -> Vec<UserEntry> {
+        let mut all: Vec<UserEntry> =
+            self.users.iter().filter(|(_, u)| on(usize::from(u.access))).map(|(k, u)| self.user_entry(k, u)).collect();
+        all.sort_by(|a, b| (&a.interface, &a.resource).cmp(&(&b.interface, &b.resource)));
+        all
+    }
+
+    /// Installs again the routes of the delegated prefixes on the access entries `on` picks
+    /// (their metric changes with a standby role).
+    pub fn refresh_routes(&mut self, on: impl Fn(usize) -> bool) {
+        for (key, u) in &self.users {
+            let access = usize::from(u.access);
+            if key.2 == IaType::Pd && on(access) {
+                self.routes.push(RouteChange::Replace(PdRouteIntent { prefix: key.3, via: u.link_local, access }));
+            }
+        }
+    }
+
+    /// (access entry, client link-local address, MAC) of every entry whose MAC is known on the
+    /// access entries `on` picks: what the XDP relay needs to send a Reply down to them.
+    pub fn client_macs_on(&self, on: impl Fn(usize) -> bool) -> Vec<(usize, Ipv6Addr, [u8; 6])> {
+        let mut out: Vec<_> = self
+            .users
+            .values()
+            .filter(|u| on(usize::from(u.access)))
+            .filter_map(|u| u.mac.map(|m| (usize::from(u.access), u.link_local, m)))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// The user entry changes since the last call (the daemon journals them).
@@ -515,15 +596,16 @@ impl Relay {
         std::mem::take(&mut self.routes)
     }
 
-    /// Removes user entries matching `gone`, and the routes of the prefixes among them.
-    fn forget(&mut self, gone: impl Fn(&UserKey, &User) -> bool) {
+    /// Removes user entries matching `gone` at `now`, and the routes of the prefixes among
+    /// them.
+    fn forget(&mut self, now: u64, gone: impl Fn(&UserKey, &User) -> bool) {
         let routes = &mut self.routes;
         let changes = &mut self.user_changes;
         self.users.retain(|key, user| {
             if !gone(key, user) {
                 return true;
             }
-            changes.push(removal(key));
+            changes.push(removal(key, user, now));
             if key.2 == IaType::Pd {
                 let access = usize::from(user.access);
                 routes.push(RouteChange::Remove(PdRouteIntent { prefix: key.3, via: user.link_local, access }));
@@ -546,7 +628,7 @@ impl Relay {
         let Ok(access16) = u16::try_from(access) else { return };
         if !self.giving_back.is_empty() {
             if let Some((released, _)) = self.giving_back.remove(&(duid.clone(), reply.transaction_id.as_u32())) {
-                self.forget(|(d, _, _, r), _| **d == *duid && released.contains(r));
+                self.forget(now, |(d, _, _, r), _| **d == *duid && released.contains(r));
                 return;
             }
         }
@@ -554,7 +636,7 @@ impl Relay {
         for (iaid, ia_type, resource, preferred, valid) in ia_resources(&reply.options) {
             let key = (duid.clone(), iaid, ia_type, resource);
             if valid == 0 {
-                self.forget(|k, _| *k == key);
+                self.forget(now, |k, _| *k == key);
                 continue;
             }
             if ia_type == IaType::Pd {
@@ -577,7 +659,7 @@ impl Relay {
 
     /// Forgets user entries whose lifetimes ended, and notes unanswered servers.
     pub fn tick(&mut self, now: u64) {
-        self.forget(|_, u| u.expires <= now);
+        self.forget(now, |_, u| u.expires <= now);
         self.giving_back.retain(|_, (_, at)| now.saturating_sub(*at) < GIVING_BACK_WAIT);
         let routes = &mut self.routes;
         self.adopted.retain(|_, (route, until)| {

@@ -33,6 +33,7 @@ pub(crate) fn config() -> RelayConfig {
         route_metric: 1024,
         route_hold: 60,
         hop_count_limit: DEFAULT_HOP_COUNT_LIMIT,
+        standby: Default::default(),
     }
 }
 

@@ -71,6 +71,15 @@ enum Command {
         #[arg(long, short, global = true, default_value = "/etc/dhcp6d.toml")]
         config: PathBuf,
     },
+    /// The relay's actions on the running server.
+    Relay {
+        #[command(subcommand)]
+        what: RelayCommand,
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Operator actions on the running server.
     Clear {
         #[command(subcommand)]
@@ -174,6 +183,21 @@ enum FailoverCommand {
 }
 
 #[derive(Subcommand, Clone, Copy)]
+enum RelayCommand {
+    /// Hot standby's backup.
+    Backup {
+        #[command(subcommand)]
+        when: BackupWhen,
+    },
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum BackupWhen {
+    /// A batch of every user entry to each connected standby peer, now.
+    Now,
+}
+
+#[derive(Subcommand, Clone, Copy)]
 enum Show {
     /// Leases: address or prefix, type, state, expiry, interface, IAID, client DUID.
     Bindings,
@@ -197,6 +221,8 @@ enum RelayShow {
     Users,
     /// Each server of each group: up or down, messages sent, answered, timed out.
     Servers,
+    /// Hot standby: role per profile, backup links, entries sent and received, last batch, lag.
+    Standby,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -275,6 +301,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_all(&show::render(Request::FailoverPartnerDown, &answer)?)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Relay { what: RelayCommand::Backup { when: BackupWhen::Now }, socket, config } => {
+            let socket = control_socket(socket, config)?;
+            let answer = runtime()?.block_on(control::ask(&socket, Request::RelayBackupNow))?;
+            print_all(&show::render(Request::RelayBackupNow, &answer)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Show { what, json, socket, config } => {
             let socket = control_socket(socket, config)?;
             let request = match what {
@@ -284,6 +316,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Show::Relay { what: RelayShow::Users } => Request::RelayUsers,
                 Show::Relay { what: RelayShow::Servers } => Request::RelayServers,
                 Show::Failover => Request::Failover,
+                Show::Relay { what: RelayShow::Standby } => Request::RelayStandby,
             };
             let answer = runtime()?.block_on(control::ask(&socket, request))?;
             let text =

@@ -14,11 +14,10 @@ use tokio::{
     sync::{mpsc, oneshot},
 };
 
-use super::{input::Input, reader, sender::SentCounts};
+use super::{input::Input, reader, relaying::Relaying, sender::SentCounts};
 use crate::{
     control::{Answer, Binding, Cleared, RelayServers, RelayUser, Request, StatisticsAnswer, XdpTxOff},
     json::hex,
-    relay::Relay,
     server::{DropReason, LeaseChange, Server},
     xdp::{ShedSwitch, XdpProgram},
 };
@@ -91,7 +90,7 @@ async fn connection(stream: UnixStream, allowed: bool, tx: mpsc::Sender<Input>) 
 /// The answer to a control request, and the lease changes it made.
 pub fn answer(
     server: &mut Server,
-    relay: Option<&Relay>,
+    relaying: Option<&mut Relaying>,
     request: Request,
     xdp: Option<&XdpProgram>,
     drops: &Drops<'_>,
@@ -138,15 +137,20 @@ pub fn answer(
             let changes = server.clear_conflicting(address);
             return (Answer::Cleared(Cleared { cleared: changes.len() }), changes);
         }
-        Request::RelayUsers => Answer::RelayUsers(relay.map_or_else(Vec::new, |r| {
-            let users = r.users().into_iter();
+        Request::RelayUsers => Answer::RelayUsers(relaying.map_or_else(Vec::new, |r| {
+            let users = r.relay.users().into_iter();
             users.map(|entry| RelayUser { expires_in: entry.expires.saturating_sub(now), entry }).collect()
         })),
         // Answered by the failover piece, which the dispatch hands these to.
         Request::Failover | Request::FailoverPartnerDown => Answer::Failover(None),
         Request::RelayServers => Answer::RelayServers(
-            relay.map(|r| Box::new(RelayServers { servers: r.servers(now), stats: r.stats().clone() })),
+            relaying.map(|r| Box::new(RelayServers { servers: r.relay.servers(now), stats: r.relay.stats().clone() })),
         ),
+        Request::RelayStandby => Answer::RelayStandby(relaying.and_then(|r| r.standby_status()).map(Box::new)),
+        Request::RelayBackupNow => match relaying {
+            Some(r) if r.standby_status().is_some() => Answer::BackupStarted { peers: r.backup_now() },
+            _ => Answer::error("this dhcp6d has no [relay.standby] profiles"),
+        },
     };
     (value, Vec::new())
 }

@@ -56,6 +56,10 @@ pub fn handle_batch(
                 // The relay takes what comes on its access interfaces, and Relay-Replies.
                 if let Some(r) = relaying.as_deref_mut() {
                     let taken = match role {
+                        Role::RelayAccess(access) if !r.relays(access) => {
+                            r.left_to_master();
+                            continue;
+                        }
                         Role::RelayAccess(access) => {
                             // One Relay-Forward, or one per server of a group that sends to all.
                             for out in r.relay.from_client(access, &payload, from, None, now) {
@@ -98,6 +102,10 @@ pub fn handle_batch(
             }
             Input::Frame { access, from, mac, payload } => {
                 if let Some(r) = relaying.as_deref_mut() {
+                    if !r.relays(access) {
+                        r.left_to_master();
+                        continue;
+                    }
                     for out in r.relay.from_client(access, &payload, from, Some(mac), now) {
                         r.route(out, &mut handled.relayed, &mut handled.frames);
                     }
@@ -106,9 +114,13 @@ pub fn handle_batch(
             Input::Control { request: request @ (Request::Failover | Request::FailoverPartnerDown), answer } => {
                 handled.failover_requests.push((request, answer));
             }
+            Input::Standby(input) => {
+                if let Some(r) = relaying.as_deref_mut() {
+                    r.standby_input(input);
+                }
+            }
             Input::Control { request, answer } => {
-                let relay = relaying.as_deref().map(|r| &r.relay);
-                let (value, changes) = serve.answer(request, relay, xdp, now);
+                let (value, changes) = serve.answer(request, relaying.as_deref_mut(), xdp, now);
                 handled.batch.changes.extend(changes);
                 // Control answers, like replies, go out once what they announce is durable.
                 handled.batch.answers.push((answer, value));

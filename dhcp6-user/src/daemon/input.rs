@@ -9,7 +9,10 @@ use std::{
 use tokio::sync::oneshot;
 
 use super::{failover_link, xsk};
-use crate::control::{Answer, Request};
+use crate::{
+    control::{Answer, Request},
+    relay::standby::{link::LinkMessage, vrrp::VrrpNotice},
+};
 
 /// Most datagrams waiting for the engine; past this, new ones are dropped and counted.
 pub const QUEUE: usize = 32768;
@@ -43,9 +46,39 @@ pub enum Input {
     },
     /// The failover partner's connection came, went, or brought a message.
     Failover(failover_link::LinkEvent),
+    /// From keepalived's notify FIFO or a backup link.
+    Standby(StandbyInput),
+}
+
+/// What the standby's tasks hand the engine.
+pub enum StandbyInput {
+    /// A line of keepalived's notify FIFO.
+    Notice(VrrpNotice),
+    /// Backup service `service` connected to its peer.
+    LinkUp {
+        service: usize,
+    },
+    LinkDown {
+        service: usize,
+    },
+    /// A message from the peer of backup service `service`.
+    Message {
+        service: usize,
+        message: LinkMessage,
+    },
+    /// A connection to backup service `service` from another address than the peer's was
+    /// refused.
+    Refused {
+        service: usize,
+    },
 }
 
 /// Unix seconds now: the time each input is handled at.
 pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Unix milliseconds now: the backup link's times.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

@@ -8,6 +8,7 @@
 //! queued meanwhile) and only then hands the replies to the sender thread ([`sender`]). The
 //! engine never waits for the disk.
 
+pub mod backup_link;
 pub mod committer;
 pub mod control_socket;
 pub mod dispatch;
@@ -27,10 +28,12 @@ pub mod renewal_upkeep;
 pub mod sender;
 pub mod serve;
 pub mod socket;
+pub mod standby;
 pub mod start;
 pub mod state_file;
 pub mod throttle;
 pub mod vlan_frames;
+pub mod vrrp_fifo;
 pub mod xdp_tx_check;
 pub mod xsk;
 

@@ -218,7 +218,14 @@ mod tests {
         // After the snapshot: 1 refreshed, 2 removed, 3 added.
         j.append(&[
             UserChange::Put(entry(1, 20)),
-            UserChange::Del { duid: entry(2, 10).duid, iaid: 2, ia_type: IaType::Na, resource: entry(2, 10).resource },
+            UserChange::Del {
+                duid: entry(2, 10).duid,
+                iaid: 2,
+                ia_type: IaType::Na,
+                resource: entry(2, 10).resource,
+                at: 15,
+                until: 215,
+            },
             UserChange::Put(entry(3, 20)),
         ])
         .unwrap();

@@ -16,7 +16,8 @@ use std::{
 
 use aya::maps::MapError;
 use dhcp6_common::relay::{
-    AccessKey, InterfaceIdKey, RelayGroup, RelayReport, RelayServer, MAX_GROUPS, MAX_GROUP_SERVERS, REPORT_GIVING_BACK,
+    AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayReport, RelayServer, MAX_GROUPS, MAX_GROUP_SERVERS,
+    REPORT_GIVING_BACK,
 };
 use tracing::{debug, info, warn};
 
@@ -123,15 +124,16 @@ impl RelayXdp {
         self.maps.reports.as_fd().try_clone_to_owned()
     }
 
-    /// Brings the maps in step with the relay: link entries of access interfaces that have
-    /// their addresses, each server's address and the relay's source toward it, the server of
-    /// every bucket. Cheap when nothing changed; called every tick.
-    pub fn sync(&mut self, relay: &Relay, now: u64) {
+    /// Brings the maps in step with the relay: link entries of the access interfaces it
+    /// `relays` on (a standby backup leaves its clients to the master) that have their
+    /// addresses, each server's address and the relay's source toward it, the server of every
+    /// bucket. Cheap when nothing changed; called every tick.
+    pub fn sync(&mut self, relay: &Relay, now: u64, relays: impl Fn(usize) -> bool) {
         let config = relay.config();
         let mut addresses = HashMap::new();
         let mut newly = 0usize;
         for (key, n) in &self.access {
-            if self.linked.contains(n) {
+            if self.linked.contains(n) || !relays(*n) {
                 continue;
             }
             let iface = &config.interfaces[*n];
@@ -220,6 +222,50 @@ impl RelayXdp {
                 Err(e) => map_error("group map", e),
             }
         }
+    }
+
+    /// Stops XDP relaying on access entries `stopped`: their link entries and Interface-IDs
+    /// leave the maps (their clients' messages go up the stack, where the relay leaves them
+    /// to the standby master), and an interface's bit goes once none of its entries is left.
+    pub fn stop_relaying(&mut self, relay: &Relay, stopped: &[usize]) {
+        let config = relay.config();
+        for (key, n) in &self.access {
+            if !stopped.contains(n) || !self.linked.remove(n) {
+                continue;
+            }
+            let _ = self.maps.links.remove(key);
+            if let Some(id) = InterfaceIdKey::new(&config.interfaces[*n].interface_id) {
+                let _ = self.maps.interface_ids.remove(&id);
+            }
+            let still = self.access.iter().any(|(k, m)| k.ifindex == key.ifindex && self.linked.contains(m));
+            if let (false, Some((word, bit))) = (still, dhcp6_common::relay::access_bit(key.ifindex)) {
+                let old = self.maps.access_bits.get(&word, 0).unwrap_or(0);
+                if let Err(e) = self.maps.access_bits.set(word, old & !bit, 0) {
+                    map_error("access bitmap", e);
+                }
+            }
+        }
+    }
+
+    /// Writes the MACs of clients the relay holds entries for into XDP's client MAC map, so
+    /// that XDP can carry their Replies down before it has seen a frame of theirs (a standby
+    /// relay that just became master).
+    pub fn fill_client_macs(&mut self, relay: &Relay, access: &[usize]) -> usize {
+        let mut filled = 0;
+        let by_index: HashMap<usize, AccessKey> = self.access.iter().map(|(k, n)| (*n, *k)).collect();
+        for (n, peer, mac) in relay.client_macs_on(|a| access.contains(&a)) {
+            let Some(key) = by_index.get(&n) else { continue };
+            let mac_key = ClientMacKey { ifindex: key.ifindex, vlans: key.vlans, peer: peer.octets() };
+            let value = [mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0];
+            match self.maps.client_macs.insert(mac_key, value, 0) {
+                Ok(()) => filled += 1,
+                Err(e) => {
+                    map_error("client MAC map", e);
+                    break;
+                }
+            }
+        }
+        filled
     }
 
     /// Feeds what XDP sent to and took from each server since the last call into the relay.

@@ -1,22 +1,26 @@
 //! The relay's driver piece: the relay engine with its XDP side, its packet sockets for
-//! tagged clients, the delegated-prefix routes it installs and the journal of its user
-//! entries.
+//! tagged clients, the delegated-prefix routes it installs, the journal of its user entries,
+//! and its hot standby (which access entries it relays on, the backup of its entries).
 
-use std::{net::SocketAddrV6, os::fd::OwnedFd, path::Path, sync::Arc, time::Duration};
+use std::{collections::HashMap, net::SocketAddrV6, os::fd::OwnedFd, path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
 use tokio::{io::unix::AsyncFd, sync::mpsc, time::Interval};
 use tracing::{info, warn};
 
 use super::{
-    input::now, input::Input, relay_users::UserJournal, relay_xdp::RelayXdp, sender::Outgoing, socket::Listener,
-    socket::Role, vlan_frames::VlanFrames,
+    input::now, input::now_ms, input::Input, input::StandbyInput, relay_users::UserJournal, relay_xdp::RelayXdp,
+    sender::Outgoing, socket::Listener, socket::Role, standby::StandbyDriver, vlan_frames::VlanFrames,
 };
 use crate::{
     netlink::{PdRoute, PdRoutes},
-    relay::{PdRouteIntent, Relay, RelayDrop, RelayOut, RouteChange},
+    relay::{
+        standby::{StandbyStatus, Switch},
+        PdRouteIntent, Relay, RelayDrop, RelayOut, RouteChange, UserChange,
+    },
     xdp::{RelayMaps, XdpProgram},
 };
+use ipnet::Ipv6Net;
 
 /// The relay and what carries its decisions out.
 pub struct Relaying {
@@ -35,6 +39,12 @@ pub struct Relaying {
     listeners: Arc<Vec<Listener>>,
     /// Interfaces XDP is attached to (or was tried on), so that upstream ones are added once.
     attached: Vec<String>,
+    /// The routes installed, by prefix (with their metric, which a standby role changes).
+    installed: HashMap<Ipv6Net, PdRoute>,
+    /// Hot standby, when the relay has profiles.
+    standby: Option<StandbyDriver>,
+    /// User entry changes not journalled yet (the relay's own, and those a peer backed up).
+    unjournaled: Vec<UserChange>,
 }
 
 impl Relaying {
@@ -65,9 +75,17 @@ impl Relaying {
                 tokio::spawn(v.clone().read_loop(port, tx.clone()));
             }
         }
-        let routes = PdRoutes::connect(relay.config().route_protocol, relay.config().route_metric)
-            .context("opening netlink for delegated-prefix routes")?;
-        reconcile_routes(&routes, &mut relay, &listeners).await;
+        let routes =
+            PdRoutes::connect(relay.config().route_protocol).context("opening netlink for delegated-prefix routes")?;
+        let installed = reconcile_routes(&routes, &mut relay, &listeners).await;
+        let mut standby = StandbyDriver::start(relay.config(), now(), tx);
+        if let Some(s) = standby.as_mut() {
+            // keepalived may be master already (dhcp6d restarted under it).
+            for (profile, present) in s.virtual_addresses(relay.config()) {
+                s.engine.address_seen(profile, present, now());
+            }
+        }
+        let relays = |a: usize| standby.as_ref().is_none_or(|s| s.engine.relays(a));
         // Restored entries claim their routes (added if missing); the others wait a hold.
         let users = match UserJournal::open(state_dir) {
             Ok((journal, saved)) => {
@@ -84,14 +102,114 @@ impl Relaying {
             // Replies XDP carried while no dhcp6d ran, then the maps.
             let taken = x.take_reports(&mut relay, now());
             info!(replies = taken, "replies relayed by XDP while stopped learnt from");
-            x.sync(&relay, now());
+            x.sync(&relay, now(), relays);
+            let stopped: Vec<usize> = (0..relay.config().interfaces.len()).filter(|&a| !relays(a)).collect();
+            // Entries an earlier dhcp6d left while it was master.
+            x.stop_relaying(&relay, &stopped);
         }
         let mut report_tick = tokio::time::interval(Duration::from_millis(dhcp6_common::relay::RELAY_REPORT_EVERY_MS));
         report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut relaying =
-            Relaying { relay, xdp, reports, report_tick, vlan_frames, routes, users, listeners, attached };
+        let mut relaying = Relaying {
+            relay,
+            xdp,
+            reports,
+            report_tick,
+            vlan_frames,
+            routes,
+            users,
+            listeners,
+            attached,
+            installed,
+            standby,
+            unjournaled: Vec::new(),
+        };
         relaying.apply_routes().await;
         Ok(relaying)
+    }
+
+    /// Whether the relay relays on access entry `access` (a standby backup does not).
+    pub fn relays(&self, access: usize) -> bool {
+        self.standby.as_ref().is_none_or(|s| s.engine.relays(access))
+    }
+
+    /// A client's message on access entry `access` that the standby master relays, not
+    /// this relay: counted.
+    pub fn left_to_master(&mut self) {
+        self.relay.count_dropped(RelayDrop::Standby, 1);
+    }
+
+    /// What keepalived or a backup link said.
+    pub fn standby_input(&mut self, input: StandbyInput) {
+        let Some(s) = self.standby.as_mut() else { return };
+        let now_ms = now_ms();
+        match input {
+            StandbyInput::Notice(notice) => {
+                info!(vrrp = %notice.name, state = ?notice.state, priority = notice.priority, "keepalived notice");
+                let switches = s.engine.notice(&notice, now_ms / 1000);
+                for switch in switches {
+                    self.switch(switch);
+                }
+            }
+            StandbyInput::LinkUp { service } => {
+                let out = s.engine.link_up(service, &s.node.clone(), &self.relay, now_ms);
+                s.send(out.into_iter().map(|m| (service, m)).collect());
+            }
+            StandbyInput::LinkDown { service } => s.engine.link_down(service, now_ms / 1000),
+            StandbyInput::Message { service, message } => {
+                let taken = s.engine.receive(service, message, &mut self.relay, now_ms);
+                self.unjournaled.extend(taken);
+            }
+            StandbyInput::Refused { service } => s.engine.refused_connection(service),
+        }
+    }
+
+    /// A switchover: relaying on a profile's access entries starts or stops, in XDP too, and
+    /// their routes go back at the role's metric.
+    fn switch(&mut self, switch: Switch) {
+        let Some(s) = self.standby.as_ref() else { return };
+        let access = s.engine.access_of(switch.profile).to_vec();
+        let name = s.engine.config().profiles[switch.profile].name.clone();
+        if let Some(x) = self.xdp.as_mut() {
+            if switch.relaying {
+                let engine = &s.engine;
+                x.sync(&self.relay, now(), |a| engine.relays(a));
+                let macs = x.fill_client_macs(&self.relay, &access);
+                info!(profile = %name, client_macs = macs, "XDP relays on the profile's access entries");
+            } else {
+                x.stop_relaying(&self.relay, &access);
+            }
+        }
+        self.relay.refresh_routes(|a| access.contains(&a));
+        info!(profile = %name, relaying = switch.relaying, "standby switchover");
+    }
+
+    /// Batches to every connected peer (`dhcp6d relay backup now`); how many peers.
+    pub fn backup_now(&mut self) -> usize {
+        let Some(s) = self.standby.as_mut() else { return 0 };
+        let out = s.engine.backup_now(&self.relay, now_ms());
+        let mut peers: Vec<usize> = out.iter().map(|(n, _)| *n).collect();
+        peers.dedup();
+        s.send(out);
+        peers.len()
+    }
+
+    /// The standby's state, when it is on.
+    pub fn standby_status(&self) -> Option<StandbyStatus> {
+        self.standby.as_ref().map(|s| s.engine.status(&self.relay))
+    }
+
+    /// The relay's own entry changes since the last call go to the peers at once, and wait
+    /// for the next tick's journal write.
+    fn hot_backup(&mut self) {
+        let changes = self.relay.take_user_changes();
+        if changes.is_empty() {
+            return;
+        }
+        if let Some(s) = self.standby.as_mut() {
+            let out = s.engine.local_changes(&changes, now_ms());
+            s.send(out);
+        }
+        self.unjournaled.extend(changes);
     }
 
     /// Where a relayed datagram goes: as a frame to a tagged client, or through a socket.
@@ -111,6 +229,7 @@ impl Relaying {
                 }
             }
         }
+        self.hot_backup();
         self.apply_routes().await;
     }
 
@@ -126,9 +245,23 @@ impl Relaying {
             self.relay.count_dropped(RelayDrop::QueueFull, v.queue_full.swap(0, ordering));
         }
         self.relay.tick(now);
+        let mut switches = Vec::new();
+        if let Some(s) = self.standby.as_mut() {
+            for (profile, present) in s.virtual_addresses(self.relay.config()) {
+                switches.extend(s.engine.address_seen(profile, present, now));
+            }
+        }
+        for switch in switches {
+            self.switch(switch);
+        }
+        if let Some(s) = self.standby.as_mut() {
+            let out = s.engine.tick(&self.relay, now_ms());
+            s.send(out);
+        }
+        let standby = self.standby.as_ref().map(|s| &s.engine);
         if let Some(x) = self.xdp.as_mut() {
             // Servers marked down or back up move their buckets.
-            x.sync(&self.relay, now);
+            x.sync(&self.relay, now, |a| standby.is_none_or(|s| s.relays(a)));
         }
         if let (Some(program), Some(x)) = (program, self.xdp.as_ref()) {
             // Routes toward the servers may come later (a routing daemon still converging) or
@@ -157,6 +290,7 @@ impl Relaying {
     pub async fn take_reports(&mut self) {
         if let Some(x) = self.xdp.as_mut() {
             x.take_reports(&mut self.relay, now());
+            self.hot_backup();
             self.apply_routes().await;
         }
     }
@@ -169,15 +303,34 @@ impl Relaying {
         self.keep_users(true);
     }
 
-    /// Applies the relay's route decisions to the kernel.
+    /// Applies the relay's route decisions to the kernel, each at its access entry's metric
+    /// (a standby backup's is degraded). A route moved to another metric is added at the new
+    /// one before it goes from the old, so that the prefix is never without one.
     async fn apply_routes(&mut self) {
+        let base = self.relay.config().route_metric;
         for change in self.relay.take_route_changes() {
             let (RouteChange::Replace(intent) | RouteChange::Remove(intent)) = change;
             let Some(ifindex) = access_ifindex(&self.listeners, intent.access) else { continue };
-            let route = PdRoute { prefix: intent.prefix, via: intent.via, ifindex };
+            let offset = self.standby.as_ref().map_or(0, |s| s.engine.metric_offset(intent.access));
+            let route = PdRoute { prefix: intent.prefix, via: intent.via, ifindex, metric: base + offset };
             let result = match change {
-                RouteChange::Replace(_) => self.routes.replace(&route).await,
-                RouteChange::Remove(_) => self.routes.remove(&route).await,
+                RouteChange::Replace(_) => {
+                    let replaced = self.routes.replace(&route).await;
+                    if replaced.is_ok() {
+                        if let Some(old) = self.installed.insert(route.prefix, route.clone()) {
+                            if old.metric != route.metric {
+                                if let Err(e) = self.routes.remove(&old).await {
+                                    warn!(prefix = %old.prefix, metric = old.metric, error = %e, "removing a route at its old metric failed");
+                                }
+                            }
+                        }
+                    }
+                    replaced
+                }
+                RouteChange::Remove(_) => {
+                    let installed = self.installed.remove(&route.prefix).unwrap_or(route.clone());
+                    self.routes.remove(&installed).await
+                }
             };
             if let Err(e) = result {
                 warn!(prefix = %route.prefix, via = %route.via, error = %e, "changing a delegated-prefix route failed");
@@ -188,7 +341,8 @@ impl Relaying {
     /// Journals the user entry changes; folds the journal into a snapshot once it has
     /// outgrown the entries, or when `stopping`.
     fn keep_users(&mut self, stopping: bool) {
-        let changes = self.relay.take_user_changes();
+        self.hot_backup();
+        let changes = std::mem::take(&mut self.unjournaled);
         let Some(journal) = self.users.as_mut() else { return };
         if let Err(e) = journal.append(&changes) {
             warn!(error = %e, "journalling the relay's user entries failed");
@@ -235,13 +389,14 @@ fn relay_out(listeners: &[Listener], out: RelayOut) -> Option<Outgoing> {
 }
 
 /// At start: routes of ours on an access interface wait for a Reply to claim them (for the
-/// configured hold); routes of ours anywhere else are removed.
-async fn reconcile_routes(routes: &PdRoutes, relay: &mut Relay, listeners: &[Listener]) {
+/// configured hold); routes of ours anywhere else are removed. Returns those kept.
+async fn reconcile_routes(routes: &PdRoutes, relay: &mut Relay, listeners: &[Listener]) -> HashMap<Ipv6Net, PdRoute> {
+    let mut kept = HashMap::new();
     let found = match routes.ours().await {
         Ok(found) => found,
         Err(e) => {
             warn!(error = %e, "listing delegated-prefix routes failed");
-            return;
+            return kept;
         }
     };
     for route in found {
@@ -250,7 +405,16 @@ async fn reconcile_routes(routes: &PdRoutes, relay: &mut Relay, listeners: &[Lis
             _ => None,
         });
         match access {
-            Some(access) => relay.adopt_route(PdRouteIntent { prefix: route.prefix, via: route.via, access }, now()),
+            Some(access) => {
+                relay.adopt_route(PdRouteIntent { prefix: route.prefix, via: route.via, access }, now());
+                // A prefix with routes at two metrics (a switchover cut short) keeps one; the
+                // other is removed.
+                if let Some(twin) = kept.insert(route.prefix, route) {
+                    if let Err(e) = routes.remove(&twin).await {
+                        warn!(prefix = %twin.prefix, error = %e, "removing a stale route failed");
+                    }
+                }
+            }
             None => {
                 if let Err(e) = routes.remove(&route).await {
                     warn!(prefix = %route.prefix, error = %e, "removing a stale route failed");
@@ -258,6 +422,7 @@ async fn reconcile_routes(routes: &PdRoutes, relay: &mut Relay, listeners: &[Lis
             }
         }
     }
+    kept
 }
 
 /// Attaches the XDP program to the `upstream` interfaces (toward the relay's servers) it is

@@ -11,6 +11,7 @@ use super::{
     committer::{self, Batch, Committer, Done},
     control_socket::{self, Drops},
     reader,
+    relaying::Relaying,
     renewal_upkeep::{self, RenewalUpkeep},
     sender::{Outgoing, Sender},
     socket::Listener,
@@ -137,7 +138,7 @@ impl Serve {
     pub fn answer(
         &mut self,
         request: Request,
-        relay: Option<&Relay>,
+        relaying: Option<&mut Relaying>,
         xdp: Option<&XdpProgram>,
         now: u64,
     ) -> (Answer, Vec<LeaseChange>) {
@@ -148,7 +149,7 @@ impl Serve {
             sent: &self.sender.sent,
             xdp_tx_off: self.renewal.as_ref().map_or(&[], |r| r.xdp_tx_off()),
         };
-        control_socket::answer(&mut self.server, relay, request, xdp, &drops, now)
+        control_socket::answer(&mut self.server, relaying, request, xdp, &drops, now)
     }
 
     /// Makes what was handed over durable and sends its replies; stops shedding in XDP.

@@ -1,0 +1,69 @@
+//! The standby's driver piece: the standby engine with the tasks that feed it (keepalived's
+//! notify FIFO, a task per backup link) and the queues its messages leave by.
+
+use dhcp6_engine::relay::standby::{link::LinkMessage, Standby};
+use tokio::sync::mpsc;
+use tracing::info;
+
+use super::{backup_link, input::Input, interface::interface_addresses, vrrp_fifo};
+use crate::relay::RelayConfig;
+
+pub struct StandbyDriver {
+    pub engine: Standby,
+    /// Per backup service, where its messages are queued.
+    links: Vec<mpsc::Sender<LinkMessage>>,
+    /// This relay's name in its Hello.
+    pub node: String,
+}
+
+impl StandbyDriver {
+    /// Starts following keepalived and the backup links, when the relay has standby profiles.
+    pub fn start(config: &RelayConfig, now: u64, tx: &mpsc::Sender<Input>) -> Option<StandbyDriver> {
+        let engine = Standby::new(config, now);
+        if !engine.is_on() {
+            return None;
+        }
+        let standby = &config.standby;
+        if let Some(fifo) = &standby.notify_fifo {
+            vrrp_fifo::spawn(fifo.clone(), tx.clone());
+        }
+        let links =
+            standby.services.iter().enumerate().map(|(n, s)| backup_link::spawn(n, s.clone(), tx.clone())).collect();
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let node = match hostname.trim() {
+            "" => "dhcp6d".to_string(),
+            name => name.to_string(),
+        };
+        info!(profiles = standby.profiles.len(), services = standby.services.len(), node = %node, "relay hot standby on");
+        Some(StandbyDriver { engine, links, node })
+    }
+
+    /// Queues messages on their links; one that does not fit makes the engine send a batch
+    /// instead.
+    pub fn send(&mut self, messages: Vec<(usize, LinkMessage)>) {
+        for (service, m) in messages {
+            let Some(link) = self.links.get(service) else { continue };
+            if link.try_send(m).is_err() {
+                self.engine.lost_messages(service);
+            }
+        }
+    }
+
+    /// Whether each profile's virtual address is on one of its access interfaces, as the
+    /// kernel lists addresses now: `(profile, present)` for the profiles that have one.
+    pub fn virtual_addresses(&self, config: &RelayConfig) -> Vec<(usize, bool)> {
+        let profiles = &self.engine.config().profiles;
+        if profiles.iter().all(|p| p.virtual_address.is_none()) {
+            return Vec::new();
+        }
+        let addresses = interface_addresses();
+        let mut out = Vec::new();
+        for (n, p) in profiles.iter().enumerate() {
+            let Some(v) = p.virtual_address else { continue };
+            let names: Vec<&str> =
+                p.access.iter().filter_map(|&a| config.interfaces.get(a)).map(|i| i.name.as_str()).collect();
+            out.push((n, addresses.iter().any(|a| a.address == v && names.contains(&a.name.as_str()))));
+        }
+        out
+    }
+}
