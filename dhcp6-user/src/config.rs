@@ -119,6 +119,8 @@ pub struct FailoverSettings {
     pub auto_partner_down: Option<u32>,
     /// Binding updates sent and not yet acknowledged before the sender waits.
     pub max_unacked_updates: u32,
+    /// TLS on the partner connection, the partner's certificate pinned (`[failover.tls]`).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// What the file says, before checking.
@@ -146,6 +148,15 @@ mod raw {
         pub keepalive: Option<Spanned<u32>>,
         pub auto_partner_down: Option<u32>,
         pub max_unacked_updates: Option<Spanned<u32>>,
+        pub tls: Option<FailoverTls>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct FailoverTls {
+        pub certificate: PathBuf,
+        pub key: PathBuf,
+        pub partner_certificate: PathBuf,
     }
 
     #[derive(Deserialize)]
@@ -568,6 +579,11 @@ fn check_failover(f: Spanned<raw::Failover>) -> Result<FailoverSettings, (usize,
         keepalive,
         auto_partner_down: f.auto_partner_down.filter(|s| *s > 0),
         max_unacked_updates,
+        tls: f.tls.map(|t| crate::tls::TlsFiles {
+            certificate: t.certificate,
+            key: t.key,
+            peer_certificate: t.partner_certificate,
+        }),
     })
 }
 

@@ -66,6 +66,9 @@ pub struct FailoverAnswer {
     pub seconds_since_contact: Option<u64>,
     /// Connections from addresses that are not the partner's, refused.
     pub refused_connections: u64,
+    /// TLS handshakes that failed (another certificate than the pinned one, or none).
+    #[serde(default)]
+    pub tls_failed: u64,
     /// Messages from the partner that did not decode (each closes the connection).
     pub malformed_messages: u64,
 }

@@ -20,6 +20,7 @@ pub mod json;
 pub mod netlink;
 pub mod show;
 pub mod store;
+pub mod tls;
 pub mod xdp;
 pub mod xdp_bench;
 

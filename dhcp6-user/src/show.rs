@@ -206,8 +206,8 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
             );
             let _ = writeln!(
                 out,
-                "Connections refused (not the partner): {}; malformed messages: {}",
-                f.refused_connections, f.malformed_messages
+                "Connections refused (not the partner): {}; TLS handshakes failed: {}; malformed messages: {}",
+                f.refused_connections, f.tls_failed, f.malformed_messages
             );
         }
         Request::RelayStandby => {

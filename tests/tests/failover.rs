@@ -217,3 +217,56 @@ fn a_connection_from_another_address_is_refused_and_counted() {
     assert_eq!(f["connected"], false, "{f}");
     assert_eq!(f["bindings_received"], 0, "{f}");
 }
+
+/// A self-signed certificate and its key (PEM), made with openssl, in `dir`.
+fn certificate(dir: &std::path::Path, name: &str) -> (String, String) {
+    let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", &format!("/CN={name}"), "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian's openssl package)");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    (cert.display().to_string(), key.display().to_string())
+}
+
+fn with_tls(config: String, own: &(String, String), partner: &str) -> String {
+    format!(
+        "{config}\n[failover.tls]\ncertificate = {:?}\nkey = {:?}\npartner_certificate = {partner:?}\n",
+        own.0, own.1
+    )
+}
+
+#[test]
+fn over_tls_the_pair_forms_with_pinned_certificates_and_refuses_another() {
+    let lab = Lab::new();
+    let scratch = Scratch::new("failover-tls");
+    let dir = scratch.path("certs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (p, s, stranger) =
+        (certificate(&dir, "primary"), certificate(&dir, "secondary"), certificate(&dir, "stranger"));
+    let secondary_config = with_tls(config(lab.s_port.a(), false), &s, &p.0);
+    let secondary = Dhcp6d::start(&lab.secondary_ns, &scratch, "secondary", &secondary_config, &["--no-xdp"]);
+    // A primary whose certificate is not the pinned one gets nowhere.
+    let impostor_config = with_tls(config(lab.p_port.a(), true), &stranger, &s.0);
+    let impostor = Dhcp6d::start(&lab.primary_ns, &scratch, "impostor", &impostor_config, &["--no-xdp"]);
+    wait_for("the refused handshake to be counted", SECS, || {
+        (secondary.show("failover")["tls_failed"].as_u64() >= Some(1)).then_some(())
+    });
+    assert_eq!(secondary.show("failover")["connected"], false);
+    // With TLS 1.3 the client's handshake ends before the server checks its certificate:
+    // the impostor learns of the refusal when the connection closes, and never connects.
+    assert_eq!(impostor.show("failover")["connected"], false);
+    drop(impostor);
+    // The real primary: the pair forms and replicates over TLS.
+    let primary_config = with_tls(config(lab.p_port.a(), true), &p, &s.0);
+    let primary = Dhcp6d::start(&lab.primary_ns, &scratch, "primary", &primary_config, &["--no-xdp"]);
+    wait_state(&primary, "NORMAL", SECS);
+    wait_state(&secondary, "NORMAL", SECS);
+    let client = Dhclient::start(&lab.client_ns, &scratch, "client", lab.c_port.a(), &["-N"]);
+    let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
+    wait_for("the secondary to hold the binding", SECS, || holds(&secondary, &address).then_some(()));
+}

@@ -398,7 +398,7 @@ impl Failover {
                 out.push(Action::SendAllBindings);
             }
             Msg::UpdDone { .. } => self.update_done(now, out),
-            // Prefixes are split like addresses (see `ownership`): there is no FREE-BACKUP
+            // Prefixes are split like addresses (see `crate::server::Server::pair_up`): there is no FREE-BACKUP
             // to hand over, so the answer follows no BNDUPD.
             Msg::PoolReq { .. } => self.send(Msg::PoolResp { sent_time: now }, now, out),
             Msg::PoolResp { .. } => {}

@@ -1,7 +1,8 @@
 //! DHCPv6 failover (RFC 8156), sans-IO: the connection with the partner and the failover
 //! state machine ([`Failover`]), the lazy update bookkeeping and conflict rules of binding
-//! updates ([`binding`]), who owns which share of a pool ([`ownership`]), the messages as
-//! the engine sees them ([`message`]) and their translation to and from the wire ([`wire`]).
+//! updates ([`binding`]), the messages as the engine sees them ([`message`]) and their
+//! translation to and from the wire ([`wire`]). Which half of each pool a server allocates
+//! from is the server engine's (`crate::server::Server::pair_up`).
 //! The daemon's driver owns the TCP connection and its framing, the clock and the state file;
 //! it feeds [`Event`]s in and carries out [`Action`]s.
 //!
@@ -27,7 +28,6 @@
 pub mod binding;
 mod machine;
 pub mod message;
-pub mod ownership;
 pub mod state;
 pub mod wire;
 

@@ -89,7 +89,7 @@ impl std::fmt::Display for State {
 }
 
 /// Where new resources may come from (independent allocation, RFC 8156 section 4.2.1: each
-/// server owns a share of every pool; see [`super::ownership`]).
+/// server owns a share of every pool; see [`crate::server::Server::pair_up`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AllocateFrom {
     /// No new bindings.

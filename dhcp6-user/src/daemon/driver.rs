@@ -65,6 +65,11 @@ impl Daemon {
         }
     }
 
+    /// Why the daemon must stop, if it must (the failover state could not be written).
+    pub fn fatal(&self) -> Option<&str> {
+        self.failover.as_ref().and_then(|f| f.fatal.as_deref())
+    }
+
     /// What was handed over is made durable and its replies sent.
     pub fn stop(mut self) {
         if let Some(r) = self.relaying.as_mut() {

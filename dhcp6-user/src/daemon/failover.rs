@@ -28,6 +28,7 @@ use crate::{
         Event, Failover, FailoverConfig, FailoverStatus, History, Msg, Persisted, Role,
     },
     server::{Lease, LeaseChange, LeaseState, Server},
+    tls::PinnedTls,
 };
 
 /// The state file in the state directory.
@@ -40,7 +41,11 @@ pub struct Partnership {
     /// The connection messages go to, while one is up.
     link: Option<(u64, mpsc::UnboundedSender<Vec<u8>>)>,
     counts: Arc<LinkCounts>,
+    tls: Option<PinnedTls>,
     transaction_id: u32,
+    /// Transaction ids of the partner's requests not yet answered, oldest first, per the
+    /// reply that answers them: a reply carries its request's id (RFC 8156 section 5.2).
+    request_ids: [std::collections::VecDeque<u32>; 4],
     /// Bindings sent to the partner, and received from it (applied or not).
     pub bindings_sent: u64,
     pub bindings_received: u64,
@@ -49,6 +54,8 @@ pub struct Partnership {
     pub last_contact: Option<u64>,
     /// Messages from the partner that did not decode.
     pub malformed: u64,
+    /// Why the daemon must stop: the state file could not be written.
+    pub fatal: Option<String>,
 }
 
 impl Partnership {
@@ -77,18 +84,25 @@ impl Partnership {
         let history = History::at_start(persisted.as_ref(), server.lease_count());
         let engine = Failover::new(config, persisted, history, now).context("starting failover")?;
         info!(role = ?engine.role(), state = %engine.state(), "failover");
+        let tls = match &settings.tls {
+            Some(files) => Some(PinnedTls::load(files).context("setting up TLS for the failover partner")?),
+            None => None,
+        };
         server.pair_with(engine, now);
         Ok(Partnership {
+            tls,
             settings,
             state_dir,
             link: None,
             counts: Arc::new(LinkCounts::default()),
             transaction_id: 0,
+            request_ids: Default::default(),
             bindings_sent: 0,
             bindings_received: 0,
             bindings_rejected: 0,
             last_contact: None,
             malformed: 0,
+            fatal: None,
         })
     }
 
@@ -99,7 +113,7 @@ impl Partnership {
             FailoverRole::Primary => Side::Connect { local, partner },
             FailoverRole::Secondary => Side::Listen { local, partner },
         };
-        failover_link::spawn(side, queue, self.counts.clone())
+        failover_link::spawn(side, self.tls.clone(), queue, self.counts.clone())
             .with_context(|| format!("listening for the failover partner on {local}"))
     }
 
@@ -109,6 +123,7 @@ impl Partnership {
             let event = match event {
                 LinkEvent::Up { connection, out } => {
                     self.link = Some((connection, out));
+                    self.request_ids.iter_mut().for_each(std::collections::VecDeque::clear);
                     Event::Connected
                 }
                 LinkEvent::Down { connection, why } => {
@@ -124,8 +139,14 @@ impl Partnership {
                         continue;
                     }
                     match wire::decode(&bytes) {
-                        Ok((msg, _)) => {
+                        Ok((msg, id)) => {
                             self.last_contact = Some(now);
+                            if let Some(k) = request_kind(&msg) {
+                                // A partner that never waits for answers cannot grow this.
+                                if self.request_ids[k].len() < 65_536 {
+                                    self.request_ids[k].push_back(id);
+                                }
+                            }
                             if let Msg::BndUpd { bindings, .. } = &msg {
                                 self.bindings_received += bindings.len() as u64;
                             }
@@ -193,11 +214,15 @@ impl Partnership {
             last_contact: self.last_contact,
             seconds_since_contact: self.last_contact.map(|t| now.saturating_sub(t)),
             refused_connections: self.counts.refused.load(Ordering::Relaxed),
+            tls_failed: self.counts.tls_failed.load(Ordering::Relaxed),
             malformed_messages: self.malformed,
         })
     }
 
     fn feed(&mut self, serve: &mut Serve, event: Event, now: u64) {
+        if self.fatal.is_some() {
+            return;
+        }
         let mut actions = Vec::new();
         let Some(engine) = serve.server.failover_mut() else { return };
         // Only an operator command can be refused, and that goes through `partner_down`.
@@ -212,16 +237,14 @@ impl Partnership {
             match action {
                 Action::Persist(p) => {
                     if let Err(e) = state_file::replace(&self.state_dir, STATE_FILE, &p.encode()) {
-                        // The state cannot take effect without its record: stop talking to the
-                        // partner until it can be written.
-                        warn!(error = %e, "the failover state could not be written: closing the connection");
+                        // A state must not take effect unless it would survive a crash (a
+                        // restart that forgot PARTNER-DOWN or RECOVER could hand out what the
+                        // partner holds): nothing more is done, and the daemon stops.
+                        warn!(error = format!("{e:#}"), "the failover state could not be written: stopping");
                         self.link = None;
-                        queue.clear();
-                        let mut more = Vec::new();
-                        if let Some(engine) = serve.server.failover_mut() {
-                            let _ = engine.handle(Event::ConnectionLost, now, &mut more);
-                        }
-                        continue;
+                        self.fatal = Some(format!("writing the failover state: {e:#}"));
+                        serve.server.set_duties(crate::server::Duties::NONE);
+                        return;
                     }
                 }
                 Action::StateChanged { from, to } => {
@@ -283,8 +306,12 @@ impl Partnership {
     }
 
     fn encode(&mut self, msg: &Msg) -> Result<Vec<u8>, wire::WireError> {
-        self.transaction_id = (self.transaction_id + 1) & 0x00ff_ffff;
-        wire::encode(msg, self.transaction_id)
+        let answered = reply_kind(msg).and_then(|k| self.request_ids[k].pop_front());
+        let id = answered.unwrap_or_else(|| {
+            self.transaction_id = (self.transaction_id + 1) & 0x00ff_ffff;
+            self.transaction_id
+        });
+        wire::encode(msg, id)
     }
 
     fn send(&mut self, msg: &Msg) {
@@ -303,9 +330,31 @@ impl Partnership {
 
     /// The duties of the state now; the XDP answers follow them.
     fn refresh_duties(&mut self, serve: &mut Serve, now: u64) {
-        if serve.server.refresh_duties(now) {
+        if self.fatal.is_none() && serve.server.refresh_duties(now) {
             serve.refresh_fast_path();
         }
+    }
+}
+
+/// Which queue of request ids a request's id goes to ...
+fn request_kind(msg: &Msg) -> Option<usize> {
+    match msg {
+        Msg::Connect { .. } => Some(0),
+        Msg::BndUpd { .. } => Some(1),
+        Msg::PoolReq { .. } => Some(2),
+        Msg::UpdReq { .. } | Msg::UpdReqAll { .. } => Some(3),
+        _ => None,
+    }
+}
+
+/// ... and which one a reply takes its id from.
+fn reply_kind(msg: &Msg) -> Option<usize> {
+    match msg {
+        Msg::ConnectReply { .. } => Some(0),
+        Msg::BndReply { .. } => Some(1),
+        Msg::PoolResp { .. } => Some(2),
+        Msg::UpdDone { .. } => Some(3),
+        _ => None,
     }
 }
 

@@ -15,13 +15,14 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpSocket, TcpStream},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::{TcpListener, TcpSocket},
     sync::mpsc,
 };
 use tracing::{info, warn};
 
 use super::input::Input;
+use crate::tls::PinnedTls;
 
 /// Longest failover message taken: a BNDUPD carries one binding with a few IAs; anything
 /// near the framing's 64 KiB limit is not one.
@@ -45,6 +46,9 @@ pub enum LinkEvent {
 pub struct LinkCounts {
     /// Connections from an address that is not the partner's, closed at once.
     pub refused: AtomicU64,
+    /// TLS handshakes that failed (the peer presented another certificate than the pinned
+    /// one, or none).
+    pub tls_failed: AtomicU64,
     pub connections: AtomicU64,
 }
 
@@ -58,23 +62,35 @@ pub enum Side {
 }
 
 /// Starts the link's task; its events go into the engine's queue.
-pub fn spawn(side: Side, queue: mpsc::Sender<Input>, counts: Arc<LinkCounts>) -> std::io::Result<()> {
+/// With `tls`, every connection is TLS with the partner's certificate pinned.
+pub fn spawn(
+    side: Side,
+    tls: Option<PinnedTls>,
+    queue: mpsc::Sender<Input>,
+    counts: Arc<LinkCounts>,
+) -> std::io::Result<()> {
     match side {
         Side::Connect { local, partner } => {
-            tokio::spawn(connect_loop(local, partner, queue, counts));
+            tokio::spawn(connect_loop(local, partner, tls, queue, counts));
         }
         Side::Listen { local, partner } => {
             let socket = TcpSocket::new_v6()?;
             socket.set_reuseaddr(true)?;
             socket.bind(SocketAddr::V6(local))?;
             let listener = socket.listen(4)?;
-            tokio::spawn(listen_loop(listener, partner, queue, counts));
+            tokio::spawn(listen_loop(listener, partner, tls, queue, counts));
         }
     }
     Ok(())
 }
 
-async fn connect_loop(local: SocketAddrV6, partner: SocketAddrV6, queue: mpsc::Sender<Input>, counts: Arc<LinkCounts>) {
+async fn connect_loop(
+    local: SocketAddrV6,
+    partner: SocketAddrV6,
+    tls: Option<PinnedTls>,
+    queue: mpsc::Sender<Input>,
+    counts: Arc<LinkCounts>,
+) {
     let mut logged = false;
     loop {
         let attempt = async {
@@ -88,8 +104,25 @@ async fn connect_loop(local: SocketAddrV6, partner: SocketAddrV6, queue: mpsc::S
         match attempt.await {
             Ok(stream) => {
                 logged = false;
-                info!(partner = %partner, "connected to the failover partner");
-                if !serve_connection(stream, &queue, &counts).await {
+                let _ = stream.set_nodelay(true);
+                let going = match &tls {
+                    None => {
+                        info!(partner = %partner, "connected to the failover partner");
+                        serve_connection(stream, &queue, &counts).await
+                    }
+                    Some(tls) => match tls.connector.connect(PinnedTls::server_name(*partner.ip()), stream).await {
+                        Ok(stream) => {
+                            info!(partner = %partner, "connected to the failover partner (TLS)");
+                            serve_connection(stream, &queue, &counts).await
+                        }
+                        Err(e) => {
+                            counts.tls_failed.fetch_add(1, Ordering::Relaxed);
+                            warn!(partner = %partner, error = %e, "the TLS handshake with the failover partner failed");
+                            true
+                        }
+                    },
+                };
+                if !going {
                     return;
                 }
             }
@@ -107,6 +140,7 @@ async fn connect_loop(local: SocketAddrV6, partner: SocketAddrV6, queue: mpsc::S
 async fn listen_loop(
     listener: TcpListener,
     partner: SocketAddrV6,
+    tls: Option<PinnedTls>,
     queue: mpsc::Sender<Input>,
     counts: Arc<LinkCounts>,
 ) {
@@ -136,19 +170,36 @@ async fn listen_loop(
         if let Some(old) = current.take() {
             old.abort();
         }
-        let (queue, counts) = (queue.clone(), counts.clone());
+        let (queue, counts, tls) = (queue.clone(), counts.clone(), tls.clone());
+        let _ = stream.set_nodelay(true);
         current = Some(tokio::spawn(async move {
-            serve_connection(stream, &queue, &counts).await;
+            match tls {
+                None => {
+                    serve_connection(stream, &queue, &counts).await;
+                }
+                Some(tls) => match tls.acceptor.accept(stream).await {
+                    Ok(stream) => {
+                        serve_connection(stream, &queue, &counts).await;
+                    }
+                    Err(e) => {
+                        counts.tls_failed.fetch_add(1, Ordering::Relaxed);
+                        warn!(from = %from, error = %e, "a TLS handshake on the failover port failed");
+                    }
+                },
+            }
         }));
     }
 }
 
 /// Carries one connection until it ends: reads frames into the queue, writes what the engine
 /// hands the sender. `false` when the engine's queue is gone (the daemon stops).
-async fn serve_connection(stream: TcpStream, queue: &mpsc::Sender<Input>, counts: &LinkCounts) -> bool {
-    let _ = stream.set_nodelay(true);
+async fn serve_connection<S: AsyncRead + AsyncWrite + Send>(
+    stream: S,
+    queue: &mpsc::Sender<Input>,
+    counts: &LinkCounts,
+) -> bool {
     let connection = counts.connections.fetch_add(1, Ordering::Relaxed) + 1;
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (out, mut to_send) = mpsc::unbounded_channel::<Vec<u8>>();
     if queue.send(Input::Failover(LinkEvent::Up { connection, out })).await.is_err() {
         return false;
@@ -162,6 +213,7 @@ async fn serve_connection(stream: TcpStream, queue: &mpsc::Sender<Input>, counts
                 frame_into(&more, &mut buffer);
             }
             writer.write_all(&buffer).await?;
+            writer.flush().await?;
         }
         Ok::<(), std::io::Error>(())
     };

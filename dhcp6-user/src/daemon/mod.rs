@@ -71,8 +71,15 @@ pub async fn run(options: RunOptions) -> Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         }
+        if daemon.fatal().is_some() {
+            break;
+        }
     }
+    let fatal = daemon.fatal().map(str::to_string);
     daemon.stop();
     info!("stopped");
-    Ok(())
+    match fatal {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
 }
