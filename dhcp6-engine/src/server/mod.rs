@@ -441,6 +441,14 @@ impl Server {
         Some(LeaseChange::Upsert(lease))
     }
 
+    /// When the client last talked to this server about `lease`, as near as the lease tells:
+    /// a bound lease was last extended its valid lifetime and the fast path's horizon before
+    /// it expires (never later than `now`). Failover compares it with a partner's update.
+    pub fn client_last_transaction(&self, lease: &Lease, now: u64) -> u64 {
+        let held = u64::from(lease.valid_lifetime) + self.horizon(lease.subnet);
+        lease.expires.saturating_sub(held).min(now)
+    }
+
     /// The lease of `resource`, whatever its state.
     pub fn lease_of(&self, resource: &Ipv6Net) -> Option<Lease> {
         self.table.get(resource)

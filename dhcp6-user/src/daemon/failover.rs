@@ -402,9 +402,7 @@ fn apply(
             continue;
         };
         let local = server.lease_of(&record.resource);
-        let local = local
-            .as_ref()
-            .map(|lease| LocalBinding { lease, clt: lease.expires.saturating_sub(u64::from(lease.valid_lifetime)) });
+        let local = local.as_ref().map(|lease| LocalBinding { lease, clt: server.client_last_transaction(lease, now) });
         match receive_bndupd(&record, local, subnet, now) {
             Ok(change) => {
                 server.restore(change.clone());
