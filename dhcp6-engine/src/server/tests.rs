@@ -639,3 +639,16 @@ fn a_failover_server_answers_only_what_its_duties_allow_and_counts_the_rest() {
     alone.set_duties(Duties::NONE);
     assert_eq!(alone.duties(), Duties::ALL);
 }
+
+#[test]
+fn the_client_last_transaction_of_a_lease_leaves_the_fast_path_horizon_out() {
+    let mut s = server();
+    s.enable_fast_path();
+    bind(&mut s, 1, vec![ia_na(1, &[])]);
+    let lease = s.leases().into_iter().find(|l| l.state == LeaseState::Bound).unwrap();
+    // Bound at NOW: valid 200 plus the horizon (T2, 80) later it expires.
+    assert_eq!(lease.expires, NOW + 200 + 80);
+    assert_eq!(s.client_last_transaction(&lease, NOW + 5), NOW);
+    // Never later than now.
+    assert_eq!(s.client_last_transaction(&Lease { expires: NOW + 10_000, ..lease }, NOW + 5), NOW + 5);
+}
