@@ -15,7 +15,7 @@
 //!
 //! let config = FailoverConfig { role: Role::Primary, ..FailoverConfig::default() };
 //! // First start (no state file, no leases): STARTUP, on the way to RECOVER to learn the
-//! // bindings, with no MCLT to wait after it since nothing was ever given out.
+//! // bindings; no MCLT to wait after it when the partner is new as well.
 //! let history = History::at_start(None, 0);
 //! let mut primary = Failover::new(config, None, history, 1_000).unwrap();
 //! assert_eq!(primary.state(), State::Startup);
