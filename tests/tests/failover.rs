@@ -254,7 +254,11 @@ fn prefix_in_upper_half(prefix: &str) -> bool {
 fn assert_rebound(client: &Dhclient, address: &str, prefix: &str) {
     let rebound = |key: &str| {
         wait_for(&format!("the first client to rebind its {key}"), SECS, || {
-            client.events().into_iter().find(|(r, v)| r == "REBIND6" && v.contains_key(key)).map(|(_, v)| v[key].clone())
+            client
+                .events()
+                .into_iter()
+                .find(|(r, v)| r == "REBIND6" && v.contains_key(key))
+                .map(|(_, v)| v[key].clone())
         })
     };
     assert_eq!(rebound("new_ip6_address"), address);
@@ -406,15 +410,8 @@ fn split_brain_both_serve_from_their_own_half_and_agree_once_healed() {
     lab.heal();
     wait_state(&primary, "NORMAL", SECS);
     wait_state(&secondary, "NORMAL", SECS);
-    let resources = [
-        &address,
-        &prefix,
-        &second_address,
-        &second_prefix,
-        &third_address,
-        &third_prefix,
-        &fourth_address,
-    ];
+    let resources =
+        [&address, &prefix, &second_address, &second_prefix, &third_address, &third_prefix, &fourth_address];
     let resources: Vec<&str> = resources.iter().map(|r| r.as_str()).collect();
     let agreed = wait_agreed(&primary, &secondary, &resources);
     let clients: std::collections::BTreeSet<&String> = resources.iter().map(|r| &agreed[*r]).collect();
@@ -434,7 +431,7 @@ fn restarts_in_normal_and_communications_interrupted_come_back_to_normal() {
     wait_state(&primary, "NORMAL", SECS);
     wait_state(&secondary, "NORMAL", SECS);
     let refused = partner_down(&secondary).expect_err("partner-down in NORMAL");
-    assert!(refused.contains("NORMAL") && refused.contains("partner-down"), "{refused}");
+    assert!(refused.contains("partner-down refused in NORMAL"), "{refused}");
     assert_eq!(state(&secondary), "NORMAL");
 
     // The secondary restarts in NORMAL.
@@ -489,11 +486,13 @@ rapid_commit = true
     wait_state(&primary, "NORMAL", SECS);
     wait_state(&secondary, "NORMAL", SECS);
     let refused = partner_down(&primary).expect_err("partner-down in NORMAL");
-    assert!(refused.contains("NORMAL"), "{refused}");
+    assert!(refused.contains("partner-down refused in NORMAL"), "{refused}");
     // One rapid-commit exchange for client `n`: the address it was given.
     let grant = |n: u32| {
         let interface = lab.c_port.a();
-        lab.client_ns.run(|| TestClient::new(interface).rapid_solicit(&client_duid(n))).map(|(g, _)| g.address.to_string())
+        lab.client_ns
+            .run(|| TestClient::new(interface).rapid_solicit(&client_duid(n)))
+            .map(|(g, _)| g.address.to_string())
     };
     let primarys = ["2001:db8:1::100", "2001:db8:1::101"];
     let secondarys = ["2001:db8:1::102", "2001:db8:1::103"];

@@ -424,8 +424,7 @@ impl Failover {
                 // recovering as well shows that this server is new rather than emptied.
                 let partner_recovering =
                     matches!(self.partner_state, Some(State::Recover | State::RecoverWait | State::RecoverDone));
-                let ready =
-                    self.recover_done_at.is_none_or(|t| now >= t) || (self.never_served && partner_recovering);
+                let ready = self.recover_done_at.is_none_or(|t| now >= t) || (self.never_served && partner_recovering);
                 let next = if ready { State::RecoverDone } else { State::RecoverWait };
                 self.transition(next, now, out);
             }

@@ -192,6 +192,9 @@ pub enum CloseReason {
 pub enum FailoverError {
     #[error("failover: {0} must be more than 0")]
     Zero(&'static str),
-    #[error("failover: partner-down is for COMMUNICATIONS-INTERRUPTED or RESOLUTION-INTERRUPTED, not {0}")]
+    #[error(
+        "failover: partner-down refused in {0}: it is for COMMUNICATIONS-INTERRUPTED or RESOLUTION-INTERRUPTED, \
+         when this server cannot reach its partner and the partner is known to be down"
+    )]
     PartnerDownNotAllowed(State),
 }
