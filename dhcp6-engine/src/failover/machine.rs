@@ -193,7 +193,17 @@ impl Failover {
     /// partner does wrong closes the connection instead.
     pub fn handle(&mut self, event: Event, now: u64, out: &mut Vec<Action>) -> Result<(), FailoverError> {
         match event {
-            Event::Connected => self.connected(now, out),
+            Event::Connected => {
+                // A new connection while the old one still counts as up: the partner came
+                // back (restarted, or its side timed out first) before this side noticed the
+                // old one die, and the driver took the new one in its place. The old one is
+                // lost first, so that the updates it left unanswered go again and its requests
+                // end.
+                if self.conn != Conn::Down {
+                    self.lost(now, out);
+                }
+                self.connected(now, out)
+            }
             Event::ConnectionLost => {
                 if self.conn != Conn::Down {
                     self.lost(now, out);

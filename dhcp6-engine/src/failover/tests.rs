@@ -617,6 +617,19 @@ fn startup_announces_the_state_before_with_the_startup_flag() {
 }
 
 #[test]
+fn a_new_connection_replaces_one_still_up_and_resends_what_was_in_flight() {
+    let mut f = in_state(Role::Secondary, State::Normal, State::Normal);
+    let b = binding("2001:db8::1/128");
+    assert_eq!(sent(&run(&mut f, Event::BindingChanged(b), T0 + 1)), vec!["BNDUPD"]);
+    // The partner restarted and connects again before this side noticed: no ConnectionLost.
+    let out = run(&mut f, Event::Connected, T0 + 2);
+    assert_eq!(changes(&out), vec![(State::Normal, State::CommunicationsInterrupted)]);
+    let out = run(&mut f, Event::Received(connect_msg(T0 + 2)), T0 + 2);
+    assert_eq!(sent(&out), vec!["CONNECTREPLY", "STATE", "BNDUPD"], "the update left unanswered goes again");
+    assert_eq!(f.updates().unacked(), 1);
+}
+
+#[test]
 fn a_pool_request_is_answered_with_nothing_to_hand_over() {
     let mut f = in_state(Role::Primary, State::Normal, State::Normal);
     let out = run(&mut f, Event::Received(Msg::PoolReq { sent_time: T0 }), T0);
