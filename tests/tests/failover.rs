@@ -49,15 +49,16 @@ keepalive = 1
     )
 }
 
-/// The client link's subnet on `interface`: addresses ::100-::1ff (the primary owns
-/// ::100-::17f, the secondary ::180-::1ff) and /56 prefixes of 2001:db8:8000::/48 (the
-/// primary the lower /49).
-fn client_link(interface: &str) -> String {
+/// The subnet `net`::/64 (2001:db8:1 for the client link, on `interface`; 2001:db8:2 for the
+/// relayed link, with none: matched by the relay's link-address): addresses ::100-::1ff (the
+/// primary owns ::100-::17f, the secondary ::180-::1ff) and /56 prefixes of 2001:db8:8000::/48
+/// (the primary the lower /49).
+fn subnet(interface: Option<&str>, net: &str) -> String {
+    let interface = interface.map(|i| format!("interface = \"{i}\"\n")).unwrap_or_default();
     format!(
         r#"[[subnet]]
-interface = "{interface}"
-prefix = "2001:db8:1::/64"
-ranges = [{{ low = "2001:db8:1::100", high = "2001:db8:1::1ff" }}]
+{interface}prefix = "{net}::/64"
+ranges = [{{ low = "{net}::100", high = "{net}::1ff" }}]
 
 [[subnet.pd_pool]]
 prefix = "2001:db8:8000::/40"
@@ -69,7 +70,16 @@ ranges = ["2001:db8:8000::/48"]
 
 /// A server of the pair on the client link `interface`, with an MCLT of 30 s.
 fn config(interface: &str, primary: bool) -> String {
-    pair_config(&client_link(interface), primary, 30)
+    pair_config(&subnet(Some(interface), "2001:db8:1"), primary, 30)
+}
+
+/// The primary (in `primary_ns`) or the secondary with `config`; a restart keeps its state
+/// folder.
+fn start_member(primary_ns: &Netns, secondary_ns: &Netns, scratch: &Scratch, primary: bool, config: &str) -> Dhcp6d {
+    match primary {
+        true => Dhcp6d::start(primary_ns, scratch, "primary", config, &["--no-xdp"]),
+        false => Dhcp6d::start(secondary_ns, scratch, "secondary", config, &["--no-xdp"]),
+    }
 }
 
 /// A host on a bridge: its namespace and its port.
@@ -160,12 +170,9 @@ impl Lab {
         self.start(scratch, false, &config(self.s_port.a(), false))
     }
 
-    /// The primary or the secondary with `config`; a restart keeps its state folder.
+    /// The primary or the secondary with `config`.
     fn start(&self, scratch: &Scratch, primary: bool, config: &str) -> Dhcp6d {
-        match primary {
-            true => Dhcp6d::start(&self.primary_ns, scratch, "primary", config, &["--no-xdp"]),
-            false => Dhcp6d::start(&self.secondary_ns, scratch, "secondary", config, &["--no-xdp"]),
-        }
+        start_member(&self.primary_ns, &self.secondary_ns, scratch, primary, config)
     }
 
     /// One more client host on the client link.
@@ -664,20 +671,8 @@ impl RelayedLab {
     /// A server of the pair serving the relayed link 2001:db8:2::/64 (no interface: matched by
     /// the relay's link-address), with the same halves as the client link's.
     fn server(&self, scratch: &Scratch, primary: bool) -> Dhcp6d {
-        let subnet = r#"[[subnet]]
-prefix = "2001:db8:2::/64"
-ranges = [{ low = "2001:db8:2::100", high = "2001:db8:2::1ff" }]
-
-[[subnet.pd_pool]]
-prefix = "2001:db8:8000::/40"
-delegated_length = 56
-ranges = ["2001:db8:8000::/48"]
-"#;
-        let config = pair_config(subnet, primary, 30);
-        match primary {
-            true => Dhcp6d::start(&self.primary_ns, scratch, "primary", &config, &["--no-xdp"]),
-            false => Dhcp6d::start(&self.secondary_ns, scratch, "secondary", &config, &["--no-xdp"]),
-        }
+        let config = pair_config(&subnet(None, "2001:db8:2"), primary, 30);
+        start_member(&self.primary_ns, &self.secondary_ns, scratch, primary, &config)
     }
 
     fn host(&self, prefix: &str) -> Host {
