@@ -61,16 +61,22 @@ pub struct Failover {
     /// Bindings changed before the restart may not have reached the partner: ask the driver
     /// to resend them on the first connection.
     resend_after_start: bool,
+    /// The server held no binding and served no client before this RECOVER
+    /// ([`History::NeverServed`]): it need not wait the MCLT when its partner is recovering
+    /// too.
+    never_served: bool,
 }
 
 impl Failover {
     /// The endpoint after a start at `now`, from what the state file held (`None` when there
-    /// is none: a first start, or lost storage). It begins in STARTUP (RFC 8156 section 8.3)
-    /// and returns to the state it held before, or goes to RECOVER when it held none, since a
-    /// server without its bindings must learn them from its partner first. `history` says
-    /// whether that RECOVER waits the MCLT once the bindings are in ([`History::at_start`]
-    /// decides it from the state file and the lease store): a brand-new server goes straight
-    /// to RECOVER-DONE, so a new pair serves as soon as it has met.
+    /// is none: a first start, lost storage, or a server that served on its own until now).
+    /// It begins in STARTUP (RFC 8156 section 8.3) and returns to the state it held before.
+    /// With no state file, `history` ([`History::at_start`] decides it from the state file
+    /// and the lease store) says where to: a server with leases knows its bindings and goes
+    /// to COMMUNICATIONS-INTERRUPTED, sending them all once connected; one without goes to
+    /// RECOVER to learn them from its partner first, and waits the MCLT after that unless it
+    /// never served and its partner is recovering too (a new pair serves as soon as it has
+    /// met).
     pub fn new(
         config: FailoverConfig,
         persisted: Option<Persisted>,
@@ -88,15 +94,13 @@ impl Failover {
             Some(p) if p.state != State::Startup => {
                 (p.state, p.since, p.partner_state, p.partner_down_time, p.recover_done_at)
             }
+            // Served alone until now, every binding it gave in its store: as if it had lost
+            // its partner.
+            _ if history == History::Standalone => (State::CommunicationsInterrupted, now, None, None, None),
             _ => (State::Recover, now, None, None, None),
         };
-        // Nothing given out before, nothing to let run out: no MCLT to wait.
-        let wait = match history {
-            History::NeverServed => 0,
-            History::MayHaveServed => u64::from(config.mclt),
-        };
         let recover_done_at = match previous {
-            State::Recover | State::RecoverWait => Some(recover_done_at.unwrap_or(since + wait)),
+            State::Recover | State::RecoverWait => Some(recover_done_at.unwrap_or(since + u64::from(config.mclt))),
             _ => None,
         };
         let updates = LazyUpdates::new(config.mclt, config.max_unacked_bndupd);
@@ -118,6 +122,7 @@ impl Failover {
             answering: None,
             awaiting_done: false,
             resend_after_start: true,
+            never_served: history == History::NeverServed,
         })
     }
 
@@ -188,7 +193,17 @@ impl Failover {
     /// partner does wrong closes the connection instead.
     pub fn handle(&mut self, event: Event, now: u64, out: &mut Vec<Action>) -> Result<(), FailoverError> {
         match event {
-            Event::Connected => self.connected(now, out),
+            Event::Connected => {
+                // A new connection while the old one still counts as up: the partner came
+                // back (restarted, or its side timed out first) before this side noticed the
+                // old one die, and the driver took the new one in its place. The old one is
+                // lost first, so that the updates it left unanswered go again and its requests
+                // end.
+                if self.conn != Conn::Down {
+                    self.lost(now, out);
+                }
+                self.connected(now, out)
+            }
             Event::ConnectionLost => {
                 if self.conn != Conn::Down {
                     self.lost(now, out);
@@ -415,7 +430,11 @@ impl Failover {
         }
         match (self.state, self.config.role) {
             (State::Recover, _) => {
-                let ready = self.recover_done_at.is_none_or(|t| now >= t);
+                // Nothing given out before, nothing to let run out; but only a partner that is
+                // recovering as well shows that this server is new rather than emptied.
+                let partner_recovering =
+                    matches!(self.partner_state, Some(State::Recover | State::RecoverWait | State::RecoverDone));
+                let ready = self.recover_done_at.is_none_or(|t| now >= t) || (self.never_served && partner_recovering);
                 let next = if ready { State::RecoverDone } else { State::RecoverWait };
                 self.transition(next, now, out);
             }
@@ -572,6 +591,10 @@ impl Failover {
             }
             State::RecoverWait => {}
             _ => self.recover_done_at = None,
+        }
+        // Past RECOVER the server may serve: a later RECOVER has history to wait for.
+        if !matches!(to, State::Startup | State::Recover) {
+            self.never_served = false;
         }
         // A new state ends any request that belonged to the old one.
         if from != State::Startup {

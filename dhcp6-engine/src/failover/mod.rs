@@ -16,7 +16,7 @@
 //!
 //! let config = FailoverConfig { role: Role::Primary, ..FailoverConfig::default() };
 //! // First start (no state file, no leases): STARTUP, on the way to RECOVER to learn the
-//! // bindings, with no MCLT to wait after it since nothing was ever given out.
+//! // bindings; no MCLT to wait after it when the partner is new as well.
 //! let history = History::at_start(None, 0);
 //! let mut primary = Failover::new(config, None, history, 1_000).unwrap();
 //! assert_eq!(primary.state(), State::Startup);
@@ -192,6 +192,9 @@ pub enum CloseReason {
 pub enum FailoverError {
     #[error("failover: {0} must be more than 0")]
     Zero(&'static str),
-    #[error("failover: partner-down is for COMMUNICATIONS-INTERRUPTED or RESOLUTION-INTERRUPTED, not {0}")]
+    #[error(
+        "failover: partner-down refused in {0}: it is for COMMUNICATIONS-INTERRUPTED or RESOLUTION-INTERRUPTED, \
+         when this server cannot reach its partner and the partner is known to be down"
+    )]
     PartnerDownNotAllowed(State),
 }

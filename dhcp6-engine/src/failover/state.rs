@@ -184,16 +184,28 @@ pub struct Persisted {
     pub recover_done_at: Option<u64>,
 }
 
-/// Whether this server can have given clients anything before this start: what decides if
-/// a first RECOVER must wait out the MCLT (RFC 8156 section 8.6: RECOVER-WAIT lets lifetimes
-/// the server may have granted before it lost its bindings run out).
+/// What this server can have given clients before this start, as far as it can tell: what
+/// decides where it starts when it has no state file, and whether a RECOVER must wait out the
+/// MCLT (RFC 8156 section 8.6: RECOVER-WAIT lets lifetimes the server may have granted, and
+/// its partner may not know of, run out). See docs/failover.md, "Starting without a state
+/// file".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum History {
-    /// No state file and an empty lease store: a brand-new server, which gave nothing out, so
-    /// RECOVER goes to RECOVER-DONE as soon as the partner's bindings are in.
+    /// An empty lease store, and no state file or one in RECOVER: the server holds no binding
+    /// and has served no client since it last lost them. It is either brand new or lost its
+    /// storage, and cannot tell which; its partner's state can. RECOVER skips the MCLT wait
+    /// only when the partner is recovering too (a new pair: neither has served anyone);
+    /// a partner that has been serving means this server may have lost bindings the partner
+    /// never learnt, so it waits.
     NeverServed,
-    /// A state file, or leases in the store (a server that lost its state file may have
-    /// served): RECOVER-WAIT waits the MCLT.
+    /// No state file, but leases: a server that served on its own before it was made one of
+    /// a pair (seed 003's migration), or one that lost its state file but not its leases. It
+    /// holds every binding it gave, so nothing is relearnt: it starts as one that lost its
+    /// partner (COMMUNICATIONS-INTERRUPTED: its own share, lifetimes capped by the MCLT) and
+    /// sends all its bindings once connected.
+    Standalone,
+    /// A state file, which says where the server stood; or a server known to have served and
+    /// lost its storage: a RECOVER waits the MCLT.
     MayHaveServed,
 }
 
@@ -201,10 +213,12 @@ impl History {
     /// What the driver knows at start: the state file's content, if there is one, and how
     /// many leases the store holds.
     pub fn at_start(persisted: Option<&Persisted>, leases: usize) -> History {
-        if persisted.is_none() && leases == 0 {
-            History::NeverServed
-        } else {
-            History::MayHaveServed
+        match persisted {
+            None if leases == 0 => History::NeverServed,
+            None => History::Standalone,
+            // RECOVER serves no client: entered empty and still empty, nothing was given out.
+            Some(p) if leases == 0 && p.state == State::Recover => History::NeverServed,
+            Some(_) => History::MayHaveServed,
         }
     }
 }
@@ -317,11 +331,15 @@ mod tests {
     }
 
     #[test]
-    fn only_no_state_file_and_no_leases_is_never_served() {
+    fn history_at_start_follows_the_state_file_and_the_leases() {
         assert_eq!(History::at_start(None, 0), History::NeverServed);
-        assert_eq!(History::at_start(None, 1), History::MayHaveServed, "lost storage, kept leases");
-        let p = Persisted::fresh(State::Recover, 5);
-        assert_eq!(History::at_start(Some(&p), 0), History::MayHaveServed);
+        assert_eq!(History::at_start(None, 1), History::Standalone, "upgraded, or lost its state file alone");
+        let recovering = Persisted::fresh(State::Recover, 5);
+        assert_eq!(History::at_start(Some(&recovering), 0), History::NeverServed, "still empty in RECOVER");
+        assert_eq!(History::at_start(Some(&recovering), 3), History::MayHaveServed, "partly relearnt");
+        let normal = Persisted::fresh(State::Normal, 5);
+        assert_eq!(History::at_start(Some(&normal), 0), History::MayHaveServed);
+        assert_eq!(History::at_start(Some(&normal), 3), History::MayHaveServed);
     }
 
     #[test]

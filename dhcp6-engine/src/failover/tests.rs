@@ -18,7 +18,7 @@ fn config(role: Role) -> FailoverConfig {
 }
 
 /// An endpoint restarted at `T0` that was in `before` since `T0 - 100` (`None`: no state file,
-/// but leases: storage lost, not a new server).
+/// and known to have served: storage lost, not a new server).
 fn restarted(role: Role, before: Option<State>) -> Failover {
     let persisted = before.map(|s| Persisted::fresh(s, T0 - 100));
     Failover::new(config(role), persisted, History::MayHaveServed, T0).unwrap()
@@ -27,6 +27,12 @@ fn restarted(role: Role, before: Option<State>) -> Failover {
 /// A brand-new endpoint started at `T0`: no state file, no leases.
 fn brand_new(role: Role) -> Failover {
     Failover::new(config(role), None, History::at_start(None, 0), T0).unwrap()
+}
+
+/// An endpoint that served on its own until `T0` and now starts as one of a pair: leases, no
+/// state file.
+fn upgraded(role: Role) -> Failover {
+    Failover::new(config(role), None, History::at_start(None, 2), T0).unwrap()
 }
 
 fn run(f: &mut Failover, event: Event, now: u64) -> Vec<Action> {
@@ -343,24 +349,40 @@ fn recover_to_recover_done_on_upddone_after_the_mclt() {
 }
 
 #[test]
-fn recover_to_recover_done_on_upddone_when_never_served() {
+fn recover_to_recover_done_on_upddone_when_never_served_and_the_partner_recovers_too() {
     let mut f = brand_new(Role::Secondary);
-    meet(&mut f, State::PartnerDown, T0 + 1);
+    meet(&mut f, State::Recover, T0 + 1);
     assert_eq!(f.state(), State::Recover);
     let out = run(&mut f, Event::Received(Msg::UpdDone { sent_time: T0 + 2 }), T0 + 2);
     assert_eq!(changes(&out), vec![(State::Recover, State::RecoverDone)]);
 }
 
 #[test]
-fn a_restart_in_recover_keeps_the_never_served_deadline() {
+fn recover_to_recover_wait_when_never_served_but_the_partner_has_been_serving() {
+    // Empty and without a state file: brand new, or emptied by a lost disk. A partner in
+    // PARTNER-DOWN has been serving, so this may be a server that lost bindings the partner
+    // never heard of: it waits the MCLT.
+    let mut f = brand_new(Role::Secondary);
+    meet(&mut f, State::PartnerDown, T0 + 1);
+    let out = run(&mut f, Event::Received(Msg::UpdDone { sent_time: T0 + 2 }), T0 + 2);
+    assert_eq!(changes(&out), vec![(State::Recover, State::RecoverWait)]);
+    let out = run(&mut f, Event::Tick, T0 + u64::from(MCLT));
+    assert_eq!(changes(&out), vec![(State::RecoverWait, State::RecoverDone)]);
+}
+
+#[test]
+fn a_restart_in_recover_with_nothing_learnt_is_still_never_served() {
     let mut f = brand_new(Role::Secondary);
     run(&mut f, Event::Tick, T0 + 30);
     assert_eq!(f.state(), State::Recover);
     let p = f.persisted();
-    assert_eq!(p.recover_done_at, Some(T0), "nothing to wait for");
-    // RECOVER serves no client, so the server has still given nothing out after the restart.
-    let mut f = Failover::new(config(Role::Secondary), Some(p), History::at_start(Some(&p), 0), T0 + 40).unwrap();
-    meet(&mut f, State::PartnerDown, T0 + 40);
+    assert_eq!(p.recover_done_at, Some(T0 + u64::from(MCLT)));
+    // RECOVER serves no client, so with no lease learnt the server has still given nothing
+    // out after the restart.
+    let history = History::at_start(Some(&p), 0);
+    assert_eq!(history, History::NeverServed);
+    let mut f = Failover::new(config(Role::Secondary), Some(p), history, T0 + 40).unwrap();
+    meet(&mut f, State::Recover, T0 + 40);
     let out = run(&mut f, Event::Received(Msg::UpdDone { sent_time: T0 + 41 }), T0 + 41);
     assert_eq!(changes(&out), vec![(State::Recover, State::RecoverDone)]);
 }
@@ -592,6 +614,19 @@ fn startup_announces_the_state_before_with_the_startup_flag() {
         _ => None,
     });
     assert_eq!(announced, Some((State::PartnerDown, ServerFlags { startup: true }, T0 - 100)));
+}
+
+#[test]
+fn a_new_connection_replaces_one_still_up_and_resends_what_was_in_flight() {
+    let mut f = in_state(Role::Secondary, State::Normal, State::Normal);
+    let b = binding("2001:db8::1/128");
+    assert_eq!(sent(&run(&mut f, Event::BindingChanged(b), T0 + 1)), vec!["BNDUPD"]);
+    // The partner restarted and connects again before this side noticed: no ConnectionLost.
+    let out = run(&mut f, Event::Connected, T0 + 2);
+    assert_eq!(changes(&out), vec![(State::Normal, State::CommunicationsInterrupted)]);
+    let out = run(&mut f, Event::Received(connect_msg(T0 + 2)), T0 + 2);
+    assert_eq!(sent(&out), vec!["CONNECTREPLY", "STATE", "BNDUPD"], "the update left unanswered goes again");
+    assert_eq!(f.updates().unacked(), 1);
 }
 
 #[test]
@@ -893,13 +928,17 @@ fn a_new_pair_is_normal_within_seconds_of_connecting() {
 }
 
 #[test]
-fn a_new_server_meeting_a_partner_down_partner_recovers_without_the_mclt() {
+fn a_new_server_meeting_a_partner_down_partner_recovers_and_waits_the_mclt() {
     let mut pair =
         Pair::of(restarted(Role::Primary, Some(State::CommunicationsInterrupted)), brand_new(Role::Secondary));
     pair.wait(30, 10);
     pair.primary.handle(Event::OperatorPartnerDown, pair.now, &mut Vec::new()).unwrap();
     pair.connect();
     pair.wait(3, 1);
+    // It cannot tell a new disk from an emptied one, and the partner serves everyone meanwhile.
+    assert_eq!(pair.states(), (State::PartnerDown, State::RecoverWait));
+    assert!(pair.primary.service(pair.now).answers_clients);
+    pair.wait(u64::from(MCLT), 10);
     assert_eq!(pair.states(), (State::Normal, State::Normal));
 }
 
@@ -926,6 +965,8 @@ fn a_new_server_learns_its_partners_bindings_over_the_wire() {
     pair.wait(30, 10);
     pair.primary.handle(Event::OperatorPartnerDown, pair.now, &mut Vec::new()).unwrap();
     pair.connect();
+    assert_eq!(pair.states(), (State::PartnerDown, State::RecoverWait));
+    pair.wait(u64::from(MCLT), 10);
     assert_eq!(pair.states(), (State::Normal, State::Normal));
     let mut learnt = pair.leases[Side::Secondary as usize].clone();
     learnt.sort_by_key(|b| b.resource);
@@ -973,6 +1014,66 @@ fn a_partner_back_with_lost_storage_recovers_from_partner_down() {
     pair.primary.handle(Event::OperatorPartnerDown, pair.now, &mut Vec::new()).unwrap();
     pair.connect();
     assert_eq!(pair.states(), (State::PartnerDown, State::RecoverWait));
+    pair.wait(u64::from(MCLT), 10);
+    assert_eq!(pair.states(), (State::Normal, State::Normal));
+}
+
+// Migration (seed 003): servers that served on their own become a pair.
+
+#[test]
+fn an_upgraded_server_alone_serves_its_share_as_communications_interrupted() {
+    let mut f = upgraded(Role::Secondary);
+    assert_eq!(f.state(), State::Startup);
+    assert_eq!(f.service(T0), Service::SILENT);
+    let out = run(&mut f, Event::Tick, T0 + 30);
+    assert_eq!(changes(&out), vec![(State::Startup, State::CommunicationsInterrupted)]);
+    assert_eq!(f.service(T0 + 30), Service::full(AllocateFrom::OwnShare));
+    // Nothing acknowledged: every lifetime it tells is capped by the MCLT.
+    let resource: ipnet::Ipv6Net = "2001:db8:1:0:8000::100/128".parse().unwrap();
+    assert_eq!(f.updates().lifetime_cap(&resource, 7200, T0 + 30), MCLT);
+}
+
+#[test]
+fn an_upgraded_server_meeting_its_partner_is_normal_and_sends_every_binding() {
+    let mut f = upgraded(Role::Primary);
+    let connected = handshake(&mut f, T0 + 1);
+    assert!(connected.contains(&Action::ResendUnacked), "every binding, on connecting");
+    assert!(!sent(&connected).contains(&"UPDREQALL"), "nothing to relearn");
+    let out = run(&mut f, Event::Received(state_msg(State::CommunicationsInterrupted, T0 + 1)), T0 + 1);
+    assert_eq!(
+        changes(&out),
+        vec![(State::Startup, State::CommunicationsInterrupted), (State::CommunicationsInterrupted, State::Normal)]
+    );
+}
+
+#[test]
+fn two_upgraded_servers_exchange_their_bindings_and_are_normal() {
+    let mut pair = Pair::of(upgraded(Role::Primary), upgraded(Role::Secondary));
+    let (lower, upper) = (binding("2001:db8:1::100/128"), binding("2001:db8:1:0:8000::100/128"));
+    let lower = BindingRecord { duid: vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1], ..lower };
+    let upper = BindingRecord { duid: vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 2], ..upper };
+    pair.leases = [vec![lower.clone()], vec![upper.clone()]];
+    pair.wait(30, 10);
+    assert_eq!(pair.states(), (State::CommunicationsInterrupted, State::CommunicationsInterrupted));
+    pair.connect();
+    pair.wait(3, 1);
+    assert_eq!(pair.states(), (State::Normal, State::Normal));
+    for side in [Side::Primary, Side::Secondary] {
+        let mut held = pair.leases[side as usize].clone();
+        held.sort_by_key(|b| b.resource);
+        assert_eq!(held, [lower.clone(), upper.clone()], "{side:?} holds both");
+    }
+    assert!(!pair.sent.iter().any(|(_, m)| *m == "UPDREQALL"), "nothing to relearn");
+}
+
+#[test]
+fn an_upgraded_server_meeting_a_new_partner_serves_everyone_while_it_recovers() {
+    let mut pair = Pair::of(upgraded(Role::Primary), brand_new(Role::Secondary));
+    pair.leases[Side::Primary as usize] = vec![binding("2001:db8:1::100/128")];
+    pair.connect();
+    pair.wait(3, 1);
+    assert_eq!(pair.states(), (State::PartnerDown, State::RecoverWait));
+    assert_eq!(pair.leases[Side::Secondary as usize], pair.leases[Side::Primary as usize]);
     pair.wait(u64::from(MCLT), 10);
     assert_eq!(pair.states(), (State::Normal, State::Normal));
 }
