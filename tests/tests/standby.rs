@@ -631,3 +631,39 @@ fn the_backup_takes_over_when_the_masters_access_link_goes_down_with_kea_upstrea
         Some(routes(&lab.a_ns)).filter(|r| r.contains(&prefix1) && r.contains(&prefix2) && !r.contains("metric 1124"))
     });
 }
+
+/// A relay's XDP verdict count.
+fn xdp_count(relay: &Dhcp6d, verdict: &str) -> u64 {
+    relay.show("statistics")["xdp"][verdict].as_u64().unwrap_or(0)
+}
+
+/// Both relays relay in XDP: the backup's XDP leaves the clients' messages to the master;
+/// after a switchover (the master's keepalived stops), the new master relays them in XDP, both
+/// ways, and the old master's XDP no longer does.
+#[test]
+fn with_xdp_only_the_master_relays_in_xdp_and_the_new_master_does_after_a_switchover() {
+    let mut lab = Lab::new("d6sxdp", Options { xdp: true, ..Options::default() });
+    let (client1, prefix1) = lab.bind(0, lab.a(), lab.b(), Duration::from_millis(1500));
+    assert!(xdp_count(lab.a(), "relay_forwarded") >= 2, "a relays in XDP: {}", lab.a().show("statistics")["xdp"]);
+    assert!(xdp_count(lab.a(), "relay_replied") >= 2, "{}", lab.a().show("statistics")["xdp"]);
+    assert_eq!(xdp_count(lab.b(), "relay_forwarded"), 0, "{}", lab.b().show("statistics")["xdp"]);
+    assert!(lab.b().show("relay servers")["stats"]["dropped"]["standby"].as_u64() >= Some(2));
+
+    // a's keepalived stops: b becomes master, a stops relaying, in XDP too.
+    drop(lab.keepalived_a.take());
+    wait_for("relay b to become master", SECS, || (profile(lab.b())["role"] == "master").then_some(()));
+    wait_for("relay a to stop relaying", SECS, || (profile(lab.a())["relaying"] == false).then_some(()));
+    let a_forwarded = xdp_count(lab.a(), "relay_forwarded");
+    let renewed = client1.values("RENEW6", "new_ip6_prefix").len();
+    wait_for("client 1 to renew through b", SECS, || {
+        (client1.values("RENEW6", "new_ip6_prefix").len() > renewed).then_some(())
+    });
+    // Its Renew went up in b's XDP and the Reply came down in it: b had the client's MAC from
+    // its entries before it saw a frame of the client's in XDP.
+    assert!(xdp_count(lab.b(), "relay_forwarded") >= 1, "{}\n{}", lab.b().show("statistics")["xdp"], lab.logs());
+    assert!(xdp_count(lab.b(), "relay_replied") >= 1, "{}", lab.b().show("statistics")["xdp"]);
+    assert_eq!(xdp_count(lab.a(), "relay_forwarded"), a_forwarded, "the old master's XDP relays no more");
+    let (_client2, prefix2) = lab.bind(1, lab.b(), lab.a(), Duration::from_millis(1500));
+    let on_b = resources(&lab.b().show("relay users"));
+    assert!(on_b.contains(&prefix1) && on_b.contains(&prefix2), "{on_b:?}");
+}
