@@ -203,6 +203,75 @@ struct Options {
     xdp: bool,
     /// keepalived's preemption delay on relay a, the preferred master.
     preempt_delay: u32,
+    /// An upstream router (2001:db8:ff::99, AS 65000) running FRR learns the relays'
+    /// delegated-prefix routes by BGP: each relay's FRR (AS 65001) redistributes its kernel
+    /// routes, their metric becoming the MED, so that the master's route wins.
+    frr: bool,
+}
+
+/// The address the router's FRR peers with the relays at.
+const ROUTER: &str = "2001:db8:ff::99";
+
+/// FRR's zebra and bgpd in `ns` as BGP speaker `asn` (router ID `id`) with `bgp` (the rest of
+/// its `router bgp` section), files in scratch folder `name`. They run as FRR's own user,
+/// which must be able to write the folder.
+fn frr(ns: &Netns, scratch: &Scratch, name: &str, asn: u32, id: &str, bgp: &str) -> Vec<Process> {
+    let dir = scratch.path(name);
+    fs::create_dir_all(&dir).unwrap();
+    Command::new("chmod").arg("777").arg(&dir).status().unwrap();
+    fs::write(dir.join("zebra.conf"), format!("hostname {name}\n")).unwrap();
+    let config = format!("router bgp {asn}\n bgp router-id {id}\n no bgp ebgp-requires-policy\n{bgp}");
+    fs::write(dir.join("bgpd.conf"), config).unwrap();
+    let d = dir.display().to_string();
+    ["zebra", "bgpd"]
+        .iter()
+        .map(|daemon| {
+            let process = ns.spawn(
+                &[
+                    &format!("/usr/lib/frr/{daemon}"),
+                    "-F",
+                    "datacenter",
+                    "-f",
+                    &format!("{d}/{daemon}.conf"),
+                    "-z",
+                    &format!("{d}/zserv.api"),
+                    "-i",
+                    &format!("{d}/{daemon}.pid"),
+                    "--vty_socket",
+                    &d,
+                    "-P",
+                    "0",
+                ],
+                &dir.join(format!("{daemon}.log")),
+            );
+            // bgpd connects to zebra's socket: zebra first.
+            wait_for(&format!("{name}'s {daemon}"), SECS, || dir.join(format!("{daemon}.vty")).exists().then_some(()));
+            process
+        })
+        .collect()
+}
+
+/// FRR for the lab: the router peering with both relays, each relay redistributing its
+/// kernel routes (dhcp6d's delegated-prefix routes among them) to it.
+fn frr_lab(router_ns: &Netns, a_ns: &Netns, b_ns: &Netns, scratch: &Scratch) -> Vec<Process> {
+    let neighbor = |peer: &str, asn: u32| {
+        format!(
+            " neighbor {peer} remote-as {asn}\n neighbor {peer} timers 1 3\n neighbor {peer} timers connect 1\n neighbor {peer} advertisement-interval 0\n"
+        )
+    };
+    let router = format!(
+        "{}{} address-family ipv6 unicast\n  neighbor 2001:db8:ff::a activate\n  neighbor 2001:db8:ff::b activate\n exit-address-family\n",
+        neighbor("2001:db8:ff::a", 65001),
+        neighbor("2001:db8:ff::b", 65001)
+    );
+    let relay = format!(
+        "{} address-family ipv6 unicast\n  redistribute kernel\n  neighbor {ROUTER} activate\n exit-address-family\n",
+        neighbor(ROUTER, 65000)
+    );
+    let mut processes = frr(router_ns, scratch, "frr-up", 65000, "10.0.0.99", &router);
+    processes.extend(frr(a_ns, scratch, "frr-a", 65001, "10.0.0.10", &relay));
+    processes.extend(frr(b_ns, scratch, "frr-b", 65001, "10.0.0.11", &relay));
+    processes
 }
 
 /// Relay `a` (2001:db8:ff::a upstream, 2001:db8:2::a on the access link, priority 200) and
@@ -214,6 +283,8 @@ struct Lab {
     keepalived_a: Option<Process>,
     _keepalived_b: Process,
     upstream: Upstream,
+    /// FRR's daemons, when the lab has the upstream router.
+    _frr: Vec<Process>,
     a_config: String,
     options: Options,
     a_fifo: String,
@@ -221,7 +292,10 @@ struct Lab {
     /// Each client's end of its access link.
     clients: Vec<String>,
     a_access: String,
+    /// The relays' upstream interfaces.
+    ups: [String; 2],
     _switch: Netns,
+    router_ns: Netns,
     server_ns: Netns,
     a_ns: Netns,
     b_ns: Netns,
@@ -238,6 +312,7 @@ impl Lab {
         let a_ns = Netns::new("d6ra");
         let b_ns = Netns::new("d6rb");
         let client_ns: Vec<Netns> = (0..3).map(|_| Netns::new("d6c")).collect();
+        let router_ns = Netns::new("d6up");
         for bridge in ["br-up", "br-access"] {
             switch.exec(&["ip", "link", "add", bridge, "type", "bridge"]);
             switch.exec(&["ip", "link", "set", "dev", bridge, "up"]);
@@ -253,6 +328,8 @@ impl Lab {
         let a_access = plug(&a_ns, "br-access");
         let b_access = plug(&b_ns, "br-access");
         let client_links: Vec<Veth> = client_ns.iter().map(|ns| plug(ns, "br-access")).collect();
+        let r_up = plug(&router_ns, "br-up");
+        router_ns.exec(&["ip", "-6", "addr", "add", &format!("{ROUTER}/64"), "dev", r_up.a(), "nodad"]);
         server_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::1/64", "dev", s_up.a(), "nodad"]);
         a_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::a/64", "dev", a_up.a(), "nodad"]);
         b_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:ff::b/64", "dev", b_up.a(), "nodad"]);
@@ -294,7 +371,9 @@ impl Lab {
         let keepalived_b = keepalived(&b_ns, &scratch, "kb", b_access.a(), 100, 0, &b_fifo);
         let clients = client_links.iter().map(|l| l.a().to_string()).collect();
         let a_access_name = a_access.a().to_string();
-        let mut links = vec![s_up, a_up, b_up, a_access, b_access];
+        let frr = if options.frr { frr_lab(&router_ns, &a_ns, &b_ns, &scratch) } else { Vec::new() };
+        let ups = [a_up.a().to_string(), b_up.a().to_string()];
+        let mut links = vec![s_up, a_up, b_up, a_access, b_access, r_up];
         links.extend(client_links);
         let lab = Lab {
             relay_a: Some(relay_a),
@@ -302,13 +381,16 @@ impl Lab {
             keepalived_a: Some(keepalived_a),
             _keepalived_b: keepalived_b,
             upstream,
+            _frr: frr,
             a_config,
             options,
             a_fifo,
             _links: links,
             clients,
             a_access: a_access_name,
+            ups,
             _switch: switch,
+            router_ns,
             server_ns,
             a_ns,
             b_ns,
@@ -371,6 +453,20 @@ impl Lab {
             self.relay_b.process.log_text(),
             keepalived("ka"),
             keepalived("kb")
+        )
+    }
+
+    /// The relay (0: a, 1: b) the upstream router routes `prefix` through, by the next hop of
+    /// its route (the relay's global or link-local address on the upstream link).
+    fn routed_through(&self, prefix: &str) -> Option<usize> {
+        let out = self.router_ns.exec(&["ip", "-6", "route", "show", prefix]);
+        let route = String::from_utf8_lossy(&out.stdout).into_owned();
+        let via = route.split_whitespace().skip_while(|w| *w != "via").nth(1)?.to_string();
+        [(&self.a_ns, "2001:db8:ff::a"), (&self.b_ns, "2001:db8:ff::b")].iter().zip(&self.ups).position(
+            |((ns, global), up)| {
+                let out = ns.exec(&["ip", "-6", "addr", "show", "dev", up]);
+                via == *global || String::from_utf8_lossy(&out.stdout).contains(&format!("inet6 {via}/"))
+            },
         )
     }
 
@@ -666,4 +762,26 @@ fn with_xdp_only_the_master_relays_in_xdp_and_the_new_master_does_after_a_switch
     let (_client2, prefix2) = lab.bind(1, lab.b(), lab.a(), Duration::from_millis(1500));
     let on_b = resources(&lab.b().show("relay users"));
     assert!(on_b.contains(&prefix1) && on_b.contains(&prefix2), "{on_b:?}");
+}
+
+/// An upstream router runs FRR and learns the relays' delegated-prefix routes by BGP (each
+/// relay redistributing its kernel routes, the metric as MED): it reaches a client's prefix
+/// through the master, and through the new master once the old one's access link is down.
+#[test]
+fn the_upstream_router_reaches_a_delegated_prefix_through_the_master_and_then_the_new_master() {
+    let lab = Lab::new("d6sfrr", Options { frr: true, ..Options::default() });
+    let (_client1, prefix1) = lab.bind(0, lab.a(), lab.b(), Duration::from_millis(1500));
+    wait_for("the router to route the prefix through a", SECS, || {
+        (lab.routed_through(&prefix1) == Some(0)).then_some(())
+    });
+
+    lab.a_ns.exec(&["ip", "link", "set", "dev", &lab.a_access, "down"]);
+    wait_for("relay b to become master", SECS, || (profile(lab.b())["role"] == "master").then_some(()));
+    wait_for("the router to route the prefix through b", SECS, || {
+        (lab.routed_through(&prefix1) == Some(1)).then_some(())
+    });
+    let (_client2, prefix2) = lab.bind(1, lab.b(), lab.a(), Duration::from_millis(1500));
+    wait_for("the router to route the new client's prefix through b", SECS, || {
+        (lab.routed_through(&prefix2) == Some(1)).then_some(())
+    });
 }

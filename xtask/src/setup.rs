@@ -28,6 +28,8 @@ const PACKAGES: &[&str] = &[
     "tcpdump",
     // VRRP for the relay's hot standby tests (Debian's starts no service: see policy-rc.d).
     "keepalived",
+    // An upstream router learning the standby relays' delegated-prefix routes (BGP).
+    "frr",
 ];
 
 /// The bpf-linker release known to build against Debian's LLVM packages here.
