@@ -38,6 +38,11 @@ impl StandbyDriver {
         Some(StandbyDriver { engine, links, node })
     }
 
+    /// Whether service `service`'s queue is empty: its link has taken everything queued.
+    pub fn drained(&self, service: usize) -> bool {
+        self.links.get(service).is_some_and(|l| l.capacity() == l.max_capacity())
+    }
+
     /// Queues messages on their links; one that does not fit makes the engine send a batch
     /// instead.
     pub fn send(&mut self, messages: Vec<(usize, LinkMessage)>) {
