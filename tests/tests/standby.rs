@@ -207,6 +207,28 @@ struct Options {
     /// delegated-prefix routes by BGP: each relay's FRR (AS 65001) redistributes its kernel
     /// routes, their metric becoming the MED, so that the master's route wins.
     frr: bool,
+    /// TLS on the backup link, each relay pinning the other's certificate.
+    tls: bool,
+}
+
+/// A self-signed certificate and its key (PEM, EC P-256) in the scratch folder: their paths.
+fn certificate(scratch: &Scratch, name: &str) -> (String, String) {
+    let (cert, key) = (scratch.path(&format!("{name}.crt")), scratch.path(&format!("{name}.key")));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30"])
+        .args(["-subj", &format!("/CN={name}"), "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    (cert.display().to_string(), key.display().to_string())
+}
+
+/// The `tls` key of a backup service: this relay's certificate and key, the peer's certificate.
+fn tls_key(own: &(String, String), peer: &(String, String)) -> String {
+    format!("tls = {{ certificate = {:?}, key = {:?}, peer_certificate = {:?} }}\n", own.0, own.1, peer.0)
 }
 
 /// The address the router's FRR peers with the relays at.
@@ -362,8 +384,14 @@ impl Lab {
         };
         let fifo = |name: &str| scratch.path(&format!("{name}.fifo")).display().to_string();
         let (a_fifo, b_fifo) = (fifo("ka"), fifo("kb"));
-        let a_config = relay_config(a_access.a(), "2001:db8:ff::a", "2001:db8:ff::b", &a_fifo);
-        let b_config = relay_config(b_access.a(), "2001:db8:ff::b", "2001:db8:ff::a", &b_fifo);
+        let mut a_config = relay_config(a_access.a(), "2001:db8:ff::a", "2001:db8:ff::b", &a_fifo);
+        let mut b_config = relay_config(b_access.a(), "2001:db8:ff::b", "2001:db8:ff::a", &b_fifo);
+        if options.tls {
+            let (a_cert, b_cert) = (certificate(&scratch, "rly-a"), certificate(&scratch, "rly-b"));
+            let port = "port = 7547\n";
+            a_config = a_config.replacen(port, &format!("{port}{}", tls_key(&a_cert, &b_cert)), 1);
+            b_config = b_config.replacen(port, &format!("{port}{}", tls_key(&b_cert, &a_cert)), 1);
+        }
         let mode: &[&str] = if options.xdp { &[] } else { &["--no-xdp"] };
         let relay_a = Dhcp6d::start(&a_ns, &scratch, "ra", &a_config, mode);
         let relay_b = Dhcp6d::start(&b_ns, &scratch, "rb", &b_config, mode);
@@ -784,4 +812,38 @@ fn the_upstream_router_reaches_a_delegated_prefix_through_the_master_and_then_th
     wait_for("the router to route the new client's prefix through b", SECS, || {
         (lab.routed_through(&prefix2) == Some(1)).then_some(())
     });
+}
+
+/// TLS on the backup link: the relays back up over it, each taking only the other's pinned
+/// certificate; a connection from the peer's address with another certificate is refused and
+/// counted, and the link comes back.
+#[test]
+fn over_tls_the_backup_link_carries_the_entries_and_refuses_another_certificate() {
+    let lab = Lab::new("d6stls", Options { tls: true, ..Options::default() });
+    assert!(lab.b().process.log_text().contains("tls=true"), "{}", lab.logs());
+    let (_client, prefix) = lab.bind(0, lab.a(), lab.b(), Duration::from_millis(1500));
+    assert!(resources(&lab.b().show("relay users")).contains(&prefix));
+
+    // From a's host (the peer's address), a TLS client with a certificate of its own.
+    let forger = certificate(&lab.scratch, "forger");
+    let out = lab.a_ns.exec_status(&[
+        "timeout",
+        "5",
+        "openssl",
+        "s_client",
+        "-connect",
+        "[2001:db8:ff::b]:7547",
+        "-cert",
+        &forger.0,
+        "-key",
+        &forger.1,
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    wait_for("the forged handshake to be refused and counted", SECS, || {
+        (link(lab.b())["refused_connections"].as_u64() >= Some(1)).then_some(())
+    });
+    assert!(lab.b().process.log_text().contains("TLS handshake failed"), "{said}\n{}", lab.logs());
+    lab.wait_linked();
+    let (_client2, prefix2) = lab.bind(1, lab.a(), lab.b(), Duration::from_millis(1500));
+    assert!(resources(&lab.b().show("relay users")).contains(&prefix2));
 }

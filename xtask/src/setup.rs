@@ -30,6 +30,8 @@ const PACKAGES: &[&str] = &[
     "keepalived",
     // An upstream router learning the standby relays' delegated-prefix routes (BGP).
     "frr",
+    // Certificates for the standby test of the backup link's TLS.
+    "openssl",
 ];
 
 /// The bpf-linker release known to build against Debian's LLVM packages here.

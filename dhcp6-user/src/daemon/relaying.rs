@@ -79,7 +79,7 @@ impl Relaying {
         let routes =
             PdRoutes::connect(relay.config().route_protocol).context("opening netlink for delegated-prefix routes")?;
         let installed = reconcile_routes(&routes, &mut relay, &listeners).await;
-        let mut standby = StandbyDriver::start(relay.config(), now(), tx);
+        let mut standby = StandbyDriver::start(relay.config(), now(), tx)?;
         if let Some(s) = standby.as_mut() {
             // keepalived may be master already (dhcp6d restarted under it).
             for (profile, present) in s.virtual_addresses(relay.config()) {

@@ -40,6 +40,17 @@ pub struct BackupService {
     pub source: Ipv6Addr,
     /// The TCP port, the same on both relays.
     pub port: u16,
+    /// TLS on the link, with the peer's certificate pinned; None: plain TCP.
+    pub tls: Option<LinkTls>,
+}
+
+/// The backup link's TLS files (PEM): this relay's certificate and key, and the peer's
+/// certificate, the only one taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkTls {
+    pub certificate: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub peer_certificate: std::path::PathBuf,
 }
 
 impl BackupService {

@@ -30,6 +30,7 @@ fn config(source: &str, peer: &str) -> RelayConfig {
             peer: peer.parse().unwrap(),
             source: source.parse().unwrap(),
             port: 7547,
+            tls: None,
         }],
         profiles: vec![StandbyProfile {
             name: "access".into(),
@@ -440,7 +441,8 @@ fn a_big_batch_goes_in_chunks_and_ends_once() {
         name: String::new(),
         peer: "2001:db8::b".parse().unwrap(),
         source: "2001:db8::a".parse().unwrap(),
-        port: 1
+        port: 1,
+        tls: None,
     }
     .connects());
 }
