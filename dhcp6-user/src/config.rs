@@ -28,7 +28,7 @@ use dhcp6_codec::{parse_hex, HOP_COUNT_LIMIT};
 use dhcp6_engine::{
     relay::{
         self,
-        standby::{vrrp::VrrpSubject, BackupService, StandbyConfig, StandbyProfile},
+        standby::{vrrp::VrrpSubject, BackupService, LinkTls, StandbyConfig, StandbyProfile},
         AccessInterface, GroupMember, RelayConfig, SendTo, ServerGroup, Vlans,
     },
     server::config::{
@@ -192,6 +192,16 @@ mod raw {
         pub peer: Ipv6Addr,
         pub source: Ipv6Addr,
         pub port: u16,
+        pub tls: Option<LinkTls>,
+    }
+
+    /// `tls = { certificate = "...", key = "...", peer_certificate = "..." }`.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct LinkTls {
+        pub certificate: std::path::PathBuf,
+        pub key: std::path::PathBuf,
+        pub peer_certificate: std::path::PathBuf,
     }
 
     /// `[[relay.standby.profile]]`: access entries following one VRRP instance.
@@ -941,7 +951,12 @@ fn check_standby(
                 ));
             }
         }
-        services.push(BackupService { name: b.name.clone(), peer: b.peer, source: b.source, port: b.port });
+        let tls = b.tls.as_ref().map(|t| LinkTls {
+            certificate: t.certificate.clone(),
+            key: t.key.clone(),
+            peer_certificate: t.peer_certificate.clone(),
+        });
+        services.push(BackupService { name: b.name.clone(), peer: b.peer, source: b.source, port: b.port, tls });
     }
     let mut profiles: Vec<StandbyProfile> = Vec::new();
     let mut taken: std::collections::HashMap<usize, String> = std::collections::HashMap::new();

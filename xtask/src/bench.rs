@@ -15,6 +15,8 @@ use anyhow::{Context, Result};
 
 use crate::netns::{veth, xdp_run_stats, Host};
 
+mod standby;
+
 const DIR: &str = "/run/dhcp6-bench";
 /// Offered rates, exchanges per second, for perfdhcp and for dhcp6-load.
 const RATES: &[u32] = &[2000, 4000, 8000, 16000, 32000];
@@ -548,7 +550,7 @@ pub fn run(dhcp6d: &Path, only: Option<&str>) -> Result<()> {
     let dir = PathBuf::from(DIR);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let parts: [Part<'_>; 5] = [
+    let parts: [Part<'_>; 6] = [
         (
             "exchanges",
             Box::new(|| {
@@ -570,6 +572,7 @@ pub fn run(dhcp6d: &Path, only: Option<&str>) -> Result<()> {
         ("xdp", Box::new(|| xdp_fast_path(dhcp6d))),
         ("renewals", Box::new(|| renewals(dhcp6d))),
         ("relay", Box::new(|| relayed(dhcp6d))),
+        ("standby", Box::new(|| standby::run(dhcp6d))),
     ];
     if let Some(o) = only {
         let names: Vec<&str> = parts.iter().map(|(name, _)| *name).collect();
@@ -806,7 +809,8 @@ ranges = [{{ low = "2001:db8:1::1:0", high = "2001:db8:1::ffff:ffff" }}]
     )
 }
 
-fn relay_config() -> String {
+/// The relay's configuration, with `standby` (a `[relay.standby]` section, or nothing) after it.
+fn relay_config(standby: &str) -> String {
     format!(
         r#"[server]
 state_dir = "{DIR}/relay-state"
@@ -821,15 +825,17 @@ servers = ["2001:db8:ff::1"]
 name = "bench-acc"
 group = "core"
 link_address = "2001:db8:1::1"
-"#
+{standby}"#
     )
 }
 
 /// Which relay agent sits between the generator and the server.
 enum Relay {
-    /// dhcp6d, relaying in XDP (`xdp`) or from userspace.
+    /// dhcp6d, relaying in XDP (`xdp`) or from userspace; with `standby`, master of a hot
+    /// standby pair, backing every entry up to a second dhcp6d.
     Dhcp6d {
         xdp: bool,
+        standby: bool,
     },
     Dhcrelay,
 }
@@ -856,10 +862,16 @@ fn relayed_sweep(name: &str, relay: &Relay, dhcp6d: &Path, own: &Path) -> Result
     middle.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])?;
     let server_mac = server.printed(&["cat", "/sys/class/net/bench-srv/address"])?;
     middle.exec(&["ip", "-6", "neigh", "replace", "2001:db8:ff::1", "lladdr", server_mac.trim(), "dev", "bench-up"])?;
+    let mut _backup = None;
     match relay {
-        Relay::Dhcp6d { xdp } => {
+        Relay::Dhcp6d { xdp, standby } => {
             let config = dir.join("relay.toml");
-            std::fs::write(&config, relay_config())?;
+            let mut section = String::new();
+            if *standby {
+                _backup = Some(standby::backup_peer(&mut middle, dhcp6d)?);
+                section = standby::standby_config("relay", "bench-acc", "2001:db8:ee::2", "2001:db8:ee::1");
+            }
+            std::fs::write(&config, relay_config(&section))?;
             let _ = std::fs::remove_dir_all(dir.join("relay-state"));
             let pins = crate::setup::netns_pin_dir("bench-relay")?;
             let mut args = vec![bin, "run", "--config", config.to_str().context("path")?];
@@ -908,10 +920,10 @@ pub fn relayed(dhcp6d: &Path) -> Result<()> {
     let stats = "/proc/sys/kernel/bpf_stats_enabled";
     let stats_were = std::fs::read_to_string(stats).unwrap_or_default();
     let _ = std::fs::write(stats, "1");
-    let xdp = relayed_sweep("dhcp6d relay (XDP)", &Relay::Dhcp6d { xdp: true }, dhcp6d, &own);
+    let xdp = relayed_sweep("dhcp6d relay (XDP)", &Relay::Dhcp6d { xdp: true, standby: false }, dhcp6d, &own);
     let _ = std::fs::write(stats, stats_were.trim());
     let xdp = xdp?;
-    let ours = relayed_sweep("dhcp6d relay --no-xdp", &Relay::Dhcp6d { xdp: false }, dhcp6d, &own)?;
+    let ours = relayed_sweep("dhcp6d relay --no-xdp", &Relay::Dhcp6d { xdp: false, standby: false }, dhcp6d, &own)?;
     let dhcrelay =
         if crate::shell::output(std::process::Command::new("sh").args(["-c", "command -v dhcrelay"])).is_some() {
             Some(relayed_sweep("dhcrelay", &Relay::Dhcrelay, dhcp6d, &own)?)

@@ -42,9 +42,10 @@ enum Task {
         fuzz_seconds: u64,
     },
     /// Benchmarks: exchange rates of dhcp6d and of Kea (perfdhcp, dhcp6-load), a million
-    /// leases, the XDP fast path per frame, renewal rates end to end, relayed exchange rates.
+    /// leases, the XDP fast path per frame, renewal rates end to end, relayed exchange rates,
+    /// the relay's hot standby.
     Bench {
-        /// Only one part: exchanges, million, xdp, renewals or relay.
+        /// Only one part: exchanges, million, xdp, renewals, relay or standby.
         #[arg(long)]
         only: Option<String>,
     },

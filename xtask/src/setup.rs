@@ -28,6 +28,10 @@ const PACKAGES: &[&str] = &[
     "tcpdump",
     // VRRP for the relay's hot standby tests (Debian's starts no service: see policy-rc.d).
     "keepalived",
+    // An upstream router learning the standby relays' delegated-prefix routes (BGP).
+    "frr",
+    // Certificates for the standby test of the backup link's TLS.
+    "openssl",
 ];
 
 /// The bpf-linker release known to build against Debian's LLVM packages here.

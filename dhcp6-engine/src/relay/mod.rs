@@ -556,6 +556,12 @@ impl Relay {
         all
     }
 
+    /// How many user entries are on the access entries `on` picks ([`Self::users_on`]
+    /// without building them).
+    pub fn user_count_on(&self, on: impl Fn(usize) -> bool) -> usize {
+        self.users.values().filter(|u| on(usize::from(u.access))).count()
+    }
+
     /// Installs again the routes of the delegated prefixes on the access entries `on` picks
     /// (their metric changes with a standby role).
     pub fn refresh_routes(&mut self, on: impl Fn(usize) -> bool) {

@@ -7,7 +7,9 @@
 //! hands over is written in order. A connection silent for
 //! [`link::LINK_DEAD_AFTER`] seconds is dropped; a [`LinkMessage::Ping`] keeps a quiet one
 //! alive. While down, what the engine hands over is dropped: the batch on the next connection
-//! carries it.
+//! carries it. With TLS ([`LinkTlsEnd`]) each connection is a TLS 1.3 session in which both
+//! ends present their certificate and take only the peer's pinned one; a connection from the
+//! peer's address whose handshake fails is refused and counted like a forged one.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -19,26 +21,66 @@ use dhcp6_engine::relay::standby::{
     BackupService,
 };
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt, BufWriter},
-    net::{tcp::OwnedReadHalf, TcpListener, TcpSocket, TcpStream},
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter},
+    net::{TcpListener, TcpSocket, TcpStream},
     sync::mpsc,
 };
 use tracing::{info, warn};
 
-use super::input::{Input, StandbyInput};
+use super::{
+    input::{Input, StandbyInput},
+    link_tls::{LinkStream, LinkTlsEnd},
+};
 
 /// Messages the engine may queue for one link before it counts them lost (and sends a batch
 /// instead): a chunk of a batch or a hot message each.
 const QUEUE: usize = 1024;
 
-/// Starts the task of service `index`; returns where the engine queues its messages.
-pub fn spawn(index: usize, service: BackupService, tx: mpsc::Sender<Input>) -> mpsc::Sender<LinkMessage> {
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Starts the task of service `index` (its TLS end, when it has TLS); returns where the engine
+/// queues its messages.
+pub fn spawn(
+    index: usize,
+    service: BackupService,
+    tls: Option<LinkTlsEnd>,
+    tx: mpsc::Sender<Input>,
+) -> mpsc::Sender<LinkMessage> {
     let (out_tx, out_rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(index, service, tx, out_rx));
+    tokio::spawn(run(index, service, tls, tx, out_rx));
     out_tx
 }
 
-async fn run(index: usize, service: BackupService, tx: mpsc::Sender<Input>, mut out: mpsc::Receiver<LinkMessage>) {
+/// The TLS handshake over a new connection, when the link has TLS; a failed one from a
+/// listening end is counted as a refused connection.
+async fn secure(
+    stream: TcpStream,
+    tls: Option<&LinkTlsEnd>,
+    service: &BackupService,
+    index: usize,
+    tx: &mpsc::Sender<Input>,
+) -> Option<LinkStream> {
+    let Some(tls) = tls else { return Some(Box::new(stream)) };
+    let failed = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.handshake(stream, service.peer)).await {
+        Ok(Ok(s)) => return Some(s),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "it timed out".to_string(),
+    };
+    warn!(service = %service.name, peer = %service.peer, error = %failed, "backup link: the TLS handshake failed");
+    if matches!(tls, LinkTlsEnd::Listens(_)) {
+        let _ = tx.send(Input::Standby(StandbyInput::Refused { service: index })).await;
+    }
+    None
+}
+
+async fn run(
+    index: usize,
+    service: BackupService,
+    tls: Option<LinkTlsEnd>,
+    tx: mpsc::Sender<Input>,
+    mut out: mpsc::Receiver<LinkMessage>,
+) {
     let listener = if service.connects() { None } else { Some(listen(&service, &mut out).await) };
     let mut next: Option<TcpStream> = None;
     loop {
@@ -60,7 +102,13 @@ async fn run(index: usize, service: BackupService, tx: mpsc::Sender<Input>, mut 
             },
         };
         let _ = stream.set_nodelay(true);
-        info!(service = %service.name, peer = %service.peer, "backup link up");
+        let Some(stream) = secure(stream, tls.as_ref(), &service, index, &tx).await else {
+            if listener.is_none() {
+                drain_for(&mut out, Duration::from_secs(1)).await;
+            }
+            continue;
+        };
+        info!(service = %service.name, peer = %service.peer, tls = tls.is_some(), "backup link up");
         if tx.send(Input::Standby(StandbyInput::LinkUp { service: index })).await.is_err() {
             return;
         }
@@ -147,14 +195,14 @@ async fn drain_for(out: &mut mpsc::Receiver<LinkMessage>, wait: Duration) {
 /// Serves one connection until it dies; returns a new connection from the peer that
 /// replaced it, if that is why it ended.
 async fn connection(
-    stream: TcpStream,
+    stream: LinkStream,
     index: usize,
     service: &BackupService,
     tx: &mpsc::Sender<Input>,
     out: &mut mpsc::Receiver<LinkMessage>,
     listener: Option<&TcpListener>,
 ) -> Option<TcpStream> {
-    let (read, write) = stream.into_split();
+    let (read, write) = tokio::io::split(stream);
     let mut reader = tokio::spawn(read_loop(read, index, tx.clone()));
     let mut write = BufWriter::new(write);
     let mut ping = tokio::time::interval(Duration::from_secs(1));
@@ -205,7 +253,7 @@ async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, S
 
 /// Reads the peer's messages into the engine's queue until the connection fails, goes
 /// silent, or sends something that is no message.
-async fn read_loop(mut read: OwnedReadHalf, index: usize, tx: mpsc::Sender<Input>) {
+async fn read_loop(mut read: impl AsyncRead + Unpin, index: usize, tx: mpsc::Sender<Input>) {
     let dead_after = Duration::from_secs(link::LINK_DEAD_AFTER);
     let mut body = Vec::new();
     loop {

@@ -18,6 +18,7 @@ pub mod failover_link;
 pub mod identity;
 pub mod input;
 pub mod interface;
+pub mod link_tls;
 pub mod packet_socket;
 pub mod reader;
 pub mod relay_frames;

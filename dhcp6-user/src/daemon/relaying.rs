@@ -5,6 +5,7 @@
 use std::{collections::HashMap, net::SocketAddrV6, os::fd::OwnedFd, path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
+use futures_util::future::join_all;
 use tokio::{io::unix::AsyncFd, sync::mpsc, time::Interval};
 use tracing::{info, warn};
 
@@ -78,7 +79,7 @@ impl Relaying {
         let routes =
             PdRoutes::connect(relay.config().route_protocol).context("opening netlink for delegated-prefix routes")?;
         let installed = reconcile_routes(&routes, &mut relay, &listeners).await;
-        let mut standby = StandbyDriver::start(relay.config(), now(), tx);
+        let mut standby = StandbyDriver::start(relay.config(), now(), tx)?;
         if let Some(s) = standby.as_mut() {
             // keepalived may be master already (dhcp6d restarted under it).
             for (profile, present) in s.virtual_addresses(relay.config()) {
@@ -255,7 +256,8 @@ impl Relaying {
             self.switch(switch);
         }
         if let Some(s) = self.standby.as_mut() {
-            let out = s.engine.tick(&self.relay, now_ms());
+            let drained: Vec<bool> = (0..s.engine.config().services.len()).map(|n| s.drained(n)).collect();
+            let out = s.engine.tick(&self.relay, now_ms(), |n| drained.get(n).copied().unwrap_or(false));
             s.send(out);
         }
         let standby = self.standby.as_ref().map(|s| &s.engine);
@@ -305,35 +307,73 @@ impl Relaying {
 
     /// Applies the relay's route decisions to the kernel, each at its access entry's metric
     /// (a standby backup's is degraded). A route moved to another metric is added at the new
-    /// one before it goes from the old, so that the prefix is never without one.
+    /// one before it goes from the old, so that the prefix is never without one. Requests go
+    /// [`ROUTES_IN_FLIGHT`] at a time, each prefix at most once among them, so that the
+    /// decisions about one prefix reach the kernel in order.
     async fn apply_routes(&mut self) {
         let base = self.relay.config().route_metric;
+        let mut window: Vec<(bool, PdRoute)> = Vec::new();
+        let mut prefixes = std::collections::HashSet::new();
         for change in self.relay.take_route_changes() {
-            let (RouteChange::Replace(intent) | RouteChange::Remove(intent)) = change;
+            let (replace, intent) = match change {
+                RouteChange::Replace(intent) => (true, intent),
+                RouteChange::Remove(intent) => (false, intent),
+            };
             let Some(ifindex) = access_ifindex(&self.listeners, intent.access) else { continue };
             let offset = self.standby.as_ref().map_or(0, |s| s.engine.metric_offset(intent.access));
             let route = PdRoute { prefix: intent.prefix, via: intent.via, ifindex, metric: base + offset };
-            let result = match change {
-                RouteChange::Replace(_) => {
-                    let replaced = self.routes.replace(&route).await;
-                    if replaced.is_ok() {
-                        if let Some(old) = self.installed.insert(route.prefix, route.clone()) {
-                            if old.metric != route.metric {
-                                if let Err(e) = self.routes.remove(&old).await {
-                                    warn!(prefix = %old.prefix, metric = old.metric, error = %e, "removing a route at its old metric failed");
-                                }
-                            }
+            if window.len() == ROUTES_IN_FLIGHT || !prefixes.insert(route.prefix) {
+                self.route_window(std::mem::take(&mut window)).await;
+                prefixes.clear();
+                prefixes.insert(route.prefix);
+            }
+            window.push((replace, route));
+        }
+        self.route_window(window).await;
+    }
+
+    /// Sends a window of route requests (replace, or remove) at once and waits for every
+    /// answer; then removes the routes the replaced ones moved from another metric.
+    async fn route_window(&mut self, window: Vec<(bool, PdRoute)>) {
+        if window.is_empty() {
+            return;
+        }
+        // A removal takes the route as it was installed: its metric may be another's.
+        let requests: Vec<(bool, PdRoute)> = window
+            .into_iter()
+            .map(|(replace, route)| match replace {
+                true => (true, route),
+                false => (false, self.installed.remove(&route.prefix).unwrap_or(route)),
+            })
+            .collect();
+        let routes = &self.routes;
+        let results = join_all(requests.iter().map(|(replace, route)| async move {
+            match replace {
+                true => routes.replace(route).await,
+                false => routes.remove(route).await,
+            }
+        }))
+        .await;
+        let mut moved = Vec::new();
+        for ((replace, route), result) in requests.into_iter().zip(results) {
+            match result {
+                Err(e) => {
+                    warn!(prefix = %route.prefix, via = %route.via, error = %e, "changing a delegated-prefix route failed")
+                }
+                Ok(()) if replace => {
+                    if let Some(old) = self.installed.insert(route.prefix, route) {
+                        if old.metric != self.installed[&old.prefix].metric {
+                            moved.push(old);
                         }
                     }
-                    replaced
                 }
-                RouteChange::Remove(_) => {
-                    let installed = self.installed.remove(&route.prefix).unwrap_or(route.clone());
-                    self.routes.remove(&installed).await
-                }
-            };
+                Ok(()) => {}
+            }
+        }
+        let results = join_all(moved.iter().map(|old| routes.remove(old))).await;
+        for (old, result) in moved.iter().zip(results) {
             if let Err(e) = result {
-                warn!(prefix = %route.prefix, via = %route.via, error = %e, "changing a delegated-prefix route failed");
+                warn!(prefix = %old.prefix, metric = old.metric, error = %e, "removing a route at its old metric failed");
             }
         }
     }
@@ -354,6 +394,10 @@ impl Relaying {
         }
     }
 }
+
+/// Route requests sent to the kernel before their answers are waited for: one at a time,
+/// 100,000 routes (a standby batch) took seconds.
+const ROUTES_IN_FLIGHT: usize = 256;
 
 /// Waits until the relay's XDP reports are due; never, without a relay.
 pub async fn reports_due(relaying: Option<&mut Relaying>) {

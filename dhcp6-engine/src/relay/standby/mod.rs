@@ -40,6 +40,17 @@ pub struct BackupService {
     pub source: Ipv6Addr,
     /// The TCP port, the same on both relays.
     pub port: u16,
+    /// TLS on the link, with the peer's certificate pinned; None: plain TCP.
+    pub tls: Option<LinkTls>,
+}
+
+/// The backup link's TLS files (PEM): this relay's certificate and key, and the peer's
+/// certificate, the only one taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkTls {
+    pub certificate: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub peer_certificate: std::path::PathBuf,
 }
 
 impl BackupService {
@@ -418,7 +429,9 @@ impl Standby {
         }
         let mut out = Vec::new();
         for service in 0..self.services.len() {
-            if !self.services[service].connected {
+            // A link that lost messages gets a batch of everything: hot changes queued before
+            // it would only lengthen the backlog it could not drain.
+            if !self.services[service].connected || self.services[service].resync_pending {
                 continue;
             }
             let carried: Vec<UserChange> = changes
@@ -530,12 +543,15 @@ impl Standby {
     }
 
     /// Once a second: tombstones past their time are forgotten; services that lost hot
-    /// changes get a batch.
-    pub fn tick(&mut self, relay: &Relay, now_ms: u64) -> Vec<(usize, LinkMessage)> {
+    /// changes get a batch once their link has sent everything queued before (`drained`), so
+    /// that a peer that cannot keep up gets one batch at the pace it takes them, not one per
+    /// second piling up.
+    pub fn tick(&mut self, relay: &Relay, now_ms: u64, drained: impl Fn(usize) -> bool) -> Vec<(usize, LinkMessage)> {
         self.tombstones.purge(now_ms / 1000);
         let mut out = Vec::new();
         for service in 0..self.services.len() {
-            if self.services[service].connected && self.services[service].resync_pending {
+            let status = &self.services[service];
+            if status.connected && status.resync_pending && drained(service) {
                 out.extend(self.batch(service, relay, now_ms).into_iter().map(|m| (service, m)));
             }
         }
@@ -572,7 +588,7 @@ impl Standby {
                 degrade_metric: profile.degrade_metric,
                 virtual_address: profile.virtual_address,
                 virtual_address_present: state.address_present,
-                entries: relay.users_on(|a| self.profile_of(a) == Some(p)).len(),
+                entries: relay.user_count_on(|a| self.profile_of(a) == Some(p)),
                 service: self.config.services.get(profile.service).map_or_else(String::new, |s| s.name.clone()),
             })
             .collect();

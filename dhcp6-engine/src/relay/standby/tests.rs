@@ -30,6 +30,7 @@ fn config(source: &str, peer: &str) -> RelayConfig {
             peer: peer.parse().unwrap(),
             source: source.parse().unwrap(),
             port: 7547,
+            tls: None,
         }],
         profiles: vec![StandbyProfile {
             name: "access".into(),
@@ -68,7 +69,7 @@ impl Node {
         let changes = self.relay.take_user_changes();
         let out = self.standby.local_changes(&changes, now * 1000);
         self.send(out.into_iter().map(|(_, m)| m));
-        let out = self.standby.tick(&self.relay, now * 1000);
+        let out = self.standby.tick(&self.relay, now * 1000, |_| self.outbox.is_empty());
         self.send(out.into_iter().map(|(_, m)| m));
     }
 
@@ -382,6 +383,31 @@ fn lost_hot_changes_are_made_up_by_a_batch_and_nothing_is_sent_while_down() {
 }
 
 #[test]
+fn after_lost_messages_no_hot_change_is_queued_and_the_batch_waits_for_the_link_to_drain() {
+    let mut p = Pair::new();
+    p.connect(10);
+    p.drive(10);
+    learn(&mut p.a, 0, 1, 300, 11);
+    p.a.standby.lost_messages(0);
+    // A slow peer: what was queued before is still in flight.
+    p.a.outbox.push(LinkMessage::Ping.to_frame());
+    p.a.tick(11);
+    assert_eq!(p.a.outbox.len(), 1, "no hot change, no batch while the link is behind");
+    learn(&mut p.a, 0, 2, 300, 12);
+    p.a.tick(12);
+    assert_eq!(p.a.outbox.len(), 1);
+    p.drive(12);
+    p.a.tick(13);
+    p.drive(13);
+    assert_eq!(p.b.relay.user_count(), 2, "one batch carried both");
+    assert_eq!(p.b.standby.status(&p.b.relay).services[0].last_batch_received, Some(13));
+    learn(&mut p.a, 0, 3, 300, 14);
+    p.a.tick(14);
+    p.drive(14);
+    assert_eq!(p.b.relay.user_count(), 3, "hot changes again once the batch went");
+}
+
+#[test]
 fn a_big_batch_goes_in_chunks_and_ends_once() {
     let mut a = Node::new("2001:db8:ff::a", "2001:db8:ff::b");
     for n in 0..=255u8 {
@@ -415,7 +441,8 @@ fn a_big_batch_goes_in_chunks_and_ends_once() {
         name: String::new(),
         peer: "2001:db8::b".parse().unwrap(),
         source: "2001:db8::a".parse().unwrap(),
-        port: 1
+        port: 1,
+        tls: None,
     }
     .connects());
 }
