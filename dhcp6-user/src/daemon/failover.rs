@@ -105,6 +105,8 @@ impl Partnership {
 
     /// What the link said in a batch.
     pub fn link_events(&mut self, serve: &mut Serve, events: Vec<LinkEvent>, now: u64) {
+        // Bindings the partner acknowledged: XDP may answer them longer (the MCLT cap).
+        let mut acked = Vec::new();
         for event in events {
             let event = match event {
                 LinkEvent::Up { connection, out } => {
@@ -126,8 +128,12 @@ impl Partnership {
                     match wire::decode(&bytes) {
                         Ok((msg, _)) => {
                             self.last_contact = Some(now);
-                            if let Msg::BndUpd { bindings, .. } = &msg {
-                                self.bindings_received += bindings.len() as u64;
+                            match &msg {
+                                Msg::BndUpd { bindings, .. } => self.bindings_received += bindings.len() as u64,
+                                Msg::BndReply { results, .. } => acked.extend(
+                                    results.iter().filter(|r| r.status == FailoverStatus::Success).map(|r| r.key.resource),
+                                ),
+                                _ => {}
                             }
                             Event::Received(msg)
                         }
@@ -141,6 +147,10 @@ impl Partnership {
                 }
             };
             self.feed(serve, event, now);
+        }
+        if !acked.is_empty() && serve.renewal.is_some() {
+            let leases = acked.iter().filter_map(|r| serve.server.lease_of(r)).collect();
+            serve.refresh_fast_path_of(leases);
         }
     }
 
@@ -353,9 +363,7 @@ fn apply(
             continue;
         };
         let local = server.lease_of(&record.resource);
-        let local = local
-            .as_ref()
-            .map(|lease| LocalBinding { lease, clt: lease.expires.saturating_sub(u64::from(lease.valid_lifetime)) });
+        let local = local.as_ref().map(|lease| LocalBinding { lease, clt: server.last_transaction(lease, now) });
         match receive_bndupd(&record, local, subnet, now) {
             Ok(change) => {
                 server.restore(change.clone());
