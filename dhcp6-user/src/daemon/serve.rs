@@ -18,7 +18,6 @@ use super::{
 };
 use crate::{
     control::{Answer, Request},
-    relay::Relay,
     server::{Lease, LeaseChange, LeaseState, Server},
     xdp::{ShedSwitch, XdpProgram},
 };
