@@ -26,8 +26,8 @@ use dhcp6_user::{
     },
     config::Config,
     failover::{
-        partner_lifetime_to_send, Action, Event, Failover, FailoverConfig,
-        FailoverStatus, History, Persisted, Role, State,
+        partner_lifetime_to_send, Action, Event, Failover, FailoverConfig, FailoverStatus, History, Persisted, Role,
+        State,
     },
     renewal::{lease_entry, lease_key, link_entry, Clock},
     server::{Duties, Half, IaType, Inbound, Lease, LeaseState, Server},

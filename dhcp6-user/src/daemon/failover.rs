@@ -131,7 +131,10 @@ impl Partnership {
                             match &msg {
                                 Msg::BndUpd { bindings, .. } => self.bindings_received += bindings.len() as u64,
                                 Msg::BndReply { results, .. } => acked.extend(
-                                    results.iter().filter(|r| r.status == FailoverStatus::Success).map(|r| r.key.resource),
+                                    results
+                                        .iter()
+                                        .filter(|r| r.status == FailoverStatus::Success)
+                                        .map(|r| r.key.resource),
                                 ),
                                 _ => {}
                             }
