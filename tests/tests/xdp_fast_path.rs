@@ -3,9 +3,14 @@
 //! filled from the engine, must come out as the engine's own Reply to the same request, in a
 //! frame addressed back to the client with a valid UDP checksum, with and without VLAN tags,
 //! sent to the multicast address or to ours, with the Client ID first (as clients send it) or
-//! last. What the fast path must not answer is passed untouched.
+//! last. What the fast path must not answer is passed untouched. For one of a failover pair
+//! (RFC 8156), what the state forbids is passed too (Rebinds left to the partner), and no
+//! answer tells a client more than the MCLT past what the partner acknowledged.
 
-use std::net::{Ipv6Addr, SocketAddrV6};
+use std::{
+    collections::VecDeque,
+    net::{Ipv6Addr, SocketAddrV6},
+};
 
 use dhcp6_common::{
     counters::Verdict,
@@ -20,8 +25,12 @@ use dhcp6_user::{
         Message, MessageType, CLIENT_PORT, SERVER_PORT,
     },
     config::Config,
-    renewal::{lease_entry, lease_key, link_entry},
-    server::{IaType, Inbound, Lease, LeaseState, Server},
+    failover::{
+        partner_lifetime_to_send, Action, Event, Failover, FailoverConfig, FailoverStatus, History, Persisted, Role,
+        State,
+    },
+    renewal::{lease_entry, lease_key, link_entry, Clock},
+    server::{Duties, Half, IaType, Inbound, Lease, LeaseState, Server},
     xdp::clock_now,
     xdp::{FastPathMaps, XdpProgram},
 };
@@ -178,16 +187,21 @@ fn fill(maps: &mut FastPathMaps, server: &Server) -> usize {
 
 /// [`fill`], with the bindings on interface `ifindex`.
 fn fill_on(maps: &mut FastPathMaps, server: &Server, ifindex: u32) -> usize {
+    fill_at(maps, server, ifindex, &clock_now())
+}
+
+/// [`fill_on`], with deadlines converted by `clock` (a clock ahead of the real one makes the
+/// program see the moment it says).
+fn fill_at(maps: &mut FastPathMaps, server: &Server, ifindex: u32, clock: &Clock) -> usize {
     for key in maps.leases.keys().map(Result::unwrap).collect::<Vec<_>>() {
         maps.leases.remove(&key).unwrap();
     }
     let subnet = &server.config().subnets[0];
     let link: LinkEntry = link_entry(server.duid(), subnet, OUR_MAC, OUR_LINK_LOCAL).unwrap();
     maps.links.insert(LO, link, 0).unwrap();
-    let clock = clock_now();
     let bindings = server.fast_bindings();
     for b in &bindings {
-        maps.leases.insert(lease_key(b).unwrap(), lease_entry(b, ifindex, &clock).unwrap(), 0).unwrap();
+        maps.leases.insert(lease_key(b).unwrap(), lease_entry(b, ifindex, clock).unwrap(), 0).unwrap();
     }
     bindings.len()
 }
@@ -368,6 +382,194 @@ fn what_the_fast_path_must_not_answer_is_passed_untouched() {
     assert_eq!(after.verdict(Verdict::Replied), verdicts_before.verdict(Verdict::Replied), "nothing answered");
     assert!(after.verdict(Verdict::NoLease) > 0 && after.verdict(Verdict::PastDeadline) > 0);
     assert!(after.verdict(Verdict::Unfit) > 0 && after.verdict(Verdict::NotUdp) > 0);
+}
+
+/// The verdict counts a test run added, by verdict.
+fn run_counted(program: &XdpProgram, frame: &[u8]) -> (u32, Vec<u8>, impl Fn(Verdict) -> u64) {
+    let before = program.counters().unwrap();
+    let run = program.test_run_on(frame, LO, 1).unwrap();
+    let after = program.counters().unwrap();
+    (run.action, run.frame, move |v| after.verdict(v) - before.verdict(v))
+}
+
+/// The engine's Reply to `frame`'s request at `now`.
+fn engine_reply(server: &mut Server, frame: &[u8], now: u64) -> Option<Vec<u8>> {
+    let d = dhcp6_user::capture::dhcp6_datagram(frame).unwrap();
+    let from = SocketAddrV6::new(*d.source.ip(), 546, 0, LO);
+    server.handle(&Inbound { payload: &d.payload, source: from, interface: Some("lo"), now }).reply.map(|r| r.payload)
+}
+
+fn is_rebind(frame: &[u8]) -> bool {
+    dhcp6_user::capture::dhcp6_datagram(frame).unwrap().payload[0] == MessageType::Rebind as u8
+}
+
+/// One of a failover pair whose state answers its own clients' Renews but leaves Rebinds to
+/// the partner: its entries carry ENTRY_RENEW_ONLY, and XDP answers the Renews as the engine
+/// does and passes the Rebinds untouched, counted as `renew_only` (the engine, which they go
+/// up to, does not answer them either).
+#[test]
+fn a_renew_only_entry_answers_renews_and_passes_rebinds() {
+    dhcp6_tests::netns::require_root();
+    let mut program = XdpProgram::load_with(4096).expect("load the XDP program");
+    let mut maps = program.take_fast_path().unwrap();
+    let renew_only = Duties { new_clients: false, own_clients: true, rebind: false, partner_share: false };
+    let (mut renews, mut rebinds) = (0, 0);
+    for frame in &renewals() {
+        let now = now();
+        let mut c = case(frame, now);
+        c.server.pair_up(Half::Lower, renew_only);
+        assert!(c.server.fast_bindings().iter().all(|b| b.renew_only), "every entry is renew-only");
+        assert!(fill(&mut maps, &c.server) >= 1);
+        let (action, out, counted) = run_counted(&program, frame);
+        if is_rebind(frame) {
+            assert_eq!((action, counted(Verdict::RenewOnly), counted(Verdict::Replied)), (XDP_PASS, 1, 0));
+            assert_eq!(out, *frame, "passed untouched");
+            assert_eq!(engine_reply(&mut c.server, frame, now), None, "left to the partner by the engine too");
+            rebinds += 1;
+        } else {
+            assert_eq!((action, counted(Verdict::Replied)), (XDP_TX, 1), "a Renew is answered");
+            let reply = engine_reply(&mut c.server, frame, now).expect("the engine answers");
+            check_reply(frame, &out, &reply, OUR_LINK_LOCAL, "renew-only entry");
+            renews += 1;
+        }
+    }
+    assert!(renews >= 1 && rebinds >= 1, "the captures hold both: {renews} Renews, {rebinds} Rebinds");
+}
+
+/// Below the lifetimes of [`CONFIG`] (valid 900 s), so that the MCLT is what limits XDP.
+const MCLT: u32 = 300;
+
+/// Hands each event to its engine (0: the primary, 1: the secondary) and carries out what
+/// follows as the drivers and TCP would: messages cross, received bindings are taken, and
+/// queues asked for are done.
+fn exchange(primary: &mut Failover, secondary: &mut Failover, events: Vec<(usize, Event)>, now: u64) {
+    let mut pending: VecDeque<(usize, Event)> = events.into();
+    while let Some((side, event)) = pending.pop_front() {
+        let engine = if side == 0 { &mut *primary } else { &mut *secondary };
+        let mut out = Vec::new();
+        engine.handle(event, now, &mut out).unwrap();
+        for action in out {
+            match action {
+                Action::Send(msg) => pending.push_back((1 - side, Event::Received(msg))),
+                Action::ApplyBndUpd(records) => {
+                    let applied = records.into_iter().map(|r| (r, FailoverStatus::Success)).collect();
+                    pending.push_back((side, Event::BndUpdApplied(applied)));
+                }
+                Action::ResendUnacked | Action::SendAllBindings => pending.push_back((side, Event::AllUpdatesQueued)),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A pair restarted in NORMAL and connected (in memory): the primary's engine, the
+/// secondary's.
+fn normal_pair(now: u64) -> (Failover, Failover) {
+    let engine = |role| {
+        let config = FailoverConfig { role, mclt: MCLT, ..FailoverConfig::default() };
+        Failover::new(config, Some(Persisted::fresh(State::Normal, now - 100)), History::MayHaveServed, now).unwrap()
+    };
+    let (mut primary, mut secondary) = (engine(Role::Primary), engine(Role::Secondary));
+    exchange(&mut primary, &mut secondary, vec![(1, Event::Connected), (0, Event::Connected)], now);
+    assert_eq!((primary.state(), secondary.state()), (State::Normal, State::Normal));
+    (primary, secondary)
+}
+
+/// A clock that makes the program see Unix second `now + ahead` where it is `now`.
+fn ahead(now: u64, ahead: u64) -> Clock {
+    Clock::at(clock_now().mono_ns(now), (now + ahead) * 1_000_000_000)
+}
+
+/// The valid lifetimes of the addresses and prefixes a Reply frame tells.
+fn valid_lifetimes(frame: &[u8]) -> Vec<u32> {
+    let frame = EthernetFrame::new_checked(frame).unwrap();
+    let (_, udp) = UdpFrameRepr::parse(&frame).unwrap();
+    let Message::Client(reply) = Message::decode(udp.payload()).unwrap() else { panic!("not a Reply") };
+    let mut out = Vec::new();
+    for o in reply.options.iter() {
+        let inner = match o {
+            DhcpOption::IaNa(ia) => &ia.options,
+            DhcpOption::IaPd(ia) => &ia.options,
+            _ => continue,
+        };
+        for o in inner.iter() {
+            match o {
+                DhcpOption::IaAddr(a) => out.push(a.valid_lifetime),
+                DhcpOption::IaPrefix(p) => out.push(p.valid_lifetime),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The MCLT rule (RFC 8156 section 4.4) in the entries: the primary of a pair in NORMAL,
+/// whose leases the store holds far ahead. Before the partner acknowledged anything, a valid
+/// lifetime above the MCLT cannot be told at all: the entry's deadline is past, and XDP
+/// passes the renewal. Once the partner acknowledged each binding (BNDUPD, BNDREPLY, as the
+/// driver sends them), XDP answers, and at every moment up to the entry's deadline the
+/// lifetime it tells ends no later than the acknowledged expiry plus the MCLT; a second past
+/// the deadline, it passes.
+#[test]
+fn xdp_never_tells_more_than_the_mclt_past_what_the_partner_acknowledged() {
+    dhcp6_tests::netns::require_root();
+    let mut program = XdpProgram::load_with(4096).expect("load the XDP program");
+    let mut maps = program.take_fast_path().unwrap();
+    for frame in &renewals() {
+        let now = now();
+        let c = case(frame, now);
+        let leases: Vec<Lease> = c.server.leases().into_iter().map(|l| Lease { expires: now + 5000, ..l }).collect();
+        let (primary, mut secondary) = normal_pair(now);
+        let mut server = Server::new(Config::parse(CONFIG).unwrap().server, c.server.duid().to_vec(), leases.clone());
+        server.enable_fast_path();
+        server.pair_with(primary, now);
+        assert_eq!(server.duties(), Duties { partner_share: false, ..Duties::ALL }, "the primary in NORMAL");
+
+        // Nothing acknowledged: 900 s told now would end past now + MCLT.
+        assert!(fill(&mut maps, &server) >= 1);
+        let (action, out, counted) = run_counted(&program, frame);
+        assert_eq!((action, counted(Verdict::PastDeadline)), (XDP_PASS, 1), "nothing acknowledged: passed");
+        assert_eq!(out, *frame);
+
+        let mut limit = u64::MAX;
+        for lease in &leases {
+            let record = dhcp6_user::daemon::failover::record_of(lease, now).unwrap();
+            let engine = server.failover_mut().unwrap();
+            exchange(engine, &mut secondary, vec![(0, Event::BindingChanged(record))], now);
+            let acked = server.failover().unwrap().updates().acked_partner_expiry(&lease.resource);
+            assert_eq!(acked, Some(partner_lifetime_to_send(now, lease.valid_lifetime)), "acknowledged");
+            limit = limit.min(acked.unwrap() + u64::from(MCLT));
+        }
+        assert!(limit < now + 5000, "the MCLT, not the store, is what limits XDP here");
+
+        // At every moment up to each entry's deadline, the lifetime told ends by the limit.
+        let clock = clock_now();
+        assert!(fill_at(&mut maps, &server, LO, &clock) >= 1);
+        let mut last = u64::MAX;
+        for b in server.fast_bindings() {
+            let entry = maps.leases.get(&lease_key(&b).unwrap(), 0).unwrap();
+            let deadline = clock.unix(entry.deadline_ns);
+            assert!(deadline + u64::from(b.valid) <= limit, "{deadline} + {} past {limit}", b.valid);
+            last = last.min(deadline);
+        }
+        let (action, answered, _) = run_counted(&program, frame);
+        assert_eq!(action, XDP_TX, "answered once acknowledged");
+        let told = valid_lifetimes(&answered);
+        assert!(!told.is_empty() && told.iter().all(|v| now + 1 + u64::from(*v) <= limit), "{told:?}, limit {limit}");
+        // Two seconds before the deadline the program still answers, within the limit; a
+        // second after it, it passes.
+        let late = last.saturating_sub(2) - now;
+        fill_at(&mut maps, &server, LO, &ahead(now, late));
+        let (action, out, _) = run_counted(&program, frame);
+        assert_eq!(action, XDP_TX, "answered two seconds before the deadline");
+        assert!(valid_lifetimes(&out).iter().all(|v| now + late + 2 + u64::from(*v) <= limit));
+        fill_at(&mut maps, &server, LO, &ahead(now, last + 1 - now));
+        let (action, _, counted) = run_counted(&program, frame);
+        assert_eq!((action, counted(Verdict::PastDeadline)), (XDP_PASS, 1), "passed past the deadline");
+        // What XDP answered is the engine's own Reply, which keeps to the same cap.
+        let reply = engine_reply(&mut server, frame, now).expect("the engine answers");
+        check_reply(frame, &answered, &reply, OUR_LINK_LOCAL, "acknowledged binding");
+    }
 }
 
 /// `dhcp6d xdp bench` times the answered frames in live-frame test runs where the kernel

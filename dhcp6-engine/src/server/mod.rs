@@ -370,6 +370,16 @@ impl Server {
         }
     }
 
+    /// When the client of `lease` last talked to a server about it, as far as the lease tells
+    /// (the store keeps no such time): its expiry less the valid lifetime, less the horizon a
+    /// bound lease is kept past it with the fast path on, and never later than `now`. Without
+    /// the horizon taken off, a binding renewed in XDP would look newer than it is, and its
+    /// partner's next update of it outdated (RFC 8156 section 7.3 compares these times).
+    pub fn last_transaction(&self, lease: &Lease, now: u64) -> u64 {
+        let horizon = if lease.state == LeaseState::Bound { self.horizon(lease.subnet) } else { 0 };
+        lease.expires.saturating_sub(u64::from(lease.valid_lifetime) + horizon).min(now)
+    }
+
     /// The binding of IA (`duid`, `iaid`, `ia_type`) if the fast path may answer its renewals.
     pub fn fast_binding<'a>(&'a self, duid: &'a [u8], iaid: u32, ia_type: IaType) -> Option<FastBinding<'a>> {
         let mut held = self.table.ia_leases(duid, iaid, ia_type);
@@ -439,14 +449,6 @@ impl Server {
         let lease = Lease { expires, ..lease };
         self.put(lease.clone());
         Some(LeaseChange::Upsert(lease))
-    }
-
-    /// When the client last talked to this server about `lease`, as near as the lease tells:
-    /// a bound lease was last extended its valid lifetime and the fast path's horizon before
-    /// it expires (never later than `now`). Failover compares it with a partner's update.
-    pub fn client_last_transaction(&self, lease: &Lease, now: u64) -> u64 {
-        let held = u64::from(lease.valid_lifetime) + self.horizon(lease.subnet);
-        lease.expires.saturating_sub(held).min(now)
     }
 
     /// The lease of `resource`, whatever its state.

@@ -648,7 +648,7 @@ fn the_client_last_transaction_of_a_lease_leaves_the_fast_path_horizon_out() {
     let lease = s.leases().into_iter().find(|l| l.state == LeaseState::Bound).unwrap();
     // Bound at NOW: valid 200 plus the horizon (T2, 80) later it expires.
     assert_eq!(lease.expires, NOW + 200 + 80);
-    assert_eq!(s.client_last_transaction(&lease, NOW + 5), NOW);
+    assert_eq!(s.last_transaction(&lease, NOW + 5), NOW);
     // Never later than now.
-    assert_eq!(s.client_last_transaction(&Lease { expires: NOW + 10_000, ..lease }, NOW + 5), NOW + 5);
+    assert_eq!(s.last_transaction(&Lease { expires: NOW + 10_000, ..lease }, NOW + 5), NOW + 5);
 }

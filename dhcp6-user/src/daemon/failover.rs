@@ -119,6 +119,8 @@ impl Partnership {
 
     /// What the link said in a batch.
     pub fn link_events(&mut self, serve: &mut Serve, events: Vec<LinkEvent>, now: u64) {
+        // Bindings the partner acknowledged: XDP may answer them longer (the MCLT cap).
+        let mut acked = Vec::new();
         for event in events {
             let event = match event {
                 LinkEvent::Up { connection, out } => {
@@ -147,8 +149,15 @@ impl Partnership {
                                     self.request_ids[k].push_back(id);
                                 }
                             }
-                            if let Msg::BndUpd { bindings, .. } = &msg {
-                                self.bindings_received += bindings.len() as u64;
+                            match &msg {
+                                Msg::BndUpd { bindings, .. } => self.bindings_received += bindings.len() as u64,
+                                Msg::BndReply { results, .. } => acked.extend(
+                                    results
+                                        .iter()
+                                        .filter(|r| r.status == FailoverStatus::Success)
+                                        .map(|r| r.key.resource),
+                                ),
+                                _ => {}
                             }
                             Event::Received(msg)
                         }
@@ -162,6 +171,10 @@ impl Partnership {
                 }
             };
             self.feed(serve, event, now);
+        }
+        if !acked.is_empty() && serve.renewal.is_some() {
+            let leases = acked.iter().filter_map(|r| serve.server.lease_of(r)).collect();
+            serve.refresh_fast_path_of(leases);
         }
     }
 
@@ -402,7 +415,7 @@ fn apply(
             continue;
         };
         let local = server.lease_of(&record.resource);
-        let local = local.as_ref().map(|lease| LocalBinding { lease, clt: server.client_last_transaction(lease, now) });
+        let local = local.as_ref().map(|lease| LocalBinding { lease, clt: server.last_transaction(lease, now) });
         match receive_bndupd(&record, local, subnet, now) {
             Ok(change) => {
                 server.restore(change.clone());
