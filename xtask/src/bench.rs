@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 
 use crate::netns::{veth, xdp_run_stats, Host};
 
+mod failover;
 mod standby;
 
 const DIR: &str = "/run/dhcp6-bench";
@@ -35,11 +36,13 @@ struct Run {
     cpu_us_per_exchange: f64,
 }
 
-fn dhcp6d_config(interface: &str) -> String {
+/// dhcp6d serving the bench's client link on `interface`, its state and control socket named
+/// `name` under [`DIR`].
+fn dhcp6d_config(name: &str, interface: &str) -> String {
     format!(
         r#"[server]
-state_dir = "{DIR}/dhcp6d-state"
-control_socket = "{DIR}/dhcp6d.sock"
+state_dir = "{DIR}/{name}-state"
+control_socket = "{DIR}/{name}.sock"
 preferred_lifetime = 3000
 valid_lifetime = 4000
 t1 = 1000
@@ -54,17 +57,21 @@ ranges = [{{ low = "2001:db8:1::1:0", high = "2001:db8:1::ffff:ffff" }}]
     )
 }
 
-fn kea_config(interface: &str) -> String {
+/// Kea serving the bench's client link on `interface`, its files in `dir`; `more` is
+/// inserted as it is (hooks, multi-threading), followed by the loggers (`extra_loggers`).
+fn kea_config(dir: &Path, interface: &str, more: &str, extra_loggers: &str) -> String {
+    let dir = dir.display();
     format!(
         r#"{{ "Dhcp6": {{
   "interfaces-config": {{ "interfaces": [ "{interface}" ] }},
-  "data-directory": "{DIR}",
-  "lease-database": {{ "type": "memfile", "persist": true, "name": "{DIR}/kea-leases6.csv", "lfc-interval": 0 }},
+  "data-directory": "{dir}",
+  "lease-database": {{ "type": "memfile", "persist": true, "name": "{dir}/kea-leases6.csv", "lfc-interval": 0 }},
   "preferred-lifetime": 3000, "valid-lifetime": 4000, "renew-timer": 1000, "rebind-timer": 2000,
   "option-data": [ {{ "name": "dns-servers", "data": "2001:db8::53" }} ],
   "subnet6": [ {{ "id": 1, "subnet": "2001:db8:1::/64", "interface": "{interface}",
                   "pools": [ {{ "pool": "2001:db8:1::1:0 - 2001:db8:1::ffff:ffff" }} ] }} ],
-  "loggers": [ {{ "name": "kea-dhcp6", "output_options": [ {{ "output": "{DIR}/kea.log" }} ], "severity": "WARN" }} ]
+  {more}
+  "loggers": [ {{ "name": "kea-dhcp6", "output_options": [ {{ "output": "{dir}/kea.log" }} ], "severity": "WARN" }}{extra_loggers} ]
 }} }}"#
     )
 }
@@ -475,7 +482,7 @@ fn compare(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path) -> Result<(Ou
     let (mut server, client) = bench_link()?;
     let _ = std::fs::remove_dir_all(dir.join("dhcp6d-state"));
     let config = dir.join("dhcp6d.toml");
-    std::fs::write(&config, dhcp6d_config("bench-srv"))?;
+    std::fs::write(&config, dhcp6d_config("dhcp6d", "bench-srv"))?;
     let bin = dhcp6d.to_str().context("build path is not UTF-8")?;
     let pins = crate::setup::netns_pin_dir("bench")?;
     let args = [bin, "run", "--config", config.to_str().context("path")?, "--bpf-dir", pins.to_str().context("path")?];
@@ -498,22 +505,27 @@ fn compare(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path) -> Result<(Ou
 
 /// Starts Kea (memfile, fresh) on bench-srv in `server`, and gives it time to come up.
 fn spawn_kea(server: &mut Host) -> Result<()> {
-    let dir = PathBuf::from(DIR);
+    start_kea(server, Path::new(DIR), &kea_config(Path::new(DIR), "bench-srv", "", ""))?;
+    std::thread::sleep(Duration::from_secs(3));
+    Ok(())
+}
+
+/// Starts Kea on `config` in `server`, its lease file, pid and lock files in `dir` (fresh).
+fn start_kea(server: &mut Host, dir: &Path, config: &str) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
     let _ = std::fs::remove_file(dir.join("kea-leases6.csv"));
     let kea_conf = dir.join("kea-dhcp6.json");
-    std::fs::write(&kea_conf, kea_config("bench-srv"))?;
+    std::fs::write(&kea_conf, config)?;
     let cmd = [
         "env".to_string(),
-        format!("KEA_PIDFILE_DIR={DIR}"),
-        format!("KEA_LOCKFILE_DIR={DIR}"),
+        format!("KEA_PIDFILE_DIR={}", dir.display()),
+        format!("KEA_LOCKFILE_DIR={}", dir.display()),
         "kea-dhcp6".into(),
         "-c".into(),
         kea_conf.display().to_string(),
     ];
     let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    server.start(&refs, &dir.join("kea-stdout.log"))?;
-    std::thread::sleep(Duration::from_secs(3));
-    Ok(())
+    server.start(&refs, &dir.join("kea-stdout.log"))
 }
 
 fn summary(ours: &Outcome, kea: Option<&Outcome>) {
@@ -550,7 +562,7 @@ pub fn run(dhcp6d: &Path, only: Option<&str>) -> Result<()> {
     let dir = PathBuf::from(DIR);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let parts: [Part<'_>; 6] = [
+    let parts: [Part<'_>; 7] = [
         (
             "exchanges",
             Box::new(|| {
@@ -573,6 +585,7 @@ pub fn run(dhcp6d: &Path, only: Option<&str>) -> Result<()> {
         ("renewals", Box::new(|| renewals(dhcp6d))),
         ("relay", Box::new(|| relayed(dhcp6d))),
         ("standby", Box::new(|| standby::run(dhcp6d))),
+        ("failover", Box::new(|| failover::failover(dhcp6d))),
     ];
     if let Some(o) = only {
         let names: Vec<&str> = parts.iter().map(|(name, _)| *name).collect();
@@ -683,7 +696,7 @@ fn renew_sweep(name: &str, kind: &RenewServer, dhcp6d: &Path, own: &Path) -> Res
         RenewServer::Dhcp6d { xdp } => {
             let _ = std::fs::remove_dir_all(dir.join("dhcp6d-state"));
             let config = dir.join("dhcp6d.toml");
-            std::fs::write(&config, dhcp6d_config("bench-srv"))?;
+            std::fs::write(&config, dhcp6d_config("dhcp6d", "bench-srv"))?;
             let pins = crate::setup::netns_pin_dir("bench")?;
             let mut args = vec![bin, "run", "--config", config.to_str().context("path")?];
             let pins_arg = pins.to_str().context("path")?;

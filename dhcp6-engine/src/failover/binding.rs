@@ -41,9 +41,13 @@ pub struct LazyUpdates {
     mclt: u32,
     window: u32,
     views: HashMap<Ipv6Net, PartnerView>,
-    /// Updates waiting for room in the window, oldest first; one per resource (a newer update
-    /// of the same resource replaces the waiting one).
-    queue: VecDeque<BindingRecord>,
+    /// Resources whose update waits for room in the window, oldest first; one per resource.
+    queue: VecDeque<Ipv6Net>,
+    /// The waiting update of each resource in `queue` (a newer update of the same resource
+    /// replaces the waiting one, in its place). Kept apart from the order so that queueing
+    /// costs the same however many wait: with the partner away, or slower than the clients,
+    /// hundreds of thousands may, and a scan of them per lease change stalled the server.
+    waiting: HashMap<Ipv6Net, BindingRecord>,
     /// Updates sent and not yet answered.
     in_flight: HashMap<Ipv6Net, BindingRecord>,
 }
@@ -52,7 +56,14 @@ impl LazyUpdates {
     /// Bookkeeping for a relationship with MCLT `mclt` whose partner accepts `window`
     /// unacknowledged BNDUPDs.
     pub fn new(mclt: u32, window: u32) -> LazyUpdates {
-        LazyUpdates { mclt, window, views: HashMap::new(), queue: VecDeque::new(), in_flight: HashMap::new() }
+        LazyUpdates {
+            mclt,
+            window,
+            views: HashMap::new(),
+            queue: VecDeque::new(),
+            waiting: HashMap::new(),
+            in_flight: HashMap::new(),
+        }
     }
 
     /// The partner announced how many unacknowledged BNDUPDs it accepts.
@@ -79,8 +90,10 @@ impl LazyUpdates {
     /// Queues an update of a binding this server changed. Its `partner_lifetime` should come
     /// from [`partner_lifetime_to_send`].
     pub fn enqueue(&mut self, record: BindingRecord) {
-        self.queue.retain(|r| r.resource != record.resource);
-        self.queue.push_back(record);
+        let resource = record.resource;
+        if self.waiting.insert(resource, record).is_none() {
+            self.queue.push_back(resource);
+        }
     }
 
     /// The updates that fit in the window now, each to be sent as one BNDUPD; they count as
@@ -89,8 +102,9 @@ impl LazyUpdates {
         let mut out = Vec::new();
         while self.in_flight.len() < self.window as usize {
             // Skip a resource already in flight: its newer update waits for the answer.
-            let Some(at) = self.queue.iter().position(|r| !self.in_flight.contains_key(&r.resource)) else { break };
-            let Some(record) = self.queue.remove(at) else { break };
+            let Some(at) = self.queue.iter().position(|r| !self.in_flight.contains_key(r)) else { break };
+            let Some(resource) = self.queue.remove(at) else { break };
+            let Some(record) = self.waiting.remove(&resource) else { continue };
             self.views.entry(record.resource).or_default().unacked = record.partner_lifetime;
             self.in_flight.insert(record.resource, record.clone());
             out.push(record);
@@ -134,8 +148,9 @@ impl LazyUpdates {
             if let Some(view) = self.views.get_mut(&record.resource) {
                 view.unacked = None;
             }
-            if !self.queue.iter().any(|q| q.resource == record.resource) {
-                self.queue.push_front(record);
+            if !self.waiting.contains_key(&record.resource) {
+                self.queue.push_front(record.resource);
+                self.waiting.insert(record.resource, record);
             }
         }
     }
@@ -147,7 +162,7 @@ impl LazyUpdates {
 
     /// Whether every update was sent and answered.
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.in_flight.is_empty()
+        self.waiting.is_empty() && self.in_flight.is_empty()
     }
 }
 

@@ -2,11 +2,14 @@
 //! It runs four-message exchanges (Solicit, Advertise, Request, Reply) for many distinct
 //! clients at a fixed offered rate from one socket, and reports what completed. With
 //! `--renew-rate`, the clients it bound then renew, round robin, at that rate: what a steady
-//! state of an access router looks like, and what the XDP fast path answers.
+//! state of an access router looks like, and what the XDP fast path answers. With `--probe N`,
+//! N new clients keep soliciting until one of them is served, as clients do while their server
+//! is being taken over: the time until the first Reply is the takeover's.
 //!
 //! ```text
 //! ip netns exec client dhcp6-load --interface eth0 --rate 50000 --seconds 5
 //! ip netns exec client dhcp6-load --interface eth0 --rate 2000 --seconds 5 --renew-rate 100000
+//! ip netns exec client dhcp6-load --interface eth0 --rate 1 --seconds 180 --probe 16
 //! ```
 
 use std::{
@@ -56,6 +59,11 @@ struct Args {
     /// UDP socket.
     #[arg(long)]
     packet: bool,
+    /// Instead of the load: this many new clients each send a Solicit every 200 ms (its
+    /// Elapsed Time counting from the first, as a client retrying does), and Request what is
+    /// advertised, until one gets a Reply, at most `--seconds`; prints how long that took.
+    #[arg(long)]
+    probe: Option<u32>,
 }
 
 /// Transaction ids of Renews have the top bit set; those of exchanges do not.
@@ -93,13 +101,14 @@ fn put_option(out: &mut Vec<u8>, code: u16, data: &[u8]) {
     out.extend_from_slice(data);
 }
 
-/// Client `n`'s Solicit for one IA_NA (IAID 1), written straight to the wire format: the
-/// generator must cost far less than the server it measures.
-fn put_solicit(out: &mut Vec<u8>, xid: u32, n: u32) {
+/// Client `n`'s Solicit for one IA_NA (IAID 1), `elapsed` hundredths of a second into its
+/// exchange, written straight to the wire format: the generator must cost far less than the
+/// server it measures.
+fn put_solicit(out: &mut Vec<u8>, xid: u32, n: u32, elapsed: u16) {
     put_header(out, MessageType::Solicit, xid);
     put_option(out, OPTION_CLIENTID, &duid(n));
     put_option(out, OPTION_IA_NA, &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
-    put_option(out, OPTION_ELAPSED_TIME, &[0, 0]);
+    put_option(out, OPTION_ELAPSED_TIME, &elapsed.to_be_bytes());
 }
 
 /// Client `n`'s Request for what `advertise` offered: its Server ID and IA_NA as they came.
@@ -189,6 +198,9 @@ fn main() -> Result<()> {
     socket.set_nonblocking(true)?;
     let server_v6 = SocketAddrV6::new("ff02::1:2".parse()?, 547, 0, index);
     let server = SocketAddr::V6(server_v6);
+    if let Some(clients) = args.probe {
+        return probe(&socket, server_v6, clients, args.base, args.seconds, &mut Batches::new());
+    }
     // Exchange i uses transaction ids 2i (Solicit) and 2i + 1 (Request), 24 bits each.
     let total = args.rate.saturating_mul(args.seconds) as usize;
     anyhow::ensure!(total < 1 << 23, "at most 8 million exchanges per run");
@@ -215,7 +227,7 @@ fn main() -> Result<()> {
         let burst = (due - sent).min(SEND_BURST);
         for k in sent..sent + burst {
             solicits.push(|out| {
-                put_solicit(out, (k * 2) as u32, args.base.wrapping_add(k as u32));
+                put_solicit(out, (k * 2) as u32, args.base.wrapping_add(k as u32), 0);
                 true
             });
         }
@@ -274,6 +286,57 @@ fn main() -> Result<()> {
         let frames = if args.packet { Some(PacketSender::new(&args.interface, index, &renews)?) } else { None };
         renew(&socket, server, &renews, frames.as_ref(), rate, args.renew_seconds, &mut receiver)?;
     }
+    Ok(())
+}
+
+/// `--probe`: `clients` new clients solicit every 200 ms until one gets a Reply.
+fn probe(
+    socket: &UdpSocket,
+    server: SocketAddrV6,
+    clients: u32,
+    base: u32,
+    seconds: u32,
+    receiver: &mut Batches,
+) -> Result<()> {
+    let start = Instant::now();
+    let give_up = Duration::from_secs(u64::from(seconds));
+    let mut headers = MultiHeaders::<SockaddrIn6>::preallocate(MMSG, None);
+    let mut next = start;
+    let mut replied = None;
+    while replied.is_none() {
+        anyhow::ensure!(start.elapsed() < give_up, "probe: no Reply within {seconds} s");
+        let mut out = Outbox::default();
+        if Instant::now() >= next {
+            let elapsed = u16::try_from(start.elapsed().as_millis() / 10).unwrap_or(u16::MAX);
+            for k in 0..clients {
+                out.push(|o| {
+                    put_solicit(o, k * 2, base.wrapping_add(k), elapsed);
+                    true
+                });
+            }
+            next += Duration::from_millis(200);
+        }
+        let idle = !receiver.drain(socket, |_, packet| {
+            let Some(xid) = packet.transaction_id() else { return Ok(()) };
+            let k = xid / 2;
+            if k >= clients {
+                return Ok(());
+            }
+            match (packet.msg_type(), xid % 2) {
+                (MessageType::Advertise, 0) => {
+                    out.push(|o| put_request(o, xid + 1, base.wrapping_add(k), &packet));
+                }
+                (MessageType::Reply, 1) => replied = Some(start.elapsed()),
+                _ => {}
+            }
+            Ok(())
+        })?;
+        out.flush(socket, &mut headers, server)?;
+        if idle {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    println!("probe: first Reply after {:.3} s", replied.unwrap_or_default().as_secs_f64());
     Ok(())
 }
 
