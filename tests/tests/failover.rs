@@ -316,14 +316,13 @@ fn a_pair_forms_replicates_takes_over_and_recovers() {
     let sent = primary.show("failover");
     assert!(sent["bindings_sent"].as_u64().unwrap() >= 2, "{sent}");
 
-    // kill -9 the primary: within 3 s the secondary serves a new client from its own half.
+    // kill -9 the primary: the secondary serves a new client from its own half. (How soon is
+    // the takeover figure of `cargo xtask bench --only failover`, not a timed test.)
     primary.process.signal(libc::SIGKILL);
     let _ = primary.process.wait();
-    let killed = Instant::now();
     wait_state(&secondary, "COMMUNICATIONS-INTERRUPTED", SECS);
     let second = Dhclient::start(&lab.other_ns, &scratch, "second", lab.o_port.a(), &["-N"]);
-    let (new_address, _) = (second.wait_event("BOUND6", "new_ip6_address", SECS), ());
-    assert!(killed.elapsed() < Duration::from_secs(3) || in_upper_half(&new_address));
+    let new_address = second.wait_event("BOUND6", "new_ip6_address", SECS);
     assert!(in_upper_half(&new_address), "the secondary gives from its own half: {new_address}");
     // The first client's Rebind is answered by the secondary with the same address and prefix.
     assert_rebound(&first, &address, &prefix);
