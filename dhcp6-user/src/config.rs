@@ -28,7 +28,7 @@ use dhcp6_codec::{parse_hex, HOP_COUNT_LIMIT};
 use dhcp6_engine::{
     relay::{
         self,
-        standby::{vrrp::VrrpSubject, BackupService, LinkTls, StandbyConfig, StandbyProfile},
+        standby::{daily::DailyTime, vrrp::VrrpSubject, BackupService, LinkTls, StandbyConfig, StandbyProfile},
         AccessInterface, GroupMember, RelayConfig, SendTo, ServerGroup, Vlans,
     },
     server::config::{
@@ -193,6 +193,8 @@ mod raw {
         pub source: Ipv6Addr,
         pub port: u16,
         pub tls: Option<LinkTls>,
+        /// `"HH:MM"`, UTC.
+        pub daily_batch: Option<Spanned<String>>,
     }
 
     /// `tls = { certificate = "...", key = "...", peer_certificate = "..." }`.
@@ -956,7 +958,21 @@ fn check_standby(
             key: t.key.clone(),
             peer_certificate: t.peer_certificate.clone(),
         });
-        services.push(BackupService { name: b.name.clone(), peer: b.peer, source: b.source, port: b.port, tls });
+        let daily_batch = match &b.daily_batch {
+            Some(d) => Some(
+                DailyTime::parse(d.get_ref())
+                    .map_err(|e| (d.span().start, format!("standby service {:?}: daily_batch {e}", b.name)))?,
+            ),
+            None => None,
+        };
+        services.push(BackupService {
+            name: b.name.clone(),
+            peer: b.peer,
+            source: b.source,
+            port: b.port,
+            tls,
+            daily_batch,
+        });
     }
     let mut profiles: Vec<StandbyProfile> = Vec::new();
     let mut taken: std::collections::HashMap<usize, String> = std::collections::HashMap::new();
@@ -1307,6 +1323,7 @@ name = "peer"
 peer = "2001:db8:ff::b"
 source = "2001:db8:ff::a"
 port = 7547
+daily_batch = "03:30"
 
 [[relay.standby.profile]]
 name = "access"
@@ -1323,6 +1340,7 @@ virtual_address = "fe80::1"
         let s = &c.standby;
         assert_eq!(s.notify_fifo.as_deref(), Some(Path::new("/run/keepalived/dhcp6d.fifo")));
         assert_eq!(s.services[0].port, 7547);
+        assert_eq!(s.services[0].daily_batch, DailyTime::new(3, 30));
         let p = &s.profiles[0];
         let labels: Vec<String> = p.access.iter().map(|&a| c.interfaces[a].label()).collect();
         assert_eq!(labels, ["eth0", "eth1.101"]);
@@ -1355,6 +1373,9 @@ virtual_address = "fe80::1"
             ("port = 7547", "port = 0", "port 0 is no port"),
             ("degrade_metric = 50", "degrade_metric = 4294967295", "past 4294967295"),
             ("notify_fifo = \"/run/keepalived/dhcp6d.fifo\"\n", "", "needs notify_fifo"),
+            ("\"03:30\"", "\"3:30\"", "daily_batch \"3:30\" is not a time of day as HH:MM"),
+            ("\"03:30\"", "\"24:00\"", "daily_batch \"24:00\": the hour must be from 00 to 23"),
+            ("\"03:30\"", "\"03:60\"", "daily_batch \"03:60\": the minute must be from 00 to 59"),
             ("name = \"access\"", "name = \"access\"\nbogus = 1", "unknown field `bogus`"),
         ];
         for (from, to, want) in cases {
@@ -1364,6 +1385,10 @@ virtual_address = "fe80::1"
         }
         let unused = format!("{RELAY}{STANDBY}\n[[relay.standby.service]]\nname = \"spare\"\npeer = \"2001:db8:ff::c\"\nsource = \"2001:db8:ff::a\"\nport = 1\n");
         assert!(Config::parse(&unused).unwrap_err().to_string().contains("\"spare\" backs up no profile"));
+        let text = format!("{RELAY}{}", STANDBY.replace("\"03:30\"", "\"3h30\""));
+        let e = Config::parse(&text).unwrap_err();
+        let line = text.lines().position(|l| l.starts_with("daily_batch")).unwrap() + 1;
+        assert_eq!((e.line, e.column), (line, 15), "the error points at the value: {e}");
     }
 
     #[test]

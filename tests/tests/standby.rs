@@ -557,6 +557,10 @@ fn the_backup_relay_holds_the_masters_entries_and_takes_over_when_it_dies() {
     lab.kill_a();
     let renewals_before = client1.values("RENEW6", "new_ip6_prefix").len();
     wait_for("relay b to become master", SECS, || (profile(lab.b())["role"] == "master").then_some(()));
+    // keepalived's address on b's interface reaches dhcp6d as an rtnetlink event.
+    wait_for("the virtual address on the new master", SECS, || {
+        (profile(lab.b())["virtual_address_present"] == true).then_some(())
+    });
     let normal = wait_for("the new master's normal route", SECS, || {
         Some(routes(&lab.b_ns)).filter(|r| r.contains(&prefix) && r.contains("metric 1024"))
     });

@@ -46,7 +46,7 @@ pub enum Input {
     },
     /// The failover partner's connection came, went, or brought a message.
     Failover(failover_link::LinkEvent),
-    /// From keepalived's notify FIFO or a backup link.
+    /// From keepalived's notify FIFO, the kernel's address events or a backup link.
     Standby(StandbyInput),
 }
 
@@ -54,6 +54,11 @@ pub enum Input {
 pub enum StandbyInput {
     /// A line of keepalived's notify FIFO.
     Notice(VrrpNotice),
+    /// Profile `profile`'s virtual address appeared on (or left) its interface.
+    VirtualAddress {
+        profile: usize,
+        present: bool,
+    },
     /// Backup service `service` connected to its peer.
     LinkUp {
         service: usize,

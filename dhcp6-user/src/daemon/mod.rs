@@ -33,6 +33,7 @@ pub mod standby;
 pub mod start;
 pub mod state_file;
 pub mod throttle;
+pub mod virtual_address;
 pub mod vlan_frames;
 pub mod vrrp_fifo;
 pub mod xdp_tx_check;

@@ -82,7 +82,7 @@ impl Relaying {
         let mut standby = StandbyDriver::start(relay.config(), now(), tx)?;
         if let Some(s) = standby.as_mut() {
             // keepalived may be master already (dhcp6d restarted under it).
-            for (profile, present) in s.virtual_addresses(relay.config()) {
+            for (profile, present) in s.virtual_addresses() {
                 s.engine.address_seen(profile, present, now());
             }
         }
@@ -148,6 +148,12 @@ impl Relaying {
                 info!(vrrp = %notice.name, state = ?notice.state, priority = notice.priority, "keepalived notice");
                 let switches = s.engine.notice(&notice, now_ms / 1000);
                 for switch in switches {
+                    self.switch(switch);
+                }
+            }
+            StandbyInput::VirtualAddress { profile, present } => {
+                info!(profile, present, "the virtual address appeared or left");
+                if let Some(switch) = s.engine.address_seen(profile, present, now_ms / 1000) {
                     self.switch(switch);
                 }
             }
@@ -246,15 +252,6 @@ impl Relaying {
             self.relay.count_dropped(RelayDrop::QueueFull, v.queue_full.swap(0, ordering));
         }
         self.relay.tick(now);
-        let mut switches = Vec::new();
-        if let Some(s) = self.standby.as_mut() {
-            for (profile, present) in s.virtual_addresses(self.relay.config()) {
-                switches.extend(s.engine.address_seen(profile, present, now));
-            }
-        }
-        for switch in switches {
-            self.switch(switch);
-        }
         if let Some(s) = self.standby.as_mut() {
             let drained: Vec<bool> = (0..s.engine.config().services.len()).map(|n| s.drained(n)).collect();
             let out = s.engine.tick(&self.relay, now_ms(), |n| drained.get(n).copied().unwrap_or(false));

@@ -1,12 +1,16 @@
 //! The standby's driver piece: the standby engine with the tasks that feed it (keepalived's
-//! notify FIFO, a task per backup link) and the queues its messages leave by.
+//! notify FIFO, the kernel's address events, a task per backup link) and the queues its
+//! messages leave by.
 
 use anyhow::{Context, Result};
 use dhcp6_engine::relay::standby::{link::LinkMessage, Standby};
 use tokio::sync::mpsc;
 use tracing::info;
 
-use super::{backup_link, input::Input, interface::interface_addresses, link_tls::LinkTlsEnd, vrrp_fifo};
+use super::{
+    backup_link, input::Input, interface::interface_addresses, link_tls::LinkTlsEnd, virtual_address,
+    virtual_address::Watched, vrrp_fifo,
+};
 use crate::relay::RelayConfig;
 
 pub struct StandbyDriver {
@@ -15,6 +19,8 @@ pub struct StandbyDriver {
     links: Vec<mpsc::Sender<LinkMessage>>,
     /// This relay's name in its Hello.
     pub node: String,
+    /// The profiles' virtual addresses, followed through rtnetlink.
+    watched: Vec<Watched>,
 }
 
 impl StandbyDriver {
@@ -40,13 +46,26 @@ impl StandbyDriver {
         if let Some(fifo) = &standby.notify_fifo {
             vrrp_fifo::spawn(fifo.clone(), tx.clone());
         }
+        let watched: Vec<Watched> = standby
+            .profiles
+            .iter()
+            .enumerate()
+            .filter_map(|(profile, p)| {
+                let interfaces = p.access.iter().filter_map(|&a| config.interfaces.get(a)).map(|i| i.name.clone());
+                Some(Watched { profile, address: p.virtual_address?, interfaces: interfaces.collect() })
+            })
+            .collect();
+        if !watched.is_empty() {
+            virtual_address::subscribe(watched.clone(), tx.clone())
+                .context("subscribing to the kernel's address changes for the virtual addresses")?;
+        }
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let node = match hostname.trim() {
             "" => "dhcp6d".to_string(),
             name => name.to_string(),
         };
         info!(profiles = standby.profiles.len(), services = standby.services.len(), node = %node, "relay hot standby on");
-        Ok(Some(StandbyDriver { engine, links, node }))
+        Ok(Some(StandbyDriver { engine, links, node, watched }))
     }
 
     /// Whether service `service`'s queue is empty: its link has taken everything queued.
@@ -66,20 +85,12 @@ impl StandbyDriver {
     }
 
     /// Whether each profile's virtual address is on one of its access interfaces, as the
-    /// kernel lists addresses now: `(profile, present)` for the profiles that have one.
-    pub fn virtual_addresses(&self, config: &RelayConfig) -> Vec<(usize, bool)> {
-        let profiles = &self.engine.config().profiles;
-        if profiles.iter().all(|p| p.virtual_address.is_none()) {
+    /// kernel lists addresses now: `(profile, present)` for the profiles that have one. Read
+    /// at start; changes after it come as events.
+    pub fn virtual_addresses(&self) -> Vec<(usize, bool)> {
+        if self.watched.is_empty() {
             return Vec::new();
         }
-        let addresses = interface_addresses();
-        let mut out = Vec::new();
-        for (n, p) in profiles.iter().enumerate() {
-            let Some(v) = p.virtual_address else { continue };
-            let names: Vec<&str> =
-                p.access.iter().filter_map(|&a| config.interfaces.get(a)).map(|i| i.name.as_str()).collect();
-            out.push((n, addresses.iter().any(|a| a.address == v && names.contains(&a.name.as_str()))));
-        }
-        out
+        virtual_address::present(&self.watched, &interface_addresses())
     }
 }

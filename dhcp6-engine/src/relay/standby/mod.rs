@@ -17,6 +17,7 @@
 //! MACs filled or emptied, routes installed again at the role's metric). How entries from
 //! both sides are reconciled is in [`reconcile`].
 
+pub mod daily;
 pub mod link;
 pub mod reconcile;
 pub mod vrrp;
@@ -26,6 +27,7 @@ use std::{collections::HashMap, net::Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 use super::{Relay, RelayConfig, UserChange, UserEntry};
+use daily::DailyTime;
 use link::{LinkMessage, BATCH_CHUNK, LINK_VERSION};
 use reconcile::{key_of, put_wins, removal_wins, Tombstone, Tombstones};
 use vrrp::{VrrpNotice, VrrpState, VrrpSubject};
@@ -42,6 +44,8 @@ pub struct BackupService {
     pub port: u16,
     /// TLS on the link, with the peer's certificate pinned; None: plain TCP.
     pub tls: Option<LinkTls>,
+    /// When a batch goes to the peer each day (UTC); None: only on connect and on demand.
+    pub daily_batch: Option<DailyTime>,
 }
 
 /// The backup link's TLS files (PEM): this relay's certificate and key, and the peer's
@@ -545,13 +549,20 @@ impl Standby {
     /// Once a second: tombstones past their time are forgotten; services that lost hot
     /// changes get a batch once their link has sent everything queued before (`drained`), so
     /// that a peer that cannot keep up gets one batch at the pace it takes them, not one per
-    /// second piling up.
+    /// second piling up; services whose daily batch is due ([`DailyTime::due`]) get it.
     pub fn tick(&mut self, relay: &Relay, now_ms: u64, drained: impl Fn(usize) -> bool) -> Vec<(usize, LinkMessage)> {
-        self.tombstones.purge(now_ms / 1000);
+        let now = now_ms / 1000;
+        self.tombstones.purge(now);
         let mut out = Vec::new();
         for service in 0..self.services.len() {
             let status = &self.services[service];
-            if status.connected && status.resync_pending && drained(service) {
+            let daily = self.config.services[service].daily_batch;
+            let due = if status.resync_pending {
+                drained(service)
+            } else {
+                daily.is_some_and(|d| d.due(status.last_batch_sent, now))
+            };
+            if status.connected && due {
                 out.extend(self.batch(service, relay, now_ms).into_iter().map(|m| (service, m)));
             }
         }

@@ -31,6 +31,7 @@ fn config(source: &str, peer: &str) -> RelayConfig {
             source: source.parse().unwrap(),
             port: 7547,
             tls: None,
+            daily_batch: None,
         }],
         profiles: vec![StandbyProfile {
             name: "access".into(),
@@ -443,6 +444,41 @@ fn a_big_batch_goes_in_chunks_and_ends_once() {
         source: "2001:db8::a".parse().unwrap(),
         port: 1,
         tls: None,
+        daily_batch: None,
     }
     .connects());
+}
+
+#[test]
+fn the_daily_batch_goes_at_its_time_once_and_a_time_missed_while_down_goes_on_connect() {
+    let mut p = Pair::new();
+    let mut c = config("2001:db8:ff::a", "2001:db8:ff::b");
+    c.standby.services[0].daily_batch = daily::DailyTime::new(0, 10);
+    p.a.standby = Standby::new(&c, 0);
+    learn(&mut p.a, 0, 1, 1_000_000, 10);
+    p.a.tick(10);
+    p.connect(10);
+    p.drive(10);
+    let sent = |p: &Pair| p.a.standby.status(&p.a.relay).services[0].last_batch_sent;
+    assert_eq!(sent(&p), Some(10), "the batch on connect");
+    p.a.tick(599);
+    assert!(p.a.outbox.is_empty(), "00:09:59: not yet");
+    p.a.tick(600);
+    assert!(matches!(&p.a.outbox[..], [_]), "00:10: the daily batch");
+    p.drive(600);
+    assert_eq!(p.b.standby.status(&p.b.relay).services[0].last_batch_received, Some(600));
+    p.a.tick(601);
+    p.a.tick(86_399);
+    assert!(p.a.outbox.is_empty(), "once a day");
+    p.disconnect(86_400);
+    p.a.tick(86_400 + 600);
+    assert!(p.a.outbox.is_empty(), "nothing while down");
+    p.connect(86_400 + 700);
+    assert_eq!(sent(&p), Some(86_400 + 700), "the missed day's batch is the one on connect");
+    p.drive(86_400 + 700);
+    p.a.tick(86_400 + 701);
+    assert!(p.a.outbox.is_empty(), "and no second one");
+    p.a.tick(2 * 86_400 + 600);
+    assert!(matches!(&p.a.outbox[..], [_]), "the next day's");
+    assert!(p.b.outbox.is_empty() && p.b.standby.config().services[0].daily_batch.is_none());
 }
