@@ -61,6 +61,16 @@ impl GroupState {
         GroupState { servers: vec![ServerState::default(); servers] }
     }
 
+    /// Every server taken for up again, with nothing outstanding (counters kept): what a relay
+    /// that starts relaying after a standby switchover knows of its servers, since while it
+    /// did not relay it learnt nothing of them and what it knew before is stale.
+    pub fn revive(&mut self) {
+        for s in &mut self.servers {
+            s.down_until = 0;
+            s.outstanding.clear();
+        }
+    }
+
     /// The server for client `duid`: its bucket's.
     pub fn pick(&self, duid: &[u8], group: &ServerGroup, now: u64) -> Option<usize> {
         self.pick_bucket(bucket(duid), group, now)

@@ -243,6 +243,20 @@ fn hex_mac(mac: &[u8; 6]) -> String {
 }
 
 impl Relay {
+    /// The groups of access entries `access` start afresh (every server up, nothing
+    /// outstanding): a standby switchover made this relay relay for them again.
+    pub fn revive_groups(&mut self, access: &[usize]) {
+        let mut groups: Vec<usize> =
+            access.iter().filter_map(|a| self.config.interfaces.get(*a).map(|i| i.group)).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for g in groups {
+            if let Some(state) = self.groups.get_mut(g) {
+                state.revive();
+            }
+        }
+    }
+
     /// The outside form of an entry.
     fn user_entry(&self, key: &UserKey, u: &User) -> UserEntry {
         let access = self.config.interfaces.get(usize::from(u.access));

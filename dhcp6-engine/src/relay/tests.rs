@@ -451,3 +451,26 @@ fn relay_forwards_at_the_hop_count_limit_are_discarded_and_those_below_it_relaye
     assert!(!relay.from_client(0, &forward_at(31), from("2001:db8:2::9", 547), None, 100).is_empty(), "31 < 32");
     assert_eq!(relay.from_client(0, &forward_at(32), from("2001:db8:2::9", 547), None, 100), []);
 }
+
+#[test]
+fn revived_groups_take_every_server_for_up_again_and_keep_their_counters() {
+    let mut relay = Relay::new(config());
+    let first =
+        only(relay.from_client(0, &client_msg(MessageType::Solicit, 1, 1, None), from(CLIENT_LL, 546), None, 100));
+    let server = *first.destination.ip();
+    for xid in 2..4 {
+        relay.from_client(0, &client_msg(MessageType::Solicit, 1, xid, None), from(CLIENT_LL, 546), None, 100);
+    }
+    relay.tick(102);
+    let down = |relay: &Relay| relay.servers(103).into_iter().find(|s| s.server == server).unwrap();
+    assert_eq!(down(&relay).state, Liveness::Down);
+    // A standby switchover: this relay relays for access entry 0 again.
+    relay.revive_groups(&[0]);
+    let revived = down(&relay);
+    assert_eq!((revived.state, revived.sent, revived.timed_out), (Liveness::Up, 3, 3));
+    let again =
+        only(relay.from_client(0, &client_msg(MessageType::Solicit, 1, 9, None), from(CLIENT_LL, 546), None, 104));
+    assert_eq!(*again.destination.ip(), server, "the client is back on its own server");
+    // An access entry that does not exist changes nothing.
+    relay.revive_groups(&[99]);
+}

@@ -176,6 +176,10 @@ impl Relaying {
         let Some(s) = self.standby.as_ref() else { return };
         let access = s.engine.access_of(switch.profile).to_vec();
         let name = s.engine.config().profiles[switch.profile].name.clone();
+        if switch.relaying {
+            // What this relay knew of the servers' health is from before it stopped relaying.
+            self.relay.revive_groups(&access);
+        }
         if let Some(x) = self.xdp.as_mut() {
             if switch.relaying {
                 let engine = &s.engine;
