@@ -66,6 +66,26 @@ prefix = "2001:db8:9000::/40"
 delegated_length = 60
 "#;
 
+/// A dhcp6d relay on `access` for the link 2001:db8:2::/64 whose one group sends every
+/// message to both servers of a pair, 2001:db8:f1::1 and 2001:db8:f2::1 (`send_to = "all"`).
+pub fn relay_to_pair(access: &str) -> String {
+    format!(
+        r#"[server]
+
+[relay]
+[[relay.group]]
+name = "pair"
+send_to = "all"
+servers = ["2001:db8:f1::1", "2001:db8:f2::1"]
+
+[[relay.interface]]
+name = "{access}"
+group = "pair"
+link_address = "2001:db8:2::1"
+"#
+    )
+}
+
 /// `frame` with the tags of `vlans` in place of its own (none: untagged), written as the relay
 /// writes them: 802.1Q for a lone tag, 802.1ad over 802.1Q for two. None if it is not an
 /// Ethernet frame.

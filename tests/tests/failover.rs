@@ -781,22 +781,7 @@ fn behind_a_dhcp6d_relay_sending_to_all_the_secondary_holds_the_bindings_and_tak
     let scratch = Scratch::new("failover-d6relay");
     let secondary = lab.server(&scratch, false);
     let primary = lab.server(&scratch, true);
-    let config = format!(
-        r#"[server]
-
-[relay]
-[[relay.group]]
-name = "pair"
-send_to = "all"
-servers = ["2001:db8:f1::1", "2001:db8:f2::1"]
-
-[[relay.interface]]
-name = "{}"
-group = "pair"
-link_address = "2001:db8:2::1"
-"#,
-        lab.access.a()
-    );
+    let config = dhcp6_tests::relay_to_pair(lab.access.a());
     let relay = Dhcp6d::start(&lab.relay_ns, &scratch, "relay", &config, &["--no-xdp"]);
     lab.takeover(&scratch, primary, &secondary);
     let servers = relay.show("relay servers");

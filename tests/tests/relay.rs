@@ -274,22 +274,7 @@ fn a_group_sending_to_all_relays_dhclients_messages_to_both_dhcp6d_servers() {
         let server = Dhcp6d::start(&ns, &scratch, &format!("srv{n}"), &config, &["--no-xdp"]);
         servers.push((ns, up, server));
     }
-    let config = format!(
-        r#"[server]
-
-[relay]
-[[relay.group]]
-name = "pair"
-send_to = "all"
-servers = ["2001:db8:f1::1", "2001:db8:f2::1"]
-
-[[relay.interface]]
-name = "{}"
-group = "pair"
-link_address = "2001:db8:2::1"
-"#,
-        access.b()
-    );
+    let config = dhcp6_tests::relay_to_pair(access.b());
     // Links as a real router's, so that XDP would relay these clients if it took them.
     let mut ends = vec![(&client_ns, access.a())];
     ends.extend(servers.iter().map(|(ns, up, _)| (ns, up.b())));
