@@ -96,22 +96,48 @@ pub struct Hex<'a>(pub &'a [u8]);
 /// The bytes of hex text, colons between bytes allowed (`00:01:0a` or `00010a`); `None` if it
 /// is not whole bytes of hex digits.
 pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
-    let digits: String = s.chars().filter(|c| *c != ':').collect();
-    if !digits.len().is_multiple_of(2) {
-        return None;
+    let mut bytes = Vec::with_capacity(s.len() / 2);
+    let mut high: Option<u8> = None;
+    for c in s.bytes() {
+        if c == b':' {
+            continue;
+        }
+        let nibble = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        match high.take() {
+            Some(h) => bytes.push(h << 4 | nibble),
+            None => high = Some(nibble),
+        }
     }
-    (0..digits.len()).step_by(2).map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok()).collect()
+    match high {
+        Some(_) => None,
+        None => Some(bytes),
+    }
 }
+
+/// `bytes` as colon-separated lowercase hex, as [`Hex`] prints them (without the formatter,
+/// which costs more than the digits where many entries are written).
+pub fn hex_string(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            text.push(':');
+        }
+        text.push(char::from(HEX_DIGITS[usize::from(b >> 4)]));
+        text.push(char::from(HEX_DIGITS[usize::from(b & 0xf)]));
+    }
+    text
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 impl fmt::Display for Hex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, b) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(":")?;
-            }
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&hex_string(self.0))
     }
 }
 
@@ -144,6 +170,21 @@ impl fmt::Debug for Duid<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_reads_and_writes_colon_separated_bytes() {
+        assert_eq!(hex_string(&[0x00, 0x01, 0xab, 0xff]), "00:01:ab:ff");
+        assert_eq!(hex_string(&[]), "");
+        assert_eq!(Hex(&[0x0a, 0xb0]).to_string(), "0a:b0");
+        assert_eq!(parse_hex("00:01:AB:ff"), Some(vec![0x00, 0x01, 0xab, 0xff]));
+        assert_eq!(parse_hex("0001abff"), Some(vec![0x00, 0x01, 0xab, 0xff]));
+        assert_eq!(parse_hex(""), Some(vec![]));
+        for bad in ["0", "00:1", "0g", "+f", "00:é0", " 00"] {
+            assert_eq!(parse_hex(bad), None, "{bad:?}");
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(parse_hex(&hex_string(&all)), Some(all));
+    }
 
     #[test]
     fn llt_fields() {

@@ -28,7 +28,7 @@ mod text;
 
 pub use dhcp6_common::wire::{option_code, MessageType, CLIENT_PORT, HOP_COUNT_LIMIT, SERVER_PORT};
 pub use domain::DomainName;
-pub use duid::{parse_hex, Duid, DuidKind, Hex};
+pub use duid::{hex_string, parse_hex, Duid, DuidKind, Hex};
 pub use error::{DecodeError, EncodeError, FramingError};
 pub use failover::{FailoverMessage, FailoverMessageType, FailoverOption, FailoverOptions, FrameReader};
 pub use message::{ClientMessage, Message, RelayMessage, TransactionId};

@@ -18,7 +18,7 @@ use std::{
 
 use dhcp6_codec::{
     option::{DhcpOption, LinkLayerAddr, Options, RemoteId},
-    Hex, Message, MessageType, RelayMessage, CLIENT_PORT, SERVER_PORT,
+    Message, MessageType, RelayMessage, CLIENT_PORT, SERVER_PORT,
 };
 use ipnet::Ipv6Net;
 
@@ -235,7 +235,7 @@ fn eui64_mac(addr: Ipv6Addr) -> Option<[u8; 6]> {
 
 /// Colon-separated hex, as `show` and the user journal write DUIDs and MACs.
 fn hex(bytes: &[u8]) -> String {
-    Hex(bytes).to_string()
+    dhcp6_codec::hex_string(bytes)
 }
 
 fn hex_mac(mac: &[u8; 6]) -> String {

@@ -102,7 +102,7 @@ pub fn fill(link: &RelayLink, peer: Ipv6Addr, mac: [u8; 6], msg: &[u8]) -> Vec<u
     head[HEAD_PEER_AT..HEAD_PEER_AT + 16].copy_from_slice(&peer.octets());
     if link.mac_hex_at != NOWHERE {
         let at = usize::from(link.mac_hex_at);
-        head[at..at + MAC_TEXT_LEN].copy_from_slice(dhcp6_codec::Hex(&mac).to_string().as_bytes());
+        head[at..at + MAC_TEXT_LEN].copy_from_slice(dhcp6_codec::hex_string(&mac).as_bytes());
     }
     if link.mac_at != NOWHERE {
         let at = usize::from(link.mac_at);

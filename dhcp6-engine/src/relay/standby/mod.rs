@@ -229,6 +229,8 @@ pub struct Standby {
     labels: Vec<String>,
     /// Per access entry, its profile.
     profile_of: Vec<Option<usize>>,
+    /// Per access entry of a profile, its name on the backup link (`access#0`).
+    wire_names: Vec<Option<String>>,
     profiles: Vec<ProfileState>,
     services: Vec<ServiceStatus>,
     tombstones: Tombstones,
@@ -249,6 +251,13 @@ impl Standby {
                 }
             }
         }
+        let wire_names = (0..relay.interfaces.len())
+            .map(|a| {
+                let profile = &config.profiles[profile_of[a]?];
+                let at = profile.access.iter().position(|&x| x == a)?;
+                Some(format!("{}#{at}", profile.name))
+            })
+            .collect();
         let profiles = config
             .profiles
             .iter()
@@ -266,7 +275,16 @@ impl Standby {
                 ..ServiceStatus::default()
             })
             .collect();
-        Standby { config, by_label, labels, profile_of, profiles, services, tombstones: Tombstones::default() }
+        Standby {
+            config,
+            by_label,
+            labels,
+            profile_of,
+            wire_names,
+            profiles,
+            services,
+            tombstones: Tombstones::default(),
+        }
     }
 
     pub fn config(&self) -> &StandbyConfig {
@@ -343,12 +361,9 @@ impl Standby {
     /// An entry as it travels: its access entry named by profile and position in the profile
     /// (`access#0`), not by this relay's interface names, which the peer's may not share.
     fn wire_entry(&self, mut entry: UserEntry) -> UserEntry {
-        if let Some(&a) = self.by_label.get(&entry.interface) {
-            if let Some(p) = self.profile_of(a) {
-                let profile = &self.config.profiles[p];
-                let at = profile.access.iter().position(|&x| x == a).unwrap_or(0);
-                entry.interface = format!("{}#{at}", profile.name);
-            }
+        let name = self.by_label.get(&entry.interface).and_then(|&a| self.wire_names.get(a)?.as_ref());
+        if let Some(name) = name {
+            entry.interface.clone_from(name);
         }
         entry
     }
@@ -427,34 +442,44 @@ impl Standby {
         for c in changes {
             if let UserChange::Del { at, until, .. } = c {
                 self.tombstones.insert(key_of(c), Tombstone { at: *at, until: (*until).max(*at) });
-            } else {
+            } else if !self.tombstones.is_empty() {
                 self.tombstones.remove(&key_of(c));
             }
         }
+        // A link that lost messages gets a batch of everything: hot changes queued before it
+        // would only lengthen the backlog it could not drain.
+        let open = |s: &ServiceStatus| s.connected && !s.resync_pending;
+        if !self.services.iter().any(open) {
+            return Vec::new();
+        }
+        let mut carried: Vec<Vec<UserChange>> = vec![Vec::new(); self.services.len()];
+        for c in changes {
+            match c {
+                UserChange::Put(e) => {
+                    let Some(&access) = self.by_label.get(&e.interface) else { continue };
+                    let Some(p) = self.profile_of(access) else { continue };
+                    let service = self.config.profiles[p].service;
+                    if self.services.get(service).is_some_and(open) {
+                        carried[service].push(UserChange::Put(self.wire_entry(e.clone())));
+                    }
+                }
+                // A removal names no access entry: the peer forgets it if it holds it.
+                del => {
+                    for (service, status) in self.services.iter().enumerate() {
+                        if open(status) {
+                            carried[service].push(del.clone());
+                        }
+                    }
+                }
+            }
+        }
         let mut out = Vec::new();
-        for service in 0..self.services.len() {
-            // A link that lost messages gets a batch of everything: hot changes queued before
-            // it would only lengthen the backlog it could not drain.
-            if !self.services[service].connected || self.services[service].resync_pending {
+        for (service, changes) in carried.into_iter().enumerate() {
+            if changes.is_empty() {
                 continue;
             }
-            let carried: Vec<UserChange> = changes
-                .iter()
-                .filter(|c| match c {
-                    UserChange::Put(e) => self.by_label.get(&e.interface).is_some_and(|&a| self.carries(service, a)),
-                    // A removal names no access entry: the peer forgets it if it holds it.
-                    UserChange::Del { .. } => true,
-                })
-                .map(|c| match c {
-                    UserChange::Put(e) => UserChange::Put(self.wire_entry(e.clone())),
-                    del => del.clone(),
-                })
-                .collect();
-            if carried.is_empty() {
-                continue;
-            }
-            self.services[service].sent += carried.len() as u64;
-            out.push((service, LinkMessage::Hot { sent_ms: now_ms, changes: carried }));
+            self.services[service].sent += changes.len() as u64;
+            out.push((service, LinkMessage::Hot { sent_ms: now_ms, changes }));
         }
         out
     }
@@ -509,28 +534,34 @@ impl Standby {
                 },
                 del => del,
             };
-            let key = key_of(&change);
-            let held = relay.user(&key.0, key.1, key.2, &key.3);
-            match &change {
+            let (duid, iaid, ia_type, resource) = change.key();
+            let held = relay.user(duid, iaid, ia_type, resource);
+            let applies = match &change {
                 UserChange::Put(entry) => {
-                    if put_wins(entry, held.as_ref(), self.tombstones.get(&key), now) && relay.put_user(entry, now) {
-                        self.tombstones.remove(&key);
-                        applied.push(change);
-                    } else {
-                        stale += 1;
+                    // Most entries have no removal remembered: their key is not even built.
+                    let key = (!self.tombstones.is_empty()).then(|| key_of(&change));
+                    let tombstone = key.as_ref().and_then(|k| self.tombstones.get(k));
+                    let wins = put_wins(entry, held.as_ref(), tombstone, now) && relay.put_user(entry, now);
+                    if let (true, Some(k)) = (wins, key.filter(|_| tombstone.is_some())) {
+                        self.tombstones.remove(&k);
                     }
+                    stale += u64::from(!wins);
+                    wins
                 }
                 UserChange::Del { at, until, .. } => {
-                    self.tombstones.insert(key.clone(), Tombstone { at: *at, until: (*until).max(*at) });
+                    self.tombstones.insert(key_of(&change), Tombstone { at: *at, until: (*until).max(*at) });
                     match held {
-                        Some(h) if removal_wins(*at, &h) => {
-                            relay.remove_user(&key.0, key.1, key.2, &key.3);
-                            applied.push(change);
+                        Some(h) if removal_wins(*at, &h) => relay.remove_user(duid, iaid, ia_type, resource),
+                        Some(_) => {
+                            stale += 1;
+                            false
                         }
-                        Some(_) => stale += 1,
-                        None => {}
+                        None => false,
                     }
                 }
+            };
+            if applies {
+                applied.push(change);
             }
         }
         if let Some(status) = self.services.get_mut(service) {
