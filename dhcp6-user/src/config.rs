@@ -193,7 +193,7 @@ mod raw {
         pub source: Ipv6Addr,
         pub port: u16,
         pub tls: Option<LinkTls>,
-        /// `"HH:MM"`, UTC.
+        /// `"HH:MM"` or `"HH:MM:SS"`, UTC.
         pub daily_batch: Option<Spanned<String>>,
     }
 
@@ -1373,7 +1373,7 @@ virtual_address = "fe80::1"
             ("port = 7547", "port = 0", "port 0 is no port"),
             ("degrade_metric = 50", "degrade_metric = 4294967295", "past 4294967295"),
             ("notify_fifo = \"/run/keepalived/dhcp6d.fifo\"\n", "", "needs notify_fifo"),
-            ("\"03:30\"", "\"3:30\"", "daily_batch \"3:30\" is not a time of day as HH:MM"),
+            ("\"03:30\"", "\"3:30\"", "daily_batch \"3:30\" is not a time of day as HH:MM or HH:MM:SS"),
             ("\"03:30\"", "\"24:00\"", "daily_batch \"24:00\": the hour must be from 00 to 23"),
             ("\"03:30\"", "\"03:60\"", "daily_batch \"03:60\": the minute must be from 00 to 59"),
             ("name = \"access\"", "name = \"access\"\nbogus = 1", "unknown field `bogus`"),

@@ -70,8 +70,13 @@ fn standby(out: &mut String, s: &StandbyStatus, now: u64) {
             "    entries sent {}, received {} (taken {}, older than held {}, not ours {})",
             l.sent, l.received, l.applied, l.stale, l.unknown
         );
-        let _ =
-            writeln!(out, "    last batch sent {}, received {}", ago(l.last_batch_sent), ago(l.last_batch_received));
+        let daily = l.daily_batch.as_ref().map_or_else(String::new, |d| format!(", daily at {d} UTC"));
+        let _ = writeln!(
+            out,
+            "    last batch sent {}, received {}{daily}",
+            ago(l.last_batch_sent),
+            ago(l.last_batch_received)
+        );
         let _ = writeln!(
             out,
             "    lag {}, connections refused {}",

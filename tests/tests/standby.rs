@@ -12,7 +12,7 @@ use std::{
     io::Read,
     net::{SocketAddr, TcpStream},
     process::Command,
-    time::Duration,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use dhcp6_tests::{
@@ -644,8 +644,8 @@ fn the_backup_link_comes_back_and_its_batches_reconcile_changes_made_on_both_sid
 }
 
 #[test]
-fn a_forged_backup_connection_is_refused_and_counted_and_backup_now_sends_a_batch() {
-    let lab = Lab::new("d6sforge", Options::default());
+fn a_forged_backup_connection_is_refused_and_counted_and_backup_now_and_the_daily_time_send_a_batch() {
+    let mut lab = Lab::new("d6sforge", Options::default());
     let (_client, _) = lab.bind(0, lab.a(), lab.b(), Duration::from_millis(1500));
 
     // b listens (the higher address); the server's host connects to it: closed at once,
@@ -680,6 +680,30 @@ fn a_forged_backup_connection_is_refused_and_counted_and_backup_now_sends_a_batc
         (link(lab.b())["received"].as_u64().unwrap() >= received + 2).then_some(())
     });
     assert!(link(lab.a())["last_batch_sent"].as_u64().unwrap() > batches);
+
+    // The daily batch: relay a's dhcp6d restarted with `daily_batch` a few seconds ahead (UTC,
+    // to the second) sends its batch on connect, then another when the time comes.
+    let unix = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let daily = unix(SystemTime::now()) + 10;
+    let hms = format!("{:02}:{:02}:{:02}", daily % 86_400 / 3600, daily % 3600 / 60, daily % 60);
+    lab.a_config = lab.a_config.replacen("port = 7547\n", &format!("port = 7547\ndaily_batch = \"{hms}\"\n"), 1);
+    if let Some(a) = lab.relay_a.take() {
+        a.stop_keeping_pins();
+    }
+    lab.relay_a = Some(Dhcp6d::start(&lab.a_ns, &lab.scratch, "ra", &lab.a_config, &["--no-xdp"]));
+    lab.wait_linked();
+    let on_connect = wait_for("the batch on connect", SECS, || link(lab.a())["last_batch_sent"].as_u64());
+    assert!(on_connect < daily, "the restart took past the daily time: nothing left to test");
+    let text = Command::new(dhcp6d_binary())
+        .args(["show", "relay", "standby", "--socket"])
+        .arg(&lab.a().socket)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("daily at {hms} UTC")), "{text}");
+    // Nothing else sends a batch now: one sent at or after the time is the daily one.
+    wait_for("the daily batch", SECS, || link(lab.a())["last_batch_sent"].as_u64().filter(|&t| t >= daily));
+    wait_for("b to receive it whole", SECS, || link(lab.b())["last_batch_received"].as_u64().filter(|&t| t >= daily));
 }
 
 #[test]

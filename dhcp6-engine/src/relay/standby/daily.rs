@@ -1,5 +1,5 @@
-//! The daily batch (seed 001's remote backup service, "batch backup daily"): a backup
-//! service configured with `daily_batch = "03:30"` sends its peer a batch of every entry once
+//! The daily batch (the remote backup service's "batch backup daily"): a backup service
+//! configured with `daily_batch = "03:30"` (or `"03:30:15"`) sends its peer a batch of every entry once
 //! a day at that time (UTC), whatever went between. Whether one is due is decided here, from
 //! the time of the last batch sent and the time now, so that it is tested without a clock.
 
@@ -7,7 +7,7 @@ use std::fmt;
 
 const DAY: u64 = 86_400;
 
-/// A time of day, UTC, to the minute.
+/// A time of day, UTC, to the second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DailyTime {
     /// Seconds since midnight UTC.
@@ -17,39 +17,56 @@ pub struct DailyTime {
 /// Why a daily time could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DailyTimeError {
-    #[error("{0:?} is not a time of day as HH:MM (UTC, 00:00 to 23:59)")]
+    #[error("{0:?} is not a time of day as HH:MM or HH:MM:SS (UTC, 00:00 to 23:59:59)")]
     Format(String),
     #[error("{0:?}: the hour must be from 00 to 23")]
     Hour(String),
     #[error("{0:?}: the minute must be from 00 to 59")]
     Minute(String),
+    #[error("{0:?}: the second must be from 00 to 59")]
+    Second(String),
 }
 
 impl DailyTime {
     /// `hour:minute`, None past 23:59.
     pub fn new(hour: u8, minute: u8) -> Option<DailyTime> {
-        (hour < 24 && minute < 60).then(|| DailyTime { seconds: u32::from(hour) * 3600 + u32::from(minute) * 60 })
+        DailyTime::with_seconds(hour, minute, 0)
     }
 
-    /// Reads `HH:MM` (two digits each).
+    /// `hour:minute:second`, None past 23:59:59.
+    pub fn with_seconds(hour: u8, minute: u8, second: u8) -> Option<DailyTime> {
+        (hour < 24 && minute < 60 && second < 60)
+            .then(|| DailyTime { seconds: u32::from(hour) * 3600 + u32::from(minute) * 60 + u32::from(second) })
+    }
+
+    /// Reads `HH:MM` or `HH:MM:SS` (two digits each).
     ///
     /// ```
     /// use dhcp6_engine::relay::standby::daily::DailyTime;
     /// assert_eq!(DailyTime::parse("03:30"), Ok(DailyTime::new(3, 30).unwrap()));
+    /// assert_eq!(DailyTime::parse("03:30:15"), Ok(DailyTime::with_seconds(3, 30, 15).unwrap()));
     /// assert!(DailyTime::parse("3:30").is_err());
     /// ```
     pub fn parse(text: &str) -> Result<DailyTime, DailyTimeError> {
         let format = || DailyTimeError::Format(text.to_string());
-        let (hour, minute) = text.split_once(':').ok_or_else(format)?;
-        let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
-        if !two_digits(hour) || !two_digits(minute) {
+        let parts: Vec<&str> = text.split(':').collect();
+        if !(2..=3).contains(&parts.len()) {
             return Err(format());
         }
-        let (hour, minute): (u8, u8) = (hour.parse().map_err(|_| format())?, minute.parse().map_err(|_| format())?);
+        let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+        if !parts.iter().all(|p| two_digits(p)) {
+            return Err(format());
+        }
+        // Two ASCII digits always make a u8.
+        let number = |i: usize| parts.get(i).map_or(Ok(0), |p| p.parse::<u8>().map_err(|_| format()));
+        let (hour, minute, second) = (number(0)?, number(1)?, number(2)?);
         if hour > 23 {
             return Err(DailyTimeError::Hour(text.to_string()));
         }
-        DailyTime::new(hour, minute).ok_or_else(|| DailyTimeError::Minute(text.to_string()))
+        if minute > 59 {
+            return Err(DailyTimeError::Minute(text.to_string()));
+        }
+        DailyTime::with_seconds(hour, minute, second).ok_or_else(|| DailyTimeError::Second(text.to_string()))
     }
 
     /// The last instant at this time of day at or before `now` (Unix seconds).
@@ -73,7 +90,11 @@ impl DailyTime {
 
 impl fmt::Display for DailyTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:02}:{:02}", self.seconds / 3600, self.seconds % 3600 / 60)
+        write!(f, "{:02}:{:02}", self.seconds / 3600, self.seconds % 3600 / 60)?;
+        match self.seconds % 60 {
+            0 => Ok(()),
+            s => write!(f, ":{s:02}"),
+        }
     }
 }
 
@@ -89,14 +110,19 @@ mod tests {
     }
 
     #[test]
-    fn parses_hh_mm_and_says_what_is_wrong() {
+    fn parses_hh_mm_and_hh_mm_ss_and_says_what_is_wrong() {
         assert_eq!(DailyTime::parse("00:00"), Ok(DailyTime { seconds: 0 }));
         assert_eq!(DailyTime::parse("23:59").map(|t| t.to_string()), Ok("23:59".to_string()));
-        for bad in ["", "0330", "3:30", "03:3", "03:30:00", "ab:cd", "+3:30", "03:-1", " 03:30"] {
+        assert_eq!(DailyTime::parse("03:30:00").map(|t| t.to_string()), Ok("03:30".to_string()));
+        assert_eq!(DailyTime::parse("23:59:59"), Ok(DailyTime { seconds: 86_399 }));
+        assert_eq!(DailyTime::parse("01:02:03").map(|t| t.to_string()), Ok("01:02:03".to_string()));
+        for bad in ["", "0330", "3:30", "03:3", "03:30:0", "03:30:00:00", "ab:cd", "+3:30", "03:-1", " 03:30", "03:30:"]
+        {
             assert_eq!(DailyTime::parse(bad), Err(DailyTimeError::Format(bad.into())), "{bad:?}");
         }
         assert_eq!(DailyTime::parse("24:00"), Err(DailyTimeError::Hour("24:00".into())));
         assert_eq!(DailyTime::parse("03:60"), Err(DailyTimeError::Minute("03:60".into())));
+        assert_eq!(DailyTime::parse("03:59:60"), Err(DailyTimeError::Second("03:59:60".into())));
     }
 
     #[test]

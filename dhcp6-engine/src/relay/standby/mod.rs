@@ -195,6 +195,9 @@ pub struct ServiceStatus {
     pub refused_connections: u64,
     /// Unix seconds of the last batch sent, and received whole.
     pub last_batch_sent: Option<u64>,
+    /// The configured daily batch time (UTC), as written (`03:30`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_batch: Option<String>,
     pub last_batch_received: Option<u64>,
     /// Milliseconds between the peer sending its last change and this relay taking it.
     pub lag_ms: Option<u64>,
@@ -272,6 +275,7 @@ impl Standby {
                 source: Some(s.source),
                 port: s.port,
                 since: now,
+                daily_batch: s.daily_batch.map(|d| d.to_string()),
                 ..ServiceStatus::default()
             })
             .collect();
