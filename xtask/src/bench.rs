@@ -934,8 +934,14 @@ pub fn relayed(dhcp6d: &Path) -> Result<()> {
     let stats_were = std::fs::read_to_string(stats).unwrap_or_default();
     let _ = std::fs::write(stats, "1");
     let xdp = relayed_sweep("dhcp6d relay (XDP)", &Relay::Dhcp6d { xdp: true, standby: false }, dhcp6d, &own);
+    // The same relay as master of a hot standby pair, backing every entry up as it goes.
+    let hot = relayed_sweep("XDP relay, hot backup", &Relay::Dhcp6d { xdp: true, standby: true }, dhcp6d, &own);
     let _ = std::fs::write(stats, stats_were.trim());
     let xdp = xdp?;
+    match hot {
+        Ok(hot) => standby::compare_rates(&xdp, &hot),
+        Err(e) => println!("  the sweep with hot backup failed: {e:#}"),
+    }
     let ours = relayed_sweep("dhcp6d relay --no-xdp", &Relay::Dhcp6d { xdp: false, standby: false }, dhcp6d, &own)?;
     let dhcrelay =
         if crate::shell::output(std::process::Command::new("sh").args(["-c", "command -v dhcrelay"])).is_some() {
