@@ -36,6 +36,9 @@ pub struct Handover {
     pub msg_type: u32,
     /// The verdict counted if the job does not take the frame (the AF_XDP hand-over's).
     pub verdict: u32,
+    /// Nonzero: the frame is traced ([`crate::trace`]); the job reports what it does with it
+    /// even once the frame no longer shows the client's MAC (a Relay-Forward).
+    pub traced: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<Handover>() == 16);
+const _: () = assert!(core::mem::size_of::<Handover>() == 20);

@@ -9,6 +9,7 @@ pub mod counters;
 pub mod jobs;
 pub mod relay;
 pub mod renewal;
+pub mod trace;
 pub use wire::MessageType;
 pub mod wire;
 pub mod xsk;
@@ -64,6 +65,13 @@ pub mod maps {
     /// Per-CPU array of one [`crate::jobs::Handover`]: what the entry program found, for the
     /// job program it tail-calls.
     pub const HANDOVER: &str = "HANDOVER";
+    /// Array of one [`crate::trace::TraceConfig`]: whether anyone traces, and whom. Not
+    /// pinned, as the trace maps below: a trace ends with the dhcp6d that ran it.
+    pub const TRACE_CONFIG: &str = "TRACE_CONFIG";
+    /// Hash map [`crate::trace::TraceMac`] -> `u32` (unused): the MACs traced.
+    pub const TRACE_MACS: &str = "TRACE_MACS";
+    /// Ring buffer of [`crate::trace::TraceReport`].
+    pub const TRACE_RING: &str = "TRACE_RING";
     /// Every map dhcp6d pins, so that a restart finds them. (The relay's maps are rewritten
     /// whole at each start, and its counters read as deltas: they are not pinned, but the
     /// client MACs and the reports are, so that no Reply carried across a restart is lost.
@@ -86,4 +94,4 @@ pub const XDP_PROGRAM: &str = "dhcp6_xdp";
 pub const PIN_DIR: &str = "/sys/fs/bpf/dhcp6";
 /// The layout version, a folder under the pin directory: aya reuses a pinned map as found
 /// without checking its key and value sizes, so a change of layout must change this.
-pub const PIN_LAYOUT: &str = "v6";
+pub const PIN_LAYOUT: &str = "v7";

@@ -6,15 +6,16 @@ use dhcp6_common::{
     counters::Verdict,
     jobs::{self, Handover},
     relay::{AccessKey, Vlans},
+    trace::TRACE_SHED,
     wire::{frame::*, CLIENT_PORT, SERVER_PORT},
     MessageType,
 };
 
-use crate::{count, job::hand_over, read_u16, read_u8, relay, shed};
+use crate::{count, job::hand_over, read_u16, read_u8, relay, shed, trace};
 
 #[xdp]
 pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
-    let frame = match classify(&ctx) {
+    let mut frame = match classify(&ctx) {
         Ok(frame) => frame,
         Err(verdict) => {
             count(verdict as u32);
@@ -23,8 +24,10 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
     };
     let msg_type = frame.handover.msg_type as u8;
     crate::bump(&crate::MSG_TYPE_COUNTS, u32::from(msg_type));
+    let traced = trace::wanted(&ctx);
+    frame.handover.traced = u32::from(traced);
     if frame.dst_port != SERVER_PORT {
-        count(Verdict::Dhcp6Passed as u32);
+        passed(&ctx, Verdict::Dhcp6Passed, traced);
         return xdp_action::XDP_PASS;
     }
     // A Relay-Reply is known by its source, a server of ours, whichever interface it comes in
@@ -35,18 +38,26 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
     let ifindex = ctx.ingress_ifindex() as u32;
     if relay::may_be_access(ifindex) && relay::link(&AccessKey { ifindex, vlans: frame.handover.vlans }).is_some() {
         if !relay::takes_up(msg_type) {
-            count(Verdict::RelayUnfit as u32);
+            passed(&ctx, Verdict::RelayUnfit, traced);
             return xdp_action::XDP_PASS;
         }
         return hand_over(&ctx, jobs::RELAY_FORWARD, frame.handover);
     }
     if msg_type == MessageType::Solicit as u8 && shed::shed() {
+        trace::report(&ctx, TRACE_SHED, TRACE_SHED, traced);
         return xdp_action::XDP_DROP;
     }
     if msg_type == MessageType::Renew as u8 || msg_type == MessageType::Rebind as u8 {
         return hand_over(&ctx, jobs::RENEW, frame.handover);
     }
     hand_over(&ctx, jobs::TO_XSK, frame.handover)
+}
+
+/// Counts a DHCPv6 frame passed with `verdict`, and reports it if it is traced.
+#[inline(always)]
+fn passed(ctx: &XdpContext, verdict: Verdict, traced: bool) {
+    count(verdict as u32);
+    trace::report(ctx, verdict as u32, verdict as u32, traced);
 }
 
 /// A DHCPv6 frame: what the jobs are handed, and which port it is for.
@@ -94,6 +105,7 @@ fn classify(ctx: &XdpContext) -> Result<Classified, Verdict> {
         msg_type: u32::from(msg_type),
         // What the AF_XDP hand-over counts if it does not take the frame.
         verdict: Verdict::Dhcp6Passed as u32,
+        traced: 0,
     };
     Ok(Classified { handover, dst_port })
 }

@@ -33,6 +33,7 @@ pub fn hand_over(ctx: &XdpContext, job: u32, handover: Handover) -> u32 {
         unsafe { JOBS.tail_call(ctx, job) };
     }
     crate::count(handover.verdict);
+    crate::trace::report(ctx, handover.verdict, handover.verdict, handover.traced != 0);
     xdp_action::XDP_PASS
 }
 

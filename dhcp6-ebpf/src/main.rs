@@ -23,6 +23,7 @@ mod job;
 mod relay;
 mod renew;
 mod shed;
+mod trace;
 mod xsk;
 
 use aya_ebpf::{btf_maps::PerCpuArray, macros::btf_map, programs::XdpContext};

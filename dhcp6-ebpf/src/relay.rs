@@ -334,38 +334,41 @@ fn report(ctx: &XdpContext, s: &Scratch, kind: u32, at: usize, len: usize) -> Re
 /// The job up: relays a client's message on an access interface as a Relay-Forward.
 #[xdp]
 pub fn dhcp6_relay_forward(ctx: XdpContext) -> u32 {
-    let Some((handover, frame)) = crate::job::taken() else { return relayed(Err(Verdict::RelayUnfit), Verdict::RelayUnfit) };
+    let Some((handover, frame)) = crate::job::taken() else {
+        return relayed(&ctx, Err(Verdict::RelayUnfit), Verdict::RelayUnfit, false);
+    };
+    let traced = handover.traced != 0;
     let key = AccessKey { ifindex: ctx.ingress_ifindex() as u32, vlans: handover.vlans };
     // The entry program found the link; one removed since is no longer relayed on.
-    let Some(link) = link(&key) else { return relayed(Err(Verdict::RelayUnfit), Verdict::RelayUnfit) };
-    relayed(forward(&ctx, &frame, link, handover.msg_type as u8), Verdict::RelayForwarded)
+    let Some(link) = link(&key) else { return relayed(&ctx, Err(Verdict::RelayUnfit), Verdict::RelayUnfit, traced) };
+    relayed(&ctx, forward(&ctx, &frame, link, handover.msg_type as u8), Verdict::RelayForwarded, traced)
 }
 
 /// The job down: takes a Relay-Reply from a server of ours down to its client.
 #[xdp]
 pub fn dhcp6_relay_reply(ctx: XdpContext) -> u32 {
-    let Some((_, frame)) = crate::job::taken() else { return relayed(Err(Verdict::RelayUnfit), Verdict::RelayUnfit) };
-    relayed(unwrap(&ctx, &frame), Verdict::RelayReplied)
+    let Some((handover, frame)) = crate::job::taken() else {
+        return relayed(&ctx, Err(Verdict::RelayUnfit), Verdict::RelayUnfit, false);
+    };
+    let result = unwrap(&ctx, &frame);
+    // The client's MAC shows once the reply is unwrapped: whether it is traced is asked again.
+    let traced = handover.traced != 0 || crate::trace::wanted(&ctx);
+    relayed(&ctx, result, Verdict::RelayReplied, traced)
 }
 
-/// Counts what relaying did and returns the XDP action: `done` and the redirect; a frame
-/// changed past giving back, dropped; anything else passed, with its verdict.
+/// Counts what relaying did (and reports it, if the frame is traced) and returns the XDP
+/// action: `done` and the redirect; a frame changed past giving back, dropped; anything else
+/// passed, with its verdict.
 #[inline(always)]
-fn relayed(result: Result<u32, Verdict>, done: Verdict) -> u32 {
-    match result {
-        Ok(action) => {
-            crate::count(done as u32);
-            action
-        }
-        Err(Verdict::NoRoom) => {
-            crate::count(Verdict::NoRoom as u32);
-            xdp_action::XDP_DROP
-        }
-        Err(verdict) => {
-            crate::count(verdict as u32);
-            xdp_action::XDP_PASS
-        }
-    }
+fn relayed(ctx: &XdpContext, result: Result<u32, Verdict>, done: Verdict, traced: bool) -> u32 {
+    let (verdict, action) = match result {
+        Ok(action) => (done, action),
+        Err(Verdict::NoRoom) => (Verdict::NoRoom, xdp_action::XDP_DROP),
+        Err(verdict) => (verdict, xdp_action::XDP_PASS),
+    };
+    crate::count(verdict as u32);
+    crate::trace::report(ctx, verdict as u32, verdict as u32, traced);
+    action
 }
 
 /// Relays a client's message up as a Relay-Forward; returns the XDP action (a redirect).

@@ -22,6 +22,7 @@ use aya_ebpf::{
 use dhcp6_common::{
     counters::Verdict,
     jobs,
+    trace::TRACE_FAST_PATH,
     renewal::{
         checksum, LeaseEntry, LeaseKey, LinkEntry, ENTRY_RENEW_ONLY, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, KEY_DUID_MAX,
         LEASE_MAP_ENTRIES,
@@ -518,9 +519,11 @@ pub fn dhcp6_renew(ctx: XdpContext) -> u32 {
         crate::count(Verdict::Dhcp6Passed as u32);
         return xdp_action::XDP_PASS;
     };
+    crate::trace::report(&ctx, TRACE_FAST_PATH, TRACE_FAST_PATH, handover.traced != 0);
     match answer(&ctx, &frame, handover.msg_type as u8) {
         Ok(()) => {
             crate::count(Verdict::Replied as u32);
+            crate::trace::report(&ctx, Verdict::Replied as u32, Verdict::Replied as u32, handover.traced != 0);
             xdp_action::XDP_TX
         }
         Err(verdict) => {

@@ -29,11 +29,14 @@ pub fn dhcp6_to_xsk(ctx: XdpContext) -> u32 {
         count(Verdict::Dhcp6Passed as u32);
         return xdp_action::XDP_PASS;
     };
+    let traced = handover.traced != 0;
     if to_af_xdp(&ctx, &frame) {
         count(Verdict::ToAfXdp as u32);
+        crate::trace::report(&ctx, Verdict::ToAfXdp as u32, handover.verdict, traced);
         return xdp_action::XDP_REDIRECT;
     }
     count(handover.verdict);
+    crate::trace::report(&ctx, handover.verdict, handover.verdict, traced);
     xdp_action::XDP_PASS
 }
 

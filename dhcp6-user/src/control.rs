@@ -198,3 +198,30 @@ pub async fn ask(socket: &Path, request: Request) -> Result<Value, ControlError>
     }
     Ok(value)
 }
+
+/// Runs a trace with `filter` (`dhcp6d trace`): hands each event to `each` until it returns
+/// false, the daemon stops, or the connection breaks.
+pub async fn trace(
+    socket: &Path,
+    filter: &crate::trace::TraceFilter,
+    mut each: impl FnMut(crate::trace::TraceEvent) -> bool,
+) -> Result<(), ControlError> {
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|source| ControlError::Connect { path: socket.display().to_string(), source })?;
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_string(&serde_json::json!({ "trace": filter }))?;
+    line.push('\n');
+    write.write_all(line.as_bytes()).await?;
+    let mut lines = BufReader::new(read).lines();
+    while let Some(line) = lines.next_line().await? {
+        let value: Value = serde_json::from_str(&line)?;
+        if let Some(e) = value.get("error").and_then(Value::as_str) {
+            return Err(ControlError::Refused(e.to_string()));
+        }
+        if !each(serde_json::from_value(value)?) {
+            break;
+        }
+    }
+    Ok(())
+}

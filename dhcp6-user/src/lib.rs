@@ -21,6 +21,7 @@ pub mod netlink;
 pub mod show;
 pub mod store;
 pub mod tls;
+pub mod trace;
 pub mod xdp;
 pub mod xdp_bench;
 

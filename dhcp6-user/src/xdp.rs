@@ -20,6 +20,7 @@ use dhcp6_common::{
     jobs, maps,
     relay::{AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayServer},
     renewal::{LeaseEntry, LeaseKey, LinkEntry, LEASE_MAP_ENTRIES},
+    trace::{TraceConfig, TraceMac},
     MessageType, PIN_LAYOUT, XDP_PROGRAM,
 };
 use dhcp6_engine::{counters::Counts, renewal::Clock};
@@ -149,6 +150,13 @@ pub struct RelayMaps {
     pub reports: RingBuf<MapData>,
     /// The clients' MACs XDP learnt (an LRU hash; XDP writes it, userspace only reads it).
     pub client_macs: HashMap<MapData, ClientMacKey, [u8; 8]>,
+}
+
+/// The live trace's maps ([`dhcp6_common::trace`]), taken out of the program for the daemon.
+pub struct TraceMaps {
+    pub config: Array<MapData, TraceConfig>,
+    pub macs: HashMap<MapData, TraceMac, u32>,
+    pub ring: RingBuf<MapData>,
 }
 
 /// What one program test run gave.
@@ -377,6 +385,27 @@ impl XdpProgram {
             reports: take(e, maps::RELAY_REPORTS)?,
             client_macs: take(e, maps::RELAY_CLIENT_MACS)?,
         })
+    }
+
+    /// Takes the live trace's maps out of the program; tracing starts off.
+    pub fn take_trace(&mut self) -> Result<TraceMaps, XdpError> {
+        fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+            ebpf: &mut Ebpf,
+            name: &'static str,
+        ) -> Result<T, XdpError> {
+            let map = ebpf.take_map(name).ok_or(XdpError::Missing(name))?;
+            T::try_from(map).map_err(|source| XdpError::Map { name, source })
+        }
+        let e = &mut self.ebpf;
+        let mut maps = TraceMaps {
+            config: take(e, maps::TRACE_CONFIG)?,
+            macs: take(e, maps::TRACE_MACS)?,
+            ring: take(e, maps::TRACE_RING)?,
+        };
+        maps.config
+            .set(0, TraceConfig::default(), 0)
+            .map_err(|source| XdpError::Map { name: maps::TRACE_CONFIG, source })?;
+        Ok(maps)
     }
 
     /// Attaches to `interface` in `mode` (native, `XdpMode::Driver`, on real NICs and veth).

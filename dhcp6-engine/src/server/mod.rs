@@ -63,6 +63,8 @@ pub struct Outbound {
 pub struct Outcome {
     pub reply: Option<Outbound>,
     pub changes: Vec<LeaseChange>,
+    /// Why there is no reply, when the message was dropped (counted in the statistics).
+    pub dropped: Option<DropReason>,
 }
 
 /// Addresses and prefixes per state in one pool, for `dhcp6d show pools`.
@@ -745,7 +747,7 @@ impl Server {
 
     fn drop(&mut self, reason: DropReason) -> Outcome {
         self.stats.count_drop(reason);
-        Outcome::default()
+        Outcome { dropped: Some(reason), ..Outcome::default() }
     }
 
     /// The subnet whose pools (or prefix) hold `resource`.
@@ -1084,7 +1086,7 @@ impl Server {
         let port = if relays.is_empty() { dhcp6_codec::CLIENT_PORT } else { dhcp6_codec::SERVER_PORT };
         let source = inbound.source;
         let destination = SocketAddrV6::new(*source.ip(), port, 0, source.scope_id());
-        Outcome { reply: Some(Outbound { payload, destination }), changes }
+        Outcome { reply: Some(Outbound { payload, destination }), changes, dropped: None }
     }
 }
 

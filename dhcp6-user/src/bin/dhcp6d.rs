@@ -19,6 +19,7 @@ use dhcp6_user::{
     control::{self, Request},
     daemon::{self, RunOptions},
     json, server, show, store,
+    trace::{TraceFilter, TracedClient},
     xdp::XdpProgram,
 };
 
@@ -96,6 +97,24 @@ enum Command {
         #[arg(long, global = true)]
         socket: Option<PathBuf>,
         #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Follow the messages the running server sees and sends, decoded, with what happened to
+    /// each (answered or relayed in XDP, passed up and why, answered, dropped and why), until
+    /// interrupted.
+    Trace {
+        /// Only messages on this interface.
+        #[arg(long)]
+        interface: Option<String>,
+        /// Only this client's messages: its DUID (hex) or its MAC (six bytes of hex).
+        #[arg(long, value_name = "DUID|MAC")]
+        client: Option<String>,
+        /// A JSON document per line instead of text.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        #[arg(long, short)]
         config: Option<PathBuf>,
     },
     /// Print every DHCPv6 message in a pcap capture, nested relays and options included.
@@ -325,6 +344,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Decode { file, json, extract } => decode(&file, json, extract.as_deref()),
+        Command::Trace { interface, client, json, socket, config } => {
+            let client = client.map(|c| TracedClient::parse(&c)).transpose()?;
+            let socket = control_socket(socket, config)?;
+            let filter = TraceFilter { interface, client };
+            runtime()?.block_on(control::trace(&socket, &filter, |event| {
+                let line = match json {
+                    true => serde_json::to_string(&event).unwrap_or_default(),
+                    false => event.to_string(),
+                };
+                // A closed pipe (`| head`) ends the trace.
+                writeln!(io::stdout(), "{line}").is_ok()
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Xdp { command: XdpCommand::Bench { repeat, plain } } => {
             let (timing, measured) =
                 dhcp6_user::xdp_bench::measure(repeat, !plain).context("timing the XDP fast path (needs root)")?;

@@ -1,5 +1,6 @@
 //! The control socket: newline-delimited JSON requests from `dhcp6d show` and `dhcp6d clear`,
-//! answered from the engines' state with the typed answers of [`crate::control`].
+//! answered from the engines' state with the typed answers of [`crate::control`]; and
+//! `dhcp6d trace`, answered with a line per event for as long as it runs.
 
 use std::{
     os::unix::fs::PermissionsExt,
@@ -10,15 +11,19 @@ use std::{
 use anyhow::{Context, Result};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
-    net::{UnixListener, UnixStream},
+    net::{
+        unix::{OwnedReadHalf, OwnedWriteHalf},
+        UnixListener, UnixStream,
+    },
     sync::{mpsc, oneshot},
 };
 
-use super::{input::Input, reader, relaying::Relaying, sender::SentCounts};
+use super::{input::Input, live_trace::TRACE_QUEUE, reader, relaying::Relaying, sender::SentCounts};
 use crate::{
     control::{Answer, Binding, Cleared, RelayServers, RelayUser, Request, StatisticsAnswer, XdpTxOff},
     json::hex,
     server::{DropReason, LeaseChange, Server},
+    trace::TraceFilter,
     xdp::{ShedSwitch, XdpProgram},
 };
 
@@ -63,9 +68,15 @@ pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Input>) {
 
 async fn connection(stream: UnixStream, allowed: bool, tx: mpsc::Sender<Input>) {
     let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
     let mut line = String::new();
-    if BufReader::new(read).read_line(&mut line).await.is_err() {
+    if read.read_line(&mut line).await.is_err() {
         return;
+    }
+    if allowed {
+        if let Ok(TraceRequest::Trace(filter)) = serde_json::from_str::<TraceRequest>(&line) {
+            return trace(read, write, filter, tx).await;
+        }
     }
     let answer = if !allowed {
         Answer::error("permission denied: the control socket is for root")
@@ -85,6 +96,49 @@ async fn connection(stream: UnixStream, allowed: bool, tx: mpsc::Sender<Input>) 
     let Ok(mut text) = serde_json::to_string(&answer) else { return };
     text.push('\n');
     let _ = write.write_all(text.as_bytes()).await;
+}
+
+/// A streaming request: `{"trace":{...}}` (`dhcp6d trace`), answered by a line per event
+/// until the client goes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TraceRequest {
+    Trace(TraceFilter),
+}
+
+/// Streams the events of a trace with `filter`, one JSON line each, until the client closes
+/// its end (or the daemon stops). A client that reads too slowly loses events, not the engine
+/// its pace.
+async fn trace(
+    mut read: BufReader<OwnedReadHalf>,
+    mut write: OwnedWriteHalf,
+    filter: TraceFilter,
+    tx: mpsc::Sender<Input>,
+) {
+    let (events, mut rx) = mpsc::channel(TRACE_QUEUE);
+    if tx.send(Input::Trace { filter, events }).await.is_err() {
+        return;
+    }
+    let mut ignored = Vec::new();
+    loop {
+        tokio::select! {
+            event = rx.recv() => {
+                let Some(event) = event else { return };
+                let Ok(mut text) = serde_json::to_string(&event) else { continue };
+                text.push('\n');
+                if write.write_all(text.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            // The client sends nothing more: a read returns when it closes.
+            n = read.read_until(b'\n', &mut ignored) => {
+                if matches!(n, Ok(0) | Err(_)) {
+                    return;
+                }
+                ignored.clear();
+            }
+        }
+    }
 }
 
 /// The answer to a control request, and the lease changes it made.

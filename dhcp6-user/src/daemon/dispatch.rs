@@ -13,9 +13,10 @@ use crate::{
 };
 
 use super::{
-    committer::Batch, failover_link, input::now, input::Input, relaying::Relaying, sender::Outgoing, serve::Serve,
-    socket, socket::Role,
+    committer::Batch, failover_link, input::now, input::Input, live_trace::Tracing, relaying::Relaying,
+    sender::Outgoing, serve::Serve, socket, socket::Role,
 };
+use crate::trace::{daemon_event, Direction};
 
 /// What a batch of inputs gave.
 pub struct Handled {
@@ -38,8 +39,19 @@ pub fn handle_batch(
     mut relaying: Option<&mut Relaying>,
     inputs: impl Iterator<Item = Input>,
     xdp: Option<&XdpProgram>,
+    tracing: &mut Tracing,
 ) -> Handled {
     let now = now();
+    // Traces cost nothing while nobody traces: no event is built.
+    let traced = tracing.on();
+    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let mut events = Vec::new();
+    let mut subscribed = Vec::new();
+    let mut trace = |interface: Option<&str>, mac: Option<[u8; 6]>, direction, what: String, payload: &[u8]| {
+        if traced {
+            events.push(daemon_event(time, interface.map(str::to_string), mac, direction, what, payload));
+        }
+    };
     let mut handled = Handled {
         relayed: Vec::new(),
         frames: Vec::new(),
@@ -52,23 +64,40 @@ pub fn handle_batch(
             Input::Datagram { listener, from, to, payload, peer } => {
                 let Some(l) = serve.listeners.get(listener) else { continue };
                 let role = l.role;
+                let mac = peer.as_ref().map(|p| p.mac);
                 let is_relay_reply = payload.first() == Some(&(MessageType::RelayRepl as u8));
                 // The relay takes what comes on its access interfaces, and Relay-Replies.
                 if let Some(r) = relaying.as_deref_mut() {
                     let taken = match role {
                         Role::RelayAccess(access) if !r.relays(access) => {
                             r.left_to_master();
+                            trace(
+                                l.interface.as_deref(),
+                                mac,
+                                Direction::In,
+                                "left to the standby master".into(),
+                                &payload,
+                            );
                             continue;
                         }
                         Role::RelayAccess(access) => {
                             // One Relay-Forward, or one per server of a group that sends to all.
-                            for out in r.relay.from_client(access, &payload, from, None, now) {
+                            let outs = r.relay.from_client(access, &payload, from, None, now);
+                            let what = relayed_up(outs.len());
+                            trace(l.interface.as_deref(), mac, Direction::In, what, &payload);
+                            for out in outs {
                                 r.route(out, &mut handled.relayed, &mut handled.frames);
                             }
                             true
                         }
                         Role::Unicast if is_relay_reply => {
-                            if let Some(out) = r.relay.from_server(&payload, from, now) {
+                            let out = r.relay.from_server(&payload, from, now);
+                            let what = match out {
+                                Some(_) => "relayed down to the client by dhcp6d",
+                                None => "not relayed down: dropped by the relay (see show relay servers)",
+                            };
+                            trace(l.interface.as_deref(), None, Direction::In, what.into(), &payload);
+                            if let Some(out) = out {
                                 r.route(out, &mut handled.relayed, &mut handled.frames);
                             }
                             true
@@ -87,6 +116,21 @@ pub fn handle_batch(
                 };
                 let interface = l.interface.as_deref().or(by_scope.as_deref());
                 let outcome = serve.server.handle(&Inbound { payload: &payload, source: from, interface, now });
+                if traced {
+                    let what = match (&outcome.reply, outcome.dropped) {
+                        (Some(_), _) => "answered by dhcp6d".to_string(),
+                        (None, Some(reason)) => format!("dropped by dhcp6d: {}", reason.name()),
+                        (None, None) => "taken by dhcp6d, no answer due".to_string(),
+                    };
+                    trace(interface, mac, Direction::In, what, &payload);
+                    if let Some(reply) = &outcome.reply {
+                        let what = match outcome.changes.is_empty() {
+                            true => "sent by dhcp6d",
+                            false => "sent by dhcp6d once its leases are on disk",
+                        };
+                        trace(interface, mac, Direction::Out, what.into(), &reply.payload);
+                    }
+                }
                 handled.batch.changes.extend(outcome.changes);
                 if let Some(reply) = outcome.reply {
                     // Answers to unicast leave from the address they came to.
@@ -102,11 +146,21 @@ pub fn handle_batch(
             }
             Input::Frame { access, from, mac, payload } => {
                 if let Some(r) = relaying.as_deref_mut() {
+                    let interface = r.relay.config().interfaces.get(access).map(|i| i.name.clone());
                     if !r.relays(access) {
                         r.left_to_master();
+                        trace(
+                            interface.as_deref(),
+                            Some(mac),
+                            Direction::In,
+                            "left to the standby master".into(),
+                            &payload,
+                        );
                         continue;
                     }
-                    for out in r.relay.from_client(access, &payload, from, Some(mac), now) {
+                    let outs = r.relay.from_client(access, &payload, from, Some(mac), now);
+                    trace(interface.as_deref(), Some(mac), Direction::In, relayed_up(outs.len()), &payload);
+                    for out in outs {
                         r.route(out, &mut handled.relayed, &mut handled.frames);
                     }
                 }
@@ -126,7 +180,23 @@ pub fn handle_batch(
                 handled.batch.answers.push((answer, value));
             }
             Input::Failover(event) => handled.failover.push(event),
+            Input::Trace { filter, events } => subscribed.push((filter, events)),
         }
     }
+    for e in events {
+        tracing.emit(e);
+    }
+    for (filter, events) in subscribed {
+        tracing.subscribe(filter, events);
+    }
     handled
+}
+
+/// What the relay did with a client's message, for the trace.
+fn relayed_up(forwards: usize) -> String {
+    match forwards {
+        0 => "not relayed: dropped by the relay (see show relay servers and show statistics)".into(),
+        1 => "relayed up by dhcp6d".into(),
+        n => format!("relayed up by dhcp6d to {n} servers"),
+    }
 }

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::{dispatch, failover::Partnership, input::now, input::Input, relaying::Relaying, serve::Serve};
+use super::{
+    dispatch, failover::Partnership, input::now, input::Input, live_trace::Tracing, relaying::Relaying, serve::Serve,
+};
 use crate::{
     control::{Answer, Request},
     xdp::XdpProgram,
@@ -16,13 +18,21 @@ pub struct Daemon {
     /// This server's side of a failover pair, when it is one.
     pub failover: Option<Partnership>,
     pub xdp: Option<XdpProgram>,
+    /// The live traces running (`dhcp6d trace`).
+    pub tracing: Tracing,
     pub control_path: PathBuf,
 }
 
 impl Daemon {
     /// Hands a batch of queued inputs to the engines and carries out what they decided.
     pub async fn handle(&mut self, inputs: impl Iterator<Item = Input>) {
-        let handled = dispatch::handle_batch(&mut self.serve, self.relaying.as_mut(), inputs, self.xdp.as_ref());
+        let handled = dispatch::handle_batch(
+            &mut self.serve,
+            self.relaying.as_mut(),
+            inputs,
+            self.xdp.as_ref(),
+            &mut self.tracing,
+        );
         // Relayed datagrams hold no lease of ours: they go at once.
         self.serve.send_now(handled.relayed);
         let changed = match self.failover.is_some() {
@@ -54,6 +64,7 @@ impl Daemon {
 
     /// Once a second.
     pub async fn tick(&mut self) {
+        self.tracing.forget_ended();
         if let Some(r) = self.relaying.as_mut() {
             r.tick(self.xdp.as_mut()).await;
         }

@@ -48,6 +48,11 @@ pub enum Input {
     Failover(failover_link::LinkEvent),
     /// From keepalived's notify FIFO, the kernel's address events or a backup link.
     Standby(StandbyInput),
+    /// A `dhcp6d trace` started: its filter, and where its events go.
+    Trace {
+        filter: crate::trace::TraceFilter,
+        events: tokio::sync::mpsc::Sender<crate::trace::TraceEvent>,
+    },
 }
 
 /// What the standby's tasks hand the engine.

@@ -19,6 +19,7 @@ pub mod identity;
 pub mod input;
 pub mod interface;
 pub mod link_tls;
+pub mod live_trace;
 pub mod packet_socket;
 pub mod reader;
 pub mod relay_frames;
@@ -65,6 +66,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
             }
             Some(done) = daemon.serve.next_done() => daemon.serve.heard_all(done),
             _ = tick.tick() => daemon.tick().await,
+            () = daemon.tracing.xdp_due() => daemon.tracing.take_xdp(),
             () = relaying::reports_due(daemon.relaying.as_mut()) => {
                 if let Some(r) = daemon.relaying.as_mut() {
                     r.take_reports().await;

@@ -13,8 +13,8 @@ use tracing::{info, warn};
 
 use super::{
     committer, control_socket, driver::Daemon, failover::Partnership, identity, input::now, input::Input, input::QUEUE,
-    input::SHED_BACKLOG, reader, relay_xdp, relaying::Relaying, renewal_upkeep::RenewalUpkeep, sender, serve::Serve,
-    socket, socket::Listener, socket::Role, xsk,
+    input::SHED_BACKLOG, live_trace, reader, relay_xdp, relaying::Relaying, renewal_upkeep::RenewalUpkeep, sender,
+    serve::Serve, socket, socket::Listener, socket::Role, xsk,
 };
 use crate::{
     config::Config,
@@ -108,7 +108,7 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     };
 
     let served: Vec<String> = server.config().subnets.iter().filter_map(|s| s.interface.clone()).collect();
-    let (mut xdp, mut renewal, relay_maps, shed) = if let Some(loading) = loading {
+    let (mut xdp, mut renewal, relay_maps, shed, trace_maps) = if let Some(loading) = loading {
         let program = loading
             .context("starting the thread that loads the XDP program")?
             .join()
@@ -122,14 +122,15 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
             Some(_) => Some(program.take_relay().context("opening the XDP relay's maps")?),
             None => None,
         };
-        (Some(program), Some(renewal), relay_maps, Some(shed))
+        let trace_maps = program.take_trace().context("opening the XDP trace's maps")?;
+        (Some(program), Some(renewal), relay_maps, Some(shed), Some(trace_maps))
     } else {
         for i in &interfaces {
             if XdpProgram::unpin_link(&options.bpf_dir, i).unwrap_or(false) {
                 info!(interface = %i, "detached the XDP program an earlier dhcp6d left pinned");
             }
         }
-        (None, None, None, None)
+        (None, None, None, None, None)
     };
     if let Some(r) = renewal.as_mut() {
         // What XDP answered while no dhcp6d ran (the entries' stamps), then the map against
@@ -187,7 +188,8 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     })
     .context("starting the commit thread")?;
     let serve = Serve::new(server, listeners, renewal, committer, sender, dropped, shed);
-    Ok((Daemon { serve, relaying, failover, xdp, control_path: settings.control_socket }, rx))
+    let tracing = live_trace::Tracing::new(trace_maps);
+    Ok((Daemon { serve, relaying, failover, xdp, tracing, control_path: settings.control_socket }, rx))
 }
 
 /// Attaches `program`, loaded with its maps pinned under `dir`, to `interfaces` through
