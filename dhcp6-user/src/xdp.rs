@@ -365,13 +365,6 @@ impl XdpProgram {
 
     /// Takes the relay's maps out of the program.
     pub fn take_relay(&mut self) -> Result<RelayMaps, XdpError> {
-        fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
-            ebpf: &mut Ebpf,
-            name: &'static str,
-        ) -> Result<T, XdpError> {
-            let map = ebpf.take_map(name).ok_or(XdpError::Missing(name))?;
-            T::try_from(map).map_err(|source| XdpError::Map { name, source })
-        }
         let e = &mut self.ebpf;
         Ok(RelayMaps {
             links: take(e, maps::RELAY_LINKS)?,
@@ -389,13 +382,6 @@ impl XdpProgram {
 
     /// Takes the live trace's maps out of the program; tracing starts off.
     pub fn take_trace(&mut self) -> Result<TraceMaps, XdpError> {
-        fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
-            ebpf: &mut Ebpf,
-            name: &'static str,
-        ) -> Result<T, XdpError> {
-            let map = ebpf.take_map(name).ok_or(XdpError::Missing(name))?;
-            T::try_from(map).map_err(|source| XdpError::Map { name, source })
-        }
         let e = &mut self.ebpf;
         let mut maps = TraceMaps {
             config: take(e, maps::TRACE_CONFIG)?,
@@ -691,6 +677,15 @@ pub fn monotonic_ns() -> u64 {
 pub fn clock_now() -> Clock {
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     Clock::at(monotonic_ns(), unix)
+}
+
+/// Takes map `name` out of the program, as its typed map.
+fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<T, XdpError> {
+    let map = ebpf.take_map(name).ok_or(XdpError::Missing(name))?;
+    T::try_from(map).map_err(|source| XdpError::Map { name, source })
 }
 
 #[cfg(test)]
