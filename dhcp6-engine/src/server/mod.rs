@@ -11,6 +11,7 @@ pub mod allocation;
 pub mod config;
 pub mod lease;
 pub mod pool;
+pub mod reconfigure;
 pub mod stats;
 pub mod table;
 
@@ -70,6 +71,12 @@ pub struct Outcome {
 pub struct PoolCounts {
     pub subnet: String,
     pub pool: String,
+    /// What `dhcp6d pool lock` calls it.
+    #[serde(default)]
+    pub name: String,
+    /// Locked: it gives nothing to new clients.
+    #[serde(default)]
+    pub locked: bool,
     pub total: String,
     pub assignable: String,
     pub in_use: u64,
@@ -202,6 +209,8 @@ impl Duties {
 /// A server's side of a failover pair.
 #[derive(Debug)]
 struct Pair {
+    /// Which half of each pool is this server's.
+    half: Half,
     /// Each subnet's pools: this server's half, and the partner's.
     own: Vec<Pools>,
     partner: Vec<Pools>,
@@ -271,17 +280,8 @@ impl Server {
     /// Makes the server one of a failover pair that owns `own` half of each pool, doing what
     /// `duties` allow until told otherwise.
     pub fn pair_up(&mut self, own: Half, duties: Duties) {
-        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
-        for pools in &self.subnets {
-            let (lower, upper) = pools.halves();
-            let (m, t) = match own {
-                Half::Lower => (lower, upper),
-                Half::Upper => (upper, lower),
-            };
-            mine.push(m);
-            theirs.push(t);
-        }
-        self.pair = Some(Pair { own: mine, partner: theirs, duties, failover: None });
+        let (mine, theirs) = split(&self.subnets, own);
+        self.pair = Some(Pair { half: own, own: mine, partner: theirs, duties, failover: None });
     }
 
     /// Makes the server one of a failover pair run by `failover`: its role gives the half it
@@ -716,7 +716,7 @@ impl Server {
                     .filter(|(r, state, subnet)| *subnet == id && *state == st && pool.contains(r))
                     .count() as u64
             };
-            let mut push = |name: String, pool: &Pool, unassignable: u64| {
+            let mut push = |label: String, name: &str, pool: &Pool, unassignable: u64| {
                 let in_use = count(pool, LeaseState::Bound) + count(pool, LeaseState::Offered);
                 let expired = count(pool, LeaseState::Expired);
                 let conflicting = count(pool, LeaseState::Declined);
@@ -724,7 +724,9 @@ impl Server {
                 let taken = u128::from(in_use + expired + conflicting + unassignable);
                 out.push(PoolCounts {
                     subnet: subnet.prefix.to_string(),
-                    pool: name,
+                    pool: label,
+                    name: name.to_string(),
+                    locked: pool.is_locked(),
                     total: total.to_string(),
                     assignable: total.saturating_sub(taken).to_string(),
                     in_use,
@@ -735,9 +737,9 @@ impl Server {
             };
             let excluded =
                 subnet.excluded.iter().filter(|a| state.addresses.contains(&Ipv6Net::from(**a))).count() as u64;
-            push("addresses".into(), &state.addresses, excluded);
+            push("addresses".into(), &subnet.name, &state.addresses, excluded);
             for (pool, conf) in state.prefixes.iter().zip(&subnet.pd_pools) {
-                push(format!("{} as /{}", conf.prefix, conf.delegated_length), pool, 0);
+                push(format!("{} as /{}", conf.prefix, conf.delegated_length), &conf.name, pool, 0);
             }
         }
         out
@@ -892,7 +894,9 @@ impl Server {
         let partners = |r: &Ipv6Net| {
             pair.as_ref().is_some_and(|p| !p.duties.partner_share && p.partner[ctx.subnet].contains(ia.ia_type, r))
         };
-        picked.filter(|r| free(r) && of_subnet(r) && !partners(r)).into_iter().collect()
+        // Nor from a locked pool.
+        let locked = |r: &Ipv6Net| subnets[ctx.subnet].locked(ia.ia_type, r);
+        picked.filter(|r| free(r) && of_subnet(r) && !partners(r) && !locked(r)).into_iter().collect()
     }
 
     fn lease(&self, ctx: &Ctx<'_>, ia: &IaRequest, resource: Ipv6Net, state: LeaseState, expires: u64) -> Lease {
@@ -1149,6 +1153,20 @@ fn ia_option(ia: &IaReply) -> DhcpOption<'static> {
         IaType::Na => DhcpOption::IaNa(IaNa { iaid: ia.iaid, t1: ia.t1, t2: ia.t2, options }),
         IaType::Pd => DhcpOption::IaPd(IaPd { iaid: ia.iaid, t1: ia.t1, t2: ia.t2, options }),
     }
+}
+
+/// Each subnet's pools cut in two: the half `own` names, and the other.
+fn split(subnets: &[Pools], own: Half) -> (Vec<Pools>, Vec<Pools>) {
+    subnets
+        .iter()
+        .map(|pools| {
+            let (lower, upper) = pools.halves();
+            match own {
+                Half::Lower => (lower, upper),
+                Half::Upper => (upper, lower),
+            }
+        })
+        .unzip()
 }
 
 /// Whether `resource` may be given to the client `duid`: not leased, declined, excluded or
