@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::{dispatch, failover::Partnership, input::now, input::Input, relaying::Relaying, serve::Serve};
+use super::{
+    dispatch, failover::Partnership, input::now, input::Input, relaying::Relaying, reload::Reload, serve::Serve,
+};
 use crate::{
     control::{Answer, Request},
     xdp::XdpProgram,
@@ -17,6 +19,8 @@ pub struct Daemon {
     pub failover: Option<Partnership>,
     pub xdp: Option<XdpProgram>,
     pub control_path: PathBuf,
+    /// The configuration file, read again on SIGHUP and `dhcp6d reload`.
+    pub reload: Reload,
 }
 
 impl Daemon {
@@ -49,6 +53,18 @@ impl Daemon {
         }
         if let Some(r) = self.relaying.as_mut() {
             r.after_batch(handled.frames).await;
+        }
+        for answer in handled.reloads {
+            let _ = answer.send(self.reload());
+        }
+    }
+
+    /// Reads the configuration file again and runs from it, or keeps the running one and
+    /// says why (logged either way).
+    pub fn reload(&mut self) -> Answer {
+        match self.reload.reload(&mut self.serve) {
+            Ok(done) => Answer::Reloaded(done),
+            Err(e) => Answer::error(format!("reload refused: {e}")),
         }
     }
 

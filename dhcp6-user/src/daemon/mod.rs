@@ -25,6 +25,7 @@ pub mod relay_frames;
 pub mod relay_users;
 pub mod relay_xdp;
 pub mod relaying;
+pub mod reload;
 pub mod renewal_upkeep;
 pub mod sender;
 pub mod serve;
@@ -48,11 +49,12 @@ use input::BATCH;
 
 pub use start::RunOptions;
 
-/// Runs until SIGINT or SIGTERM.
+/// Runs until SIGINT or SIGTERM; SIGHUP reloads the configuration file.
 pub async fn run(options: RunOptions) -> Result<()> {
     let (mut daemon, mut inputs) = start::start(options).await?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
@@ -72,6 +74,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
+            // Logged, refused or not: there is no one to answer.
+            _ = hangup.recv() => {
+                daemon.reload();
+            }
         }
         if daemon.fatal().is_some() {
             break;
