@@ -1238,7 +1238,11 @@ address = "2001:db8:1::10"
         let twice = format!("{named}\n[[subnet]]\nprefix = \"2001:db8:7::/64\"\nname = \"pd\"\n");
         let e = Config::parse(&twice).unwrap_err();
         assert!(e.message.contains("pool name \"pd\" is used twice"), "{e}");
-        assert_eq!(e.line, twice.lines().collect::<Vec<_>>().iter().rposition(|l| *l == "[[subnet]]").unwrap() + 1, "the second subnet: {e}");
+        assert_eq!(
+            e.line,
+            twice.lines().collect::<Vec<_>>().iter().rposition(|l| *l == "[[subnet]]").unwrap() + 1,
+            "the second subnet: {e}"
+        );
     }
 
     const RELAY: &str = r#"[relay]

@@ -86,9 +86,7 @@ impl Lab {
     fn xdp_prog_id(&self) -> u64 {
         let out = self.server.exec(&["ip", "-j", "link", "show", "dev", self.up.a()]);
         let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        links[0]["xdp"]["prog"]["id"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no XDP program on {}: {links}", self.up.a()))
+        links[0]["xdp"]["prog"]["id"].as_u64().unwrap_or_else(|| panic!("no XDP program on {}: {links}", self.up.a()))
     }
 
     /// The IA_NA status of a Rapid Commit Solicit of client `n`, sent from the second client
@@ -147,7 +145,8 @@ fn reloads_add_a_pool_remove_one_and_refuse_a_bad_file_while_dhclient_renews() {
     assert!(text(&out).contains("subnet 2001:db8:1::/64 changed: ranges, dns_servers"), "{}", text(&out));
     let new_client = lab.bind(1);
     assert!(
-        (0x200..=0x2ff).contains(&new_client.segments()[7]) && new_client.segments()[..7] == [0x2001, 0xdb8, 1, 0, 0, 0, 0],
+        (0x200..=0x2ff).contains(&new_client.segments()[7])
+            && new_client.segments()[..7] == [0x2001, 0xdb8, 1, 0, 0, 0, 0],
         "served from the new pool: {new_client}"
     );
     // dhclient's renewals now carry the new name server, XDP's answers included (their

@@ -31,13 +31,32 @@ pub enum Change {
     SubnetAdded(Ipv6Net),
     SubnetRemoved(Ipv6Net),
     /// A subnet's keys, by name (`ranges`, `lifetimes`, `dns_servers`, ...).
-    SubnetChanged { subnet: Ipv6Net, keys: Vec<&'static str> },
-    PdPoolAdded { subnet: Ipv6Net, pool: Ipv6Net, delegated_length: u8 },
-    PdPoolRemoved { subnet: Ipv6Net, pool: Ipv6Net, delegated_length: u8 },
+    SubnetChanged {
+        subnet: Ipv6Net,
+        keys: Vec<&'static str>,
+    },
+    PdPoolAdded {
+        subnet: Ipv6Net,
+        pool: Ipv6Net,
+        delegated_length: u8,
+    },
+    PdPoolRemoved {
+        subnet: Ipv6Net,
+        pool: Ipv6Net,
+        delegated_length: u8,
+    },
     /// A PD pool's ranges or name.
-    PdPoolChanged { subnet: Ipv6Net, pool: Ipv6Net, delegated_length: u8, keys: Vec<&'static str> },
+    PdPoolChanged {
+        subnet: Ipv6Net,
+        pool: Ipv6Net,
+        delegated_length: u8,
+        keys: Vec<&'static str>,
+    },
     /// A pool (by name) locked or unlocked.
-    Lock { pool: String, locked: bool },
+    Lock {
+        pool: String,
+        locked: bool,
+    },
 }
 
 impl fmt::Display for Change {
@@ -181,8 +200,7 @@ impl Server {
         // Each old subnet's position in the new configuration.
         let moved: Vec<Option<usize>> =
             old.subnets.iter().map(|o| self.config.subnets.iter().position(|n| n.prefix == o.prefix)).collect();
-        let mut allocators: Vec<Option<Box<dyn Allocator>>> =
-            self.config.subnets.iter().map(|_| None).collect();
+        let mut allocators: Vec<Option<Box<dyn Allocator>>> = self.config.subnets.iter().map(|_| None).collect();
         for ((old_subnet, allocator), new) in old.subnets.iter().zip(self.allocators.drain(..)).zip(&moved) {
             if let Some(n) = *new {
                 if self.config.subnets[n].allocation == old_subnet.allocation {
@@ -198,7 +216,8 @@ impl Server {
         self.rebuild_pools(&moved);
         let limited = |c: &ServerConfig| c.subnets.iter().map(|s| s.client_limit.is_some()).collect::<Vec<_>>();
         let unmoved = moved.iter().enumerate().all(|(i, m)| *m == Some(i)) && old.subnets.len() == moved.len();
-        let same_table = unmoved && old.subnets.len() == self.config.subnets.len() && limited(&old) == limited(&self.config);
+        let same_table =
+            unmoved && old.subnets.len() == self.config.subnets.len() && limited(&old) == limited(&self.config);
         let mut done = Reconfigured { changes, ..Default::default() };
         if !same_table {
             // Subnet positions moved (or a client limit came or went): the table is built

@@ -100,9 +100,11 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     differ("the served interfaces (a [[subnet]]'s interface)", served(running) != served(new));
     // A subnet may not move to another interface either: its sockets and XDP link entries
     // are the interface's.
-    let moved = new.server.subnets.iter().any(|n| {
-        running.server.subnets.iter().any(|o| o.prefix == n.prefix && o.interface != n.interface)
-    });
+    let moved = new
+        .server
+        .subnets
+        .iter()
+        .any(|n| running.server.subnets.iter().any(|o| o.prefix == n.prefix && o.interface != n.interface));
     differ("a subnet's interface", moved);
     differ("[relay]", running.relay != new.relay);
     differ("[failover]", running.failover != new.failover);
@@ -132,7 +134,8 @@ ranges = [{ low = "2001:db8:1::100", high = "2001:db8:1::1ff" }]
     #[test]
     fn pools_options_and_relayed_subnets_change_live() {
         assert!(restart("1::1ff\" }]", "1::2ff\" }]\ndns_servers = [\"2001:db8::53\"]\nlocked = true").is_empty());
-        let more = "1::1ff\" }]\n\n[[subnet]]\nprefix = \"2001:db8:2::/64\"\nranges = [{ prefix = \"2001:db8:2::/80\" }]";
+        let more =
+            "1::1ff\" }]\n\n[[subnet]]\nprefix = \"2001:db8:2::/64\"\nranges = [{ prefix = \"2001:db8:2::/80\" }]";
         assert!(restart("1::1ff\" }]", more).is_empty(), "a relayed subnet needs no socket of its own");
     }
 

@@ -3,7 +3,7 @@
 use super::*;
 use crate::server::{
     config::{AddressRange, PdPool},
-    tests::{bind, config, ia_na, ia_pd, ia_status, msg, reply, send, server, server_id, granted, NOW},
+    tests::{bind, config, granted, ia_na, ia_pd, ia_status, msg, reply, send, server, server_id, NOW},
     IaType, LeaseChange, LeaseState,
 };
 use dhcp6_codec::{option::Status, MessageType};
