@@ -59,17 +59,12 @@ impl Pools {
         }
     }
 
-    /// Whether `resource` is in a locked pool: nothing there goes to a new client.
-    pub fn locked(&self, ia_type: IaType, resource: &Ipv6Net) -> bool {
-        match ia_type {
-            IaType::Na => self.addresses.is_locked() && self.addresses.contains(resource),
-            IaType::Pd => self.prefixes.iter().any(|p| p.is_locked() && p.contains(resource)),
-        }
-    }
-
-    /// Whether `resource` may be given from these pools: in one of them, and not a locked one.
+    /// Whether `resource` may be given from these pools: in one of them that is not locked.
     pub fn offers(&self, ia_type: IaType, resource: &Ipv6Net) -> bool {
-        self.contains(ia_type, resource) && !self.locked(ia_type, resource)
+        match ia_type {
+            IaType::Na => !self.addresses.is_locked() && self.addresses.contains(resource),
+            IaType::Pd => self.prefixes.iter().any(|p| !p.is_locked() && p.contains(resource)),
+        }
     }
 
     /// Whether `resource` is one of this subnet's resources of type `ia_type`.

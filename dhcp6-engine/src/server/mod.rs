@@ -894,8 +894,13 @@ impl Server {
         let partners = |r: &Ipv6Net| {
             pair.as_ref().is_some_and(|p| !p.duties.partner_share && p.partner[ctx.subnet].contains(ia.ia_type, r))
         };
-        // Nor from a locked pool.
-        let locked = |r: &Ipv6Net| subnets[ctx.subnet].locked(ia.ia_type, r);
+        // Nor from a locked pool: a locked address pool gives no address at all, whatever the
+        // strategy (interface-identifier addresses lie outside the ranges) and reservations
+        // included; a locked PD pool nothing inside its prefix.
+        let locked = |r: &Ipv6Net| match ia.ia_type {
+            IaType::Na => subnet.locked,
+            IaType::Pd => subnet.pd_pools.iter().any(|p| p.locked && p.prefix.contains(r)),
+        };
         picked.filter(|r| free(r) && of_subnet(r) && !partners(r) && !locked(r)).into_iter().collect()
     }
 

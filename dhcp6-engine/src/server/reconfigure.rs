@@ -215,7 +215,8 @@ impl Server {
             .collect();
         self.rebuild_pools(&moved);
         let limited = |c: &ServerConfig| c.subnets.iter().map(|s| s.client_limit.is_some()).collect::<Vec<_>>();
-        let unmoved = moved.iter().enumerate().all(|(i, m)| *m == Some(i)) && old.subnets.len() == moved.len();
+        // Every subnet where it was, and no new one: each lease's subnet index still holds.
+        let unmoved = moved.iter().enumerate().all(|(i, m)| *m == Some(i));
         let same_table =
             unmoved && old.subnets.len() == self.config.subnets.len() && limited(&old) == limited(&self.config);
         let mut done = Reconfigured { changes, ..Default::default() };

@@ -51,10 +51,12 @@ pub use start::RunOptions;
 
 /// Runs until SIGINT or SIGTERM; SIGHUP reloads the configuration file.
 pub async fn run(options: RunOptions) -> Result<()> {
+    // Taken before start-up, which may take seconds: a SIGHUP meanwhile would otherwise end
+    // the daemon (its default action); it reloads once serving.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let (mut daemon, mut inputs) = start::start(options).await?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {

@@ -160,6 +160,26 @@ fn a_locked_pool_allocates_nothing_and_its_leases_renew() {
 }
 
 #[test]
+fn a_locked_address_pool_gives_no_interface_identifier_address_nor_a_reservation() {
+    let mut c = config();
+    c.subnets[0].allocation = crate::server::config::Allocation::InterfaceIdentifier;
+    c.subnets[0].locked = true;
+    let mut s = Server::new(c, crate::server::tests::SERVER_DUID.to_vec(), vec![]);
+    let out = send(&mut s, &msg(MessageType::Solicit, 2, vec![ia_na(1, &[])]), 2, NOW);
+    assert_eq!(ia_status(&reply(&out)), vec![Status::NO_ADDRS_AVAIL.0], "the address is outside the ranges");
+    s.set_locked("eth1", false).unwrap();
+    assert_eq!(bind(&mut s, 2, vec![ia_na(1, &[])]), vec![("2001:db8:1::ff:fe00:2".into(), 200)]);
+
+    // Client 0x99 has a reservation in the test configuration, outside the ranges.
+    let mut s = server();
+    s.set_locked("eth1", true).unwrap();
+    let out = send(&mut s, &msg(MessageType::Solicit, 0x99, vec![ia_na(1, &[])]), 0x99, NOW);
+    assert_eq!(ia_status(&reply(&out)), vec![Status::NO_ADDRS_AVAIL.0], "nor a reservation");
+    s.set_locked("eth1", false).unwrap();
+    assert_eq!(bind(&mut s, 0x99, vec![ia_na(1, &[])]), vec![("2001:db8:1::99".into(), 200)]);
+}
+
+#[test]
 fn a_failover_pair_locks_both_halves() {
     let mut s = server();
     s.pair_up(crate::server::Half::Lower, crate::server::Duties::ALL);
