@@ -752,16 +752,7 @@ impl Server {
 
     /// The subnet whose pools (or prefix) hold `resource`.
     pub fn subnet_of(&self, resource: &Ipv6Net, ia_type: IaType) -> Option<usize> {
-        self.config.subnets.iter().enumerate().find_map(|(i, s)| {
-            let inside = match ia_type {
-                IaType::Na => s.prefix.contains(&resource.network()),
-                IaType::Pd => {
-                    self.subnets[i].prefixes.iter().any(|p| p.contains(resource))
-                        || s.reservations.iter().any(|r| r.prefix == Some(*resource))
-                }
-            };
-            inside.then_some(i)
-        })
+        subnet_holding(&self.config, &self.subnets, resource, ia_type)
     }
 
     fn put(&mut self, lease: Lease) {
@@ -1158,6 +1149,21 @@ fn ia_option(ia: &IaReply) -> DhcpOption<'static> {
         IaType::Na => DhcpOption::IaNa(IaNa { iaid: ia.iaid, t1: ia.t1, t2: ia.t2, options }),
         IaType::Pd => DhcpOption::IaPd(IaPd { iaid: ia.iaid, t1: ia.t1, t2: ia.t2, options }),
     }
+}
+
+/// The subnet of `config` (with its `pools`) whose prefix, for an address, or pools or
+/// reservations, for a prefix, hold `resource`.
+fn subnet_holding(config: &ServerConfig, pools: &[Pools], resource: &Ipv6Net, ia_type: IaType) -> Option<usize> {
+    config.subnets.iter().enumerate().find_map(|(i, s)| {
+        let inside = match ia_type {
+            IaType::Na => s.prefix.contains(&resource.network()),
+            IaType::Pd => {
+                pools.get(i).is_some_and(|p| p.prefixes.iter().any(|p| p.contains(resource)))
+                    || s.reservations.iter().any(|r| r.prefix == Some(*resource))
+            }
+        };
+        inside.then_some(i)
+    })
 }
 
 /// Each subnet's pools cut in two: the half `own` names, and the other.

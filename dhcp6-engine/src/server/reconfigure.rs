@@ -15,7 +15,7 @@ use ipnet::Ipv6Net;
 use super::{
     allocation::{self, Allocator, Pools},
     config::{PdPool, ServerConfig, Subnet},
-    split, LeaseTable, Server,
+    split, subnet_holding, IaType, Server,
 };
 
 /// The subnet index of a lease no subnet of the configuration holds any more (its subnet was
@@ -221,31 +221,32 @@ impl Server {
             unmoved && old.subnets.len() == self.config.subnets.len() && limited(&old) == limited(&self.config);
         let mut done = Reconfigured { changes, ..Default::default() };
         if !same_table {
-            // Subnet positions moved (or a client limit came or went): the table is built
-            // again with each lease in its subnet's new position.
-            let leases: Vec<_> = self.table.iter().collect();
-            self.table = LeaseTable::new(limited(&self.config));
-            for mut lease in leases {
-                lease.subnet = match moved.get(lease.subnet).copied().flatten() {
-                    Some(n) => n,
-                    None => self.subnet_of(&lease.resource, lease.ia_type).unwrap_or(NO_SUBNET),
-                };
-                self.put(lease);
-            }
+            // Subnet positions moved (or a client limit came or went): each lease goes to its
+            // subnet's new position, or to the new subnet holding it, or to none.
+            let Server { table, config, subnets, .. } = self;
+            table.renumber_subnets(limited(config), |old, resource, ia_type| match moved.get(old).copied().flatten() {
+                Some(n) => n,
+                None => subnet_holding(config, subnets, resource, ia_type).unwrap_or(NO_SUBNET),
+            });
         }
         for (resource, state, subnet) in self.table.briefs() {
             if subnet == NO_SUBNET {
                 done.orphaned += 1;
                 continue;
             }
-            let Some(lease) = (state == super::LeaseState::Bound).then(|| self.table.get(&resource)).flatten() else {
+            let (Some(pools), Some(conf)) = (self.subnets.get(subnet), self.config.subnets.get(subnet)) else {
                 continue;
             };
-            let reserved = self.config.subnets[subnet]
+            if state != super::LeaseState::Bound {
+                continue;
+            }
+            // Without building the lease: an address or a prefix, it is in one pool or none.
+            let pooled = pools.contains(IaType::Na, &resource) || pools.contains(IaType::Pd, &resource);
+            let reserved = conf
                 .reservations
                 .iter()
                 .any(|r| r.address.map(Ipv6Net::from) == Some(resource) || r.prefix == Some(resource));
-            if !reserved && !self.subnets[subnet].contains(lease.ia_type, &resource) {
+            if !pooled && !reserved {
                 done.outside_pools += 1;
             }
         }

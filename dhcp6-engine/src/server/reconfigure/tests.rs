@@ -130,6 +130,19 @@ fn subnets_that_move_keep_their_leases_and_a_removed_one_keeps_them_until_they_e
 }
 
 #[test]
+fn a_client_limit_counts_the_clients_already_there_after_subnets_move() {
+    let mut s = server();
+    bind(&mut s, 1, vec![ia_na(1, &[])]);
+    let mut limited = config();
+    limited.subnets[0].client_limit = Some(1);
+    limited.subnets.reverse();
+    s.reconfigure(limited);
+    let out = send(&mut s, &msg(MessageType::Solicit, 2, vec![ia_na(1, &[])]), 2, NOW);
+    assert_eq!(ia_status(&reply(&out)), vec![Status::NO_ADDRS_AVAIL.0], "client 1 fills the limit of one");
+    assert_eq!(renew(&mut s, 1, "2001:db8:1::100", NOW + 10), vec![("2001:db8:1::100".into(), 200)]);
+}
+
+#[test]
 fn a_locked_pool_allocates_nothing_and_its_leases_renew() {
     let mut s = server();
     bind(&mut s, 1, vec![ia_na(1, &[]), ia_pd(2, &[])]);
