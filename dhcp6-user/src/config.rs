@@ -369,6 +369,10 @@ mod raw {
         pub delegated_length: u8,
         #[serde(default)]
         pub ranges: Vec<Ipv6Net>,
+        /// For `dhcp6d pool lock` and `show pools`; by default the prefix.
+        pub name: Option<String>,
+        #[serde(default)]
+        pub locked: bool,
     }
 
     #[derive(Deserialize)]
@@ -395,6 +399,11 @@ mod raw {
             pub pd_pool: Vec<Spanned<PdPool>>,
             #[serde(default)]
             pub reservation: Vec<Spanned<Reservation>>,
+            /// The name of the address pool (the ranges); by default the prefix.
+            pub name: Option<String>,
+            /// The address pool gives nothing to new clients.
+            #[serde(default)]
+            pub locked: bool,
         }
     }
 }
@@ -486,6 +495,16 @@ impl Config {
                         ));
                     }
                 }
+            }
+            let twice = {
+                let names = subnets.iter().chain([&subnet]).flat_map(pool_names);
+                pool_names(&subnet).find(|n| names.clone().filter(|m| m == n).count() > 1).map(str::to_string)
+            };
+            if let Some(twice) = twice {
+                return Err(at(
+                    start,
+                    format!("pool name {twice:?} is used twice: give one of them another `name` (`dhcp6d pool lock` takes it)"),
+                ));
             }
             subnets.push(subnet);
         }
@@ -620,6 +639,11 @@ pub enum ConfigFileError {
     Invalid(PathBuf, ConfigError),
 }
 
+/// The names of a subnet's pools: its address pool's, then each PD pool's.
+fn pool_names(s: &Subnet) -> impl Iterator<Item = &str> + Clone {
+    std::iter::once(s.name.as_str()).chain(s.pd_pools.iter().map(|p| p.name.as_str()))
+}
+
 /// Checks one subnet; an error carries the byte offset of what is wrong when it has one.
 fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result<Subnet, (Option<usize>, String)> {
     let a = &s.attributes();
@@ -698,7 +722,13 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
                 ));
             }
         }
-        pd_pools.push(PdPool { prefix: pool.prefix.trunc(), delegated_length: pool.delegated_length, ranges });
+        pd_pools.push(PdPool {
+            name: pool.name.clone().unwrap_or_else(|| pool.prefix.trunc().to_string()),
+            locked: pool.locked,
+            prefix: pool.prefix.trunc(),
+            delegated_length: pool.delegated_length,
+            ranges,
+        });
     }
     let mut reservations = Vec::new();
     for r in &s.reservation {
@@ -738,6 +768,8 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
         prefix,
         allocation: s.allocation,
         ranges,
+        name: s.name.unwrap_or_else(|| prefix.to_string()),
+        locked: s.locked,
         // The Subnet-Router anycast address (RFC 4291 section 2.6.1) is never handed out.
         excluded: s.excluded.into_iter().chain([prefix.network()]).collect(),
         pd_pools,
@@ -1188,6 +1220,29 @@ address = "2001:db8:1::10"
         assert!(Config::parse(&twice).unwrap_err().message.contains("overlaps"));
         let pd = GOOD.replace("delegated_length = 56", "delegated_length = 32");
         assert!(Config::parse(&pd).unwrap_err().message.contains("does not fit"));
+    }
+
+    #[test]
+    fn pools_are_named_by_prefix_unless_named_and_may_be_locked() {
+        let c = Config::parse(GOOD).unwrap();
+        let s = &c.server.subnets[0];
+        assert_eq!((s.name.as_str(), s.locked), ("2001:db8:1::/64", false));
+        assert_eq!((s.pd_pools[0].name.as_str(), s.pd_pools[0].locked), ("2001:db8:8000::/40", false));
+        let named = GOOD
+            .replace("rapid_commit = true\n", "rapid_commit = true\nname = \"lan\"\nlocked = true\n")
+            .replace("delegated_length = 56\n", "delegated_length = 56\nname = \"pd\"\nlocked = true\n");
+        let c = Config::parse(&named).unwrap();
+        let s = &c.server.subnets[0];
+        assert_eq!((s.name.as_str(), s.locked), ("lan", true));
+        assert_eq!((s.pd_pools[0].name.as_str(), s.pd_pools[0].locked), ("pd", true));
+        let twice = format!("{named}\n[[subnet]]\nprefix = \"2001:db8:7::/64\"\nname = \"pd\"\n");
+        let e = Config::parse(&twice).unwrap_err();
+        assert!(e.message.contains("pool name \"pd\" is used twice"), "{e}");
+        assert_eq!(
+            e.line,
+            twice.lines().collect::<Vec<_>>().iter().rposition(|l| *l == "[[subnet]]").unwrap() + 1,
+            "the second subnet: {e}"
+        );
     }
 
     const RELAY: &str = r#"[relay]

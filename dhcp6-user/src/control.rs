@@ -18,7 +18,7 @@ use tokio::{
 };
 
 /// What a client may ask.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Request {
     Bindings,
@@ -40,6 +40,35 @@ pub enum Request {
     RelayStandby,
     /// A batch backup of every user entry to the standby peers, now.
     RelayBackupNow,
+    /// Read the configuration file again and run from it (as SIGHUP does).
+    Reload,
+    /// Lock (or unlock) the pool of this name: it gives nothing to new clients.
+    PoolLock {
+        name: String,
+        locked: bool,
+    },
+}
+
+/// What a reload did, for `dhcp6d reload`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reloaded {
+    /// The configuration file read.
+    pub config: String,
+    /// What changed, one line each (`subnet 2001:db8:1::/64 changed: ranges`).
+    pub changes: Vec<String>,
+    /// Bound leases outside the new pools: they renew until they expire.
+    pub outside_pools: usize,
+    /// Leases of removed subnets: kept until they expire, answered no more.
+    pub orphaned: usize,
+}
+
+/// A pool locked or unlocked, for `dhcp6d pool lock`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolLocked {
+    pub pool: String,
+    pub locked: bool,
+    /// Whether it was otherwise before.
+    pub changed: bool,
 }
 
 /// The failover relationship, for `show failover`.
@@ -157,6 +186,8 @@ pub enum Answer {
     BackupStarted {
         peers: usize,
     },
+    Reloaded(Reloaded),
+    PoolLocked(PoolLocked),
     Error {
         error: String,
     },

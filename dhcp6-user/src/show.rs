@@ -6,7 +6,9 @@ use dhcp6_engine::counters::{Counter, Counts};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::control::{Binding, Cleared, FailoverAnswer, RelayServers, RelayUser, Request, StatisticsAnswer};
+use crate::control::{
+    Binding, Cleared, FailoverAnswer, PoolLocked, RelayServers, RelayUser, Reloaded, Request, StatisticsAnswer,
+};
 use crate::relay::standby::StandbyStatus;
 use crate::server::PoolCounts;
 
@@ -233,16 +235,48 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
         Request::Pools => {
             let _ = writeln!(
                 out,
-                "{:<22} {:<28} {:>10} {:>8} {:>8} {:>11} {:>12} assignable",
-                "Subnet", "Pool", "total", "in-use", "expired", "conflicting", "unassignable"
+                "{:<22} {:<28} {:<20} {:<6} {:>10} {:>8} {:>8} {:>11} {:>12} assignable",
+                "Subnet", "Pool", "Name", "Lock", "total", "in-use", "expired", "conflicting", "unassignable"
             );
             for p in typed::<Vec<PoolCounts>>(answer)? {
+                let lock = if p.locked { "locked" } else { "-" };
                 let _ = writeln!(
                     out,
-                    "{:<22} {:<28} {:>10} {:>8} {:>8} {:>11} {:>12} {}",
-                    p.subnet, p.pool, p.total, p.in_use, p.expired, p.conflicting, p.unassignable, p.assignable
+                    "{:<22} {:<28} {:<20} {:<6} {:>10} {:>8} {:>8} {:>11} {:>12} {}",
+                    p.subnet,
+                    p.pool,
+                    p.name,
+                    lock,
+                    p.total,
+                    p.in_use,
+                    p.expired,
+                    p.conflicting,
+                    p.unassignable,
+                    p.assignable
                 );
             }
+        }
+        Request::Reload => {
+            let r: Reloaded = typed(answer)?;
+            let _ = writeln!(out, "reloaded {}", r.config);
+            if r.changes.is_empty() {
+                let _ = writeln!(out, "    nothing changed");
+            }
+            for change in &r.changes {
+                let _ = writeln!(out, "    {change}");
+            }
+            if r.outside_pools > 0 {
+                let _ = writeln!(out, "{} lease(s) outside the new pools renew until they expire", r.outside_pools);
+            }
+            if r.orphaned > 0 {
+                let _ = writeln!(out, "{} lease(s) of removed subnets are kept until they expire", r.orphaned);
+            }
+        }
+        Request::PoolLock { .. } => {
+            let p: PoolLocked = typed(answer)?;
+            let state = if p.locked { "locked" } else { "unlocked" };
+            let already = if p.changed { "" } else { " (it was already)" };
+            let _ = writeln!(out, "pool {:?} {state}{already}", p.pool);
         }
     }
     Ok(out)

@@ -81,6 +81,22 @@ impl TestClient {
         granted(&reply, duid, sent)
     }
 
+    /// The status code in the IA_NA of the answer to a Rapid Commit Solicit for `duid`
+    /// (NoAddrsAvail is 2), 0 (Success) when it has none; `None` when nothing answered.
+    pub fn ia_na_status(&mut self, duid: &[u8]) -> Option<u16> {
+        let options = vec![
+            DhcpOption::ClientId(Duid::new(duid).ok()?),
+            DhcpOption::IaNa(IaNa { iaid: 1, t1: 0, t2: 0, options: Options::new() }),
+            DhcpOption::RapidCommit,
+        ];
+        let reply = self.exchange(MessageType::Solicit, options)?;
+        let msg = Message::decode(&reply).ok()?;
+        msg.options().iter().find_map(|o| match o {
+            DhcpOption::IaNa(ia) => Some(ia.options.status().map_or(0, |s| s.status.0)),
+            _ => None,
+        })
+    }
+
     /// Renews `g` with the server that granted it.
     pub fn renew(&mut self, g: &Granted, server_duid: &[u8]) -> Option<Granted> {
         let sent = unix_now();

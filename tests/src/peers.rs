@@ -180,6 +180,24 @@ impl Dhcp6d {
         dir
     }
 
+    /// Runs `dhcp6d ARGS --socket SOCKET` (an operator command on this dhcp6d) to completion.
+    pub fn command(&self, args: &[&str]) -> std::process::Output {
+        Command::new(dhcp6d_binary()).args(args).arg("--socket").arg(&self.socket).output().unwrap()
+    }
+
+    /// Writes `config` over its configuration file, with the state directory and control
+    /// socket it was started with, for a reload to read.
+    pub fn rewrite_config(&self, config: &str) {
+        let now = fs::read_to_string(&self.config).unwrap();
+        let kept: String = now
+            .lines()
+            .filter(|l| l.starts_with("state_dir = ") || l.starts_with("control_socket = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(config.contains("[server]\n"), "the test config needs a [server] table");
+        fs::write(&self.config, config.replacen("[server]\n", &format!("[server]\n{kept}"), 1)).unwrap();
+    }
+
     /// `dhcp6d show WHAT --json`: the answer, or what the CLI said on stderr.
     fn show_result(&self, what: &str) -> Result<Value, String> {
         let out = Command::new(dhcp6d_binary())

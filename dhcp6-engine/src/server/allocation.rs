@@ -49,6 +49,24 @@ impl Pools {
         (Pools { addresses: a_low, prefixes: p_low }, Pools { addresses: a_high, prefixes: p_high })
     }
 
+    /// Continues each pool's search where `old`'s same pool left it.
+    pub fn keep_cursors(&mut self, old: &Pools) {
+        self.addresses.keep_cursor(&old.addresses);
+        for p in &mut self.prefixes {
+            for o in &old.prefixes {
+                p.keep_cursor(o);
+            }
+        }
+    }
+
+    /// Whether `resource` may be given from these pools: in one of them that is not locked.
+    pub fn offers(&self, ia_type: IaType, resource: &Ipv6Net) -> bool {
+        match ia_type {
+            IaType::Na => !self.addresses.is_locked() && self.addresses.contains(resource),
+            IaType::Pd => self.prefixes.iter().any(|p| !p.is_locked() && p.contains(resource)),
+        }
+    }
+
     /// Whether `resource` is one of this subnet's resources of type `ia_type`.
     pub fn contains(&self, ia_type: IaType, resource: &Ipv6Net) -> bool {
         match ia_type {
@@ -103,7 +121,7 @@ impl Allocator for Iterative {
             });
         // 2. What the client asked for, 3. what it had before.
         let pools = &*r.pools;
-        let in_pool = |c: &Ipv6Net| pools.contains(ask.ia_type, c);
+        let in_pool = |c: &Ipv6Net| pools.offers(ask.ia_type, c);
         let candidates =
             reserved.into_iter().chain(ask.hints.iter().copied().filter(in_pool)).chain(ask.previous.filter(in_pool));
         for c in candidates {

@@ -93,6 +93,10 @@ impl AddressRange {
 /// A pool of prefixes to delegate: `ranges` (inside `prefix`) cut into `/delegated_length`s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PdPool {
+    /// What `dhcp6d pool lock` and `show pools` call it; by default `PREFIX/LEN` of `prefix`.
+    pub name: String,
+    /// Gives nothing to new clients; leases it holds renew as usual.
+    pub locked: bool,
     pub prefix: Ipv6Net,
     pub delegated_length: u8,
     pub ranges: Vec<Ipv6Net>,
@@ -118,6 +122,11 @@ pub struct Subnet {
     pub prefix: Ipv6Net,
     pub allocation: Allocation,
     pub ranges: Vec<AddressRange>,
+    /// The name of the subnet's address pool (its `ranges`), for `dhcp6d pool lock` and
+    /// `show pools`; by default the subnet's prefix.
+    pub name: String,
+    /// The address pool gives nothing to new clients; leases it holds renew as usual.
+    pub locked: bool,
     pub excluded: BTreeSet<Ipv6Addr>,
     pub pd_pools: Vec<PdPool>,
     pub lifetimes: Lifetimes,

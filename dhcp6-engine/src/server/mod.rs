@@ -11,6 +11,7 @@ pub mod allocation;
 pub mod config;
 pub mod lease;
 pub mod pool;
+pub mod reconfigure;
 pub mod stats;
 pub mod table;
 
@@ -72,6 +73,12 @@ pub struct Outcome {
 pub struct PoolCounts {
     pub subnet: String,
     pub pool: String,
+    /// What `dhcp6d pool lock` calls it.
+    #[serde(default)]
+    pub name: String,
+    /// Locked: it gives nothing to new clients.
+    #[serde(default)]
+    pub locked: bool,
     pub total: String,
     pub assignable: String,
     pub in_use: u64,
@@ -204,6 +211,8 @@ impl Duties {
 /// A server's side of a failover pair.
 #[derive(Debug)]
 struct Pair {
+    /// Which half of each pool is this server's.
+    half: Half,
     /// Each subnet's pools: this server's half, and the partner's.
     own: Vec<Pools>,
     partner: Vec<Pools>,
@@ -273,17 +282,8 @@ impl Server {
     /// Makes the server one of a failover pair that owns `own` half of each pool, doing what
     /// `duties` allow until told otherwise.
     pub fn pair_up(&mut self, own: Half, duties: Duties) {
-        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
-        for pools in &self.subnets {
-            let (lower, upper) = pools.halves();
-            let (m, t) = match own {
-                Half::Lower => (lower, upper),
-                Half::Upper => (upper, lower),
-            };
-            mine.push(m);
-            theirs.push(t);
-        }
-        self.pair = Some(Pair { own: mine, partner: theirs, duties, failover: None });
+        let (mine, theirs) = split(&self.subnets, own);
+        self.pair = Some(Pair { half: own, own: mine, partner: theirs, duties, failover: None });
     }
 
     /// Makes the server one of a failover pair run by `failover`: its role gives the half it
@@ -718,7 +718,7 @@ impl Server {
                     .filter(|(r, state, subnet)| *subnet == id && *state == st && pool.contains(r))
                     .count() as u64
             };
-            let mut push = |name: String, pool: &Pool, unassignable: u64| {
+            let mut push = |label: String, name: &str, pool: &Pool, unassignable: u64| {
                 let in_use = count(pool, LeaseState::Bound) + count(pool, LeaseState::Offered);
                 let expired = count(pool, LeaseState::Expired);
                 let conflicting = count(pool, LeaseState::Declined);
@@ -726,7 +726,9 @@ impl Server {
                 let taken = u128::from(in_use + expired + conflicting + unassignable);
                 out.push(PoolCounts {
                     subnet: subnet.prefix.to_string(),
-                    pool: name,
+                    pool: label,
+                    name: name.to_string(),
+                    locked: pool.is_locked(),
                     total: total.to_string(),
                     assignable: total.saturating_sub(taken).to_string(),
                     in_use,
@@ -737,9 +739,9 @@ impl Server {
             };
             let excluded =
                 subnet.excluded.iter().filter(|a| state.addresses.contains(&Ipv6Net::from(**a))).count() as u64;
-            push("addresses".into(), &state.addresses, excluded);
+            push("addresses".into(), &subnet.name, &state.addresses, excluded);
             for (pool, conf) in state.prefixes.iter().zip(&subnet.pd_pools) {
-                push(format!("{} as /{}", conf.prefix, conf.delegated_length), pool, 0);
+                push(format!("{} as /{}", conf.prefix, conf.delegated_length), &conf.name, pool, 0);
             }
         }
         out
@@ -752,16 +754,7 @@ impl Server {
 
     /// The subnet whose pools (or prefix) hold `resource`.
     pub fn subnet_of(&self, resource: &Ipv6Net, ia_type: IaType) -> Option<usize> {
-        self.config.subnets.iter().enumerate().find_map(|(i, s)| {
-            let inside = match ia_type {
-                IaType::Na => s.prefix.contains(&resource.network()),
-                IaType::Pd => {
-                    self.subnets[i].prefixes.iter().any(|p| p.contains(resource))
-                        || s.reservations.iter().any(|r| r.prefix == Some(*resource))
-                }
-            };
-            inside.then_some(i)
-        })
+        subnet_holding(&self.config, &self.subnets, resource, ia_type)
     }
 
     fn put(&mut self, lease: Lease) {
@@ -894,7 +887,14 @@ impl Server {
         let partners = |r: &Ipv6Net| {
             pair.as_ref().is_some_and(|p| !p.duties.partner_share && p.partner[ctx.subnet].contains(ia.ia_type, r))
         };
-        picked.filter(|r| free(r) && of_subnet(r) && !partners(r)).into_iter().collect()
+        // Nor from a locked pool: a locked address pool gives no address at all, whatever the
+        // strategy (interface-identifier addresses lie outside the ranges) and reservations
+        // included; a locked PD pool nothing inside its prefix.
+        let locked = |r: &Ipv6Net| match ia.ia_type {
+            IaType::Na => subnet.locked,
+            IaType::Pd => subnet.pd_pools.iter().any(|p| p.locked && p.prefix.contains(r)),
+        };
+        picked.filter(|r| free(r) && of_subnet(r) && !partners(r) && !locked(r)).into_iter().collect()
     }
 
     fn lease(&self, ctx: &Ctx<'_>, ia: &IaRequest, resource: Ipv6Net, state: LeaseState, expires: u64) -> Lease {
@@ -1151,6 +1151,35 @@ fn ia_option(ia: &IaReply) -> DhcpOption<'static> {
         IaType::Na => DhcpOption::IaNa(IaNa { iaid: ia.iaid, t1: ia.t1, t2: ia.t2, options }),
         IaType::Pd => DhcpOption::IaPd(IaPd { iaid: ia.iaid, t1: ia.t1, t2: ia.t2, options }),
     }
+}
+
+/// The subnet of `config` (with its `pools`) whose prefix, for an address, or pools or
+/// reservations, for a prefix, hold `resource`.
+fn subnet_holding(config: &ServerConfig, pools: &[Pools], resource: &Ipv6Net, ia_type: IaType) -> Option<usize> {
+    config.subnets.iter().enumerate().find_map(|(i, s)| {
+        let inside = match ia_type {
+            IaType::Na => s.prefix.contains(&resource.network()),
+            IaType::Pd => {
+                pools.get(i).is_some_and(|p| p.prefixes.iter().any(|p| p.contains(resource)))
+                    || s.reservations.iter().any(|r| r.prefix == Some(*resource))
+            }
+        };
+        inside.then_some(i)
+    })
+}
+
+/// Each subnet's pools cut in two: the half `own` names, and the other.
+fn split(subnets: &[Pools], own: Half) -> (Vec<Pools>, Vec<Pools>) {
+    subnets
+        .iter()
+        .map(|pools| {
+            let (lower, upper) = pools.halves();
+            match own {
+                Half::Lower => (lower, upper),
+                Half::Upper => (upper, lower),
+            }
+        })
+        .unzip()
 }
 
 /// Whether `resource` may be given to the client `duid`: not leased, declined, excluded or

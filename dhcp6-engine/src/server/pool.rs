@@ -16,6 +16,8 @@ pub struct Pool {
     prefix_len: u8,
     /// Where the next search starts.
     cursor: u128,
+    /// A locked pool gives nothing new: [`Pool::next_free`] finds nothing in it.
+    locked: bool,
 }
 
 impl Pool {
@@ -23,7 +25,7 @@ impl Pool {
     pub fn addresses(subnet: &Subnet) -> Pool {
         let mut ranges: Vec<(u128, u128)> = subnet.ranges.iter().map(|r| (r.low, r.high)).collect();
         ranges.sort_unstable();
-        Pool::new(ranges, 128)
+        Pool::new(ranges, 128).locked(subnet.locked)
     }
 
     /// The delegated prefixes of a PD pool.
@@ -39,12 +41,30 @@ impl Pool {
             })
             .collect();
         ranges.sort_unstable();
-        Pool::new(ranges, pool.delegated_length)
+        Pool::new(ranges, pool.delegated_length).locked(pool.locked)
     }
 
     fn new(ranges: Vec<(u128, u128)>, prefix_len: u8) -> Pool {
         let cursor = ranges.first().map_or(0, |r| r.0);
-        Pool { ranges, prefix_len, cursor }
+        Pool { ranges, prefix_len, cursor, locked: false }
+    }
+
+    fn locked(self, locked: bool) -> Pool {
+        Pool { locked, ..self }
+    }
+
+    /// Whether the pool is locked: it gives nothing to new clients.
+    pub fn is_locked(&self) -> bool {
+        self.locked
+    }
+
+    /// Continues the search where `old` left it, when `old` is the same space (the pool of an
+    /// earlier configuration): a reload does not send the search back to the start of a
+    /// full pool.
+    pub fn keep_cursor(&mut self, old: &Pool) {
+        if old.ranges == self.ranges && old.prefix_len == self.prefix_len {
+            self.cursor = old.cursor;
+        }
     }
 
     pub fn prefix_len(&self) -> u8 {
@@ -76,8 +96,9 @@ impl Pool {
     /// The next resource at or after the cursor, cycling, for which `taken` is false. Gives
     /// up after `max_probes` taken resources in a row (the caller passes how many are taken,
     /// plus one, so that a full pool is detected without walking all of it).
+    /// A locked pool has none.
     pub fn next_free(&mut self, max_probes: u128, mut taken: impl FnMut(&Ipv6Net) -> bool) -> Option<Ipv6Net> {
-        if self.ranges.is_empty() {
+        if self.ranges.is_empty() || self.locked {
             return None;
         }
         let step = self.step();
@@ -111,7 +132,7 @@ impl Pool {
                 upper.push((lo + first * step, hi));
             }
         }
-        (Pool::new(lower, self.prefix_len), Pool::new(upper, self.prefix_len))
+        (Pool::new(lower, self.prefix_len).locked(self.locked), Pool::new(upper, self.prefix_len).locked(self.locked))
     }
 
     /// `v` if it lies in a range, else the start of the next range, wrapping to the first.
@@ -161,8 +182,13 @@ mod tests {
 
     #[test]
     fn prefixes_step_by_delegated_length() {
-        let pool =
-            PdPool { prefix: net("2001:db8:8000::/40"), delegated_length: 56, ranges: vec![net("2001:db8:8000::/40")] };
+        let pool = PdPool {
+            name: "pd".into(),
+            locked: false,
+            prefix: net("2001:db8:8000::/40"),
+            delegated_length: 56,
+            ranges: vec![net("2001:db8:8000::/40")],
+        };
         let mut p = Pool::prefixes(&pool);
         assert_eq!(p.size(), 1 << 16);
         let a = p.next_free(10, |_| false).unwrap();
@@ -185,14 +211,36 @@ mod tests {
         assert_eq!(all(&upper), vec![13, 14, 31]);
         assert_eq!(lower.size() + upper.size(), p.size());
         // Prefixes split on their step.
-        let pool =
-            PdPool { prefix: net("2001:db8:8000::/40"), delegated_length: 48, ranges: vec![net("2001:db8:8000::/40")] };
+        let pool = PdPool {
+            name: "pd".into(),
+            locked: false,
+            prefix: net("2001:db8:8000::/40"),
+            delegated_length: 48,
+            ranges: vec![net("2001:db8:8000::/40")],
+        };
         let (lower, upper) = Pool::prefixes(&pool).halves();
         assert!(lower.contains(&net("2001:db8:807f::/48")) && !lower.contains(&net("2001:db8:8080::/48")));
         assert!(upper.contains(&net("2001:db8:8080::/48")) && upper.contains(&net("2001:db8:80ff::/48")));
         // A huge range halves without walking it.
         let (lower, upper) = Pool::new(vec![(0, u128::MAX - 2)], 128).halves();
         assert_eq!(lower.size(), upper.size());
+    }
+
+    #[test]
+    fn a_locked_pool_gives_nothing_and_keeps_its_cursor_for_the_same_space() {
+        let mut p = Pool::new(vec![(10, 12)], 128);
+        assert_eq!(p.next_free(10, |_| false), Some(net("::a/128")));
+        let mut locked = p.clone().locked(true);
+        assert!(locked.is_locked() && locked.contains(&net("::b/128")), "a locked pool still holds its leases");
+        assert_eq!(locked.next_free(10, |_| false), None);
+        let (lower, upper) = locked.halves();
+        assert!(lower.is_locked() && upper.is_locked(), "both halves of a locked pool are locked");
+        let mut again = Pool::new(vec![(10, 12)], 128);
+        again.keep_cursor(&p);
+        assert_eq!(again.next_free(10, |_| false), Some(net("::b/128")), "the search goes on where it was");
+        let mut other = Pool::new(vec![(10, 13)], 128);
+        other.keep_cursor(&p);
+        assert_eq!(other.next_free(10, |_| false), Some(net("::a/128")), "another space starts at its start");
     }
 
     #[test]

@@ -574,6 +574,26 @@ impl LeaseTable {
         })
     }
 
+    /// Moves every lease, in place, to the subnet `renumber` gives for its old subnet,
+    /// resource and type, and counts clients again for the subnets `limited` says limit them:
+    /// a reload whose subnets moved, without building a single lease (a million take tens of
+    /// milliseconds, not the seconds a new table takes).
+    pub fn renumber_subnets(&mut self, limited: Vec<bool>, mut renumber: impl FnMut(usize, &Ipv6Net, IaType) -> usize) {
+        self.subnet_clients = limited.into_iter().map(|l| l.then(hashbrown::HashMap::new)).collect();
+        for i in 0..self.slots.len() {
+            let slot = self.slots[i];
+            if slot.ia_type == FREE {
+                continue;
+            }
+            let resource = Ipv6Net::new(Ipv6Addr::from(slot.addr), slot.prefix_len).unwrap_or_default();
+            let ia_type = if slot.ia_type == 0 { IaType::Na } else { IaType::Pd };
+            let subnet = renumber(usize::from(slot.subnet), &resource, ia_type);
+            let subnet = u16::try_from(subnet).unwrap_or(u16::MAX);
+            self.slots[i].subnet = subnet;
+            self.count_client(subnet, slot.client, slot.state, 1);
+        }
+    }
+
     /// Gives back memory held for growth (after loading, say).
     pub fn shrink_to_fit(&mut self) {
         self.slots.shrink_to_fit();

@@ -7,7 +7,7 @@ use dhcp6_codec::TransactionId;
 
 /// Two subnets: `eth1`'s with four addresses (one excluded), a prefix pool, a reservation, DNS
 /// and a domain, preference 255 and Rapid Commit; and a relayed one.
-fn config() -> ServerConfig {
+pub(super) fn config() -> ServerConfig {
     let lifetimes = Lifetimes { preferred: 100, valid: 200, t1: 50, t2: 80 };
     let net = |s: &str| s.parse::<Ipv6Net>().unwrap();
     let addr = |s: &str| s.parse::<Ipv6Addr>().unwrap();
@@ -18,9 +18,13 @@ fn config() -> ServerConfig {
         prefix: net("2001:db8:1::/64"),
         allocation: Allocation::Iterative,
         ranges: vec![range("2001:db8:1::100", "2001:db8:1::103")],
+        name: "eth1".into(),
+        locked: false,
         // The Subnet-Router anycast address is always excluded.
         excluded: [addr("2001:db8:1::101"), addr("2001:db8:1::")].into_iter().collect(),
         pd_pools: vec![PdPool {
+            name: "pd".into(),
+            locked: false,
             prefix: net("2001:db8:8000::/40"),
             delegated_length: 56,
             ranges: vec![net("2001:db8:8000::/54")],
@@ -45,6 +49,8 @@ fn config() -> ServerConfig {
         prefix: net("2001:db8:2::/64"),
         allocation: Allocation::Iterative,
         ranges: vec![range("2001:db8:2:0:8000::", "2001:db8:2:0:ffff:ffff:ffff:ffff")],
+        name: "relayed".into(),
+        locked: false,
         excluded: [addr("2001:db8:2::")].into_iter().collect(),
         pd_pools: Vec::new(),
         lifetimes,
@@ -67,14 +73,14 @@ fn config() -> ServerConfig {
     }
 }
 
-const SERVER_DUID: &[u8] = &[0, 1, 0, 1, 0x29, 0xb9, 0x27, 0, 2, 0, 0, 0, 0, 1];
-const NOW: u64 = 1_000_000;
+pub(super) const SERVER_DUID: &[u8] = &[0, 1, 0, 1, 0x29, 0xb9, 0x27, 0, 2, 0, 0, 0, 0, 1];
+pub(super) const NOW: u64 = 1_000_000;
 
-fn server() -> Server {
+pub(super) fn server() -> Server {
     Server::new(config(), SERVER_DUID.to_vec(), vec![])
 }
 
-fn client_duid(n: u8) -> Vec<u8> {
+pub(super) fn client_duid(n: u8) -> Vec<u8> {
     vec![0, 3, 0, 1, 2, 0, 0, 0, 0, n]
 }
 
@@ -83,7 +89,7 @@ fn ll(n: u8) -> Ipv6Addr {
 }
 
 /// A client message with `n`'s DUID, an ORO for DNS and domains, and `extra` options.
-fn msg(t: MessageType, n: u8, extra: Vec<DhcpOption<'static>>) -> Vec<u8> {
+pub(super) fn msg(t: MessageType, n: u8, extra: Vec<DhcpOption<'static>>) -> Vec<u8> {
     let duid: &'static [u8] = Box::leak(client_duid(n).into_boxed_slice());
     let mut options = Options(vec![DhcpOption::ClientId(Duid::new(duid).unwrap()), DhcpOption::Oro(vec![23, 24])]);
     options.0.extend(extra);
@@ -92,11 +98,11 @@ fn msg(t: MessageType, n: u8, extra: Vec<DhcpOption<'static>>) -> Vec<u8> {
         .unwrap()
 }
 
-fn server_id() -> DhcpOption<'static> {
+pub(super) fn server_id() -> DhcpOption<'static> {
     DhcpOption::ServerId(Duid::new(SERVER_DUID).unwrap())
 }
 
-fn ia_na(iaid: u32, addrs: &[&str]) -> DhcpOption<'static> {
+pub(super) fn ia_na(iaid: u32, addrs: &[&str]) -> DhcpOption<'static> {
     DhcpOption::IaNa(IaNa {
         iaid,
         t1: 0,
@@ -115,7 +121,7 @@ fn ia_na(iaid: u32, addrs: &[&str]) -> DhcpOption<'static> {
     })
 }
 
-fn ia_pd(iaid: u32, prefixes: &[&str]) -> DhcpOption<'static> {
+pub(super) fn ia_pd(iaid: u32, prefixes: &[&str]) -> DhcpOption<'static> {
     DhcpOption::IaPd(IaPd {
         iaid,
         t1: 0,
@@ -136,17 +142,17 @@ fn ia_pd(iaid: u32, prefixes: &[&str]) -> DhcpOption<'static> {
     })
 }
 
-fn send(s: &mut Server, payload: &[u8], n: u8, now: u64) -> Outcome {
+pub(super) fn send(s: &mut Server, payload: &[u8], n: u8, now: u64) -> Outcome {
     let source = SocketAddrV6::new(ll(n), 546, 0, 7);
     s.handle(&Inbound { payload, source, interface: Some("eth1"), now })
 }
 
-fn reply(o: &Outcome) -> Message<'_> {
+pub(super) fn reply(o: &Outcome) -> Message<'_> {
     Message::decode(&o.reply.as_ref().expect("a reply").payload).unwrap()
 }
 
 /// Addresses or prefixes in the reply's IAs, with valid lifetimes.
-fn granted(m: &Message<'_>) -> Vec<(String, u32)> {
+pub(super) fn granted(m: &Message<'_>) -> Vec<(String, u32)> {
     let mut out = Vec::new();
     for o in m.options().iter() {
         let inner = match o {
@@ -165,7 +171,7 @@ fn granted(m: &Message<'_>) -> Vec<(String, u32)> {
     out
 }
 
-fn ia_status(m: &Message<'_>) -> Vec<u16> {
+pub(super) fn ia_status(m: &Message<'_>) -> Vec<u16> {
     m.options()
         .iter()
         .filter_map(|o| match o {
@@ -177,7 +183,7 @@ fn ia_status(m: &Message<'_>) -> Vec<u16> {
 }
 
 /// Solicit then Request for client `n`; returns the granted resources.
-fn bind(s: &mut Server, n: u8, ias: Vec<DhcpOption<'static>>) -> Vec<(String, u32)> {
+pub(super) fn bind(s: &mut Server, n: u8, ias: Vec<DhcpOption<'static>>) -> Vec<(String, u32)> {
     let adv = send(s, &msg(MessageType::Solicit, n, ias.clone()), n, NOW);
     assert_eq!(reply(&adv).msg_type(), MessageType::Advertise);
     let mut req = ias;

@@ -117,6 +117,26 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Have the running server read its configuration file again (the one it was started
+    /// with) and run from it, keeping every lease; a file that does not check, or a change
+    /// that needs a restart, is refused and the running configuration stays.
+    Reload {
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        /// Take the control socket from this configuration.
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Lock or unlock a pool on the running server (until the next reload, which takes the
+    /// configuration's `locked`).
+    Pool {
+        #[command(subcommand)]
+        what: PoolCommand,
+        #[arg(long, global = true)]
+        socket: Option<PathBuf>,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Print every DHCPv6 message in a pcap capture, nested relays and options included.
     Decode {
         /// A pcap file (Ethernet link type).
@@ -192,6 +212,14 @@ enum LeasesCommand {
 enum Clear {
     /// Return declined (conflicting) addresses to the pool: ADDRESS, or all of them.
     Conflicting { address: Option<std::net::Ipv6Addr> },
+}
+
+#[derive(Subcommand)]
+enum PoolCommand {
+    /// NAME gives nothing to new clients; its leases renew. `show pools` lists the names.
+    Lock { name: String },
+    /// NAME gives addresses or prefixes again.
+    Unlock { name: String },
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -276,9 +304,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run { config, no_xdp, bpf_dir } => {
-            let config = Config::load(&config)?;
-            runtime()?.block_on(daemon::run(RunOptions { config, xdp: !no_xdp, bpf_dir }))?;
+        Command::Run { config: config_path, no_xdp, bpf_dir } => {
+            let config = Config::load(&config_path)?;
+            runtime()?.block_on(daemon::run(RunOptions { config, config_path, xdp: !no_xdp, bpf_dir }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => {
@@ -314,6 +342,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_all(&show::render(Request::ClearConflicting { address }, &answer)?)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Reload { socket, config } => ask_and_print(control_socket(socket, config)?, Request::Reload),
+        Command::Pool { what, socket, config } => {
+            let request = match what {
+                PoolCommand::Lock { name } => Request::PoolLock { name, locked: true },
+                PoolCommand::Unlock { name } => Request::PoolLock { name, locked: false },
+            };
+            ask_and_print(control_socket(socket, config)?, request)
+        }
         Command::Failover { what: FailoverCommand::PartnerDown, socket, config } => {
             let socket = control_socket(socket, config)?;
             let answer = runtime()?.block_on(control::ask(&socket, Request::FailoverPartnerDown))?;
@@ -337,7 +373,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Show::Failover => Request::Failover,
                 Show::Relay { what: RelayShow::Standby } => Request::RelayStandby,
             };
-            let answer = runtime()?.block_on(control::ask(&socket, request))?;
+            let answer = runtime()?.block_on(control::ask(&socket, request.clone()))?;
             let text =
                 if json { serde_json::to_string_pretty(&answer)? + "\n" } else { show::render(request, &answer)? };
             print_all(&text)?;
@@ -452,6 +488,13 @@ fn import_kea(config: &Config, journal: &Path, kea: &Path, server_id: Option<&Pa
         println!("server identity is now {} (from {})", json::hex(&duid), path.display());
     }
     Ok(())
+}
+
+/// Asks the running server; prints its answer. A refusal is an error: the exit status says it.
+fn ask_and_print(socket: PathBuf, request: Request) -> Result<ExitCode> {
+    let answer = runtime()?.block_on(control::ask(&socket, request.clone()))?;
+    print_all(&show::render(request, &answer)?)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The control socket: given, or the configuration's, or the default.

@@ -20,7 +20,7 @@ use tokio::{
 
 use super::{input::Input, live_trace::TRACE_QUEUE, reader, relaying::Relaying, sender::SentCounts};
 use crate::{
-    control::{Answer, Binding, Cleared, RelayServers, RelayUser, Request, StatisticsAnswer, XdpTxOff},
+    control::{Answer, Binding, Cleared, PoolLocked, RelayServers, RelayUser, Request, StatisticsAnswer, XdpTxOff},
     json::hex,
     server::{DropReason, LeaseChange, Server},
     trace::TraceFilter,
@@ -205,6 +205,15 @@ pub fn answer(
             Some(r) if r.standby_status().is_some() => Answer::BackupStarted { peers: r.backup_now() },
             _ => Answer::error("this dhcp6d has no [relay.standby] profiles"),
         },
+        Request::PoolLock { name, locked } => match server.set_locked(&name, locked) {
+            Ok(changed) => {
+                tracing::info!(pool = %name, locked, changed, "pool lock set by the operator");
+                Answer::PoolLocked(PoolLocked { pool: name, locked, changed })
+            }
+            Err(e) => Answer::error(e.to_string()),
+        },
+        // Answered by the driver, which the dispatch hands it to.
+        Request::Reload => Answer::error("reload is not answered here"),
     };
     (value, Vec::new())
 }

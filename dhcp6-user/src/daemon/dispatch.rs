@@ -31,6 +31,9 @@ pub struct Handled {
     pub failover: Vec<failover_link::LinkEvent>,
     /// Control requests for the failover piece.
     pub failover_requests: Vec<(Request, oneshot::Sender<Answer>)>,
+    /// `dhcp6d reload`s, for the driver once the batch is handed over: the inputs before
+    /// them are served by the running configuration.
+    pub reloads: Vec<oneshot::Sender<Answer>>,
 }
 
 /// Handles a batch: every input through its engine.
@@ -58,6 +61,7 @@ pub fn handle_batch(
         batch: Batch::default(),
         failover: Vec::new(),
         failover_requests: Vec::new(),
+        reloads: Vec::new(),
     };
     for input in inputs {
         match input {
@@ -168,6 +172,7 @@ pub fn handle_batch(
             Input::Control { request: request @ (Request::Failover | Request::FailoverPartnerDown), answer } => {
                 handled.failover_requests.push((request, answer));
             }
+            Input::Control { request: Request::Reload, answer } => handled.reloads.push(answer),
             Input::Standby(input) => {
                 if let Some(r) = relaying.as_deref_mut() {
                     r.standby_input(input);

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use super::{
-    dispatch, failover::Partnership, input::now, input::Input, live_trace::Tracing, relaying::Relaying, serve::Serve,
+    dispatch, failover::Partnership, input::now, input::Input, live_trace::Tracing, relaying::Relaying, reload::Reload,
+    serve::Serve,
 };
 use crate::{
     control::{Answer, Request},
@@ -21,6 +22,8 @@ pub struct Daemon {
     /// The live traces running (`dhcp6d trace`).
     pub tracing: Tracing,
     pub control_path: PathBuf,
+    /// The configuration file, read again on SIGHUP and `dhcp6d reload`.
+    pub reload: Reload,
 }
 
 impl Daemon {
@@ -59,6 +62,18 @@ impl Daemon {
         }
         if let Some(r) = self.relaying.as_mut() {
             r.after_batch(handled.frames).await;
+        }
+        for answer in handled.reloads {
+            let _ = answer.send(self.reload());
+        }
+    }
+
+    /// Reads the configuration file again and runs from it, or keeps the running one and
+    /// says why (logged either way).
+    pub fn reload(&mut self) -> Answer {
+        match self.reload.reload(&mut self.serve) {
+            Ok(done) => Answer::Reloaded(done),
+            Err(e) => Answer::error(format!("reload refused: {e}")),
         }
     }
 

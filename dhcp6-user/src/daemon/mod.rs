@@ -26,6 +26,7 @@ pub mod relay_frames;
 pub mod relay_users;
 pub mod relay_xdp;
 pub mod relaying;
+pub mod reload;
 pub mod renewal_upkeep;
 pub mod sender;
 pub mod serve;
@@ -49,8 +50,11 @@ use input::BATCH;
 
 pub use start::RunOptions;
 
-/// Runs until SIGINT or SIGTERM.
+/// Runs until SIGINT or SIGTERM; SIGHUP reloads the configuration file.
 pub async fn run(options: RunOptions) -> Result<()> {
+    // Taken before start-up, which may take seconds: a SIGHUP meanwhile would otherwise end
+    // the daemon (its default action); it reloads once serving.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let (mut daemon, mut inputs) = start::start(options).await?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -74,6 +78,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
+            // Logged, refused or not: there is no one to answer.
+            _ = hangup.recv() => {
+                daemon.reload();
+            }
         }
         if daemon.fatal().is_some() {
             break;

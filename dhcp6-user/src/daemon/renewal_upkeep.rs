@@ -182,11 +182,20 @@ impl RenewalUpkeep {
                     self.linked.push(name.clone());
                 }
                 Err(e) => {
+                    // An entry written before a reload would answer with the old options.
+                    let _ = self.links.remove(ifindex);
                     warn!(interface = %name, error = %e, "no XDP fast path on this interface");
                     self.linked.push(name.clone());
                 }
             }
         }
+    }
+
+    /// Writes every link entry again, from the server's configuration as it is now (a reload
+    /// may have changed the options they hold).
+    pub fn relink(&mut self, server: &Server) {
+        self.linked.clear();
+        self.ensure_links(server);
     }
 
     /// What `changes`, handed to the store in one batch, do to the lease map: entries of

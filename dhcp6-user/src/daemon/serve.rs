@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     control::{Answer, Request},
-    server::{Lease, LeaseChange, LeaseState, Server},
+    server::{reconfigure::Reconfigured, Lease, LeaseChange, LeaseState, Server, ServerConfig},
     xdp::{ShedSwitch, XdpProgram},
 };
 
@@ -131,6 +131,18 @@ impl Serve {
         if let Some(done) = self.committer.submit(Batch { map, ..Default::default() }) {
             self.heard(done);
         }
+    }
+
+    /// Runs the server from `config` from now on, keeping every lease, and rewrites what XDP
+    /// answers renewals with (link entries with the options, the entry of every binding with
+    /// its lifetimes), as on a failover duty change. Nothing is written to the store.
+    pub fn reconfigure(&mut self, config: ServerConfig) -> Reconfigured {
+        let done = self.server.reconfigure(config);
+        if let Some(r) = self.renewal.as_mut() {
+            r.relink(&self.server);
+        }
+        self.refresh_fast_path();
+        done
     }
 
     /// The answer to a control request, and the lease changes it made.

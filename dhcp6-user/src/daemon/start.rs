@@ -29,6 +29,8 @@ use crate::{
 /// How `dhcp6d run` was asked to run.
 pub struct RunOptions {
     pub config: Config,
+    /// The file `config` was read from: SIGHUP and `dhcp6d reload` read it again.
+    pub config_path: PathBuf,
     /// Attach the XDP program to the served interfaces, and answer renewals there.
     pub xdp: bool,
     /// Where the XDP program's maps and links are pinned.
@@ -80,6 +82,7 @@ fn load_leases(server: &mut Server, state_dir: &Path) -> Result<Journal> {
 /// Starts everything; the receiver is the engine's queue.
 pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>)> {
     let config = options.config;
+    let reload = super::reload::Reload::new(options.config_path, config.clone());
     let relay = config.relay.clone().map(Relay::new);
     let (roles, interfaces) = interfaces(&config, relay.as_ref());
     let settings = config.daemon;
@@ -189,7 +192,7 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     .context("starting the commit thread")?;
     let serve = Serve::new(server, listeners, renewal, committer, sender, dropped, shed);
     let tracing = live_trace::Tracing::new(trace_maps);
-    Ok((Daemon { serve, relaying, failover, xdp, tracing, control_path: settings.control_socket }, rx))
+    Ok((Daemon { serve, relaying, failover, xdp, tracing, control_path: settings.control_socket, reload }, rx))
 }
 
 /// Attaches `program`, loaded with its maps pinned under `dir`, to `interfaces` through
