@@ -29,6 +29,7 @@ pub mod relaying;
 pub mod renewal_upkeep;
 pub mod sender;
 pub mod serve;
+pub mod service_manager;
 pub mod socket;
 pub mod standby;
 pub mod start;
@@ -43,15 +44,25 @@ pub mod xsk;
 use std::time::Duration;
 
 use anyhow::Result;
-use tracing::info;
+use tracing::{info, warn};
 
 use input::BATCH;
+use service_manager::ServiceManager;
 
 pub use start::RunOptions;
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(options: RunOptions) -> Result<()> {
+    let service = ServiceManager::from_env();
+    // Before start-up, so that a SIGHUP while it lasts does not kill dhcp6d either.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let (mut daemon, mut inputs) = start::start(options).await?;
+    service.ready(&daemon.status());
+    let mut keep_alive = service.keep_alive_every().map(|every| {
+        let mut timer = tokio::time::interval(every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        timer
+    });
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut batch = Vec::with_capacity(BATCH);
@@ -72,6 +83,11 @@ pub async fn run(options: RunOptions) -> Result<()> {
                     r.take_reports().await;
                 }
             }
+            // Only this loop sends keep-alives: an engine stuck in a batch sends none.
+            _ = next_keep_alive(keep_alive.as_mut()) => service.keep_alive(),
+            _ = hangup.recv() => {
+                warn!("SIGHUP: reload is not supported; restart dhcp6d to apply a configuration change");
+            }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         }
@@ -79,11 +95,22 @@ pub async fn run(options: RunOptions) -> Result<()> {
             break;
         }
     }
+    service.stopping();
     let fatal = daemon.fatal().map(str::to_string);
     daemon.stop();
     info!("stopped");
     match fatal {
         Some(why) => Err(anyhow::anyhow!(why)),
         None => Ok(()),
+    }
+}
+
+/// The next keep-alive's time; never, without a watchdog.
+async fn next_keep_alive(timer: Option<&mut tokio::time::Interval>) {
+    match timer {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
