@@ -130,6 +130,7 @@ fn dhcp6d_tells_systemd_it_is_ready_keeps_the_watchdog_and_survives_sighup() {
         }
         (keep_alives >= 5).then_some(())
     });
+    let mut said = Vec::new();
 
     // SIGHUP does not stop it; it still serves a client.
     d.process.signal(libc::SIGHUP);
@@ -137,6 +138,12 @@ fn dhcp6d_tells_systemd_it_is_ready_keeps_the_watchdog_and_survives_sighup() {
     let client = Dhclient::start(&client_ns, &scratch, "dhclient", veth.b(), &[]);
     client.wait_event("BOUND6", "new_ip6_address", SECS);
     assert!(d.stat("received", "SOLICIT") >= 1);
+    // The status follows the leases.
+    let status = format!("STATUS=serving 1 leases on {} (XDP attached)\n", veth.a());
+    wait_for("the status to count the lease", SECS, || {
+        said.extend(notifications(&socket));
+        said.contains(&status).then_some(())
+    });
 
     // SIGTERM: STOPPING=1, and a clean exit.
     let stopped = d.stop_keeping_pins();

@@ -53,11 +53,11 @@ pub use start::RunOptions;
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(options: RunOptions) -> Result<()> {
-    let service = ServiceManager::from_env();
+    let mut service = ServiceManager::from_env();
     // Before start-up, so that a SIGHUP while it lasts does not kill dhcp6d either.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let (mut daemon, mut inputs) = start::start(options).await?;
-    service.ready(&daemon.status());
+    service.ready(daemon.status());
     let mut keep_alive = service.keep_alive_every().map(|every| {
         let mut timer = tokio::time::interval(every);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -76,7 +76,12 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 daemon.handle(batch.drain(..)).await;
             }
             Some(done) = daemon.serve.next_done() => daemon.serve.heard_all(done),
-            _ = tick.tick() => daemon.tick().await,
+            _ = tick.tick() => {
+                daemon.tick().await;
+                if service.listening() {
+                    service.status(daemon.status());
+                }
+            }
             () = daemon.tracing.xdp_due() => daemon.tracing.take_xdp(),
             () = relaying::reports_due(daemon.relaying.as_mut()) => {
                 if let Some(r) = daemon.relaying.as_mut() {

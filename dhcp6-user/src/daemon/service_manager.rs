@@ -13,8 +13,12 @@ use tracing::{info, warn};
 
 /// The service manager as the environment describes it.
 pub struct ServiceManager {
+    /// Whether there is one to tell (`NOTIFY_SOCKET`).
+    listening: bool,
     /// How often a keep-alive is due, when the watchdog is on (`WATCHDOG_USEC`).
     keep_alive: Option<Duration>,
+    /// The status line last sent, so that an unchanged one is not sent again.
+    status: String,
 }
 
 impl ServiceManager {
@@ -25,7 +29,13 @@ impl ServiceManager {
         if let Some(every) = keep_alive {
             info!(every_ms = every.as_millis() as u64, "systemd watchdog on: keep-alives from the engine loop");
         }
-        ServiceManager { keep_alive }
+        ServiceManager { listening: std::env::var_os("NOTIFY_SOCKET").is_some(), keep_alive, status: String::new() }
+    }
+
+    /// Whether anything is sent at all: without a service manager, callers need not even
+    /// make a status line.
+    pub fn listening(&self) -> bool {
+        self.listening
     }
 
     /// How often [`Self::keep_alive`] is due; `None` without a watchdog.
@@ -34,13 +44,17 @@ impl ServiceManager {
     }
 
     /// dhcp6d serves: `READY=1` with a status line.
-    pub fn ready(&self, status: &str) {
-        send(&[NotifyState::Ready, NotifyState::Status(status)]);
+    pub fn ready(&mut self, status: String) {
+        send(&[NotifyState::Ready, NotifyState::Status(&status)]);
+        self.status = status;
     }
 
-    /// A status line for `systemctl status`.
-    pub fn status(&self, status: &str) {
-        send(&[NotifyState::Status(status)]);
+    /// A status line for `systemctl status`, sent when it changed.
+    pub fn status(&mut self, status: String) {
+        if status != self.status {
+            send(&[NotifyState::Status(&status)]);
+            self.status = status;
+        }
     }
 
     /// dhcp6d is stopping: `STOPPING=1`.
