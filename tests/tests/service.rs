@@ -156,22 +156,42 @@ fn dhcp6d_tells_systemd_it_is_ready_keeps_the_watchdog_and_survives_sighup() {
 }
 
 #[test]
-fn without_notify_socket_nothing_is_sent() {
-    // WATCHDOG_USEC alone (no NOTIFY_SOCKET): dhcp6d runs as ever, and says nothing of it.
-    let (server_ns, _client_ns, veth, scratch) = link("nonotify");
+fn no_keep_alives_without_watchdog_usec_and_nothing_without_notify_socket() {
+    let (server_ns, _client_ns, veth, scratch) = link("nowatchdog");
+    // NOTIFY_SOCKET without WATCHDOG_USEC: READY=1, and not one keep-alive.
+    let path = scratch.path("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let notify = format!("NOTIFY_SOCKET={}", path.display());
+    let wrapper = ["env", "-u", "WATCHDOG_USEC", &notify];
+    let d = Dhcp6d::start_wrapped(&server_ns, &scratch, "srv", &config(veth.a()), &["--no-xdp"], None, &wrapper);
+    let first = wait_for("READY=1", SECS, || notifications(&socket).into_iter().next());
+    assert!(first.starts_with("READY=1\n") && first.contains("(without XDP)"), "{first:?}");
+    // Twenty ticks of the loop, and control requests that turn it.
+    for _ in 0..20 {
+        assert!(d.try_show("statistics").is_some());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let later = notifications(&socket);
+    assert!(later.iter().all(|n| !n.contains("WATCHDOG")), "keep-alives without a watchdog: {later:?}");
+    drop(d);
+
+    // WATCHDOG_USEC without NOTIFY_SOCKET: dhcp6d runs as ever, and tries to tell no one.
     let d = Dhcp6d::start_wrapped(
         &server_ns,
         &scratch,
-        "srv",
+        "srv2",
         &config(veth.a()),
         &["--no-xdp"],
         None,
-        &["env", "-u", "NOTIFY_SOCKET", "WATCHDOG_USEC=500000"],
+        &["env", "-u", "NOTIFY_SOCKET", "WATCHDOG_USEC=200000"],
     );
-    std::thread::sleep(Duration::from_secs(1));
+    for _ in 0..10 {
+        assert!(d.try_show("statistics").is_some());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let log = d.process.log_text();
     assert!(!log.contains("could not notify"), "{log}");
-    assert!(d.try_show("statistics").is_some());
 }
 
 /// The unit's capabilities, as setpriv names them (`net_admin`).
