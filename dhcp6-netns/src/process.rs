@@ -74,6 +74,14 @@ impl Process {
         Ok(status)
     }
 
+    /// How it exited, if it has, without waiting.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        match self.has_exited() {
+            true => self.exited,
+            false => None,
+        }
+    }
+
     /// Whether it has exited, without waiting.
     fn has_exited(&mut self) -> bool {
         match self.child.try_wait() {

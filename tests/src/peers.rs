@@ -147,6 +147,20 @@ impl Dhcp6d {
         extra: &[&str],
         bpf_dir: Option<PathBuf>,
     ) -> Dhcp6d {
+        Self::start_wrapped(ns, scratch, name, config, extra, bpf_dir, &[])
+    }
+
+    /// [`Self::start_pinned`] with dhcp6d run by the command `wrapper` (`setpriv ...`,
+    /// `env VAR=...`), which must exec it: its process is dhcp6d's.
+    pub fn start_wrapped(
+        ns: &Netns,
+        scratch: &Scratch,
+        name: &str,
+        config: &str,
+        extra: &[&str],
+        bpf_dir: Option<PathBuf>,
+        wrapper: &[&str],
+    ) -> Dhcp6d {
         let socket = scratch.path(&format!("{name}.sock"));
         let state = scratch.path(&format!("{name}-state"));
         let header = format!(
@@ -159,7 +173,8 @@ impl Dhcp6d {
         let config_path = scratch.path(&format!("{name}.toml"));
         fs::write(&config_path, config_text).unwrap();
         let bin = dhcp6d_binary();
-        let mut args = vec![bin.to_str().unwrap(), "run", "--config", config_path.to_str().unwrap()];
+        let mut args = wrapper.to_vec();
+        args.extend_from_slice(&[bin.to_str().unwrap(), "run", "--config", config_path.to_str().unwrap()]);
         args.extend_from_slice(extra);
         let dir_text = bpf_dir.as_ref().map(|d| d.display().to_string());
         if let Some(d) = &dir_text {

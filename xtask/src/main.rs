@@ -3,6 +3,7 @@
 mod bench;
 mod lab;
 mod netns;
+mod package;
 mod setup;
 mod shell;
 
@@ -48,6 +49,17 @@ enum Task {
         /// Only one part: exchanges, million, xdp, renewals, relay or standby.
         #[arg(long)]
         only: Option<String>,
+    },
+    /// The Debian package: dhcp6d, its systemd unit, the default configuration and the docs,
+    /// written to target/debian/ (the path is printed).
+    Package {
+        /// Package this dhcp6d instead of building a release one (e.g. target/debug/dhcp6d,
+        /// which the tests built).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// Where the .deb goes.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Fuzz the DHCPv6 decoder, its corpus seeded from the real captures.
     Fuzz {
@@ -104,6 +116,20 @@ fn main() -> Result<()> {
             }
             build()?;
             bench::run(&root().join("target/release/dhcp6d"), only.as_deref())
+        }
+        Task::Package { binary, out } => {
+            let binary = match binary {
+                Some(b) => b,
+                None => {
+                    build()?;
+                    root().join("target/release/dhcp6d")
+                }
+            };
+            let out = out.unwrap_or_else(|| root().join("target/debian"));
+            std::fs::create_dir_all(&out)?;
+            let deb = package::package(&root(), &binary, &out)?;
+            println!("{}", deb.display());
+            Ok(())
         }
         Task::Fuzz { seconds } => {
             setup::setup()?;

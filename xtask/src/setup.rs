@@ -32,6 +32,10 @@ const PACKAGES: &[&str] = &[
     "frr",
     // Certificates for the standby test of the backup link's TLS.
     "openssl",
+    // systemd-analyze, which checks contrib/dhcp6d.service (PID 1 need not be systemd).
+    "systemd",
+    // objcopy, which `cargo xtask package` strips the packaged binary's debug information with.
+    "binutils",
 ];
 
 /// The bpf-linker release known to build against Debian's LLVM packages here.

@@ -91,6 +91,27 @@ impl Daemon {
         }
     }
 
+    /// One line for the service manager's status: what dhcp6d serves and how.
+    pub fn status(&self) -> String {
+        let interfaces = self.serve.listeners.iter().filter_map(|l| l.interface.as_deref()).collect::<Vec<_>>();
+        let xdp = match &self.xdp {
+            Some(_) => "XDP attached",
+            None => "without XDP",
+        };
+        let relay = match &self.relaying {
+            Some(_) => ", relaying",
+            None => "",
+        };
+        format!(
+            "serving {} leases on {} ({xdp}{relay})",
+            self.serve.server.lease_count(),
+            match interfaces.is_empty() {
+                true => "relayed links only".to_string(),
+                false => interfaces.join(", "),
+            }
+        )
+    }
+
     /// Why the daemon must stop, if it must (the failover state could not be written).
     pub fn fatal(&self) -> Option<&str> {
         self.failover.as_ref().and_then(|f| f.fatal.as_deref())

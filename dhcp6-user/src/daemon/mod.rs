@@ -30,6 +30,7 @@ pub mod reload;
 pub mod renewal_upkeep;
 pub mod sender;
 pub mod serve;
+pub mod service_manager;
 pub mod socket;
 pub mod standby;
 pub mod start;
@@ -47,15 +48,23 @@ use anyhow::Result;
 use tracing::info;
 
 use input::BATCH;
+use service_manager::ServiceManager;
 
 pub use start::RunOptions;
 
 /// Runs until SIGINT or SIGTERM; SIGHUP reloads the configuration file.
 pub async fn run(options: RunOptions) -> Result<()> {
+    let mut service = ServiceManager::from_env();
     // Taken before start-up, which may take seconds: a SIGHUP meanwhile would otherwise end
     // the daemon (its default action); it reloads once serving.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let (mut daemon, mut inputs) = start::start(options).await?;
+    service.ready(daemon.status());
+    let mut keep_alive = service.keep_alive_every().map(|every| {
+        let mut timer = tokio::time::interval(every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        timer
+    });
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut batch = Vec::with_capacity(BATCH);
@@ -69,13 +78,20 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 daemon.handle(batch.drain(..)).await;
             }
             Some(done) = daemon.serve.next_done() => daemon.serve.heard_all(done),
-            _ = tick.tick() => daemon.tick().await,
+            _ = tick.tick() => {
+                daemon.tick().await;
+                if service.listening() {
+                    service.status(daemon.status());
+                }
+            }
             () = daemon.tracing.xdp_due() => daemon.tracing.take_xdp(),
             () = relaying::reports_due(daemon.relaying.as_mut()) => {
                 if let Some(r) = daemon.relaying.as_mut() {
                     r.take_reports().await;
                 }
             }
+            // Only this loop sends keep-alives: an engine stuck in a batch sends none.
+            _ = next_keep_alive(keep_alive.as_mut()) => service.keep_alive(),
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
             // Logged, refused or not: there is no one to answer.
@@ -87,11 +103,22 @@ pub async fn run(options: RunOptions) -> Result<()> {
             break;
         }
     }
+    service.stopping();
     let fatal = daemon.fatal().map(str::to_string);
     daemon.stop();
     info!("stopped");
     match fatal {
         Some(why) => Err(anyhow::anyhow!(why)),
         None => Ok(()),
+    }
+}
+
+/// The next keep-alive's time; never, without a watchdog.
+async fn next_keep_alive(timer: Option<&mut tokio::time::Interval>) {
+    match timer {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }

@@ -261,7 +261,9 @@ fn open_xsks(program: &mut XdpProgram, listeners: &[Listener]) -> (Vec<(xsk::Xsk
                 }
                 links += 1;
             }
-            Err(e) => warn!(interface = %name, error = %e, "no AF_XDP socket: read through the UDP socket"),
+            Err(e) => {
+                warn!(interface = %name, error = %format!("{e:#}"), "no AF_XDP socket: read through the UDP socket")
+            }
         }
     }
     (readers, senders)

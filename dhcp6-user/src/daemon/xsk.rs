@@ -419,7 +419,7 @@ pub fn open(
     // SAFETY: plain socket creation.
     let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(needs("creating an AF_XDP socket (needs CAP_NET_RAW)", io::Error::last_os_error()));
     }
     // SAFETY: a descriptor just opened and owned by nothing else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -434,7 +434,8 @@ pub fn open(
         flags: 0,
         tx_metadata_len: 0,
     };
-    set(raw, libc::XDP_UMEM_REG, &reg)?;
+    set(raw, libc::XDP_UMEM_REG, &reg)
+        .map_err(|e| needs("registering its frames, locked memory (needs CAP_IPC_LOCK or a higher LimitMEMLOCK)", e))?;
     set(raw, libc::XDP_UMEM_FILL_RING, &rx_frames)?;
     set(raw, libc::XDP_UMEM_COMPLETION_RING, &TX_FRAMES)?;
     set(raw, libc::XDP_RX_RING, &rx_frames)?;
@@ -474,6 +475,12 @@ pub fn open(
         XskRx { socket: socket.clone(), rx, fill, ifindex, queue },
         XskTx { socket, tx, completion, free, mac, link_local, pending: false },
     ))
+}
+
+/// `e` saying which step failed and what it takes, so that a missing capability is named in
+/// the log.
+fn needs(step: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{step}: {e}"))
 }
 
 /// The MAC and the link-local address of `interface` (`ifindex`), as replies from it carry
