@@ -32,6 +32,8 @@ const PACKAGES: &[&str] = &[
     "frr",
     // Certificates for the standby test of the backup link's TLS.
     "openssl",
+    // A real scraper for the metrics test and bench (prometheus, promtool; no service started).
+    "prometheus",
 ];
 
 /// The bpf-linker release known to build against Debian's LLVM packages here.

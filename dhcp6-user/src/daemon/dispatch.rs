@@ -30,6 +30,8 @@ pub struct Handled {
     pub failover: Vec<failover_link::LinkEvent>,
     /// Control requests for the failover piece.
     pub failover_requests: Vec<(Request, oneshot::Sender<Answer>)>,
+    /// Scrapes of the metrics endpoint, answered once the batch is handled.
+    pub metrics: Vec<oneshot::Sender<Box<crate::metrics::Snapshot>>>,
 }
 
 /// Handles a batch: every input through its engine.
@@ -46,6 +48,7 @@ pub fn handle_batch(
         batch: Batch::default(),
         failover: Vec::new(),
         failover_requests: Vec::new(),
+        metrics: Vec::new(),
     };
     for input in inputs {
         match input {
@@ -126,6 +129,7 @@ pub fn handle_batch(
                 handled.batch.answers.push((answer, value));
             }
             Input::Failover(event) => handled.failover.push(event),
+            Input::Metrics(answer) => handled.metrics.push(answer),
         }
     }
     handled

@@ -19,6 +19,7 @@ pub mod identity;
 pub mod input;
 pub mod interface;
 pub mod link_tls;
+pub mod metrics_endpoint;
 pub mod packet_socket;
 pub mod reader;
 pub mod relay_frames;
