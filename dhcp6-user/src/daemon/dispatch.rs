@@ -30,8 +30,9 @@ pub struct Handled {
     pub failover: Vec<failover_link::LinkEvent>,
     /// Control requests for the failover piece.
     pub failover_requests: Vec<(Request, oneshot::Sender<Answer>)>,
-    /// Scrapes of the metrics endpoint, answered once the batch is handled.
-    pub metrics: Vec<oneshot::Sender<Box<crate::metrics::Snapshot>>>,
+    /// Scrapes of the metrics endpoint (and whether each wants the pools' counts), answered
+    /// once the batch is handled.
+    pub metrics: Vec<(bool, oneshot::Sender<Box<crate::metrics::Snapshot>>)>,
 }
 
 /// Handles a batch: every input through its engine.
@@ -129,7 +130,7 @@ pub fn handle_batch(
                 handled.batch.answers.push((answer, value));
             }
             Input::Failover(event) => handled.failover.push(event),
-            Input::Metrics(answer) => handled.metrics.push(answer),
+            Input::Metrics { pools, answer } => handled.metrics.push((pools, answer)),
         }
     }
     handled

@@ -50,8 +50,8 @@ impl Daemon {
         if let Some(r) = self.relaying.as_mut() {
             r.after_batch(handled.frames).await;
         }
-        for answer in handled.metrics {
-            let _ = answer.send(Box::new(self.metrics_snapshot(now)));
+        for (pools, answer) in handled.metrics {
+            let _ = answer.send(Box::new(self.metrics_snapshot(pools, now)));
         }
     }
 

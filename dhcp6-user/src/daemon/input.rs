@@ -48,8 +48,12 @@ pub enum Input {
     Failover(failover_link::LinkEvent),
     /// From keepalived's notify FIFO, the kernel's address events or a backup link.
     Standby(StandbyInput),
-    /// A scrape of the metrics endpoint, answered between two batches.
-    Metrics(oneshot::Sender<Box<crate::metrics::Snapshot>>),
+    /// A scrape of the metrics endpoint, answered between two batches; the pools' counts (a
+    /// pass over every lease) only when `pools` asks for them.
+    Metrics {
+        pools: bool,
+        answer: oneshot::Sender<Box<crate::metrics::Snapshot>>,
+    },
 }
 
 /// What the standby's tasks hand the engine.
