@@ -422,6 +422,49 @@ mod tests {
         assert!(t.contains("dhcp6d_relay_users 9.0\n"), "{t}");
     }
 
+    /// Every metric the Grafana dashboard (`contrib/grafana/dhcp6d.json`) queries is one dhcp6d
+    /// serves, in some mode.
+    #[test]
+    fn the_dashboard_queries_only_metrics_dhcp6d_serves() {
+        let mut s = Snapshot::default();
+        s.statistics.xdp = Some(Counts::default());
+        s.pools.push(pool("256", "192"));
+        let server = ServerStatus {
+            group: "core".into(),
+            server: "2001:db8:ff::1".parse().unwrap(),
+            weight: 1,
+            state: Liveness::Up,
+            sent: 0,
+            answered: 0,
+            timed_out: 0,
+        };
+        let servers = RelayServers { servers: vec![server], stats: RelayStats::default() };
+        s.relay = Some(RelaySnapshot { servers, users: 0 });
+        s.failover = Some(FailoverSnapshot { state: FailoverState::Normal, partner_state: None, connected: true });
+        s.standby = vec![("access".into(), StandbyRole::Master)];
+        let commits = CommitHistograms::default();
+        let served = encode(&s, Some(&commits), QueueDepth { depth: 0, capacity: 1 }, Format::Prometheus);
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../contrib/grafana/dhcp6d.json")).expect("the dashboard is JSON");
+        let panels = dashboard["panels"].as_array().expect("panels");
+        let exprs: Vec<&str> = panels
+            .iter()
+            .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+            .filter_map(|t| t["expr"].as_str())
+            .collect();
+        assert!(exprs.len() >= 10, "{exprs:?}");
+        for expr in exprs {
+            for name in
+                expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("dhcp6d_"))
+            {
+                assert!(
+                    served.contains(&format!("\n{name}{{")) || served.contains(&format!("\n{name} ")),
+                    "the dashboard queries {name}, which dhcp6d does not serve:\n{served}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_format_follows_the_accept_header() {
         let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";

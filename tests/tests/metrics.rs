@@ -128,6 +128,26 @@ fn prometheus_scrapes_a_dhclient_exchange_and_promtool_finds_nothing_wrong() {
     wait_for("Prometheus to see the scrape target up", SECS, || {
         query(&server_ns, "up", "job").contains(&("dhcp6d".to_string(), 1.0)).then_some(())
     });
+    // Every query of the Grafana dashboard is one Prometheus takes, and those of the server's
+    // panels find data.
+    let dashboard: Value = serde_json::from_str(include_str!("../../contrib/grafana/dhcp6d.json")).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(|e| e.replace("$__rate_interval", "1m").replace("$instance", ".*")))
+        .collect();
+    for expr in &exprs {
+        let r = get(&server_ns, PROMETHEUS, &format!("/api/v1/query?query={}", http::query_escape(expr)), &[]).unwrap();
+        let answer: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(answer["status"], "success", "{expr}: {answer}");
+    }
+    for metric in ["dhcp6d_pool_utilisation_ratio", "dhcp6d_engine_queue_depth", "dhcp6d_xdp_verdicts_total"] {
+        wait_for(&format!("Prometheus to hold {metric}"), SECS, || {
+            (!query(&server_ns, metric, "instance").is_empty()).then_some(())
+        });
+    }
     // The same numbers as `show statistics`: one source.
     let solicits = server.stat("received", "SOLICIT");
     assert!(solicits >= 1);
