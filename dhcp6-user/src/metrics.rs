@@ -378,10 +378,15 @@ mod tests {
 
     #[test]
     fn states_are_one_series_each_with_the_current_at_one() {
-        let mut s = Snapshot::default();
-        s.failover =
-            Some(FailoverSnapshot { state: FailoverState::PartnerDown, partner_state: None, connected: false });
-        s.standby = vec![("access".into(), StandbyRole::Backup)];
+        let s = Snapshot {
+            failover: Some(FailoverSnapshot {
+                state: FailoverState::PartnerDown,
+                partner_state: None,
+                connected: false,
+            }),
+            standby: vec![("access".into(), StandbyRole::Backup)],
+            ..Default::default()
+        };
         let t = text(&s);
         let ones: Vec<&str> =
             t.lines().filter(|l| l.starts_with("dhcp6d_failover_state{") && l.ends_with(" 1.0")).collect();
@@ -411,8 +416,8 @@ mod tests {
             timed_out: 1,
         };
         let servers = vec![server("2001:db8:ff::1", Liveness::Up), server("2001:db8:ff::2", Liveness::Down)];
-        let mut s = Snapshot::default();
-        s.relay = Some(RelaySnapshot { servers: RelayServers { servers, stats }, users: 9 });
+        let relay = Some(RelaySnapshot { servers: RelayServers { servers, stats }, users: 9 });
+        let s = Snapshot { relay, ..Default::default() };
         let t = text(&s);
         assert!(t.contains("dhcp6d_relay_server_up{group=\"core\",server=\"2001:db8:ff::1\"} 1.0\n"), "{t}");
         assert!(t.contains("dhcp6d_relay_server_up{group=\"core\",server=\"2001:db8:ff::2\"} 0.0\n"), "{t}");
