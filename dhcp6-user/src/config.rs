@@ -71,6 +71,8 @@ pub struct DaemonSettings {
     /// With XDP: on-link clients' messages come up through AF_XDP sockets, past the kernel's
     /// IP and UDP stack, and their replies go down the same way (`daemon::xsk`).
     pub af_xdp: bool,
+    /// Where Prometheus metrics are served (`[metrics] listen`); none: not served.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A whole configuration file, checked: the daemon's own settings (the `[server]` table's
@@ -136,6 +138,14 @@ mod raw {
         pub subnet: Vec<Spanned<Subnet>>,
         pub relay: Option<Relay>,
         pub failover: Option<Spanned<Failover>>,
+        pub metrics: Option<Metrics>,
+    }
+
+    /// `[metrics]`: the HTTP endpoint Prometheus scrapes.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Metrics {
+        pub listen: Spanned<String>,
     }
 
     #[derive(Deserialize)]
@@ -461,6 +471,10 @@ impl Config {
             control_socket: file.server.control_socket.unwrap_or_else(|| PathBuf::from("/run/dhcp6d.sock")),
             fast_path_bindings,
             af_xdp: file.server.af_xdp.unwrap_or(true),
+            metrics_listen: match &file.metrics {
+                Some(m) => Some(check_metrics_listen(&m.listen).map_err(|(offset, m)| at(offset, m))?),
+                None => None,
+            },
         };
         let offer_lifetime = match &file.server.offer_lifetime {
             Some(o) if *o.get_ref() == 0 => {
@@ -556,6 +570,15 @@ impl Config {
         }
         Ok(Config { daemon, server, relay, failover })
     }
+}
+
+/// `[metrics] listen` checked: an address with its port (IPv4 or IPv6: Prometheus often
+/// scrapes over loopback).
+fn check_metrics_listen(listen: &Spanned<String>) -> Result<SocketAddr, (usize, String)> {
+    let text = listen.get_ref();
+    text.parse::<SocketAddr>().map_err(|_| {
+        (listen.span().start, format!("metrics listen {text:?} is no address with a port (like \"[::1]:9547\")"))
+    })
 }
 
 /// `[failover]` checked: addresses with their ports, and timers that make sense together.
@@ -1117,6 +1140,22 @@ delegated_length = 56
 duid = "00:01:00:01:32:96:98:99:02:00:00:00:00:c1"
 address = "2001:db8:1::10"
 "#;
+
+    #[test]
+    fn metrics_are_off_unless_an_address_is_given() {
+        assert_eq!(Config::parse(GOOD).unwrap().daemon.metrics_listen, None);
+        let on = format!("{GOOD}\n[metrics]\nlisten = \"[::1]:9547\"\n");
+        assert_eq!(Config::parse(&on).unwrap().daemon.metrics_listen, Some("[::1]:9547".parse().unwrap()));
+        for bad in ["\"::1\"", "\"[::1]:99999\"", "\"localhost:9547\""] {
+            let text = format!("{GOOD}\n[metrics]\nlisten = {bad}\n");
+            let e = Config::parse(&text).unwrap_err();
+            let line = text.lines().position(|l| l.starts_with("listen")).unwrap() + 1;
+            assert_eq!((e.line, e.column), (line, 10), "{bad}: {e}");
+            assert!(e.message.contains("no address with a port"), "{e}");
+        }
+        let unknown = format!("{GOOD}\n[metrics]\nlisten = \"[::1]:9547\"\npath = \"/m\"\n");
+        assert!(Config::parse(&unknown).unwrap_err().message.contains("unknown field"));
+    }
 
     #[test]
     fn af_xdp_is_on_unless_turned_off() {

@@ -5,6 +5,7 @@
 //! - [`daemon`]: the driver: readers, the engine thread, the committer, the sender, XDP upkeep.
 //! - [`store`]: lease stores (the journal) and moving leases in and out (Kea memfile, CSV).
 //! - [`xdp`]: loading and attaching the XDP program, reading its counters and maps.
+//! - [`metrics`]: the counters `dhcp6d show` reads, encoded for Prometheus.
 //! - [`capture`]: DHCPv6 datagrams out of pcap files; [`json`]: messages rendered as JSON.
 //!
 //! The wire codec is its own crate, `dhcp6-codec` (DHCPv6 messages, and the Ethernet, IPv6 and
@@ -17,6 +18,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod json;
+pub mod metrics;
 pub mod netlink;
 pub mod show;
 pub mod store;

@@ -3,6 +3,7 @@
 
 pub mod access_switch;
 pub mod client;
+pub mod http;
 pub mod netns;
 pub mod peers;
 pub mod relay_lab;

@@ -476,22 +476,67 @@ fn bench_link() -> Result<(Host, Host)> {
     Ok((server, client))
 }
 
-/// dhcp6d, then Kea, each in fresh namespaces, under `generator`.
-fn compare(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path) -> Result<(Outcome, Option<Outcome>)> {
+/// Where the scraped sweep's dhcp6d serves metrics, in the bench's server namespace.
+const METRICS_LISTEN: &str = "[::1]:9547";
+
+/// A Prometheus configuration scraping [`METRICS_LISTEN`] every second.
+fn prometheus_config() -> String {
+    format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: dhcp6d\n    static_configs:\n      - targets: ['{METRICS_LISTEN}']\n"
+    )
+}
+
+/// Starts Prometheus in `server`, scraping dhcp6d's metrics every second, its data under [`DIR`].
+fn start_prometheus(server: &mut Host) -> Result<()> {
+    let dir = PathBuf::from(DIR);
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, prometheus_config())?;
+    let data = dir.join("prometheus-data");
+    let _ = std::fs::remove_dir_all(&data);
+    let args = [
+        "prometheus".to_string(),
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", data.display()),
+        "--web.listen-address=127.0.0.1:9090".to_string(),
+    ];
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    server.start(&refs, &dir.join("prometheus.log"))
+}
+
+/// dhcp6d in fresh namespaces under `generator`. With `scraped`, its metrics endpoint is on
+/// and Prometheus scrapes it every second from beside it (started after dhcp6d, so that the
+/// server's CPU time stays dhcp6d's).
+fn dhcp6d_sweep(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path, scraped: bool) -> Result<Outcome> {
     let dir = PathBuf::from(DIR);
     let (mut server, client) = bench_link()?;
     let _ = std::fs::remove_dir_all(dir.join("dhcp6d-state"));
     let config = dir.join("dhcp6d.toml");
-    std::fs::write(&config, dhcp6d_config("dhcp6d", "bench-srv"))?;
+    let mut text = dhcp6d_config("dhcp6d", "bench-srv");
+    if scraped {
+        text.push_str(&format!("\n[metrics]\nlisten = \"{METRICS_LISTEN}\"\n"));
+    }
+    std::fs::write(&config, text)?;
     let bin = dhcp6d.to_str().context("build path is not UTF-8")?;
     let pins = crate::setup::netns_pin_dir("bench")?;
     let args = [bin, "run", "--config", config.to_str().context("path")?, "--bpf-dir", pins.to_str().context("path")?];
     server.start(&args, &dir.join("dhcp6d.log"))?;
+    if scraped {
+        start_prometheus(&mut server)?;
+    }
     std::thread::sleep(Duration::from_secs(2));
-    let (runs, overload) = sweep(generator, rates, "dhcp6d", &server, &client, "bench-cli")?;
-    let ours = Outcome { peak: peak(&runs), overload, cpu: cpu_per_exchange(&runs) };
-    drop(server);
-    drop(client);
+    let name = if scraped { "scraped" } else { "dhcp6d" };
+    let (runs, overload) = sweep(generator, rates, name, &server, &client, "bench-cli")?;
+    if scraped {
+        // Prometheus' own word that its last scrape of dhcp6d, under the last load, worked.
+        let up = server.printed(&["promtool", "query", "instant", "http://127.0.0.1:9090", "up{job=\"dhcp6d\"}"])?;
+        anyhow::ensure!(up.contains("=> 1 @"), "Prometheus did not scrape dhcp6d (up: {up}): see {DIR}/prometheus.log");
+    }
+    Ok(Outcome { peak: peak(&runs), overload, cpu: cpu_per_exchange(&runs) })
+}
+
+/// dhcp6d, then Kea, each in fresh namespaces, under `generator`.
+fn compare(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path) -> Result<(Outcome, Option<Outcome>)> {
+    let ours = dhcp6d_sweep(generator, rates, dhcp6d, false)?;
 
     if crate::shell::output(std::process::Command::new("sh").args(["-c", "command -v kea-dhcp6"])).is_none() {
         println!("  kea-dhcp6 is not installed: no comparison");
@@ -555,6 +600,19 @@ fn summary(ours: &Outcome, kea: Option<&Outcome>) {
     }
 }
 
+/// The scraped sweep beside the unscraped one of the same run.
+fn scraped_summary(unscraped: &Outcome, scraped: &Outcome) {
+    let (Some(u), Some(s)) = (unscraped.peak, scraped.peak) else { return };
+    let ratio = s.achieved / u.achieved;
+    println!(
+        "  dhcp6d scraped every second: {:.1} exchanges/s sustained, {:.1}% of {:.1}/s unscraped ({}; target within 2%)",
+        s.achieved,
+        ratio * 100.0,
+        u.achieved,
+        if ratio >= 0.98 { "met" } else { "missed" }
+    );
+}
+
 /// A part of the benchmark, by the name `--only` takes.
 type Part<'a> = (&'static str, Box<dyn FnOnce() -> Result<()> + 'a>);
 
@@ -577,6 +635,9 @@ pub fn run(dhcp6d: &Path, only: Option<&str>) -> Result<()> {
                 println!("with dhcp6-load (the project's own generator; perfdhcp tops out first):");
                 let (ours, kea) = compare(Generator::Own(&own), OWN_RATES, dhcp6d)?;
                 summary(&ours, kea.as_ref());
+                println!("with dhcp6-load again, Prometheus scraping dhcp6d's metrics every second:");
+                let scraped = dhcp6d_sweep(Generator::Own(&own), OWN_RATES, dhcp6d, true)?;
+                scraped_summary(&ours, &scraped);
                 Ok(())
             }),
         ),

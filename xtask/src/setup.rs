@@ -36,6 +36,8 @@ const PACKAGES: &[&str] = &[
     "systemd",
     // objcopy, which `cargo xtask package` strips the packaged binary's debug information with.
     "binutils",
+    // A real scraper for the metrics test and bench (prometheus, promtool; no service started).
+    "prometheus",
 ];
 
 /// The bpf-linker release known to build against Debian's LLVM packages here.

@@ -707,21 +707,32 @@ impl Server {
         changes
     }
 
-    /// Counts per pool and state.
+    /// Counts per pool and state, from one pass over the leases (a metrics scrape asks for
+    /// them every few seconds, with millions of leases).
     pub fn pool_counts(&self) -> Vec<PoolCounts> {
+        // Per subnet, per pool (the addresses first, then the PD pools in order): leases in
+        // use (bound or offered), expired, declined.
+        let mut tallies: Vec<Vec<[u64; 3]>> = self.subnets.iter().map(|s| vec![[0; 3]; 1 + s.prefixes.len()]).collect();
+        for (resource, st, subnet) in self.table.briefs() {
+            let (Some(state), Some(tally)) = (self.subnets.get(subnet), tallies.get_mut(subnet)) else { continue };
+            let column = match st {
+                LeaseState::Bound | LeaseState::Offered => 0,
+                LeaseState::Expired => 1,
+                LeaseState::Declined => 2,
+            };
+            let pools = std::iter::once(&state.addresses).chain(&state.prefixes);
+            for (pool, counts) in pools.zip(tally.iter_mut()) {
+                if pool.contains(&resource) {
+                    counts[column] += 1;
+                }
+            }
+        }
         let mut out = Vec::new();
         for (id, subnet) in self.config.subnets.iter().enumerate() {
             let state = &self.subnets[id];
-            let count = |pool: &Pool, st: LeaseState| {
-                self.table
-                    .briefs()
-                    .filter(|(r, state, subnet)| *subnet == id && *state == st && pool.contains(r))
-                    .count() as u64
-            };
+            let mut tally = tallies[id].iter();
             let mut push = |label: String, name: &str, pool: &Pool, unassignable: u64| {
-                let in_use = count(pool, LeaseState::Bound) + count(pool, LeaseState::Offered);
-                let expired = count(pool, LeaseState::Expired);
-                let conflicting = count(pool, LeaseState::Declined);
+                let [in_use, expired, conflicting] = tally.next().copied().unwrap_or_default();
                 let total = pool.size();
                 let taken = u128::from(in_use + expired + conflicting + unassignable);
                 out.push(PoolCounts {

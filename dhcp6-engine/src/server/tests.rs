@@ -385,6 +385,29 @@ fn prefixes_are_delegated_with_reservation_and_exhaustion() {
 }
 
 #[test]
+fn pool_counts_tally_each_pool_of_each_subnet_apart() {
+    let mut s = server();
+    bind(&mut s, 1, vec![ia_na(1, &[]), ia_pd(1, &[])]);
+    bind(&mut s, 2, vec![ia_pd(1, &[])]);
+    // An offer is in use too.
+    send(&mut s, &msg(MessageType::Solicit, 3, vec![ia_na(1, &[])]), 3, NOW);
+    let counts = s.pool_counts();
+    let row = |pool: &str| counts.iter().find(|p| p.subnet == "2001:db8:1::/64" && p.pool == pool).unwrap();
+    let addresses = row("addresses");
+    assert_eq!((addresses.in_use, addresses.expired, addresses.conflicting), (2, 0, 0));
+    // One address of the range is excluded.
+    assert_eq!((addresses.total.as_str(), addresses.unassignable, addresses.assignable.as_str()), ("4", 1, "1"));
+    let prefixes = row("2001:db8:8000::/40 as /56");
+    assert_eq!((prefixes.in_use, prefixes.total.as_str(), prefixes.assignable.as_str()), (2, "4", "2"));
+    let other = counts.iter().find(|p| p.subnet == "2001:db8:2::/64").unwrap();
+    assert_eq!(other.in_use, 0);
+    // Past the valid lifetime: expired, no longer in use.
+    s.expire(NOW + 200);
+    let counts = s.pool_counts();
+    assert_eq!((counts[0].in_use, counts[0].expired), (0, 1), "{:?}", counts[0]);
+}
+
+#[test]
 fn relayed_messages_use_the_innermost_link_and_come_back_through_every_relay() {
     let mut s = server();
     let inner =

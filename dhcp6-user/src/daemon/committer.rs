@@ -23,6 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 use tracing::warn;
 
@@ -77,6 +78,27 @@ pub struct Batch {
     pub partner: Vec<(tokio_mpsc::UnboundedSender<Vec<u8>>, Vec<u8>)>,
 }
 
+/// What the commit thread measures of each commit that writes, for the metrics endpoint:
+/// observed here once per fdatasync, read by a scrape, never touched by the engine.
+#[derive(Clone, Debug)]
+pub struct CommitHistograms {
+    /// Lease changes one commit wrote (every batch it covered): how much one fdatasync covers.
+    pub changes: Histogram,
+    /// Seconds one commit's write and fdatasync took.
+    pub seconds: Histogram,
+}
+
+impl Default for CommitHistograms {
+    fn default() -> Self {
+        CommitHistograms {
+            // 1 to 32768 changes.
+            changes: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+            // 50 µs to about 1.6 s.
+            seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+        }
+    }
+}
+
 /// What the engine hears back.
 pub enum Done {
     /// The batch's changes are durable and its replies handed to the sender.
@@ -108,6 +130,7 @@ pub struct Committer {
     in_flight: usize,
     refusals: u64,
     thread: Option<JoinHandle<()>>,
+    histograms: CommitHistograms,
 }
 
 impl Committer {
@@ -120,6 +143,8 @@ impl Committer {
     ) -> std::io::Result<Committer> {
         let (jobs, queue) = mpsc::channel();
         let (tell, done) = tokio_mpsc::unbounded_channel();
+        let histograms = CommitHistograms::default();
+        let measured = histograms.clone();
         let thread = std::thread::Builder::new().name("dhcp6d-commit".into()).spawn(move || {
             let mut out = Out {
                 tell,
@@ -128,10 +153,16 @@ impl Committer {
                 refusals: 0,
                 slow: Throttle::new(Duration::from_secs(60)),
                 refused: Throttle::default(),
+                measured,
             };
             run(store, queue, &mut out)
         })?;
-        Ok(Committer { jobs: Some(jobs), done, in_flight: 0, refusals: 0, thread: Some(thread) })
+        Ok(Committer { jobs: Some(jobs), done, in_flight: 0, refusals: 0, thread: Some(thread), histograms })
+    }
+
+    /// What the commit thread measures, for the metrics endpoint.
+    pub fn histograms(&self) -> &CommitHistograms {
+        &self.histograms
     }
 
     /// Queues `job`; gives it back if the commit thread is gone.
@@ -237,6 +268,8 @@ struct Out<D> {
     slow: Throttle,
     /// Refused commits, said once per window.
     refused: Throttle,
+    /// Each commit that writes, measured.
+    measured: CommitHistograms,
 }
 
 fn run<D: FnMut(Vec<Outgoing>)>(mut store: Box<dyn LeaseStore>, queue: mpsc::Receiver<Job>, out: &mut Out<D>) {
@@ -307,6 +340,11 @@ fn commit<D: FnMut(Vec<Outgoing>)>(store: &mut dyn LeaseStore, group: &mut Vec<B
         store.commit_batches(&batches)
     };
     let took = started.elapsed();
+    if writes && result.is_ok() {
+        let changes: usize = group.iter().map(|b| b.changes.len()).sum();
+        out.measured.changes.observe(changes as f64);
+        out.measured.seconds.observe(took.as_secs_f64());
+    }
     if took >= SLOW_COMMIT {
         if let Some(more) = out.slow.hit(Instant::now()) {
             warn!(

@@ -141,6 +141,25 @@ async fn trace(
     }
 }
 
+/// The server's counters with the driver's drops and XDP's verdicts: `show statistics`, and
+/// the metrics endpoint's counters.
+pub fn statistics(server: &Server, xdp: Option<&XdpProgram>, drops: &Drops<'_>) -> StatisticsAnswer {
+    let mut server = server.statistics().clone();
+    server.sent = drops.sent.counts();
+    let dropped = &mut server.dropped;
+    dropped.set(DropReason::QueueFull, drops.read.queue_full.load(Ordering::Relaxed));
+    let in_xdp = drops.xdp_shed.map_or(0, |s| s.shed());
+    dropped.set(DropReason::ShedSolicit, drops.read.shed_solicits.load(Ordering::Relaxed) + in_xdp);
+    dropped.set(DropReason::SocketFull, drops.read.socket_full.load(Ordering::Relaxed));
+    dropped.set(DropReason::BadFrame, drops.read.bad_frames.load(Ordering::Relaxed));
+    dropped.set(DropReason::SendFailed, drops.send_failed.load(Ordering::Relaxed));
+    let xdp = match xdp.map(XdpProgram::counters) {
+        Some(Ok(c)) => Some(c.by_verdict),
+        _ => None,
+    };
+    StatisticsAnswer { server, xdp, xdp_tx_off: drops.xdp_tx_off.to_vec() }
+}
+
 /// The answer to a control request, and the lease changes it made.
 pub fn answer(
     server: &mut Server,
@@ -170,22 +189,7 @@ pub fn answer(
                 })
                 .collect(),
         ),
-        Request::Statistics => {
-            let mut server = server.statistics().clone();
-            server.sent = drops.sent.counts();
-            let dropped = &mut server.dropped;
-            dropped.set(DropReason::QueueFull, drops.read.queue_full.load(Ordering::Relaxed));
-            let in_xdp = drops.xdp_shed.map_or(0, |s| s.shed());
-            dropped.set(DropReason::ShedSolicit, drops.read.shed_solicits.load(Ordering::Relaxed) + in_xdp);
-            dropped.set(DropReason::SocketFull, drops.read.socket_full.load(Ordering::Relaxed));
-            dropped.set(DropReason::BadFrame, drops.read.bad_frames.load(Ordering::Relaxed));
-            dropped.set(DropReason::SendFailed, drops.send_failed.load(Ordering::Relaxed));
-            let xdp = match xdp.map(XdpProgram::counters) {
-                Some(Ok(c)) => Some(c.by_verdict),
-                _ => None,
-            };
-            Answer::Statistics(Box::new(StatisticsAnswer { server, xdp, xdp_tx_off: drops.xdp_tx_off.to_vec() }))
-        }
+        Request::Statistics => Answer::Statistics(Box::new(statistics(server, xdp, drops))),
         Request::Pools => Answer::Pools(server.pool_counts()),
         Request::ClearConflicting { address } => {
             let changes = server.clear_conflicting(address);

@@ -34,6 +34,9 @@ pub struct Handled {
     /// `dhcp6d reload`s, for the driver once the batch is handed over: the inputs before
     /// them are served by the running configuration.
     pub reloads: Vec<oneshot::Sender<Answer>>,
+    /// Scrapes of the metrics endpoint (and whether each wants the pools' counts), answered
+    /// once the batch is handled.
+    pub metrics: Vec<(bool, oneshot::Sender<Box<crate::metrics::Snapshot>>)>,
 }
 
 /// Handles a batch: every input through its engine.
@@ -62,6 +65,7 @@ pub fn handle_batch(
         failover: Vec::new(),
         failover_requests: Vec::new(),
         reloads: Vec::new(),
+        metrics: Vec::new(),
     };
     for input in inputs {
         match input {
@@ -186,6 +190,7 @@ pub fn handle_batch(
             }
             Input::Failover(event) => handled.failover.push(event),
             Input::Trace { filter, events } => subscribed.push((filter, events)),
+            Input::Metrics { pools, answer } => handled.metrics.push((pools, answer)),
         }
     }
     for e in events {

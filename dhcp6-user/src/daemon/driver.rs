@@ -66,6 +66,9 @@ impl Daemon {
         for answer in handled.reloads {
             let _ = answer.send(self.reload());
         }
+        for (pools, answer) in handled.metrics {
+            let _ = answer.send(Box::new(self.metrics_snapshot(pools, now)));
+        }
     }
 
     /// Reads the configuration file again and runs from it, or keeps the running one and

@@ -53,6 +53,12 @@ pub enum Input {
         filter: crate::trace::TraceFilter,
         events: tokio::sync::mpsc::Sender<crate::trace::TraceEvent>,
     },
+    /// A scrape of the metrics endpoint, answered between two batches; the pools' counts (a
+    /// pass over every lease) only when `pools` asks for them.
+    Metrics {
+        pools: bool,
+        answer: oneshot::Sender<Box<crate::metrics::Snapshot>>,
+    },
 }
 
 /// What the standby's tasks hand the engine.

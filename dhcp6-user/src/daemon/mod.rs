@@ -20,6 +20,7 @@ pub mod input;
 pub mod interface;
 pub mod link_tls;
 pub mod live_trace;
+pub mod metrics_endpoint;
 pub mod packet_socket;
 pub mod reader;
 pub mod relay_frames;

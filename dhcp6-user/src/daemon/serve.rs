@@ -22,6 +22,22 @@ use crate::{
     xdp::{ShedSwitch, XdpProgram},
 };
 
+/// What the driver counted around the engine, from its pieces.
+fn drops<'a>(
+    dropped: &'a reader::Dropped,
+    shed: &'a Option<Arc<ShedSwitch>>,
+    sender: &'a Sender,
+    renewal: &'a Option<RenewalUpkeep>,
+) -> Drops<'a> {
+    Drops {
+        read: dropped,
+        xdp_shed: shed.as_deref(),
+        send_failed: &sender.failed,
+        sent: &sender.sent,
+        xdp_tx_off: renewal.as_ref().map_or(&[], |r| r.xdp_tx_off()),
+    }
+}
+
 /// The server engine with what carries its decisions out.
 pub struct Serve {
     pub server: Server,
@@ -153,14 +169,15 @@ impl Serve {
         xdp: Option<&XdpProgram>,
         now: u64,
     ) -> (Answer, Vec<LeaseChange>) {
-        let drops = Drops {
-            read: &self.dropped,
-            xdp_shed: self.shed.as_deref(),
-            send_failed: &self.sender.failed,
-            sent: &self.sender.sent,
-            xdp_tx_off: self.renewal.as_ref().map_or(&[], |r| r.xdp_tx_off()),
-        };
-        control_socket::answer(&mut self.server, relaying, request, xdp, &drops, now)
+        // The drops borrow the driver's fields, the answer the server.
+        let Serve { server, dropped, shed, sender, renewal, .. } = self;
+        let drops = drops(dropped, shed, sender, renewal);
+        control_socket::answer(server, relaying, request, xdp, &drops, now)
+    }
+
+    /// What the driver counted around the engine, for `show statistics` and metrics.
+    pub fn drops(&self) -> Drops<'_> {
+        drops(&self.dropped, &self.shed, &self.sender, &self.renewal)
     }
 
     /// Makes what was handed over durable and sends its replies; stops shedding in XDP.

@@ -13,8 +13,8 @@ use tracing::{info, warn};
 
 use super::{
     committer, control_socket, driver::Daemon, failover::Partnership, identity, input::now, input::Input, input::QUEUE,
-    input::SHED_BACKLOG, live_trace, reader, relay_xdp, relaying::Relaying, renewal_upkeep::RenewalUpkeep, sender,
-    serve::Serve, socket, socket::Listener, socket::Role, xsk,
+    input::SHED_BACKLOG, live_trace, metrics_endpoint, reader, relay_xdp, relaying::Relaying,
+    renewal_upkeep::RenewalUpkeep, sender, serve::Serve, socket, socket::Listener, socket::Role, xsk,
 };
 use crate::{
     config::Config,
@@ -181,6 +181,10 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
         f.connect(tx.clone())?;
     }
     let control = control_socket::bind(&settings.control_socket)?;
+    let metrics = match settings.metrics_listen {
+        Some(address) => Some(metrics_endpoint::bind(address).await?),
+        None => None,
+    };
     tokio::spawn(control_socket::serve(control, tx.clone()));
     info!(interfaces = ?interfaces, control = %settings.control_socket.display(), "serving");
 
@@ -190,6 +194,9 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
         move |replies| sender.send_replies(replies)
     })
     .context("starting the commit thread")?;
+    if let Some(listener) = metrics {
+        tokio::spawn(metrics_endpoint::serve(listener, tx.clone(), committer.histograms().clone()));
+    }
     let serve = Serve::new(server, listeners, renewal, committer, sender, dropped, shed);
     let tracing = live_trace::Tracing::new(trace_maps);
     Ok((Daemon { serve, relaying, failover, xdp, tracing, control_path: settings.control_socket, reload }, rx))

@@ -106,6 +106,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, for exporters that show one series per role.
+    pub const ALL: [Role; 5] = [Role::Init, Role::Master, Role::Backup, Role::Fault, Role::Stop];
+
     /// Whether the relay relays in this role.
     pub fn relays(self) -> bool {
         self == Role::Master
