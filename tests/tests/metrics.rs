@@ -160,8 +160,9 @@ fn prometheus_scrapes_a_dhclient_exchange_and_promtool_finds_nothing_wrong() {
     assert!(text.contains(&line), "{line} in:\n{text}");
     for family in [
         "dhcp6d_xdp_verdicts_total{verdict=",
-        "dhcp6d_pool_utilisation_ratio{subnet=\"2001:db8:1::/64\",pool=\"addresses\"}",
-        "dhcp6d_pool_resources{subnet=\"2001:db8:1::/64\",pool=\"addresses\",state=\"in_use\"} 1.0\n",
+        "dhcp6d_pool_utilisation_ratio{subnet=\"2001:db8:1::/64\",pool=\"addresses\",name=\"2001:db8:1::/64\"}",
+        "dhcp6d_pool_resources{subnet=\"2001:db8:1::/64\",pool=\"addresses\",name=\"2001:db8:1::/64\",state=\"in_use\"} 1.0\n",
+        "dhcp6d_pool_locked{subnet=\"2001:db8:1::/64\",pool=\"addresses\",name=\"2001:db8:1::/64\"} 0.0\n",
         "dhcp6d_engine_queue_depth ",
         "dhcp6d_commit_fdatasync_seconds_bucket{le=",
         "dhcp6d_commit_changes_count ",
