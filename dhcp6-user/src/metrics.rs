@@ -14,7 +14,7 @@
 //! use dhcp6_user::metrics::{encode, Format, QueueDepth, Snapshot};
 //!
 //! let text = encode(&Snapshot::default(), None, QueueDepth { depth: 3, capacity: 100 }, Format::Prometheus);
-//! assert!(text.contains("dhcp6d_engine_queue_depth 3\n"));
+//! assert!(text.contains("dhcp6d_engine_queue_depth 3.0\n"));
 //! assert!(text.contains("dhcp6d_messages_received_total{type=\"SOLICIT\"} 0\n"));
 //! ```
 
