@@ -58,7 +58,7 @@ fn text_or_hex(bytes: &[u8]) -> String {
     if !bytes.is_empty() && bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
         format!("\"{}\"", String::from_utf8_lossy(bytes))
     } else {
-        Hex(bytes).to_string()
+        crate::hex_string(bytes)
     }
 }
 

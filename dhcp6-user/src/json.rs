@@ -8,12 +8,12 @@ use serde::Serialize;
 
 use dhcp6_codec::{
     option::{DhcpOption, Options},
-    Duid, DuidKind, Hex, Message,
+    Duid, DuidKind, Message,
 };
 
 /// Colon-separated hex, as tshark and Kea print byte strings.
 pub fn hex(bytes: &[u8]) -> String {
-    Hex(bytes).to_string()
+    dhcp6_codec::hex_string(bytes)
 }
 
 /// A message, nested relays and options included.

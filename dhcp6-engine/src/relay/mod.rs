@@ -17,6 +17,7 @@ use std::{
 };
 
 use dhcp6_codec::{
+    hex_string,
     option::{DhcpOption, LinkLayerAddr, Options, RemoteId},
     Message, MessageType, RelayMessage, CLIENT_PORT, SERVER_PORT,
 };
@@ -192,7 +193,7 @@ struct User {
 /// of it learnt before `now` could live.
 fn removal(key: &UserKey, user: &User, now: u64) -> UserChange {
     UserChange::Del {
-        duid: hex(&key.0),
+        duid: hex_string(&key.0),
         iaid: key.1,
         ia_type: key.2,
         resource: key.3.to_string(),
@@ -233,15 +234,6 @@ fn eui64_mac(addr: Ipv6Addr) -> Option<[u8; 6]> {
     (o[11] == 0xff && o[12] == 0xfe).then(|| [o[8] ^ 0x02, o[9], o[10], o[13], o[14], o[15]])
 }
 
-/// Colon-separated hex, as `show` and the user journal write DUIDs and MACs.
-fn hex(bytes: &[u8]) -> String {
-    dhcp6_codec::hex_string(bytes)
-}
-
-fn hex_mac(mac: &[u8; 6]) -> String {
-    hex(mac)
-}
-
 impl Relay {
     /// The groups of access entries `access` start afresh (every server up, nothing
     /// outstanding): a standby switchover made this relay relay for them again.
@@ -263,7 +255,7 @@ impl Relay {
         let vlans = access.map_or(Vlans::NONE, |i| i.vlans);
         let id = |v: u16| (v != 0).then_some(v);
         UserEntry {
-            duid: hex(&key.0),
+            duid: hex_string(&key.0),
             iaid: key.1,
             ia_type: key.2,
             resource: key.3.to_string(),
@@ -274,7 +266,7 @@ impl Relay {
             vlan: id(vlans.outer),
             inner_vlan: id(vlans.inner),
             link_local: u.link_local,
-            mac: u.mac.as_ref().map(hex_mac),
+            mac: u.mac.as_ref().map(|m| hex_string(m)),
         }
     }
 
@@ -375,7 +367,7 @@ impl Relay {
         let mac = (hop_count == 0).then(|| mac.or_else(|| eui64_mac(*source.ip()))).flatten();
         let remote = iface.remote_id_template().map(|(enterprise, template)| {
             let text = template
-                .replace("{mac}", &mac.map(|m| hex_mac(&m)).unwrap_or_default())
+                .replace("{mac}", &mac.map(|m| hex_string(&m)).unwrap_or_default())
                 .replace("{peer}", &source.ip().to_string());
             (enterprise, text.into_bytes())
         });

@@ -50,7 +50,10 @@ pub fn handle_batch(
     let now = now();
     // Traces cost nothing while nobody traces: no event is built.
     let traced = tracing.on();
-    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let time = match traced {
+        true => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+        false => 0.0,
+    };
     let mut events = Vec::new();
     let mut subscribed = Vec::new();
     let mut trace = |interface: Option<&str>, mac: Option<[u8; 6]>, direction, what: String, payload: &[u8]| {
@@ -154,7 +157,9 @@ pub fn handle_batch(
             }
             Input::Frame { access, from, mac, payload } => {
                 if let Some(r) = relaying.as_deref_mut() {
-                    let interface = r.relay.config().interfaces.get(access).map(|i| i.name.clone());
+                    // Named for the trace only: no string per frame while nobody traces.
+                    let interface =
+                        traced.then(|| r.relay.config().interfaces.get(access).map(|i| i.name.clone())).flatten();
                     if !r.relays(access) {
                         r.left_to_master();
                         trace(
