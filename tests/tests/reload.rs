@@ -220,3 +220,122 @@ fn a_locked_pool_gives_new_clients_nothing_and_its_clients_renew() {
     renews(&client, &address, 1);
     assert_eq!(lab.xdp_prog_id(), prog);
 }
+
+/// The relay's configuration for [`a_relay_reload_moves_a_group_to_another_server_and_retires_an_entry`]:
+/// `servers` in its one group, the access entry `entry` (a `[[relay.interface]]` table's
+/// body, or nothing).
+fn relay_config(servers: &str, entries: &str) -> String {
+    format!("[server]\n\n[relay]\n[[relay.group]]\nname = \"core\"\nservers = [{servers}]\n\n{entries}")
+}
+
+/// A `[[relay.interface]]` on `name` (with `vlan`, if given).
+fn relay_entry(name: &str, interface_id: &str, vlan: Option<u16>) -> String {
+    let vlan = vlan.map(|v| format!("vlan = {v}\n")).unwrap_or_default();
+    format!("[[relay.interface]]\nname = \"{name}\"\n{vlan}group = \"core\"\nlink_address = \"2001:db8:2::1\"\ninterface_id = \"{interface_id}\"\n")
+}
+
+/// A relay with its XDP program attached, two dhcp6d servers upstream (each with its own share
+/// of the link's addresses): reloads move the group to the second server, change the access
+/// entry's Interface-ID (XDP keeps relaying, by the new maps) and add a VLAN entry on it,
+/// refuse an entry on an interface the relay does not relay on, then retire the untagged entry.
+#[test]
+fn a_relay_reload_moves_a_group_to_another_server_and_retires_an_entry() {
+    use dhcp6_tests::RELAYED_LINK_SERVER;
+    let scratch = Scratch::new("rreload");
+    let relay_ns = Netns::new("d6r");
+    let client_ns = Netns::new("d6c");
+    let access = Veth::new(&client_ns, &relay_ns);
+    relay_ns.exec(&["ip", "-6", "addr", "add", "2001:db8:2::1/64", "dev", access.b(), "nodad"]);
+    let mut servers = Vec::new();
+    for n in 1..=2 {
+        let ns = Netns::new("d6s");
+        let up = Veth::new(&relay_ns, &ns);
+        relay_ns.exec(&["ip", "-6", "addr", "add", &format!("2001:db8:f{n}::2/64"), "dev", up.a(), "nodad"]);
+        ns.exec(&["ip", "-6", "addr", "add", &format!("2001:db8:f{n}::1/64"), "dev", up.b(), "nodad"]);
+        // Rapid Commit, for the test client.
+        let config = RELAYED_LINK_SERVER.replacen("[server]\n", "[server]\nrapid_commit = true\n", 1).replace(
+            r#"ranges = [{ low = "2001:db8:2::100", high = "2001:db8:2::1ff" }]"#,
+            &format!(r#"ranges = [{{ low = "2001:db8:2::{n}00", high = "2001:db8:2::{n}ff" }}]"#),
+        );
+        let server = Dhcp6d::start(&ns, &scratch, &format!("srv{n}"), &config, &["--no-xdp"]);
+        servers.push((ns, up, server));
+    }
+    let mut ends = vec![(&client_ns, access.a())];
+    ends.extend(servers.iter().map(|(ns, up, _)| (ns, up.b())));
+    dhcp6_tests::relay_lab::wire_like(&relay_ns, &ends, &["2001:db8:f1::1", "2001:db8:f2::1"]);
+    // The untagged clients, and a VLAN's (so that the relay reads the link's tagged frames).
+    let vlan100 = relay_entry(access.b(), "vlan100", Some(100));
+    let entry = format!("{}\n{vlan100}", relay_entry(access.b(), "first", None));
+    let relay = Dhcp6d::start(&relay_ns, &scratch, "relay", &relay_config("\"2001:db8:f1::1\"", &entry), &[]);
+    let prog_id = || {
+        let out = relay_ns.exec(&["ip", "-j", "link", "show", "dev", access.b()]);
+        let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        links[0]["xdp"]["prog"]["id"].as_u64().unwrap_or_else(|| panic!("no XDP program on the access link: {links}"))
+    };
+    let prog = wait_for("the relay's XDP program", SECS, || std::panic::catch_unwind(prog_id).ok());
+    // Each client tried until a Reply comes; the addresses they were given.
+    let serve = |clients: std::ops::Range<u32>| -> Vec<String> {
+        client_ns.run(|| {
+            let mut client = TestClient::new(access.a());
+            clients
+                .map(|n| {
+                    wait_for(&format!("client {n} served"), SECS, || {
+                        client.rapid_solicit(&client_duid(n)).map(|(g, _)| g.address.to_string())
+                    })
+                })
+                .collect()
+        })
+    };
+    let xdp = |name: &str| relay.show("statistics")["xdp"][name].as_u64().unwrap_or(0);
+    let first = serve(0..8);
+    assert!(first.iter().all(|a| a.starts_with("2001:db8:2::1")), "the first server's: {first:?}");
+    let (forwarded, replied) = (xdp("relay_forwarded"), xdp("relay_replied"));
+    assert!(forwarded >= 8 && replied >= 8, "XDP relayed both ways: {forwarded} {replied}");
+
+    // 1. The group moves to the second server, the entry's Interface-ID changes, and VLAN 200
+    // gets an entry.
+    let vlans = format!("{vlan100}\n{}", relay_entry(access.b(), "vlan200", Some(200)));
+    let entries = format!("{}\n{vlans}", relay_entry(access.b(), "second", None));
+    relay.rewrite_config(&relay_config("\"2001:db8:f2::1\"", &entries));
+    let out = relay.command(&["reload"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("relay: group core: servers 2001:db8:f2::1"), "{said}");
+    assert!(said.contains(&format!("relay: access entry {} changed", access.b())), "{said}");
+    assert!(said.contains(&format!("relay: access entry {}.200 added", access.b())), "{said}");
+    let second = serve(100..108);
+    assert!(second.iter().all(|a| a.starts_with("2001:db8:2::2")), "the second server's: {second:?}");
+    // XDP relayed them, Replies too: its group map and Interface-ID map were rewritten (a
+    // Relay-Reply naming "second" is found only in the new one).
+    assert!(xdp("relay_forwarded") >= forwarded + 8, "XDP relayed up after the reload");
+    assert!(xdp("relay_replied") >= replied + 8, "XDP relayed the Replies down after the reload");
+    let servers_now = relay.show("relay servers");
+    let listed: Vec<&str> =
+        servers_now["servers"].as_array().unwrap().iter().filter_map(|s| s["server"].as_str()).collect();
+    assert_eq!(listed, ["2001:db8:f2::1"], "{servers_now}");
+
+    // 2. An entry on an interface the relay does not relay on needs a restart: refused, and the
+    // running configuration stays.
+    let more = format!("{entries}\n{}", relay_entry(servers[0].1.a(), "upstream", None));
+    relay.rewrite_config(&relay_config("\"2001:db8:f2::1\"", &more));
+    let out = relay.command(&["reload"]);
+    assert!(!out.status.success(), "refused: {}", text(&out));
+    assert!(text(&out).contains("needs a restart"), "{}", text(&out));
+    assert!(serve(200..202).iter().all(|a| a.starts_with("2001:db8:2::2")));
+
+    // 3. The untagged entry is removed: its clients are no longer relayed, and what comes is
+    // counted.
+    relay.rewrite_config(&relay_config("\"2001:db8:f2::1\"", &vlans));
+    let out = relay.command(&["reload"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&format!("relay: access entry {} removed", access.b())), "{}", text(&out));
+    let answered = client_ns.run(|| TestClient::new(access.a()).rapid_solicit(&client_duid(300)).is_some());
+    assert!(!answered, "a removed entry relays nothing");
+    wait_for("the retired entry's drop counted", SECS, || {
+        let stats = relay.show("relay servers");
+        (stats["stats"]["dropped"]["retired"].as_u64() >= Some(1)).then_some(())
+    });
+    assert_eq!(prog_id(), prog, "the relay's XDP program stayed attached throughout");
+    let log = relay.process.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+}

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod group;
+pub mod reload;
 pub mod standby;
 pub mod xdp_head;
 
@@ -68,6 +69,8 @@ crate::counted_enum! {
         /// A client's message on an access entry whose standby profile is not master here:
         /// the master relays it.
         Standby => "standby",
+        /// A client's message on an access entry a reload removed.
+        Retired => "retired",
     }
 }
 
@@ -226,6 +229,8 @@ pub struct Relay {
     stats: RelayStats,
     /// User entry changes since [`Relay::take_user_changes`] last took them.
     user_changes: Vec<UserChange>,
+    /// Access entries a reload removed, by index (see [`reload`]): they relay nothing.
+    retired: Vec<bool>,
 }
 
 /// The MAC inside a modified EUI-64 interface identifier, if the address has one.
@@ -286,6 +291,7 @@ impl Relay {
             routes: Vec::new(),
             stats: RelayStats::default(),
             user_changes: Vec::new(),
+            retired: Vec::new(),
         }
     }
 
@@ -327,6 +333,9 @@ impl Relay {
         mac: Option<[u8; 6]>,
         now: u64,
     ) -> Vec<RelayOut> {
+        if self.is_retired(access) {
+            return self.drop(RelayDrop::Retired);
+        }
         let Ok(msg) = Message::decode(payload) else { return self.drop(RelayDrop::Malformed) };
         let hop_count = match &msg {
             Message::Relay(r) if r.msg_type == MessageType::RelayForw => {
@@ -424,7 +433,8 @@ impl Relay {
         });
         let access = match interface_id {
             Some(id) => self.by_interface_id.get(id).copied(),
-            None => self.config.interfaces.iter().position(|i| i.link_address == reply.link_address),
+            None => (0..self.config.interfaces.len())
+                .find(|&n| self.config.interfaces[n].link_address == reply.link_address && !self.is_retired(n)),
         };
         let Some(access) = access else { return self.drop(RelayDrop::UnknownInterface) };
         let Some(inner) = reply.options.relay_message() else { return self.drop(RelayDrop::Malformed) };
@@ -449,7 +459,7 @@ impl Relay {
     /// from as if this relay had carried it.
     /// `mac` is the client's, as XDP saw it on its frames.
     pub fn reported_reply(&mut self, access: usize, peer: Ipv6Addr, mac: [u8; 6], payload: &[u8], now: u64) {
-        if access >= self.config.interfaces.len() {
+        if access >= self.config.interfaces.len() || self.is_retired(access) {
             return;
         }
         if let Ok(Message::Client(c)) = Message::decode(payload) {

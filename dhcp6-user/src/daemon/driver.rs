@@ -74,8 +74,14 @@ impl Daemon {
     /// Reads the configuration file again and runs from it, or keeps the running one and
     /// says why (logged either way).
     pub fn reload(&mut self) -> Answer {
-        match self.reload.reload(&mut self.serve) {
-            Ok(done) => Answer::Reloaded(done),
+        match self.reload.reload(&mut self.serve, self.relaying.as_mut()) {
+            Ok(done) => {
+                // New servers may be behind interfaces XDP is not attached to yet.
+                if let (Some(r), Some(program)) = (self.relaying.as_mut(), self.xdp.as_mut()) {
+                    r.follow_upstream(program);
+                }
+                Answer::Reloaded(done)
+            }
             Err(e) => Answer::error(format!("reload refused: {e}")),
         }
     }

@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use super::interface::{interface_addresses, link_local, mac_address};
 use crate::{
-    relay::{xdp_head::relay_link, Relay, SendTo, ServerGroup},
+    relay::{reload::RelayReloaded, xdp_head::relay_link, Relay, SendTo, ServerGroup},
     xdp::RelayMaps,
 };
 
@@ -33,10 +33,12 @@ pub struct RelayXdp {
     access: HashMap<AccessKey, usize>,
     /// Access interfaces whose link entry is written (or that XDP cannot relay on).
     linked: std::collections::HashSet<usize>,
+    /// The Interface-ID written for each access entry (a reload may change the entry's).
+    ids: HashMap<usize, InterfaceIdKey>,
     /// What each group's bucket map holds.
     buckets: Vec<Vec<u8>>,
-    /// The source written for each server slot.
-    sources: HashMap<u32, Ipv6Addr>,
+    /// The server and the source written for each server slot.
+    sources: HashMap<u32, (Ipv6Addr, Ipv6Addr)>,
     /// Counter totals already fed to the groups, per server slot.
     seen: HashMap<u32, (u64, u64)>,
 }
@@ -107,6 +109,7 @@ impl RelayXdp {
             maps,
             access,
             linked: std::collections::HashSet::new(),
+            ids: HashMap::new(),
             buckets: vec![Vec::new(); relay.config().groups.len()],
             sources: HashMap::new(),
             seen: HashMap::new(),
@@ -116,7 +119,7 @@ impl RelayXdp {
     /// The interfaces the servers are reached through, by the sources [`Self::sync`] last
     /// found (no route looked up again).
     pub fn upstream_interfaces(&self) -> Vec<String> {
-        interfaces_holding(self.sources.values().copied())
+        interfaces_holding(self.sources.values().map(|(_, source)| *source))
     }
 
     /// A duplicate of the report ring's descriptor, to wait on.
@@ -159,6 +162,7 @@ impl RelayXdp {
                 map_error("Interface-ID map", e);
                 continue;
             }
+            self.ids.insert(*n, id);
             match self.maps.links.insert(*key, entry, 0) {
                 Ok(()) => {
                     debug!(interface = %iface.label(), "XDP relays here");
@@ -187,7 +191,7 @@ impl RelayXdp {
             for (s, member) in group.servers.iter().enumerate() {
                 let Some(slot) = slot(g, s) else { continue };
                 let Some(source) = source_toward(member.address) else { continue };
-                if self.sources.get(&slot) == Some(&source) {
+                if self.sources.get(&slot) == Some(&(member.address, source)) {
                     continue;
                 }
                 let entry = RelayServer { address: member.address.octets(), source: source.octets() };
@@ -199,7 +203,7 @@ impl RelayXdp {
                     map_error("server slot map", e);
                     continue;
                 }
-                self.sources.insert(slot, source);
+                self.sources.insert(slot, (member.address, source));
             }
             if g >= MAX_GROUPS as usize {
                 continue;
@@ -224,17 +228,71 @@ impl RelayXdp {
         }
     }
 
+    /// Takes a reload of the relay's configuration (`done`, already taken by `relay`): the
+    /// entries retired or changed leave the maps, and the next [`Self::sync`] writes the
+    /// changed and added ones, every group's buckets and every server slot from the new
+    /// configuration. Meanwhile XDP passes those entries' clients up, and userspace relays
+    /// them by the new configuration.
+    pub fn reload(&mut self, relay: &Relay, done: &RelayReloaded) {
+        let out: Vec<usize> = done.changed.iter().chain(&done.retired).copied().collect();
+        self.stop_relaying(&out);
+        self.access.retain(|_, n| !done.retired.contains(n));
+        let config = relay.config();
+        for &n in &done.added {
+            let iface = &config.interfaces[n];
+            if !in_xdp(&config.groups[iface.group]) {
+                continue;
+            }
+            if let Some(ifindex) = super::socket::if_index(&iface.name) {
+                self.access.insert(AccessKey { ifindex, vlans: iface.vlans }, n);
+            }
+        }
+        // Entries whose group now sends to all its servers leave XDP; those whose group now
+        // sends to one enter it.
+        for &n in &done.changed {
+            let iface = &config.interfaces[n];
+            let Some(ifindex) = super::socket::if_index(&iface.name) else { continue };
+            let key = AccessKey { ifindex, vlans: iface.vlans };
+            match in_xdp(&config.groups[iface.group]) {
+                true => self.access.insert(key, n),
+                false => self.access.remove(&key),
+            };
+        }
+        // Server slots: an address no longer at its slot leaves the slot map.
+        let members: HashMap<u32, Ipv6Addr> = config
+            .groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, group)| {
+                group.servers.iter().enumerate().filter_map(move |(s, m)| Some((slot(g, s)?, m.address)))
+            })
+            .collect();
+        for (slot, (server, _)) in &self.sources {
+            if members.get(slot) != Some(server) && !members.values().any(|a| a == server) {
+                let _ = self.maps.server_slots.remove(&server.octets());
+            }
+        }
+        self.sources.clear();
+        // Groups past the new count lead nowhere.
+        for g in config.groups.len()..self.buckets.len() {
+            let none = RelayGroup { buckets: [dhcp6_common::relay::NO_SERVER; dhcp6_common::relay::RELAY_BUCKETS] };
+            if let Ok(g) = u32::try_from(g) {
+                let _ = self.maps.groups.set(g, none, 0);
+            }
+        }
+        self.buckets = vec![Vec::new(); config.groups.len()];
+    }
+
     /// Stops XDP relaying on access entries `stopped`: their link entries and Interface-IDs
     /// leave the maps (their clients' messages go up the stack, where the relay leaves them
     /// to the standby master), and an interface's bit goes once none of its entries is left.
-    pub fn stop_relaying(&mut self, relay: &Relay, stopped: &[usize]) {
-        let config = relay.config();
+    pub fn stop_relaying(&mut self, stopped: &[usize]) {
         for (key, n) in &self.access {
             if !stopped.contains(n) || !self.linked.remove(n) {
                 continue;
             }
             let _ = self.maps.links.remove(key);
-            if let Some(id) = InterfaceIdKey::new(&config.interfaces[*n].interface_id) {
+            if let Some(id) = self.ids.remove(n) {
                 let _ = self.maps.interface_ids.remove(&id);
             }
             let still = self.access.iter().any(|(k, m)| k.ifindex == key.ifindex && self.linked.contains(m));

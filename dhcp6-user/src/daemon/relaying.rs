@@ -14,10 +14,12 @@ use super::{
     sender::Outgoing, socket::Listener, socket::Role, standby::StandbyDriver, vlan_frames::VlanFrames,
 };
 use crate::{
+    config::MAX_ACCESS_ENTRIES,
     netlink::{PdRoute, PdRoutes},
     relay::{
+        reload::RelayReloaded,
         standby::{StandbyStatus, Switch},
-        PdRouteIntent, Relay, RelayDrop, RelayOut, RouteChange, UserChange,
+        AccessInterface, PdRouteIntent, Relay, RelayConfig, RelayDrop, RelayOut, RouteChange, UserChange, Vlans,
     },
     xdp::{RelayMaps, XdpProgram},
 };
@@ -106,7 +108,7 @@ impl Relaying {
             x.sync(&relay, now(), relays);
             let stopped: Vec<usize> = (0..relay.config().interfaces.len()).filter(|&a| !relays(a)).collect();
             // Entries an earlier dhcp6d left while it was master.
-            x.stop_relaying(&relay, &stopped);
+            x.stop_relaying(&stopped);
         }
         let mut report_tick = tokio::time::interval(Duration::from_millis(dhcp6_common::relay::RELAY_REPORT_EVERY_MS));
         report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -187,11 +189,46 @@ impl Relaying {
                 let macs = x.fill_client_macs(&self.relay, &access);
                 info!(profile = %name, client_macs = macs, "XDP relays on the profile's access entries");
             } else {
-                x.stop_relaying(&self.relay, &access);
+                x.stop_relaying(&access);
             }
         }
         self.relay.refresh_routes(|a| access.contains(&a));
         info!(profile = %name, relaying = switch.relaying, "standby switchover");
+    }
+
+    /// Takes a reloaded configuration (see [`crate::relay::reload`]): the engine's, then the
+    /// XDP maps and the tagged entries' frames. An added entry must be a VLAN on an interface
+    /// whose VLANs are read already (a new interface needs its socket and XDP program, which
+    /// only a start makes). Refused, the relay runs on as it was.
+    pub fn reload(&mut self, new: RelayConfig) -> Result<RelayReloaded, String> {
+        let vlan_frames = self.vlan_frames.as_deref();
+        let cannot: Vec<String> = self
+            .relay
+            .entries_added(&new)
+            .into_iter()
+            .filter(|i| i.vlans == Vlans::NONE || !vlan_frames.is_some_and(|v| v.reads(&i.name)))
+            .map(AccessInterface::label)
+            .collect();
+        if !cannot.is_empty() {
+            return Err(format!(
+                "access entries {} are new on an interface not relayed on before, or untagged: that needs a restart",
+                cannot.join(", ")
+            ));
+        }
+        let metric = self.relay.config().route_metric;
+        let done = self.relay.reload(new, MAX_ACCESS_ENTRIES, now()).map_err(|e| e.to_string())?;
+        if let Some(v) = &self.vlan_frames {
+            v.add(self.relay.config(), &done.added);
+        }
+        if let Some(x) = self.xdp.as_mut() {
+            x.reload(&self.relay, &done);
+            let standby = &self.standby;
+            x.sync(&self.relay, now(), |a| standby.as_ref().is_none_or(|s| s.engine.relays(a)));
+        }
+        if self.relay.config().route_metric != metric {
+            self.relay.refresh_routes(|_| true);
+        }
+        Ok(done)
     }
 
     /// Batches to every connected peer (`dhcp6d relay backup now`); how many peers.
@@ -266,13 +303,20 @@ impl Relaying {
             // Servers marked down or back up move their buckets.
             x.sync(&self.relay, now, |a| standby.is_none_or(|s| s.relays(a)));
         }
-        if let (Some(program), Some(x)) = (program, self.xdp.as_ref()) {
-            // Routes toward the servers may come later (a routing daemon still converging) or
-            // move: XDP follows them to new upstream interfaces.
-            attach_upstream(program, x.upstream_interfaces(), &mut self.attached);
+        if let Some(program) = program {
+            self.follow_upstream(program);
         }
         self.apply_routes().await;
         self.keep_users(false);
+    }
+
+    /// Attaches XDP to the interfaces toward the servers not attached yet: routes toward them
+    /// may come later (a routing daemon still converging) or move, and a reload may name new
+    /// servers.
+    pub fn follow_upstream(&mut self, program: &mut XdpProgram) {
+        if let Some(x) = self.xdp.as_ref() {
+            attach_upstream(program, x.upstream_interfaces(), &mut self.attached);
+        }
     }
 
     /// Waits until XDP's reports are due: its ring says so, or their tick comes. Never, when

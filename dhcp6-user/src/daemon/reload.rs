@@ -5,15 +5,18 @@
 //!
 //! Taken live: `[server]`'s lease keys and every `[[subnet]]` key except `interface` (pools,
 //! PD pools, lifetimes, options, reservations, limits, locks), subnets added or removed as long
-//! as the set of served interfaces stays. Refused, naming what needs a restart: the state
-//! directory, the control socket, `fast_path_bindings`, `af_xdp`, the served interfaces,
-//! `[relay]` and `[failover]`.
+//! as the set of served interfaces stays; the relay's server groups, its access entries'
+//! settings, entries removed and VLAN entries added on an interface relayed on already, the
+//! hop count limit, the route metric and hold ([`crate::relay::reload`]). Refused, naming what
+//! needs a restart: the state directory, the control socket, `fast_path_bindings`, `af_xdp`,
+//! the served interfaces, a relay added or removed, its route protocol, access entries on new
+//! interfaces, `[relay.standby]` (and entries added or removed under it), and `[failover]`.
 
 use std::path::PathBuf;
 
 use tracing::{info, warn};
 
-use super::serve::Serve;
+use super::{relaying::Relaying, serve::Serve};
 use crate::{
     config::{Config, ConfigFileError},
     control::Reloaded,
@@ -26,6 +29,8 @@ pub enum ReloadError {
     Invalid(#[from] ConfigFileError),
     #[error("{} changed: that needs a restart (the running configuration stays)", .0.join(", "))]
     NeedsRestart(Vec<&'static str>),
+    #[error("relay: {0} (the running configuration stays)")]
+    Relay(String),
 }
 
 /// The configuration file and what the daemon runs from now.
@@ -41,8 +46,8 @@ impl Reload {
     }
 
     /// Reads the file again and has `serve` run from it; logs what changed, or why not.
-    pub fn reload(&mut self, serve: &mut Serve) -> Result<Reloaded, ReloadError> {
-        let result = self.try_reload(serve);
+    pub fn reload(&mut self, serve: &mut Serve, relaying: Option<&mut Relaying>) -> Result<Reloaded, ReloadError> {
+        let result = self.try_reload(serve, relaying);
         match &result {
             Ok(r) if r.changes.is_empty() => info!(config = %r.config, "reloaded: nothing changed"),
             Ok(r) => {
@@ -61,17 +66,30 @@ impl Reload {
         result
     }
 
-    fn try_reload(&mut self, serve: &mut Serve) -> Result<Reloaded, ReloadError> {
+    fn try_reload(&mut self, serve: &mut Serve, relaying: Option<&mut Relaying>) -> Result<Reloaded, ReloadError> {
         let new = Config::load(&self.path)?;
         let restart = needs_restart(&self.running, &new);
         if !restart.is_empty() {
             return Err(ReloadError::NeedsRestart(restart));
         }
+        // The relay first: it may still refuse, and then nothing has changed.
+        let mut changes = Vec::new();
+        if let (Some(relaying), Some(relay)) = (relaying, &new.relay) {
+            let done = relaying.reload(relay.clone()).map_err(ReloadError::Relay)?;
+            if done.users_removed > 0 {
+                warn!(
+                    entries = done.users_removed,
+                    "user entries of removed access entries dropped, with their routes"
+                );
+            }
+            changes.extend(done.changes.into_iter().map(|c| format!("relay: {c}")));
+        }
         let done = serve.reconfigure(new.server.clone());
         self.running = new;
+        changes.extend(done.changes.iter().map(ToString::to_string));
         Ok(Reloaded {
             config: self.path.display().to_string(),
-            changes: done.changes.iter().map(ToString::to_string).collect(),
+            changes,
             outside_pools: done.outside_pools,
             orphaned: done.orphaned,
         })
@@ -79,7 +97,8 @@ impl Reload {
 }
 
 /// What differs between `running` and `new` that a running daemon cannot take: its sockets,
-/// XDP maps, relay and failover connection are built once at start.
+/// XDP program and failover connection are built once at start, and the relay's role with
+/// them.
 pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
     let (a, b) = (&running.daemon, &new.daemon);
@@ -106,7 +125,8 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
         .iter()
         .any(|n| running.server.subnets.iter().any(|o| o.prefix == n.prefix && o.interface != n.interface));
     differ("a subnet's interface", moved);
-    differ("[relay]", running.relay != new.relay);
+    // The relay takes the rest of its changes itself (see `Relaying::reload`).
+    differ("[relay] (added or removed)", running.relay.is_some() != new.relay.is_some());
     differ("[failover]", running.failover != new.failover);
     out
 }
@@ -148,6 +168,6 @@ ranges = [{ low = "2001:db8:1::100", high = "2001:db8:1::1ff" }]
             ["the served interfaces (a [[subnet]]'s interface)", "a subnet's interface"]
         );
         let relay = "\n[relay]\n[[relay.group]]\nname = \"core\"\nservers = [\"2001:db8:ff::1\"]\n\n[[relay.interface]]\nname = \"eth0\"\ngroup = \"core\"\nlink_address = \"2001:db8:2::1\"\n";
-        assert_eq!(restart("[server]\n", &format!("{relay}\n[server]\n")), ["[relay]"]);
+        assert_eq!(restart("[server]\n", &format!("{relay}\n[server]\n")), ["[relay] (added or removed)"]);
     }
 }

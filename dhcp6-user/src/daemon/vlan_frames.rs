@@ -8,7 +8,7 @@ use std::{
     net::Ipv6Addr,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
+        Arc, Mutex, RwLock,
     },
 };
 
@@ -38,13 +38,21 @@ struct Port {
     addresses: Mutex<Option<([u8; 6], Ipv6Addr)>>,
 }
 
+/// The tagged access entries.
+#[derive(Default)]
+struct Entries {
+    /// (ifindex, VLANs) -> access entry.
+    access: HashMap<AccessKey, usize>,
+    /// Access entry -> (port, VLANs).
+    ports: HashMap<usize, (usize, Vlans)>,
+}
+
 /// The tagged access entries' frames, both ways.
 pub struct VlanFrames {
     ports: Vec<Port>,
-    /// (ifindex, VLANs) -> access entry, the tagged ones.
-    access: HashMap<AccessKey, usize>,
-    /// Access entry -> (port, VLANs).
-    entries: HashMap<usize, (usize, Vlans)>,
+    /// Which entry a tagged frame is for, and where each entry's frames go (more come with a
+    /// reload that adds VLANs on an interface read already).
+    entries: RwLock<Entries>,
     /// The MAC of each client (by access entry and link-local address), from its frames.
     macs: Mutex<HashMap<(usize, Ipv6Addr), [u8; 6]>>,
     /// Frames refused (bad checksum).
@@ -90,8 +98,7 @@ impl VlanFrames {
         }
         Ok(Some(Arc::new(VlanFrames {
             ports,
-            access,
-            entries,
+            entries: RwLock::new(Entries { access, ports: entries }),
             macs: Mutex::new(HashMap::new()),
             dropped: AtomicU64::new(0),
             queue_full: AtomicU64::new(0),
@@ -100,7 +107,28 @@ impl VlanFrames {
 
     /// Whether access entry `access` is relayed through these frames.
     pub fn carries(&self, access: usize) -> bool {
-        self.entries.contains_key(&access)
+        self.entries.read().unwrap_or_else(|e| e.into_inner()).ports.contains_key(&access)
+    }
+
+    /// Whether the VLANs of interface `name` are read here already.
+    pub fn reads(&self, name: &str) -> bool {
+        self.ports.iter().any(|p| p.name == name)
+    }
+
+    /// Carries the tagged access entries `added` of `config` (a reload's) too, each on an
+    /// interface read already ([`Self::reads`]).
+    pub fn add(&self, config: &RelayConfig, added: &[usize]) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        for &n in added {
+            let Some(iface) = config.interfaces.get(n) else { continue };
+            let port = self.ports.iter().position(|p| p.name == iface.name);
+            if let (false, Some(port), Some(ifindex)) =
+                (iface.vlans == Vlans::NONE, port, socket::if_index(&iface.name))
+            {
+                entries.access.insert(AccessKey { ifindex, vlans: iface.vlans }, n);
+                entries.ports.insert(n, (port, iface.vlans));
+            }
+        }
     }
 
     /// Reads port `port`'s frames for as long as the daemon runs, handing clients' datagrams
@@ -143,7 +171,8 @@ impl VlanFrames {
                     }
                 };
                 let key = AccessKey { ifindex: p.socket.get_ref().ifindex(), vlans: d.vlans };
-                let Some(&access) = self.access.get(&key) else { continue };
+                let found = self.entries.read().unwrap_or_else(|e| e.into_inner()).access.get(&key).copied();
+                let Some(access) = found else { continue };
                 {
                     let mut macs = self.macs.lock().unwrap_or_else(|e| e.into_inner());
                     if macs.len() >= MACS_MAX {
@@ -167,7 +196,8 @@ impl VlanFrames {
     /// Sends `out` (a message going down to a client of a tagged entry) as a tagged frame.
     pub fn send(&self, out: &RelayOut) -> anyhow::Result<()> {
         let access = out.interface.ok_or_else(|| anyhow::anyhow!("not a message going down"))?;
-        let &(port, vlans) = self.entries.get(&access).ok_or_else(|| anyhow::anyhow!("not a tagged entry"))?;
+        let found = self.entries.read().unwrap_or_else(|e| e.into_inner()).ports.get(&access).copied();
+        let (port, vlans) = found.ok_or_else(|| anyhow::anyhow!("not a tagged entry"))?;
         let peer = *out.destination.ip();
         let to = *self
             .macs
