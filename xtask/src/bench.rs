@@ -167,6 +167,19 @@ fn sweep(
     client: &Host,
     interface: &str,
 ) -> Result<(Vec<Run>, Option<Run>)> {
+    search(generator, rates, name, (server, client, interface), 4, true)
+}
+
+/// [`sweep`] with `halvings` halvings between the last step sustained and the first that was
+/// not, and the 4x overload run if `overload`.
+fn search(
+    generator: Generator<'_>,
+    rates: &[u32],
+    name: &str,
+    (server, client, interface): (&Host, &Host, &str),
+    halvings: u32,
+    overload: bool,
+) -> Result<(Vec<Run>, Option<Run>)> {
     let mut runs = Vec::new();
     let mut failed = None;
     for &rate in rates {
@@ -182,8 +195,9 @@ fn sweep(
         }
     }
     if let (Some(mut high), Some(mut low)) = (failed, peak(&runs).map(|r| r.offered)) {
-        // Four halvings: a sixteenth of the step that failed (5,000/s between 80,000 and 160,000).
-        for _ in 0..4 {
+        // Four halvings make a sixteenth of the step that failed (5,000/s between 80,000 and
+        // 160,000).
+        for _ in 0..halvings {
             let mid = (low + high) / 2;
             let run = load(generator, server, client, interface, mid)?;
             report(name, &run);
@@ -195,7 +209,7 @@ fn sweep(
             }
         }
     }
-    let overload = match peak(&runs) {
+    let overload = match peak(&runs).filter(|_| overload) {
         Some(b) => {
             let run = load(generator, server, client, interface, (b.achieved * 4.0) as u32)?;
             print!("  overload (4x):");
@@ -487,6 +501,10 @@ fn prometheus_config() -> String {
 }
 
 /// Starts Prometheus in `server`, scraping dhcp6d's metrics every second, its data under [`DIR`].
+/// It runs at nice 19: on an access router it runs on another host, and on the bench's two
+/// cores its own storage work would otherwise take CPU from the generator and dhcp6d, which is
+/// not what scraping costs dhcp6d. That it scraped every second is checked afterwards
+/// ([`scrapes`]).
 fn start_prometheus(server: &mut Host) -> Result<()> {
     let dir = PathBuf::from(DIR);
     let config = dir.join("prometheus.yml");
@@ -494,6 +512,9 @@ fn start_prometheus(server: &mut Host) -> Result<()> {
     let data = dir.join("prometheus-data");
     let _ = std::fs::remove_dir_all(&data);
     let args = [
+        "nice".to_string(),
+        "-n".to_string(),
+        "19".to_string(),
         "prometheus".to_string(),
         format!("--config.file={}", config.display()),
         format!("--storage.tsdb.path={}", data.display()),
@@ -503,10 +524,29 @@ fn start_prometheus(server: &mut Host) -> Result<()> {
     server.start(&refs, &dir.join("prometheus.log"))
 }
 
-/// dhcp6d in fresh namespaces under `generator`. With `scraped`, its metrics endpoint is on
-/// and Prometheus scrapes it every second from beside it (started after dhcp6d, so that the
-/// server's CPU time stays dhcp6d's).
-fn dhcp6d_sweep(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path, scraped: bool) -> Result<Outcome> {
+/// How many scrapes of dhcp6d Prometheus made in the last `seconds`, and how many failed
+/// (Prometheus' own `up` series).
+fn scrapes(server: &Host, seconds: u64) -> Result<(u64, u64)> {
+    let count = |query: String| -> Result<u64> {
+        let out = server.printed(&["promtool", "query", "instant", "http://127.0.0.1:9090", &query])?;
+        // "{...} => 123 @[...]"; an empty answer is none.
+        Ok(out.split("=> ").nth(1).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(0))
+    };
+    let made = count(format!("count_over_time(up{{job=\"dhcp6d\"}}[{seconds}s])"))?;
+    let up = count(format!("sum_over_time(up{{job=\"dhcp6d\"}}[{seconds}s])"))?;
+    Ok((made, made.saturating_sub(up)))
+}
+
+/// dhcp6d in fresh namespaces under `generator`, with the metrics endpoint on and Prometheus
+/// scraping it every second if `scraped`; the peak searched down to `halvings` halvings (see
+/// [`search`]), with the overload run only where that is not fine.
+fn dhcp6d_search(
+    generator: Generator<'_>,
+    rates: &[u32],
+    dhcp6d: &Path,
+    scraped: bool,
+    halvings: u32,
+) -> Result<Outcome> {
     let dir = PathBuf::from(DIR);
     let (mut server, client) = bench_link()?;
     let _ = std::fs::remove_dir_all(dir.join("dhcp6d-state"));
@@ -525,13 +565,62 @@ fn dhcp6d_sweep(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path, scraped:
     }
     std::thread::sleep(Duration::from_secs(2));
     let name = if scraped { "scraped" } else { "dhcp6d" };
-    let (runs, overload) = sweep(generator, rates, name, &server, &client, "bench-cli")?;
+    let began = std::time::Instant::now();
+    let prometheus_cpu = || server.cpu_seconds(1);
+    let cpu_before = prometheus_cpu();
+    let (runs, overload) = search(generator, rates, name, (&server, &client, "bench-cli"), halvings, halvings <= 4)?;
     if scraped {
-        // Prometheus' own word that its last scrape of dhcp6d, under the last load, worked.
-        let up = server.printed(&["promtool", "query", "instant", "http://127.0.0.1:9090", "up{job=\"dhcp6d\"}"])?;
-        anyhow::ensure!(up.contains("=> 1 @"), "Prometheus did not scrape dhcp6d (up: {up}): see {DIR}/prometheus.log");
+        let seconds = began.elapsed().as_secs();
+        let (made, failed) = scrapes(&server, seconds)?;
+        let cpu = prometheus_cpu().zip(cpu_before).map_or(f64::NAN, |(a, b)| a - b);
+        println!("  Prometheus scraped dhcp6d {made} times in the {seconds} s of load ({failed} failed), using {cpu:.1} s of CPU");
+        anyhow::ensure!(
+            made + 2 >= seconds && failed == 0,
+            "Prometheus did not scrape dhcp6d every second: see {DIR}/prometheus.log"
+        );
     }
     Ok(Outcome { peak: peak(&runs), overload, cpu: cpu_per_exchange(&runs) })
+}
+
+/// dhcp6d in fresh namespaces under `generator` (see [`dhcp6d_search`]).
+fn dhcp6d_sweep(generator: Generator<'_>, rates: &[u32], dhcp6d: &Path, scraped: bool) -> Result<Outcome> {
+    dhcp6d_search(generator, rates, dhcp6d, scraped, 4)
+}
+
+/// Halvings of the scrape comparison's searches: 40,000/s between 40,000 and 80,000 in steps
+/// of 312/s, finer than the 2% asked.
+const SCRAPE_HALVINGS: u32 = 7;
+
+/// The sustained rate with and without Prometheus scraping every second, alternated twice in
+/// the same run (so that a drift of the machine falls on both), each peak searched to well
+/// under 2%; the best of each compared.
+fn scrape_comparison(own: &Path, dhcp6d: &Path) -> Result<()> {
+    let mut best = [None::<Run>; 2];
+    for round in 1..=2 {
+        for (n, scraped) in [false, true].into_iter().enumerate() {
+            let outcome = dhcp6d_search(Generator::Own(own), OWN_RATES, dhcp6d, scraped, SCRAPE_HALVINGS)?;
+            let Some(p) = outcome.peak else { continue };
+            println!(
+                "  round {round}, {}: {:.1} exchanges/s sustained, {:.1} us of dhcp6d CPU per exchange",
+                if scraped { "scraped every second" } else { "not scraped" },
+                p.achieved,
+                outcome.cpu
+            );
+            if best[n].is_none_or(|b| p.achieved > b.achieved) {
+                best[n] = Some(p);
+            }
+        }
+    }
+    let [Some(u), Some(s)] = best else { anyhow::bail!("no sustained rate found") };
+    let ratio = s.achieved / u.achieved;
+    println!(
+        "  scraped every second: {:.1} exchanges/s sustained (best of two), {:.1}% of {:.1}/s unscraped ({}; target within 2%)",
+        s.achieved,
+        ratio * 100.0,
+        u.achieved,
+        if ratio >= 0.98 { "met" } else { "missed" }
+    );
+    Ok(())
 }
 
 /// dhcp6d, then Kea, each in fresh namespaces, under `generator`.
@@ -600,19 +689,6 @@ fn summary(ours: &Outcome, kea: Option<&Outcome>) {
     }
 }
 
-/// The scraped sweep beside the unscraped one of the same run.
-fn scraped_summary(unscraped: &Outcome, scraped: &Outcome) {
-    let (Some(u), Some(s)) = (unscraped.peak, scraped.peak) else { return };
-    let ratio = s.achieved / u.achieved;
-    println!(
-        "  dhcp6d scraped every second: {:.1} exchanges/s sustained, {:.1}% of {:.1}/s unscraped ({}; target within 2%)",
-        s.achieved,
-        ratio * 100.0,
-        u.achieved,
-        if ratio >= 0.98 { "met" } else { "missed" }
-    );
-}
-
 /// A part of the benchmark, by the name `--only` takes.
 type Part<'a> = (&'static str, Box<dyn FnOnce() -> Result<()> + 'a>);
 
@@ -635,10 +711,8 @@ pub fn run(dhcp6d: &Path, only: Option<&str>) -> Result<()> {
                 println!("with dhcp6-load (the project's own generator; perfdhcp tops out first):");
                 let (ours, kea) = compare(Generator::Own(&own), OWN_RATES, dhcp6d)?;
                 summary(&ours, kea.as_ref());
-                println!("with dhcp6-load again, Prometheus scraping dhcp6d's metrics every second:");
-                let scraped = dhcp6d_sweep(Generator::Own(&own), OWN_RATES, dhcp6d, true)?;
-                scraped_summary(&ours, &scraped);
-                Ok(())
+                println!("with dhcp6-load, Prometheus scraping dhcp6d's metrics every second or not, twice each:");
+                scrape_comparison(&own, dhcp6d)
             }),
         ),
         ("million", Box::new(|| million_leases(dhcp6d))),
