@@ -413,6 +413,11 @@ fn the_debian_package_installs_checks_its_configuration_and_purges_cleanly() {
     assert!(checked.contains(": ok"), "{checked}");
     let (ok, said) = verify(Path::new("/lib/systemd/system/dhcp6d.service"));
     assert!(ok && !said.contains("dhcp6d.service"), "systemd-analyze verify on the installed unit:\n{said}");
+    // `dhcp6d show` with neither --config nor --socket asks the socket the packaged
+    // configuration names (no daemon runs here, so it says it found none there).
+    let asked = Command::new("/usr/sbin/dhcp6d").args(["show", "statistics"]).output().unwrap();
+    let said = String::from_utf8_lossy(&asked.stderr);
+    assert!(!asked.status.success() && said.contains("/run/dhcp6d/dhcp6d.sock"), "{said}");
 
     must_run(Command::new("dpkg").args(["--purge", "dhcp6d"]));
     assert!(installed("${Status}").is_none_or(|s| !s.contains("installed")), "dhcp6d is still installed");

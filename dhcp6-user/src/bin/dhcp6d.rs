@@ -57,7 +57,8 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long, global = true)]
         json: bool,
-        /// The control socket (default: the one the configuration names, else /run/dhcp6d.sock).
+        /// The control socket (default: the one the configuration names, else that of
+        /// /etc/dhcp6d/dhcp6d.toml if it exists, else /run/dhcp6d.sock).
         #[arg(long, global = true)]
         socket: Option<PathBuf>,
         /// Take the control socket from this configuration.
@@ -497,12 +498,26 @@ fn ask_and_print(socket: PathBuf, request: Request) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The control socket: given, or the configuration's, or the default.
+/// The configuration the Debian package installs: its control socket is the default where it
+/// exists, so that `dhcp6d show` finds the packaged daemon (whose unit lets it write only its
+/// own runtime directory) without `--config`.
+const PACKAGED_CONFIG: &str = "/etc/dhcp6d/dhcp6d.toml";
+
+/// The control socket: given, or the configuration's, or the packaged configuration's, or the
+/// default.
 fn control_socket(socket: Option<PathBuf>, config: Option<PathBuf>) -> Result<PathBuf> {
     Ok(match (socket, config) {
         (Some(s), _) => s,
         (None, Some(c)) => Config::load(&c)?.daemon.control_socket,
-        (None, None) => PathBuf::from("/run/dhcp6d.sock"),
+        (None, None) => match Path::new(PACKAGED_CONFIG).exists() {
+            true => {
+                Config::load(Path::new(PACKAGED_CONFIG))
+                    .with_context(|| format!("reading {PACKAGED_CONFIG} for its control socket (or pass --socket)"))?
+                    .daemon
+                    .control_socket
+            }
+            false => PathBuf::from("/run/dhcp6d.sock"),
+        },
     })
 }
 
