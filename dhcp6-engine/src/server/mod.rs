@@ -11,7 +11,7 @@ pub mod allocation;
 pub mod config;
 pub mod lease;
 pub mod pool;
-pub mod reconfigure;
+pub mod reload;
 pub mod stats;
 pub mod table;
 

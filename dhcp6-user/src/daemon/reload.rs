@@ -67,7 +67,7 @@ impl Reload {
         if !restart.is_empty() {
             return Err(ReloadError::NeedsRestart(restart));
         }
-        let done = serve.reconfigure(new.server.clone());
+        let done = serve.reload(new.server.clone());
         self.running = new;
         Ok(Reloaded {
             config: self.path.display().to_string(),

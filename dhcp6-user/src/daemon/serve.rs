@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     control::{Answer, Request},
-    server::{reconfigure::Reconfigured, Lease, LeaseChange, LeaseState, Server, ServerConfig},
+    server::{reload::Reloaded as EngineReloaded, Lease, LeaseChange, LeaseState, Server, ServerConfig},
     xdp::{ShedSwitch, XdpProgram},
 };
 
@@ -152,8 +152,8 @@ impl Serve {
     /// Runs the server from `config` from now on, keeping every lease, and rewrites what XDP
     /// answers renewals with (link entries with the options, the entry of every binding with
     /// its lifetimes), as on a failover duty change. Nothing is written to the store.
-    pub fn reconfigure(&mut self, config: ServerConfig) -> Reconfigured {
-        let done = self.server.reconfigure(config);
+    pub fn reload(&mut self, config: ServerConfig) -> EngineReloaded {
+        let done = self.server.reload(config);
         if let Some(r) = self.renewal.as_mut() {
             r.relink(&self.server);
         }
