@@ -179,6 +179,9 @@ pub struct Reloaded {
     pub outside_pools: usize,
     /// Leases of subnets that are gone: kept until they expire, answered no more.
     pub orphaned: usize,
+    /// Subnets (their new indexes) whose clients' Replies change: DNS servers, domain
+    /// search list or lifetimes. Their clients with a Reconfigure Key are asked to renew.
+    pub options_changed: Vec<usize>,
 }
 
 /// No pool has the name a lock named.
@@ -219,7 +222,22 @@ impl Server {
         let unmoved = moved.iter().enumerate().all(|(i, m)| *m == Some(i));
         let same_table =
             unmoved && old.subnets.len() == self.config.subnets.len() && limited(&old) == limited(&self.config);
-        let mut done = Reloaded { changes, ..Default::default() };
+        let options_changed = self
+            .config
+            .subnets
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                old.subnets.iter().any(|o| {
+                    o.prefix == n.prefix
+                        && (o.dns_servers != n.dns_servers
+                            || o.domain_search != n.domain_search
+                            || o.lifetimes != n.lifetimes)
+                })
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let mut done = Reloaded { changes, options_changed, ..Default::default() };
         if !same_table {
             // Subnet positions moved (or a client limit came or went): each lease goes to its
             // subnet's new position, or to the new subnet holding it, or to none.
