@@ -55,6 +55,14 @@ impl Reload {
                 if r.orphaned > 0 {
                     warn!(leases = r.orphaned, "leases of removed subnets are kept until they expire, unanswered");
                 }
+                if let Some(s) = &r.reconfigure {
+                    info!(
+                        started = s.started,
+                        without_key = s.without_key,
+                        unreachable = s.unreachable,
+                        "clients of subnets whose options changed are asked to renew (Reconfigure)"
+                    );
+                }
             }
             Err(e) => warn!(config = %self.path.display(), "reload refused: {e}"),
         }
@@ -67,13 +75,14 @@ impl Reload {
         if !restart.is_empty() {
             return Err(ReloadError::NeedsRestart(restart));
         }
-        let done = serve.reload(new.server.clone());
+        let (done, reconfigure) = serve.reload(new.server.clone());
         self.running = new;
         Ok(Reloaded {
             config: self.path.display().to_string(),
             changes: done.changes.iter().map(ToString::to_string).collect(),
             outside_pools: done.outside_pools,
             orphaned: done.orphaned,
+            reconfigure,
         })
     }
 }
