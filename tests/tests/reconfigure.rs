@@ -87,9 +87,13 @@ fn capture(ns: &Netns, scratch: &Scratch, interface: &str) -> (PathBuf, Process)
 }
 
 /// The client messages in a capture (unwrapped from Relay-Replies and Relay-Forwards), with
-/// their frame numbers.
-fn messages(capture: &Path) -> Vec<(usize, Vec<u8>)> {
-    std::thread::sleep(Duration::from_millis(500));
+/// their frame numbers, once `enough` says they are all there (tcpdump hands frames over in
+/// blocks, a while after they passed).
+fn messages(capture: &Path, enough: impl Fn(&[(usize, Vec<u8>)]) -> bool) -> Vec<(usize, Vec<u8>)> {
+    wait_for("the capture to hold the messages", SECS, || Some(captured(capture)).filter(|m| enough(m)))
+}
+
+fn captured(capture: &Path) -> Vec<(usize, Vec<u8>)> {
     let mut out = Vec::new();
     for d in read_pcap(capture).unwrap() {
         let Ok(m) = Message::decode(&d.payload) else { continue };
@@ -115,10 +119,12 @@ fn msg_type(message: &[u8]) -> Option<MessageType> {
 
 /// The key the Replies in `capture` gave (type 1 of the Reconfigure Key protocol), checking
 /// that each Reconfigure there is signed with it and that tshark reads every Authentication
-/// and Reconfigure Message option as the codec does. Returns the key and how many
-/// Reconfigures there were.
-fn key_and_reconfigures(capture: &Path) -> (ReconfigureKey, usize) {
-    let all = messages(capture);
+/// and Reconfigure Message option as the codec does. Waits for `at_least` Reconfigures to be
+/// there; returns the key and how many there were.
+fn key_and_reconfigures(capture: &Path, at_least: usize) -> (ReconfigureKey, usize) {
+    let count =
+        |all: &[(usize, Vec<u8>)]| all.iter().filter(|(_, m)| msg_type(m) == Some(MessageType::Reconfigure)).count();
+    let all = messages(capture, |all| count(all) >= at_least);
     let keys: Vec<[u8; 16]> = all
         .iter()
         .filter(|(_, m)| msg_type(m) == Some(MessageType::Reply))
@@ -215,7 +221,7 @@ fn dhcpcd_renews_on_the_reconfigure_a_reload_sends_and_takes_the_new_dns_server(
     assert!(server.stat("received", "RENEW") > renews);
     assert!(server.stat("sent", "RECONFIGURE") >= 1);
     assert!(client.log().contains("accepted reconfigure key"), "{}", client.log());
-    let (_, reconfigures) = key_and_reconfigures(&lab.capture);
+    let (_, reconfigures) = key_and_reconfigures(&lab.capture, 1);
     assert!(reconfigures >= 1);
     // Its Renew ended the retransmissions (REC_TIMEOUT is 2 s): none more.
     let sent = server.stat("sent", "RECONFIGURE");
@@ -251,7 +257,7 @@ fn dhcp6d_reconfigure_client_makes_dhcpcd_renew() {
     let out = server.command(&["reconfigure", "--pool", "nope"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no pool is named \"nope\""));
-    let (_, reconfigures) = key_and_reconfigures(&lab.capture);
+    let (_, reconfigures) = key_and_reconfigures(&lab.capture, 2);
     assert!(reconfigures >= 2);
 }
 
@@ -274,7 +280,8 @@ fn dhclient_without_reconfigure_accept_gets_no_key_and_no_reconfigure() {
     }
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(server.stat("sent", "RECONFIGURE"), 0);
-    let all = messages(&lab.capture);
+    // dhclient's Solicit, Request and their answers, at least.
+    let all = messages(&lab.capture, |all| all.len() >= 4);
     assert!(all.iter().any(|(_, m)| msg_type(m) == Some(MessageType::Reply)), "the Reply was captured");
     assert!(all.iter().all(|(_, m)| auth(m).is_none()), "no Authentication option anywhere");
     assert!(all.iter().all(|(_, m)| msg_type(m) != Some(MessageType::Reconfigure)));
@@ -314,17 +321,22 @@ link_address = "2001:db8:2::1"
     let reason = client.wait_value("new_dhcp6_name_servers", "2001:db8::54", SECS);
     assert_eq!(reason, "RENEW6", "dhcpcd said:\n{}", client.log());
     // On the server's side: the Reconfigure inside a Relay-Reply to the relay.
-    let relay_replies: Vec<Vec<u8>> = read_pcap(&lab.capture)
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.destination.ip() == &"2001:db8:ff::2".parse::<std::net::Ipv6Addr>().unwrap())
-        .map(|d| d.payload)
-        .collect();
+    let relay_replies = || -> Vec<Vec<u8>> {
+        read_pcap(&lab.capture)
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.destination.ip() == &"2001:db8:ff::2".parse::<std::net::Ipv6Addr>().unwrap())
+            .map(|d| d.payload)
+            .collect()
+    };
+    let relay_replies = wait_for("the Reconfigure's Relay-Reply in the capture", SECS, || {
+        Some(relay_replies()).filter(|r| r.len() >= 4)
+    });
     assert!(relay_replies.iter().any(|p| {
         Message::decode(p).is_ok_and(|m| {
             m.msg_type() == MessageType::RelayRepl && m.innermost().msg_type() == MessageType::Reconfigure
         })
     }));
-    let (_, reconfigures) = key_and_reconfigures(&lab.capture);
+    let (_, reconfigures) = key_and_reconfigures(&lab.capture, 1);
     assert!(reconfigures >= 1);
 }
