@@ -14,6 +14,7 @@ use std::{
 };
 
 use dhcp6_codec::{option::DhcpOption, Message, MessageType};
+use dhcp6_common::PIN_LAYOUT;
 use dhcp6_tests::{
     netns::{Netns, Process, Veth},
     peers::{wait_for, Dhclient, Dhcp6d, Dhcpcd, Scratch},
@@ -339,4 +340,61 @@ link_address = "2001:db8:2::1"
     }));
     let (_, reconfigures) = key_and_reconfigures(&lab.capture, 1);
     assert!(reconfigures >= 1);
+}
+
+/// Entries in the XDP lease map pinned under `dir`.
+fn fast_path_entries(dir: &Path) -> usize {
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "dump", "pinned"])
+        .arg(dir.join(PIN_LAYOUT).join("LEASES"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "bpftool: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().map_or(0, Vec::len)
+}
+
+/// dhcpcd's renewals are answered in XDP (its link crosses a bridge whose port runs `dhcp6d
+/// xdp pass`, as in the lab). A Reconfigure takes its binding out of the XDP lease map first,
+/// so that its Renew reaches dhcp6d, which sees the answer and stops; then the binding is
+/// back in the map.
+#[test]
+fn a_client_answered_in_xdp_renews_through_dhcp6d_when_reconfigured() {
+    let server_ns = Netns::new("rcbs");
+    let switch_ns = Netns::new("rcbw");
+    let client_ns = Netns::new("rcbc");
+    let port_srv = Veth::new(&server_ns, &switch_ns);
+    let port_cli = Veth::new(&client_ns, &switch_ns);
+    switch_ns.exec(&["ip", "link", "add", "br0", "type", "bridge"]);
+    switch_ns.exec(&["ip", "link", "set", "br0", "up"]);
+    for port in [port_srv.b(), port_cli.b()] {
+        switch_ns.exec(&["ip", "link", "set", port, "master", "br0"]);
+    }
+    client_ns.exec(&["ethtool", "-K", port_cli.a(), "tx", "off"]);
+    let scratch = Scratch::new("reconf-xdp");
+    let binary = dhcp6_tests::peers::dhcp6d_binary();
+    let _pass = switch_ns
+        .spawn(&[binary.to_str().unwrap(), "xdp", "pass", "--interface", port_srv.b()], &scratch.path("pass.log"));
+    wait_for("XDP on the bridge port", SECS, || {
+        let out = switch_ns.exec(&["ip", "-d", "link", "show", port_srv.b()]);
+        String::from_utf8_lossy(&out.stdout).contains("prog/xdp").then_some(())
+    });
+    let server =
+        Dhcp6d::start(&server_ns, &scratch, "srv", &config(Some(port_srv.a()), "2001:db8:1", "2001:db8::53"), &[]);
+    let dir = server.bpf_dir.clone().expect("XDP pinned");
+    let client = Dhcpcd::start(&client_ns, &scratch, "dhcpcd", port_cli.a());
+    client.wait_value("new_dhcp6_name_servers", "2001:db8::53", SECS);
+    wait_for("the binding in the XDP lease map", SECS, || (fast_path_entries(&dir) == 1).then_some(()));
+    let xdp_replied = || server.show("statistics")["xdp"]["replied"].as_u64().unwrap_or(0);
+    let replied = xdp_replied();
+
+    let duid = server.show("bindings")[0]["duid"].as_str().unwrap().to_string();
+    let out = server.command(&["reconfigure", "--client", &duid]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 client(s) sent a Reconfigure"));
+    wait_for("dhcpcd to renew", SECS, || client.events().iter().any(|(r, _)| r == "RENEW6").then_some(()));
+    assert!(server.stat("received", "RENEW") >= 1, "the Renew came up to dhcp6d");
+    assert_eq!(xdp_replied(), replied, "XDP answered none of it");
+    wait_for("the binding back in the XDP lease map", SECS, || (fast_path_entries(&dir) == 1).then_some(()));
+    let sent = server.stat("sent", "RECONFIGURE");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(server.stat("sent", "RECONFIGURE"), sent, "no retransmission after the answer");
 }
