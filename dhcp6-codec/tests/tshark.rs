@@ -161,6 +161,9 @@ fn tshark_reads_the_failover_options_we_encode() {
     assert_eq!(theirs, expected);
 }
 
+/// tshark's field names with the values expected.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
 /// A Reconfigure (RFC 9915 section 18.3.11) signed with the Reconfigure Key protocol, and a
 /// Reply giving the key (section 20.4.1): Authentication, Reconfigure Message and Reconfigure
 /// Accept, each as tshark reads them.
@@ -192,7 +195,7 @@ fn tshark_reads_the_reconfigure_options_we_encode() {
     let reply = message(7, vec![client, DhcpOption::ReconfAccept, auth(&key)]);
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let (hmac_hex, key_hex) = (hex(&hmac), hex(&key));
-    let cases: [(&[u8], &[(&str, &str)]); 2] = [
+    let cases: [(&[u8], Fields); 2] = [
         (
             &reconfigure,
             &[
