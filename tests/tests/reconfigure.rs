@@ -288,13 +288,29 @@ fn dhclient_without_reconfigure_accept_gets_no_key_and_no_reconfigure() {
     assert!(all.iter().all(|(_, m)| msg_type(m) != Some(MessageType::Reconfigure)));
 }
 
-/// dhcpcd behind the dhcp6d relay: the Reconfigure goes in a Relay-Reply to the relay, which
-/// carries it down; dhcpcd renews through the relay and holds the new DNS server.
 #[test]
 fn a_relayed_dhcpcd_gets_the_reconfigure_through_the_dhcp6d_relay() {
-    let scratch = Scratch::new("reconf-relay");
+    relayed_dhcpcd(false);
+}
+
+#[test]
+fn a_relayed_dhcpcd_gets_the_reconfigure_through_the_dhcp6d_xdp_relay() {
+    relayed_dhcpcd(true);
+}
+
+/// dhcpcd behind the dhcp6d relay (from userspace, or in XDP): the Reconfigure goes in a
+/// Relay-Reply to the relay, which carries it down; dhcpcd renews through the relay and holds
+/// the new DNS server.
+fn relayed_dhcpcd(xdp: bool) {
+    let scratch = Scratch::new(if xdp { "reconf-relayx" } else { "reconf-relay" });
     let lab = RelayLab::new(&scratch, "rcs");
-    lab.client_ns.exec(&["ethtool", "-K", lab.access.a(), "tx", "off"]);
+    let relay_args: &[&str] = if xdp {
+        lab.wire_like();
+        &[]
+    } else {
+        lab.client_ns.exec(&["ethtool", "-K", lab.access.a(), "tx", "off"]);
+        &["--no-xdp"]
+    };
     let relay_config = format!(
         r#"[server]
 
@@ -312,10 +328,12 @@ link_address = "2001:db8:2::1"
     );
     let server =
         Dhcp6d::start(&lab.server_ns, &scratch, "srv", &config(None, "2001:db8:2", "2001:db8::53"), &["--no-xdp"]);
-    let _relay = Dhcp6d::start(&lab.relay_ns, &scratch, "relay", &relay_config, &["--no-xdp"]);
+    let relay = Dhcp6d::start(&lab.relay_ns, &scratch, "relay", &relay_config, relay_args);
     let client = Dhcpcd::start(&lab.client_ns, &scratch, "dhcpcd", lab.access.a());
     client.wait_value("new_dhcp6_name_servers", "2001:db8::53", SECS);
 
+    let xdp_replied = |relay: &Dhcp6d| relay.show("statistics")["xdp"]["relay_replied"].as_u64().unwrap_or(0);
+    let replied_before = xdp_replied(&relay);
     server.rewrite_config(&config(None, "2001:db8:2", "2001:db8::54"));
     let out = server.command(&["reload"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 client(s) sent a Reconfigure (renew)"));
@@ -340,6 +358,10 @@ link_address = "2001:db8:2::1"
     }));
     let (_, reconfigures) = key_and_reconfigures(&lab.capture, 1);
     assert!(reconfigures >= 1);
+    if xdp {
+        // The Reconfigure and the Reply to the Renew it brought, carried down in XDP.
+        assert!(xdp_replied(&relay) >= replied_before + 2, "{}", relay.show("statistics"));
+    }
 }
 
 /// Entries in the XDP lease map pinned under `dir`.
