@@ -1,4 +1,5 @@
-//! tshark as an oracle for the failover options: what we encode, an independent decoder reads
+//! tshark as an oracle for the failover options and the Reconfigure ones (Authentication,
+//! Reconfigure Message, Reconfigure Accept): what we encode, an independent decoder reads
 //! back as the values we meant.
 //!
 //! tshark (4.0) types every RFC 8156 option (114-134) and the leasequery ones (45, 46) but
@@ -13,6 +14,7 @@ use std::{collections::BTreeMap, net::Ipv6Addr, path::Path, process::Command, ti
 use dhcp6_codec::{
     failover::{BindingStatus, FailoverOption, FailoverOptions, ProtocolVersion, ReconfigureData, ServerState},
     frame::{UdpFrameRepr, Vlans},
+    option::Auth,
     option::{DhcpOption, IaAddr, IaNa, IaPd, IaPrefix, Options, Status, StatusCode},
     DomainName, Duid,
 };
@@ -134,10 +136,10 @@ fn write_pcap(path: &Path, payload: &[u8]) {
 }
 
 /// Each field's values as tshark prints them, occurrences joined by commas.
-fn tshark_fields(path: &Path) -> BTreeMap<String, String> {
+fn tshark_fields(path: &Path, expected: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut command = Command::new("tshark");
     command.arg("-r").arg(path).args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]);
-    for (field, _) in EXPECTED {
+    for (field, _) in expected {
         command.args(["-e", field]);
     }
     let out = command.output().unwrap_or_else(|e| {
@@ -146,15 +148,84 @@ fn tshark_fields(path: &Path) -> BTreeMap<String, String> {
     assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let line = text.lines().next().expect("tshark printed no packet");
-    EXPECTED.iter().map(|(f, _)| f.to_string()).zip(line.split('|').map(str::to_string)).collect()
+    expected.iter().map(|(f, _)| f.to_string()).zip(line.split('|').map(str::to_string)).collect()
 }
 
 #[test]
 fn tshark_reads_the_failover_options_we_encode() {
     let path = std::env::temp_dir().join(format!("dhcp6-failover-options-{}.pcap", std::process::id()));
     write_pcap(&path, &reply_payload());
-    let theirs = tshark_fields(&path);
+    let theirs = tshark_fields(&path, EXPECTED);
     std::fs::remove_file(&path).ok();
     let expected: BTreeMap<String, String> = EXPECTED.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect();
     assert_eq!(theirs, expected);
+}
+
+/// tshark's field names with the values expected.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
+/// A Reconfigure (RFC 9915 section 18.3.11) signed with the Reconfigure Key protocol, and a
+/// Reply giving the key (section 20.4.1): Authentication, Reconfigure Message and Reconfigure
+/// Accept, each as tshark reads them.
+#[test]
+fn tshark_reads_the_reconfigure_options_we_encode() {
+    let duid = [0, 3, 0, 1, 2, 0, 0, 0, 0, 0xc1];
+    let mut hmac = vec![2u8];
+    hmac.extend(0xa0..0xb0u8);
+    let mut key = vec![1u8];
+    key.extend(0..16u8);
+    let auth = |info| {
+        DhcpOption::Auth(Auth {
+            protocol: 3,
+            algorithm: 1,
+            rdm: 0,
+            replay_detection: 0x0102_0304_0506_0708,
+            auth_info: info,
+        })
+    };
+    let message = |msg_type: u8, options: Vec<DhcpOption<'_>>| {
+        let mut payload = vec![msg_type, 0, 0, 0];
+        for option in options {
+            payload.extend(option.to_vec().unwrap());
+        }
+        payload
+    };
+    let client = DhcpOption::ClientId(Duid::new(&duid).unwrap());
+    let reconfigure = message(10, vec![client.clone(), DhcpOption::ReconfMsg(5), auth(&hmac)]);
+    let reply = message(7, vec![client, DhcpOption::ReconfAccept, auth(&key)]);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let (hmac_hex, key_hex) = (hex(&hmac), hex(&key));
+    let cases: [(&[u8], Fields); 2] = [
+        (
+            &reconfigure,
+            &[
+                ("dhcpv6.msgtype", "10"),
+                ("dhcpv6.xid", "0x000000"),
+                ("dhcpv6.option.type", "1,19,11"),
+                ("dhcpv6.reconf_msg", "5"),
+                ("dhcpv6.auth.protocol", "3"),
+                ("dhcpv6.auth.algorithm", "1"),
+                ("dhcpv6.auth.rdm", "0"),
+                ("dhcpv6.auth.replay_detection", "0102030405060708"),
+                ("dhcpv6.auth.info", &hmac_hex),
+            ],
+        ),
+        (
+            &reply,
+            &[
+                ("dhcpv6.msgtype", "7"),
+                ("dhcpv6.option.type", "1,20,11"),
+                ("dhcpv6.auth.protocol", "3"),
+                ("dhcpv6.auth.info", &key_hex),
+            ],
+        ),
+    ];
+    for (n, (payload, expected)) in cases.into_iter().enumerate() {
+        let path = std::env::temp_dir().join(format!("dhcp6-reconfigure-{}-{n}.pcap", std::process::id()));
+        write_pcap(&path, payload);
+        let theirs = tshark_fields(&path, expected);
+        std::fs::remove_file(&path).ok();
+        let expected: BTreeMap<String, String> = expected.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect();
+        assert_eq!(theirs, expected);
+    }
 }

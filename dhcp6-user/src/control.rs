@@ -7,7 +7,7 @@ use dhcp6_common::counters::Verdict;
 use dhcp6_engine::{
     counters::Counts,
     relay::{standby::StandbyStatus, RelayStats, ServerStatus, UserEntry},
-    server::{IaType, LeaseState, PoolCounts, Statistics},
+    server::{IaType, LeaseState, PoolCounts, ReconfigureStarted, ReconfigureType, Statistics},
 };
 use ipnet::Ipv6Net;
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,15 @@ pub enum Request {
         name: String,
         locked: bool,
     },
+    /// Send Reconfigure messages (RFC 9915 section 18.3.11): to the client with this DUID
+    /// (hex), or to every client with a lease in the pool of this name, asking each to send
+    /// `message`. Only clients holding a Reconfigure Key are sent one.
+    Reconfigure {
+        client: Option<String>,
+        pool: Option<String>,
+        #[serde(default)]
+        message: ReconfigureType,
+    },
 }
 
 /// What a reload did, for `dhcp6d reload`.
@@ -60,6 +69,9 @@ pub struct Reloaded {
     pub outside_pools: usize,
     /// Leases of removed subnets: kept until they expire, answered no more.
     pub orphaned: usize,
+    /// The clients of subnets whose options changed, asked to renew with a Reconfigure.
+    #[serde(default)]
+    pub reconfigure: Option<ReconfigureStarted>,
 }
 
 /// A pool locked or unlocked, for `dhcp6d pool lock`.
@@ -188,6 +200,7 @@ pub enum Answer {
     },
     Reloaded(Reloaded),
     PoolLocked(PoolLocked),
+    Reconfigure(ReconfigureStarted),
     Error {
         error: String,
     },

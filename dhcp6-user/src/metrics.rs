@@ -192,6 +192,12 @@ fn server(registry: &mut Registry, snapshot: &Snapshot) {
         "IAs past max_ias_per_message or max_leases_per_client, given nothing",
         [(Vec::new(), s.ias_over_limit)],
     );
+    counters(
+        registry,
+        "reconfigures_given_up",
+        "Clients sent REC_MAX_RC Reconfigure messages without answering",
+        [(Vec::new(), s.reconfigures_given_up)],
+    );
     if let Some(xdp) = &snapshot.statistics.xdp {
         counters(registry, "xdp_verdicts", "Frames the XDP program decided on, by verdict", by_key("verdict", xdp));
     }

@@ -10,7 +10,7 @@ use crate::control::{
     Binding, Cleared, FailoverAnswer, PoolLocked, RelayServers, RelayUser, Reloaded, Request, StatisticsAnswer,
 };
 use crate::relay::standby::StandbyStatus;
-use crate::server::PoolCounts;
+use crate::server::{PoolCounts, ReconfigureStarted};
 
 /// `-` for what is absent.
 fn or_dash<T: ToString>(v: Option<T>) -> String {
@@ -271,6 +271,9 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
             if r.orphaned > 0 {
                 let _ = writeln!(out, "{} lease(s) of removed subnets are kept until they expire", r.orphaned);
             }
+            if let Some(started) = r.reconfigure.as_ref().filter(|s| **s != ReconfigureStarted::default()) {
+                write_reconfigure(&mut out, started, "renew");
+            }
         }
         Request::PoolLock { .. } => {
             let p: PoolLocked = typed(answer)?;
@@ -278,8 +281,30 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
             let already = if p.changed { "" } else { " (it was already)" };
             let _ = writeln!(out, "pool {:?} {state}{already}", p.pool);
         }
+        Request::Reconfigure { message, .. } => {
+            let r: ReconfigureStarted = typed(answer)?;
+            write_reconfigure(&mut out, &r, message.name());
+        }
     }
     Ok(out)
+}
+
+/// What a Reconfigure request did: clients asked to send `message`, and those left alone.
+fn write_reconfigure(out: &mut String, r: &ReconfigureStarted, message: &str) {
+    let _ = writeln!(out, "{} client(s) sent a Reconfigure ({message})", r.started);
+    if r.already > 0 {
+        let _ = writeln!(out, "{} client(s) being reconfigured already", r.already);
+    }
+    if r.without_key > 0 {
+        let _ = writeln!(
+            out,
+            "{} client(s) without a Reconfigure Key (no Reconfigure Accept): not sent one",
+            r.without_key
+        );
+    }
+    if r.unreachable > 0 {
+        let _ = writeln!(out, "{} client(s) not heard from since the start, with no address to send to", r.unreachable);
+    }
 }
 
 #[cfg(test)]

@@ -307,21 +307,7 @@ impl Dhclient {
 
     /// Every event recorded so far, in order: (reason, variables).
     pub fn events(&self) -> Vec<(String, BTreeMap<String, String>)> {
-        let mut names: Vec<PathBuf> = fs::read_dir(self.dir.join("events"))
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        names.sort();
-        names
-            .iter()
-            .map(|p| {
-                let vars: BTreeMap<String, String> = fs::read_to_string(p)
-                    .unwrap_or_default()
-                    .lines()
-                    .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-                    .collect();
-                (vars.get("reason").cloned().unwrap_or_default(), vars)
-            })
-            .collect()
+        recorded_events(&self.dir)
     }
 
     /// Waits for an event with `reason` that sets `key`, and returns its value.
@@ -334,5 +320,76 @@ impl Dhclient {
     /// Like [`Self::wait_event`], but every value of `key` across events with `reason`.
     pub fn values(&self, reason: &str, key: &str) -> Vec<String> {
         self.events().into_iter().filter(|(r, _)| r == reason).filter_map(|(_, v)| v.get(key).cloned()).collect()
+    }
+}
+
+/// Every event the [`HOOK`] script recorded in `dir`, in order: (reason, variables).
+fn recorded_events(dir: &Path) -> Vec<(String, BTreeMap<String, String>)> {
+    let mut names: Vec<PathBuf> = fs::read_dir(dir.join("events"))
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .map(|p| {
+            let vars: BTreeMap<String, String> = fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect();
+            (vars.get("reason").cloned().unwrap_or_default(), vars)
+        })
+        .collect()
+}
+
+/// dhcpcd -6 in a namespace, in the foreground, with IA_NA 1, asking for DNS servers and
+/// accepting Reconfigure (it then sends Reconfigure Accept and keeps the key it is given).
+/// Its script records each event's variables, as [`Dhclient`]'s does; nothing is configured
+/// on the host.
+pub struct Dhcpcd {
+    pub process: Process,
+    pub dir: PathBuf,
+    interface: String,
+}
+
+impl Dhcpcd {
+    pub fn start(ns: &Netns, scratch: &Scratch, name: &str, interface: &str) -> Dhcpcd {
+        let dir = Dhclient::prepare(scratch, name);
+        let conf = dir.join("dhcpcd.conf");
+        fs::write(
+            &conf,
+            format!(
+                "noipv6rs\nipv6only\nnohook resolv.conf\noption dhcp6_name_servers, dhcp6_reconfigure_accept\ninterface {interface}\n  ia_na 1\n"
+            ),
+        )
+        .unwrap();
+        let hook = dir.join("hook.sh");
+        let args = ["dhcpcd", "-f", conf.to_str().unwrap(), "-c", hook.to_str().unwrap(), "-B", "-d", "-6", interface];
+        let process = ns.spawn(&args, &dir.join("dhcpcd.log"));
+        Dhcpcd { process, dir, interface: interface.to_string() }
+    }
+
+    /// Every event recorded so far, in order: (reason, variables).
+    pub fn events(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        recorded_events(&self.dir)
+    }
+
+    /// Waits for an event that sets `key` to `value` (any reason), and returns its reason.
+    pub fn wait_value(&self, key: &str, value: &str, timeout: Duration) -> String {
+        wait_for(&format!("dhcpcd event with {key}={value}"), timeout, || {
+            self.events().into_iter().find(|(_, v)| v.get(key).map(String::as_str) == Some(value)).map(|(r, _)| r)
+        })
+    }
+
+    /// dhcpcd's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("dhcpcd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Dhcpcd {
+    fn drop(&mut self) {
+        // dhcpcd keeps its leases under /var/lib/dhcpcd, by interface name.
+        let _ = fs::remove_file(format!("/var/lib/dhcpcd/{}.lease6", self.interface));
     }
 }

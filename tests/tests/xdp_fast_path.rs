@@ -172,6 +172,9 @@ fn case(frame: &[u8], now: u64) -> Case {
                 valid_lifetime: 900,
                 expires: now + 2000,
                 interface: Some("lo".into()),
+                // A client holding a Reconfigure Key: the key is given in the Reply to a
+                // Request only, so a Renew's Reply is still what XDP sends.
+                reconfigure_key: Some(dhcp6_user::server::ReconfigureKey([0x5a; 16])),
             });
         }
     }

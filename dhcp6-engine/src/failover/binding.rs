@@ -195,6 +195,8 @@ pub fn receive_bndupd(
         return Err(FailoverStatus::MissingBindingInformation);
     }
     let mut interface = None;
+    // The failover messages carry no Reconfigure Key here: the client's stays as it was.
+    let mut reconfigure_key = None;
     if let Some(local) = local {
         let l = local.lease;
         let same_client = l.duid == record.duid && l.iaid == record.iaid && l.ia_type == record.ia_type;
@@ -203,6 +205,7 @@ pub fn receive_bndupd(
                 return Err(FailoverStatus::OutdatedBindingInformation);
             }
             interface = l.interface.clone();
+            reconfigure_key = l.reconfigure_key;
         } else if l.state == LeaseState::Bound && l.expires > now {
             return Err(match record.status {
                 BindingStatus::Active => FailoverStatus::AddressInUse,
@@ -221,6 +224,7 @@ pub fn receive_bndupd(
         valid_lifetime: record.valid_lifetime,
         expires,
         interface: interface.clone(),
+        reconfigure_key,
     };
     let until = record.state_expiration_time.filter(|t| *t > now);
     Ok(match (record.status, until) {
@@ -275,6 +279,7 @@ mod tests {
             valid_lifetime: 200,
             expires,
             interface: Some("eth1".into()),
+            reconfigure_key: None,
         }
     }
 

@@ -72,6 +72,21 @@ pub struct Lease {
     pub expires: u64,
     /// The interface the client was seen on, when it came directly.
     pub interface: Option<String>,
+    /// The client's Reconfigure Key (RFC 9915 section 20.4), when it accepts Reconfigure
+    /// messages: one per client, the same in each of its leases, kept across restarts.
+    pub reconfigure_key: Option<ReconfigureKey>,
+}
+
+/// A client's Reconfigure Key: 16 random octets the server gives it in the Reply to its
+/// Request, and signs each Reconfigure to it with (RFC 9915 section 20.4). A secret: its
+/// `Debug` does not print it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ReconfigureKey(pub [u8; 16]);
+
+impl std::fmt::Debug for ReconfigureKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReconfigureKey(..)")
+    }
 }
 
 impl Lease {

@@ -11,7 +11,8 @@ pub mod allocation;
 pub mod config;
 pub mod lease;
 pub mod pool;
-pub mod reconfigure;
+pub mod reconfigure_message;
+pub mod reload;
 pub mod stats;
 pub mod table;
 
@@ -31,8 +32,10 @@ use crate::failover::{AllocateFrom, Failover, Role, Service};
 use allocation::{Allocator, Ask, Pools, Resources};
 pub use config::ServerConfig;
 use config::{Lifetimes, Subnet};
-pub use lease::{IaType, Lease, LeaseChange, LeaseState};
+pub use lease::{IaType, Lease, LeaseChange, LeaseState, ReconfigureKey};
 use pool::Pool;
+use reconfigure_message::{HopRef, Reconfiguring};
+pub use reconfigure_message::{ReconfigureOut, ReconfigureStarted, ReconfigureType};
 use table::LeaseTable;
 
 /// How many ended leases the server remembers for their clients' return.
@@ -134,6 +137,9 @@ struct Plan {
     status: Option<(Status, &'static str)>,
     rapid_commit: bool,
     preference: bool,
+    /// The Reconfigure Key to give the client (RFC 9915 section 20.4.2: in the Reply of the
+    /// initial exchange, to a client that sent Reconfigure Accept).
+    give_key: Option<ReconfigureKey>,
 }
 
 /// Who asked, from where.
@@ -143,6 +149,34 @@ struct Ctx<'a> {
     client_link_local: Option<Ipv6Addr>,
     interface: Option<&'a str>,
     now: u64,
+    /// The Reconfigure Key the client's leases get: its own while it accepts Reconfigure.
+    key: Option<ReconfigureKey>,
+}
+
+/// Where the server's randomness comes from (Reconfigure Keys, retransmission jitter): a
+/// parameter, so that tests are deterministic.
+pub type Entropy = Box<dyn FnMut(&mut [u8]) + Send>;
+
+/// Which clients `dhcp6d reconfigure` (or a reload) asks to come back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReconfigureTarget<'a> {
+    /// One client, by DUID.
+    Client(&'a [u8]),
+    /// Every client with a lease in the pool of this name.
+    Pool(&'a str),
+    /// Every client with a lease in these subnets (by index).
+    Subnets(Vec<usize>),
+}
+
+/// Why nobody was asked to reconfigure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconfigureError {
+    #[error(transparent)]
+    UnknownPool(#[from] reload::UnknownPool),
+    #[error("the client holds no bound lease")]
+    NoBinding,
+    #[error("Reconfigure is off (no source of random keys)")]
+    Off,
 }
 
 pub struct Server {
@@ -161,6 +195,10 @@ pub struct Server {
     /// When the server is one of a failover pair: its share of each subnet's pools and what
     /// the pair's state lets it do.
     pair: Option<Pair>,
+    /// Clients being sent Reconfigure messages, and the routes to those with keys.
+    reconfiguring: Reconfiguring,
+    /// Randomness for Reconfigure Keys; without it no client is given a key.
+    entropy: Option<Entropy>,
 }
 
 /// Which half of each pool a server of a failover pair allocates from on its own (RFC 8156
@@ -259,6 +297,8 @@ impl Server {
             stats: Statistics::default(),
             fast_path: false,
             pair: None,
+            reconfiguring: Reconfiguring::default(),
+            entropy: None,
         };
         for lease in leases {
             server.restore(LeaseChange::Upsert(lease));
@@ -357,6 +397,12 @@ impl Server {
         }
     }
 
+    /// Gives clients that send Reconfigure Accept a Reconfigure Key drawn from `entropy`, so
+    /// that they can be sent Reconfigure messages (RFC 9915 section 20.4).
+    pub fn enable_reconfigure(&mut self, entropy: Entropy) {
+        self.entropy = Some(entropy);
+    }
+
     /// Turns on the horizons of the XDP fast path: from now on a bound lease is made durable
     /// until its valid lifetime plus the horizon, which is how long XDP may answer its
     /// renewals without userspace.
@@ -384,6 +430,10 @@ impl Server {
 
     /// The binding of IA (`duid`, `iaid`, `ia_type`) if the fast path may answer its renewals.
     pub fn fast_binding<'a>(&'a self, duid: &'a [u8], iaid: u32, ia_type: IaType) -> Option<FastBinding<'a>> {
+        // A client being reconfigured renews through the engine, which sees its answer.
+        if self.reconfiguring.is_pending(duid) {
+            return None;
+        }
         let mut held = self.table.ia_leases(duid, iaid, ia_type);
         let (Some(lease), None) = (held.next(), held.next()) else { return None };
         let subnet = self.config.subnets.get(lease.subnet)?;
@@ -545,24 +595,34 @@ impl Server {
         let Some(client_id) = options.client_id() else {
             if client.msg_type == MessageType::InformationRequest {
                 // Information-Request may come without a Client ID (RFC 9915 section 16.12).
-                let ctx = Ctx { subnet, duid: &[], client_link_local, interface: inbound.interface, now: inbound.now };
+                let ctx = Ctx {
+                    subnet,
+                    duid: &[],
+                    client_link_local,
+                    interface: inbound.interface,
+                    now: inbound.now,
+                    key: None,
+                };
                 let plan = Plan {
                     msg_type: MessageType::Reply,
                     ias: vec![],
                     status: None,
                     rapid_commit: false,
                     preference: false,
+                    give_key: None,
                 };
                 return self.answer(inbound, &relays, client, &ctx, plan, vec![]);
             }
             return self.drop(DropReason::NoClientId);
         };
+        let (key, initial) = self.key_for(client.msg_type, client_id.as_bytes(), options);
         let ctx = Ctx {
             subnet,
             duid: client_id.as_bytes(),
             client_link_local,
             interface: inbound.interface,
             now: inbound.now,
+            key,
         };
         let server_id = options.server_id();
         let ours = server_id.map(|d| d.as_bytes() == self.duid.as_slice());
@@ -614,6 +674,7 @@ impl Server {
                     status: None,
                     rapid_commit: rapid,
                     preference: true,
+                    give_key: None,
                 }
             }
             Request => {
@@ -624,11 +685,25 @@ impl Server {
                         self.bind(&ctx, ia, &got, &mut changes)
                     })
                     .collect();
-                Plan { msg_type: Reply, ias: replies, status: None, rapid_commit: false, preference: false }
+                Plan {
+                    msg_type: Reply,
+                    ias: replies,
+                    status: None,
+                    rapid_commit: false,
+                    preference: false,
+                    give_key: None,
+                }
             }
             Renew | Rebind => {
                 let replies = ias.iter().map(|ia| self.extend(&ctx, ia, &mut changes)).collect();
-                Plan { msg_type: Reply, ias: replies, status: None, rapid_commit: false, preference: false }
+                Plan {
+                    msg_type: Reply,
+                    ias: replies,
+                    status: None,
+                    rapid_commit: false,
+                    preference: false,
+                    give_key: None,
+                }
             }
             Release | Decline => {
                 let decline = client.msg_type == Decline;
@@ -637,7 +712,7 @@ impl Server {
                     Status::SUCCESS,
                     if decline { "Declined addresses are marked conflicting" } else { "Released" },
                 ));
-                Plan { msg_type: Reply, ias: replies, status, rapid_commit: false, preference: false }
+                Plan { msg_type: Reply, ias: replies, status, rapid_commit: false, preference: false, give_key: None }
             }
             Confirm => {
                 let addresses: Vec<Ipv6Net> =
@@ -652,16 +727,36 @@ impl Server {
                 } else {
                     (Status::NOT_ON_LINK, "Some addresses are not on-link")
                 };
-                Plan { msg_type: Reply, ias: vec![], status: Some(status), rapid_commit: false, preference: false }
+                Plan {
+                    msg_type: Reply,
+                    ias: vec![],
+                    status: Some(status),
+                    rapid_commit: false,
+                    preference: false,
+                    give_key: None,
+                }
             }
             InformationRequest => {
                 if !ias.is_empty() {
                     return self.drop(DropReason::Invalid);
                 }
-                Plan { msg_type: Reply, ias: vec![], status: None, rapid_commit: false, preference: false }
+                Plan {
+                    msg_type: Reply,
+                    ias: vec![],
+                    status: None,
+                    rapid_commit: false,
+                    preference: false,
+                    give_key: None,
+                }
             }
             Advertise | Reply | Reconfigure | RelayForw | RelayRepl => return self.drop(DropReason::NotForServer),
         };
+        let mut plan = plan;
+        // The key goes in the Reply that binds the initial exchange's leases.
+        if initial && plan.msg_type == Reply && !changes.is_empty() {
+            plan.give_key = ctx.key;
+        }
+        self.heard(inbound, &relays, &ctx, client.msg_type);
         self.answer(inbound, &relays, client, &ctx, plan, changes)
     }
 
@@ -785,6 +880,9 @@ impl Server {
                 self.previous.clear();
             }
             self.previous.insert((lease.duid.clone(), lease.ia_type), lease.resource);
+        }
+        if !self.reconfiguring.is_empty() && self.table.client_leases(&lease.duid) == 0 {
+            self.reconfiguring.forget(&lease.duid);
         }
         changes.push(LeaseChange::Remove(lease.resource));
     }
@@ -921,6 +1019,7 @@ impl Server {
             valid_lifetime: l.valid,
             expires,
             interface: ctx.interface.map(str::to_string),
+            reconfigure_key: ctx.key,
         }
     }
 
@@ -1072,24 +1171,18 @@ impl Server {
         if !subnet.domain_search.is_empty() && requested(option_code::DOMAIN_LIST) {
             options.push(DhcpOption::DomainList(subnet.domain_search.clone()));
         }
-        let mut reply =
-            Message::Client(ClientMessage { msg_type: plan.msg_type, transaction_id: client.transaction_id, options });
-        for relay in relays.iter().rev() {
-            let mut relay_options = Options::new();
-            if let Some(DhcpOption::InterfaceId(id)) =
-                relay.options.iter().find(|o| o.code() == option_code::INTERFACE_ID)
-            {
-                relay_options.push(DhcpOption::InterfaceId(id));
-            }
-            relay_options.push(DhcpOption::RelayMsg(Box::new(reply)));
-            reply = Message::Relay(RelayMessage {
-                msg_type: MessageType::RelayRepl,
-                hop_count: relay.hop_count,
-                link_address: relay.link_address,
-                peer_address: relay.peer_address,
-                options: relay_options,
-            });
+        let mut key_info = [0u8; 17];
+        if let Some(key) = plan.give_key.as_ref() {
+            // RFC 9915 section 21.20: the server's Reconfigure Accept tells the client it may
+            // be sent Reconfigure messages; section 20.4.2: the key in the Authentication option.
+            options.push(DhcpOption::ReconfAccept);
+            let replay = self.reconfiguring.next_replay(ctx.now);
+            options.push(reconfigure_message::key_option(key, replay, &mut key_info));
         }
+        let reply = reconfigure_message::wrap_in_relay_replies(
+            Message::Client(ClientMessage { msg_type: plan.msg_type, transaction_id: client.transaction_id, options }),
+            relays.iter().map(|r| HopRef::of(r)),
+        );
         let payload = match reply.to_vec() {
             Ok(p) => p,
             Err(_) => return self.drop(DropReason::Invalid),

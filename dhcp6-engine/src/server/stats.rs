@@ -60,6 +60,9 @@ pub struct Statistics {
     /// was reserved for them.
     #[serde(default)]
     pub ias_over_limit: u64,
+    /// Reconfigure messages given up on: REC_MAX_RC sent to a client, none answered.
+    #[serde(default)]
+    pub reconfigures_given_up: u64,
 }
 
 impl Statistics {

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, hash::BuildHasher, net::Ipv6Addr};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use ipnet::Ipv6Net;
 
-use super::lease::{IaType, Lease, LeaseState};
+use super::lease::{IaType, Lease, LeaseState, ReconfigureKey};
 
 const NONE: u32 = u32::MAX;
 const FREE: u8 = u8::MAX;
@@ -173,6 +173,9 @@ pub struct LeaseTable {
     arena_garbage: usize,
     interfaces: Vec<String>,
     deadlines: BTreeMap<u32, Vec<u32>>,
+    /// The Reconfigure Key of each client that has one, by client: few clients accept
+    /// Reconfigure, and a key in every slot would make each lease a third larger.
+    keys: hashbrown::HashMap<u32, ReconfigureKey>,
     /// Per subnet that limits its clients: live (not declined) leases per client.
     subnet_clients: Vec<Option<hashbrown::HashMap<u32, u32>>>,
     hasher: DefaultHashBuilder,
@@ -260,6 +263,7 @@ impl LeaseTable {
         }
         let h = self.hash_duid(self.duid(client));
         self.by_duid.remove(h, client);
+        self.keys.remove(&client);
         self.arena_garbage += usize::from(self.clients[client as usize].len);
         self.free_clients.push(client);
         if self.arena_garbage > (1 << 20) && self.arena_garbage * 2 > self.arena.len() {
@@ -325,7 +329,33 @@ impl LeaseTable {
             valid_lifetime: slot.valid,
             expires: u64::from(slot.expires),
             interface: self.interfaces.get(usize::from(slot.interface)).cloned(),
+            reconfigure_key: self.keys.get(&slot.client).copied(),
         }
+    }
+
+    /// Sets (or, with `None`, forgets) the Reconfigure Key of `client`.
+    fn set_key(&mut self, client: u32, key: Option<ReconfigureKey>) {
+        match key {
+            Some(k) => {
+                self.keys.insert(client, k);
+            }
+            None => {
+                self.keys.remove(&client);
+            }
+        }
+    }
+
+    /// The Reconfigure Key of client `duid`, if it has one.
+    pub fn reconfigure_key(&self, duid: &[u8]) -> Option<ReconfigureKey> {
+        if self.keys.is_empty() {
+            return None;
+        }
+        self.find_client(duid).and_then(|c| self.keys.get(&c).copied())
+    }
+
+    /// Whether any client has a Reconfigure Key.
+    pub fn has_keys(&self) -> bool {
+        !self.keys.is_empty()
     }
 
     pub fn get(&self, resource: &Ipv6Net) -> Option<Lease> {
@@ -357,6 +387,7 @@ impl LeaseTable {
         self.remove(&lease.resource);
         let client = self.intern_client(&lease.duid);
         self.clients[client as usize].leases += 1;
+        self.set_key(client, lease.reconfigure_key);
         let interface = self.interface_code(lease.interface.as_deref());
         let ia_type = type_code(lease.ia_type);
         let mut slot = Slot {
@@ -433,6 +464,7 @@ impl LeaseTable {
         }
         let interface = self.interface_code(lease.interface.as_deref());
         let expires = clamp_u32(lease.expires);
+        self.set_key(slot.client, lease.reconfigure_key);
         let e = &mut self.slots[s as usize];
         e.state = state_code(lease.state);
         e.interface = interface;
@@ -623,6 +655,7 @@ mod tests {
             valid_lifetime: 20,
             expires,
             interface: Some("eth1".into()),
+            reconfigure_key: None,
         }
     }
 
@@ -679,6 +712,27 @@ mod tests {
             want.sort();
             prop_assert_eq!(due, want);
         }
+    }
+
+    #[test]
+    fn a_reconfigure_key_is_the_clients_and_goes_with_its_last_lease() {
+        let mut t = LeaseTable::new(vec![false]);
+        let key = Some(ReconfigureKey([7; 16]));
+        t.put(&Lease { reconfigure_key: key, ..lease(1, 7, 1, LeaseState::Bound, 100) });
+        t.put(&lease(2, 8, 1, LeaseState::Bound, 100));
+        t.put(&Lease { reconfigure_key: key, ..lease(3, 7, 2, LeaseState::Bound, 100) });
+        assert_eq!(t.reconfigure_key(&[0, 3, 0, 1, 7]), key);
+        assert_eq!(t.reconfigure_key(&[0, 3, 0, 1, 8]), None);
+        assert_eq!(t.get(&lease(1, 7, 1, LeaseState::Bound, 0).resource).unwrap().reconfigure_key, key);
+        // Renewed in place, still the client's; one lease gone, the other keeps it.
+        t.put(&Lease { reconfigure_key: key, ..lease(1, 7, 1, LeaseState::Bound, 200) });
+        t.remove(&lease(1, 7, 1, LeaseState::Bound, 0).resource);
+        assert_eq!(t.reconfigure_key(&[0, 3, 0, 1, 7]), key);
+        // The last lease gone: so is the key, and a new lease of the client has none.
+        t.remove(&lease(3, 7, 2, LeaseState::Bound, 0).resource);
+        t.put(&lease(4, 7, 1, LeaseState::Bound, 100));
+        assert_eq!(t.reconfigure_key(&[0, 3, 0, 1, 7]), None);
+        assert!(!t.has_keys());
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub(super) fn client_duid(n: u8) -> Vec<u8> {
     vec![0, 3, 0, 1, 2, 0, 0, 0, 0, n]
 }
 
-fn ll(n: u8) -> Ipv6Addr {
+pub(super) fn ll(n: u8) -> Ipv6Addr {
     Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0xff, 0xfe00, u16::from(n))
 }
 
@@ -498,6 +498,7 @@ fn leases_past_max_per_binding_end_with_zero_lifetimes_on_renew() {
         valid_lifetime: 200,
         expires: NOW + 200,
         interface: None,
+        reconfigure_key: None,
     };
     s.put(extra);
     let out = send(

@@ -138,6 +138,25 @@ enum Command {
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },
+    /// Send Reconfigure messages (RFC 9915 section 18.3.11) from the running server: to one
+    /// client, or to every client with a lease in a pool, asking each to renew (or rebind, or
+    /// send an Information-Request) now. Only clients that sent Reconfigure Accept hold the
+    /// key a Reconfigure is signed with; the others are counted and left alone.
+    Reconfigure {
+        /// The client's DUID (hex, as `show bindings` prints it).
+        #[arg(long, value_name = "DUID", conflicts_with = "pool", required_unless_present = "pool")]
+        client: Option<String>,
+        /// Every client with a lease in the pool of this name (`show pools` lists them).
+        #[arg(long, value_name = "NAME")]
+        pool: Option<String>,
+        /// What the clients are asked to send.
+        #[arg(long, default_value = "renew", value_parser = ["renew", "rebind", "information-request"])]
+        message: String,
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Print every DHCPv6 message in a pcap capture, nested relays and options included.
     Decode {
         /// A pcap file (Ethernet link type).
@@ -344,6 +363,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Reload { socket, config } => ask_and_print(control_socket(socket, config)?, Request::Reload),
+        Command::Reconfigure { client, pool, message, socket, config } => {
+            let message = message.parse().map_err(anyhow::Error::msg)?;
+            ask_and_print(control_socket(socket, config)?, Request::Reconfigure { client, pool, message })
+        }
         Command::Pool { what, socket, config } => {
             let request = match what {
                 PoolCommand::Lock { name } => Request::PoolLock { name, locked: true },

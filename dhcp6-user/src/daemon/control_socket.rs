@@ -22,7 +22,7 @@ use super::{input::Input, live_trace::TRACE_QUEUE, reader, relaying::Relaying, s
 use crate::{
     control::{Answer, Binding, Cleared, PoolLocked, RelayServers, RelayUser, Request, StatisticsAnswer, XdpTxOff},
     json::hex,
-    server::{DropReason, LeaseChange, Server},
+    server::{DropReason, LeaseChange, ReconfigureTarget, ReconfigureType, Server},
     trace::TraceFilter,
     xdp::{ShedSwitch, XdpProgram},
 };
@@ -161,6 +161,37 @@ pub fn statistics(server: &Server, xdp: Option<&XdpProgram>, drops: &Drops<'_>) 
 }
 
 /// The answer to a control request, and the lease changes it made.
+/// `dhcp6d reconfigure`: starts sending Reconfigure messages to a client or a pool's clients
+/// (the serve piece sends the first ones with the batch this request is in).
+fn reconfigure(
+    server: &mut Server,
+    client: Option<String>,
+    pool: Option<String>,
+    msg: ReconfigureType,
+    now: u64,
+) -> Answer {
+    let duid;
+    let target = match (&client, &pool) {
+        (Some(c), None) => match crate::codec::parse_hex(c) {
+            Some(d) => {
+                duid = d;
+                ReconfigureTarget::Client(&duid)
+            }
+            None => return Answer::error(format!("{c:?} is no DUID (hex, colon-separated or not)")),
+        },
+        (None, Some(p)) => ReconfigureTarget::Pool(p),
+        _ => return Answer::error("name a client (--client DUID) or a pool (--pool NAME)"),
+    };
+    match server.start_reconfigure(&target, msg, now * 1000) {
+        Ok(started) => {
+            tracing::info!(client = ?client, pool = ?pool, message = msg.name(), started = started.started,
+                without_key = started.without_key, unreachable = started.unreachable, "Reconfigure asked by the operator");
+            Answer::Reconfigure(started)
+        }
+        Err(e) => Answer::error(e.to_string()),
+    }
+}
+
 pub fn answer(
     server: &mut Server,
     relaying: Option<&mut Relaying>,
@@ -216,6 +247,7 @@ pub fn answer(
             }
             Err(e) => Answer::error(e.to_string()),
         },
+        Request::Reconfigure { client, pool, message } => reconfigure(server, client, pool, message, now),
         // Answered by the driver, which the dispatch hands it to.
         Request::Reload => Answer::error("reload is not answered here"),
     };

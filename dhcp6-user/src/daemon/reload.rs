@@ -60,6 +60,14 @@ impl Reload {
                 if r.orphaned > 0 {
                     warn!(leases = r.orphaned, "leases of removed subnets are kept until they expire, unanswered");
                 }
+                if let Some(s) = &r.reconfigure {
+                    info!(
+                        started = s.started,
+                        without_key = s.without_key,
+                        unreachable = s.unreachable,
+                        "clients of subnets whose options changed are asked to renew (Reconfigure)"
+                    );
+                }
             }
             Err(e) => warn!(config = %self.path.display(), "reload refused: {e}"),
         }
@@ -84,7 +92,7 @@ impl Reload {
             }
             changes.extend(done.changes.into_iter().map(|c| format!("relay: {c}")));
         }
-        let done = serve.reconfigure(new.server.clone());
+        let (done, reconfigure) = serve.reload(new.server.clone());
         self.running = new;
         changes.extend(done.changes.iter().map(ToString::to_string));
         Ok(Reloaded {
@@ -92,6 +100,7 @@ impl Reload {
             changes,
             outside_pools: done.outside_pools,
             orphaned: done.orphaned,
+            reconfigure,
         })
     }
 }

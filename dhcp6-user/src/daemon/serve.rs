@@ -3,22 +3,27 @@
 //! batch's lease changes go to the commit thread, and its replies leave only once they are
 //! durable.
 
-use std::sync::Arc;
+use std::{collections::HashMap, net::SocketAddrV6, sync::Arc};
 
 use tracing::warn;
 
 use super::{
     committer::{self, Batch, Committer, Done},
     control_socket::{self, Drops},
+    input::now_ms,
+    interface::link_local,
     reader,
     relaying::Relaying,
     renewal_upkeep::{self, RenewalUpkeep},
     sender::{Outgoing, Sender},
-    socket::Listener,
+    socket::{Listener, Role},
 };
 use crate::{
     control::{Answer, Request},
-    server::{reconfigure::Reconfigured, Lease, LeaseChange, LeaseState, Server, ServerConfig},
+    server::{
+        reload::Reloaded as EngineReloaded, Lease, LeaseChange, LeaseState, ReconfigureOut, ReconfigureStarted,
+        ReconfigureTarget, ReconfigureType, Server, ServerConfig,
+    },
     xdp::{ShedSwitch, XdpProgram},
 };
 
@@ -103,10 +108,20 @@ impl Serve {
     }
 
     /// Hands a batch to the commit thread: its lease changes (and the lease map's changes
-    /// they bring), then its replies and answers once those are durable.
+    /// they bring), then its replies and answers once those are durable. The Reconfigure
+    /// messages due go with it, after the XDP entries of the clients they ask have left the
+    /// lease map (their Renews must reach the engine); entries of clients no longer being
+    /// reconfigured come back.
     pub fn submit(&mut self, mut batch: Batch) {
+        let due = self.server.reconfigures_due(now_ms());
+        batch.replies.extend(self.reconfigure_datagrams(due));
+        let rewritten: Vec<LeaseChange> =
+            self.server.take_fast_path_changes().into_iter().map(LeaseChange::Upsert).collect();
         if let Some(r) = self.renewal.as_mut() {
-            batch.map = r.ops(&self.server, &batch.changes);
+            for ops in [r.ops(&self.server, &batch.changes), r.ops(&self.server, &rewritten)] {
+                batch.map.removals.extend(ops.removals);
+                batch.map.entries.extend(ops.entries);
+            }
         }
         if let Some(done) = self.committer.submit(batch) {
             self.heard(done);
@@ -152,13 +167,57 @@ impl Serve {
     /// Runs the server from `config` from now on, keeping every lease, and rewrites what XDP
     /// answers renewals with (link entries with the options, the entry of every binding with
     /// its lifetimes), as on a failover duty change. Nothing is written to the store.
-    pub fn reconfigure(&mut self, config: ServerConfig) -> Reconfigured {
-        let done = self.server.reconfigure(config);
+    ///
+    /// The clients of subnets whose options changed are asked to renew (a Reconfigure to each
+    /// client holding a Reconfigure Key); the answer says how many.
+    pub fn reload(&mut self, config: ServerConfig) -> (EngineReloaded, Option<ReconfigureStarted>) {
+        let done = self.server.reload(config);
+        let asked = match done.options_changed.is_empty() {
+            true => None,
+            false => {
+                let subnets = ReconfigureTarget::Subnets(done.options_changed.clone());
+                self.server.start_reconfigure(&subnets, ReconfigureType::Renew, now_ms()).ok()
+            }
+        };
         if let Some(r) = self.renewal.as_mut() {
             r.relink(&self.server);
         }
         self.refresh_fast_path();
-        done
+        // The first Reconfigures, after the rewrite above took their clients' entries out.
+        self.submit(Batch::default());
+        (done, asked)
+    }
+
+    /// The Reconfigure messages the engine made, as datagrams: to a client on a served link
+    /// from that interface's socket and link-local address (clients check that a Reconfigure
+    /// comes from a link-local address, as RFC 9915 section 18.3.11's unicast from the
+    /// server's interface gives), to a relay from the unicast socket.
+    fn reconfigure_datagrams(&self, due: Vec<ReconfigureOut>) -> Vec<Outgoing> {
+        let mut sources: HashMap<u32, Option<std::net::Ipv6Addr>> = HashMap::new();
+        let mut out = Vec::with_capacity(due.len());
+        for r in due {
+            let found = match &r.interface {
+                Some(name) => self
+                    .listeners
+                    .iter()
+                    .position(|l| l.role == Role::Serve && l.interface.as_deref() == Some(name.as_str())),
+                None => self.listeners.iter().position(|l| l.role == Role::Unicast),
+            };
+            let Some(listener) = found else {
+                warn!(interface = ?r.interface, "no socket to send a Reconfigure from");
+                continue;
+            };
+            let (destination, source) = match r.interface {
+                Some(_) => {
+                    let index = self.listeners[listener].index;
+                    let source = *sources.entry(index).or_insert_with(|| link_local(index));
+                    (SocketAddrV6::new(*r.destination.ip(), r.destination.port(), 0, index), source)
+                }
+                None => (r.destination, None),
+            };
+            out.push(Outgoing { listener, payload: r.payload, destination, source, peer: None });
+        }
+        out
     }
 
     /// The answer to a control request, and the lease changes it made.

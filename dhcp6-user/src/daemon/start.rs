@@ -89,6 +89,9 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     let duid = identity::load_or_create(&settings.state_dir, interfaces.first().map(String::as_str))?;
     info!(duid = %hex(&duid), "server identity");
     let mut server = Server::new(config.server, duid, Vec::new());
+    // Reconfigure Keys (RFC 9915 section 20.4) must be cryptographically strong: rand's
+    // thread generator is a CSPRNG seeded from the system's.
+    server.enable_reconfigure(Box::new(|buf: &mut [u8]| rand::fill(buf)));
     if options.xdp {
         // Before any lease is bound: bound leases are made durable a horizon past their
         // valid lifetime, which is how long XDP may answer their renewals alone.

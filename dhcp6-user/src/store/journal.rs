@@ -8,8 +8,13 @@
 //! ```text
 //! "DHCP6J01"                                   8-byte magic
 //! [len: u32 LE][crc32: u32 LE][payload: len]   a record, repeated
-//! payload = 1 (upsert) lease fields | 2 (remove) resource
+//! payload = 1 (upsert) lease fields [extension]... | 2 (remove) resource
+//! extension = [tag: u8][len: u8][value: len]   fields added since, each optional
 //! ```
+//!
+//! Extensions keep old journals readable and let fields be added without a new record type:
+//! a record without them is a lease without those fields, and a tag a reader does not know is
+//! skipped. Tag 1: the client's Reconfigure Key (16 octets).
 //!
 //! A crash can leave a torn last record: recovery stops at the first record that is short,
 //! fails its CRC or does not decode, cuts the file there, and says so in the log.
@@ -29,13 +34,15 @@ use tracing::{info, warn};
 
 use crate::{
     lease_store::{LeaseStore, StoreError},
-    server::{IaType, Lease, LeaseChange, LeaseState},
+    server::{IaType, Lease, LeaseChange, LeaseState, ReconfigureKey},
 };
 
 const MAGIC: &[u8; 8] = b"DHCP6J01";
 const FRAME: usize = 8;
 const UPSERT: u8 = 1;
 const REMOVE: u8 = 2;
+/// Extension tag: the client's Reconfigure Key.
+const EXT_RECONFIGURE_KEY: u8 = 1;
 /// A record larger than this is corruption, not a lease.
 const MAX_RECORD: usize = 1024;
 /// Compaction starts once the journal holds this many records more than twice the live leases.
@@ -103,6 +110,10 @@ fn encode(change: &LeaseChange, out: &mut Vec<u8>) {
             let iface = l.interface.as_deref().unwrap_or("").as_bytes();
             out.push(iface.len().min(255) as u8);
             out.extend_from_slice(&iface[..iface.len().min(255)]);
+            if let Some(key) = &l.reconfigure_key {
+                out.extend_from_slice(&[EXT_RECONFIGURE_KEY, 16]);
+                out.extend_from_slice(&key.0);
+            }
         }
         LeaseChange::Remove(r) => {
             out.push(REMOVE);
@@ -169,6 +180,15 @@ fn decode(payload: &[u8]) -> Option<LeaseChange> {
             let n = usize::from(r.u8()?);
             let iface = std::str::from_utf8(r.take(n)?).ok()?;
             let interface = (!iface.is_empty()).then(|| iface.to_string());
+            let mut reconfigure_key = None;
+            while !r.0.is_empty() {
+                let tag = r.u8()?;
+                let n = usize::from(r.u8()?);
+                let value = r.take(n)?;
+                if tag == EXT_RECONFIGURE_KEY {
+                    reconfigure_key = Some(ReconfigureKey(value.try_into().ok()?));
+                }
+            }
             LeaseChange::Upsert(Lease {
                 resource,
                 ia_type,
@@ -180,6 +200,7 @@ fn decode(payload: &[u8]) -> Option<LeaseChange> {
                 valid_lifetime,
                 expires,
                 interface,
+                reconfigure_key,
             })
         }
         REMOVE => LeaseChange::Remove(r.resource()?),
@@ -435,7 +456,47 @@ mod tests {
             valid_lifetime: 200,
             expires: 1_000_000 + u64::from(n),
             interface: Some("eth1".into()),
+            reconfigure_key: None,
         }
+    }
+
+    /// The payload of an upsert of `lease(1)` as the first layout wrote it, field by field.
+    fn first_layout_upsert() -> Vec<u8> {
+        let mut p = vec![UPSERT];
+        p.extend_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1).octets());
+        p.extend_from_slice(&[128, 0, 1]);
+        p.extend_from_slice(&1u32.to_le_bytes());
+        p.extend_from_slice(&0u32.to_le_bytes());
+        p.extend_from_slice(&100u32.to_le_bytes());
+        p.extend_from_slice(&200u32.to_le_bytes());
+        p.extend_from_slice(&1_000_001u64.to_le_bytes());
+        p.extend_from_slice(&[10, 0, 3, 0, 1, 2, 0, 0, 0, 0, 1]);
+        p.extend_from_slice(&[4]);
+        p.extend_from_slice(b"eth1");
+        p
+    }
+
+    #[test]
+    fn a_first_layout_record_reads_as_a_lease_without_a_key_and_a_key_round_trips() {
+        assert_eq!(decode(&first_layout_upsert()), Some(LeaseChange::Upsert(lease(1))));
+        let keyed = Lease { reconfigure_key: Some(ReconfigureKey(*b"0123456789abcdef")), ..lease(1) };
+        let mut framed = Vec::new();
+        encode(&LeaseChange::Upsert(keyed.clone()), &mut framed);
+        let payload = &framed[FRAME..];
+        assert_eq!(
+            &payload[..first_layout_upsert().len()],
+            &first_layout_upsert()[..],
+            "the first layout, then the key"
+        );
+        assert_eq!(decode(payload), Some(LeaseChange::Upsert(keyed.clone())));
+        // An extension this reader does not know is skipped; a cut one is corruption.
+        let mut unknown = payload.to_vec();
+        unknown.extend_from_slice(&[200, 2, 7, 7]);
+        assert_eq!(decode(&unknown), Some(LeaseChange::Upsert(keyed)));
+        assert_eq!(decode(&unknown[..unknown.len() - 1]), None);
+        let mut short_key = first_layout_upsert();
+        short_key.extend_from_slice(&[EXT_RECONFIGURE_KEY, 3, 1, 2, 3]);
+        assert_eq!(decode(&short_key), None);
     }
 
     /// Opens the journal and collects what it holds.

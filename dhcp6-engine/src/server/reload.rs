@@ -1,7 +1,7 @@
 //! A running server taking a new configuration (`dhcp6d reload`, SIGHUP) and an operator's
 //! pool lock, without losing a lease.
 //!
-//! [`diff`] says what changed between two configurations, for the log. [`Server::reconfigure`]
+//! [`diff`] says what changed between two configurations, for the log. [`Server::reload`]
 //! takes the new one: subnets are matched by prefix and PD pools by prefix and delegated
 //! length; every lease stays. A lease outside the new pools renews until it expires, as Kea
 //! does, and is never given out again (the allocator picks only from the configured pools); a
@@ -170,15 +170,18 @@ fn subnet_diff(o: &Subnet, n: &Subnet, changes: &mut Vec<Change>) {
     }
 }
 
-/// What [`Server::reconfigure`] did.
+/// What [`Server::reload`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reconfigured {
+pub struct Reloaded {
     pub changes: Vec<Change>,
     /// Bound leases no longer in a pool of their subnet: they renew until they expire, and
     /// are not given out again.
     pub outside_pools: usize,
     /// Leases of subnets that are gone: kept until they expire, answered no more.
     pub orphaned: usize,
+    /// Subnets (their new indexes) whose clients' Replies change: DNS servers, domain
+    /// search list or lifetimes. Their clients with a Reconfigure Key are asked to renew.
+    pub options_changed: Vec<usize>,
 }
 
 /// No pool has the name a lock named.
@@ -194,7 +197,7 @@ impl Server {
     ///
     /// What XDP's fast path holds is not the engine's: the caller rewrites its entries, since
     /// lifetimes and options the Replies carry may have changed.
-    pub fn reconfigure(&mut self, config: ServerConfig) -> Reconfigured {
+    pub fn reload(&mut self, config: ServerConfig) -> Reloaded {
         let changes = diff(&self.config, &config);
         let old = std::mem::replace(&mut self.config, config);
         // Each old subnet's position in the new configuration.
@@ -219,7 +222,22 @@ impl Server {
         let unmoved = moved.iter().enumerate().all(|(i, m)| *m == Some(i));
         let same_table =
             unmoved && old.subnets.len() == self.config.subnets.len() && limited(&old) == limited(&self.config);
-        let mut done = Reconfigured { changes, ..Default::default() };
+        let options_changed = self
+            .config
+            .subnets
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                old.subnets.iter().any(|o| {
+                    o.prefix == n.prefix
+                        && (o.dns_servers != n.dns_servers
+                            || o.domain_search != n.domain_search
+                            || o.lifetimes != n.lifetimes)
+                })
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let mut done = Reloaded { changes, options_changed, ..Default::default() };
         if !same_table {
             // Subnet positions moved (or a client limit came or went): each lease goes to its
             // subnet's new position, or to the new subnet holding it, or to none.

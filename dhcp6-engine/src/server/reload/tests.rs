@@ -66,7 +66,7 @@ fn a_lease_outside_the_new_pools_renews_and_is_never_allocated_again() {
     assert_eq!(bind(&mut s, 1, vec![ia_na(1, &[])]), vec![("2001:db8:1::100".into(), 200)]);
     let mut new = config();
     new.subnets[0].ranges = vec![range("2001:db8:1::102", "2001:db8:1::103")];
-    let done = s.reconfigure(new);
+    let done = s.reload(new);
     assert_eq!((done.outside_pools, done.orphaned), (1, 0));
     // The client keeps its address, with the subnet's lifetimes.
     assert_eq!(renew(&mut s, 1, "2001:db8:1::100", NOW + 100), vec![("2001:db8:1::100".into(), 200)]);
@@ -86,7 +86,7 @@ fn changed_lifetimes_reach_the_next_renewal() {
     bind(&mut s, 1, vec![ia_na(1, &[])]);
     let mut new = config();
     new.subnets[0].lifetimes.valid = 300;
-    s.reconfigure(new);
+    s.reload(new);
     assert_eq!(renew(&mut s, 1, "2001:db8:1::100", NOW + 10), vec![("2001:db8:1::100".into(), 300)]);
     let duid = crate::server::tests::client_duid(1);
     let binding = s.fast_binding(&duid, 1, IaType::Na).expect("a fast binding");
@@ -108,12 +108,13 @@ fn subnets_that_move_keep_their_leases_and_a_removed_one_keeps_them_until_they_e
         valid_lifetime: 200,
         expires: NOW + 200,
         interface: None,
+        reconfigure_key: None,
     };
     s.restore(LeaseChange::Upsert(relayed_lease));
     // The relayed subnet first, then eth1's: positions swap.
     let mut swapped = config();
     swapped.subnets.reverse();
-    let done = s.reconfigure(swapped);
+    let done = s.reload(swapped);
     assert_eq!(done.orphaned, 0);
     assert_eq!(s.lease_of(&net("2001:db8:1::100/128")).map(|l| l.subnet), Some(1));
     assert_eq!(s.lease_of(&net("2001:db8:2:0:8000::1/128")).map(|l| l.subnet), Some(0));
@@ -121,7 +122,7 @@ fn subnets_that_move_keep_their_leases_and_a_removed_one_keeps_them_until_they_e
     // The relayed subnet goes: its lease stays until it expires, then goes too.
     let mut only_eth1 = config();
     only_eth1.subnets.truncate(1);
-    let done = s.reconfigure(only_eth1);
+    let done = s.reload(only_eth1);
     assert_eq!(done.orphaned, 1);
     assert_eq!(s.lease_count(), 2);
     assert_eq!(renew(&mut s, 1, "2001:db8:1::100", NOW + 20), vec![("2001:db8:1::100".into(), 200)]);
@@ -136,7 +137,7 @@ fn a_client_limit_counts_the_clients_already_there_after_subnets_move() {
     let mut limited = config();
     limited.subnets[0].client_limit = Some(1);
     limited.subnets.reverse();
-    s.reconfigure(limited);
+    s.reload(limited);
     let out = send(&mut s, &msg(MessageType::Solicit, 2, vec![ia_na(1, &[])]), 2, NOW);
     assert_eq!(ia_status(&reply(&out)), vec![Status::NO_ADDRS_AVAIL.0], "client 1 fills the limit of one");
     assert_eq!(renew(&mut s, 1, "2001:db8:1::100", NOW + 10), vec![("2001:db8:1::100".into(), 200)]);
@@ -162,12 +163,12 @@ fn a_locked_pool_allocates_nothing_and_its_leases_renew() {
     assert_eq!(s.set_locked("eth1", false), Ok(true));
     assert_eq!(bind(&mut s, 2, vec![ia_na(1, &[])]), vec![("2001:db8:1::102".into(), 200)]);
     // A reload puts back what the configuration says: the lock set at run time goes.
-    s.reconfigure(config());
+    s.reload(config());
     assert!(s.pool_counts().iter().all(|c| !c.locked));
     // ... and the configuration's own lock holds.
     let mut locked = config();
     locked.subnets[0].locked = true;
-    s.reconfigure(locked);
+    s.reload(locked);
     let out = send(&mut s, &msg(MessageType::Solicit, 3, vec![ia_na(1, &[])]), 3, NOW);
     assert_eq!(ia_status(&reply(&out)), vec![Status::NO_ADDRS_AVAIL.0]);
 }
