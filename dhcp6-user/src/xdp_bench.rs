@@ -159,6 +159,7 @@ fn lease(resource: Ipv6Net, ia_type: IaType, iaid: u32, expires: u64) -> Lease {
         valid_lifetime: 7200,
         expires,
         interface: Some("lo".into()),
+        relay: None,
     }
 }
 

@@ -319,6 +319,7 @@ fn lease(n: u32) -> dhcp6_user::server::Lease {
         valid_lifetime: 900,
         expires: 2_000_000_000,
         interface: Some("eth0".into()),
+        relay: None,
     }
 }
 

@@ -172,6 +172,7 @@ fn case(frame: &[u8], now: u64) -> Case {
                 valid_lifetime: 900,
                 expires: now + 2000,
                 interface: Some("lo".into()),
+                relay: None,
             });
         }
     }

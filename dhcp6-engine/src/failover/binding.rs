@@ -221,6 +221,7 @@ pub fn receive_bndupd(
         valid_lifetime: record.valid_lifetime,
         expires,
         interface: interface.clone(),
+        relay: None,
     };
     let until = record.state_expiration_time.filter(|t| *t > now);
     Ok(match (record.status, until) {
@@ -275,6 +276,7 @@ mod tests {
             valid_lifetime: 200,
             expires,
             interface: Some("eth1".into()),
+            relay: None,
         }
     }
 

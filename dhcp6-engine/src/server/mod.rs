@@ -10,6 +10,7 @@
 pub mod allocation;
 pub mod config;
 pub mod lease;
+pub mod leasequery;
 pub mod pool;
 pub mod reconfigure;
 pub mod stats;
@@ -18,6 +19,7 @@ pub mod table;
 use std::{
     collections::HashMap,
     net::{Ipv6Addr, SocketAddrV6},
+    sync::Arc,
 };
 
 use dhcp6_codec::{
@@ -31,7 +33,7 @@ use crate::failover::{AllocateFrom, Failover, Role, Service};
 use allocation::{Allocator, Ask, Pools, Resources};
 pub use config::ServerConfig;
 use config::{Lifetimes, Subnet};
-pub use lease::{IaType, Lease, LeaseChange, LeaseState};
+pub use lease::{IaType, Lease, LeaseChange, LeaseState, RelayRecord};
 use pool::Pool;
 use table::LeaseTable;
 
@@ -142,6 +144,8 @@ struct Ctx<'a> {
     duid: &'a [u8],
     client_link_local: Option<Ipv6Addr>,
     interface: Option<&'a str>,
+    /// The relays the message came through, kept with the leases it binds (for leasequery).
+    relay: Option<Arc<RelayRecord>>,
     now: u64,
 }
 
@@ -161,6 +165,8 @@ pub struct Server {
     /// When the server is one of a failover pair: its share of each subnet's pools and what
     /// the pair's state lets it do.
     pair: Option<Pair>,
+    /// Who may ask leasequeries (RFC 5007, RFC 5460).
+    leasequery: leasequery::Access,
 }
 
 /// Which half of each pool a server of a failover pair allocates from on its own (RFC 8156
@@ -259,6 +265,7 @@ impl Server {
             stats: Statistics::default(),
             fast_path: false,
             pair: None,
+            leasequery: leasequery::Access::default(),
         };
         for lease in leases {
             server.restore(LeaseChange::Upsert(lease));
@@ -498,6 +505,12 @@ impl Server {
             Ok(m) => m,
             Err(_) => return self.drop(DropReason::Malformed),
         };
+        if let Message::Client(c) = &msg {
+            if c.msg_type == MessageType::Leasequery {
+                self.stats.count_received(MessageType::Leasequery);
+                return self.leasequery_udp(inbound, c);
+            }
+        }
         let mut relays: Vec<&RelayMessage<'_>> = Vec::new();
         let mut m = &msg;
         let client = loop {
@@ -545,7 +558,14 @@ impl Server {
         let Some(client_id) = options.client_id() else {
             if client.msg_type == MessageType::InformationRequest {
                 // Information-Request may come without a Client ID (RFC 9915 section 16.12).
-                let ctx = Ctx { subnet, duid: &[], client_link_local, interface: inbound.interface, now: inbound.now };
+                let ctx = Ctx {
+                    subnet,
+                    duid: &[],
+                    client_link_local,
+                    interface: inbound.interface,
+                    relay: None,
+                    now: inbound.now,
+                };
                 let plan = Plan {
                     msg_type: MessageType::Reply,
                     ias: vec![],
@@ -562,6 +582,15 @@ impl Server {
             duid: client_id.as_bytes(),
             client_link_local,
             interface: inbound.interface,
+            // Only for messages that bind: encoding it for every Solicit would cost for nothing.
+            relay: match client.msg_type {
+                MessageType::Request | MessageType::Renew | MessageType::Rebind | MessageType::Solicit
+                    if client.msg_type != MessageType::Solicit || options.contains(option_code::RAPID_COMMIT) =>
+                {
+                    relays.first().and_then(|outer| relay_record(*inbound.source.ip(), outer))
+                }
+                _ => None,
+            },
             now: inbound.now,
         };
         let server_id = options.server_id();
@@ -660,7 +689,8 @@ impl Server {
                 }
                 Plan { msg_type: Reply, ias: vec![], status: None, rapid_commit: false, preference: false }
             }
-            Advertise | Reply | Reconfigure | RelayForw | RelayRepl => return self.drop(DropReason::NotForServer),
+            Advertise | Reply | Reconfigure | RelayForw | RelayRepl | Leasequery | LeasequeryReply | LeasequeryDone
+            | LeasequeryData => return self.drop(DropReason::NotForServer),
         };
         self.answer(inbound, &relays, client, &ctx, plan, changes)
     }
@@ -921,6 +951,7 @@ impl Server {
             valid_lifetime: l.valid,
             expires,
             interface: ctx.interface.map(str::to_string),
+            relay: ctx.relay.clone(),
         }
     }
 
@@ -1099,6 +1130,33 @@ impl Server {
         let destination = SocketAddrV6::new(*source.ip(), port, 0, source.scope_id());
         Outcome { reply: Some(Outbound { payload, destination }), changes, dropped: None }
     }
+}
+
+/// The relays of a relayed message as leasequery tells them: `outer` (received from `peer`)
+/// and the relays inside it, without the client's message. None if it is too long to keep.
+fn relay_record(peer: Ipv6Addr, outer: &RelayMessage<'_>) -> Option<Arc<RelayRecord>> {
+    fn strip<'a>(r: &RelayMessage<'a>) -> RelayMessage<'a> {
+        let options = r
+            .options
+            .iter()
+            .filter_map(|o| match o {
+                DhcpOption::RelayMsg(inner) => match &**inner {
+                    Message::Relay(next) => Some(DhcpOption::RelayMsg(Box::new(Message::Relay(strip(next))))),
+                    Message::Client(_) => None,
+                },
+                other => Some(other.clone()),
+            })
+            .collect();
+        RelayMessage {
+            msg_type: r.msg_type,
+            hop_count: r.hop_count,
+            link_address: r.link_address,
+            peer_address: r.peer_address,
+            options,
+        }
+    }
+    let message = Message::Relay(strip(outer)).to_vec().ok()?;
+    (message.len() <= lease::MAX_RELAY_RECORD).then(|| Arc::new(RelayRecord { peer, message }))
 }
 
 /// The IAs of a client message with the addresses or prefixes each names.

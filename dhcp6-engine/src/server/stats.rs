@@ -60,6 +60,9 @@ pub struct Statistics {
     /// was reserved for them.
     #[serde(default)]
     pub ias_over_limit: u64,
+    /// Leasequeries (RFC 5007, RFC 5460) by what became of them.
+    #[serde(default)]
+    pub leasequery: Counts<super::leasequery::LeasequeryOutcome>,
 }
 
 impl Statistics {

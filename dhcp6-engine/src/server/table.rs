@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, hash::BuildHasher, net::Ipv6Addr};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use ipnet::Ipv6Net;
 
-use super::lease::{IaType, Lease, LeaseState};
+use super::lease::{IaType, Lease, LeaseState, RelayRecord};
 
 const NONE: u32 = u32::MAX;
 const FREE: u8 = u8::MAX;
@@ -172,6 +172,9 @@ pub struct LeaseTable {
     arena: Vec<u8>,
     arena_garbage: usize,
     interfaces: Vec<String>,
+    /// The relays of each relayed client's last message, by client: kept beside the slots,
+    /// which stay 48 bytes, since directly attached clients have none.
+    relays: hashbrown::HashMap<u32, std::sync::Arc<RelayRecord>>,
     deadlines: BTreeMap<u32, Vec<u32>>,
     /// Per subnet that limits its clients: live (not declined) leases per client.
     subnet_clients: Vec<Option<hashbrown::HashMap<u32, u32>>>,
@@ -258,6 +261,7 @@ impl LeaseTable {
         if c.leases > 0 {
             return;
         }
+        self.relays.remove(&client);
         let h = self.hash_duid(self.duid(client));
         self.by_duid.remove(h, client);
         self.arena_garbage += usize::from(self.clients[client as usize].len);
@@ -325,6 +329,20 @@ impl LeaseTable {
             valid_lifetime: slot.valid,
             expires: u64::from(slot.expires),
             interface: self.interfaces.get(usize::from(slot.interface)).cloned(),
+            relay: self.relays.get(&slot.client).cloned(),
+        }
+    }
+
+    /// Keeps what `lease` says of the relays of its client's last message.
+    fn note_relay(&mut self, client: u32, lease: &Lease) {
+        match &lease.relay {
+            Some(r) => {
+                self.relays.insert(client, r.clone());
+            }
+            None if !self.relays.is_empty() => {
+                self.relays.remove(&client);
+            }
+            None => {}
         }
     }
 
@@ -357,6 +375,7 @@ impl LeaseTable {
         self.remove(&lease.resource);
         let client = self.intern_client(&lease.duid);
         self.clients[client as usize].leases += 1;
+        self.note_relay(client, lease);
         let interface = self.interface_code(lease.interface.as_deref());
         let ia_type = type_code(lease.ia_type);
         let mut slot = Slot {
@@ -432,6 +451,7 @@ impl LeaseTable {
             return false;
         }
         let interface = self.interface_code(lease.interface.as_deref());
+        self.note_relay(slot.client, lease);
         let expires = clamp_u32(lease.expires);
         let e = &mut self.slots[s as usize];
         e.state = state_code(lease.state);
@@ -623,6 +643,7 @@ mod tests {
             valid_lifetime: 20,
             expires,
             interface: Some("eth1".into()),
+            relay: None,
         }
     }
 

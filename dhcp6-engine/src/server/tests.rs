@@ -498,6 +498,7 @@ fn leases_past_max_per_binding_end_with_zero_lifetimes_on_renew() {
         valid_lifetime: 200,
         expires: NOW + 200,
         interface: None,
+        relay: None,
     };
     s.put(extra);
     let out = send(

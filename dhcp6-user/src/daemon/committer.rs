@@ -526,6 +526,7 @@ mod tests {
             valid_lifetime: 200,
             expires: 1_000_000,
             interface: None,
+            relay: None,
         }
     }
 

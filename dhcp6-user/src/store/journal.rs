@@ -8,8 +8,12 @@
 //! ```text
 //! "DHCP6J01"                                   8-byte magic
 //! [len: u32 LE][crc32: u32 LE][payload: len]   a record, repeated
-//! payload = 1 (upsert) lease fields | 2 (remove) resource
+//! payload = 1 (upsert) lease fields [relay] | 2 (remove) resource
+//! relay   = peer address (16) | length: u16 LE | the Relay-Forward (RelayRecord)
 //! ```
+//!
+//! The relay part is optional and last, so records written before it existed read as leases
+//! of clients that came directly.
 //!
 //! A crash can leave a torn last record: recovery stops at the first record that is short,
 //! fails its CRC or does not decode, cuts the file there, and says so in the log.
@@ -21,6 +25,7 @@ use std::{
     io::{self, Read, Write},
     net::Ipv6Addr,
     path::{Path, PathBuf},
+    sync::Arc,
     thread::JoinHandle,
 };
 
@@ -29,7 +34,7 @@ use tracing::{info, warn};
 
 use crate::{
     lease_store::{LeaseStore, StoreError},
-    server::{IaType, Lease, LeaseChange, LeaseState},
+    server::{IaType, Lease, LeaseChange, LeaseState, RelayRecord},
 };
 
 const MAGIC: &[u8; 8] = b"DHCP6J01";
@@ -103,6 +108,15 @@ fn encode(change: &LeaseChange, out: &mut Vec<u8>) {
             let iface = l.interface.as_deref().unwrap_or("").as_bytes();
             out.push(iface.len().min(255) as u8);
             out.extend_from_slice(&iface[..iface.len().min(255)]);
+            if let Some(relay) = &l.relay {
+                // Bounded by MAX_RELAY_RECORD when kept; a record is never let past MAX_RECORD.
+                let len = out.len() - start - FRAME + 18 + relay.message.len();
+                if let (Ok(n), true) = (u16::try_from(relay.message.len()), len <= MAX_RECORD) {
+                    out.extend_from_slice(&relay.peer.octets());
+                    out.extend_from_slice(&n.to_le_bytes());
+                    out.extend_from_slice(&relay.message);
+                }
+            }
         }
         LeaseChange::Remove(r) => {
             out.push(REMOVE);
@@ -169,6 +183,14 @@ fn decode(payload: &[u8]) -> Option<LeaseChange> {
             let n = usize::from(r.u8()?);
             let iface = std::str::from_utf8(r.take(n)?).ok()?;
             let interface = (!iface.is_empty()).then(|| iface.to_string());
+            let relay = if r.0.is_empty() {
+                None
+            } else {
+                let peer: [u8; 16] = r.take(16)?.try_into().ok()?;
+                let n = usize::from(u16::from_le_bytes(r.take(2)?.try_into().ok()?));
+                let message = r.take(n)?.to_vec();
+                Some(Arc::new(RelayRecord { peer: Ipv6Addr::from(peer), message }))
+            };
             LeaseChange::Upsert(Lease {
                 resource,
                 ia_type,
@@ -180,6 +202,7 @@ fn decode(payload: &[u8]) -> Option<LeaseChange> {
                 valid_lifetime,
                 expires,
                 interface,
+                relay,
             })
         }
         REMOVE => LeaseChange::Remove(r.resource()?),
@@ -435,6 +458,7 @@ mod tests {
             valid_lifetime: 200,
             expires: 1_000_000 + u64::from(n),
             interface: Some("eth1".into()),
+            relay: None,
         }
     }
 
@@ -482,6 +506,42 @@ mod tests {
         assert!(matches!(unloaded.commit(&[LeaseChange::Upsert(lease(2))]), Err(StoreError::NotLoaded)));
         drop(unloaded);
         assert_eq!(open(&path).1, vec![lease(1)]);
+    }
+
+    #[test]
+    fn a_record_of_the_format_before_relays_reads_as_a_direct_clients_lease() {
+        // Written by the journal before leases kept their relays: no relay part after the
+        // interface name.
+        let mut old = vec![UPSERT];
+        old.extend_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 7).octets());
+        old.extend_from_slice(&[128, 0, 1]);
+        for v in [7u32, 0, 100, 200] {
+            old.extend_from_slice(&v.to_le_bytes());
+        }
+        old.extend_from_slice(&1_000_007u64.to_le_bytes());
+        old.push(10);
+        old.extend_from_slice(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 7]);
+        old.push(4);
+        old.extend_from_slice(b"eth1");
+        assert_eq!(decode(&old), Some(LeaseChange::Upsert(lease(7))));
+        // And the current encoder writes a lease without relays exactly so.
+        let mut new = Vec::new();
+        encode(&LeaseChange::Upsert(lease(7)), &mut new);
+        assert_eq!(&new[FRAME..], &old[..]);
+    }
+
+    #[test]
+    fn a_relayed_clients_relays_survive_reopening_and_a_cut_relay_part_is_a_torn_record() {
+        let path = temp("relay");
+        let relay = Arc::new(RelayRecord { peer: "2001:db8:ff::2".parse().unwrap(), message: vec![12, 0, 1, 2, 3] });
+        let relayed = Lease { relay: Some(relay), ..lease(4) };
+        let (mut j, _) = open(&path);
+        j.commit(&[LeaseChange::Upsert(relayed.clone())]).unwrap();
+        drop(j);
+        assert_eq!(open(&path).1, vec![relayed.clone()]);
+        let mut record = Vec::new();
+        encode(&LeaseChange::Upsert(relayed), &mut record);
+        assert_eq!(decode(&record[FRAME..record.len() - 1]), None);
     }
 
     #[test]

@@ -97,6 +97,7 @@ pub fn parse_kea_leases(text: &str, now: u64) -> Result<KeaImport, KeaError> {
                 valid_lifetime,
                 expires,
                 interface: None,
+                relay: None,
             })
         };
         last.insert(resource, lease);

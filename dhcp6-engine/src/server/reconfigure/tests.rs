@@ -108,6 +108,7 @@ fn subnets_that_move_keep_their_leases_and_a_removed_one_keeps_them_until_they_e
         valid_lifetime: 200,
         expires: NOW + 200,
         interface: None,
+        relay: None,
     };
     s.restore(LeaseChange::Upsert(relayed_lease));
     // The relayed subnet first, then eth1's: positions swap.
