@@ -228,6 +228,13 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
             let peers = answer.get("peers").and_then(Value::as_u64).unwrap_or(0);
             let _ = writeln!(out, "batch backup sent to {peers} connected peer(s)");
         }
+        Request::RelayRebuild { .. } => {
+            let queries = answer.get("queries").and_then(Value::as_u64).unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "{queries} bulk leasequery(ies) sent; `dhcp6d show relay users` shows the entries as answers come"
+            );
+        }
         Request::ClearConflicting { .. } => {
             let c: Cleared = typed(answer)?;
             let _ = writeln!(out, "cleared {} conflicting address(es)", c.cleared);

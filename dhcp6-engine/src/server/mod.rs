@@ -1263,4 +1263,4 @@ fn free_for(table: &LeaseTable, subnet: &Subnet, resource: &Ipv6Net, duid: &[u8]
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
