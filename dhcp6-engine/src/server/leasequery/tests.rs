@@ -34,8 +34,11 @@ fn status(m: &Message<'_>) -> Option<Status> {
     m.options().status().map(|s| s.status)
 }
 
-/// (client DUID, addresses and prefixes with valid lifetimes, CLT time, relay data peer).
-fn client_data(m: &Message<'_>) -> Option<(Vec<u8>, Vec<(String, u32)>, u32, Option<Ipv6Addr>)> {
+/// What a Client Data option told: (client DUID, addresses and prefixes with valid
+/// lifetimes, CLT time, relay data peer).
+type Told = (Vec<u8>, Vec<(String, u32)>, u32, Option<Ipv6Addr>);
+
+fn client_data(m: &Message<'_>) -> Option<Told> {
     let data = m.options().iter().find_map(|o| match o {
         DhcpOption::ClientData(d) => Some(d),
         _ => None,
