@@ -178,10 +178,28 @@ fn dhcp6d_leasequery_asks_by_address_client_relay_link_and_remote_id_and_strange
 
 #[test]
 fn a_relay_that_lost_its_entries_gets_them_and_the_route_back_before_the_client_renews() {
-    let scratch = Scratch::new("d6lqr");
+    relay_rebuilds_before_the_renew(false);
+}
+
+#[test]
+fn an_xdp_relay_that_lost_its_entries_gets_them_back_and_relays_the_renew_in_xdp() {
+    relay_rebuilds_before_the_renew(true);
+}
+
+/// dhclient bound through the relay (from userspace, or in XDP); the relay killed, its state
+/// and the PD route removed, restarted: entries and route are back before the client's Renew,
+/// which is then relayed and answered.
+fn relay_rebuilds_before_the_renew(xdp: bool) {
+    let scratch = Scratch::new(if xdp { "d6lqrx" } else { "d6lqr" });
     let lab = RelayLab::new(&scratch, "d6lqrs");
+    let relay_args: &[&str] = if xdp {
+        lab.wire_like();
+        &[]
+    } else {
+        &["--no-xdp"]
+    };
     let server = Dhcp6d::start(&lab.server_ns, &scratch, "srv", &server_config(), &["--no-xdp"]);
-    let relay = Dhcp6d::start(&lab.relay_ns, &scratch, "relay", &relay_config(lab.access.b()), &["--no-xdp"]);
+    let relay = Dhcp6d::start(&lab.relay_ns, &scratch, "relay", &relay_config(lab.access.b()), relay_args);
     let client = Dhclient::start(&lab.client_ns, &scratch, "dhclient", lab.access.a(), &["-N", "-P"]);
     let address = client.wait_event("BOUND6", "new_ip6_address", SECS);
     let prefix = client.wait_event("BOUND6", "new_ip6_prefix", SECS);
@@ -192,10 +210,13 @@ fn a_relay_that_lost_its_entries_gets_them_and_the_route_back_before_the_client_
     let route = format!("{prefix} via {link_local} dev {} metric 1024", lab.access.b());
     wait_for("the PD route", SECS, || Some(lab.routes()).filter(|r| r.contains(&route)));
 
-    // The relay dies and its state goes with it; so does the route (another box, say).
+    // The relay dies and its state goes with it; so does the route (another box, say). With
+    // XDP its program stays pinned, and the next dhcp6d takes it over.
     let mut relay = relay;
     relay.process.signal(libc::SIGKILL);
     let _ = relay.process.wait();
+    let pins = relay.bpf_dir.take();
+    drop(relay);
     for file in ["relay-users.json", "relay-users.journal"] {
         let _ = std::fs::remove_file(scratch.path(&format!("relay-state/{file}")));
     }
@@ -203,7 +224,7 @@ fn a_relay_that_lost_its_entries_gets_them_and_the_route_back_before_the_client_
     assert!(!lab.routes().contains(&prefix));
     let renewals_before = client.values("RENEW6", "new_ip6_address").len();
 
-    let relay = Dhcp6d::start(&lab.relay_ns, &scratch, "relay", &relay_config(lab.access.b()), &["--no-xdp"]);
+    let relay = Dhcp6d::start_pinned(&lab.relay_ns, &scratch, "relay", &relay_config(lab.access.b()), relay_args, pins);
     let rebuilt = wait_for("the entries rebuilt", SECS, || {
         relay.try_show("relay users").filter(|u| u.as_array().map_or(0, Vec::len) == 2)
     });
@@ -227,6 +248,9 @@ fn a_relay_that_lost_its_entries_gets_them_and_the_route_back_before_the_client_
     assert!(log.contains("user entries rebuilt from the server's bindings"), "{log}");
     assert!(server.show("statistics")["leasequery"]["answered"].as_u64() >= Some(1));
 
+    let xdp_count = |verdict: &str| relay.show("statistics")["xdp"][verdict].as_u64().unwrap_or(0);
+    let (up_before, down_before) = (xdp_count("relay_forwarded"), xdp_count("relay_replied"));
+
     // The client's Renew is relayed and answered; its entries now carry the real IAIDs.
     let renewed = wait_for("the client's Renew answered", Duration::from_secs(90), || {
         let n = client.values("RENEW6", "new_ip6_address").len();
@@ -242,6 +266,14 @@ fn a_relay_that_lost_its_entries_gets_them_and_the_route_back_before_the_client_
     assert_eq!(after.as_array().unwrap().len(), 2);
     assert!(server.stat("received", "RENEW") >= 1);
     assert!(lab.routes().contains(&route));
+    if xdp {
+        // The Renew went up and its Reply down in XDP.
+        let counts = relay.show("statistics")["xdp"].clone();
+        assert!(
+            counts["relay_forwarded"].as_u64() >= Some(1) && counts["relay_replied"].as_u64() >= Some(1),
+            "{counts}"
+        );
+    }
 }
 
 /// `dhcp6d relay rebuild` on a running relay by link-address: a relay that sends no Relay-ID
