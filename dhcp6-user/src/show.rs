@@ -130,6 +130,7 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
             counts(&mut out, "Messages received", &s.server.received);
             counts(&mut out, "Messages sent", &s.server.sent);
             counts(&mut out, "Packets dropped", &s.server.dropped);
+            counts(&mut out, "Leasequeries", &s.server.leasequery);
             let _ = writeln!(out, "Renewals answered in XDP and recorded: {}", s.server.fast_path_renewals);
             let _ = writeln!(
                 out,
