@@ -117,10 +117,13 @@ fn reply_payload() -> Vec<u8> {
     payload
 }
 
-fn write_pcap(path: &Path, payload: &[u8]) {
-    let frame = frame(payload);
+/// A capture at `path` of `payloads`, a frame each.
+fn write_pcap(path: &Path, payloads: &[Vec<u8>]) {
     let mut writer = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
-    writer.write_packet(&PcapPacket::new(Duration::ZERO, frame.len() as u32, &frame)).unwrap();
+    for payload in payloads {
+        let frame = frame(payload);
+        writer.write_packet(&PcapPacket::new(Duration::ZERO, frame.len() as u32, &frame)).unwrap();
+    }
 }
 
 /// `payload` in a UDP datagram from port 547 to 546.
@@ -138,26 +141,33 @@ fn frame(payload: &[u8]) -> Vec<u8> {
     repr.to_vec(payload).unwrap()
 }
 
-/// Each field's values as tshark prints them, occurrences joined by commas.
-fn tshark_fields(path: &Path) -> BTreeMap<String, String> {
+/// tshark's reading of the capture at `path`: a line per packet, each field's values (its
+/// occurrences joined by commas) separated by `|`.
+fn tshark(path: &Path, fields: &[&str]) -> Vec<String> {
     let mut command = Command::new("tshark");
     command.arg("-r").arg(path).args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]);
-    for (field, _) in EXPECTED {
+    for field in fields {
         command.args(["-e", field]);
     }
     let out = command.output().unwrap_or_else(|e| {
         panic!("this test needs tshark (installed by `cargo xtask setup`, or apt-get install tshark): {e}")
     });
     assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let line = text.lines().next().expect("tshark printed no packet");
-    EXPECTED.iter().map(|(f, _)| f.to_string()).zip(line.split('|').map(str::to_string)).collect()
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+/// Each field's values as tshark prints them, occurrences joined by commas.
+fn tshark_fields(path: &Path) -> BTreeMap<String, String> {
+    let fields: Vec<&str> = EXPECTED.iter().map(|(f, _)| *f).collect();
+    let lines = tshark(path, &fields);
+    let line = lines.first().expect("tshark printed no packet");
+    fields.iter().map(|f| f.to_string()).zip(line.split('|').map(str::to_string)).collect()
 }
 
 #[test]
 fn tshark_reads_the_failover_options_we_encode() {
     let path = std::env::temp_dir().join(format!("dhcp6-failover-options-{}.pcap", std::process::id()));
-    write_pcap(&path, &reply_payload());
+    write_pcap(&path, &[reply_payload()]);
     let theirs = tshark_fields(&path);
     std::fs::remove_file(&path).ok();
     let expected: BTreeMap<String, String> = EXPECTED.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect();
@@ -269,22 +279,9 @@ fn leasequery_payloads() -> Vec<Vec<u8>> {
 #[test]
 fn tshark_reads_the_leasequery_messages_we_encode() {
     let path = std::env::temp_dir().join(format!("dhcp6-leasequery-{}.pcap", std::process::id()));
-    let mut writer = PcapWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
-    for payload in leasequery_payloads() {
-        let frame = frame(&payload);
-        writer.write_packet(&PcapPacket::new(Duration::ZERO, frame.len() as u32, &frame)).unwrap();
-    }
-    drop(writer);
-    let mut command = Command::new("tshark");
-    command.arg("-r").arg(&path).args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]);
-    for field in LEASEQUERY_FIELDS {
-        command.args(["-e", field]);
-    }
-    let out = command.output().expect("this test needs tshark");
+    write_pcap(&path, &leasequery_payloads());
+    let theirs = tshark(&path, LEASEQUERY_FIELDS);
     std::fs::remove_file(&path).ok();
-    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let theirs: Vec<&str> = text.lines().collect();
     assert_eq!(theirs, EXPECTED_LEASEQUERY);
 }
 

@@ -12,7 +12,7 @@ use std::net::Ipv6Addr;
 
 use dhcp6_codec::{
     option::{DhcpOption, LqQuery, Options, QueryType, Status},
-    ClientMessage, Duid, Message, MessageType, RelayMessage, TransactionId,
+    ClientMessage, Duid, Message, MessageType, TransactionId,
 };
 use ipnet::Ipv6Net;
 
@@ -126,7 +126,8 @@ impl Relay {
             DhcpOption::LqRelayData(r) => Some(&*r.message),
             _ => None,
         })?;
-        let ours = innermost(relay)?;
+        // The relay that put the client's message in: this relay, when it is the first hop.
+        let ours = relay.innermost_relay()?;
         let access = match ours.options.iter().find_map(|o| match o {
             DhcpOption::InterfaceId(id) => Some(*id),
             _ => None,
@@ -173,21 +174,6 @@ impl Relay {
             taken += 1;
         }
         Some(taken)
-    }
-}
-
-/// The relay message nearest the client in a leasequery's relay data (the relay that put the
-/// client's message in, this relay when it is the first hop).
-fn innermost<'m, 'a>(m: &'m Message<'a>) -> Option<&'m RelayMessage<'a>> {
-    let mut m = m;
-    loop {
-        match m {
-            Message::Relay(r) => match r.options.relay_message() {
-                Some(inner @ Message::Relay(_)) => m = inner,
-                _ => return Some(r),
-            },
-            Message::Client(_) => return None,
-        }
     }
 }
 

@@ -104,20 +104,10 @@ impl RelayRecord {
         Message::decode(&self.message).ok()
     }
 
-    /// The relay nearest the client: its link-address, peer-address (the client's address on
-    /// that link) and options.
+    /// What `read` makes of the relay nearest the client (its link-address, its peer-address:
+    /// the client's address on that link, its options).
     pub fn innermost<R>(&self, read: impl FnOnce(&dhcp6_codec::RelayMessage<'_>) -> R) -> Option<R> {
-        let msg = self.forward()?;
-        let mut m = &msg;
-        loop {
-            match m {
-                Message::Relay(r) => match r.options.relay_message() {
-                    Some(inner @ Message::Relay(_)) => m = inner,
-                    _ => return Some(read(r)),
-                },
-                Message::Client(_) => return None,
-            }
-        }
+        self.forward()?.innermost_relay().map(read)
     }
 
     /// Whether any of the relays put this Relay-ID (OPTION_RELAY_ID, RFC 5460) in.
