@@ -22,7 +22,7 @@
 mod framing;
 mod option;
 
-pub use framing::{encode_framed, FrameReader, MAX_FRAME_LEN};
+pub use framing::{encode_framed, encode_framed_bytes, FrameReader, MAX_FRAME_LEN};
 pub use option::{
     BindingStatus, FailoverOption, FailoverOptions, ProtocolVersion, ReconfigureData, ServerState,
     FAILOVER_OPTION_CODES,

@@ -142,6 +142,21 @@ impl<'a> Message<'a> {
         m
     }
 
+    /// The relay message nearest the client: the innermost Relay-Forward or Relay-Reply (whose
+    /// Relay Message option, if any, holds no relay message). None for a client message.
+    pub fn innermost_relay(&self) -> Option<&RelayMessage<'a>> {
+        let mut m = self;
+        loop {
+            match m {
+                Message::Relay(r) => match r.options.relay_message() {
+                    Some(inner @ Message::Relay(_)) => m = inner,
+                    _ => return Some(r),
+                },
+                Message::Client(_) => return None,
+            }
+        }
+    }
+
     /// Appends the wire form to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         self.encode_nested(out, Nesting::default())

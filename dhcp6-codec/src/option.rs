@@ -58,6 +58,14 @@ impl<'a> Options<'a> {
         })
     }
 
+    /// The Relay Identifier (option 53, RFC 5460), if present.
+    pub fn relay_id(&self) -> Option<Duid<'a>> {
+        self.iter().find_map(|o| match o {
+            DhcpOption::RelayId(d) => Some(*d),
+            _ => None,
+        })
+    }
+
     /// The first Status Code option at this level, if any.
     pub fn status(&self) -> Option<&StatusCode<'a>> {
         self.iter().find_map(|o| match o {
@@ -146,6 +154,21 @@ pub enum DhcpOption<'a> {
     SubscriberId(&'a [u8]),
     /// OPTION_CLIENT_FQDN (39), RFC 4704.
     ClientFqdn(ClientFqdn<'a>),
+    /// OPTION_LQ_QUERY (44), RFC 5007 section 4.1.2.1: what a Leasequery asks.
+    LqQuery(LqQuery<'a>),
+    /// OPTION_CLIENT_DATA (45), RFC 5007 section 4.1.2.2: one client's bindings, as options.
+    ClientData(Options<'a>),
+    /// OPTION_CLT_TIME (46), RFC 5007 section 4.1.2.3: seconds since the client last spoke to
+    /// the server.
+    CltTime(u32),
+    /// OPTION_LQ_RELAY_DATA (47), RFC 5007 section 4.1.2.4: the relay that last relayed for
+    /// the client, and its Relay-Forward without the client's message.
+    LqRelayData(LqRelayData<'a>),
+    /// OPTION_LQ_CLIENT_LINK (48), RFC 5007 section 4.1.2.5: the links a client has bindings
+    /// on, when the query named none.
+    LqClientLink(Vec<Ipv6Addr>),
+    /// OPTION_RELAY_ID (53), RFC 5460 section 5.4.1: a relay agent's DUID.
+    RelayId(Duid<'a>),
     /// OPTION_CLIENT_LINKLAYER_ADDR (79), RFC 6939.
     ClientLinkLayerAddr(LinkLayerAddr<'a>),
     /// OPTION_SOL_MAX_RT (82), section 21.24, seconds.
@@ -372,6 +395,54 @@ pub struct ClientFqdn<'a> {
     pub name: DomainName<'a>,
 }
 
+/// OPTION_LQ_QUERY's fields (RFC 5007 section 4.1.2.1; query types 3-5 from RFC 5460
+/// section 5.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LqQuery<'a> {
+    pub query_type: QueryType,
+    /// The link the query is about; unspecified for all links.
+    pub link_address: Ipv6Addr,
+    /// The query's options: the IAADDR or Client Identifier asked about, the Relay-ID, the
+    /// Remote-ID, an ORO.
+    pub options: Options<'a>,
+}
+
+/// A leasequery's query type. A value no RFC defines is kept as it came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QueryType(pub u8);
+
+impl QueryType {
+    /// RFC 5007 section 4.1.2.1.
+    pub const BY_ADDRESS: QueryType = QueryType(1);
+    pub const BY_CLIENT_ID: QueryType = QueryType(2);
+    /// RFC 5460 section 5.3: bulk leasequery only.
+    pub const BY_RELAY_ID: QueryType = QueryType(3);
+    pub const BY_LINK_ADDRESS: QueryType = QueryType(4);
+    pub const BY_REMOTE_ID: QueryType = QueryType(5);
+
+    /// The RFC's name for a defined type.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            1 => "QUERY_BY_ADDRESS",
+            2 => "QUERY_BY_CLIENTID",
+            3 => "QUERY_BY_RELAY_ID",
+            4 => "QUERY_BY_LINK_ADDRESS",
+            5 => "QUERY_BY_REMOTE_ID",
+            _ => return None,
+        })
+    }
+}
+
+/// OPTION_LQ_RELAY_DATA's fields (RFC 5007 section 4.1.2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LqRelayData<'a> {
+    /// The relay agent the server received the client's last relayed message from.
+    pub peer_address: Ipv6Addr,
+    /// That message, a Relay-Forward (nested, for several relays) without the innermost
+    /// Relay Message option.
+    pub message: Box<Message<'a>>,
+}
+
 /// Client Link-Layer Address (RFC 6939 section 4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkLayerAddr<'a> {
@@ -467,6 +538,12 @@ impl<'a> DhcpOption<'a> {
             DhcpOption::RemoteId(_) => code::REMOTE_ID,
             DhcpOption::SubscriberId(_) => code::SUBSCRIBER_ID,
             DhcpOption::ClientFqdn(_) => code::CLIENT_FQDN,
+            DhcpOption::LqQuery(_) => code::LQ_QUERY,
+            DhcpOption::ClientData(_) => code::CLIENT_DATA,
+            DhcpOption::CltTime(_) => code::CLT_TIME,
+            DhcpOption::LqRelayData(_) => code::LQ_RELAY_DATA,
+            DhcpOption::LqClientLink(_) => code::LQ_CLIENT_LINK,
+            DhcpOption::RelayId(_) => code::RELAY_ID,
             DhcpOption::ClientLinkLayerAddr(_) => code::CLIENT_LINKLAYER_ADDR,
             DhcpOption::SolMaxRt(_) => code::SOL_MAX_RT,
             DhcpOption::InfMaxRt(_) => code::INF_MAX_RT,
@@ -611,6 +688,31 @@ impl<'a> DhcpOption<'a> {
                 check_len(&raw, 1, false, "at least 1")?;
                 DhcpOption::ClientFqdn(ClientFqdn { flags: d[0], name: single_name(&d[1..], raw.code)? })
             }
+            code::LQ_QUERY => {
+                check_len(&raw, 17, false, "at least 17")?;
+                DhcpOption::LqQuery(LqQuery {
+                    query_type: QueryType(d[0]),
+                    link_address: addr_at(d, 1),
+                    options: Options::decode(&d[17..], inner)?,
+                })
+            }
+            code::CLIENT_DATA => DhcpOption::ClientData(Options::decode(d, inner)?),
+            code::CLT_TIME => {
+                check_len(&raw, 4, true, "4")?;
+                DhcpOption::CltTime(be32(d, 0))
+            }
+            code::LQ_RELAY_DATA => {
+                check_len(&raw, 16, false, "at least 16")?;
+                DhcpOption::LqRelayData(LqRelayData {
+                    peer_address: addr_at(d, 0),
+                    message: Box::new(Message::decode_nested(&d[16..], nesting)?),
+                })
+            }
+            code::LQ_CLIENT_LINK => {
+                check_multiple(&raw, 16, "a multiple of 16")?;
+                DhcpOption::LqClientLink(d.chunks_exact(16).map(|c| addr_at(c, 0)).collect())
+            }
+            code::RELAY_ID => DhcpOption::RelayId(Duid::new(d)?),
             code::CLIENT_LINKLAYER_ADDR => {
                 check_len(&raw, 2, false, "at least 2")?;
                 DhcpOption::ClientLinkLayerAddr(LinkLayerAddr { link_layer_type: be16(d, 0), address: &d[2..] })
@@ -624,7 +726,21 @@ impl<'a> DhcpOption<'a> {
         let start = begin_option(out, self.code());
         let inner = nesting.deeper_option();
         match self {
-            DhcpOption::ClientId(duid) | DhcpOption::ServerId(duid) => out.extend_from_slice(duid.as_bytes()),
+            DhcpOption::ClientId(duid) | DhcpOption::ServerId(duid) | DhcpOption::RelayId(duid) => {
+                out.extend_from_slice(duid.as_bytes())
+            }
+            DhcpOption::LqQuery(q) => {
+                out.push(q.query_type.0);
+                out.extend_from_slice(&q.link_address.octets());
+                q.options.encode(out, inner)?;
+            }
+            DhcpOption::ClientData(options) => options.encode(out, inner)?,
+            DhcpOption::CltTime(v) => out.extend_from_slice(&v.to_be_bytes()),
+            DhcpOption::LqRelayData(r) => {
+                out.extend_from_slice(&r.peer_address.octets());
+                r.message.encode_nested(out, nesting)?;
+            }
+            DhcpOption::LqClientLink(addrs) => addrs.iter().for_each(|a| out.extend_from_slice(&a.octets())),
             DhcpOption::IaNa(IaNa { iaid, t1, t2, options }) | DhcpOption::IaPd(IaPd { iaid, t1, t2, options }) => {
                 for v in [iaid, t1, t2] {
                     out.extend_from_slice(&v.to_be_bytes());

@@ -186,6 +186,31 @@ fn write_option(f: &mut Formatter<'_>, option: &DhcpOption<'_>, depth: usize) ->
             writeln!(f, "client-fqdn flags={:#04x} {}", c.flags, c.name)?;
             None
         }
+        DhcpOption::LqQuery(q) => {
+            let name = q.query_type.name().unwrap_or("unknown");
+            writeln!(f, "lq-query type={} ({name}) link={}", q.query_type.0, q.link_address)?;
+            Some(&q.options)
+        }
+        DhcpOption::ClientData(options) => {
+            writeln!(f, "client-data")?;
+            Some(options)
+        }
+        DhcpOption::CltTime(v) => {
+            writeln!(f, "clt-time {v}")?;
+            None
+        }
+        DhcpOption::LqRelayData(r) => {
+            writeln!(f, "lq-relay-data peer={}", r.peer_address)?;
+            return write_message(f, &r.message, depth + 1);
+        }
+        DhcpOption::LqClientLink(a) => {
+            writeln!(f, "lq-client-link {}", list(a))?;
+            None
+        }
+        DhcpOption::RelayId(d) => {
+            writeln!(f, "relay-id {d}")?;
+            None
+        }
         DhcpOption::ClientLinkLayerAddr(l) => {
             writeln!(f, "client-link-layer-addr type={} {}", l.link_layer_type, Hex(l.address))?;
             None

@@ -10,8 +10,8 @@ use dhcp6_codec::{
         FrameReader, ProtocolVersion, ReconfigureData, ServerState, FAILOVER_OPTION_CODES, MAX_FRAME_LEN,
     },
     option::{
-        Auth, ClientFqdn, DhcpOption, IaAddr, IaNa, IaPd, IaPrefix, IaTa, LinkLayerAddr, OpaqueList, Options, RemoteId,
-        VendorClass, VendorOpts,
+        Auth, ClientFqdn, DhcpOption, IaAddr, IaNa, IaPd, IaPrefix, IaTa, LinkLayerAddr, LqQuery, LqRelayData,
+        OpaqueList, Options, QueryType, RemoteId, VendorClass, VendorOpts,
     },
     option_code, ClientMessage, DomainName, Duid, FramingError, Message, MessageType, RawOption, RelayMessage, Status,
     StatusCode, TransactionId,
@@ -82,8 +82,10 @@ fn opaque_list(code: u16) -> impl Strategy<Value = OpaqueList<'static>> {
     })
 }
 
-const KNOWN: &[u16] =
-    &[1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23, 24, 25, 26, 32, 37, 38, 39, 79, 82, 83];
+const KNOWN: &[u16] = &[
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23, 24, 25, 26, 32, 37, 38, 39, 44, 45, 46, 47,
+    48, 53, 79, 82, 83,
+];
 
 /// Options that hold no options.
 fn leaf_option() -> impl Strategy<Value = DhcpOption<'static>> {
@@ -122,6 +124,9 @@ fn leaf_option() -> impl Strategy<Value = DhcpOption<'static>> {
             .prop_map(|(flags, name)| DhcpOption::ClientFqdn(ClientFqdn { flags, name })),
         (any::<u16>(), bytes(8))
             .prop_map(|(t, a)| DhcpOption::ClientLinkLayerAddr(LinkLayerAddr { link_layer_type: t, address: a })),
+        any::<u32>().prop_map(DhcpOption::CltTime),
+        prop::collection::vec(addr(), 0..3).prop_map(DhcpOption::LqClientLink),
+        duid().prop_map(DhcpOption::RelayId),
         any::<u32>().prop_map(DhcpOption::SolMaxRt),
         any::<u32>().prop_map(DhcpOption::InfMaxRt),
         (any::<u16>().prop_filter("unknown codes only", |c| !KNOWN.contains(c)), bytes(24))
@@ -139,6 +144,20 @@ fn option() -> impl Strategy<Value = DhcpOption<'static>> {
             (any::<u32>(), any::<u32>(), any::<u32>(), opts.clone())
                 .prop_map(|(iaid, t1, t2, options)| DhcpOption::IaPd(IaPd { iaid, t1, t2, options })),
             (any::<u32>(), opts.clone()).prop_map(|(iaid, options)| DhcpOption::IaTa(IaTa { iaid, options })),
+            opts.clone().prop_map(DhcpOption::ClientData),
+            (any::<u8>(), addr(), opts.clone()).prop_map(|(t, link_address, options)| {
+                DhcpOption::LqQuery(LqQuery { query_type: QueryType(t), link_address, options })
+            }),
+            (addr(), addr(), any::<u8>(), addr(), opts.clone()).prop_map(|(peer, link, hop_count, from, options)| {
+                let message = Message::Relay(RelayMessage {
+                    msg_type: MessageType::RelayForw,
+                    hop_count,
+                    link_address: link,
+                    peer_address: from,
+                    options,
+                });
+                DhcpOption::LqRelayData(LqRelayData { peer_address: peer, message: Box::new(message) })
+            }),
             (addr(), any::<u32>(), any::<u32>(), opts.clone()).prop_map(|(address, p, v, options)| {
                 DhcpOption::IaAddr(IaAddr { address, preferred_lifetime: p, valid_lifetime: v, options })
             }),

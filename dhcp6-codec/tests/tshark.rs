@@ -1,5 +1,5 @@
-//! tshark as an oracle for the failover options and the Reconfigure ones (Authentication,
-//! Reconfigure Message, Reconfigure Accept): what we encode, an independent decoder reads
+//! tshark as an oracle for the failover, Reconfigure (Authentication, Reconfigure Message,
+//! Reconfigure Accept) and leasequery options: what we encode, an independent decoder reads
 //! back as the values we meant.
 //!
 //! tshark (4.0) types every RFC 8156 option (114-134) and the leasequery ones (45, 46) but
@@ -119,7 +119,17 @@ fn reply_payload() -> Vec<u8> {
     payload
 }
 
-fn write_pcap(path: &Path, payload: &[u8]) {
+/// A capture at `path` of `payloads`, a frame each.
+fn write_pcap(path: &Path, payloads: &[Vec<u8>]) {
+    let mut writer = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
+    for payload in payloads {
+        let frame = frame(payload);
+        writer.write_packet(&PcapPacket::new(Duration::ZERO, frame.len() as u32, &frame)).unwrap();
+    }
+}
+
+/// `payload` in a UDP datagram from port 547 to 546.
+fn frame(payload: &[u8]) -> Vec<u8> {
     let repr = UdpFrameRepr {
         src_mac: [2, 0, 0, 0, 0, 1],
         dst_mac: [2, 0, 0, 0, 0, 0xc1],
@@ -130,31 +140,37 @@ fn write_pcap(path: &Path, payload: &[u8]) {
         dst_port: 546,
         hop_limit: 64,
     };
-    let frame = repr.to_vec(payload).unwrap();
-    let mut writer = PcapWriter::new(std::fs::File::create(path).unwrap()).unwrap();
-    writer.write_packet(&PcapPacket::new(Duration::ZERO, frame.len() as u32, &frame)).unwrap();
+    repr.to_vec(payload).unwrap()
 }
 
-/// Each field's values as tshark prints them, occurrences joined by commas.
-fn tshark_fields(path: &Path, expected: &[(&str, &str)]) -> BTreeMap<String, String> {
+/// tshark's reading of the capture at `path`: a line per packet, each field's values (its
+/// occurrences joined by commas) separated by `|`.
+fn tshark(path: &Path, fields: &[&str]) -> Vec<String> {
     let mut command = Command::new("tshark");
     command.arg("-r").arg(path).args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]);
-    for (field, _) in expected {
+    for field in fields {
         command.args(["-e", field]);
     }
     let out = command.output().unwrap_or_else(|e| {
         panic!("this test needs tshark (installed by `cargo xtask setup`, or apt-get install tshark): {e}")
     });
     assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let line = text.lines().next().expect("tshark printed no packet");
-    expected.iter().map(|(f, _)| f.to_string()).zip(line.split('|').map(str::to_string)).collect()
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+/// Each field's values as tshark prints them for the first packet, occurrences joined by
+/// commas.
+fn tshark_fields(path: &Path, expected: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let fields: Vec<&str> = expected.iter().map(|(f, _)| *f).collect();
+    let lines = tshark(path, &fields);
+    let line = lines.first().expect("tshark printed no packet");
+    fields.iter().map(|f| f.to_string()).zip(line.split('|').map(str::to_string)).collect()
 }
 
 #[test]
 fn tshark_reads_the_failover_options_we_encode() {
     let path = std::env::temp_dir().join(format!("dhcp6-failover-options-{}.pcap", std::process::id()));
-    write_pcap(&path, &reply_payload());
+    write_pcap(&path, &[reply_payload()]);
     let theirs = tshark_fields(&path, EXPECTED);
     std::fs::remove_file(&path).ok();
     let expected: BTreeMap<String, String> = EXPECTED.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect();
@@ -222,10 +238,136 @@ fn tshark_reads_the_reconfigure_options_we_encode() {
     ];
     for (n, (payload, expected)) in cases.into_iter().enumerate() {
         let path = std::env::temp_dir().join(format!("dhcp6-reconfigure-{}-{n}.pcap", std::process::id()));
-        write_pcap(&path, payload);
+        write_pcap(&path, &[payload.to_vec()]);
         let theirs = tshark_fields(&path, expected);
         std::fs::remove_file(&path).ok();
         let expected: BTreeMap<String, String> = expected.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect();
         assert_eq!(theirs, expected);
     }
 }
+
+/// The leasequery fields compared, per message, with what [`leasequery_payloads`] encodes.
+const LEASEQUERY_FIELDS: &[&str] = &[
+    "dhcpv6.msgtype",
+    "dhcpv6.option.type",
+    "dhcpv6.duid.bytes",
+    "dhcpv6.lq_query",
+    "dhcpv6.lq_query_link_address",
+    "dhcpv6.iaaddr.ip",
+    "dhcpv6.iaprefix.pref_addr",
+    "dhcpv6.clt_time",
+    "dhcpv6.lq_relay_data_peer_addr",
+    "dhcpv6.linkaddr",
+    "dhcpv6.peeraddr",
+    "dhcpv6.lq_client_link",
+    "dhcpv6.remoteid.enterprise",
+];
+
+/// A LEASEQUERY by relay ID, a LEASEQUERY-REPLY with a relayed client's data and links, a
+/// LEASEQUERY-DATA and -DONE (RFC 5007, RFC 5460), and the Relay-Forward of the relay data
+/// on its own: tshark 4.0 does not look inside OPTION_LQ_RELAY_DATA's message.
+fn leasequery_payloads() -> Vec<Vec<u8>> {
+    use dhcp6_codec::{
+        option::{LqQuery, LqRelayData, QueryType, RemoteId},
+        ClientMessage, Message, MessageType, RelayMessage, TransactionId,
+    };
+    let requestor = Duid::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 0xaa]).unwrap();
+    let server = Duid::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 0x01]).unwrap();
+    let client = Duid::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 0xc1]).unwrap();
+    let relay = Duid::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 0xee]).unwrap();
+    let message = |msg_type, options: Vec<DhcpOption<'static>>| {
+        Message::Client(ClientMessage {
+            msg_type,
+            transaction_id: TransactionId::from_u32(0xbeef),
+            options: Options(options),
+        })
+        .to_vec()
+        .unwrap()
+    };
+    let forward = Message::Relay(RelayMessage {
+        msg_type: MessageType::RelayForw,
+        hop_count: 0,
+        link_address: "2001:db8:1::1".parse().unwrap(),
+        peer_address: "fe80::c1".parse().unwrap(),
+        options: Options(vec![
+            DhcpOption::InterfaceId(b"eth0"),
+            DhcpOption::RemoteId(RemoteId { enterprise_number: 4874, remote_id: b"port-7" }),
+            DhcpOption::RelayId(relay),
+        ]),
+    });
+    let forward_alone = forward.to_vec().unwrap();
+    let client_data = DhcpOption::ClientData(Options(vec![
+        DhcpOption::ClientId(client),
+        DhcpOption::IaAddr(IaAddr {
+            address: "2001:db8:1::100".parse().unwrap(),
+            preferred_lifetime: 60,
+            valid_lifetime: 90,
+            options: Options::new(),
+        }),
+        DhcpOption::IaPrefix(IaPrefix {
+            preferred_lifetime: 60,
+            valid_lifetime: 90,
+            prefix_len: 56,
+            prefix: "2001:db8:9000::".parse().unwrap(),
+            options: Options::new(),
+        }),
+        DhcpOption::CltTime(5),
+        DhcpOption::LqRelayData(LqRelayData {
+            peer_address: "2001:db8:ff::2".parse().unwrap(),
+            message: Box::new(forward),
+        }),
+    ]));
+    vec![
+        message(
+            MessageType::Leasequery,
+            vec![
+                DhcpOption::ClientId(requestor),
+                DhcpOption::LqQuery(LqQuery {
+                    query_type: QueryType::BY_RELAY_ID,
+                    link_address: "2001:db8:1::1".parse().unwrap(),
+                    options: Options(vec![DhcpOption::RelayId(relay)]),
+                }),
+            ],
+        ),
+        message(
+            MessageType::LeasequeryReply,
+            vec![DhcpOption::ServerId(server), DhcpOption::ClientId(requestor), client_data.clone()],
+        ),
+        message(
+            MessageType::LeasequeryData,
+            vec![
+                DhcpOption::ServerId(server),
+                DhcpOption::LqClientLink(vec!["2001:db8:1::".parse().unwrap(), "2001:db8:2::".parse().unwrap()]),
+            ],
+        ),
+        message(
+            MessageType::LeasequeryDone,
+            vec![DhcpOption::StatusCode(StatusCode { status: Status::QUERY_TERMINATED, message: b"" })],
+        ),
+        forward_alone,
+    ]
+}
+
+#[test]
+fn tshark_reads_the_leasequery_messages_we_encode() {
+    let path = std::env::temp_dir().join(format!("dhcp6-leasequery-{}.pcap", std::process::id()));
+    write_pcap(&path, &leasequery_payloads());
+    let theirs = tshark(&path, LEASEQUERY_FIELDS);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(theirs, EXPECTED_LEASEQUERY);
+}
+
+/// tshark's reading, a line per message, fields in [`LEASEQUERY_FIELDS`]' order.
+const EXPECTED_LEASEQUERY: &[&str] = &[
+    // LEASEQUERY: Client ID, LQ_QUERY (by relay ID, on 2001:db8:1::1) holding a Relay-ID.
+    "14|1,44,53|000300010200000000aa,000300010200000000ee|3|2001:db8:1::1||||||||",
+    // LEASEQUERY-REPLY: Server ID, Client ID, Client Data (Client ID, IAADDR, IAPREFIX,
+    // CLT Time, LQ Relay Data from 2001:db8:ff::2).
+    "15|2,1,45,1,5,26,46,47|00030001020000000001,000300010200000000aa,000300010200000000c1|||2001:db8:1::100|2001:db8:9000::|5|2001:db8:ff::2||||",
+    // LEASEQUERY-DATA with LQ_CLIENT_LINK.
+    "17|2,48|00030001020000000001|||||||||2001:db8:1::,2001:db8:2::|",
+    // LEASEQUERY-DONE with QueryTerminated.
+    "16|13|||||||||||",
+    // The relay data's Relay-Forward: Interface-ID, Remote-ID (enterprise 4874), Relay-ID.
+    "12|18,37,53|000300010200000000ee|||||||2001:db8:1::1|fe80::c1||4874",
+];

@@ -48,11 +48,17 @@ pub enum MessageType {
     InformationRequest = 11,
     RelayForw = 12,
     RelayRepl = 13,
+    /// Leasequery (RFC 5007 section 4.2).
+    Leasequery = 14,
+    LeasequeryReply = 15,
+    /// Bulk Leasequery (RFC 5460 section 5.2), on TCP only.
+    LeasequeryDone = 16,
+    LeasequeryData = 17,
 }
 
 impl MessageType {
     /// Every message type, in numeric order.
-    pub const ALL: [MessageType; 13] = [
+    pub const ALL: [MessageType; 17] = [
         MessageType::Solicit,
         MessageType::Advertise,
         MessageType::Request,
@@ -66,11 +72,16 @@ impl MessageType {
         MessageType::InformationRequest,
         MessageType::RelayForw,
         MessageType::RelayRepl,
+        MessageType::Leasequery,
+        MessageType::LeasequeryReply,
+        MessageType::LeasequeryDone,
+        MessageType::LeasequeryData,
     ];
 
-    /// The message type for a wire value, if it is one RFC 9915 defines.
+    /// The message type for a wire value, if it is one RFC 9915 (1-13) or leasequery (14-17,
+    /// RFC 5007 and RFC 5460) defines.
     pub const fn from_u8(v: u8) -> Option<MessageType> {
-        if v >= 1 && v <= 13 {
+        if v >= 1 && v <= 17 {
             Some(Self::ALL[v as usize - 1])
         } else {
             None
@@ -98,6 +109,10 @@ impl MessageType {
             MessageType::InformationRequest => "INFORMATION-REQUEST",
             MessageType::RelayForw => "RELAY-FORW",
             MessageType::RelayRepl => "RELAY-REPL",
+            MessageType::Leasequery => "LEASEQUERY",
+            MessageType::LeasequeryReply => "LEASEQUERY-REPLY",
+            MessageType::LeasequeryDone => "LEASEQUERY-DONE",
+            MessageType::LeasequeryData => "LEASEQUERY-DATA",
         }
     }
 }
@@ -131,9 +146,15 @@ pub mod option_code {
     pub const REMOTE_ID: u16 = 37;
     pub const SUBSCRIBER_ID: u16 = 38;
     pub const CLIENT_FQDN: u16 = 39;
-    /// Leasequery (RFC 5007 section 4.1.2), reused by failover (RFC 8156).
+    /// Leasequery (RFC 5007 section 4.1.2); Client Data and CLT Time are reused by failover
+    /// (RFC 8156).
+    pub const LQ_QUERY: u16 = 44;
     pub const CLIENT_DATA: u16 = 45;
     pub const CLT_TIME: u16 = 46;
+    pub const LQ_RELAY_DATA: u16 = 47;
+    pub const LQ_CLIENT_LINK: u16 = 48;
+    /// Relay Identifier (RFC 5460 section 5.4.1).
+    pub const RELAY_ID: u16 = 53;
     pub const CLIENT_LINKLAYER_ADDR: u16 = 79;
     pub const SOL_MAX_RT: u16 = 82;
     pub const INF_MAX_RT: u16 = 83;
@@ -172,7 +193,7 @@ mod tests {
         for v in 0..=255u8 {
             match MessageType::from_u8(v) {
                 Some(t) => assert_eq!(t as u8, v),
-                None => assert!(v == 0 || v > 13),
+                None => assert!(v == 0 || v > 17),
             }
         }
     }

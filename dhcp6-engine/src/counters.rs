@@ -188,6 +188,7 @@ mod tests {
         indexes_are_distinct_and_small::<Verdict>();
         indexes_are_distinct_and_small::<crate::server::DropReason>();
         indexes_are_distinct_and_small::<crate::relay::RelayDrop>();
+        indexes_are_distinct_and_small::<crate::server::leasequery::LeasequeryOutcome>();
     }
 
     #[test]

@@ -86,6 +86,23 @@ pub struct Config {
     pub relay: Option<RelayConfig>,
     /// This server's side of a failover pair, when it is one.
     pub failover: Option<FailoverSettings>,
+    /// Leasequery, the server's side (`[leasequery]`) and the relay's (`relay_id`, `rebuild`).
+    pub leasequery: LeasequerySettings,
+}
+
+/// Leasequery (RFC 5007, RFC 5460): who may ask this server, where bulk queries are taken, and
+/// how a relay sends its Relay-ID and rebuilds its entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeasequerySettings {
+    /// Requestors' prefixes (`[leasequery] allow`); others are answered NotAllowed.
+    pub access: crate::server::leasequery::Access,
+    /// Where bulk leasequery is taken over TCP (`[leasequery] listen`, by default `[::]:547`
+    /// once `[leasequery]` is there); none: no TCP.
+    pub listen: Option<SocketAddrV6>,
+    /// `[relay] relay_id = "duid"`: the relay's Relay-ID is its server DUID (filled in at start).
+    pub relay_id_from_duid: bool,
+    /// `[relay] rebuild`: how a relay that starts with no user entries asks its servers for them.
+    pub rebuild: Option<crate::relay::RebuildBy>,
 }
 
 /// Which server of a failover pair this is (RFC 8156): the primary connects to the secondary
@@ -139,6 +156,16 @@ mod raw {
         pub relay: Option<Relay>,
         pub failover: Option<Spanned<Failover>>,
         pub metrics: Option<Metrics>,
+        pub leasequery: Option<Leasequery>,
+    }
+
+    /// `[leasequery]`: who may ask this server, and where bulk queries come over TCP.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Leasequery {
+        #[serde(default)]
+        pub allow: Vec<Spanned<String>>,
+        pub listen: Option<Spanned<String>>,
     }
 
     /// `[metrics]`: the HTTP endpoint Prometheus scrapes.
@@ -181,6 +208,8 @@ mod raw {
         pub route_hold: Option<u64>,
         pub hop_count_limit: Option<Spanned<u8>>,
         pub standby: Option<Spanned<Standby>>,
+        pub relay_id: Option<Spanned<String>>,
+        pub rebuild: Option<crate::relay::RebuildBy>,
     }
 
     /// `[relay.standby]`: dual-device hot standby.
@@ -522,6 +551,17 @@ impl Config {
             }
             subnets.push(subnet);
         }
+        let mut leasequery = match &file.leasequery {
+            Some(l) => check_leasequery(l).map_err(|(offset, m)| at(offset, m))?,
+            None => LeasequerySettings::default(),
+        };
+        if let Some(r) = &file.relay {
+            leasequery.relay_id_from_duid = r.relay_id.as_ref().is_some_and(|id| id.get_ref() == "duid");
+            leasequery.rebuild = r.rebuild;
+            if let (Some(crate::relay::RebuildBy::RelayId), None) = (r.rebuild, &r.relay_id) {
+                return Err(at(0, "[relay] rebuild = \"relay-id\" needs a relay_id (\"duid\" or hex)".into()));
+            }
+        }
         let relay = match file.relay {
             Some(r) => Some(check_relay(r).map_err(|(offset, m)| at(offset, m))?),
             None => None,
@@ -568,7 +608,7 @@ impl Config {
         if failover.is_some() && server.subnets.is_empty() {
             return Err(at(0, "[failover] with no [[subnet]]: a failover pair shares a server's leases".into()));
         }
-        Ok(Config { daemon, server, relay, failover })
+        Ok(Config { daemon, server, relay, failover, leasequery })
     }
 }
 
@@ -578,6 +618,38 @@ fn check_metrics_listen(listen: &Spanned<String>) -> Result<SocketAddr, (usize, 
     let text = listen.get_ref();
     text.parse::<SocketAddr>().map_err(|_| {
         (listen.span().start, format!("metrics listen {text:?} is no address with a port (like \"[::1]:9547\")"))
+    })
+}
+
+/// `[leasequery]` checked: prefixes, and the TCP address (port 547 unless given).
+fn check_leasequery(l: &raw::Leasequery) -> Result<LeasequerySettings, (usize, String)> {
+    let mut allow = Vec::new();
+    for p in &l.allow {
+        let text = p.get_ref();
+        let net = text.parse::<Ipv6Net>().or_else(|_| text.parse::<Ipv6Addr>().map(Ipv6Net::from)).map_err(|_| {
+            (p.span().start, format!("leasequery allow {text:?} is no IPv6 prefix (like \"2001:db8::/32\")"))
+        })?;
+        allow.push(net.trunc());
+    }
+    let listen = match &l.listen {
+        Some(text) => match text.get_ref().parse::<SocketAddr>() {
+            Ok(SocketAddr::V6(a)) => a,
+            _ => {
+                return Err((
+                    text.span().start,
+                    format!(
+                        "leasequery listen {:?} is no IPv6 address with a port (like \"[::]:547\")",
+                        text.get_ref()
+                    ),
+                ))
+            }
+        },
+        None => SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, dhcp6_codec::SERVER_PORT, 0, 0),
+    };
+    Ok(LeasequerySettings {
+        access: crate::server::leasequery::Access { allow },
+        listen: Some(listen),
+        ..LeasequerySettings::default()
     })
 }
 
@@ -970,6 +1042,16 @@ fn check_relay(r: raw::Relay) -> Result<RelayConfig, (usize, String)> {
         route_hold: r.route_hold.unwrap_or(600),
         hop_count_limit,
         standby,
+        relay_id: match &r.relay_id {
+            // The server DUID, filled in at start once it is loaded or made.
+            Some(id) if id.get_ref() == "duid" => None,
+            Some(id) => {
+                Some(dhcp6_codec::parse_hex(id.get_ref()).filter(|d| dhcp6_codec::Duid::new(d).is_ok()).ok_or_else(
+                    || (id.span().start, format!("relay_id {:?} is neither \"duid\" nor a DUID in hex", id.get_ref())),
+                )?)
+            }
+            None => None,
+        },
     })
 }
 

@@ -40,6 +40,11 @@ pub enum Request {
     RelayStandby,
     /// A batch backup of every user entry to the standby peers, now.
     RelayBackupNow,
+    /// Ask the servers for the relay's bindings by bulk leasequery (by `by`, or as `[relay]
+    /// rebuild` says) and rebuild the user entries from the answers.
+    RelayRebuild {
+        by: Option<dhcp6_engine::relay::RebuildBy>,
+    },
     /// Read the configuration file again and run from it (as SIGHUP does).
     Reload,
     /// Lock (or unlock) the pool of this name: it gives nothing to new clients.
@@ -197,6 +202,10 @@ pub enum Answer {
     /// A batch went to this many connected peers.
     BackupStarted {
         peers: usize,
+    },
+    /// A rebuild sent this many bulk leasequeries.
+    RebuildStarted {
+        queries: usize,
     },
     Reloaded(Reloaded),
     PoolLocked(PoolLocked),

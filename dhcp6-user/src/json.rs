@@ -62,27 +62,101 @@ pub struct OptionJson<'a> {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 enum Body<'a> {
-    Duid { duid: DuidJson },
-    Ia { iaid: u32, t1: u32, t2: u32, options: Vec<OptionJson<'a>> },
-    IaTa { iaid: u32, options: Vec<OptionJson<'a>> },
-    IaAddr { address: String, preferred_lifetime: u32, valid_lifetime: u32, options: Vec<OptionJson<'a>> },
-    IaPrefix { prefix: String, preferred_lifetime: u32, valid_lifetime: u32, options: Vec<OptionJson<'a>> },
-    Codes { codes: &'a [u16] },
-    Value { value: u32 },
-    Message { message: Box<MessageJson<'a>> },
-    Auth { protocol: u8, algorithm: u8, rdm: u8, replay_detection: u64, auth_info: String },
-    Address { address: String },
-    Status { status: u16, name: Option<&'static str>, message: Cow<'a, str> },
+    Duid {
+        duid: DuidJson,
+    },
+    Ia {
+        iaid: u32,
+        t1: u32,
+        t2: u32,
+        options: Vec<OptionJson<'a>>,
+    },
+    IaTa {
+        iaid: u32,
+        options: Vec<OptionJson<'a>>,
+    },
+    IaAddr {
+        address: String,
+        preferred_lifetime: u32,
+        valid_lifetime: u32,
+        options: Vec<OptionJson<'a>>,
+    },
+    IaPrefix {
+        prefix: String,
+        preferred_lifetime: u32,
+        valid_lifetime: u32,
+        options: Vec<OptionJson<'a>>,
+    },
+    Codes {
+        codes: &'a [u16],
+    },
+    Value {
+        value: u32,
+    },
+    Message {
+        message: Box<MessageJson<'a>>,
+    },
+    Auth {
+        protocol: u8,
+        algorithm: u8,
+        rdm: u8,
+        replay_detection: u64,
+        auth_info: String,
+    },
+    Address {
+        address: String,
+    },
+    Status {
+        status: u16,
+        name: Option<&'static str>,
+        message: Cow<'a, str>,
+    },
     Empty {},
-    Items { data: Vec<String> },
-    VendorClass { enterprise_number: u32, data: Vec<String> },
-    Vendor { enterprise_number: u32, data: String },
-    Data { data: String },
-    Addresses { addresses: Vec<String> },
-    Names { names: Vec<String> },
-    RemoteId { enterprise_number: u32, remote_id: String },
-    Fqdn { flags: u8, name: String },
-    LinkLayer { link_layer_type: u16, address: String },
+    Items {
+        data: Vec<String>,
+    },
+    VendorClass {
+        enterprise_number: u32,
+        data: Vec<String>,
+    },
+    Vendor {
+        enterprise_number: u32,
+        data: String,
+    },
+    Data {
+        data: String,
+    },
+    Addresses {
+        addresses: Vec<String>,
+    },
+    Names {
+        names: Vec<String>,
+    },
+    RemoteId {
+        enterprise_number: u32,
+        remote_id: String,
+    },
+    Fqdn {
+        flags: u8,
+        name: String,
+    },
+    LinkLayer {
+        link_layer_type: u16,
+        address: String,
+    },
+    LqQuery {
+        query_type: u8,
+        query_type_name: Option<&'static str>,
+        link_address: String,
+        options: Vec<OptionJson<'a>>,
+    },
+    Options {
+        options: Vec<OptionJson<'a>>,
+    },
+    RelayData {
+        peer_address: String,
+        message: Box<MessageJson<'a>>,
+    },
 }
 
 /// A DUID: its kind's fields and its bytes.
@@ -147,7 +221,19 @@ fn strings<T: ToString>(items: impl IntoIterator<Item = T>) -> Vec<String> {
 
 fn option<'a>(o: &'a DhcpOption<'a>) -> OptionJson<'a> {
     let body = match o {
-        DhcpOption::ClientId(d) | DhcpOption::ServerId(d) => Body::Duid { duid: duid(d) },
+        DhcpOption::ClientId(d) | DhcpOption::ServerId(d) | DhcpOption::RelayId(d) => Body::Duid { duid: duid(d) },
+        DhcpOption::LqQuery(q) => Body::LqQuery {
+            query_type: q.query_type.0,
+            query_type_name: q.query_type.name(),
+            link_address: q.link_address.to_string(),
+            options: options(&q.options),
+        },
+        DhcpOption::ClientData(o) => Body::Options { options: options(o) },
+        DhcpOption::CltTime(v) => Body::Value { value: *v },
+        DhcpOption::LqRelayData(r) => {
+            Body::RelayData { peer_address: r.peer_address.to_string(), message: Box::new(message(&r.message)) }
+        }
+        DhcpOption::LqClientLink(a) => Body::Addresses { addresses: strings(a) },
         DhcpOption::IaNa(ia) => Body::Ia { iaid: ia.iaid, t1: ia.t1, t2: ia.t2, options: options(&ia.options) },
         DhcpOption::IaPd(ia) => Body::Ia { iaid: ia.iaid, t1: ia.t1, t2: ia.t2, options: options(&ia.options) },
         DhcpOption::IaTa(ia) => Body::IaTa { iaid: ia.iaid, options: options(&ia.options) },

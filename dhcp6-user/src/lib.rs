@@ -18,6 +18,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod json;
+pub mod leasequery;
 pub mod metrics;
 pub mod netlink;
 pub mod show;

@@ -188,6 +188,12 @@ fn server(registry: &mut Registry, snapshot: &Snapshot) {
     );
     counters(
         registry,
+        "leasequeries",
+        "Leasequeries (RFC 5007, RFC 5460), by outcome",
+        by_key("outcome", &s.leasequery),
+    );
+    counters(
+        registry,
         "ias_over_limit",
         "IAs past max_ias_per_message or max_leases_per_client, given nothing",
         [(Vec::new(), s.ias_over_limit)],
@@ -369,6 +375,7 @@ mod tests {
         assert!(t.contains("dhcp6d_messages_sent_total{type=\"ADVERTISE\"} 2\n"), "{t}");
         assert!(t.contains("dhcp6d_dropped_total{reason=\"no_subnet\"} 1\n"), "{t}");
         assert!(t.contains("dhcp6d_dropped_total{reason=\"queue_full\"} 0\n"), "zeros are shown: {t}");
+        assert!(t.contains("dhcp6d_leasequeries_total{outcome=\"not_allowed\"} 0\n"), "{t}");
         assert!(!t.contains("xdp_verdicts"), "no XDP, no verdicts: {t}");
         assert!(!t.contains("dhcp6d_relay_") && !t.contains("dhcp6d_failover_"), "{t}");
     }

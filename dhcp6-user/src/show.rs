@@ -130,6 +130,7 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
             counts(&mut out, "Messages received", &s.server.received);
             counts(&mut out, "Messages sent", &s.server.sent);
             counts(&mut out, "Packets dropped", &s.server.dropped);
+            counts(&mut out, "Leasequeries", &s.server.leasequery);
             let _ = writeln!(out, "Renewals answered in XDP and recorded: {}", s.server.fast_path_renewals);
             let _ = writeln!(
                 out,
@@ -227,6 +228,13 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
         Request::RelayBackupNow => {
             let peers = answer.get("peers").and_then(Value::as_u64).unwrap_or(0);
             let _ = writeln!(out, "batch backup sent to {peers} connected peer(s)");
+        }
+        Request::RelayRebuild { .. } => {
+            let queries = answer.get("queries").and_then(Value::as_u64).unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "{queries} bulk leasequery(ies) sent; `dhcp6d show relay users` shows the entries as answers come"
+            );
         }
         Request::ClearConflicting { .. } => {
             let c: Cleared = typed(answer)?;

@@ -160,6 +160,7 @@ fn lease(resource: Ipv6Net, ia_type: IaType, iaid: u32, expires: u64) -> Lease {
         expires,
         interface: Some("lo".into()),
         reconfigure_key: None,
+        relay: None,
     }
 }
 

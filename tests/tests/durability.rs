@@ -320,6 +320,7 @@ fn lease(n: u32) -> dhcp6_user::server::Lease {
         expires: 2_000_000_000,
         interface: Some("eth0".into()),
         reconfigure_key: None,
+        relay: None,
     }
 }
 

@@ -175,6 +175,7 @@ fn case(frame: &[u8], now: u64) -> Case {
                 // A client holding a Reconfigure Key: the key is given in the Reply to a
                 // Request only, so a Renew's Reply is still what XDP sends.
                 reconfigure_key: Some(dhcp6_user::server::ReconfigureKey([0x5a; 16])),
+                relay: None,
             });
         }
     }

@@ -122,7 +122,7 @@ fn relay_program() -> (XdpProgram, RelayMaps) {
             client_link_layer_address: true,
         };
         let key = AccessKey { ifindex: LO, vlans };
-        maps.links.insert(key, relay_link(&iface, 0, OUR_MAC, OUR_LINK_LOCAL).unwrap(), 0).unwrap();
+        maps.links.insert(key, relay_link(&iface, 0, OUR_MAC, OUR_LINK_LOCAL, None).unwrap(), 0).unwrap();
         maps.interface_ids.insert(InterfaceIdKey::new(id).unwrap(), key, 0).unwrap();
         maps.client_macs.insert(ClientMacKey { ifindex: LO, vlans, peer: CLIENT.octets() }, mac, 0).unwrap();
     }

@@ -29,9 +29,27 @@ pub const MAX_FRAME_LEN: usize = u16::MAX as usize;
 
 /// Appends `msg` to `out` with the length before it, as it goes on the stream.
 pub fn encode_framed(msg: &FailoverMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    frame_with(out, |out| msg.encode(out))
+}
+
+/// Appends an encoded message (a bulk leasequery's, RFC 5460 section 5.1) to `out` with its
+/// length before it.
+pub fn encode_framed_bytes(message: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    frame_with(out, |out| {
+        out.extend_from_slice(message);
+        Ok(())
+    })
+}
+
+/// Appends what `write` writes to `out`, preceded by its length; nothing if it fails or is
+/// too long for the two octets.
+fn frame_with(
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
     let start = out.len();
     out.extend_from_slice(&[0; LENGTH_LEN]);
-    if let Err(e) = msg.encode(out) {
+    if let Err(e) = write(out) {
         out.truncate(start);
         return Err(e);
     }

@@ -225,6 +225,7 @@ pub fn receive_bndupd(
         expires,
         interface: interface.clone(),
         reconfigure_key,
+        relay: None,
     };
     let until = record.state_expiration_time.filter(|t| *t > now);
     Ok(match (record.status, until) {
@@ -280,6 +281,7 @@ mod tests {
             expires,
             interface: Some("eth1".into()),
             reconfigure_key: None,
+            relay: None,
         }
     }
 

@@ -117,6 +117,9 @@ pub struct RelayConfig {
     /// Dual-device hot standby: the backup links and the profiles that follow VRRP
     /// instances (empty: every access entry relays, nothing is backed up).
     pub standby: super::standby::StandbyConfig,
+    /// OPTION_RELAY_ID (RFC 5460 section 5.4.1): the relay's DUID, put in every Relay-Forward,
+    /// by which a bulk leasequery finds the bindings relayed here again. None: not sent.
+    pub relay_id: Option<Vec<u8>>,
 }
 
 /// RFC 9915 section 7.6: HOP_COUNT_LIMIT.

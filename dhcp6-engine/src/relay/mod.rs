@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod group;
+pub mod rebuild;
 pub mod reload;
 pub mod standby;
 pub mod xdp_head;
@@ -32,6 +33,7 @@ pub use dhcp6_common::relay::{vlan_tags, Vlans};
 use serde::{Deserialize, Serialize};
 
 pub use group::{GroupState, ServerState};
+pub use rebuild::{Learnt, RebuildBy, RebuildError};
 
 /// A route for a delegated prefix: via the client's link-local, out of access interface
 /// `access`.
@@ -299,6 +301,12 @@ impl Relay {
         &self.config
     }
 
+    /// Sends `id` as OPTION_RELAY_ID (RFC 5460) in every Relay-Forward from now on (None: no
+    /// more); the daemon gives its DUID when told `relay_id = "duid"`.
+    pub fn set_relay_id(&mut self, id: Option<Vec<u8>>) {
+        self.config.relay_id = id;
+    }
+
     /// Counts a message dropped for `reason`; nothing to send.
     fn drop<T: Default>(&mut self, reason: RelayDrop) -> T {
         self.stats.dropped.bump(reason);
@@ -385,6 +393,10 @@ impl Relay {
         }
         if let (true, Some(mac)) = (iface.client_link_layer_address, &mac) {
             options.push(DhcpOption::ClientLinkLayerAddr(LinkLayerAddr { link_layer_type: 1, address: mac }));
+        }
+        let relay_id = self.config.relay_id.clone();
+        if let Some(id) = relay_id.as_deref().and_then(|d| dhcp6_codec::Duid::new(d).ok()) {
+            options.push(DhcpOption::RelayId(id));
         }
         options.push(DhcpOption::RelayMsg(Box::new(msg.clone())));
         let forward = Message::Relay(RelayMessage {
@@ -657,6 +669,13 @@ impl Relay {
         let duid: Box<[u8]> = duid.into_boxed_slice();
         for (iaid, ia_type, resource, preferred, valid) in ia_resources(&reply.options) {
             let key = (duid.clone(), iaid, ia_type, resource);
+            if iaid != 0 {
+                // The entry a rebuild made without knowing the IAID (see `rebuild`) is this one.
+                let rebuilt = (duid.clone(), 0, ia_type, resource);
+                if let Some(user) = self.users.remove(&rebuilt) {
+                    self.user_changes.push(removal(&rebuilt, &user, now));
+                }
+            }
             if valid == 0 {
                 self.forget(now, |k, _| *k == key);
                 continue;

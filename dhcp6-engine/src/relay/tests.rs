@@ -34,6 +34,7 @@ pub(crate) fn config() -> RelayConfig {
         route_hold: 60,
         hop_count_limit: DEFAULT_HOP_COUNT_LIMIT,
         standby: Default::default(),
+        relay_id: None,
     }
 }
 

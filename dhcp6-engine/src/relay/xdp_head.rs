@@ -33,12 +33,13 @@ fn option(head: &mut Vec<u8>, code: u16, content: &[u8]) {
 }
 
 /// The link map's entry for access interface `iface` (of group `group`, with this MAC and
-/// link-local address).
+/// link-local address), for a relay that sends `relay_id` as OPTION_RELAY_ID, if any.
 pub fn relay_link(
     iface: &AccessInterface,
     group: u32,
     mac: [u8; 6],
     link_local: Ipv6Addr,
+    relay_id: Option<&[u8]>,
 ) -> Result<RelayLink, NoFastPath> {
     if iface.interface_id.is_empty() || iface.interface_id.len() > dhcp6_common::relay::INTERFACE_ID_MAX {
         return Err(NoFastPath::InterfaceId);
@@ -73,6 +74,9 @@ pub fn relay_link(
         // Link-layer type 1 (Ethernet), then the MAC XDP writes.
         mac_at = (head.len() + 4 + 2) as u16;
         option(&mut head, option_code::CLIENT_LINKLAYER_ADDR, &[0, 1, 0, 0, 0, 0, 0, 0]);
+    }
+    if let Some(id) = relay_id {
+        option(&mut head, option_code::RELAY_ID, id);
     }
     // The Relay Message option's code and length (XDP writes the length).
     head.extend_from_slice(&option_code::RELAY_MSG.to_be_bytes());
@@ -135,14 +139,18 @@ mod tests {
             (Some((311, "bng1-{interface}".to_string())), true),
             (None, false),
         ] {
-            let mut config = config();
-            config.interfaces[0].remote_id = remote_id.clone();
-            config.interfaces[0].client_link_layer_address = cll;
-            let link = relay_link(&config.interfaces[0], 0, [2, 0, 0, 0, 0, 1], "fe80::1".parse().unwrap()).unwrap();
-            let mut relay = Relay::new(config);
-            let peer: Ipv6Addr = CLIENT_LL.parse().unwrap();
-            let out = only(relay.from_client(0, &msg, SocketAddrV6::new(peer, 546, 0, 0), None, 0));
-            assert_eq!(fill(&link, peer, CLIENT_MAC, &msg), out.payload, "{remote_id:?} {cll}");
+            for relay_id in [None, Some(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 0xee])] {
+                let mut config = config();
+                config.interfaces[0].remote_id = remote_id.clone();
+                config.interfaces[0].client_link_layer_address = cll;
+                config.relay_id = relay_id.clone();
+                let ll = "fe80::1".parse().unwrap();
+                let link = relay_link(&config.interfaces[0], 0, [2, 0, 0, 0, 0, 1], ll, relay_id.as_deref()).unwrap();
+                let mut relay = Relay::new(config);
+                let peer: Ipv6Addr = CLIENT_LL.parse().unwrap();
+                let out = only(relay.from_client(0, &msg, SocketAddrV6::new(peer, 546, 0, 0), None, 0));
+                assert_eq!(fill(&link, peer, CLIENT_MAC, &msg), out.payload, "{remote_id:?} {cll} {relay_id:?}");
+            }
         }
     }
 
@@ -151,13 +159,13 @@ mod tests {
         let mut config = config();
         let ll = "fe80::1".parse().unwrap();
         config.interfaces[0].remote_id = Some((1, "{peer}".into()));
-        assert_eq!(relay_link(&config.interfaces[0], 0, [0; 6], ll), Err(NoFastPath::PeerInTemplate));
+        assert_eq!(relay_link(&config.interfaces[0], 0, [0; 6], ll, None), Err(NoFastPath::PeerInTemplate));
         config.interfaces[0].remote_id = Some((1, "{mac}/{mac}".into()));
-        assert_eq!(relay_link(&config.interfaces[0], 0, [0; 6], ll), Err(NoFastPath::MacTwice));
+        assert_eq!(relay_link(&config.interfaces[0], 0, [0; 6], ll, None), Err(NoFastPath::MacTwice));
         config.interfaces[0].remote_id = Some((1, "x".repeat(200)));
-        assert!(matches!(relay_link(&config.interfaces[0], 0, [0; 6], ll), Err(NoFastPath::TooLong(_))));
+        assert!(matches!(relay_link(&config.interfaces[0], 0, [0; 6], ll, None), Err(NoFastPath::TooLong(_))));
         config.interfaces[0].remote_id = None;
         config.interfaces[0].interface_id = Vec::new();
-        assert_eq!(relay_link(&config.interfaces[0], 0, [0; 6], ll), Err(NoFastPath::InterfaceId));
+        assert_eq!(relay_link(&config.interfaces[0], 0, [0; 6], ll, None), Err(NoFastPath::InterfaceId));
     }
 }

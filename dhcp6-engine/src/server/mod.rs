@@ -10,6 +10,7 @@
 pub mod allocation;
 pub mod config;
 pub mod lease;
+pub mod leasequery;
 pub mod pool;
 pub mod reconfigure_message;
 pub mod reload;
@@ -19,6 +20,7 @@ pub mod table;
 use std::{
     collections::HashMap,
     net::{Ipv6Addr, SocketAddrV6},
+    sync::Arc,
 };
 
 use dhcp6_codec::{
@@ -32,7 +34,7 @@ use crate::failover::{AllocateFrom, Failover, Role, Service};
 use allocation::{Allocator, Ask, Pools, Resources};
 pub use config::ServerConfig;
 use config::{Lifetimes, Subnet};
-pub use lease::{IaType, Lease, LeaseChange, LeaseState, ReconfigureKey};
+pub use lease::{IaType, Lease, LeaseChange, LeaseState, ReconfigureKey, RelayRecord};
 use pool::Pool;
 use reconfigure_message::{HopRef, Reconfiguring};
 pub use reconfigure_message::{ReconfigureOut, ReconfigureStarted, ReconfigureType};
@@ -148,6 +150,8 @@ struct Ctx<'a> {
     duid: &'a [u8],
     client_link_local: Option<Ipv6Addr>,
     interface: Option<&'a str>,
+    /// The relays the message came through, kept with the leases it binds (for leasequery).
+    relay: Option<Arc<RelayRecord>>,
     now: u64,
     /// The Reconfigure Key the client's leases get: its own while it accepts Reconfigure.
     key: Option<ReconfigureKey>,
@@ -199,6 +203,8 @@ pub struct Server {
     reconfiguring: Reconfiguring,
     /// Randomness for Reconfigure Keys; without it no client is given a key.
     entropy: Option<Entropy>,
+    /// Who may ask leasequeries (RFC 5007, RFC 5460).
+    leasequery: leasequery::Access,
 }
 
 /// Which half of each pool a server of a failover pair allocates from on its own (RFC 8156
@@ -299,6 +305,7 @@ impl Server {
             pair: None,
             reconfiguring: Reconfiguring::default(),
             entropy: None,
+            leasequery: leasequery::Access::default(),
         };
         for lease in leases {
             server.restore(LeaseChange::Upsert(lease));
@@ -548,6 +555,12 @@ impl Server {
             Ok(m) => m,
             Err(_) => return self.drop(DropReason::Malformed),
         };
+        if let Message::Client(c) = &msg {
+            if c.msg_type == MessageType::Leasequery {
+                self.stats.count_received(MessageType::Leasequery);
+                return self.leasequery_udp(inbound, c);
+            }
+        }
         let mut relays: Vec<&RelayMessage<'_>> = Vec::new();
         let mut m = &msg;
         let client = loop {
@@ -600,6 +613,7 @@ impl Server {
                     duid: &[],
                     client_link_local,
                     interface: inbound.interface,
+                    relay: None,
                     now: inbound.now,
                     key: None,
                 };
@@ -621,6 +635,15 @@ impl Server {
             duid: client_id.as_bytes(),
             client_link_local,
             interface: inbound.interface,
+            // Only for messages that bind: encoding it for every Solicit would cost for nothing.
+            relay: match client.msg_type {
+                MessageType::Request | MessageType::Renew | MessageType::Rebind | MessageType::Solicit
+                    if client.msg_type != MessageType::Solicit || options.contains(option_code::RAPID_COMMIT) =>
+                {
+                    relays.first().and_then(|outer| relay_record(*inbound.source.ip(), outer))
+                }
+                _ => None,
+            },
             now: inbound.now,
             key,
         };
@@ -749,7 +772,8 @@ impl Server {
                     give_key: None,
                 }
             }
-            Advertise | Reply | Reconfigure | RelayForw | RelayRepl => return self.drop(DropReason::NotForServer),
+            Advertise | Reply | Reconfigure | RelayForw | RelayRepl | Leasequery | LeasequeryReply | LeasequeryDone
+            | LeasequeryData => return self.drop(DropReason::NotForServer),
         };
         let mut plan = plan;
         // The key goes in the Reply that binds the initial exchange's leases.
@@ -1020,6 +1044,7 @@ impl Server {
             expires,
             interface: ctx.interface.map(str::to_string),
             reconfigure_key: ctx.key,
+            relay: ctx.relay.clone(),
         }
     }
 
@@ -1194,6 +1219,33 @@ impl Server {
     }
 }
 
+/// The relays of a relayed message as leasequery tells them: `outer` (received from `peer`)
+/// and the relays inside it, without the client's message. None if it is too long to keep.
+fn relay_record(peer: Ipv6Addr, outer: &RelayMessage<'_>) -> Option<Arc<RelayRecord>> {
+    fn strip<'a>(r: &RelayMessage<'a>) -> RelayMessage<'a> {
+        let options = r
+            .options
+            .iter()
+            .filter_map(|o| match o {
+                DhcpOption::RelayMsg(inner) => match &**inner {
+                    Message::Relay(next) => Some(DhcpOption::RelayMsg(Box::new(Message::Relay(strip(next))))),
+                    Message::Client(_) => None,
+                },
+                other => Some(other.clone()),
+            })
+            .collect();
+        RelayMessage {
+            msg_type: r.msg_type,
+            hop_count: r.hop_count,
+            link_address: r.link_address,
+            peer_address: r.peer_address,
+            options,
+        }
+    }
+    let message = Message::Relay(strip(outer)).to_vec().ok()?;
+    (message.len() <= lease::MAX_RELAY_RECORD).then(|| Arc::new(RelayRecord { peer, message }))
+}
+
 /// The IAs of a client message with the addresses or prefixes each names.
 fn requested_ias(options: &Options<'_>) -> Vec<IaRequest> {
     options
@@ -1298,4 +1350,4 @@ fn free_for(table: &LeaseTable, subnet: &Subnet, resource: &Ipv6Net, duid: &[u8]
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -63,6 +63,9 @@ pub struct Statistics {
     /// Reconfigure messages given up on: REC_MAX_RC sent to a client, none answered.
     #[serde(default)]
     pub reconfigures_given_up: u64,
+    /// Leasequeries (RFC 5007, RFC 5460) by what became of them.
+    #[serde(default)]
+    pub leasequery: Counts<super::leasequery::LeasequeryOutcome>,
 }
 
 impl Statistics {

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, hash::BuildHasher, net::Ipv6Addr};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use ipnet::Ipv6Net;
 
-use super::lease::{IaType, Lease, LeaseState, ReconfigureKey};
+use super::lease::{IaType, Lease, LeaseState, ReconfigureKey, RelayRecord};
 
 const NONE: u32 = u32::MAX;
 const FREE: u8 = u8::MAX;
@@ -172,6 +172,9 @@ pub struct LeaseTable {
     arena: Vec<u8>,
     arena_garbage: usize,
     interfaces: Vec<String>,
+    /// The relays of each relayed client's last message, by client: kept beside the slots,
+    /// which stay 48 bytes, since directly attached clients have none.
+    relays: hashbrown::HashMap<u32, std::sync::Arc<RelayRecord>>,
     deadlines: BTreeMap<u32, Vec<u32>>,
     /// The Reconfigure Key of each client that has one, by client: few clients accept
     /// Reconfigure, and a key in every slot would make each lease a third larger.
@@ -261,6 +264,7 @@ impl LeaseTable {
         if c.leases > 0 {
             return;
         }
+        self.relays.remove(&client);
         let h = self.hash_duid(self.duid(client));
         self.by_duid.remove(h, client);
         self.keys.remove(&client);
@@ -330,6 +334,20 @@ impl LeaseTable {
             expires: u64::from(slot.expires),
             interface: self.interfaces.get(usize::from(slot.interface)).cloned(),
             reconfigure_key: self.keys.get(&slot.client).copied(),
+            relay: self.relays.get(&slot.client).cloned(),
+        }
+    }
+
+    /// Keeps what `lease` says of the relays of its client's last message.
+    fn note_relay(&mut self, client: u32, lease: &Lease) {
+        match &lease.relay {
+            Some(r) => {
+                self.relays.insert(client, r.clone());
+            }
+            None if !self.relays.is_empty() => {
+                self.relays.remove(&client);
+            }
+            None => {}
         }
     }
 
@@ -388,6 +406,7 @@ impl LeaseTable {
         let client = self.intern_client(&lease.duid);
         self.clients[client as usize].leases += 1;
         self.set_key(client, lease.reconfigure_key);
+        self.note_relay(client, lease);
         let interface = self.interface_code(lease.interface.as_deref());
         let ia_type = type_code(lease.ia_type);
         let mut slot = Slot {
@@ -463,6 +482,7 @@ impl LeaseTable {
             return false;
         }
         let interface = self.interface_code(lease.interface.as_deref());
+        self.note_relay(slot.client, lease);
         let expires = clamp_u32(lease.expires);
         self.set_key(slot.client, lease.reconfigure_key);
         let e = &mut self.slots[s as usize];
@@ -656,6 +676,7 @@ mod tests {
             expires,
             interface: Some("eth1".into()),
             reconfigure_key: None,
+            relay: None,
         }
     }
 

@@ -7,7 +7,7 @@ use dhcp6_codec::TransactionId;
 
 /// Two subnets: `eth1`'s with four addresses (one excluded), a prefix pool, a reservation, DNS
 /// and a domain, preference 255 and Rapid Commit; and a relayed one.
-pub(super) fn config() -> ServerConfig {
+pub(crate) fn config() -> ServerConfig {
     let lifetimes = Lifetimes { preferred: 100, valid: 200, t1: 50, t2: 80 };
     let net = |s: &str| s.parse::<Ipv6Net>().unwrap();
     let addr = |s: &str| s.parse::<Ipv6Addr>().unwrap();
@@ -73,7 +73,7 @@ pub(super) fn config() -> ServerConfig {
     }
 }
 
-pub(super) const SERVER_DUID: &[u8] = &[0, 1, 0, 1, 0x29, 0xb9, 0x27, 0, 2, 0, 0, 0, 0, 1];
+pub(crate) const SERVER_DUID: &[u8] = &[0, 1, 0, 1, 0x29, 0xb9, 0x27, 0, 2, 0, 0, 0, 0, 1];
 pub(super) const NOW: u64 = 1_000_000;
 
 pub(super) fn server() -> Server {
@@ -499,6 +499,7 @@ fn leases_past_max_per_binding_end_with_zero_lifetimes_on_renew() {
         expires: NOW + 200,
         interface: None,
         reconfigure_key: None,
+        relay: None,
     };
     s.put(extra);
     let out = send(

@@ -18,7 +18,7 @@ use dhcp6_user::{
     config::Config,
     control::{self, Request},
     daemon::{self, RunOptions},
-    json, server, show, store,
+    json, leasequery, server, show, store,
     trace::{TraceFilter, TracedClient},
     xdp::XdpProgram,
 };
@@ -173,6 +173,46 @@ enum Command {
         #[command(subcommand)]
         command: XdpCommand,
     },
+    /// Ask a DHCPv6 server about its bindings (leasequery, RFC 5007; bulk leasequery over TCP,
+    /// RFC 5460) and print the answer decoded. Any such server answers (dhcp6d with
+    /// `[leasequery]`, Kea with its lease query hook).
+    Leasequery {
+        /// The server's address (link-local ones with %interface).
+        #[arg(long)]
+        server: String,
+        /// The binding holding this address, or a delegated prefix holding it.
+        #[arg(long, group = "ask")]
+        address: Option<std::net::Ipv6Addr>,
+        /// The binding of this client (its DUID in hex).
+        #[arg(long, group = "ask", value_name = "DUID")]
+        client_id: Option<String>,
+        /// Bulk: the bindings a relay with this Relay-ID (a DUID in hex) relayed.
+        #[arg(long, group = "ask", value_name = "DUID")]
+        relay_id: Option<String>,
+        /// Bulk: the bindings on the link of this address.
+        #[arg(long, group = "ask", value_name = "ADDRESS")]
+        link_address: Option<std::net::Ipv6Addr>,
+        /// Bulk: the bindings relayed with this Remote-ID: ENTERPRISE:TEXT.
+        #[arg(long, group = "ask", value_name = "ENTERPRISE:TEXT")]
+        remote_id: Option<String>,
+        /// Only bindings on the link of this address (the query's link-address).
+        #[arg(long)]
+        link: Option<std::net::Ipv6Addr>,
+        /// Over TCP even for a query by address or client ID (bulk queries always are).
+        #[arg(long)]
+        tcp: bool,
+        /// The requestor's DUID (hex); by default a DUID-UUID from /etc/machine-id.
+        #[arg(long, value_name = "DUID")]
+        duid: Option<String>,
+        #[arg(long, default_value_t = 547)]
+        port: u16,
+        /// Seconds to wait for the answer (for each read, over TCP).
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+        /// One JSON array of the answer's messages.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -256,6 +296,20 @@ enum RelayCommand {
         #[command(subcommand)]
         when: BackupWhen,
     },
+    /// Ask the servers for the bindings this relay relayed (bulk leasequery) and rebuild the
+    /// user entries and delegated-prefix routes from their answers.
+    Rebuild {
+        /// How to ask: by the relay's Relay-ID or by each access entry's link-address
+        /// (default: `[relay] rebuild`, else by Relay-ID when the relay sends one).
+        #[arg(long, value_enum)]
+        by: Option<RebuildByArg>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RebuildByArg {
+    RelayId,
+    LinkAddress,
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -378,6 +432,63 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let socket = control_socket(socket, config)?;
             let answer = runtime()?.block_on(control::ask(&socket, Request::FailoverPartnerDown))?;
             print_all(&show::render(Request::FailoverPartnerDown, &answer)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Relay { what: RelayCommand::Rebuild { by }, socket, config } => {
+            let by = by.map(|b| match b {
+                RebuildByArg::RelayId => dhcp6_user::relay::RebuildBy::RelayId,
+                RebuildByArg::LinkAddress => dhcp6_user::relay::RebuildBy::LinkAddress,
+            });
+            ask_and_print(control_socket(socket, config)?, Request::RelayRebuild { by })
+        }
+        Command::Leasequery {
+            server,
+            address,
+            client_id,
+            relay_id,
+            link_address,
+            remote_id,
+            link,
+            tcp,
+            duid,
+            port,
+            timeout,
+            json,
+        } => {
+            let hex = |what: &str, text: &str| {
+                dhcp6_user::codec::parse_hex(text).with_context(|| format!("{what} {text:?} is not hex"))
+            };
+            let ask = match (address, client_id, relay_id, link_address, remote_id) {
+                (Some(a), ..) => leasequery::Ask::Address(a),
+                (_, Some(d), ..) => leasequery::Ask::ClientId(hex("--client-id", &d)?),
+                (_, _, Some(d), ..) => leasequery::Ask::RelayId(hex("--relay-id", &d)?),
+                (_, _, _, Some(a), _) => leasequery::Ask::LinkAddress(a),
+                (_, _, _, _, Some(r)) => {
+                    let (enterprise, id) = r.split_once(':').context("--remote-id is ENTERPRISE:TEXT")?;
+                    let enterprise = enterprise.parse().context("--remote-id's enterprise number")?;
+                    leasequery::Ask::RemoteId { enterprise, id: id.as_bytes().to_vec() }
+                }
+                _ => {
+                    anyhow::bail!("say what to ask: --address, --client-id, --relay-id, --link-address or --remote-id")
+                }
+            };
+            let requestor = match duid {
+                Some(d) => hex("--duid", &d)?,
+                None => machine_duid(),
+            };
+            let server = server_address(&server, port)?;
+            let xid = std::process::id() & 0xff_ffff;
+            let query = ask.query(&requestor, link, xid)?;
+            let wait = Duration::from_secs(timeout);
+            let messages = runtime()?.block_on(async {
+                if tcp || ask.is_bulk() {
+                    daemon::leasequery_client::bulk(server, &query, wait).await
+                } else {
+                    daemon::leasequery_client::udp(server, &query, wait).await.map(|m| vec![m])
+                }
+            });
+            let messages = messages.with_context(|| format!("asking {server}"))?;
+            print_all(&leasequery::render(&messages, json))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Relay { what: RelayCommand::Backup { when: BackupWhen::Now }, socket, config } => {
@@ -593,6 +704,29 @@ fn decode(file: &Path, as_json: bool, extract: Option<&Path>) -> Result<ExitCode
     }
     print_all(&text)?;
     Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The requestor's DUID when none is given: DUID-UUID (RFC 6355) from /etc/machine-id, or
+/// DUID-EN of enterprise 0 with this host's name.
+fn machine_duid() -> Vec<u8> {
+    let id = std::fs::read_to_string("/etc/machine-id").ok().and_then(|t| {
+        let t = t.trim();
+        (t.len() == 32).then(|| (0..16).map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).ok()).collect())
+    });
+    match id.flatten() {
+        Some(uuid) => [vec![0, 4], uuid].concat::<u8>(),
+        None => [vec![0, 2, 0, 0, 0, 0], b"dhcp6d-leasequery".to_vec()].concat(),
+    }
+}
+
+/// `ADDRESS` or `ADDRESS%INTERFACE` with the port.
+fn server_address(text: &str, port: u16) -> Result<std::net::SocketAddrV6> {
+    let (address, scope) = match text.split_once('%') {
+        Some((a, i)) => (a, dhcp6_user::daemon::socket::if_index(i).with_context(|| format!("no interface {i}"))?),
+        None => (text, 0),
+    };
+    let address = address.parse().with_context(|| format!("--server {text:?} is no IPv6 address"))?;
+    Ok(std::net::SocketAddrV6::new(address, port, 0, scope))
 }
 
 /// Writes to stdout; a reader that went away (`dhcp6d decode x.pcap | head`) is not an error.

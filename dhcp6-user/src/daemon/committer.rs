@@ -527,6 +527,7 @@ mod tests {
             expires: 1_000_000,
             interface: None,
             reconfigure_key: None,
+            relay: None,
         }
     }
 

@@ -240,6 +240,13 @@ pub fn answer(
             Some(r) if r.standby_status().is_some() => Answer::BackupStarted { peers: r.backup_now() },
             _ => Answer::error("this dhcp6d has no [relay.standby] profiles"),
         },
+        Request::RelayRebuild { by } => match relaying {
+            Some(r) => match r.start_rebuild(by) {
+                Ok(queries) => Answer::RebuildStarted { queries },
+                Err(e) => Answer::error(e.to_string()),
+            },
+            None => Answer::error("this dhcp6d does not relay"),
+        },
         Request::PoolLock { name, locked } => match server.set_locked(&name, locked) {
             Ok(changed) => {
                 tracing::info!(pool = %name, locked, changed, "pool lock set by the operator");

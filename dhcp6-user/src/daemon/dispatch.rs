@@ -196,6 +196,14 @@ pub fn handle_batch(
             Input::Failover(event) => handled.failover.push(event),
             Input::Trace { filter, events } => subscribed.push((filter, events)),
             Input::Metrics { pools, answer } => handled.metrics.push((pools, answer)),
+            Input::Leasequery { payload, requestor, answer } => {
+                let _ = answer.send(serve.server.bulk_leasequery(&payload, &requestor, now));
+            }
+            Input::Rebuilt { server, answer } => {
+                if let Some(r) = relaying.as_deref_mut() {
+                    r.rebuilt(server, answer);
+                }
+            }
         }
     }
     for e in events {

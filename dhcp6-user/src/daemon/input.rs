@@ -53,6 +53,18 @@ pub enum Input {
         filter: crate::trace::TraceFilter,
         events: tokio::sync::mpsc::Sender<crate::trace::TraceEvent>,
     },
+    /// A bulk leasequery from a TCP requestor; the engine's answer (None: not a query, close
+    /// the connection) goes back.
+    Leasequery {
+        payload: Vec<u8>,
+        requestor: std::net::Ipv6Addr,
+        answer: oneshot::Sender<Option<Vec<Vec<u8>>>>,
+    },
+    /// A server's answer to the relay's rebuild query: every message, or why there was none.
+    Rebuilt {
+        server: SocketAddrV6,
+        answer: Result<Vec<Vec<u8>>, String>,
+    },
     /// A scrape of the metrics endpoint, answered between two batches; the pools' counts (a
     /// pass over every lease) only when `pools` asks for them.
     Metrics {

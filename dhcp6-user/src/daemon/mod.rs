@@ -18,6 +18,8 @@ pub mod failover_link;
 pub mod identity;
 pub mod input;
 pub mod interface;
+pub mod leasequery_client;
+pub mod leasequery_listener;
 pub mod link_tls;
 pub mod live_trace;
 pub mod metrics_endpoint;

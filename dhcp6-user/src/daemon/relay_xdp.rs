@@ -150,7 +150,7 @@ impl RelayXdp {
                 warn!(interface = %iface.label(), "relayed by userspace only: its group is past XDP's {MAX_GROUPS}");
                 continue;
             }
-            let entry = match relay_link(iface, group, mac, ll) {
+            let entry = match relay_link(iface, group, mac, ll, relay.config().relay_id.as_deref()) {
                 Ok(entry) => entry,
                 Err(e) => {
                     warn!(interface = %iface.label(), reason = %e, "relayed by userspace only");

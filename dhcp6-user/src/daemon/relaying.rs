@@ -17,8 +17,9 @@ use tokio::{io::unix::AsyncFd, sync::mpsc, time::Interval};
 use tracing::{info, warn};
 
 use super::{
-    input::now, input::now_ms, input::Input, input::StandbyInput, relay_users::UserJournal, relay_xdp::RelayXdp,
-    sender::Outgoing, socket::Listener, socket::Role, standby::StandbyDriver, vlan_frames::VlanFrames,
+    input::now, input::now_ms, input::Input, input::StandbyInput, leasequery_client, relay_users::UserJournal,
+    relay_xdp::RelayXdp, sender::Outgoing, socket::Listener, socket::Role, standby::StandbyDriver,
+    vlan_frames::VlanFrames,
 };
 use crate::{
     config::MAX_ACCESS_ENTRIES,
@@ -26,11 +27,15 @@ use crate::{
     relay::{
         reload::RelayReloaded,
         standby::{StandbyStatus, Switch},
-        AccessInterface, PdRouteIntent, Relay, RelayConfig, RelayDrop, RelayOut, RouteChange, UserChange, Vlans,
+        AccessInterface, PdRouteIntent, RebuildBy, RebuildError, Relay, RelayConfig, RelayDrop, RelayOut, RouteChange,
+        UserChange, Vlans,
     },
     xdp::{RelayMaps, XdpProgram},
 };
 use ipnet::Ipv6Net;
+
+/// How long a rebuild waits for a server: to connect, and for each read of its answer.
+const REBUILD_WAIT: Duration = Duration::from_secs(10);
 
 /// The relay and what carries its decisions out.
 pub struct Relaying {
@@ -59,6 +64,18 @@ pub struct Relaying {
     hot_pending: Vec<UserChange>,
     /// When hot changes last went to the peers.
     hot_sent_at: Instant,
+    /// Rebuilding the user entries from the servers by bulk leasequery.
+    rebuild: Rebuild,
+}
+
+/// A rebuild of the user entries by bulk leasequery: how to ask, and who answered.
+pub struct Rebuild {
+    /// What `[relay] rebuild` says (the default of `dhcp6d relay rebuild`).
+    pub by: Option<RebuildBy>,
+    /// The relay's DUID: the requestor's Client Identifier.
+    pub identity: Vec<u8>,
+    /// Where the servers' answers go.
+    pub queue: mpsc::Sender<Input>,
 }
 
 /// Hot changes go to the standby peers at most this often (or once [`HOT_BACKUP_MAX`] wait):
@@ -78,6 +95,7 @@ impl Relaying {
         state_dir: &Path,
         attached: Vec<String>,
         tx: &mpsc::Sender<Input>,
+        rebuild: Rebuild,
     ) -> Result<Relaying> {
         let mut xdp = maps.map(|m| RelayXdp::new(m, &relay));
         let reports = match &xdp {
@@ -108,9 +126,10 @@ impl Relaying {
         }
         let relays = |a: usize| standby.as_ref().is_none_or(|s| s.engine.relays(a));
         // Restored entries claim their routes (added if missing); the others wait a hold.
+        let mut restored = 0;
         let users = match UserJournal::open(state_dir) {
             Ok((journal, saved)) => {
-                let restored = relay.restore_users(saved, now());
+                restored = relay.restore_users(saved, now());
                 info!(entries = restored, "relay user entries restored");
                 Some(journal)
             }
@@ -145,9 +164,69 @@ impl Relaying {
             unjournaled: Vec::new(),
             hot_pending: Vec::new(),
             hot_sent_at: Instant::now(),
+            rebuild,
         };
         relaying.apply_routes().await;
+        if let (0, Some(by)) = (restored, relaying.rebuild.by) {
+            // Nothing kept (no snapshot, or a new relay): the servers know what was relayed.
+            match relaying.start_rebuild(Some(by)) {
+                Ok(n) => info!(queries = n, by = ?by, "no user entries kept: asking the servers by bulk leasequery"),
+                Err(e) => warn!(error = %e, "no rebuild of the user entries"),
+            }
+        }
         Ok(relaying)
+    }
+
+    /// Asks every server of every group for the bindings relayed here, by bulk leasequery
+    /// (`by`, or `[relay] rebuild`'s way): each answer comes back as [`Input::Rebuilt`].
+    /// Returns how many queries went out.
+    pub fn start_rebuild(&mut self, by: Option<RebuildBy>) -> Result<usize, RebuildError> {
+        let by = by.or(self.rebuild.by).unwrap_or(match self.relay.config().relay_id {
+            Some(_) => RebuildBy::RelayId,
+            None => RebuildBy::LinkAddress,
+        });
+        let xid = (now() as u32).wrapping_mul(2_654_435_761) & 0xff_ffff;
+        let queries = self.relay.rebuild_queries(by, &self.rebuild.identity, xid)?;
+        for (server, query) in &queries {
+            let (server, query, queue) =
+                (SocketAddrV6::new(*server, dhcp6_codec::SERVER_PORT, 0, 0), query.clone(), self.rebuild.queue.clone());
+            tokio::spawn(async move {
+                let answer = leasequery_client::bulk(server, &query, REBUILD_WAIT).await.map_err(|e| e.to_string());
+                let _ = queue.send(Input::Rebuilt { server, answer }).await;
+            });
+        }
+        Ok(queries.len())
+    }
+
+    /// A server's answer to a rebuild's query: its bindings become user entries and routes
+    /// (journalled and backed up after the batch, as the relay's own).
+    pub fn rebuilt(&mut self, server: SocketAddrV6, answer: Result<Vec<Vec<u8>>, String>) {
+        let messages = match answer {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(server = %server.ip(), error = %e, "the server gave no bulk leasequery answer: entries not rebuilt from it");
+                return;
+            }
+        };
+        let now = now();
+        let (mut entries, mut unplaced, mut status) = (0, 0, None);
+        for m in &messages {
+            let learnt = self.relay.learn_bulk(m, now);
+            entries += learnt.entries;
+            unplaced += learnt.unplaced;
+            status = status.or(learnt.status);
+        }
+        match status {
+            Some(s) => {
+                warn!(server = %server.ip(), status = s.0, name = s.name().unwrap_or("unknown"), "the server refused the bulk leasequery")
+            }
+            None => info!(server = %server.ip(), entries, unplaced, "user entries rebuilt from the server's bindings"),
+        }
+        if let Some(x) = self.xdp.as_mut() {
+            // XDP sends Replies down to the clients whose MACs it knows.
+            let all: Vec<usize> = (0..self.relay.config().interfaces.len()).collect();
+            x.fill_client_macs(&self.relay, &all);
+        }
     }
 
     /// Whether the relay relays on access entry `access` (a standby backup does not).

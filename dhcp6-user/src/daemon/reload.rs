@@ -93,6 +93,11 @@ impl Reload {
             changes.extend(done.changes.into_iter().map(|c| format!("relay: {c}")));
         }
         let (done, reconfigure) = serve.reload(new.server.clone());
+        if new.leasequery.access != self.running.leasequery.access {
+            // Who may ask is read per query: it changes at once.
+            serve.server.set_leasequery_access(new.leasequery.access.clone());
+            changes.push("[leasequery] allow changed".into());
+        }
         self.running = new;
         changes.extend(done.changes.iter().map(ToString::to_string));
         Ok(Reloaded {
@@ -137,6 +142,9 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     // The relay takes the rest of its changes itself (see `Relaying::reload`).
     differ("[relay] (added or removed)", running.relay.is_some() != new.relay.is_some());
     differ("[failover]", running.failover != new.failover);
+    let (l, n) = (&running.leasequery, &new.leasequery);
+    differ("[leasequery] listen", l.listen != n.listen);
+    differ("[relay] relay_id or rebuild", (l.relay_id_from_duid, l.rebuild) != (n.relay_id_from_duid, n.rebuild));
     out
 }
 
@@ -166,6 +174,15 @@ ranges = [{ low = "2001:db8:1::100", high = "2001:db8:1::1ff" }]
         let more =
             "1::1ff\" }]\n\n[[subnet]]\nprefix = \"2001:db8:2::/64\"\nranges = [{ prefix = \"2001:db8:2::/80\" }]";
         assert!(restart("1::1ff\" }]", more).is_empty(), "a relayed subnet needs no socket of its own");
+    }
+
+    #[test]
+    fn leasequery_allow_changes_live_its_listener_needs_a_restart() {
+        let with = format!("{BASE}\n[leasequery]\nallow = [\"2001:db8:ff::/64\"]\n");
+        let other = with.replace("2001:db8:ff::/64", "2001:db8:fe::/64");
+        let parse = |t: &str| Config::parse(t).unwrap();
+        assert!(needs_restart(&parse(&with), &parse(&other)).is_empty());
+        assert_eq!(needs_restart(&parse(BASE), &parse(&with)), ["[leasequery] listen"]);
     }
 
     #[test]

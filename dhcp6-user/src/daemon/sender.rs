@@ -54,7 +54,7 @@ pub struct Outgoing {
 /// announce are durable (a reply whose changes the store refused is never sent, nor counted).
 /// A Reply relayed back through a relay counts as RELAY-REPL and as the message inside it.
 #[derive(Debug, Default)]
-pub struct SentCounts([AtomicU64; 16]);
+pub struct SentCounts([AtomicU64; 18]);
 
 impl SentCounts {
     pub fn count(&self, replies: &[Outgoing]) {

@@ -83,15 +83,20 @@ fn load_leases(server: &mut Server, state_dir: &Path) -> Result<Journal> {
 pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>)> {
     let config = options.config;
     let reload = super::reload::Reload::new(options.config_path, config.clone());
-    let relay = config.relay.clone().map(Relay::new);
+    let mut relay = config.relay.clone().map(Relay::new);
     let (roles, interfaces) = interfaces(&config, relay.as_ref());
     let settings = config.daemon;
     let duid = identity::load_or_create(&settings.state_dir, interfaces.first().map(String::as_str))?;
     info!(duid = %hex(&duid), "server identity");
-    let mut server = Server::new(config.server, duid, Vec::new());
+    if let (Some(r), true) = (relay.as_mut(), config.leasequery.relay_id_from_duid) {
+        // `relay_id = "duid"`: the relay's Relay-ID is the identity just loaded.
+        r.set_relay_id(Some(duid.clone()));
+    }
+    let mut server = Server::new(config.server, duid.clone(), Vec::new());
     // Reconfigure Keys (RFC 9915 section 20.4) must be cryptographically strong: rand's
     // thread generator is a CSPRNG seeded from the system's.
     server.enable_reconfigure(Box::new(|buf: &mut [u8]| rand::fill(buf)));
+    server.set_leasequery_access(config.leasequery.access.clone());
     if options.xdp {
         // Before any lease is bound: bound leases are made durable a horizon past their
         // valid lifetime, which is how long XDP may answer their renewals alone.
@@ -173,9 +178,19 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
             if relay_maps.is_some() {
                 info!(upstream = ?relay_xdp::upstream_interfaces(&relay), "XDP relays between the access interfaces and these");
             }
+            let rebuild =
+                super::relaying::Rebuild { by: config.leasequery.rebuild, identity: duid.clone(), queue: tx.clone() };
             Some(
-                Relaying::start(relay, relay_maps, listeners.clone(), &settings.state_dir, interfaces.clone(), &tx)
-                    .await?,
+                Relaying::start(
+                    relay,
+                    relay_maps,
+                    listeners.clone(),
+                    &settings.state_dir,
+                    interfaces.clone(),
+                    &tx,
+                    rebuild,
+                )
+                .await?,
             )
         }
         None => None,
@@ -189,6 +204,10 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
         None => None,
     };
     tokio::spawn(control_socket::serve(control, tx.clone()));
+    if let Some(address) = config.leasequery.listen {
+        let listener = super::leasequery_listener::bind(address)?;
+        tokio::spawn(super::leasequery_listener::serve(listener, tx.clone()));
+    }
     info!(interfaces = ?interfaces, control = %settings.control_socket.display(), "serving");
 
     let writer = renewal.as_mut().and_then(|r| r.take_writer()).map(|w| Box::new(w) as Box<dyn committer::MapWriter>);

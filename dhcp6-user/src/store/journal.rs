@@ -9,12 +9,14 @@
 //! "DHCP6J01"                                   8-byte magic
 //! [len: u32 LE][crc32: u32 LE][payload: len]   a record, repeated
 //! payload = 1 (upsert) lease fields [extension]... | 2 (remove) resource
-//! extension = [tag: u8][len: u8][value: len]   fields added since, each optional
+//! extension = [tag: u8][len: u16 LE][value: len]   fields added since, each optional
 //! ```
 //!
 //! Extensions keep old journals readable and let fields be added without a new record type:
 //! a record without them is a lease without those fields, and a tag a reader does not know is
-//! skipped. Tag 1: the client's Reconfigure Key (16 octets).
+//! skipped. Tag 1: the client's Reconfigure Key (16 octets). Tag 2: the relays of the client's
+//! last message (RelayRecord: the peer address, 16 octets, then the Relay-Forward without the
+//! client's message), for leasequery.
 //!
 //! A crash can leave a torn last record: recovery stops at the first record that is short,
 //! fails its CRC or does not decode, cuts the file there, and says so in the log.
@@ -26,6 +28,7 @@ use std::{
     io::{self, Read, Write},
     net::Ipv6Addr,
     path::{Path, PathBuf},
+    sync::Arc,
     thread::JoinHandle,
 };
 
@@ -34,7 +37,7 @@ use tracing::{info, warn};
 
 use crate::{
     lease_store::{LeaseStore, StoreError},
-    server::{IaType, Lease, LeaseChange, LeaseState, ReconfigureKey},
+    server::{IaType, Lease, LeaseChange, LeaseState, ReconfigureKey, RelayRecord},
 };
 
 const MAGIC: &[u8; 8] = b"DHCP6J01";
@@ -43,6 +46,8 @@ const UPSERT: u8 = 1;
 const REMOVE: u8 = 2;
 /// Extension tag: the client's Reconfigure Key.
 const EXT_RECONFIGURE_KEY: u8 = 1;
+/// The extension holding a lease's [`RelayRecord`].
+const EXT_RELAY: u8 = 2;
 /// A record larger than this is corruption, not a lease.
 const MAX_RECORD: usize = 1024;
 /// Compaction starts once the journal holds this many records more than twice the live leases.
@@ -82,6 +87,17 @@ fn put_resource(out: &mut Vec<u8>, r: &Ipv6Net) {
     out.push(r.prefix_len());
 }
 
+/// Appends an extension: its tag, its length and the `parts` of its value, in order (each
+/// value is far shorter than a u16's reach: records are at most [`MAX_RECORD`]).
+fn put_extension(out: &mut Vec<u8>, tag: u8, parts: &[&[u8]]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    out.push(tag);
+    out.extend_from_slice(&(len.min(usize::from(u16::MAX)) as u16).to_le_bytes());
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+}
+
 fn encode(change: &LeaseChange, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME]);
@@ -111,8 +127,14 @@ fn encode(change: &LeaseChange, out: &mut Vec<u8>) {
             out.push(iface.len().min(255) as u8);
             out.extend_from_slice(&iface[..iface.len().min(255)]);
             if let Some(key) = &l.reconfigure_key {
-                out.extend_from_slice(&[EXT_RECONFIGURE_KEY, 16]);
-                out.extend_from_slice(&key.0);
+                put_extension(out, EXT_RECONFIGURE_KEY, &[&key.0]);
+            }
+            if let Some(relay) = &l.relay {
+                // Bounded by MAX_RELAY_RECORD when kept; a record is never let past MAX_RECORD.
+                let len = out.len() - start - FRAME + 3 + 16 + relay.message.len();
+                if len <= MAX_RECORD {
+                    put_extension(out, EXT_RELAY, &[&relay.peer.octets(), &relay.message]);
+                }
             }
         }
         LeaseChange::Remove(r) => {
@@ -180,13 +202,19 @@ fn decode(payload: &[u8]) -> Option<LeaseChange> {
             let n = usize::from(r.u8()?);
             let iface = std::str::from_utf8(r.take(n)?).ok()?;
             let interface = (!iface.is_empty()).then(|| iface.to_string());
-            let mut reconfigure_key = None;
+            let (mut reconfigure_key, mut relay) = (None, None);
             while !r.0.is_empty() {
                 let tag = r.u8()?;
-                let n = usize::from(r.u8()?);
+                let n = usize::from(u16::from_le_bytes(r.take(2)?.try_into().ok()?));
                 let value = r.take(n)?;
-                if tag == EXT_RECONFIGURE_KEY {
-                    reconfigure_key = Some(ReconfigureKey(value.try_into().ok()?));
+                match tag {
+                    EXT_RECONFIGURE_KEY => reconfigure_key = Some(ReconfigureKey(value.try_into().ok()?)),
+                    EXT_RELAY => {
+                        let peer: [u8; 16] = value.get(..16)?.try_into().ok()?;
+                        let message = value[16..].to_vec();
+                        relay = Some(Arc::new(RelayRecord { peer: Ipv6Addr::from(peer), message }));
+                    }
+                    _ => {}
                 }
             }
             LeaseChange::Upsert(Lease {
@@ -201,6 +229,7 @@ fn decode(payload: &[u8]) -> Option<LeaseChange> {
                 expires,
                 interface,
                 reconfigure_key,
+                relay,
             })
         }
         REMOVE => LeaseChange::Remove(r.resource()?),
@@ -457,6 +486,7 @@ mod tests {
             expires: 1_000_000 + u64::from(n),
             interface: Some("eth1".into()),
             reconfigure_key: None,
+            relay: None,
         }
     }
 
@@ -491,11 +521,11 @@ mod tests {
         assert_eq!(decode(payload), Some(LeaseChange::Upsert(keyed.clone())));
         // An extension this reader does not know is skipped; a cut one is corruption.
         let mut unknown = payload.to_vec();
-        unknown.extend_from_slice(&[200, 2, 7, 7]);
+        unknown.extend_from_slice(&[200, 2, 0, 7, 7]);
         assert_eq!(decode(&unknown), Some(LeaseChange::Upsert(keyed)));
         assert_eq!(decode(&unknown[..unknown.len() - 1]), None);
         let mut short_key = first_layout_upsert();
-        short_key.extend_from_slice(&[EXT_RECONFIGURE_KEY, 3, 1, 2, 3]);
+        short_key.extend_from_slice(&[EXT_RECONFIGURE_KEY, 3, 0, 1, 2, 3]);
         assert_eq!(decode(&short_key), None);
     }
 
@@ -543,6 +573,44 @@ mod tests {
         assert!(matches!(unloaded.commit(&[LeaseChange::Upsert(lease(2))]), Err(StoreError::NotLoaded)));
         drop(unloaded);
         assert_eq!(open(&path).1, vec![lease(1)]);
+    }
+
+    #[test]
+    fn a_record_of_the_format_before_relays_reads_as_a_direct_clients_lease() {
+        // Written by the journal before leases kept their relays: no relay part after the
+        // interface name.
+        let mut old = vec![UPSERT];
+        old.extend_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 7).octets());
+        old.extend_from_slice(&[128, 0, 1]);
+        for v in [7u32, 0, 100, 200] {
+            old.extend_from_slice(&v.to_le_bytes());
+        }
+        old.extend_from_slice(&1_000_007u64.to_le_bytes());
+        old.push(10);
+        old.extend_from_slice(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 7]);
+        old.push(4);
+        old.extend_from_slice(b"eth1");
+        assert_eq!(decode(&old), Some(LeaseChange::Upsert(lease(7))));
+        // And the current encoder writes a lease without relays exactly so.
+        let mut new = Vec::new();
+        encode(&LeaseChange::Upsert(lease(7)), &mut new);
+        assert_eq!(&new[FRAME..], &old[..]);
+    }
+
+    #[test]
+    fn a_relayed_clients_relays_survive_reopening_and_a_cut_relay_part_is_a_torn_record() {
+        let path = temp("relay");
+        let relay = Arc::new(RelayRecord { peer: "2001:db8:ff::2".parse().unwrap(), message: vec![12, 0, 1, 2, 3] });
+        // With a Reconfigure Key too: both extensions, in one record.
+        let relayed =
+            Lease { relay: Some(relay), reconfigure_key: Some(ReconfigureKey(*b"fedcba9876543210")), ..lease(4) };
+        let (mut j, _) = open(&path);
+        j.commit(&[LeaseChange::Upsert(relayed.clone())]).unwrap();
+        drop(j);
+        assert_eq!(open(&path).1, vec![relayed.clone()]);
+        let mut record = Vec::new();
+        encode(&LeaseChange::Upsert(relayed), &mut record);
+        assert_eq!(decode(&record[FRAME..record.len() - 1]), None);
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub fn parse_kea_leases(text: &str, now: u64) -> Result<KeaImport, KeaError> {
                 expires,
                 interface: None,
                 reconfigure_key: None,
+                relay: None,
             })
         };
         last.insert(resource, lease);

@@ -109,6 +109,7 @@ fn subnets_that_move_keep_their_leases_and_a_removed_one_keeps_them_until_they_e
         expires: NOW + 200,
         interface: None,
         reconfigure_key: None,
+        relay: None,
     };
     s.restore(LeaseChange::Upsert(relayed_lease));
     // The relayed subnet first, then eth1's: positions swap.
