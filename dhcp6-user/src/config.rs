@@ -73,6 +73,16 @@ pub struct DaemonSettings {
     pub af_xdp: bool,
     /// Where Prometheus metrics are served (`[metrics] listen`); none: not served.
     pub metrics_listen: Option<SocketAddr>,
+    /// Per-client storm protection in XDP (`[storm]`); none: off.
+    pub storm: Option<StormSettings>,
+}
+
+/// `[storm]`: each client may send `rate` messages a second to the server or the relay, in
+/// bursts of up to `burst`; XDP cuts the rest (`dhcp6_common::storm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StormSettings {
+    pub rate: u32,
+    pub burst: u32,
 }
 
 /// A whole configuration file, checked: the daemon's own settings (the `[server]` table's
@@ -139,6 +149,15 @@ mod raw {
         pub relay: Option<Relay>,
         pub failover: Option<Spanned<Failover>>,
         pub metrics: Option<Metrics>,
+        pub storm: Option<Storm>,
+    }
+
+    /// `[storm]`: per-client storm protection.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Storm {
+        pub rate: Spanned<u32>,
+        pub burst: Option<Spanned<u32>>,
     }
 
     /// `[metrics]`: the HTTP endpoint Prometheus scrapes.
@@ -475,6 +494,10 @@ impl Config {
                 Some(m) => Some(check_metrics_listen(&m.listen).map_err(|(offset, m)| at(offset, m))?),
                 None => None,
             },
+            storm: match &file.storm {
+                Some(s) => Some(check_storm(s).map_err(|(offset, m)| at(offset, m))?),
+                None => None,
+            },
         };
         let offer_lifetime = match &file.server.offer_lifetime {
             Some(o) if *o.get_ref() == 0 => {
@@ -579,6 +602,27 @@ fn check_metrics_listen(listen: &Spanned<String>) -> Result<SocketAddr, (usize, 
     text.parse::<SocketAddr>().map_err(|_| {
         (listen.span().start, format!("metrics listen {text:?} is no address with a port (like \"[::1]:9547\")"))
     })
+}
+
+/// `[storm]` checked: a rate and a burst of at least one message, at most
+/// [`dhcp6_common::storm::STORM_MAX`]. The burst defaults to twice the rate: a client that
+/// retransmits its exchange at once after a restart is not cut for it.
+fn check_storm(s: &raw::Storm) -> Result<StormSettings, (usize, String)> {
+    let limits = 1..=dhcp6_common::storm::STORM_MAX;
+    let check = |value: &Spanned<u32>, what: &str| {
+        let v = *value.get_ref();
+        if limits.contains(&v) {
+            Ok(v)
+        } else {
+            Err((value.span().start, format!("storm {what} is {v}: it must be from 1 to {} messages", limits.end())))
+        }
+    };
+    let rate = check(&s.rate, "rate")?;
+    let burst = match &s.burst {
+        Some(b) => check(b, "burst")?,
+        None => rate.saturating_mul(2).min(*limits.end()),
+    };
+    Ok(StormSettings { rate, burst })
 }
 
 /// `[failover]` checked: addresses with their ports, and timers that make sense together.
@@ -1155,6 +1199,24 @@ address = "2001:db8:1::10"
         }
         let unknown = format!("{GOOD}\n[metrics]\nlisten = \"[::1]:9547\"\npath = \"/m\"\n");
         assert!(Config::parse(&unknown).unwrap_err().message.contains("unknown field"));
+    }
+
+    #[test]
+    fn storm_protection_is_off_unless_a_rate_is_given() {
+        assert_eq!(Config::parse(GOOD).unwrap().daemon.storm, None);
+        let on = format!("{GOOD}\n[storm]\nrate = 20\nburst = 50\n");
+        assert_eq!(Config::parse(&on).unwrap().daemon.storm, Some(StormSettings { rate: 20, burst: 50 }));
+        let default_burst = format!("{GOOD}\n[storm]\nrate = 20\n");
+        assert_eq!(Config::parse(&default_burst).unwrap().daemon.storm, Some(StormSettings { rate: 20, burst: 40 }));
+        for (bad, key) in [("rate = 0", "rate"), ("rate = 5\nburst = 0", "burst"), ("rate = 2000000", "rate")] {
+            let text = format!("{GOOD}\n[storm]\n{bad}\n");
+            let e = Config::parse(&text).unwrap_err();
+            let line = text.lines().position(|l| l.starts_with(key) && !l.ends_with(" 5")).unwrap() + 1;
+            assert_eq!(e.line, line, "{bad}: {e}");
+            assert!(e.message.contains(&format!("storm {key} is")), "{e}");
+        }
+        let no_rate = format!("{GOOD}\n[storm]\nburst = 5\n");
+        assert!(Config::parse(&no_rate).unwrap_err().message.contains("rate"));
     }
 
     #[test]
