@@ -146,6 +146,8 @@ pub enum DhcpOption<'a> {
     SubscriberId(&'a [u8]),
     /// OPTION_CLIENT_FQDN (39), RFC 4704.
     ClientFqdn(ClientFqdn<'a>),
+    /// OPTION_PD_EXCLUDE (67), RFC 6603, inside an IAPREFIX: the prefix excluded from it.
+    PdExclude(crate::pd_exclude::PdExclude),
     /// OPTION_CLIENT_LINKLAYER_ADDR (79), RFC 6939.
     ClientLinkLayerAddr(LinkLayerAddr<'a>),
     /// OPTION_SOL_MAX_RT (82), section 21.24, seconds.
@@ -467,6 +469,7 @@ impl<'a> DhcpOption<'a> {
             DhcpOption::RemoteId(_) => code::REMOTE_ID,
             DhcpOption::SubscriberId(_) => code::SUBSCRIBER_ID,
             DhcpOption::ClientFqdn(_) => code::CLIENT_FQDN,
+            DhcpOption::PdExclude(_) => code::PD_EXCLUDE,
             DhcpOption::ClientLinkLayerAddr(_) => code::CLIENT_LINKLAYER_ADDR,
             DhcpOption::SolMaxRt(_) => code::SOL_MAX_RT,
             DhcpOption::InfMaxRt(_) => code::INF_MAX_RT,
@@ -611,6 +614,13 @@ impl<'a> DhcpOption<'a> {
                 check_len(&raw, 1, false, "at least 1")?;
                 DhcpOption::ClientFqdn(ClientFqdn { flags: d[0], name: single_name(&d[1..], raw.code)? })
             }
+            code::PD_EXCLUDE => {
+                // A prefix length and a subnet ID of at least one octet, at most 16.
+                if !(2..=17).contains(&d.len()) {
+                    return Err(DecodeError::BadOptionLength { code: raw.code, len: d.len(), expected: "2 to 17" });
+                }
+                DhcpOption::PdExclude(crate::pd_exclude::PdExclude { prefix_len: d[0], subnet_id: d[1..].to_vec() })
+            }
             code::CLIENT_LINKLAYER_ADDR => {
                 check_len(&raw, 2, false, "at least 2")?;
                 DhcpOption::ClientLinkLayerAddr(LinkLayerAddr { link_layer_type: be16(d, 0), address: &d[2..] })
@@ -685,6 +695,10 @@ impl<'a> DhcpOption<'a> {
             DhcpOption::ClientFqdn(f) => {
                 out.push(f.flags);
                 out.extend_from_slice(f.name.as_bytes());
+            }
+            DhcpOption::PdExclude(x) => {
+                out.push(x.prefix_len);
+                out.extend_from_slice(&x.subnet_id);
             }
             DhcpOption::ClientLinkLayerAddr(l) => {
                 out.extend_from_slice(&l.link_layer_type.to_be_bytes());

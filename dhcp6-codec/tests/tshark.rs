@@ -6,7 +6,7 @@
 //! elsewhere; it leaves LQ Base Time (100) untyped and does not look inside DNS Removal Info
 //! (116), so the DNS options are sent bare here. The options travel in a DHCPv6 Reply over
 //! UDP, whose 4-octet header tshark reads; the failover header is checked by the unit tests
-//! against the RFC's layout instead.
+//! against the RFC's layout instead. Also OPTION_PD_EXCLUDE (RFC 6603) in an IAPREFIX.
 
 use std::{collections::BTreeMap, net::Ipv6Addr, path::Path, process::Command, time::Duration};
 
@@ -134,10 +134,10 @@ fn write_pcap(path: &Path, payload: &[u8]) {
 }
 
 /// Each field's values as tshark prints them, occurrences joined by commas.
-fn tshark_fields(path: &Path) -> BTreeMap<String, String> {
+fn tshark_fields(path: &Path, fields: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut command = Command::new("tshark");
     command.arg("-r").arg(path).args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a"]);
-    for (field, _) in EXPECTED {
+    for (field, _) in fields {
         command.args(["-e", field]);
     }
     let out = command.output().unwrap_or_else(|e| {
@@ -146,15 +146,61 @@ fn tshark_fields(path: &Path) -> BTreeMap<String, String> {
     assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let line = text.lines().next().expect("tshark printed no packet");
-    EXPECTED.iter().map(|(f, _)| f.to_string()).zip(line.split('|').map(str::to_string)).collect()
+    fields.iter().map(|(f, _)| f.to_string()).zip(line.split('|').map(str::to_string)).collect()
 }
 
 #[test]
 fn tshark_reads_the_failover_options_we_encode() {
     let path = std::env::temp_dir().join(format!("dhcp6-failover-options-{}.pcap", std::process::id()));
     write_pcap(&path, &reply_payload());
-    let theirs = tshark_fields(&path);
+    let theirs = tshark_fields(&path, EXPECTED);
     std::fs::remove_file(&path).ok();
     let expected: BTreeMap<String, String> = EXPECTED.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect();
     assert_eq!(theirs, expected);
+}
+
+/// A Reply delegating 2001:db8:8000:100::/56 but for 2001:db8:8000:101::/64 (the link to the
+/// CPE): tshark reads the exclusion's length and subnet ID (the /64's bits 56 to 63, 0x01)
+/// where we wrote them, and our decoder reads back the bytes it wrote.
+#[test]
+fn tshark_reads_the_pd_exclude_option_we_encode() {
+    use dhcp6_codec::{pd_exclude::PdExclude, ClientMessage, Message, MessageType, TransactionId};
+    let delegated = ("2001:db8:8000:100::".parse().unwrap(), 56);
+    let exclude = PdExclude::new(delegated, ("2001:db8:8000:101::".parse().unwrap(), 64)).unwrap();
+    let prefix = IaPrefix {
+        preferred_lifetime: 60,
+        valid_lifetime: 90,
+        prefix_len: delegated.1,
+        prefix: delegated.0,
+        options: Options(vec![DhcpOption::PdExclude(exclude.clone())]),
+    };
+    let reply = Message::Client(ClientMessage {
+        msg_type: MessageType::Reply,
+        transaction_id: TransactionId::from_u32(0xbeef),
+        options: Options(vec![DhcpOption::IaPd(IaPd {
+            iaid: 2,
+            t1: 30,
+            t2: 48,
+            options: Options(vec![DhcpOption::IaPrefix(prefix)]),
+        })]),
+    });
+    let payload = reply.to_vec().unwrap();
+    assert_eq!(&payload[payload.len() - 6..], &[0, 67, 0, 2, 64, 0x01], "the option ends the IAPREFIX");
+    let decoded = Message::decode(&payload).unwrap();
+    assert_eq!(decoded, reply, "decodes to what was encoded");
+    assert_eq!(decoded.to_vec().unwrap(), payload, "and re-encodes to the same bytes");
+
+    let path = std::env::temp_dir().join(format!("dhcp6-pd-exclude-{}.pcap", std::process::id()));
+    write_pcap(&path, &payload);
+    let fields = [
+        ("dhcpv6.iaprefix.pref_addr", "2001:db8:8000:100::"),
+        ("dhcpv6.iaprefix.pref_len", "56"),
+        ("dhcpv6.pd_exclude.pref_len", "64"),
+        ("dhcpv6.pd_exclude.subnet_id", "01"),
+    ];
+    let theirs = tshark_fields(&path, &fields);
+    std::fs::remove_file(&path).ok();
+    let expected: BTreeMap<String, String> = fields.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect();
+    assert_eq!(theirs, expected);
+    assert_eq!(exclude.excluded(delegated), Some(("2001:db8:8000:101::".parse().unwrap(), 64)));
 }

@@ -133,6 +133,8 @@ pub mod option_code {
     pub const CLIENT_FQDN: u16 = 39;
     /// Leasequery (RFC 5007 section 4.1.2), reused by failover (RFC 8156).
     pub const CLIENT_DATA: u16 = 45;
+    /// OPTION_PD_EXCLUDE, RFC 6603.
+    pub const PD_EXCLUDE: u16 = 67;
     pub const CLT_TIME: u16 = 46;
     pub const CLIENT_LINKLAYER_ADDR: u16 = 79;
     pub const SOL_MAX_RT: u16 = 82;

@@ -402,6 +402,9 @@ mod raw {
         pub name: Option<String>,
         #[serde(default)]
         pub locked: bool,
+        /// RFC 6603: the prefix excluded from each delegated prefix (its bits past
+        /// `delegated_length`), for clients that ask for OPTION_PD_EXCLUDE.
+        pub excluded_prefix: Option<Ipv6Net>,
     }
 
     #[derive(Deserialize)]
@@ -789,12 +792,24 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
                 ));
             }
         }
+        if let Some(x) = pool.excluded_prefix {
+            if !pool.prefix.contains(&x) || x.prefix_len() <= pool.delegated_length {
+                return Err((
+                    at,
+                    format!(
+                        "excluded_prefix {x} must be inside {} and longer than the delegated /{} (RFC 6603)",
+                        pool.prefix, pool.delegated_length
+                    ),
+                ));
+            }
+        }
         pd_pools.push(PdPool {
             name: pool.name.clone().unwrap_or_else(|| pool.prefix.trunc().to_string()),
             locked: pool.locked,
             prefix: pool.prefix.trunc(),
             delegated_length: pool.delegated_length,
             ranges,
+            excluded_prefix: pool.excluded_prefix.map(|x| x.trunc()),
         });
     }
     let mut reservations = Vec::new();
@@ -1199,6 +1214,26 @@ address = "2001:db8:1::10"
         }
         let unknown = format!("{GOOD}\n[metrics]\nlisten = \"[::1]:9547\"\npath = \"/m\"\n");
         assert!(Config::parse(&unknown).unwrap_err().message.contains("unknown field"));
+    }
+
+    #[test]
+    fn a_pd_pool_may_exclude_a_prefix_inside_it_longer_than_what_it_delegates() {
+        let pd = "[[subnet.pd_pool]]\nname = \"cpe\"\nprefix = \"2001:db8:8000::/40\"\ndelegated_length = 56\n";
+        let with = |x: &str| format!("{GOOD}\n{pd}excluded_prefix = \"{x}\"\n");
+        let config = Config::parse(&with("2001:db8:8000:1::/64")).unwrap();
+        let pool = config.server.subnets[0].pd_pools.last().unwrap();
+        assert_eq!(pool.excluded_prefix, Some("2001:db8:8000:1::/64".parse().unwrap()));
+        let delegated = "2001:db8:8000:4200::/56".parse().unwrap();
+        let exclude = pool.exclude_for(&delegated).unwrap();
+        assert_eq!(
+            exclude.excluded(("2001:db8:8000:4200::".parse().unwrap(), 56)),
+            Some(("2001:db8:8000:4201::".parse().unwrap(), 64)),
+            "the configured /64's subnet ID (01), in each delegated /56"
+        );
+        for bad in ["2001:db8:9000::/64", "2001:db8:8000::/56"] {
+            let e = Config::parse(&with(bad)).unwrap_err();
+            assert!(e.message.contains("excluded_prefix"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -62,27 +62,93 @@ pub struct OptionJson<'a> {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 enum Body<'a> {
-    Duid { duid: DuidJson },
-    Ia { iaid: u32, t1: u32, t2: u32, options: Vec<OptionJson<'a>> },
-    IaTa { iaid: u32, options: Vec<OptionJson<'a>> },
-    IaAddr { address: String, preferred_lifetime: u32, valid_lifetime: u32, options: Vec<OptionJson<'a>> },
-    IaPrefix { prefix: String, preferred_lifetime: u32, valid_lifetime: u32, options: Vec<OptionJson<'a>> },
-    Codes { codes: &'a [u16] },
-    Value { value: u32 },
-    Message { message: Box<MessageJson<'a>> },
-    Auth { protocol: u8, algorithm: u8, rdm: u8, replay_detection: u64, auth_info: String },
-    Address { address: String },
-    Status { status: u16, name: Option<&'static str>, message: Cow<'a, str> },
+    Duid {
+        duid: DuidJson,
+    },
+    Ia {
+        iaid: u32,
+        t1: u32,
+        t2: u32,
+        options: Vec<OptionJson<'a>>,
+    },
+    IaTa {
+        iaid: u32,
+        options: Vec<OptionJson<'a>>,
+    },
+    IaAddr {
+        address: String,
+        preferred_lifetime: u32,
+        valid_lifetime: u32,
+        options: Vec<OptionJson<'a>>,
+    },
+    IaPrefix {
+        prefix: String,
+        preferred_lifetime: u32,
+        valid_lifetime: u32,
+        options: Vec<OptionJson<'a>>,
+    },
+    Codes {
+        codes: &'a [u16],
+    },
+    Value {
+        value: u32,
+    },
+    Message {
+        message: Box<MessageJson<'a>>,
+    },
+    Auth {
+        protocol: u8,
+        algorithm: u8,
+        rdm: u8,
+        replay_detection: u64,
+        auth_info: String,
+    },
+    Address {
+        address: String,
+    },
+    Status {
+        status: u16,
+        name: Option<&'static str>,
+        message: Cow<'a, str>,
+    },
     Empty {},
-    Items { data: Vec<String> },
-    VendorClass { enterprise_number: u32, data: Vec<String> },
-    Vendor { enterprise_number: u32, data: String },
-    Data { data: String },
-    Addresses { addresses: Vec<String> },
-    Names { names: Vec<String> },
-    RemoteId { enterprise_number: u32, remote_id: String },
-    Fqdn { flags: u8, name: String },
-    LinkLayer { link_layer_type: u16, address: String },
+    Items {
+        data: Vec<String>,
+    },
+    VendorClass {
+        enterprise_number: u32,
+        data: Vec<String>,
+    },
+    Vendor {
+        enterprise_number: u32,
+        data: String,
+    },
+    Data {
+        data: String,
+    },
+    Addresses {
+        addresses: Vec<String>,
+    },
+    Names {
+        names: Vec<String>,
+    },
+    RemoteId {
+        enterprise_number: u32,
+        remote_id: String,
+    },
+    Fqdn {
+        flags: u8,
+        name: String,
+    },
+    /// RFC 6603: relative to the IAPREFIX holding it.
+    PdExclude {
+        prefix_len: u8,
+        subnet_id: String,
+    },
+    LinkLayer {
+        link_layer_type: u16,
+        address: String,
+    },
 }
 
 /// A DUID: its kind's fields and its bytes.
@@ -194,6 +260,7 @@ fn option<'a>(o: &'a DhcpOption<'a>) -> OptionJson<'a> {
             Body::RemoteId { enterprise_number: r.enterprise_number, remote_id: hex(r.remote_id) }
         }
         DhcpOption::ClientFqdn(f) => Body::Fqdn { flags: f.flags, name: f.name.to_string() },
+        DhcpOption::PdExclude(x) => Body::PdExclude { prefix_len: x.prefix_len, subnet_id: hex(&x.subnet_id) },
         DhcpOption::ClientLinkLayerAddr(l) => {
             Body::LinkLayer { link_layer_type: l.link_layer_type, address: hex(l.address) }
         }
