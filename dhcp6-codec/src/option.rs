@@ -614,11 +614,10 @@ impl<'a> DhcpOption<'a> {
                 check_len(&raw, 1, false, "at least 1")?;
                 DhcpOption::ClientFqdn(ClientFqdn { flags: d[0], name: single_name(&d[1..], raw.code)? })
             }
-            code::PD_EXCLUDE => {
-                // A prefix length and a subnet ID of at least one octet, at most 16.
-                if !(2..=17).contains(&d.len()) {
-                    return Err(DecodeError::BadOptionLength { code: raw.code, len: d.len(), expected: "2 to 17" });
-                }
+            // A prefix length and a subnet ID of one to 16 octets. Anything else is kept as it
+            // came: dhcpcd puts an empty one in the IA_PD of its Requests and Renews, as a
+            // hint, which a server ignores rather than refuse the message for.
+            code::PD_EXCLUDE if (2..=17).contains(&d.len()) => {
                 DhcpOption::PdExclude(crate::pd_exclude::PdExclude { prefix_len: d[0], subnet_id: d[1..].to_vec() })
             }
             code::CLIENT_LINKLAYER_ADDR => {

@@ -203,4 +203,10 @@ fn tshark_reads_the_pd_exclude_option_we_encode() {
     let expected: BTreeMap<String, String> = fields.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect();
     assert_eq!(theirs, expected);
     assert_eq!(exclude.excluded(delegated), Some(("2001:db8:8000:101::".parse().unwrap(), 64)));
+    // dhcpcd's empty one (a hint, in its IA_PD) is kept as it came, not refused.
+    let request = [3u8, 0, 0, 1, 0, 25, 0, 16, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 67, 0, 0];
+    let m = Message::decode(&request).unwrap();
+    let Some(DhcpOption::IaPd(ia)) = m.options().iter().next() else { panic!("{m:?}") };
+    assert!(matches!(ia.options.0[..], [DhcpOption::Unknown(ref raw)] if raw.code == 67 && raw.data.is_empty()));
+    assert_eq!(m.to_vec().unwrap(), request);
 }

@@ -495,6 +495,12 @@ fn binding(s: &mut Scratch, k: usize, ifindex: u32, now: u64, rebind: bool) -> R
         }
         let code = be16(s, sub) as u16;
         let len = be16(s, sub + 2);
+        if code == option_code::PD_EXCLUDE && ia_type == IA_TYPE_PD {
+            // dhcpcd sends one, empty, beside its IAPREFIX: a hint no answer depends on (the
+            // pool says what is excluded, RFC 6603 section 4.1).
+            sub = launder(&mut s.parsed, sub + 4 + len);
+            continue;
+        }
         let at = match (code, ia_type) {
             (option_code::IAADDR, IA_TYPE_NA) if len == IAADDR_LEN && e.prefix_len == 128 => sub + 4,
             (option_code::IAPREFIX, IA_TYPE_PD) if len == IAPREFIX_LEN && byte(s, sub + 12) == e.prefix_len => sub + 13,
@@ -560,7 +566,13 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
             break;
         }
         if off + 4 > n {
-            return Err(Verdict::Unfit);
+            // One to three zero bytes after the last option: dhcpcd 9's padding after an
+            // empty Prefix Exclude hint, which the engine reads past too.
+            if byte(s, off) != 0 || (off + 1 < n && byte(s, off + 1) != 0) || (off + 2 < n && byte(s, off + 2) != 0) {
+                return Err(Verdict::Unfit);
+            }
+            off = n;
+            break;
         }
         let code = be16(s, off) as u16;
         let len = be16(s, off + 2);

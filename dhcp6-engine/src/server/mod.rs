@@ -505,7 +505,8 @@ impl Server {
 
     /// Handles one datagram.
     pub fn handle(&mut self, inbound: &Inbound<'_>) -> Outcome {
-        let msg = match Message::decode(inbound.payload) {
+        // As a client sends it, dhcpcd's padding included (the XDP fast path reads past it too).
+        let msg = match Message::decode_padded(inbound.payload) {
             Ok(m) => m,
             Err(_) => return self.drop(DropReason::Malformed),
         };
