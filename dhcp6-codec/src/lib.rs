@@ -24,6 +24,7 @@ pub mod frame;
 pub mod message;
 pub mod option;
 pub mod packet;
+pub mod pd_exclude;
 mod text;
 
 pub use dhcp6_common::wire::{option_code, MessageType, CLIENT_PORT, HOP_COUNT_LIMIT, SERVER_PORT};

@@ -87,6 +87,17 @@ impl<'a> Message<'a> {
         Self::decode_nested(bytes, Nesting::default())
     }
 
+    /// [`Message::decode`], for a server: also a message whose options are followed by one to
+    /// three zero bytes, which it decodes as if they were not there (and which it does not
+    /// re-encode, unlike every message [`Message::decode`] takes). dhcpcd 9 ends its
+    /// Requests and Renews for a prefix so, after an empty Prefix Exclude hint (RFC 6603).
+    pub fn decode_padded(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        match Self::decode(bytes) {
+            Err(e) => Self::decode(without_padding(bytes).ok_or(e)?),
+            ok => ok,
+        }
+    }
+
     /// Decodes a message found in a Relay Message option of a message at depth `outer`.
     pub(crate) fn decode_nested(bytes: &'a [u8], outer: Nesting) -> Result<Self, DecodeError> {
         let packet = Packet::new_checked(bytes)?;
@@ -190,6 +201,43 @@ impl<'a> Message<'a> {
                 out.extend_from_slice(&m.peer_address.octets());
                 m.options.encode(out, nesting)
             }
+        }
+    }
+}
+
+/// A client message without what follows its last whole option, if that is one to three
+/// zero bytes (dhcpcd 9 counts room for its empty Prefix Exclude hint's content, and sends
+/// it as zeros).
+fn without_padding(bytes: &[u8]) -> Option<&[u8]> {
+    // The client message header: type and transaction ID.
+    let body = bytes.get(4..)?;
+    let mut off = 0;
+    while off + 4 <= body.len() {
+        let len = usize::from(u16::from_be_bytes([body[off + 2], body[off + 3]]));
+        if off + 4 + len > body.len() {
+            return None;
+        }
+        off += 4 + len;
+    }
+    let rest = &body[off..];
+    (!rest.is_empty() && rest.iter().all(|b| *b == 0)).then_some(&bytes[..4 + off])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn up_to_three_zero_bytes_after_the_last_option_are_padding() {
+        // A Renew: Elapsed Time, then dhcpcd's two zero bytes.
+        let renew = [5u8, 0, 0, 1, 0, 8, 0, 2, 0, 0];
+        let padded = [&renew[..], &[0, 0]].concat();
+        assert!(Message::decode(&padded).is_err(), "not by the exact decoder");
+        let m = Message::decode_padded(&padded).unwrap();
+        assert_eq!(m.to_vec().unwrap(), renew, "decoded as without them");
+        for bad in [&[0u8, 1][..], &[0, 0, 1], &[1]] {
+            let with = [&renew[..], bad].concat();
+            assert!(Message::decode_padded(&with).is_err(), "{bad:?} after the options is no padding");
         }
     }
 }

@@ -169,6 +169,8 @@ pub enum DhcpOption<'a> {
     LqClientLink(Vec<Ipv6Addr>),
     /// OPTION_RELAY_ID (53), RFC 5460 section 5.4.1: a relay agent's DUID.
     RelayId(Duid<'a>),
+    /// OPTION_PD_EXCLUDE (67), RFC 6603, inside an IAPREFIX: the prefix excluded from it.
+    PdExclude(crate::pd_exclude::PdExclude),
     /// OPTION_CLIENT_LINKLAYER_ADDR (79), RFC 6939.
     ClientLinkLayerAddr(LinkLayerAddr<'a>),
     /// OPTION_SOL_MAX_RT (82), section 21.24, seconds.
@@ -544,6 +546,7 @@ impl<'a> DhcpOption<'a> {
             DhcpOption::LqRelayData(_) => code::LQ_RELAY_DATA,
             DhcpOption::LqClientLink(_) => code::LQ_CLIENT_LINK,
             DhcpOption::RelayId(_) => code::RELAY_ID,
+            DhcpOption::PdExclude(_) => code::PD_EXCLUDE,
             DhcpOption::ClientLinkLayerAddr(_) => code::CLIENT_LINKLAYER_ADDR,
             DhcpOption::SolMaxRt(_) => code::SOL_MAX_RT,
             DhcpOption::InfMaxRt(_) => code::INF_MAX_RT,
@@ -713,6 +716,12 @@ impl<'a> DhcpOption<'a> {
                 DhcpOption::LqClientLink(d.chunks_exact(16).map(|c| addr_at(c, 0)).collect())
             }
             code::RELAY_ID => DhcpOption::RelayId(Duid::new(d)?),
+            // A prefix length and a subnet ID of one to 16 octets. Anything else is kept as it
+            // came: dhcpcd puts an empty one in the IA_PD of its Requests and Renews, as a
+            // hint, which a server ignores rather than refuse the message for.
+            code::PD_EXCLUDE if (2..=17).contains(&d.len()) => {
+                DhcpOption::PdExclude(crate::pd_exclude::PdExclude { prefix_len: d[0], subnet_id: d[1..].to_vec() })
+            }
             code::CLIENT_LINKLAYER_ADDR => {
                 check_len(&raw, 2, false, "at least 2")?;
                 DhcpOption::ClientLinkLayerAddr(LinkLayerAddr { link_layer_type: be16(d, 0), address: &d[2..] })
@@ -801,6 +810,10 @@ impl<'a> DhcpOption<'a> {
             DhcpOption::ClientFqdn(f) => {
                 out.push(f.flags);
                 out.extend_from_slice(f.name.as_bytes());
+            }
+            DhcpOption::PdExclude(x) => {
+                out.push(x.prefix_len);
+                out.extend_from_slice(&x.subnet_id);
             }
             DhcpOption::ClientLinkLayerAddr(l) => {
                 out.extend_from_slice(&l.link_layer_type.to_be_bytes());

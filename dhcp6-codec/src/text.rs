@@ -101,6 +101,11 @@ fn write_option(f: &mut Formatter<'_>, option: &DhcpOption<'_>, depth: usize) ->
             writeln!(f, "oro {}", list(codes))?;
             None
         }
+        DhcpOption::PdExclude(x) => {
+            // Relative to the IAPREFIX it is in (RFC 6603): the length and the subnet ID.
+            writeln!(f, "pd-exclude /{} subnet-id={}", x.prefix_len, Hex(&x.subnet_id))?;
+            None
+        }
         DhcpOption::Preference(v) => {
             writeln!(f, "preference {v}")?;
             None

@@ -7,7 +7,7 @@
 //! elsewhere; it leaves LQ Base Time (100) untyped and does not look inside DNS Removal Info
 //! (116), so the DNS options are sent bare here. The options travel in a DHCPv6 Reply over
 //! UDP, whose 4-octet header tshark reads; the failover header is checked by the unit tests
-//! against the RFC's layout instead.
+//! against the RFC's layout instead. Also OPTION_PD_EXCLUDE (RFC 6603) in an IAPREFIX.
 
 use std::{collections::BTreeMap, net::Ipv6Addr, path::Path, process::Command, time::Duration};
 
@@ -371,3 +371,54 @@ const EXPECTED_LEASEQUERY: &[&str] = &[
     // The relay data's Relay-Forward: Interface-ID, Remote-ID (enterprise 4874), Relay-ID.
     "12|18,37,53|000300010200000000ee|||||||2001:db8:1::1|fe80::c1||4874",
 ];
+/// A Reply delegating 2001:db8:8000:100::/56 but for 2001:db8:8000:101::/64 (the link to the
+/// CPE): tshark reads the exclusion's length and subnet ID (the /64's bits 56 to 63, 0x01)
+/// where we wrote them, and our decoder reads back the bytes it wrote.
+#[test]
+fn tshark_reads_the_pd_exclude_option_we_encode() {
+    use dhcp6_codec::{pd_exclude::PdExclude, ClientMessage, Message, MessageType, TransactionId};
+    let delegated = ("2001:db8:8000:100::".parse().unwrap(), 56);
+    let exclude = PdExclude::new(delegated, ("2001:db8:8000:101::".parse().unwrap(), 64)).unwrap();
+    let prefix = IaPrefix {
+        preferred_lifetime: 60,
+        valid_lifetime: 90,
+        prefix_len: delegated.1,
+        prefix: delegated.0,
+        options: Options(vec![DhcpOption::PdExclude(exclude.clone())]),
+    };
+    let reply = Message::Client(ClientMessage {
+        msg_type: MessageType::Reply,
+        transaction_id: TransactionId::from_u32(0xbeef),
+        options: Options(vec![DhcpOption::IaPd(IaPd {
+            iaid: 2,
+            t1: 30,
+            t2: 48,
+            options: Options(vec![DhcpOption::IaPrefix(prefix)]),
+        })]),
+    });
+    let payload = reply.to_vec().unwrap();
+    assert_eq!(&payload[payload.len() - 6..], &[0, 67, 0, 2, 64, 0x01], "the option ends the IAPREFIX");
+    let decoded = Message::decode(&payload).unwrap();
+    assert_eq!(decoded, reply, "decodes to what was encoded");
+    assert_eq!(decoded.to_vec().unwrap(), payload, "and re-encodes to the same bytes");
+
+    let path = std::env::temp_dir().join(format!("dhcp6-pd-exclude-{}.pcap", std::process::id()));
+    write_pcap(&path, std::slice::from_ref(&payload));
+    let fields = [
+        ("dhcpv6.iaprefix.pref_addr", "2001:db8:8000:100::"),
+        ("dhcpv6.iaprefix.pref_len", "56"),
+        ("dhcpv6.pd_exclude.pref_len", "64"),
+        ("dhcpv6.pd_exclude.subnet_id", "01"),
+    ];
+    let theirs = tshark_fields(&path, &fields);
+    std::fs::remove_file(&path).ok();
+    let expected: BTreeMap<String, String> = fields.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect();
+    assert_eq!(theirs, expected);
+    assert_eq!(exclude.excluded(delegated), Some(("2001:db8:8000:101::".parse().unwrap(), 64)));
+    // dhcpcd's empty one (a hint, in its IA_PD) is kept as it came, not refused.
+    let request = [3u8, 0, 0, 1, 0, 25, 0, 16, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 67, 0, 0];
+    let m = Message::decode(&request).unwrap();
+    let Some(DhcpOption::IaPd(ia)) = m.options().iter().next() else { panic!("{m:?}") };
+    assert!(matches!(ia.options.0[..], [DhcpOption::Unknown(ref raw)] if raw.code == 67 && raw.data.is_empty()));
+    assert_eq!(m.to_vec().unwrap(), request);
+}

@@ -13,8 +13,11 @@ pub const RELAY_FORWARD: u32 = 1;
 pub const RELAY_REPLY: u32 = 2;
 /// Hand a client's message to dhcp6d's AF_XDP socket (`dhcp6_to_xsk`).
 pub const TO_XSK: u32 = 3;
+/// Cut a Relay-Forward by its client's DUID if the client storms, else hand it on to
+/// [`TO_XSK`] (`dhcp6_storm_relayed`, only while storm protection is on).
+pub const STORM_RELAYED: u32 = 4;
 /// Slots of the program array.
-pub const SLOTS: u32 = 4;
+pub const SLOTS: u32 = 5;
 
 /// Each job's slot and program name in the object.
 pub const PROGRAMS: [(u32, &str); SLOTS as usize] = [
@@ -22,6 +25,7 @@ pub const PROGRAMS: [(u32, &str); SLOTS as usize] = [
     (RELAY_FORWARD, "dhcp6_relay_forward"),
     (RELAY_REPLY, "dhcp6_relay_reply"),
     (TO_XSK, "dhcp6_to_xsk"),
+    (STORM_RELAYED, "dhcp6_storm_relayed"),
 ];
 
 /// What the entry program found in a frame, for the job it hands the frame to.

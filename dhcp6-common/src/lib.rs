@@ -9,6 +9,7 @@ pub mod counters;
 pub mod jobs;
 pub mod relay;
 pub mod renewal;
+pub mod storm;
 pub mod trace;
 pub use wire::MessageType;
 pub mod wire;
@@ -72,6 +73,18 @@ pub mod maps {
     pub const TRACE_MACS: &str = "TRACE_MACS";
     /// Ring buffer of [`crate::trace::TraceReport`].
     pub const TRACE_RING: &str = "TRACE_RING";
+    /// Array of one [`crate::storm::StormConfig`]: the per-client limit (rate 0: off). Not
+    /// pinned, as the storm maps below: dhcp6d writes the limit at each start, and a bucket
+    /// that starts afresh only lets its client more.
+    pub const STORM_CONFIG: &str = "STORM_CONFIG";
+    /// LRU hash map [`crate::storm::StormKey`] -> [`crate::storm::StormBucket`].
+    pub const STORM_BUCKETS: &str = "STORM_BUCKETS";
+    /// LRU hash map [`crate::storm::StormKey`] -> [`crate::storm::StormRecord`]: the clients
+    /// cut, for `dhcp6d show storms`.
+    pub const STORMS: &str = "STORMS";
+    /// Per-CPU array of `u64`, [`crate::storm::STORM_CUT_SLOTS`] entries: messages cut, by
+    /// MAC and by DUID.
+    pub const STORM_CUT: &str = "STORM_CUT";
     /// Every map dhcp6d pins, so that a restart finds them. (The relay's maps are rewritten
     /// whole at each start, and its counters read as deltas: they are not pinned, but the
     /// client MACs and the reports are, so that no Reply carried across a restart is lost.
@@ -94,4 +107,4 @@ pub const XDP_PROGRAM: &str = "dhcp6_xdp";
 pub const PIN_DIR: &str = "/sys/fs/bpf/dhcp6";
 /// The layout version, a folder under the pin directory: aya reuses a pinned map as found
 /// without checking its key and value sizes, so a change of layout must change this.
-pub const PIN_LAYOUT: &str = "v7";
+pub const PIN_LAYOUT: &str = "v8";

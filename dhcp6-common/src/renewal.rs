@@ -20,8 +20,9 @@ pub const DUID_MAX: usize = 130;
 /// bytes, EN with an identifier of up to 28). Clients with longer ones are served from
 /// userspace; a short key keeps the map's hash, and the fast path, quick.
 pub const KEY_DUID_MAX: usize = 34;
-/// Room for one IA option with one address or prefix: IA_PD with an IAPREFIX is 4 + 12 + 29.
-pub const IA_MAX: usize = 48;
+/// Room for one IA option with one address or prefix: IA_PD with an IAPREFIX is 4 + 12 + 29,
+/// and a Prefix Exclude in the IAPREFIX (RFC 6603) 4 + 1 + up to 16 more.
+pub const IA_MAX: usize = 72;
 /// Room for the Server ID option: 4 + [`DUID_MAX`], rounded up.
 pub const SERVER_ID_MAX: usize = 136;
 /// Room for each of the DNS servers and domain search list options.
@@ -43,6 +44,10 @@ pub const LINK_MAP_ENTRIES: u32 = 64;
 /// A binding whose Renews (naming this server) XDP answers but not its Rebinds: a failover
 /// pair's state leaves Rebinds to the partner (RFC 8156: a secondary in NORMAL).
 pub const ENTRY_RENEW_ONLY: u8 = 1;
+/// A binding whose IA option carries a Prefix Exclude (RFC 6603): XDP answers only the
+/// renewals whose ORO asks for OPTION_PD_EXCLUDE, as the server would include it only then;
+/// the others go to userspace.
+pub const ENTRY_PD_EXCLUDE: u8 = 2;
 
 pub const IA_TYPE_NA: u8 = 3;
 pub const IA_TYPE_PD: u8 = 25;

@@ -34,6 +34,8 @@ pub const TRACE_SHED: u32 = 100;
 /// A Renew or Rebind the fast path takes up, reported as it came (its answer, or its
 /// hand-over to dhcp6d, is reported next): the answer XDP writes over it in the frame.
 pub const TRACE_FAST_PATH: u32 = 101;
+/// A client's message cut by storm protection ([`crate::storm`]): the client is over its rate.
+pub const TRACE_STORM: u32 = 102;
 
 /// A frame XDP reports, as it was when XDP was done with it: a Reply XDP answered with, a
 /// Relay-Forward it relayed up, a client's message it relayed down, or the frame it passed.

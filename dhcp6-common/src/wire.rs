@@ -150,6 +150,8 @@ pub mod option_code {
     /// (RFC 8156).
     pub const LQ_QUERY: u16 = 44;
     pub const CLIENT_DATA: u16 = 45;
+    /// OPTION_PD_EXCLUDE, RFC 6603.
+    pub const PD_EXCLUDE: u16 = 67;
     pub const CLT_TIME: u16 = 46;
     pub const LQ_RELAY_DATA: u16 = 47;
     pub const LQ_CLIENT_LINK: u16 = 48;

@@ -1,4 +1,5 @@
-//! The entry program: classifies each frame, counts it, sheds Solicits, and hands the DHCPv6
+//! The entry program: classifies each frame, counts it, cuts storming clients' messages,
+//! sheds Solicits, and hands the DHCPv6
 //! jobs to their programs ([`crate::job`]).
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
@@ -6,12 +7,12 @@ use dhcp6_common::{
     counters::Verdict,
     jobs::{self, Handover},
     relay::{AccessKey, Vlans},
-    trace::TRACE_SHED,
+    trace::{TRACE_SHED, TRACE_STORM},
     wire::{frame::*, CLIENT_PORT, SERVER_PORT},
     MessageType,
 };
 
-use crate::{count, job::hand_over, read_u16, read_u8, relay, shed, trace};
+use crate::{count, job::hand_over, read_u16, read_u8, relay, shed, storm, trace};
 
 #[xdp]
 pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
@@ -35,6 +36,15 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
     if msg_type == MessageType::RelayRepl as u8 {
         return hand_over(&ctx, jobs::RELAY_REPLY, frame.handover);
     }
+    // Clients' messages take a token from their client's bucket first, whichever job would
+    // take them.
+    let limit = storm::limit();
+    if let Some(limit) = &limit {
+        if relay::takes_up(msg_type) && storm::cut_by_mac(&ctx, limit) {
+            trace::report(&ctx, TRACE_STORM, TRACE_STORM, traced);
+            return xdp_action::XDP_DROP;
+        }
+    }
     let ifindex = ctx.ingress_ifindex() as u32;
     if relay::may_be_access(ifindex) && relay::link(&AccessKey { ifindex, vlans: frame.handover.vlans }).is_some() {
         if !relay::takes_up(msg_type) {
@@ -42,6 +52,10 @@ pub fn dhcp6_xdp(ctx: XdpContext) -> u32 {
             return xdp_action::XDP_PASS;
         }
         return hand_over(&ctx, jobs::RELAY_FORWARD, frame.handover);
+    }
+    // A Relay-Forward's client is known only inside it: its job looks, then hands it on.
+    if limit.is_some() && msg_type == MessageType::RelayForw as u8 {
+        return hand_over(&ctx, jobs::STORM_RELAYED, frame.handover);
     }
     if msg_type == MessageType::Solicit as u8 && shed::shed() {
         trace::report(&ctx, TRACE_SHED, TRACE_SHED, traced);

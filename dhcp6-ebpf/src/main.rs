@@ -3,7 +3,7 @@
 //! One entry program sees every frame ([`classify`]): it classifies it (Ethernet, up to two
 //! VLAN tags, IPv6, UDP to port 546 or 547), counts each DHCPv6 message by type and each frame
 //! by verdict in per-CPU maps, drops Solicits while dhcp6d says it is overloaded ([`shed`]),
-//! and hands each job to a program of its own through a tail call ([`job`]): a Renew or Rebind
+//! cuts the messages of clients over their rate ([`storm`]), and hands each job to a program of its own through a tail call ([`job`]): a Renew or Rebind
 //! whose binding the pinned lease map holds is answered ([`renew`]); on an access interface of
 //! the relay, a client's message goes up as a Relay-Forward, and a Relay-Reply from a server of
 //! ours comes back down to its client ([`relay`]); an on-link client's message goes to dhcp6d's
@@ -23,6 +23,7 @@ mod job;
 mod relay;
 mod renew;
 mod shed;
+mod storm;
 mod trace;
 mod xsk;
 

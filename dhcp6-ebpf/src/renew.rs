@@ -24,7 +24,7 @@ use dhcp6_common::{
     jobs,
     trace::TRACE_FAST_PATH,
     renewal::{
-        checksum, LeaseEntry, LeaseKey, LinkEntry, ENTRY_RENEW_ONLY, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, KEY_DUID_MAX,
+        checksum, LeaseEntry, LeaseKey, LinkEntry, ENTRY_PD_EXCLUDE, ENTRY_RENEW_ONLY, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, KEY_DUID_MAX,
         LEASE_MAP_ENTRIES,
         LINK_MAP_ENTRIES, MAX_IAS, OPTION_MAX, REQUEST_MAX, SCRATCH, SERVER_ID_MAX,
     },
@@ -109,6 +109,7 @@ pub struct Parsed {
     ia_type: [u32; MAX_IAS],
     want_dns: u32,
     want_domains: u32,
+    want_pd_exclude: u32,
     /// Where a loop is, passed through map memory by [`launder`].
     cursor: u64,
     /// Where the relay path found the options it reads (offsets into the payload).
@@ -494,6 +495,12 @@ fn binding(s: &mut Scratch, k: usize, ifindex: u32, now: u64, rebind: bool) -> R
         }
         let code = be16(s, sub) as u16;
         let len = be16(s, sub + 2);
+        if code == option_code::PD_EXCLUDE && ia_type == IA_TYPE_PD {
+            // dhcpcd sends one, empty, beside its IAPREFIX: a hint no answer depends on (the
+            // pool says what is excluded, RFC 6603 section 4.1).
+            sub = launder(&mut s.parsed, sub + 4 + len);
+            continue;
+        }
         let at = match (code, ia_type) {
             (option_code::IAADDR, IA_TYPE_NA) if len == IAADDR_LEN && e.prefix_len == 128 => sub + 4,
             (option_code::IAPREFIX, IA_TYPE_PD) if len == IAPREFIX_LEN && byte(s, sub + 12) == e.prefix_len => sub + 13,
@@ -559,7 +566,13 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
             break;
         }
         if off + 4 > n {
-            return Err(Verdict::Unfit);
+            // One to three zero bytes after the last option: dhcpcd 9's padding after an
+            // empty Prefix Exclude hint, which the engine reads past too.
+            if byte(s, off) != 0 || (off + 1 < n && byte(s, off + 1) != 0) || (off + 2 < n && byte(s, off + 2) != 0) {
+                return Err(Verdict::Unfit);
+            }
+            off = n;
+            break;
         }
         let code = be16(s, off) as u16;
         let len = be16(s, off + 2);
@@ -659,6 +672,7 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
     // Options the ORO asks for (found into map memory, as the parse above).
     set(&mut s.parsed.want_dns, 0);
     set(&mut s.parsed.want_domains, 0);
+    set(&mut s.parsed.want_pd_exclude, 0);
     for i in 0..MAX_ORO_CODES {
         if 2 * i >= oro.1 {
             break;
@@ -666,10 +680,21 @@ pub fn answer(ctx: &XdpContext, frame: &Frame, msg_type: u8) -> Result<(), Verdi
         match be16(s, oro.0 + 2 * i) as u16 {
             option_code::DNS_SERVERS => set(&mut s.parsed.want_dns, 1),
             option_code::DOMAIN_LIST => set(&mut s.parsed.want_domains, 1),
+            option_code::PD_EXCLUDE => set(&mut s.parsed.want_pd_exclude, 1),
             _ => {}
         }
     }
     let (want_dns, want_domains) = (get(&s.parsed.want_dns) != 0, get(&s.parsed.want_domains) != 0);
+    // A binding whose IA carries a Prefix Exclude is answered with it, as the server answers
+    // a client that asks for it (RFC 6603); one that does not ask is left to userspace.
+    if get(&s.parsed.want_pd_exclude) == 0 {
+        for e in [e0, e1] {
+            // SAFETY: found above, when not null.
+            if !e.is_null() && unsafe { (*e).flags } & ENTRY_PD_EXCLUDE != 0 {
+                return Err(Verdict::Unfit);
+            }
+        }
+    }
     let dns_len = if want_dns { usize::from(link.dns_len).min(OPTION_MAX) } else { 0 };
     let domains_len = if want_domains { usize::from(link.domains_len).min(OPTION_MAX) } else { 0 };
     let server_id_len = usize::from(link.server_id_len).min(SERVER_ID_MAX);

@@ -9,8 +9,8 @@ use std::net::Ipv6Addr;
 
 use dhcp6_codec::{option::DhcpOption, Duid};
 use dhcp6_common::renewal::{
-    checksum, LeaseEntry, LeaseKey, LinkEntry, ENTRY_RENEW_ONLY, IA_MAX, IA_TYPE_NA, IA_TYPE_PD, OPTION_MAX,
-    SERVER_ID_MAX,
+    checksum, LeaseEntry, LeaseKey, LinkEntry, ENTRY_PD_EXCLUDE, ENTRY_RENEW_ONLY, IA_MAX, IA_TYPE_NA, IA_TYPE_PD,
+    OPTION_MAX, SERVER_ID_MAX,
 };
 
 use crate::server::{config::Subnet, FastBinding, IaType};
@@ -101,7 +101,7 @@ pub fn lease_entry(b: &FastBinding, ifindex: u32, clock: &Clock) -> Option<Lease
             IaType::Pd => b.resource.prefix_len(),
         },
         ia_len: b.ia_option.len() as u8,
-        flags: if b.renew_only { ENTRY_RENEW_ONLY } else { 0 },
+        flags: if b.renew_only { ENTRY_RENEW_ONLY } else { 0 } | if b.needs_pd_exclude { ENTRY_PD_EXCLUDE } else { 0 },
         _pad: 0,
         ia,
     })

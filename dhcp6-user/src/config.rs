@@ -73,6 +73,16 @@ pub struct DaemonSettings {
     pub af_xdp: bool,
     /// Where Prometheus metrics are served (`[metrics] listen`); none: not served.
     pub metrics_listen: Option<SocketAddr>,
+    /// Per-client storm protection in XDP (`[storm]`); none: off.
+    pub storm: Option<StormSettings>,
+}
+
+/// `[storm]`: each client may send `rate` messages a second to the server or the relay, in
+/// bursts of up to `burst`; XDP cuts the rest (`dhcp6_common::storm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StormSettings {
+    pub rate: u32,
+    pub burst: u32,
 }
 
 /// A whole configuration file, checked: the daemon's own settings (the `[server]` table's
@@ -157,6 +167,7 @@ mod raw {
         pub failover: Option<Spanned<Failover>>,
         pub metrics: Option<Metrics>,
         pub leasequery: Option<Leasequery>,
+        pub storm: Option<Storm>,
     }
 
     /// `[leasequery]`: who may ask this server, and where bulk queries come over TCP.
@@ -166,6 +177,14 @@ mod raw {
         #[serde(default)]
         pub allow: Vec<Spanned<String>>,
         pub listen: Option<Spanned<String>>,
+    }
+
+    /// `[storm]`: per-client storm protection.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Storm {
+        pub rate: Spanned<u32>,
+        pub burst: Option<Spanned<u32>>,
     }
 
     /// `[metrics]`: the HTTP endpoint Prometheus scrapes.
@@ -412,6 +431,9 @@ mod raw {
         pub name: Option<String>,
         #[serde(default)]
         pub locked: bool,
+        /// RFC 6603: the prefix excluded from each delegated prefix (its bits past
+        /// `delegated_length`), for clients that ask for OPTION_PD_EXCLUDE.
+        pub excluded_prefix: Option<Ipv6Net>,
     }
 
     #[derive(Deserialize)]
@@ -502,6 +524,10 @@ impl Config {
             af_xdp: file.server.af_xdp.unwrap_or(true),
             metrics_listen: match &file.metrics {
                 Some(m) => Some(check_metrics_listen(&m.listen).map_err(|(offset, m)| at(offset, m))?),
+                None => None,
+            },
+            storm: match &file.storm {
+                Some(s) => Some(check_storm(s).map_err(|(offset, m)| at(offset, m))?),
                 None => None,
             },
         };
@@ -651,6 +677,27 @@ fn check_leasequery(l: &raw::Leasequery) -> Result<LeasequerySettings, (usize, S
         listen: Some(listen),
         ..LeasequerySettings::default()
     })
+}
+
+/// `[storm]` checked: a rate and a burst of at least one message, at most
+/// [`dhcp6_common::storm::STORM_MAX`]. The burst defaults to twice the rate: a client that
+/// retransmits its exchange at once after a restart is not cut for it.
+fn check_storm(s: &raw::Storm) -> Result<StormSettings, (usize, String)> {
+    let limits = 1..=dhcp6_common::storm::STORM_MAX;
+    let check = |value: &Spanned<u32>, what: &str| {
+        let v = *value.get_ref();
+        if limits.contains(&v) {
+            Ok(v)
+        } else {
+            Err((value.span().start, format!("storm {what} is {v}: it must be from 1 to {} messages", limits.end())))
+        }
+    };
+    let rate = check(&s.rate, "rate")?;
+    let burst = match &s.burst {
+        Some(b) => check(b, "burst")?,
+        None => rate.saturating_mul(2).min(*limits.end()),
+    };
+    Ok(StormSettings { rate, burst })
 }
 
 /// `[failover]` checked: addresses with their ports, and timers that make sense together.
@@ -817,12 +864,24 @@ fn check_subnet(id: usize, s: raw::Subnet, defaults: &raw::Attributes) -> Result
                 ));
             }
         }
+        if let Some(x) = pool.excluded_prefix {
+            if !pool.prefix.contains(&x) || x.prefix_len() <= pool.delegated_length {
+                return Err((
+                    at,
+                    format!(
+                        "excluded_prefix {x} must be inside {} and longer than the delegated /{} (RFC 6603)",
+                        pool.prefix, pool.delegated_length
+                    ),
+                ));
+            }
+        }
         pd_pools.push(PdPool {
             name: pool.name.clone().unwrap_or_else(|| pool.prefix.trunc().to_string()),
             locked: pool.locked,
             prefix: pool.prefix.trunc(),
             delegated_length: pool.delegated_length,
             ranges,
+            excluded_prefix: pool.excluded_prefix.map(|x| x.trunc()),
         });
     }
     let mut reservations = Vec::new();
@@ -1237,6 +1296,44 @@ address = "2001:db8:1::10"
         }
         let unknown = format!("{GOOD}\n[metrics]\nlisten = \"[::1]:9547\"\npath = \"/m\"\n");
         assert!(Config::parse(&unknown).unwrap_err().message.contains("unknown field"));
+    }
+
+    #[test]
+    fn a_pd_pool_may_exclude_a_prefix_inside_it_longer_than_what_it_delegates() {
+        let pd = "[[subnet.pd_pool]]\nname = \"cpe\"\nprefix = \"2001:db8:8000::/40\"\ndelegated_length = 56\n";
+        let with = |x: &str| format!("{GOOD}\n{pd}excluded_prefix = \"{x}\"\n");
+        let config = Config::parse(&with("2001:db8:8000:1::/64")).unwrap();
+        let pool = config.server.subnets[0].pd_pools.last().unwrap();
+        assert_eq!(pool.excluded_prefix, Some("2001:db8:8000:1::/64".parse().unwrap()));
+        let delegated = "2001:db8:8000:4200::/56".parse().unwrap();
+        let exclude = pool.exclude_for(&delegated).unwrap();
+        assert_eq!(
+            exclude.excluded(("2001:db8:8000:4200::".parse().unwrap(), 56)),
+            Some(("2001:db8:8000:4201::".parse().unwrap(), 64)),
+            "the configured /64's subnet ID (01), in each delegated /56"
+        );
+        for bad in ["2001:db8:9000::/64", "2001:db8:8000::/56"] {
+            let e = Config::parse(&with(bad)).unwrap_err();
+            assert!(e.message.contains("excluded_prefix"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn storm_protection_is_off_unless_a_rate_is_given() {
+        assert_eq!(Config::parse(GOOD).unwrap().daemon.storm, None);
+        let on = format!("{GOOD}\n[storm]\nrate = 20\nburst = 50\n");
+        assert_eq!(Config::parse(&on).unwrap().daemon.storm, Some(StormSettings { rate: 20, burst: 50 }));
+        let default_burst = format!("{GOOD}\n[storm]\nrate = 20\n");
+        assert_eq!(Config::parse(&default_burst).unwrap().daemon.storm, Some(StormSettings { rate: 20, burst: 40 }));
+        for (bad, key) in [("rate = 0", "rate"), ("rate = 5\nburst = 0", "burst"), ("rate = 2000000", "rate")] {
+            let text = format!("{GOOD}\n[storm]\n{bad}\n");
+            let e = Config::parse(&text).unwrap_err();
+            let line = text.lines().position(|l| l.starts_with(key) && !l.ends_with(" 5")).unwrap() + 1;
+            assert_eq!(e.line, line, "{bad}: {e}");
+            assert!(e.message.contains(&format!("storm {key} is")), "{e}");
+        }
+        let no_rate = format!("{GOOD}\n[storm]\nburst = 5\n");
+        assert!(Config::parse(&no_rate).unwrap_err().message.contains("rate"));
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub enum Request {
         #[serde(default)]
         message: ReconfigureType,
     },
+    /// The clients storm protection is cutting now.
+    Storms,
 }
 
 /// What a reload did, for `dhcp6d reload`.
@@ -151,6 +153,49 @@ pub struct StatisticsAnswer {
     /// link: userspace answers them there.
     #[serde(default)]
     pub xdp_tx_off: Vec<XdpTxOff>,
+    /// Storm protection's counts, when XDP is attached.
+    #[serde(default)]
+    pub storm: Option<StormCounts>,
+}
+
+/// What storm protection cut, for `show statistics` and the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StormCounts {
+    /// Messages cut of clients known by their MAC (on-link, and on the relay's access links).
+    pub cut_by_mac: u64,
+    /// Messages cut of clients known by their DUID (in Relay-Forwards).
+    pub cut_by_duid: u64,
+    /// Clients cut within the last [`STORM_NOW_SECONDS`]: those being limited now.
+    pub clients: u64,
+}
+
+/// A client counts as being limited now when XDP cut a message of it this recently.
+pub const STORM_NOW_SECONDS: u64 = 2;
+
+/// The clients storm protection limits, for `show storms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StormsAnswer {
+    /// Messages a second and burst per client; `None`: storm protection is off (no `[storm]`,
+    /// or no XDP).
+    pub rate: Option<u32>,
+    pub burst: Option<u32>,
+    pub counts: StormCounts,
+    /// The clients cut within the last [`STORM_NOW_SECONDS`], most cut first.
+    pub clients: Vec<StormClient>,
+}
+
+/// A client being limited now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StormClient {
+    /// `mac` (known by its MAC on `interface`) or `duid` (in Relay-Forwards).
+    pub key: String,
+    pub interface: Option<String>,
+    /// Colon-separated hex: the MAC, or the DUID (its first 24 bytes, then `..` if longer).
+    pub id: String,
+    /// Messages cut since XDP first cut it (while its record lasts).
+    pub cut: u64,
+    /// Seconds since its first cut.
+    pub cutting_for: u64,
 }
 
 /// An interface whose renewals are answered from userspace because XDP_TX frames sent
@@ -210,6 +255,7 @@ pub enum Answer {
     Reloaded(Reloaded),
     PoolLocked(PoolLocked),
     Reconfigure(ReconfigureStarted),
+    Storms(StormsAnswer),
     Error {
         error: String,
     },

@@ -140,6 +140,11 @@ enum Body<'a> {
         flags: u8,
         name: String,
     },
+    /// RFC 6603: relative to the IAPREFIX holding it.
+    PdExclude {
+        prefix_len: u8,
+        subnet_id: String,
+    },
     LinkLayer {
         link_layer_type: u16,
         address: String,
@@ -280,6 +285,7 @@ fn option<'a>(o: &'a DhcpOption<'a>) -> OptionJson<'a> {
             Body::RemoteId { enterprise_number: r.enterprise_number, remote_id: hex(r.remote_id) }
         }
         DhcpOption::ClientFqdn(f) => Body::Fqdn { flags: f.flags, name: f.name.to_string() },
+        DhcpOption::PdExclude(x) => Body::PdExclude { prefix_len: x.prefix_len, subnet_id: hex(&x.subnet_id) },
         DhcpOption::ClientLinkLayerAddr(l) => {
             Body::LinkLayer { link_layer_type: l.link_layer_type, address: hex(l.address) }
         }

@@ -54,7 +54,7 @@ pub struct Snapshot {
 impl Default for Snapshot {
     fn default() -> Self {
         Snapshot {
-            statistics: StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: Vec::new() },
+            statistics: StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: Vec::new(), storm: None },
             leases: 0,
             pools: Vec::new(),
             relay: None,
@@ -206,6 +206,23 @@ fn server(registry: &mut Registry, snapshot: &Snapshot) {
     );
     if let Some(xdp) = &snapshot.statistics.xdp {
         counters(registry, "xdp_verdicts", "Frames the XDP program decided on, by verdict", by_key("verdict", xdp));
+    }
+    if let Some(storm) = &snapshot.statistics.storm {
+        counters(
+            registry,
+            "storm_cut",
+            "Client messages storm protection cut in XDP, by what knew the client (mac, duid)",
+            [
+                (vec![("key", "mac".to_string())], storm.cut_by_mac),
+                (vec![("key", "duid".to_string())], storm.cut_by_duid),
+            ],
+        );
+        gauges(
+            registry,
+            "storm_clients",
+            "Clients storm protection cut a message of in the last 2 seconds",
+            [(Vec::new(), storm.clients as f64)],
+        );
     }
     gauges(registry, "leases", "Leases the server holds (offers included)", [(Vec::new(), snapshot.leases as f64)]);
     let mut resources = Vec::new();
@@ -377,7 +394,20 @@ mod tests {
         assert!(t.contains("dhcp6d_dropped_total{reason=\"queue_full\"} 0\n"), "zeros are shown: {t}");
         assert!(t.contains("dhcp6d_leasequeries_total{outcome=\"not_allowed\"} 0\n"), "{t}");
         assert!(!t.contains("xdp_verdicts"), "no XDP, no verdicts: {t}");
+        assert!(!t.contains("storm_"), "no XDP, no storm protection: {t}");
         assert!(!t.contains("dhcp6d_relay_") && !t.contains("dhcp6d_failover_"), "{t}");
+    }
+
+    #[test]
+    fn storm_protection_counts_its_cuts_by_key_and_the_clients_limited() {
+        let mut s = Snapshot::default();
+        s.statistics.storm = Some(crate::control::StormCounts { cut_by_mac: 7, cut_by_duid: 2, clients: 1 });
+        s.statistics.server.dropped.set(DropReason::Storm, 9);
+        let t = text(&s);
+        assert!(t.contains("dhcp6d_storm_cut_total{key=\"mac\"} 7\n"), "{t}");
+        assert!(t.contains("dhcp6d_storm_cut_total{key=\"duid\"} 2\n"), "{t}");
+        assert!(t.contains("dhcp6d_storm_clients 1.0\n"), "{t}");
+        assert!(t.contains("dhcp6d_dropped_total{reason=\"storm\"} 9\n"), "{t}");
     }
 
     #[test]

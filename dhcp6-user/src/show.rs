@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::control::{
     Binding, Cleared, FailoverAnswer, PoolLocked, RelayServers, RelayUser, Reloaded, Request, StatisticsAnswer,
+    StormsAnswer,
 };
 use crate::relay::standby::StandbyStatus;
 use crate::server::{PoolCounts, ReconfigureStarted};
@@ -142,6 +143,43 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
             }
             for off in &s.xdp_tx_off {
                 let _ = writeln!(out, "Renewals on {} answered from userspace: {}", off.interface, off.reason);
+            }
+            if let Some(storm) = &s.storm {
+                let _ = writeln!(
+                    out,
+                    "Storm protection: cut {} by MAC, {} by DUID; {} clients limited now",
+                    storm.cut_by_mac, storm.cut_by_duid, storm.clients
+                );
+            }
+        }
+        Request::Storms => {
+            let s: StormsAnswer = typed(answer)?;
+            match (s.rate, s.burst) {
+                (Some(rate), Some(burst)) => {
+                    let _ = writeln!(out, "Storm protection: {rate} messages/s per client, bursts of {burst}");
+                }
+                _ => {
+                    let _ = writeln!(out, "Storm protection is off (no [storm], or no XDP)");
+                }
+            }
+            let _ = writeln!(
+                out,
+                "Cut: {} by MAC, {} by DUID; clients limited now: {}",
+                s.counts.cut_by_mac, s.counts.cut_by_duid, s.counts.clients
+            );
+            if !s.clients.is_empty() {
+                let _ = writeln!(out, "{:<5} {:<12} {:>10} {:>8} Client", "Key", "Interface", "Cut", "For (s)");
+            }
+            for c in &s.clients {
+                let _ = writeln!(
+                    out,
+                    "{:<5} {:<12} {:>10} {:>8} {}",
+                    c.key,
+                    or_dash(c.interface.as_deref()),
+                    c.cut,
+                    c.cutting_for,
+                    c.id
+                );
             }
         }
         Request::RelayUsers => {
@@ -347,7 +385,7 @@ mod tests {
 
     #[test]
     fn statistics_show_counted_rows_and_totals() {
-        let mut s = StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: Vec::new() };
+        let mut s = StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: Vec::new(), storm: None };
         s.server.count_received(crate::codec::MessageType::Solicit);
         s.server.count_drop(crate::server::DropReason::NoSubnet);
         let text = render(Request::Statistics, &serde_json::to_value(&s).unwrap()).unwrap();
@@ -363,7 +401,7 @@ mod tests {
             interface: "lab-srv".into(),
             reason: "the driver counted 13 XDP_TX errors".into(),
         };
-        let s = StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: vec![off] };
+        let s = StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: vec![off], storm: None };
         let text = render(Request::Statistics, &serde_json::to_value(&s).unwrap()).unwrap();
         assert!(
             text.contains("Renewals on lab-srv answered from userspace: the driver counted 13 XDP_TX errors\n"),

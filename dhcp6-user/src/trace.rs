@@ -15,7 +15,7 @@ use dhcp6_codec::{
 };
 use dhcp6_common::{
     counters::Verdict,
-    trace::{TRACE_FAST_PATH, TRACE_SHED},
+    trace::{TRACE_FAST_PATH, TRACE_SHED, TRACE_STORM},
 };
 use serde::{Deserialize, Serialize};
 
@@ -237,6 +237,9 @@ pub fn xdp_outcome(verdict: u32, why: u32) -> (Direction, String) {
     }
     if verdict == TRACE_FAST_PATH {
         return (Direction::In, "taken up by XDP's fast path".into());
+    }
+    if verdict == TRACE_STORM {
+        return (Direction::In, "cut in XDP (the client is over its [storm] rate)".into());
     }
     let Some(&v) = Verdict::ALL.get(verdict as usize) else {
         return (Direction::In, format!("verdict {verdict} in XDP"));

@@ -20,6 +20,7 @@ use dhcp6_common::{
     jobs, maps,
     relay::{AccessKey, ClientMacKey, InterfaceIdKey, RelayGroup, RelayLink, RelayServer},
     renewal::{LeaseEntry, LeaseKey, LinkEntry, LEASE_MAP_ENTRIES},
+    storm::{StormConfig, StormKey, StormRecord, CUT_BY_DUID, CUT_BY_MAC},
     trace::{TraceConfig, TraceMac},
     MessageType, PIN_LAYOUT, XDP_PROGRAM,
 };
@@ -157,6 +158,32 @@ pub struct TraceMaps {
     pub config: Array<MapData, TraceConfig>,
     pub macs: HashMap<MapData, TraceMac, u32>,
     pub ring: RingBuf<MapData>,
+}
+
+/// Storm protection's maps ([`dhcp6_common::storm`]): the limit XDP applies, the clients it
+/// cut, and its counts.
+pub struct StormMaps {
+    config: Array<MapData, StormConfig>,
+    records: HashMap<MapData, StormKey, StormRecord>,
+    cut: PerCpuArray<MapData, u64>,
+}
+
+impl StormMaps {
+    /// Has XDP apply `config` from now on ([`StormConfig::OFF`]: none).
+    pub fn set(&mut self, config: StormConfig) -> Result<(), XdpError> {
+        self.config.set(0, config, 0).map_err(|source| XdpError::Map { name: maps::STORM_CONFIG, source })
+    }
+
+    /// Messages cut since the program was loaded: (by MAC, by DUID).
+    pub fn cut(&self) -> (u64, u64) {
+        let sum = |slot: u32| self.cut.get(&slot, 0).map_or(0, |v| v.iter().sum());
+        (sum(CUT_BY_MAC), sum(CUT_BY_DUID))
+    }
+
+    /// The clients XDP keeps a record of cutting (the most recent [`dhcp6_common::storm::STORM_RECORDS`]).
+    pub fn records(&self) -> Vec<(StormKey, StormRecord)> {
+        self.records.iter().flatten().collect()
+    }
 }
 
 /// What one program test run gave.
@@ -361,6 +388,18 @@ impl XdpProgram {
         };
         switch.stop()?;
         Ok(switch)
+    }
+
+    /// Takes storm protection's maps out of the program and has XDP apply `config`.
+    pub fn take_storm(&mut self, config: StormConfig) -> Result<StormMaps, XdpError> {
+        let e = &mut self.ebpf;
+        let mut maps = StormMaps {
+            config: take(e, maps::STORM_CONFIG)?,
+            records: take(e, maps::STORMS)?,
+            cut: take(e, maps::STORM_CUT)?,
+        };
+        maps.set(config)?;
+        Ok(maps)
     }
 
     /// Takes the relay's maps out of the program.

@@ -1,6 +1,8 @@
 //! How long the XDP program takes per frame, from program test runs (BPF_PROG_TEST_RUN) and
 //! the kernel's run-time statistics: a Renew answered by the fast path (IA_NA, and IA_NA + IA_PD), and
-//! frames it passes. `dhcp6d xdp bench` prints it; `cargo xtask bench` runs that.
+//! frames it passes; and a Solicit and a Renew again with storm protection on, each taking a
+//! token from its client's bucket, for what the bucket costs a frame. `dhcp6d xdp bench`
+//! prints it; `cargo xtask bench` runs that.
 //!
 //! Answered frames are timed in live-frame test runs where the kernel allows them, else in
 //! plain test runs ([`Timing`]).
@@ -14,7 +16,10 @@ use dhcp6_codec::{
 };
 use ipnet::Ipv6Net;
 
-use dhcp6_common::counters::Verdict;
+use dhcp6_common::{
+    counters::Verdict,
+    storm::{StormConfig, STORM_MAX},
+};
 
 use crate::{
     config::Config,
@@ -186,13 +191,18 @@ pub fn measure(repeat: u32, live: bool) -> anyhow::Result<(Timing, Vec<Measured>
         let (Some(key), Some(value)) = (lease_key(&b), lease_entry(&b, LO, &clock)) else { continue };
         maps.leases.insert(key, value, 0)?;
     }
+    // Storm protection on, with a bucket no run empties: every frame takes a token and passes.
+    let mut storm = program.take_storm(StormConfig::OFF)?;
+    let bucket = StormConfig::new(STORM_MAX, STORM_MAX);
     let other_client = [0, 3, 0, 1, 2, 0, 0, 0, 0, 0xc1];
-    let cases: [(&'static str, Vec<u8>); 5] = [
-        ("Renew IA_NA, answered", frame(MessageType::Renew, &CLIENT_DUID, false)),
-        ("Renew IA_NA + IA_PD, answered", frame(MessageType::Renew, &CLIENT_DUID, true)),
-        ("Rebind IA_NA, answered", frame(MessageType::Rebind, &CLIENT_DUID, false)),
-        ("Renew of an unknown client, passed", frame(MessageType::Renew, &other_client, false)),
-        ("Solicit, passed", frame(MessageType::Solicit, &CLIENT_DUID, false)),
+    let cases: [(&'static str, Vec<u8>, StormConfig); 7] = [
+        ("Renew IA_NA, answered", frame(MessageType::Renew, &CLIENT_DUID, false), StormConfig::OFF),
+        ("Renew IA_NA + IA_PD, answered", frame(MessageType::Renew, &CLIENT_DUID, true), StormConfig::OFF),
+        ("Rebind IA_NA, answered", frame(MessageType::Rebind, &CLIENT_DUID, false), StormConfig::OFF),
+        ("Renew of an unknown client, passed", frame(MessageType::Renew, &other_client, false), StormConfig::OFF),
+        ("Solicit, passed", frame(MessageType::Solicit, &CLIENT_DUID, false), StormConfig::OFF),
+        ("Solicit, passed, storm bucket on", frame(MessageType::Solicit, &CLIENT_DUID, false), bucket),
+        ("Renew IA_NA, answered, storm bucket on", frame(MessageType::Renew, &CLIENT_DUID, false), bucket),
     ];
     let timing = if live {
         Timing::after_live_attempt(program.test_run_live(&cases[0].1, LO, 1))?
@@ -201,7 +211,8 @@ pub fn measure(repeat: u32, live: bool) -> anyhow::Result<(Timing, Vec<Measured>
     };
     let _stats = crate::xdp::enable_run_stats()?;
     let mut out = Vec::new();
-    for (what, f) in cases {
+    for (what, f, limit) in cases {
+        storm.set(limit)?;
         // One plain run says what the program does with the frame. A frame it passes is timed
         // on repeat. A frame it answers is rewritten in place, so a plain repeat would time
         // the Reply from the second run on: each run is on a fresh copy of the request instead
@@ -234,6 +245,7 @@ pub fn measure(repeat: u32, live: bool) -> anyhow::Result<(Timing, Vec<Measured>
         let in_program = (time1 - time0) / (runs1 - runs0).max(1) as u32;
         out.push(Measured { what, answered, per_packet, in_program });
     }
+    anyhow::ensure!(storm.cut() == (0, 0), "storm protection cut frames it should have passed: {:?}", storm.cut());
     Ok((timing, out))
 }
 

@@ -3,9 +3,10 @@
 //! filled from the engine, must come out as the engine's own Reply to the same request, in a
 //! frame addressed back to the client with a valid UDP checksum, with and without VLAN tags,
 //! sent to the multicast address or to ours, with the Client ID first (as clients send it) or
-//! last. What the fast path must not answer is passed untouched. For one of a failover pair
+//! last, with two bytes of padding after the options (as dhcpcd sends some). What the fast path must not answer is passed untouched. For one of a failover pair
 //! (RFC 8156), what the state forbids is passed too (Rebinds left to the partner), and no
-//! answer tells a client more than the MCLT past what the partner acknowledged.
+//! answer tells a client more than the MCLT past what the partner acknowledged. A prefix's
+//! Prefix Exclude (RFC 6603) is answered to the clients that ask for it.
 
 use std::{
     collections::VecDeque,
@@ -22,7 +23,7 @@ use dhcp6_user::{
     codec::{
         frame::{EthernetFrame, UdpDatagram, UdpFrameRepr, Vlans},
         option::{DhcpOption, Options},
-        Message, MessageType, CLIENT_PORT, SERVER_PORT,
+        option_code, Message, MessageType, CLIENT_PORT, SERVER_PORT,
     },
     config::Config,
     failover::{
@@ -112,10 +113,13 @@ fn variants(frame: &[u8]) -> Vec<(&'static str, Vec<u8>, Ipv6Addr)> {
     let reordered = with_payload(frame, &Message::Client(msg).to_vec().unwrap());
     let ours = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x53);
     let unicast = with_ip(frame, |ip| ip.set_dst_addr(&ours));
+    // dhcpcd 9 ends some messages with two zero bytes past the last option.
+    let padded = with_payload(frame, &[&d.payload[..], &[0, 0]].concat());
     vec![
         ("multicast", frame.to_vec(), OUR_LINK_LOCAL),
         ("Client ID last", reordered, OUR_LINK_LOCAL),
         ("unicast", with_checksum(&unicast), ours),
+        ("padded", padded, OUR_LINK_LOCAL),
     ]
 }
 
@@ -127,12 +131,17 @@ struct Case {
 /// A server that holds, for the client of `frame`, a bound lease on each IA the request names,
 /// and whose DUID is the one the request names (a Rebind names none: Kea's is used).
 fn case(frame: &[u8], now: u64) -> Case {
+    case_with(frame, now, CONFIG)
+}
+
+/// [`case`], with the configuration `config`.
+fn case_with(frame: &[u8], now: u64, config: &str) -> Case {
     let d = dhcp6_user::capture::dhcp6_datagram(frame).unwrap();
-    let Message::Client(msg) = Message::decode(&d.payload).unwrap() else { panic!("not a client message") };
+    let Message::Client(msg) = Message::decode_padded(&d.payload).unwrap() else { panic!("not a client message") };
     let kea_duid = dhcp6_user::codec::parse_hex("00:01:00:01:2c:7a:54:4d:02:00:00:00:00:01").unwrap();
     let server_duid = msg.options.server_id().map_or(kea_duid, |s| s.as_bytes().to_vec());
     let client = msg.options.client_id().unwrap().as_bytes().to_vec();
-    let config = Config::parse(CONFIG).unwrap();
+    let config = Config::parse(config).unwrap();
     let mut leases = Vec::new();
     for o in msg.options.iter() {
         let (ia_type, iaid, resources): (IaType, u32, Vec<Ipv6Net>) = match o {
@@ -286,7 +295,7 @@ fn renews_and_rebinds_of_the_captures_are_answered_as_the_engine_answers_them() 
             }
         }
     }
-    assert_eq!(answered, frames.len() * 9);
+    assert_eq!(answered, frames.len() * 12);
 }
 
 #[test]
@@ -440,6 +449,94 @@ fn a_renew_only_entry_answers_renews_and_passes_rebinds() {
     assert!(renews >= 1 && rebinds >= 1, "the captures hold both: {renews} Renews, {rebinds} Rebinds");
 }
 
+/// The request with OPTION_PD_EXCLUDE (RFC 6603) in its ORO (`ask`), or not (some captured
+/// clients, dhcpcd's, ask for it).
+fn asking_for_pd_exclude(frame: &[u8], ask: bool) -> Vec<u8> {
+    let d = dhcp6_user::capture::dhcp6_datagram(frame).unwrap();
+    let Message::Client(mut msg) = Message::decode(&d.payload).unwrap() else { panic!("not a client message") };
+    let mut oro = false;
+    for o in msg.options.0.iter_mut() {
+        if let DhcpOption::Oro(codes) = o {
+            codes.retain(|c| *c != option_code::PD_EXCLUDE);
+            if ask {
+                codes.push(option_code::PD_EXCLUDE);
+            }
+            oro = true;
+        }
+    }
+    if ask && !oro {
+        msg.options.push(DhcpOption::Oro(vec![option_code::PD_EXCLUDE]));
+    }
+    with_payload(frame, &Message::Client(msg).to_vec().unwrap())
+}
+
+/// Whether a Reply's IAPREFIXes carry a Prefix Exclude.
+fn carries_pd_exclude(reply: &[u8]) -> bool {
+    let m = Message::decode(reply).unwrap();
+    m.options().iter().any(|o| match o {
+        DhcpOption::IaPd(ia) => ia.options.iter().any(|p| match p {
+            DhcpOption::IaPrefix(p) => p.options.contains(option_code::PD_EXCLUDE),
+            _ => false,
+        }),
+        _ => false,
+    })
+}
+
+/// With a Prefix Exclude (RFC 6603) on the PD pool: a renewal of a prefix whose ORO asks for
+/// OPTION_PD_EXCLUDE is answered in XDP with the option in its IAPREFIX, as the engine answers
+/// it, byte for byte; one that does not ask is passed up (`unfit`), for the engine to answer
+/// without the option.
+#[test]
+fn a_prefix_exclude_is_answered_in_xdp_to_the_renewals_that_ask_for_it() {
+    dhcp6_tests::netns::require_root();
+    let mut program = XdpProgram::load_with(4096).expect("load the XDP program");
+    let mut maps = program.take_fast_path().unwrap();
+    let config = CONFIG
+        .replace("delegated_length = 56\n", "delegated_length = 56\nexcluded_prefix = \"2001:db8:8000:1::/64\"\n");
+    let pool: Ipv6Net = "2001:db8:8000::/40".parse().unwrap();
+    let mut excluded = 0;
+    for frame in &renewals() {
+        // The prefixes the request renews: a Prefix Exclude is the pool's, for its /56s.
+        let d = dhcp6_user::capture::dhcp6_datagram(frame).unwrap();
+        let request = Message::decode(&d.payload).unwrap();
+        let prefixes: Vec<Ipv6Net> = request
+            .options()
+            .iter()
+            .filter_map(|o| match o {
+                DhcpOption::IaPd(ia) => Some(ia.options.iter().filter_map(|p| match p {
+                    DhcpOption::IaPrefix(p) => Ipv6Net::new(p.prefix, p.prefix_len).ok(),
+                    _ => None,
+                })),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        if prefixes.is_empty() {
+            continue;
+        }
+        let in_pool = prefixes.iter().all(|p| pool.contains(p) && p.prefix_len() == 56);
+        for (what, asks) in [("asks", true), ("does not ask", false)] {
+            let request = asking_for_pd_exclude(frame, asks);
+            let now = now();
+            let mut c = case_with(&request, now, &config);
+            assert!(fill(&mut maps, &c.server) >= 1, "{what}: bindings in the map");
+            let reply = engine_reply(&mut c.server, &request, now).expect("the engine answers");
+            let with_exclude = asks && in_pool;
+            assert_eq!(carries_pd_exclude(&reply), with_exclude, "{what} ({prefixes:?}): the engine's Reply");
+            let (action, out, counted) = run_counted(&program, &request);
+            if asks || !in_pool {
+                assert_eq!((action, counted(Verdict::Replied)), (XDP_TX, 1), "{what} ({prefixes:?}): answered in XDP");
+                check_reply(&request, &out, &reply, OUR_LINK_LOCAL, what);
+            } else {
+                assert_eq!((action, counted(Verdict::Unfit)), (XDP_PASS, 1), "{what}: passed up");
+                assert_eq!(out, request, "{what}: untouched");
+            }
+        }
+        excluded += usize::from(in_pool);
+    }
+    assert!(excluded >= 1, "the captures hold renewals of the pool's prefixes");
+}
+
 /// Below the lifetimes of [`CONFIG`] (valid 900 s), so that the MCLT is what limits XDP.
 const MCLT: u32 = 300;
 
@@ -589,8 +686,9 @@ fn xdp_bench_falls_back_to_plain_test_runs_and_names_its_timing() {
         String::from_utf8_lossy(&ns.exec(&args).stdout).into_owned()
     };
     let answered_in = |text: &str, mode: &str| {
+        // Two Renews and a Rebind, and a Renew again with storm protection's bucket on.
         let answered: Vec<&str> = text.lines().filter(|l| l.contains("XDP_TX")).collect();
-        answered.len() == 3 && answered.iter().all(|l| l.ends_with(mode))
+        answered.len() == 4 && answered.iter().all(|l| l.ends_with(mode))
     };
     let plain = bench(&["--plain"]);
     assert!(plain.starts_with("answered frames timed in plain test runs"), "{plain}");

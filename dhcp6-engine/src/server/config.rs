@@ -100,6 +100,29 @@ pub struct PdPool {
     pub prefix: Ipv6Net,
     pub delegated_length: u8,
     pub ranges: Vec<Ipv6Net>,
+    /// RFC 6603 Prefix Exclude: a prefix inside `prefix`, longer than `delegated_length`,
+    /// whose bits past `delegated_length` name the prefix excluded from each delegated one (for
+    /// the link between the delegating router and the client's CPE), sent to clients that ask
+    /// for OPTION_PD_EXCLUDE. Kea's `excluded-prefix` and `excluded-prefix-len`.
+    pub excluded_prefix: Option<Ipv6Net>,
+}
+
+impl PdPool {
+    /// The Prefix Exclude option for `delegated`, a prefix of this pool: the excluded prefix's
+    /// bits past the delegated length, in `delegated`. `None` without an excluded prefix, or
+    /// for a prefix of another length.
+    pub fn exclude_for(&self, delegated: &Ipv6Net) -> Option<dhcp6_codec::pd_exclude::PdExclude> {
+        let excluded = self.excluded_prefix?;
+        if delegated.prefix_len() != self.delegated_length || excluded.prefix_len() <= self.delegated_length {
+            return None;
+        }
+        let host_bits = u128::from(excluded.network()) & !u128::from(delegated.netmask());
+        let within = Ipv6Addr::from(u128::from(delegated.network()) | host_bits);
+        dhcp6_codec::pd_exclude::PdExclude::new(
+            (delegated.network(), delegated.prefix_len()),
+            (within, excluded.prefix_len()),
+        )
+    }
 }
 
 /// A fixed address and/or prefix for one client DUID.

@@ -285,6 +285,9 @@ pub struct FastBinding<'a> {
     /// Only its Renews may be answered, not its Rebinds (the failover state leaves them to
     /// the partner).
     pub renew_only: bool,
+    /// `ia_option` carries a Prefix Exclude (RFC 6603): only a renewal whose ORO asks for
+    /// OPTION_PD_EXCLUDE may be answered with it.
+    pub needs_pd_exclude: bool,
 }
 
 impl Server {
@@ -458,7 +461,14 @@ impl Server {
         let l = subnet.lifetimes;
         // What `extend` answers for this IA: the one resource with the subnet's lifetimes.
         let reply = IaReply::granted(ia_type, iaid, l, &[lease.resource]);
-        let ia_option = ia_option(&reply).to_vec().ok()?;
+        // With the Prefix Exclude its pool gives, for XDP to answer the clients that ask for
+        // it (the others, without it, are answered from userspace).
+        let exclude = match ia_type {
+            IaType::Pd => pd_exclude(subnet, &lease.resource),
+            IaType::Na => None,
+        };
+        let needs_pd_exclude = exclude.is_some();
+        let ia_option = ia_option(&reply, |_| exclude.clone()).to_vec().ok()?;
         // XDP tells `valid` from any moment up to `expires - valid`. One of a failover pair may
         // tell no more than the MCLT past what the partner acknowledged (RFC 8156 section
         // 4.4): a valid lifetime within the MCLT always keeps to that; a longer one only
@@ -480,6 +490,7 @@ impl Server {
             expires,
             ia_option,
             renew_only: !self.duties().rebind,
+            needs_pd_exclude,
         })
     }
 
@@ -551,7 +562,8 @@ impl Server {
 
     /// Handles one datagram.
     pub fn handle(&mut self, inbound: &Inbound<'_>) -> Outcome {
-        let msg = match Message::decode(inbound.payload) {
+        // As a client sends it, dhcpcd's padding included (the XDP fast path reads past it too).
+        let msg = match Message::decode_padded(inbound.payload) {
             Ok(m) => m,
             Err(_) => return self.drop(DropReason::Malformed),
         };
@@ -1176,8 +1188,10 @@ impl Server {
             Err(_) => return self.drop(DropReason::Invalid),
         };
         options.push(DhcpOption::ServerId(server_duid));
+        // RFC 6603: the prefix excluded from each delegated prefix, to a client that asks.
+        let wants_exclude = requested(option_code::PD_EXCLUDE);
         for ia in &plan.ias {
-            options.push(ia_option(ia));
+            options.push(ia_option(ia, |r| if wants_exclude { pd_exclude(subnet, r) } else { None }));
         }
         if let Some((status, message)) = plan.status {
             options.push(DhcpOption::StatusCode(StatusCode { status, message: message.as_bytes() }));
@@ -1280,7 +1294,17 @@ fn requested_ias(options: &Options<'_>) -> Vec<IaRequest> {
         .collect()
 }
 
-fn ia_option(ia: &IaReply) -> DhcpOption<'static> {
+/// The Prefix Exclude option for delegated prefix `r`, if a PD pool of `subnet` delegates it
+/// and has an excluded prefix.
+fn pd_exclude(subnet: &Subnet, r: &Ipv6Net) -> Option<dhcp6_codec::pd_exclude::PdExclude> {
+    subnet.pd_pools.iter().find(|p| p.prefix.contains(r)).and_then(|p| p.exclude_for(r))
+}
+
+/// The IA option of `ia`; each delegated prefix with the Prefix Exclude `exclude` gives it.
+fn ia_option(
+    ia: &IaReply,
+    exclude: impl Fn(&Ipv6Net) -> Option<dhcp6_codec::pd_exclude::PdExclude>,
+) -> DhcpOption<'static> {
     let mut options: Options<'static> = ia
         .resources
         .iter()
@@ -1296,7 +1320,7 @@ fn ia_option(ia: &IaReply) -> DhcpOption<'static> {
                 valid_lifetime: *valid,
                 prefix_len: r.prefix_len(),
                 prefix: r.network(),
-                options: Options::new(),
+                options: exclude(r).map(DhcpOption::PdExclude).into_iter().collect(),
             }),
         })
         .collect();

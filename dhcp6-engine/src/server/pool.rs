@@ -188,6 +188,7 @@ mod tests {
             prefix: net("2001:db8:8000::/40"),
             delegated_length: 56,
             ranges: vec![net("2001:db8:8000::/40")],
+            excluded_prefix: None,
         };
         let mut p = Pool::prefixes(&pool);
         assert_eq!(p.size(), 1 << 16);
@@ -217,6 +218,7 @@ mod tests {
             prefix: net("2001:db8:8000::/40"),
             delegated_length: 48,
             ranges: vec![net("2001:db8:8000::/40")],
+            excluded_prefix: None,
         };
         let (lower, upper) = Pool::prefixes(&pool).halves();
         assert!(lower.contains(&net("2001:db8:807f::/48")) && !lower.contains(&net("2001:db8:8080::/48")));

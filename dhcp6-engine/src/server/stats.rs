@@ -42,6 +42,8 @@ crate::counted_enum! {
         BadFrame => "bad_frame",
         /// The reply could not be sent.
         SendFailed => "send_failed",
+        /// A client's message cut in XDP by storm protection: the client was over its rate.
+        Storm => "storm",
     }
 }
 

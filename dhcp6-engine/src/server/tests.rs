@@ -28,6 +28,7 @@ pub(crate) fn config() -> ServerConfig {
             prefix: net("2001:db8:8000::/40"),
             delegated_length: 56,
             ranges: vec![net("2001:db8:8000::/54")],
+            excluded_prefix: None,
         }],
         lifetimes,
         grace_period: 50,
@@ -682,4 +683,55 @@ fn the_client_last_transaction_of_a_lease_leaves_the_fast_path_horizon_out() {
     assert_eq!(s.last_transaction(&lease, NOW + 5), NOW);
     // Never later than now.
     assert_eq!(s.last_transaction(&Lease { expires: NOW + 10_000, ..lease }, NOW + 5), NOW + 5);
+}
+
+/// The IAPREFIXes of a reply, each with the Prefix Exclude it carries.
+fn excludes(m: &Message<'_>) -> Vec<(Ipv6Net, Option<dhcp6_codec::pd_exclude::PdExclude>)> {
+    let mut out = Vec::new();
+    for o in m.options().iter() {
+        let DhcpOption::IaPd(ia) = o else { continue };
+        for i in ia.options.iter() {
+            if let DhcpOption::IaPrefix(p) = i {
+                let x = p.options.iter().find_map(|o| match o {
+                    DhcpOption::PdExclude(x) => Some(x.clone()),
+                    _ => None,
+                });
+                out.push((Ipv6Net::new(p.prefix, p.prefix_len).unwrap(), x));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_pd_pools_excluded_prefix_goes_to_the_clients_that_ask_for_it_and_into_the_fast_path() {
+    let mut config = config();
+    config.subnets[0].pd_pools[0].excluded_prefix = Some("2001:db8:8000:1::/64".parse().unwrap());
+    let mut s = Server::new(config, SERVER_DUID.to_vec(), Vec::new());
+    let asks = || vec![ia_pd(1, &[]), DhcpOption::Oro(vec![option_code::PD_EXCLUDE])];
+
+    // Asked for (RFC 6603 section 4.1): in each IAPREFIX, the /64 with the configured subnet
+    // ID (01) out of the delegated /56.
+    let adv = send(&mut s, &msg(MessageType::Solicit, 1, asks()), 1, NOW);
+    let [(prefix, Some(x))] = &excludes(&reply(&adv))[..] else { panic!("{:?}", excludes(&reply(&adv))) };
+    assert_eq!(prefix.prefix_len(), 56);
+    let excluded = x.excluded((prefix.network(), 56)).unwrap();
+    assert_eq!(excluded, (Ipv6Addr::from(u128::from(prefix.network()) | 1 << 64), 64));
+
+    // Not asked for: not sent.
+    let plain = send(&mut s, &msg(MessageType::Solicit, 2, vec![ia_pd(1, &[])]), 2, NOW);
+    assert!(matches!(&excludes(&reply(&plain))[..], [(_, None)]), "{:?}", excludes(&reply(&plain)));
+
+    // Bound: the fast path's IA option carries it, and says that it does, so that XDP answers
+    // only the clients that ask (as the engine would).
+    bind(&mut s, 1, asks());
+    let duid = client_duid(1);
+    let b = s.fast_binding(&duid, 1, IaType::Pd).expect("a fast-path binding");
+    assert!(b.needs_pd_exclude);
+    let fast_ia = b.ia_option.clone();
+    assert_eq!(&fast_ia[fast_ia.len() - 6..], &[0, 67, 0, 2, 64, 0x01]);
+    let renew = send(&mut s, &msg(MessageType::Renew, 1, [asks(), vec![server_id()]].concat()), 1, NOW + 10);
+    let m = reply(&renew);
+    let ia = m.options().iter().find(|o| o.code() == option_code::IA_PD).unwrap().to_vec().unwrap();
+    assert_eq!(ia, fast_ia, "the engine's Renew answer is the fast path's IA, byte for byte");
 }

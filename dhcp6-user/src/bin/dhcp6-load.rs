@@ -4,12 +4,15 @@
 //! `--renew-rate`, the clients it bound then renew, round robin, at that rate: what a steady
 //! state of an access router looks like, and what the XDP fast path answers. With `--probe N`,
 //! N new clients keep soliciting until one of them is served, as clients do while their server
-//! is being taken over: the time until the first Reply is the takeover's.
+//! is being taken over: the time until the first Reply is the takeover's. With `--storm`, one
+//! client (one DUID, from the interface's one MAC) sends its Solicit at the rate, ignoring the
+//! answers, as a broken CPE does: what storm protection (`[storm]`) is for.
 //!
 //! ```text
 //! ip netns exec client dhcp6-load --interface eth0 --rate 50000 --seconds 5
 //! ip netns exec client dhcp6-load --interface eth0 --rate 2000 --seconds 5 --renew-rate 100000
 //! ip netns exec client dhcp6-load --interface eth0 --rate 1 --seconds 180 --probe 16
+//! ip netns exec client dhcp6-load --interface eth0 --rate 50000 --seconds 10 --storm
 //! ```
 
 use std::{
@@ -64,6 +67,10 @@ struct Args {
     /// advertised, until one gets a Reply, at most `--seconds`; prints how long that took.
     #[arg(long)]
     probe: Option<u32>,
+    /// Instead of the load: client `--base` alone sends its Solicit `--rate` times a second for
+    /// `--seconds`, reading and ignoring what comes back; prints how many went.
+    #[arg(long, conflicts_with_all = ["probe", "renew_rate"])]
+    storm: bool,
 }
 
 /// Transaction ids of Renews have the top bit set; those of exchanges do not.
@@ -201,6 +208,9 @@ fn main() -> Result<()> {
     if let Some(clients) = args.probe {
         return probe(&socket, server_v6, clients, args.base, args.seconds, &mut Batches::new());
     }
+    if args.storm {
+        return storm(&socket, server_v6, args.base, args.rate, args.seconds, &mut Batches::new());
+    }
     // Exchange i uses transaction ids 2i (Solicit) and 2i + 1 (Request), 24 bits each.
     let total = args.rate.saturating_mul(args.seconds) as usize;
     anyhow::ensure!(total < 1 << 23, "at most 8 million exchanges per run");
@@ -286,6 +296,41 @@ fn main() -> Result<()> {
         let frames = if args.packet { Some(PacketSender::new(&args.interface, index, &renews)?) } else { None };
         renew(&socket, server, &renews, frames.as_ref(), rate, args.renew_seconds, &mut receiver)?;
     }
+    Ok(())
+}
+
+/// `--storm`: client `n` sends its Solicit `rate` times a second for `seconds`, each with a
+/// transaction id of its own, and nothing else.
+fn storm(
+    socket: &UdpSocket,
+    server: SocketAddrV6,
+    n: u32,
+    rate: u32,
+    seconds: u32,
+    receiver: &mut Batches,
+) -> Result<()> {
+    let total = rate.saturating_mul(seconds) as usize;
+    let mut headers = MultiHeaders::<SockaddrIn6>::preallocate(MMSG, None);
+    let mut outbox = Outbox::default();
+    let run = Duration::from_secs(u64::from(seconds));
+    let start = Instant::now();
+    let mut sent = 0usize;
+    while sent < total && start.elapsed() < run {
+        let due = ((start.elapsed().as_secs_f64() * f64::from(rate)) as usize).min(total);
+        for k in sent..due.min(sent + SEND_BURST) {
+            outbox.push(|out| {
+                put_solicit(out, (k as u32) & 0x7f_ffff, n, 0);
+                true
+            });
+        }
+        sent += outbox.flush(socket, &mut headers, server)?;
+        let idle = !receiver.drain(socket, |_, _| Ok(()))?;
+        if idle && sent >= due {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    println!("storm offered {rate}/s sent {sent} ({:.1}/s)", sent as f64 / elapsed);
     Ok(())
 }
 

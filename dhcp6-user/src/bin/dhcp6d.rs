@@ -334,6 +334,8 @@ enum Show {
     /// The failover relationship: own and partner state, since when, MCLT, updates unacked,
     /// bindings sent and received, last contact.
     Failover,
+    /// Clients storm protection is cutting now (`[storm]`): MAC or DUID, messages cut.
+    Storms,
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -506,6 +508,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Show::Relay { what: RelayShow::Users } => Request::RelayUsers,
                 Show::Relay { what: RelayShow::Servers } => Request::RelayServers,
                 Show::Failover => Request::Failover,
+                Show::Storms => Request::Storms,
                 Show::Relay { what: RelayShow::Standby } => Request::RelayStandby,
             };
             let answer = runtime()?.block_on(control::ask(&socket, request.clone()))?;

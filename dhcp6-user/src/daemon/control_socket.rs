@@ -18,9 +18,14 @@ use tokio::{
     sync::{mpsc, oneshot},
 };
 
-use super::{input::Input, live_trace::TRACE_QUEUE, reader, relaying::Relaying, sender::SentCounts};
+use super::{
+    input::Input, live_trace::TRACE_QUEUE, reader, relaying::Relaying, sender::SentCounts, storm_guard::StormGuard,
+};
 use crate::{
-    control::{Answer, Binding, Cleared, PoolLocked, RelayServers, RelayUser, Request, StatisticsAnswer, XdpTxOff},
+    control::{
+        Answer, Binding, Cleared, PoolLocked, RelayServers, RelayUser, Request, StatisticsAnswer, StormCounts,
+        StormsAnswer, XdpTxOff,
+    },
     json::hex,
     server::{DropReason, LeaseChange, ReconfigureTarget, ReconfigureType, Server},
     trace::TraceFilter,
@@ -33,6 +38,8 @@ pub struct Drops<'a> {
     pub read: &'a reader::Dropped,
     /// Solicits XDP shed.
     pub xdp_shed: Option<&'a ShedSwitch>,
+    /// What XDP's storm protection cut.
+    pub xdp_storm: Option<&'a StormGuard>,
     /// Replies the kernel refused to send.
     pub send_failed: &'a AtomicU64,
     /// Replies handed to the sender, by type.
@@ -153,11 +160,13 @@ pub fn statistics(server: &Server, xdp: Option<&XdpProgram>, drops: &Drops<'_>) 
     dropped.set(DropReason::SocketFull, drops.read.socket_full.load(Ordering::Relaxed));
     dropped.set(DropReason::BadFrame, drops.read.bad_frames.load(Ordering::Relaxed));
     dropped.set(DropReason::SendFailed, drops.send_failed.load(Ordering::Relaxed));
+    let storm = drops.xdp_storm.map(StormGuard::counts);
+    dropped.set(DropReason::Storm, storm.map_or(0, |s| s.cut_by_mac + s.cut_by_duid));
     let xdp = match xdp.map(XdpProgram::counters) {
         Some(Ok(c)) => Some(c.by_verdict),
         _ => None,
     };
-    StatisticsAnswer { server, xdp, xdp_tx_off: drops.xdp_tx_off.to_vec() }
+    StatisticsAnswer { server, xdp, xdp_tx_off: drops.xdp_tx_off.to_vec(), storm }
 }
 
 /// The answer to a control request, and the lease changes it made.
@@ -255,6 +264,10 @@ pub fn answer(
             Err(e) => Answer::error(e.to_string()),
         },
         Request::Reconfigure { client, pool, message } => reconfigure(server, client, pool, message, now),
+        Request::Storms => Answer::Storms(drops.xdp_storm.map_or_else(
+            || StormsAnswer { rate: None, burst: None, counts: StormCounts::default(), clients: Vec::new() },
+            StormGuard::answer,
+        )),
         // Answered by the driver, which the dispatch hands it to.
         Request::Reload => Answer::error("reload is not answered here"),
     };

@@ -38,6 +38,7 @@ pub mod socket;
 pub mod standby;
 pub mod start;
 pub mod state_file;
+pub mod storm_guard;
 pub mod throttle;
 pub mod virtual_address;
 pub mod vlan_frames;

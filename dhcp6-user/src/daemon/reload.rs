@@ -125,6 +125,7 @@ pub fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     differ("control_socket", a.control_socket != b.control_socket);
     differ("fast_path_bindings", a.fast_path_bindings != b.fast_path_bindings);
     differ("af_xdp", a.af_xdp != b.af_xdp);
+    differ("[storm]", a.storm != b.storm);
     let served = |c: &Config| {
         let mut i: Vec<String> = c.server.subnets.iter().filter_map(|s| s.interface.clone()).collect();
         i.sort();

@@ -17,6 +17,7 @@ use super::{
     renewal_upkeep::{self, RenewalUpkeep},
     sender::{Outgoing, Sender},
     socket::{Listener, Role},
+    storm_guard::StormGuard,
 };
 use crate::{
     control::{Answer, Request},
@@ -31,12 +32,14 @@ use crate::{
 fn drops<'a>(
     dropped: &'a reader::Dropped,
     shed: &'a Option<Arc<ShedSwitch>>,
+    storm: &'a Option<StormGuard>,
     sender: &'a Sender,
     renewal: &'a Option<RenewalUpkeep>,
 ) -> Drops<'a> {
     Drops {
         read: dropped,
         xdp_shed: shed.as_deref(),
+        xdp_storm: storm.as_ref(),
         send_failed: &sender.failed,
         sent: &sender.sent,
         xdp_tx_off: renewal.as_ref().map_or(&[], |r| r.xdp_tx_off()),
@@ -56,6 +59,8 @@ pub struct Serve {
     pub dropped: Arc<reader::Dropped>,
     /// XDP's Solicit shedding, when XDP runs.
     shed: Option<Arc<ShedSwitch>>,
+    /// XDP's per-client storm protection, when XDP runs.
+    storm: Option<StormGuard>,
 }
 
 impl Serve {
@@ -68,7 +73,12 @@ impl Serve {
         dropped: Arc<reader::Dropped>,
         shed: Option<Arc<ShedSwitch>>,
     ) -> Serve {
-        Serve { server, listeners, renewal, committer, sender, dropped, shed }
+        Serve { server, listeners, renewal, committer, sender, dropped, shed, storm: None }
+    }
+
+    /// With XDP's storm protection, whose counts `show statistics` and `show storms` read.
+    pub fn with_storm(self, storm: Option<StormGuard>) -> Serve {
+        Serve { storm, ..self }
     }
 
     /// Whether the engine may take more datagrams: not while the commit thread is far behind
@@ -229,14 +239,14 @@ impl Serve {
         now: u64,
     ) -> (Answer, Vec<LeaseChange>) {
         // The drops borrow the driver's fields, the answer the server.
-        let Serve { server, dropped, shed, sender, renewal, .. } = self;
-        let drops = drops(dropped, shed, sender, renewal);
+        let Serve { server, dropped, shed, storm, sender, renewal, .. } = self;
+        let drops = drops(dropped, shed, storm, sender, renewal);
         control_socket::answer(server, relaying, request, xdp, &drops, now)
     }
 
     /// What the driver counted around the engine, for `show statistics` and metrics.
     pub fn drops(&self) -> Drops<'_> {
-        drops(&self.dropped, &self.shed, &self.sender, &self.renewal)
+        drops(&self.dropped, &self.shed, &self.storm, &self.sender, &self.renewal)
     }
 
     /// Makes what was handed over durable and sends its replies; stops shedding in XDP.

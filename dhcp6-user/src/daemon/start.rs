@@ -14,7 +14,8 @@ use tracing::{info, warn};
 use super::{
     committer, control_socket, driver::Daemon, failover::Partnership, identity, input::now, input::Input, input::QUEUE,
     input::SHED_BACKLOG, live_trace, metrics_endpoint, reader, relay_xdp, relaying::Relaying,
-    renewal_upkeep::RenewalUpkeep, sender, serve::Serve, socket, socket::Listener, socket::Role, xsk,
+    renewal_upkeep::RenewalUpkeep, sender, serve::Serve, socket, socket::Listener, socket::Role,
+    storm_guard::StormGuard, xsk,
 };
 use crate::{
     config::Config,
@@ -119,7 +120,7 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     };
 
     let served: Vec<String> = server.config().subnets.iter().filter_map(|s| s.interface.clone()).collect();
-    let (mut xdp, mut renewal, relay_maps, shed, trace_maps) = if let Some(loading) = loading {
+    let (mut xdp, mut renewal, relay_maps, shed, trace_maps, storm) = if let Some(loading) = loading {
         let program = loading
             .context("starting the thread that loads the XDP program")?
             .join()
@@ -134,14 +135,24 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
             None => None,
         };
         let trace_maps = program.take_trace().context("opening the XDP trace's maps")?;
-        (Some(program), Some(renewal), relay_maps, Some(shed), Some(trace_maps))
+        let storm = program
+            .take_storm(dhcp6_common::storm::StormConfig::OFF)
+            .and_then(|maps| StormGuard::start(maps, settings.storm))
+            .context("opening the XDP storm protection's maps")?;
+        if let Some(s) = settings.storm {
+            info!(rate = s.rate, burst = s.burst, "storm protection: each client's excess is cut in XDP");
+        }
+        (Some(program), Some(renewal), relay_maps, Some(shed), Some(trace_maps), Some(storm))
     } else {
         for i in &interfaces {
             if XdpProgram::unpin_link(&options.bpf_dir, i).unwrap_or(false) {
                 info!(interface = %i, "detached the XDP program an earlier dhcp6d left pinned");
             }
         }
-        (None, None, None, None, None)
+        if settings.storm.is_some() {
+            warn!("[storm] needs XDP: with --no-xdp no client is limited");
+        }
+        (None, None, None, None, None, None)
     };
     if let Some(r) = renewal.as_mut() {
         // What XDP answered while no dhcp6d ran (the entries' stamps), then the map against
@@ -219,7 +230,7 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     if let Some(listener) = metrics {
         tokio::spawn(metrics_endpoint::serve(listener, tx.clone(), committer.histograms().clone()));
     }
-    let serve = Serve::new(server, listeners, renewal, committer, sender, dropped, shed);
+    let serve = Serve::new(server, listeners, renewal, committer, sender, dropped, shed).with_storm(storm);
     let tracing = live_trace::Tracing::new(trace_maps);
     Ok((Daemon { serve, relaying, failover, xdp, tracing, control_path: settings.control_socket, reload }, rx))
 }

@@ -28,6 +28,7 @@ fn server() -> Server {
         prefix: "2001:db8:9000::/40".parse().unwrap(),
         delegated_length: 56,
         ranges: vec!["2001:db8:9000::/48".parse().unwrap()],
+        excluded_prefix: None,
     }];
     let mut s = Server::new(config, SERVER_DUID.to_vec(), vec![]);
     s.set_leasequery_access(Access { allow: vec!["2001:db8:ff::/48".parse().unwrap()] });

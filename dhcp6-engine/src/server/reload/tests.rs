@@ -39,6 +39,7 @@ fn the_diff_names_what_changed() {
         prefix: net("2001:db8:9000::/40"),
         delegated_length: 60,
         ranges: vec![net("2001:db8:9000::/40")],
+        excluded_prefix: None,
     });
     new.subnets.remove(1);
     let mut added = config().subnets.remove(1);
