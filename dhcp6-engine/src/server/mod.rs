@@ -676,6 +676,25 @@ impl Server {
         }
     }
 
+    /// A shared store refused `change` on its own: another server holds its resource. The
+    /// change is undone and the table takes the store's `holder` instead; `replies` Replies
+    /// that announced it were not sent.
+    pub fn taken_elsewhere(&mut self, change: &LeaseChange, holder: Option<Lease>, replies: usize) {
+        for _ in 0..replies {
+            self.stats.count_drop(DropReason::LeaseTakenElsewhere);
+        }
+        self.remove(change.resource());
+        if let Some(holder) = holder {
+            self.restore(LeaseChange::Upsert(holder));
+        }
+    }
+
+    /// Takes a change another server made in a shared store (its lease, or a lease gone), so
+    /// that this server offers nothing another holds. Nothing is written back.
+    pub fn learn(&mut self, change: LeaseChange) {
+        self.restore(change);
+    }
+
     /// Moves leases whose state ended by `now` along: bound ones to expired (kept for the
     /// grace period), expired and declined ones back to the pool, offers away. Returns the
     /// durable changes.

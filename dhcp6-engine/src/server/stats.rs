@@ -42,6 +42,9 @@ crate::counted_enum! {
         BadFrame => "bad_frame",
         /// The reply could not be sent.
         SendFailed => "send_failed",
+        /// A shared lease database refused the change: another server holds the address or
+        /// prefix. No Reply was sent; the engine learnt the holder.
+        LeaseTakenElsewhere => "lease_taken_elsewhere",
     }
 }
 

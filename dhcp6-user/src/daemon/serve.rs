@@ -88,17 +88,38 @@ impl Serve {
 
     fn heard(&mut self, done: Done) {
         match done {
-            Done::Committed => {}
+            Done::Committed(taken) if taken.is_empty() => {}
+            Done::Committed(taken) => {
+                let changes: Vec<LeaseChange> = taken.iter().map(|t| t.change.clone()).collect();
+                for t in taken {
+                    self.server.taken_elsewhere(&t.change, t.holder, t.replies);
+                }
+                self.forget_fast_path(&changes);
+            }
             Done::Refused(changes) => {
                 self.server.store_failed(&changes);
-                if let Some(r) = self.renewal.as_mut() {
-                    // Their entries go from the lease map, after what is queued already (with
-                    // the commit thread gone, nothing is written anywhere any more).
-                    let map = r.refused(&changes);
-                    let _ = self.committer.submit(Batch { map, ..Default::default() });
-                }
+                self.forget_fast_path(&changes);
             }
             Done::WantsSnapshot => self.committer.compact(self.server.durable_leases()),
+        }
+    }
+
+    /// The lease map's entries of `changes` go, after what is queued already (with the commit
+    /// thread gone, nothing is written anywhere any more): the store refused them, or another
+    /// server changed those leases.
+    fn forget_fast_path(&mut self, changes: &[LeaseChange]) {
+        if let Some(r) = self.renewal.as_mut() {
+            let map = r.refused(changes);
+            let _ = self.committer.submit(Batch { map, ..Default::default() });
+        }
+    }
+
+    /// Another server changed these leases in the shared lease database: the table takes
+    /// them, and XDP answers none of them any more (this server did not write their expiry).
+    pub fn learn(&mut self, changes: Vec<LeaseChange>) {
+        self.forget_fast_path(&changes);
+        for change in changes {
+            self.server.learn(change);
         }
     }
 

@@ -28,7 +28,7 @@ use ipnet::Ipv6Net;
 use tracing::{info, warn};
 
 use crate::{
-    lease_store::{LeaseStore, StoreError},
+    lease_store::{LeaseStore, Refused, StoreError},
     server::{IaType, Lease, LeaseChange, LeaseState},
 };
 
@@ -360,7 +360,7 @@ impl LeaseStore for Journal {
         Ok(())
     }
 
-    fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<(), StoreError> {
+    fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<Vec<Refused>, StoreError> {
         if !self.loaded {
             return Err(StoreError::NotLoaded);
         }
@@ -402,7 +402,8 @@ impl LeaseStore for Journal {
                 c.tail_records += n;
             }
         }
-        self.finish_compaction()
+        // Alone on its file: the journal refuses no single change.
+        self.finish_compaction().map(|()| Vec::new())
     }
 
     fn wants_snapshot(&self, live: usize) -> bool {
