@@ -134,6 +134,9 @@ pub struct StatisticsAnswer {
     /// link: userspace answers them there.
     #[serde(default)]
     pub xdp_tx_off: Vec<XdpTxOff>,
+    /// The shared lease database, when leases are kept in one.
+    #[serde(default)]
+    pub database: Option<crate::store::postgresql::DatabaseStatus>,
 }
 
 /// An interface whose renewals are answered from userspace because XDP_TX frames sent

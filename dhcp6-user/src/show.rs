@@ -142,6 +142,20 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
             for off in &s.xdp_tx_off {
                 let _ = writeln!(out, "Renewals on {} answered from userspace: {}", off.interface, off.reason);
             }
+            if let Some(d) = &s.database {
+                let state = match d.down_since {
+                    Some(since) => format!("unreachable for {}s", now().saturating_sub(since)),
+                    None if d.connected => "connected".into(),
+                    None => "not connected yet".into(),
+                };
+                let _ = writeln!(out, "Lease database (PostgreSQL): {state}");
+                let _ = writeln!(out, "    {:<24} {}", "reconnects", d.reconnects);
+                let _ = writeln!(out, "    {:<24} {}", "commits", d.commits);
+                let _ = writeln!(out, "    {:<24} {}", "commits_failed", d.commits_failed);
+                let _ = writeln!(out, "    {:<24} {}", "taken_elsewhere", d.changes_refused);
+                let _ = writeln!(out, "    {:<24} {}", "learnt_from_others", d.changes_learnt);
+                let _ = writeln!(out, "    {:<24} {}", "listening", if d.listening { "yes" } else { "no" });
+            }
         }
         Request::RelayUsers => {
             let _ = writeln!(
@@ -314,7 +328,7 @@ mod tests {
 
     #[test]
     fn statistics_show_counted_rows_and_totals() {
-        let mut s = StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: Vec::new() };
+        let mut s = StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: Vec::new(), database: None };
         s.server.count_received(crate::codec::MessageType::Solicit);
         s.server.count_drop(crate::server::DropReason::NoSubnet);
         let text = render(Request::Statistics, &serde_json::to_value(&s).unwrap()).unwrap();
@@ -330,7 +344,7 @@ mod tests {
             interface: "lab-srv".into(),
             reason: "the driver counted 13 XDP_TX errors".into(),
         };
-        let s = StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: vec![off] };
+        let s = StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: vec![off], database: None };
         let text = render(Request::Statistics, &serde_json::to_value(&s).unwrap()).unwrap();
         assert!(
             text.contains("Renewals on lab-srv answered from userspace: the driver counted 13 XDP_TX errors\n"),

@@ -199,6 +199,7 @@ pub fn handle_batch(
             Input::Failover(event) => handled.failover.push(event),
             Input::Trace { filter, events } => subscribed.push((filter, events)),
             Input::Metrics { pools, answer } => handled.metrics.push((pools, answer)),
+            Input::Learnt(changes) => serve.learn(changes),
         }
     }
     for e in events {

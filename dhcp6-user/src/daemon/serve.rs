@@ -19,6 +19,7 @@ use super::{
 use crate::{
     control::{Answer, Request},
     server::{reconfigure::Reconfigured, Lease, LeaseChange, LeaseState, Server, ServerConfig},
+    store::postgresql::DatabaseHealth,
     xdp::{ShedSwitch, XdpProgram},
 };
 
@@ -28,6 +29,7 @@ fn drops<'a>(
     shed: &'a Option<Arc<ShedSwitch>>,
     sender: &'a Sender,
     renewal: &'a Option<RenewalUpkeep>,
+    database: &'a Option<Arc<DatabaseHealth>>,
 ) -> Drops<'a> {
     Drops {
         read: dropped,
@@ -35,6 +37,7 @@ fn drops<'a>(
         send_failed: &sender.failed,
         sent: &sender.sent,
         xdp_tx_off: renewal.as_ref().map_or(&[], |r| r.xdp_tx_off()),
+        database: database.as_deref(),
     }
 }
 
@@ -51,6 +54,8 @@ pub struct Serve {
     pub dropped: Arc<reader::Dropped>,
     /// XDP's Solicit shedding, when XDP runs.
     shed: Option<Arc<ShedSwitch>>,
+    /// The shared lease database's state, when leases are kept in one.
+    database: Option<Arc<DatabaseHealth>>,
 }
 
 impl Serve {
@@ -63,7 +68,12 @@ impl Serve {
         dropped: Arc<reader::Dropped>,
         shed: Option<Arc<ShedSwitch>>,
     ) -> Serve {
-        Serve { server, listeners, renewal, committer, sender, dropped, shed }
+        Serve { server, listeners, renewal, committer, sender, dropped, shed, database: None }
+    }
+
+    /// Tells `show statistics` of the shared lease database.
+    pub fn set_database(&mut self, health: Arc<DatabaseHealth>) {
+        self.database = Some(health);
     }
 
     /// Whether the engine may take more datagrams: not while the commit thread is far behind
@@ -191,14 +201,14 @@ impl Serve {
         now: u64,
     ) -> (Answer, Vec<LeaseChange>) {
         // The drops borrow the driver's fields, the answer the server.
-        let Serve { server, dropped, shed, sender, renewal, .. } = self;
-        let drops = drops(dropped, shed, sender, renewal);
+        let Serve { server, dropped, shed, sender, renewal, database, .. } = self;
+        let drops = drops(dropped, shed, sender, renewal, database);
         control_socket::answer(server, relaying, request, xdp, &drops, now)
     }
 
     /// What the driver counted around the engine, for `show statistics` and metrics.
     pub fn drops(&self) -> Drops<'_> {
-        drops(&self.dropped, &self.shed, &self.sender, &self.renewal)
+        drops(&self.dropped, &self.shed, &self.sender, &self.renewal, &self.database)
     }
 
     /// Makes what was handed over durable and sends its replies; stops shedding in XDP.

@@ -3,7 +3,7 @@
 //! threads, the relay, the control socket. What it builds is the [`Daemon`] the loop drives.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::Arc,
 };
 
@@ -17,12 +17,15 @@ use super::{
     renewal_upkeep::RenewalUpkeep, sender, serve::Serve, socket, socket::Listener, socket::Role, xsk,
 };
 use crate::{
-    config::Config,
+    config::{Config, DaemonSettings, LeaseDatabase},
     json::hex,
     lease_store::LeaseStore,
     relay::{Relay, Vlans},
     server::Server,
-    store::{Journal, JOURNAL_FILE},
+    store::{
+        postgresql::{listener, DatabaseHealth, Postgres, PostgresSettings},
+        Journal, JOURNAL_FILE,
+    },
     xdp::XdpProgram,
 };
 
@@ -58,14 +61,50 @@ fn interfaces(config: &Config, relay: Option<&Relay>) -> (Vec<(String, Role)>, V
     (roles, interfaces)
 }
 
-/// The server with every lease the journal holds, and the journal, open.
-fn load_leases(server: &mut Server, state_dir: &Path) -> Result<Journal> {
-    let path = state_dir.join(JOURNAL_FILE);
+/// Runs `f` on a thread of its own and waits for it: the database client blocks on a
+/// runtime of its own, which it may not do on the daemon's.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// The shared lease database a daemon runs with: what its listener needs.
+struct SharedDatabase {
+    settings: PostgresSettings,
+    application: String,
+    health: Arc<DatabaseHealth>,
+}
+
+/// The lease store the configuration names, open: the journal in `state_dir`, or the
+/// PostgreSQL database (its rows written as `duid`'s).
+fn open_store(settings: &DaemonSettings, duid: &[u8]) -> Result<(Box<dyn LeaseStore>, Option<SharedDatabase>, String)> {
+    match &settings.lease_database {
+        LeaseDatabase::Journal => {
+            let path = settings.state_dir.join(JOURNAL_FILE);
+            let journal =
+                Journal::open(&path).with_context(|| format!("opening the lease journal {}", path.display()))?;
+            Ok((Box::new(journal), None, format!("the lease journal {}", path.display())))
+        }
+        LeaseDatabase::Postgresql(pg) => {
+            let what = format!("the lease database {} on {}:{}", pg.database, pg.host, pg.port);
+            let store = Postgres::open(pg, duid).with_context(|| format!("opening {what}"))?;
+            let shared =
+                SharedDatabase { settings: pg.clone(), application: store.application().to_string(), health: store.health() };
+            Ok((Box::new(store), Some(shared), what))
+        }
+    }
+}
+
+/// The server with every lease the store holds, and the store, open.
+fn load_leases(
+    server: &mut Server,
+    settings: &DaemonSettings,
+) -> Result<(Box<dyn LeaseStore>, Option<SharedDatabase>)> {
     let started = std::time::Instant::now();
-    let mut store = Journal::open(&path).with_context(|| format!("opening the lease journal {}", path.display()))?;
-    store
-        .load(&mut |change| server.restore(change))
-        .with_context(|| format!("loading the lease journal {}", path.display()))?;
+    let (mut store, shared, what) = open_store(settings, server.duid())?;
+    store.load(&mut |change| server.restore(change)).with_context(|| format!("loading {what}"))?;
     server.shrink_to_fit();
     // Leases that ended while the server was down go back to the pool before anything else.
     let reclaimed = server.expire(now());
@@ -76,7 +115,7 @@ fn load_leases(server: &mut Server, state_dir: &Path) -> Result<Journal> {
         ms = started.elapsed().as_millis() as u64,
         "leases loaded"
     );
-    Ok(store)
+    Ok((store, shared))
 }
 
 /// Starts everything; the receiver is the engine's queue.
@@ -104,7 +143,7 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
                 .with_context(|| format!("loading the XDP program with its maps pinned under {}", dir.display()))
         })
     });
-    let mut store = load_leases(&mut server, &settings.state_dir)?;
+    let (mut store, shared) = off_runtime(|| load_leases(&mut server, &settings))?;
     let failover = match config.failover {
         Some(f) => Some(Partnership::new(f, settings.state_dir.clone(), &mut server, now())?),
         None => None,
@@ -140,7 +179,7 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
         // the store.
         let started = std::time::Instant::now();
         let changes = r.reconcile(&mut server);
-        store.commit(&changes).context("recording renewals the XDP fast path answered")?;
+        off_runtime(|| store.commit(&changes)).context("recording renewals the XDP fast path answered")?;
         info!(
             renewals = changes.len(),
             ms = started.elapsed().as_millis() as u64,
@@ -189,7 +228,7 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     info!(interfaces = ?interfaces, control = %settings.control_socket.display(), "serving");
 
     let writer = renewal.as_mut().and_then(|r| r.take_writer()).map(|w| Box::new(w) as Box<dyn committer::MapWriter>);
-    let committer = committer::Committer::start(Box::new(store), writer, {
+    let committer = committer::Committer::start(store, writer, {
         let sender = sender.clone();
         move |replies| sender.send_replies(replies)
     })
@@ -197,7 +236,20 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     if let Some(listener) = metrics {
         tokio::spawn(metrics_endpoint::serve(listener, tx.clone(), committer.histograms().clone()));
     }
-    let serve = Serve::new(server, listeners, renewal, committer, sender, dropped, shed);
+    let mut serve = Serve::new(server, listeners, renewal, committer, sender, dropped, shed);
+    if let Some(db) = shared {
+        serve.set_database(db.health.clone());
+        // Other servers' changes reach the table through the engine's queue, as datagrams do.
+        let tx = tx.clone();
+        let duid = serve.server.duid().to_vec();
+        listener::spawn(db.settings, duid, db.application, db.health, move |changes| {
+            if changes.is_empty() {
+                return !tx.is_closed();
+            }
+            tx.blocking_send(Input::Learnt(changes)).is_ok()
+        })
+        .context("starting the lease database listener")?;
+    }
     let tracing = live_trace::Tracing::new(trace_maps);
     Ok((Daemon { serve, relaying, failover, xdp, tracing, control_path: settings.control_socket, reload }, rx))
 }
