@@ -116,6 +116,29 @@ fn link() -> Link {
     Link { server, client, veth }
 }
 
+/// A server's link shared by two client namespaces, through a bridge (`br0`) in the server's:
+/// the load generator and the recording client each bind port 546 in their own.
+struct SharedLink {
+    server: Netns,
+    load: Netns,
+    load_veth: Veth,
+    record: Netns,
+    record_veth: Veth,
+}
+
+fn shared_link() -> SharedLink {
+    let server = Netns::new("d6s");
+    let (load, record) = (Netns::new("d6l"), Netns::new("d6r"));
+    let (load_veth, record_veth) = (Veth::new(&server, &load), Veth::new(&server, &record));
+    server.exec(&["ip", "link", "add", "br0", "type", "bridge"]);
+    for port in [load_veth.a(), record_veth.a()] {
+        server.exec(&["ip", "link", "set", port, "master", "br0"]);
+    }
+    server.exec(&["ip", "link", "set", "br0", "up"]);
+    server.exec(&["ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "br0", "nodad"]);
+    SharedLink { server, load, load_veth, record, record_veth }
+}
+
 #[test]
 fn dhclient_and_perfdhcp_are_served_and_every_lease_is_there_after_a_restart() {
     let scratch = Scratch::new("pg-serve");
@@ -186,28 +209,25 @@ fn two_servers_on_one_database_under_load_never_give_one_address_to_two_clients(
     let scratch = Scratch::new("pg-two");
     let pg = Postgres::start(&scratch);
     db_init(&scratch, &pg);
-    let (a, b) = (link(), link());
+    let (a, b) = (shared_link(), shared_link());
     // The same pool on both: they search it from the same place, and race for each address.
-    let server_a = Dhcp6d::start(&a.server, &scratch, "a", &config(a.veth.a(), &pg), &["--no-xdp"]);
-    let server_b = Dhcp6d::start(&b.server, &scratch, "b", &config(b.veth.a(), &pg), &["--no-xdp"]);
+    let server_a = Dhcp6d::start(&a.server, &scratch, "a", &config("br0", &pg), &["--no-xdp"]);
+    let server_b = Dhcp6d::start(&b.server, &scratch, "b", &config("br0", &pg), &["--no-xdp"]);
     let stop = AtomicBool::new(false);
     let load = dhcp6_load_binary();
     let load = load.to_str().unwrap();
+    let run_load = |link: &SharedLink, base: &str| {
+        let args = [load, "--interface", link.load_veth.b(), "--rate", "1000", "--seconds", "5", "--base", base];
+        let out = link.load.exec_status(&args);
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
     let (grants, loads) = std::thread::scope(|s| {
         let recorders = [
-            s.spawn(|| a.client.run(|| record_grants(a.veth.b(), 5_000_000, &stop))),
-            s.spawn(|| b.client.run(|| record_grants(b.veth.b(), 6_000_000, &stop))),
+            s.spawn(|| a.record.run(|| record_grants(a.record_veth.b(), 5_000_000, &stop))),
+            s.spawn(|| b.record.run(|| record_grants(b.record_veth.b(), 6_000_000, &stop))),
         ];
-        let loads = [
-            s.spawn(|| a.client.exec_status(&[load, "--interface", a.veth.b(), "--rate", "20000", "--seconds", "4"])),
-            s.spawn(|| {
-                b.client.exec_status(&[
-                    load, "--interface", b.veth.b(), "--rate", "20000", "--seconds", "4", "--base", "1000000",
-                ])
-            }),
-        ];
-        let loads: Vec<String> =
-            loads.into_iter().map(|l| String::from_utf8_lossy(&l.join().unwrap().stdout).into_owned()).collect();
+        let loads = [s.spawn(|| run_load(&a, "0")), s.spawn(|| run_load(&b, "1000000"))];
+        let loads: Vec<String> = loads.into_iter().map(|l| l.join().unwrap()).collect();
         stop.store(true, Ordering::Relaxed);
         let grants: Vec<Granted> = recorders.into_iter().flat_map(|r| r.join().unwrap()).map(|(_, g)| g).collect();
         (grants, loads)
