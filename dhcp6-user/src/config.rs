@@ -471,7 +471,9 @@ fn check_lease_database(d: Spanned<raw::LeaseDatabase>) -> Result<LeaseDatabase,
                 || d.pool_size.is_some()
                 || d.commit_wait_ms.is_some();
             match postgres_keys {
-                true => Err((start, "type = \"journal\" takes no database keys: they are for type = \"postgresql\"".into())),
+                true => {
+                    Err((start, "type = \"journal\" takes no database keys: they are for type = \"postgresql\"".into()))
+                }
                 false => Ok(LeaseDatabase::Journal),
             }
         }
@@ -496,7 +498,11 @@ fn check_lease_database(d: Spanned<raw::LeaseDatabase>) -> Result<LeaseDatabase,
             };
             let tls = d.tls.unwrap_or(TlsMode::Disable);
             if tls == TlsMode::VerifyFull && d.tls_ca.is_none() {
-                return Err((start, "tls = \"verify-full\" needs tls_ca, the CA certificates (PEM) to check the server's against".into()));
+                return Err((
+                    start,
+                    "tls = \"verify-full\" needs tls_ca, the CA certificates (PEM) to check the server's against"
+                        .into(),
+                ));
             }
             let database = d.database.ok_or((start, "type = \"postgresql\" needs database".to_string()))?;
             Ok(LeaseDatabase::Postgresql(PostgresSettings {
@@ -511,10 +517,9 @@ fn check_lease_database(d: Spanned<raw::LeaseDatabase>) -> Result<LeaseDatabase,
                 commit_wait: std::time::Duration::from_millis(commit_wait_ms),
             }))
         }
-        other => Err((
-            d.kind.span().start,
-            format!("lease_database type {other:?}: it is \"journal\" or \"postgresql\""),
-        )),
+        other => {
+            Err((d.kind.span().start, format!("lease_database type {other:?}: it is \"journal\" or \"postgresql\"")))
+        }
     }
 }
 

@@ -54,7 +54,12 @@ pub struct Snapshot {
 impl Default for Snapshot {
     fn default() -> Self {
         Snapshot {
-            statistics: StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: Vec::new(), database: None },
+            statistics: StatisticsAnswer {
+                server: Default::default(),
+                xdp: None,
+                xdp_tx_off: Vec::new(),
+                database: None,
+            },
             leases: 0,
             pools: Vec::new(),
             relay: None,

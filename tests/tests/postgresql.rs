@@ -61,10 +61,7 @@ fn db_init(scratch: &Scratch, pg: &Postgres) {
 fn table(pg: &Postgres) -> HashMap<String, (String, u64)> {
     let mut client = pg.client();
     client
-        .query(
-            "SELECT address, prefix_len, duid, extract(epoch FROM expire)::int8 FROM lease6 WHERE state = 0",
-            &[],
-        )
+        .query("SELECT address, prefix_len, duid, extract(epoch FROM expire)::int8 FROM lease6 WHERE state = 0", &[])
         .unwrap()
         .iter()
         .map(|r| {
@@ -82,7 +79,12 @@ fn check_grants_against_table(pg: &Postgres, grants: &[Granted], when: &str) {
         let (duid, expires) =
             rows.get(&g.address.to_string()).unwrap_or_else(|| panic!("{when}: {g:?} was told, the table lacks it"));
         assert_eq!(duid, &dhcp6_user::json::hex(&g.duid), "{when}: {} is another client's in the table", g.address);
-        assert!(*expires >= g.expires, "{when}: {} expires {expires} in the table, the client was told {}", g.address, g.expires);
+        assert!(
+            *expires >= g.expires,
+            "{when}: {} expires {expires} in the table, the client was told {}",
+            g.address,
+            g.expires
+        );
     }
 }
 
@@ -163,7 +165,20 @@ fn dhclient_and_perfdhcp_are_served_and_every_lease_is_there_after_a_restart() {
     drop(dhclient);
 
     let out = l.client.exec_status(&[
-        "timeout", "60", "perfdhcp", "-6", "-l", l.veth.b(), "-r", "100", "-n", "300", "-R", "300", "-p", "20",
+        "timeout",
+        "60",
+        "perfdhcp",
+        "-6",
+        "-l",
+        l.veth.b(),
+        "-r",
+        "100",
+        "-n",
+        "300",
+        "-R",
+        "300",
+        "-p",
+        "20",
     ]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let replies: u64 = text
@@ -242,8 +257,7 @@ fn two_servers_on_one_database_under_load_never_give_one_address_to_two_clients(
         .unwrap();
     assert!(twice.is_empty(), "{} IAs hold two addresses", twice.len());
     let rows: i64 = client.query_one("SELECT count(*) FROM lease6 WHERE state = 0", &[]).unwrap().get(0);
-    let taken: u64 =
-        [&server_a, &server_b].iter().map(|s| s.stat("dropped", "lease_taken_elsewhere")).sum();
+    let taken: u64 = [&server_a, &server_b].iter().map(|s| s.stat("dropped", "lease_taken_elsewhere")).sum();
     eprintln!("{rows} rows; {taken} exchanges dropped: their address was taken by the other server");
     assert!(rows > 1000, "only {rows} leases bound under load");
     // Each server's table learnt the other's leases: both hold every row.
@@ -285,10 +299,16 @@ fn the_database_killed_mid_load_loses_no_lease_a_client_was_told_of_and_service_
     let stats = server.show("statistics");
     let failed = stats["database"]["commits_failed"].as_u64().unwrap();
     let dropped = stats["dropped"]["store_failed"].as_u64().unwrap();
-    eprintln!("{} grants, {after} after the restart; {failed} commits failed, {dropped} exchanges dropped", grants.len());
+    eprintln!(
+        "{} grants, {after} after the restart; {failed} commits failed, {dropped} exchanges dropped",
+        grants.len()
+    );
     assert!(failed > 0 && dropped > 0, "the outage was not seen: {stats}");
     let log = server.process.log_text();
-    assert!(log.contains("lease database is unreachable") && log.contains("reconnected to the lease database"), "{log}");
+    assert!(
+        log.contains("lease database is unreachable") && log.contains("reconnected to the lease database"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -344,7 +364,10 @@ fn kea_leases_imported_into_the_database_are_exported_again() {
     assert_eq!(rows["2001:db8:1::1:101"].1, far);
     let export = dhcp6d_offline(&scratch, &pg, &["leases", "export", "--csv"]);
     let csv = String::from_utf8_lossy(&export.stdout);
-    assert!(csv.contains("2001:db8:8000::/56,ia_pd,bound,00:01:00:01:32:96:98:78:02:00:00:00:00:c0,192,1800,3600"), "{csv}");
+    assert!(
+        csv.contains("2001:db8:8000::/56,ia_pd,bound,00:01:00:01:32:96:98:78:02:00:00:00:00:c0,192,1800,3600"),
+        "{csv}"
+    );
     // Kea's own dump function reads the rows (when Kea's schema is there): here, a query in
     // Kea's layout does.
     let mut client = pg.client();

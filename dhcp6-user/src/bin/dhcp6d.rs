@@ -389,7 +389,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         }
                         LeaseDatabase::Postgresql(pg) => {
                             let mut client = postgresql::connect(pg, "dhcp6d leases export")?;
-                            postgresql::read_all(&mut client)?.into_iter().map(|(l, _)| l).collect()
+                            postgresql::read_all(&mut client)?.into_iter().map(|s| s.lease).collect()
                         }
                     };
                     print_all(&store::kea::to_csv(&mut leases))?;

@@ -21,9 +21,9 @@
 //! the server does not spend a core on a disk flush per message.
 
 use std::{
+    ops::Range,
     sync::mpsc,
     thread::JoinHandle,
-    ops::Range,
     time::{Duration, Instant},
 };
 

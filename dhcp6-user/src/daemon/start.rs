@@ -2,10 +2,7 @@
 //! (taking over an earlier dhcp6d's pins), the sockets and their readers, the commit and send
 //! threads, the relay, the control socket. What it builds is the [`Daemon`] the loop drives.
 
-use std::{
-    path::PathBuf,
-    sync::Arc,
-};
+use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
@@ -90,8 +87,11 @@ fn open_store(settings: &DaemonSettings, duid: &[u8]) -> Result<(Box<dyn LeaseSt
         LeaseDatabase::Postgresql(pg) => {
             let what = format!("the lease database {} on {}:{}", pg.database, pg.host, pg.port);
             let store = Postgres::open(pg, duid).with_context(|| format!("opening {what}"))?;
-            let shared =
-                SharedDatabase { settings: pg.clone(), application: store.application().to_string(), health: store.health() };
+            let shared = SharedDatabase {
+                settings: pg.clone(),
+                application: store.application().to_string(),
+                health: store.health(),
+            };
             Ok((Box::new(store), Some(shared), what))
         }
     }

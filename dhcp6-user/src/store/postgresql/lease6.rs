@@ -143,9 +143,17 @@ pub enum RowError {
     Column(String, String),
 }
 
+/// A row of the table: the lease, and who wrote it last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub lease: Lease,
+    /// The DUID of the server that wrote the row last; `None`: Kea.
+    pub writer: Option<Vec<u8>>,
+}
+
 /// A row as dhcp6d's lease and the DUID of the server that wrote it last; `Ok(None)` for
 /// rows dhcp6d does not serve (IA_TA).
-pub fn from_row(row: &Row) -> Result<Option<(Lease, Option<Vec<u8>>)>, RowError> {
+pub fn from_row(row: &Row) -> Result<Option<Stored>, RowError> {
     let address: String = row.try_get(0).map_err(|e| RowError::Column(String::new(), e.to_string()))?;
     let col = |e: postgres::Error| RowError::Column(address.clone(), e.to_string());
     let prefix_len: Option<i16> = row.try_get(1).map_err(col)?;
@@ -193,7 +201,7 @@ pub fn from_row(row: &Row) -> Result<Option<(Lease, Option<Vec<u8>>)>, RowError>
         expires: expire.and_then(|e| u64::try_from(e).ok()).unwrap_or(0),
         interface: interface.filter(|i| !i.is_empty()),
     };
-    Ok(Some((lease, writer)))
+    Ok(Some(Stored { lease, writer }))
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ pub fn spawn(
     std::thread::Builder::new().name("dhcp6d-db-listen".into()).spawn(move || {
         let mut said_down = false;
         loop {
-            let ended = match connect(&settings, &format!("dhcp6d {} listener", std::process::id())) {
+            let ended = match connect(&settings, &format!("{application} listener")) {
                 Ok(mut client) => {
                     if said_down {
                         info!("the lease database listener reconnected: the table is read again");
@@ -83,9 +83,9 @@ fn listen(
     let mut rows = client.query(lease6::SELECT, &[])?;
     let mut changes = Vec::new();
     for row in rows.drain(..) {
-        if let Ok(Some((lease, writer))) = lease6::from_row(&row) {
-            if writer.as_deref() != Some(server) {
-                changes.push(LeaseChange::Upsert(lease));
+        if let Ok(Some(stored)) = lease6::from_row(&row) {
+            if stored.writer.as_deref() != Some(server) {
+                changes.push(LeaseChange::Upsert(stored.lease));
             }
         }
     }
@@ -134,16 +134,15 @@ fn listen(
         let mut changes = Vec::new();
         let mut present = HashSet::new();
         for row in &rows {
-            if let Ok(Some((lease, writer))) = lease6::from_row(row) {
-                present.insert(lease6::address(&lease.resource));
-                if writer.as_deref() != Some(server) {
-                    changes.push(LeaseChange::Upsert(lease));
+            if let Ok(Some(stored)) = lease6::from_row(row) {
+                present.insert(lease6::address(&stored.lease.resource));
+                if stored.writer.as_deref() != Some(server) {
+                    changes.push(LeaseChange::Upsert(stored.lease));
                 }
             }
         }
-        changes.extend(
-            resources.into_iter().filter(|r| !present.contains(&lease6::address(r))).map(LeaseChange::Remove),
-        );
+        changes
+            .extend(resources.into_iter().filter(|r| !present.contains(&lease6::address(r))).map(LeaseChange::Remove));
         if !changes.is_empty() {
             health.learnt(changes.len());
         }

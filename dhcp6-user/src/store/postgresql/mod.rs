@@ -177,9 +177,7 @@ pub fn connect(settings: &PostgresSettings, application: &str) -> Result<Client,
     }
     match settings.tls {
         TlsMode::Disable => config.ssl_mode(postgres::config::SslMode::Disable).connect(NoTls),
-        TlsMode::VerifyFull => {
-            config.ssl_mode(postgres::config::SslMode::Require).connect(tls_connector(settings)?)
-        }
+        TlsMode::VerifyFull => config.ssl_mode(postgres::config::SslMode::Require).connect(tls_connector(settings)?),
     }
     .map_err(DatabaseError::Connect)
 }
@@ -202,10 +200,11 @@ fn tls_connector(settings: &PostgresSettings) -> Result<tokio_postgres_rustls::M
 }
 
 /// Every lease the table holds, each with the DUID of the server that wrote it last.
-pub fn read_all(client: &mut Client) -> Result<Vec<(Lease, Option<Vec<u8>>)>, DatabaseError> {
+pub fn read_all(client: &mut Client) -> Result<Vec<lease6::Stored>, DatabaseError> {
     let mut leases = Vec::new();
-    let mut rows =
-        client.query_raw(lease6::SELECT, std::iter::empty::<&dyn postgres::types::ToSql>()).map_err(DatabaseError::Query)?;
+    let mut rows = client
+        .query_raw(lease6::SELECT, std::iter::empty::<&dyn postgres::types::ToSql>())
+        .map_err(DatabaseError::Query)?;
     while let Some(row) = rows.next().map_err(DatabaseError::Query)? {
         match lease6::from_row(&row) {
             Ok(Some(lease)) => leases.push(lease),
@@ -217,12 +216,15 @@ pub fn read_all(client: &mut Client) -> Result<Vec<(Lease, Option<Vec<u8>>)>, Da
 }
 
 /// The leases the table holds at `addresses` now, by address.
-fn rows_at(client: &mut impl postgres::GenericClient, addresses: &[String]) -> Result<HashMap<String, Lease>, postgres::Error> {
+fn rows_at(
+    client: &mut impl postgres::GenericClient,
+    addresses: &[String],
+) -> Result<HashMap<String, Lease>, postgres::Error> {
     let rows = client.query(&format!("{} WHERE address = ANY($1)", lease6::SELECT), &[&addresses])?;
     Ok(rows
         .iter()
         .filter_map(|r| lease6::from_row(r).ok().flatten())
-        .map(|(l, _)| (lease6::address(&l.resource), l))
+        .map(|s| (lease6::address(&s.lease.resource), s.lease))
         .collect())
 }
 
@@ -317,7 +319,9 @@ pub struct Postgres {
 impl Postgres {
     /// Connects and checks the schema. `server` is this server's DUID.
     pub fn open(settings: &PostgresSettings, server: &[u8]) -> Result<Postgres, DatabaseError> {
-        let application = format!("dhcp6d {}", std::process::id());
+        // Unique among every server on the database (process ids are not, across hosts): the
+        // listener tells its own server's notifications by it.
+        let application = format!("dhcp6d {} {:08x}", std::process::id(), rand::random::<u32>());
         let mut first = connect(settings, &application)?;
         schema::check(&mut first)?;
         let mut pool: Vec<Option<Client>> = (0..settings.pool_size.max(1)).map(|_| None).collect();
@@ -354,8 +358,8 @@ impl Postgres {
             Some(i) => i,
             None => {
                 let slot = self.next % n;
-                let client = connect(&self.settings, &self.application)
-                    .map_err(|e| Failure::Unreachable(e.to_string()))?;
+                let client =
+                    connect(&self.settings, &self.application).map_err(|e| Failure::Unreachable(e.to_string()))?;
                 self.pool[slot] = Some(client);
                 slot
             }
@@ -446,8 +450,8 @@ impl LeaseStore for Postgres {
     fn load(&mut self, apply: &mut dyn FnMut(LeaseChange)) -> Result<(), StoreError> {
         let client = self.connection().map_err(|_| StoreError::Unavailable("no connection".into()))?;
         let leases = read_all(client).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        for (lease, _) in leases {
-            apply(LeaseChange::Upsert(lease));
+        for stored in leases {
+            apply(LeaseChange::Upsert(stored.lease));
         }
         self.loaded = true;
         Ok(())
@@ -531,7 +535,8 @@ mod tests {
     fn a_resource_changed_twice_in_one_commit_goes_in_a_later_round() {
         let first = [LeaseChange::Upsert(lease(1)), LeaseChange::Upsert(lease(2))];
         let offered = Lease { state: LeaseState::Offered, ..lease(3) };
-        let second = [LeaseChange::Remove(lease(1).resource), LeaseChange::Upsert(offered), LeaseChange::Upsert(lease(4))];
+        let second =
+            [LeaseChange::Remove(lease(1).resource), LeaseChange::Upsert(offered), LeaseChange::Upsert(lease(4))];
         let third = [LeaseChange::Upsert(lease(1))];
         let rounds = rounds(&[&first, &second, &third]);
         assert_eq!(rounds.len(), 3);

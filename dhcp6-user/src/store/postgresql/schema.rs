@@ -104,8 +104,10 @@ pub fn init(client: &mut Client) -> Result<i32, DatabaseError> {
             "the database holds dhcp6d's schema already: `dhcp6d db upgrade` brings it up to date".into(),
         ));
     }
-    tx.batch_execute("CREATE TABLE dhcp6d_schema_version (version INT NOT NULL); INSERT INTO dhcp6d_schema_version VALUES (0);")
-        .map_err(DatabaseError::Query)?;
+    tx.batch_execute(
+        "CREATE TABLE dhcp6d_schema_version (version INT NOT NULL); INSERT INTO dhcp6d_schema_version VALUES (0);",
+    )
+    .map_err(DatabaseError::Query)?;
     for (n, migration) in MIGRATIONS.iter().enumerate() {
         tx.batch_execute(migration).map_err(|e| DatabaseError::Migration(n as i32 + 1, e))?;
     }
@@ -127,7 +129,10 @@ pub fn upgrade(client: &mut Client) -> Result<(i32, i32), DatabaseError> {
         let mut tx = client.transaction().map_err(DatabaseError::Query)?;
         tx.execute("SELECT pg_advisory_xact_lock(6547)", &[]).map_err(DatabaseError::Query)?;
         // Another dhcp6d may have run it meanwhile.
-        let now: i32 = tx.query_one("SELECT version FROM dhcp6d_schema_version FOR UPDATE", &[]).map_err(DatabaseError::Query)?.get(0);
+        let now: i32 = tx
+            .query_one("SELECT version FROM dhcp6d_schema_version FOR UPDATE", &[])
+            .map_err(DatabaseError::Query)?
+            .get(0);
         if now > n {
             continue;
         }
