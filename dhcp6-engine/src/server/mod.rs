@@ -357,6 +357,18 @@ impl Server {
         }
     }
 
+    /// Starts every pool's search at a place chosen by `seed` rather than at its first
+    /// resource: servers sharing one lease database, each seeded with its own identity, then
+    /// seldom offer the same free address at once (the database would refuse all but one).
+    pub fn spread_searches(&mut self, seed: u128) {
+        for pools in &mut self.subnets {
+            pools.addresses.start_at(seed);
+            for p in &mut pools.prefixes {
+                p.start_at(seed);
+            }
+        }
+    }
+
     /// Turns on the horizons of the XDP fast path: from now on a bound lease is made durable
     /// until its valid lifetime plus the horizon, which is how long XDP may answer its
     /// renewals without userspace.

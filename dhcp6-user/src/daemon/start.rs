@@ -128,6 +128,14 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     let duid = identity::load_or_create(&settings.state_dir, interfaces.first().map(String::as_str))?;
     info!(duid = %hex(&duid), "server identity");
     let mut server = Server::new(config.server, duid, Vec::new());
+    if matches!(settings.lease_database, LeaseDatabase::Postgresql(_)) {
+        // Other servers search the same pools: each starts where its identity says.
+        let seed = server
+            .duid()
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u128, |h, b| (h ^ u128::from(*b)).wrapping_mul(0x0100_0000_01b3));
+        server.spread_searches(seed);
+    }
     if options.xdp {
         // Before any lease is bound: bound leases are made durable a horizon past their
         // valid lifetime, which is how long XDP may answer their renewals alone.
