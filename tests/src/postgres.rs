@@ -4,7 +4,7 @@
 
 use std::{
     fs,
-    os::unix::{fs::PermissionsExt, process::CommandExt},
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
@@ -98,8 +98,6 @@ impl Postgres {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
-            // Its own process group: a kill takes every backend with the postmaster.
-            .process_group(0)
             .spawn()
             .expect("starting postgres");
         self.child = Some(child);
@@ -107,11 +105,15 @@ impl Postgres {
         wait_for("PostgreSQL to take connections", Duration::from_secs(60), || self.connect("postgres").map(|_| ()));
     }
 
-    /// Kills the server and every backend (SIGKILL to its process group), as a crash would.
+    /// Kills the server and every backend with SIGKILL, as a crash would: the postmaster and
+    /// its children (each of which PostgreSQL puts in a process group of its own).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SAFETY: kill has no memory preconditions; the group is the child's own.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let postmaster = child.id() as i32;
+            for pid in children(postmaster).into_iter().chain([postmaster]) {
+                // SAFETY: kill has no memory preconditions; these are the server's processes.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
             let _ = child.wait();
         }
     }
@@ -146,6 +148,21 @@ impl Postgres {
             self.port
         )
     }
+}
+
+/// The processes whose parent is `parent`.
+fn children(parent: i32) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(e.path().join("stat")).ok()?;
+            // After the parenthesised name: state, then the parent's pid.
+            let ppid: i32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
 }
 
 impl Drop for Postgres {

@@ -313,6 +313,8 @@ pub struct Postgres {
     health: Arc<DatabaseHealth>,
     /// When the last connection attempt was made while the database was down.
     last_attempt: Option<Instant>,
+    /// A connection broke since the last commit that got through.
+    broken: bool,
     loaded: bool,
 }
 
@@ -336,6 +338,7 @@ impl Postgres {
             next: 0,
             health,
             last_attempt: None,
+            broken: false,
             loaded: false,
         })
     }
@@ -374,6 +377,7 @@ impl Postgres {
             *slot = None;
         }
         self.next += 1;
+        self.broken = true;
     }
 
     fn attempt(&mut self, rounds: &[Round]) -> Result<Vec<Refused>, Failure> {
@@ -428,12 +432,15 @@ impl Postgres {
             .collect())
     }
 
+    /// A commit got through: after a broken connection (a database restarted, a backend
+    /// terminated), that is a reconnection, said in the log and counted.
     fn up(&mut self) {
         self.health.connected.store(true, Ordering::Relaxed);
         let since = self.health.down_since.swap(0, Ordering::Relaxed);
-        if since != 0 {
+        if std::mem::take(&mut self.broken) {
             self.health.reconnects.fetch_add(1, Ordering::Relaxed);
-            info!(down_s = unix_now().saturating_sub(since), "reconnected to the lease database");
+            let down_s = if since == 0 { 0 } else { unix_now().saturating_sub(since) };
+            info!(down_s, "reconnected to the lease database");
         }
         self.last_attempt = None;
     }
