@@ -16,6 +16,24 @@ pub enum StoreError {
     /// that loading would have cut.
     #[error("lease store: committed to before it was loaded")]
     NotLoaded,
+    /// A shared database could not be reached (or did not answer) within the time a commit
+    /// may wait: nothing of the commit was accepted.
+    #[error("lease database unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A change a shared store refused on its own while it accepted the rest of the commit:
+/// another server holds its address or prefix (or wrote the lease last, for a change only
+/// its last writer may make). The store is the judge, not the engine's table, which may not
+/// have heard of the other server's change yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Which batch of [`LeaseStore::commit_batches`]' `batches`, and which change of it.
+    pub batch: usize,
+    pub change: usize,
+    /// The lease the store holds for that resource instead, if any: the engine's table learns
+    /// it.
+    pub holder: Option<Lease>,
 }
 
 /// Where leases are kept: loaded once at start, then committed to in batches, and maintained
@@ -26,11 +44,13 @@ pub trait LeaseStore: Send {
     fn load(&mut self, apply: &mut dyn FnMut(LeaseChange)) -> Result<(), StoreError>;
 
     /// Makes the changes of every batch in `batches` durable, in order, all of them or none
-    /// (group commit). Offers are not durable and are skipped.
-    fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<(), StoreError>;
+    /// (group commit). Offers are not durable and are skipped. A store shared with other
+    /// servers may refuse single changes (see [`Refused`]) and commit the rest; a store that is
+    /// alone (the journal) never does and returns an empty list.
+    fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<Vec<Refused>, StoreError>;
 
-    /// Makes the changes durable, all of them or none.
-    fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), StoreError> {
+    /// Makes the changes durable, all of them or none (but those refused one by one).
+    fn commit(&mut self, changes: &[LeaseChange]) -> Result<Vec<Refused>, StoreError> {
         self.commit_batches(&[changes])
     }
 

@@ -75,6 +75,8 @@ pub struct DaemonSettings {
     pub metrics_listen: Option<SocketAddr>,
     /// Per-client storm protection in XDP (`[storm]`); none: off.
     pub storm: Option<StormSettings>,
+    /// Where leases are kept (`[lease_database]`).
+    pub lease_database: LeaseDatabase,
 }
 
 /// `[storm]`: each client may send `rate` messages a second to the server or the relay, in
@@ -83,6 +85,15 @@ pub struct DaemonSettings {
 pub struct StormSettings {
     pub rate: u32,
     pub burst: u32,
+}
+
+/// `[lease_database]`: the journal in `state_dir` (the default), or a PostgreSQL database
+/// several servers share.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LeaseDatabase {
+    #[default]
+    Journal,
+    Postgresql(crate::store::postgresql::PostgresSettings),
 }
 
 /// A whole configuration file, checked: the daemon's own settings (the `[server]` table's
@@ -168,6 +179,7 @@ mod raw {
         pub metrics: Option<Metrics>,
         pub leasequery: Option<Leasequery>,
         pub storm: Option<Storm>,
+        pub lease_database: Option<Spanned<LeaseDatabase>>,
     }
 
     /// `[leasequery]`: who may ask this server, and where bulk queries come over TCP.
@@ -185,6 +197,23 @@ mod raw {
     pub struct Storm {
         pub rate: Spanned<u32>,
         pub burst: Option<Spanned<u32>>,
+    }
+
+    /// `[lease_database]`.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct LeaseDatabase {
+        #[serde(rename = "type")]
+        pub kind: Spanned<String>,
+        pub host: Option<String>,
+        pub port: Option<u16>,
+        pub database: Option<String>,
+        pub user: Option<String>,
+        pub password_file: Option<PathBuf>,
+        pub tls: Option<crate::store::postgresql::TlsMode>,
+        pub tls_ca: Option<PathBuf>,
+        pub pool_size: Option<Spanned<u32>>,
+        pub commit_wait_ms: Option<Spanned<u64>>,
     }
 
     /// `[metrics]`: the HTTP endpoint Prometheus scrapes.
@@ -477,6 +506,74 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Checks `[lease_database]`.
+fn check_lease_database(d: Spanned<raw::LeaseDatabase>) -> Result<LeaseDatabase, (usize, String)> {
+    let start = d.span().start;
+    let d = d.into_inner();
+    match d.kind.get_ref().as_str() {
+        "journal" => {
+            let postgres_keys = d.host.is_some()
+                || d.port.is_some()
+                || d.database.is_some()
+                || d.user.is_some()
+                || d.password_file.is_some()
+                || d.tls.is_some()
+                || d.tls_ca.is_some()
+                || d.pool_size.is_some()
+                || d.commit_wait_ms.is_some();
+            match postgres_keys {
+                true => {
+                    Err((start, "type = \"journal\" takes no database keys: they are for type = \"postgresql\"".into()))
+                }
+                false => Ok(LeaseDatabase::Journal),
+            }
+        }
+        "postgresql" => {
+            use crate::store::postgresql::{PostgresSettings, TlsMode};
+            let pool_size = match d.pool_size {
+                Some(n) if !(1..=64).contains(n.get_ref()) => {
+                    return Err((n.span().start, format!("pool_size is {}: it must be from 1 to 64", n.get_ref())))
+                }
+                Some(n) => *n.get_ref() as usize,
+                None => 2,
+            };
+            let commit_wait_ms = match d.commit_wait_ms {
+                Some(n) if !(100..=60_000).contains(n.get_ref()) => {
+                    return Err((
+                        n.span().start,
+                        format!("commit_wait_ms is {}: it must be from 100 to 60000", n.get_ref()),
+                    ))
+                }
+                Some(n) => *n.get_ref(),
+                None => 3000,
+            };
+            let tls = d.tls.unwrap_or(TlsMode::Disable);
+            if tls == TlsMode::VerifyFull && d.tls_ca.is_none() {
+                return Err((
+                    start,
+                    "tls = \"verify-full\" needs tls_ca, the CA certificates (PEM) to check the server's against"
+                        .into(),
+                ));
+            }
+            let database = d.database.ok_or((start, "type = \"postgresql\" needs database".to_string()))?;
+            Ok(LeaseDatabase::Postgresql(PostgresSettings {
+                host: d.host.unwrap_or_else(|| "localhost".into()),
+                port: d.port.unwrap_or(5432),
+                user: d.user.unwrap_or_else(|| "dhcp6d".into()),
+                database,
+                password_file: d.password_file,
+                tls,
+                tls_ca: d.tls_ca,
+                pool_size,
+                commit_wait: std::time::Duration::from_millis(commit_wait_ms),
+            }))
+        }
+        other => {
+            Err((d.kind.span().start, format!("lease_database type {other:?}: it is \"journal\" or \"postgresql\"")))
+        }
+    }
+}
+
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigFileError> {
@@ -529,6 +626,10 @@ impl Config {
             storm: match &file.storm {
                 Some(s) => Some(check_storm(s).map_err(|(offset, m)| at(offset, m))?),
                 None => None,
+            },
+            lease_database: match file.lease_database {
+                Some(d) => check_lease_database(d).map_err(|(offset, m)| at(offset, m))?,
+                None => LeaseDatabase::Journal,
             },
         };
         let offer_lifetime = match &file.server.offer_lifetime {
@@ -1334,6 +1435,30 @@ address = "2001:db8:1::10"
         }
         let no_rate = format!("{GOOD}\n[storm]\nburst = 5\n");
         assert!(Config::parse(&no_rate).unwrap_err().message.contains("rate"));
+    }
+
+    #[test]
+    fn the_lease_database_is_the_journal_unless_postgresql_is_named() {
+        assert_eq!(Config::parse(GOOD).unwrap().daemon.lease_database, LeaseDatabase::Journal);
+        let pg = format!(
+            "{GOOD}\n[lease_database]\ntype = \"postgresql\"\nhost = \"db1\"\ndatabase = \"leases\"\npool_size = 4\ntls = \"verify-full\"\ntls_ca = \"/etc/ca.pem\"\n"
+        );
+        let LeaseDatabase::Postgresql(p) = Config::parse(&pg).unwrap().daemon.lease_database else {
+            panic!("not postgresql")
+        };
+        assert_eq!((p.host.as_str(), p.port, p.database.as_str(), p.user.as_str()), ("db1", 5432, "leases", "dhcp6d"));
+        assert_eq!((p.pool_size, p.tls), (4, crate::store::postgresql::TlsMode::VerifyFull));
+        for (bad, said) in [
+            ("type = \"mysql\"", "\"journal\" or \"postgresql\""),
+            ("type = \"postgresql\"", "needs database"),
+            ("type = \"postgresql\"\ndatabase = \"l\"\npool_size = 0", "pool_size is 0"),
+            ("type = \"postgresql\"\ndatabase = \"l\"\ntls = \"verify-full\"", "needs tls_ca"),
+            ("type = \"journal\"\nhost = \"db1\"", "takes no database keys"),
+        ] {
+            let text = format!("{GOOD}\n[lease_database]\n{bad}\n");
+            let e = Config::parse(&text).unwrap_err();
+            assert!(e.message.contains(said), "{bad}: {e}");
+        }
     }
 
     #[test]

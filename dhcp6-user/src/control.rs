@@ -156,6 +156,9 @@ pub struct StatisticsAnswer {
     /// Storm protection's counts, when XDP is attached.
     #[serde(default)]
     pub storm: Option<StormCounts>,
+    /// The shared lease database, when leases are kept in one.
+    #[serde(default)]
+    pub database: Option<crate::store::postgresql::DatabaseStatus>,
 }
 
 /// What storm protection cut, for `show statistics` and the metrics.

@@ -54,7 +54,13 @@ pub struct Snapshot {
 impl Default for Snapshot {
     fn default() -> Self {
         Snapshot {
-            statistics: StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: Vec::new(), storm: None },
+            statistics: StatisticsAnswer {
+                server: Default::default(),
+                xdp: None,
+                xdp_tx_off: Vec::new(),
+                storm: None,
+                database: None,
+            },
             leases: 0,
             pools: Vec::new(),
             relay: None,

@@ -151,6 +151,20 @@ pub fn render(request: Request, answer: &Value) -> Result<String, serde_json::Er
                     storm.cut_by_mac, storm.cut_by_duid, storm.clients
                 );
             }
+            if let Some(d) = &s.database {
+                let state = match d.down_since {
+                    Some(since) => format!("unreachable for {}s", now().saturating_sub(since)),
+                    None if d.connected => "connected".into(),
+                    None => "not connected yet".into(),
+                };
+                let _ = writeln!(out, "Lease database (PostgreSQL): {state}");
+                let _ = writeln!(out, "    {:<24} {}", "reconnects", d.reconnects);
+                let _ = writeln!(out, "    {:<24} {}", "commits", d.commits);
+                let _ = writeln!(out, "    {:<24} {}", "commits_failed", d.commits_failed);
+                let _ = writeln!(out, "    {:<24} {}", "taken_elsewhere", d.changes_refused);
+                let _ = writeln!(out, "    {:<24} {}", "learnt_from_others", d.changes_learnt);
+                let _ = writeln!(out, "    {:<24} {}", "listening", if d.listening { "yes" } else { "no" });
+            }
         }
         Request::Storms => {
             let s: StormsAnswer = typed(answer)?;
@@ -385,7 +399,13 @@ mod tests {
 
     #[test]
     fn statistics_show_counted_rows_and_totals() {
-        let mut s = StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: Vec::new(), storm: None };
+        let mut s = StatisticsAnswer {
+            server: Default::default(),
+            xdp: None,
+            xdp_tx_off: Vec::new(),
+            storm: None,
+            database: None,
+        };
         s.server.count_received(crate::codec::MessageType::Solicit);
         s.server.count_drop(crate::server::DropReason::NoSubnet);
         let text = render(Request::Statistics, &serde_json::to_value(&s).unwrap()).unwrap();
@@ -401,7 +421,13 @@ mod tests {
             interface: "lab-srv".into(),
             reason: "the driver counted 13 XDP_TX errors".into(),
         };
-        let s = StatisticsAnswer { server: Default::default(), xdp: None, xdp_tx_off: vec![off], storm: None };
+        let s = StatisticsAnswer {
+            server: Default::default(),
+            xdp: None,
+            xdp_tx_off: vec![off],
+            storm: None,
+            database: None,
+        };
         let text = render(Request::Statistics, &serde_json::to_value(&s).unwrap()).unwrap();
         assert!(
             text.contains("Renewals on lab-srv answered from userspace: the driver counted 13 XDP_TX errors\n"),

@@ -49,7 +49,7 @@ impl fmt::Debug for PinnedTls {
     }
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let read = |source| TlsError::Read { path: path.display().to_string(), source };
     let certs = CertificateDer::pem_file_iter(path).map_err(read)?.collect::<Result<Vec<_>, _>>().map_err(read)?;
     if certs.is_empty() {

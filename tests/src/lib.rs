@@ -6,6 +6,7 @@ pub mod client;
 pub mod http;
 pub mod netns;
 pub mod peers;
+pub mod postgres;
 pub mod relay_lab;
 
 use std::path::PathBuf;

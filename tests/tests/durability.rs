@@ -342,7 +342,7 @@ fn a_journal_write_the_disk_refuses_is_cut_back_and_later_commits_survive() {
         let before = std::fs::metadata(&path).unwrap().len();
         let batch: Vec<LeaseChange> = (committed..committed + 40).map(|n| LeaseChange::Upsert(lease(n))).collect();
         match journal.commit(&batch) {
-            Ok(()) => committed += 40,
+            Ok(_) => committed += 40,
             Err(e) => break (e, before),
         }
         assert!(committed < 10_000, "the file system never filled up");

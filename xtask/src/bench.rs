@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use crate::netns::{veth, xdp_run_stats, Host};
 
 mod failover;
+mod postgresql;
 mod standby;
 
 const DIR: &str = "/run/dhcp6-bench";
@@ -696,7 +697,7 @@ pub fn run(dhcp6d: &Path, only: Option<&str>) -> Result<()> {
     let dir = PathBuf::from(DIR);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let parts: [Part<'_>; 7] = [
+    let parts: [Part<'_>; 8] = [
         (
             "exchanges",
             Box::new(|| {
@@ -721,6 +722,7 @@ pub fn run(dhcp6d: &Path, only: Option<&str>) -> Result<()> {
         ("relay", Box::new(|| relayed(dhcp6d))),
         ("standby", Box::new(|| standby::run(dhcp6d))),
         ("failover", Box::new(|| failover::failover(dhcp6d))),
+        ("postgresql", Box::new(|| postgresql::postgresql(dhcp6d))),
     ];
     if let Some(o) = only {
         let names: Vec<&str> = parts.iter().map(|(name, _)| *name).collect();

@@ -38,6 +38,9 @@ const PACKAGES: &[&str] = &[
     "binutils",
     // A real scraper for the metrics test and bench (prometheus, promtool; no service started).
     "prometheus",
+    // The shared lease database's tests and bench: each starts its own server (initdb in a
+    // temporary folder, as nobody); Debian's cluster is never started (policy-rc.d).
+    "postgresql-15",
 ];
 
 /// The bpf-linker release known to build against Debian's LLVM packages here.

@@ -413,6 +413,18 @@ impl Server {
         self.entropy = Some(entropy);
     }
 
+    /// Starts every pool's search at a place chosen by `seed` rather than at its first
+    /// resource: servers sharing one lease database, each seeded with its own identity, then
+    /// seldom offer the same free address at once (the database would refuse all but one).
+    pub fn spread_searches(&mut self, seed: u128) {
+        for pools in &mut self.subnets {
+            pools.addresses.start_at(seed);
+            for p in &mut pools.prefixes {
+                p.start_at(seed);
+            }
+        }
+    }
+
     /// Turns on the horizons of the XDP fast path: from now on a bound lease is made durable
     /// until its valid lifetime plus the horizon, which is how long XDP may answer its
     /// renewals without userspace.
@@ -805,6 +817,25 @@ impl Server {
                 self.remove(&l.resource);
             }
         }
+    }
+
+    /// A shared store refused `change` on its own: another server holds its resource. The
+    /// change is undone and the table takes the store's `holder` instead; `replies` Replies
+    /// that announced it were not sent.
+    pub fn taken_elsewhere(&mut self, change: &LeaseChange, holder: Option<Lease>, replies: usize) {
+        for _ in 0..replies {
+            self.stats.count_drop(DropReason::LeaseTakenElsewhere);
+        }
+        self.remove(change.resource());
+        if let Some(holder) = holder {
+            self.restore(LeaseChange::Upsert(holder));
+        }
+    }
+
+    /// Takes a change another server made in a shared store (its lease, or a lease gone), so
+    /// that this server offers nothing another holds. Nothing is written back.
+    pub fn learn(&mut self, change: LeaseChange) {
+        self.restore(change);
     }
 
     /// Moves leases whose state ended by `now` along: bound ones to expired (kept for the

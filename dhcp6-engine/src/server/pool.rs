@@ -67,6 +67,25 @@ impl Pool {
         }
     }
 
+    /// Starts the search at the `seed`th resource (modulo the pool's size) instead of the
+    /// first: servers sharing a lease database each start elsewhere, so that they seldom race
+    /// for the same free address.
+    pub fn start_at(&mut self, seed: u128) {
+        let step = self.step();
+        let mut index = match self.size() {
+            0 => return,
+            size => seed % size,
+        };
+        for (lo, hi) in &self.ranges {
+            let n = (hi - lo) / step + 1;
+            if index < n {
+                self.cursor = lo + index * step;
+                return;
+            }
+            index -= n;
+        }
+    }
+
     pub fn prefix_len(&self) -> u8 {
         self.prefix_len
     }
@@ -226,6 +245,16 @@ mod tests {
         // A huge range halves without walking it.
         let (lower, upper) = Pool::new(vec![(0, u128::MAX - 2)], 128).halves();
         assert_eq!(lower.size(), upper.size());
+    }
+
+    #[test]
+    fn a_search_started_elsewhere_stays_in_the_pool_and_wraps() {
+        let mut p = Pool::new(vec![(10, 12), (20, 21)], 128);
+        p.start_at(4);
+        assert_eq!(p.next_free(10, |_| false), Some(p.resource(21)));
+        assert_eq!(p.next_free(10, |_| false), Some(p.resource(10)));
+        p.start_at(5 + 3);
+        assert_eq!(p.next_free(10, |_| false), Some(p.resource(20)));
     }
 
     #[test]

@@ -44,6 +44,9 @@ crate::counted_enum! {
         SendFailed => "send_failed",
         /// A client's message cut in XDP by storm protection: the client was over its rate.
         Storm => "storm",
+        /// A shared lease database refused the change: another server holds the address or
+        /// prefix. No Reply was sent; the engine learnt the holder.
+        LeaseTakenElsewhere => "lease_taken_elsewhere",
     }
 }
 

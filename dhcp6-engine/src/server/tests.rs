@@ -484,6 +484,24 @@ fn a_refused_store_leaves_no_lease_behind() {
 }
 
 #[test]
+fn a_change_taken_elsewhere_is_undone_and_the_holder_learnt() {
+    let mut s = server();
+    let out = send(&mut s, &msg(MessageType::Solicit, 1, vec![ia_na(1, &[]), DhcpOption::RapidCommit]), 1, NOW);
+    let LeaseChange::Upsert(ours) = out.changes[0].clone() else { panic!("no upsert") };
+    let holder = Lease { duid: client_duid(9), iaid: 7, ..ours.clone() };
+    s.taken_elsewhere(&out.changes[0], Some(holder.clone()), 1);
+    assert_eq!(s.lease_of(&ours.resource), Some(holder.clone()));
+    assert_eq!(s.statistics().dropped(DropReason::LeaseTakenElsewhere), 1);
+    // The client asks again: it gets another address, never the one held elsewhere.
+    let again = send(&mut s, &msg(MessageType::Solicit, 1, vec![ia_na(1, &[]), DhcpOption::RapidCommit]), 1, NOW);
+    let LeaseChange::Upsert(other) = &again.changes[0] else { panic!("no upsert") };
+    assert_ne!(other.resource, ours.resource);
+    // The other server's lease goes: the address is free here again.
+    s.learn(LeaseChange::Remove(holder.resource));
+    assert_eq!(s.lease_of(&holder.resource), None);
+}
+
+#[test]
 fn leases_past_max_per_binding_end_with_zero_lifetimes_on_renew() {
     let mut s = server();
     bind(&mut s, 1, vec![ia_na(1, &[])]);

@@ -15,10 +15,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 use dhcp6_user::{
     capture,
     codec::Message,
-    config::Config,
+    config::{Config, LeaseDatabase},
     control::{self, Request},
     daemon::{self, RunOptions},
-    json, leasequery, server, show, store,
+    json,
+    lease_store::LeaseStore,
+    leasequery, server, show,
+    store::{self, postgresql},
     trace::{TraceFilter, TracedClient},
     xdp::XdpProgram,
 };
@@ -65,7 +68,16 @@ enum Command {
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },
-    /// The lease journal, offline: export it, or import another server's leases into it.
+    /// The PostgreSQL lease database (`[lease_database] type = "postgresql"`): its schema.
+    Db {
+        #[command(subcommand)]
+        what: DbCommand,
+        /// The configuration naming the database.
+        #[arg(long, short, global = true, default_value = "/etc/dhcp6d.toml")]
+        config: PathBuf,
+    },
+    /// The lease store (the journal, or the database), offline: export it, or import another
+    /// server's leases into it.
     Leases {
         #[command(subcommand)]
         what: LeasesCommand,
@@ -247,9 +259,20 @@ enum XdpCommand {
     },
 }
 
+#[derive(Subcommand, Clone, Copy)]
+enum DbCommand {
+    /// Create dhcp6d's schema in an empty database, or in one Kea's `kea-admin db-init` made
+    /// (Kea's lease6 table is used as it is).
+    Init,
+    /// Run the migrations the database's schema lacks.
+    Upgrade,
+    /// Print the schema version the database holds and the one this dhcp6d needs.
+    Version,
+}
+
 #[derive(Subcommand)]
 enum LeasesCommand {
-    /// Print every lease in the journal.
+    /// Print every lease in the store.
     Export {
         /// As CSV (the only format so far; kept explicit for scripts).
         #[arg(long, required = true)]
@@ -399,16 +422,55 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Db { what, config } => {
+            let config = Config::load(&config)?;
+            let LeaseDatabase::Postgresql(pg) = &config.daemon.lease_database else {
+                anyhow::bail!("the configuration keeps leases in the journal: [lease_database] names no database");
+            };
+            let mut client = postgresql::connect(pg, "dhcp6d db")
+                .with_context(|| format!("connecting to {} on {}:{}", pg.database, pg.host, pg.port))?;
+            match what {
+                DbCommand::Init => {
+                    let v = postgresql::schema::init(&mut client)?;
+                    println!("dhcp6d's schema created in {} (version {v})", pg.database);
+                }
+                DbCommand::Upgrade => {
+                    let (from, to) = postgresql::schema::upgrade(&mut client)?;
+                    match from == to {
+                        true => println!("the schema of {} is up to date (version {to})", pg.database),
+                        false => println!("the schema of {} upgraded from version {from} to {to}", pg.database),
+                    }
+                }
+                DbCommand::Version => {
+                    let held = postgresql::schema::version(&mut client)?;
+                    println!(
+                        "database {}: schema version {}; this dhcp6d needs {}",
+                        pg.database,
+                        held.map_or_else(|| "none (run dhcp6d db init)".into(), |v| v.to_string()),
+                        postgresql::schema::VERSION
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Leases { what, config } => {
             let config = Config::load(&config)?;
-            let journal = config.daemon.state_dir.join(store::JOURNAL_FILE);
             match what {
                 LeasesCommand::Export { .. } => {
-                    let mut leases = store::journal::read_leases(&journal)
-                        .with_context(|| format!("reading {}", journal.display()))?;
+                    let mut leases = match &config.daemon.lease_database {
+                        LeaseDatabase::Journal => {
+                            let journal = config.daemon.state_dir.join(store::JOURNAL_FILE);
+                            store::journal::read_leases(&journal)
+                                .with_context(|| format!("reading {}", journal.display()))?
+                        }
+                        LeaseDatabase::Postgresql(pg) => {
+                            let mut client = postgresql::connect(pg, "dhcp6d leases export")?;
+                            postgresql::read_all(&mut client)?.into_iter().map(|s| s.lease).collect()
+                        }
+                    };
                     print_all(&store::kea::to_csv(&mut leases))?;
                 }
-                LeasesCommand::Import { kea, server_id } => import_kea(&config, &journal, &kea, server_id.as_deref())?,
+                LeasesCommand::Import { kea, server_id } => import_kea(&config, &kea, server_id.as_deref())?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -580,8 +642,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Imports Kea's leases (and optionally its identity) into the journal of a stopped dhcp6d.
-fn import_kea(config: &Config, journal: &Path, kea: &Path, server_id: Option<&Path>) -> Result<()> {
+/// Imports Kea's leases (and optionally its identity) into the lease store of a stopped
+/// dhcp6d: its journal, or the database it shares with other servers (which refuses what
+/// another client holds there).
+fn import_kea(config: &Config, kea: &Path, server_id: Option<&Path>) -> Result<()> {
     if std::os::unix::net::UnixStream::connect(&config.daemon.control_socket).is_ok() {
         anyhow::bail!("dhcp6d is running (its control socket answers): stop it before importing");
     }
@@ -590,7 +654,19 @@ fn import_kea(config: &Config, journal: &Path, kea: &Path, server_id: Option<&Pa
     let import = store::kea::parse_kea_leases(&text, now)?;
     // A resource we already lease to a different client stays ours: never two holders.
     let mut taken = std::collections::HashMap::new();
-    let mut store = store::Journal::open(journal).with_context(|| format!("opening {}", journal.display()))?;
+    let (mut store, what): (Box<dyn LeaseStore>, String) = match &config.daemon.lease_database {
+        LeaseDatabase::Journal => {
+            let journal = config.daemon.state_dir.join(store::JOURNAL_FILE);
+            let opened = store::Journal::open(&journal).with_context(|| format!("opening {}", journal.display()))?;
+            (Box::new(opened), journal.display().to_string())
+        }
+        LeaseDatabase::Postgresql(pg) => {
+            // The rows are written as this server's: its identity, made now if it has none.
+            let duid = daemon::identity::load_or_create(&config.daemon.state_dir, None)?;
+            let opened = postgresql::Postgres::open(pg, &duid).with_context(|| format!("opening {}", pg.database))?;
+            (Box::new(opened), format!("the lease database {}", pg.database))
+        }
+    };
     store
         .load(&mut |change| match change {
             server::LeaseChange::Upsert(l) => {
@@ -600,7 +676,7 @@ fn import_kea(config: &Config, journal: &Path, kea: &Path, server_id: Option<&Pa
                 taken.remove(&r);
             }
         })
-        .with_context(|| format!("loading {}", journal.display()))?;
+        .with_context(|| format!("loading {what}"))?;
     let (mut fresh, mut conflicts) = (Vec::new(), 0);
     for lease in import.leases {
         match taken.get(&lease.resource) {
@@ -608,11 +684,12 @@ fn import_kea(config: &Config, journal: &Path, kea: &Path, server_id: Option<&Pa
             _ => fresh.push(server::LeaseChange::Upsert(lease)),
         }
     }
-    use dhcp6_user::lease_store::LeaseStore;
-    store.commit(&fresh).context("writing the imported leases")?;
+    let refused = store.commit(&fresh).context("writing the imported leases")?;
+    // Held in the database by another client since it was read: kept, as above.
+    let conflicts = conflicts + refused.len();
     println!(
         "imported {} leases from {} ({} ended, {} IA_TA skipped, {} already held by other clients and kept)",
-        fresh.len(),
+        fresh.len() - refused.len(),
         kea.display(),
         import.ended,
         import.temporary,

@@ -10,7 +10,10 @@
 //! may tell of a lease an earlier batch bound. The XDP lease map is written here too, in the
 //! same order: a batch's entries that go, before its changes are written; those that come,
 //! once they are durable (unless a later batch of the same commit touches them again). The
-//! engine hears back about each batch (a refused one is undone).
+//! engine hears back about each batch (a refused one is undone). A store shared with other
+//! servers may refuse single changes of a commit it otherwise accepts (another server holds
+//! the address): the replies that announce them are not sent, their map entries not written,
+//! and the engine hears which they were.
 //!
 //! Commits that write come at most every [`COMMIT_EVERY`]: an fdatasync costs about the same
 //! for one change as for a thousand, so at moderate rates waiting out the rest of that time
@@ -18,6 +21,7 @@
 //! the server does not spend a core on a disk flush per message.
 
 use std::{
+    ops::Range,
     sync::mpsc,
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -35,7 +39,8 @@ use super::{
 };
 use crate::{
     control::Answer,
-    lease_store::LeaseStore,
+    lease_store::{LeaseStore, Refused},
+    renewal::ia_type_byte,
     server::{Lease, LeaseChange},
 };
 
@@ -69,6 +74,9 @@ const SLOW_COMMIT: Duration = Duration::from_secs(1);
 pub struct Batch {
     pub changes: Vec<LeaseChange>,
     pub replies: Vec<Outgoing>,
+    /// For each reply (same order), the changes of `changes` it announces: a reply whose
+    /// change a shared store refuses is not sent. Empty: every reply announces every change.
+    pub announces: Vec<Range<usize>>,
     /// Control socket answers, sent once the changes they made are durable.
     pub answers: Vec<(oneshot::Sender<Answer>, Answer)>,
     /// What the batch does to the XDP lease map.
@@ -99,10 +107,20 @@ impl Default for CommitHistograms {
     }
 }
 
+/// A change of a committed batch that a shared store refused: another server holds its
+/// resource (the store's `holder`). `replies` replies that announced it were not sent.
+#[derive(Debug)]
+pub struct TakenElsewhere {
+    pub change: LeaseChange,
+    pub holder: Option<Lease>,
+    pub replies: usize,
+}
+
 /// What the engine hears back.
 pub enum Done {
-    /// The batch's changes are durable and its replies handed to the sender.
-    Committed,
+    /// The batch's changes are durable and its replies handed to the sender, but for those
+    /// the store refused one by one (always none with the journal).
+    Committed(Vec<TakenElsewhere>),
     /// The store refused the batch: its replies were dropped; the engine undoes the changes.
     Refused(Vec<LeaseChange>),
     /// The store would like a snapshot of the live leases to compact itself.
@@ -219,7 +237,7 @@ impl Committer {
 
     fn heard(&mut self, done: &Done) {
         match done {
-            Done::Committed => self.in_flight -= 1,
+            Done::Committed(_) => self.in_flight -= 1,
             Done::Refused(_) => {
                 self.in_flight -= 1;
                 self.refusals += 1;
@@ -360,9 +378,10 @@ fn commit<D: FnMut(Vec<Outgoing>)>(store: &mut dyn LeaseStore, group: &mut Vec<B
             warn!(error = %e, batches = group.len(), "the lease store refused a commit: its replies are not sent{also}");
         }
     }
-    if let (Ok(()), Some(map)) = (&result, out.map.as_mut()) {
-        // An entry a later batch of this commit takes away or rewrites is not written.
-        let mut later: std::collections::HashSet<LeaseKey> = std::collections::HashSet::new();
+    if let (Ok(refused), Some(map)) = (&result, out.map.as_mut()) {
+        // An entry a later batch of this commit takes away or rewrites is not written, nor
+        // one whose change the store refused.
+        let mut later: std::collections::HashSet<LeaseKey> = refused_keys(group, refused);
         let mut entries = Vec::new();
         for b in group.iter().rev() {
             entries.extend(b.map.entries.iter().rev().filter(|(k, _)| !later.contains(k)));
@@ -373,8 +392,9 @@ fn commit<D: FnMut(Vec<Outgoing>)>(store: &mut dyn LeaseStore, group: &mut Vec<B
         }
     }
     let mut replies = Vec::new();
-    for batch in group.drain(..) {
-        let Batch { changes, replies: r, answers, map: _, partner } = batch;
+    let refused: &[Refused] = result.as_deref().unwrap_or_default();
+    for (index, batch) in group.drain(..).enumerate() {
+        let Batch { changes, replies: r, announces, answers, map: _, partner } = batch;
         let ok = result.is_ok();
         for (answer, value) in answers {
             let _ = answer.send(if ok { value } else { Answer::error("the lease store refused the change") });
@@ -383,8 +403,31 @@ fn commit<D: FnMut(Vec<Outgoing>)>(store: &mut dyn LeaseStore, group: &mut Vec<B
             for (link, message) in partner {
                 let _ = link.send(message);
             }
-            replies.extend(r);
-            let _ = out.tell.send(Done::Committed);
+            let taken: Vec<&Refused> = refused.iter().filter(|t| t.batch == index).collect();
+            let mut told = vec![0; taken.len()];
+            for (n, reply) in r.into_iter().enumerate() {
+                // A reply tells of its own changes, or (not said) of every change of the batch.
+                let tells = |change: usize| announces.get(n).is_none_or(|range| range.contains(&change));
+                let mut sent = true;
+                for (t, count) in taken.iter().zip(told.iter_mut()) {
+                    if tells(t.change) {
+                        *count += 1;
+                        sent = false;
+                    }
+                }
+                if sent {
+                    replies.push(reply);
+                }
+            }
+            let taken = taken
+                .into_iter()
+                .zip(told)
+                .filter_map(|(t, replies)| {
+                    let change = changes.get(t.change)?.clone();
+                    Some(TakenElsewhere { change, holder: t.holder.clone(), replies })
+                })
+                .collect();
+            let _ = out.tell.send(Done::Committed(taken));
         } else {
             out.refusals += 1;
             let _ = out.tell.send(Done::Refused(changes));
@@ -394,6 +437,17 @@ fn commit<D: FnMut(Vec<Outgoing>)>(store: &mut dyn LeaseStore, group: &mut Vec<B
         (out.deliver)(replies);
     }
     writes
+}
+
+/// The lease map keys of the upserts the store refused.
+fn refused_keys(group: &[Batch], refused: &[Refused]) -> std::collections::HashSet<LeaseKey> {
+    refused
+        .iter()
+        .filter_map(|t| match group.get(t.batch)?.changes.get(t.change)? {
+            LeaseChange::Upsert(l) => LeaseKey::new(&l.duid, l.iaid, ia_type_byte(l.ia_type)),
+            LeaseChange::Remove(_) => None,
+        })
+        .collect()
 }
 
 fn other_job(store: &mut dyn LeaseStore, job: Job, tell: &tokio_mpsc::UnboundedSender<Done>, refusals: u64) {
@@ -455,7 +509,7 @@ mod tests {
             Ok(())
         }
 
-        fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<(), StoreError> {
+        fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<Vec<Refused>, StoreError> {
             let delay = {
                 let mut log = self.0.lock().unwrap();
                 log.begun += 1;
@@ -478,7 +532,13 @@ mod tests {
                 })
                 .collect();
             log.events.push(format!("durable {}", iaids.join(",")));
-            Ok(())
+            // Lease 13 is held by another server's client.
+            let taken = |b: &[LeaseChange]| b.iter().position(|c| matches!(c, LeaseChange::Upsert(l) if l.iaid == 13));
+            Ok(batches
+                .iter()
+                .enumerate()
+                .filter_map(|(batch, b)| Some(Refused { batch, change: taken(b)?, holder: None }))
+                .collect())
         }
     }
 
@@ -568,7 +628,7 @@ mod tests {
         }
         assert_eq!(c.in_flight(), 5);
         let done = c.finish();
-        assert_eq!(done.iter().filter(|d| matches!(d, Done::Committed)).count(), 5);
+        assert_eq!(done.iter().filter(|d| matches!(d, Done::Committed(_))).count(), 5);
         assert_eq!(c.in_flight(), 0);
         let events = log.lock().unwrap().events.clone();
         // Every reply is sent after the commit that holds its change, in the engine's order.
@@ -678,12 +738,34 @@ mod tests {
     }
 
     #[test]
+    fn a_change_taken_elsewhere_holds_back_only_the_reply_that_announces_it() {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let mut c = start(&log);
+        // Three exchanges in one batch; the second one's lease is held by another server.
+        let mut b = Batch {
+            changes: vec![LeaseChange::Upsert(lease(1)), LeaseChange::Upsert(lease(13)), LeaseChange::Upsert(lease(3))],
+            replies: vec![reply(1), reply(13), reply(3)],
+            announces: vec![0..1, 1..2, 2..3],
+            ..Batch::default()
+        };
+        b.map.entries = vec![(key(1), entry()), (key(13), entry()), (key(3), entry())];
+        c.submit(b);
+        let done = c.finish();
+        let [Done::Committed(taken)] = done.as_slice() else { panic!("not committed") };
+        assert_eq!(taken.len(), 1);
+        assert!(matches!(&taken[0].change, LeaseChange::Upsert(l) if l.iaid == 13));
+        assert_eq!(taken[0].replies, 1);
+        let events = log.lock().unwrap().events.clone();
+        assert_eq!(events, ["durable 1,13,3", "insert 1", "insert 3", "sent 1,3"], "{events:?}");
+    }
+
+    #[test]
     fn a_refused_commit_sends_nothing_and_says_so() {
         let log = Arc::new(Mutex::new(Log { fail_from: Some(1), ..Log::default() }));
         let mut c = start(&log);
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         c.submit(batch(1, true));
-        assert!(matches!(rt.block_on(c.next()), Some(Done::Committed)));
+        assert!(matches!(rt.block_on(c.next()), Some(Done::Committed(_))));
         let (answer, answered) = oneshot::channel();
         let mut b = batch(2, true);
         b.answers.push((answer, Answer::Cleared(crate::control::Cleared { cleared: 1 })));
@@ -706,12 +788,12 @@ mod tests {
             fn load(&mut self, _apply: &mut dyn FnMut(LeaseChange)) -> Result<(), StoreError> {
                 Ok(())
             }
-            fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<(), StoreError> {
+            fn commit_batches(&mut self, batches: &[&[LeaseChange]]) -> Result<Vec<Refused>, StoreError> {
                 // Lease 2 does not fit.
                 if batches.iter().flat_map(|b| b.iter()).any(|c| matches!(c, LeaseChange::Upsert(l) if l.iaid == 2)) {
                     return Err(StoreError::Corrupt("full".into()));
                 }
-                Ok(())
+                Ok(Vec::new())
             }
             fn compact(&mut self, snapshot: Vec<Lease>) -> Result<(), StoreError> {
                 self.0.lock().unwrap().push(snapshot.len());

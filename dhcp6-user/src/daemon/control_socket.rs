@@ -46,6 +46,8 @@ pub struct Drops<'a> {
     pub sent: &'a SentCounts,
     /// Interfaces where XDP's answers do not reach the link (renewals answered here).
     pub xdp_tx_off: &'a [XdpTxOff],
+    /// The shared lease database, when leases are kept in one.
+    pub database: Option<&'a crate::store::postgresql::DatabaseHealth>,
 }
 
 /// Binds the control socket at `path` (replacing a stale one), for root and the daemon's own
@@ -166,7 +168,8 @@ pub fn statistics(server: &Server, xdp: Option<&XdpProgram>, drops: &Drops<'_>) 
         Some(Ok(c)) => Some(c.by_verdict),
         _ => None,
     };
-    StatisticsAnswer { server, xdp, xdp_tx_off: drops.xdp_tx_off.to_vec(), storm }
+    let database = drops.database.map(|d| d.status());
+    StatisticsAnswer { server, xdp, xdp_tx_off: drops.xdp_tx_off.to_vec(), storm, database }
 }
 
 /// The answer to a control request, and the lease changes it made.

@@ -142,8 +142,11 @@ pub fn handle_batch(
                         trace(interface, mac, Direction::Out, what.into(), &reply.payload);
                     }
                 }
+                let first = handled.batch.changes.len();
                 handled.batch.changes.extend(outcome.changes);
+                let announced = first..handled.batch.changes.len();
                 if let Some(reply) = outcome.reply {
+                    handled.batch.announces.push(announced);
                     // Answers to unicast leave from the address they came to.
                     let source = to.filter(|a| !a.is_multicast() && (role == Role::Unicast || peer.is_some()));
                     handled.batch.replies.push(Outgoing {
@@ -204,6 +207,7 @@ pub fn handle_batch(
                     r.rebuilt(server, answer);
                 }
             }
+            Input::Learnt(changes) => serve.learn(changes),
         }
     }
     for e in events {

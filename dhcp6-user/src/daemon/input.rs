@@ -71,6 +71,8 @@ pub enum Input {
         pools: bool,
         answer: oneshot::Sender<Box<crate::metrics::Snapshot>>,
     },
+    /// Leases other servers changed in the shared lease database.
+    Learnt(Vec<crate::server::LeaseChange>),
 }
 
 /// What the standby's tasks hand the engine.

@@ -25,6 +25,7 @@ use crate::{
         reload::Reloaded as EngineReloaded, Lease, LeaseChange, LeaseState, ReconfigureOut, ReconfigureStarted,
         ReconfigureTarget, ReconfigureType, Server, ServerConfig,
     },
+    store::postgresql::DatabaseHealth,
     xdp::{ShedSwitch, XdpProgram},
 };
 
@@ -35,6 +36,7 @@ fn drops<'a>(
     storm: &'a Option<StormGuard>,
     sender: &'a Sender,
     renewal: &'a Option<RenewalUpkeep>,
+    database: &'a Option<Arc<DatabaseHealth>>,
 ) -> Drops<'a> {
     Drops {
         read: dropped,
@@ -43,6 +45,7 @@ fn drops<'a>(
         send_failed: &sender.failed,
         sent: &sender.sent,
         xdp_tx_off: renewal.as_ref().map_or(&[], |r| r.xdp_tx_off()),
+        database: database.as_deref(),
     }
 }
 
@@ -61,6 +64,8 @@ pub struct Serve {
     shed: Option<Arc<ShedSwitch>>,
     /// XDP's per-client storm protection, when XDP runs.
     storm: Option<StormGuard>,
+    /// The shared lease database's state, when leases are kept in one.
+    database: Option<Arc<DatabaseHealth>>,
 }
 
 impl Serve {
@@ -73,12 +78,17 @@ impl Serve {
         dropped: Arc<reader::Dropped>,
         shed: Option<Arc<ShedSwitch>>,
     ) -> Serve {
-        Serve { server, listeners, renewal, committer, sender, dropped, shed, storm: None }
+        Serve { server, listeners, renewal, committer, sender, dropped, shed, storm: None, database: None }
     }
 
     /// With XDP's storm protection, whose counts `show statistics` and `show storms` read.
     pub fn with_storm(self, storm: Option<StormGuard>) -> Serve {
         Serve { storm, ..self }
+    }
+
+    /// Tells `show statistics` of the shared lease database.
+    pub fn set_database(&mut self, health: Arc<DatabaseHealth>) {
+        self.database = Some(health);
     }
 
     /// Whether the engine may take more datagrams: not while the commit thread is far behind
@@ -103,17 +113,38 @@ impl Serve {
 
     fn heard(&mut self, done: Done) {
         match done {
-            Done::Committed => {}
+            Done::Committed(taken) if taken.is_empty() => {}
+            Done::Committed(taken) => {
+                let changes: Vec<LeaseChange> = taken.iter().map(|t| t.change.clone()).collect();
+                for t in taken {
+                    self.server.taken_elsewhere(&t.change, t.holder, t.replies);
+                }
+                self.forget_fast_path(&changes);
+            }
             Done::Refused(changes) => {
                 self.server.store_failed(&changes);
-                if let Some(r) = self.renewal.as_mut() {
-                    // Their entries go from the lease map, after what is queued already (with
-                    // the commit thread gone, nothing is written anywhere any more).
-                    let map = r.refused(&changes);
-                    let _ = self.committer.submit(Batch { map, ..Default::default() });
-                }
+                self.forget_fast_path(&changes);
             }
             Done::WantsSnapshot => self.committer.compact(self.server.durable_leases()),
+        }
+    }
+
+    /// The lease map's entries of `changes` go, after what is queued already (with the commit
+    /// thread gone, nothing is written anywhere any more): the store refused them, or another
+    /// server changed those leases.
+    fn forget_fast_path(&mut self, changes: &[LeaseChange]) {
+        if let Some(r) = self.renewal.as_mut() {
+            let map = r.refused(changes);
+            let _ = self.committer.submit(Batch { map, ..Default::default() });
+        }
+    }
+
+    /// Another server changed these leases in the shared lease database: the table takes
+    /// them, and XDP answers none of them any more (this server did not write their expiry).
+    pub fn learn(&mut self, changes: Vec<LeaseChange>) {
+        self.forget_fast_path(&changes);
+        for change in changes {
+            self.server.learn(change);
         }
     }
 
@@ -239,14 +270,14 @@ impl Serve {
         now: u64,
     ) -> (Answer, Vec<LeaseChange>) {
         // The drops borrow the driver's fields, the answer the server.
-        let Serve { server, dropped, shed, storm, sender, renewal, .. } = self;
-        let drops = drops(dropped, shed, storm, sender, renewal);
+        let Serve { server, dropped, shed, storm, sender, renewal, database, .. } = self;
+        let drops = drops(dropped, shed, storm, sender, renewal, database);
         control_socket::answer(server, relaying, request, xdp, &drops, now)
     }
 
     /// What the driver counted around the engine, for `show statistics` and metrics.
     pub fn drops(&self) -> Drops<'_> {
-        drops(&self.dropped, &self.shed, &self.storm, &self.sender, &self.renewal)
+        drops(&self.dropped, &self.shed, &self.storm, &self.sender, &self.renewal, &self.database)
     }
 
     /// Makes what was handed over durable and sends its replies; stops shedding in XDP.

@@ -2,10 +2,7 @@
 //! (taking over an earlier dhcp6d's pins), the sockets and their readers, the commit and send
 //! threads, the relay, the control socket. What it builds is the [`Daemon`] the loop drives.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
@@ -18,12 +15,15 @@ use super::{
     storm_guard::StormGuard, xsk,
 };
 use crate::{
-    config::Config,
+    config::{Config, DaemonSettings, LeaseDatabase},
     json::hex,
     lease_store::LeaseStore,
     relay::{Relay, Vlans},
     server::Server,
-    store::{Journal, JOURNAL_FILE},
+    store::{
+        postgresql::{listener, DatabaseHealth, Postgres, PostgresSettings},
+        Journal, JOURNAL_FILE,
+    },
     xdp::XdpProgram,
 };
 
@@ -59,14 +59,53 @@ fn interfaces(config: &Config, relay: Option<&Relay>) -> (Vec<(String, Role)>, V
     (roles, interfaces)
 }
 
-/// The server with every lease the journal holds, and the journal, open.
-fn load_leases(server: &mut Server, state_dir: &Path) -> Result<Journal> {
-    let path = state_dir.join(JOURNAL_FILE);
+/// Runs `f` on a thread of its own and waits for it: the database client blocks on a
+/// runtime of its own, which it may not do on the daemon's.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// The shared lease database a daemon runs with: what its listener needs.
+struct SharedDatabase {
+    settings: PostgresSettings,
+    application: String,
+    health: Arc<DatabaseHealth>,
+}
+
+/// The lease store the configuration names, open: the journal in `state_dir`, or the
+/// PostgreSQL database (its rows written as `duid`'s).
+fn open_store(settings: &DaemonSettings, duid: &[u8]) -> Result<(Box<dyn LeaseStore>, Option<SharedDatabase>, String)> {
+    match &settings.lease_database {
+        LeaseDatabase::Journal => {
+            let path = settings.state_dir.join(JOURNAL_FILE);
+            let journal =
+                Journal::open(&path).with_context(|| format!("opening the lease journal {}", path.display()))?;
+            Ok((Box::new(journal), None, format!("the lease journal {}", path.display())))
+        }
+        LeaseDatabase::Postgresql(pg) => {
+            let what = format!("the lease database {} on {}:{}", pg.database, pg.host, pg.port);
+            let store = Postgres::open(pg, duid).with_context(|| format!("opening {what}"))?;
+            let shared = SharedDatabase {
+                settings: pg.clone(),
+                application: store.application().to_string(),
+                health: store.health(),
+            };
+            Ok((Box::new(store), Some(shared), what))
+        }
+    }
+}
+
+/// The server with every lease the store holds, and the store, open.
+fn load_leases(
+    server: &mut Server,
+    settings: &DaemonSettings,
+) -> Result<(Box<dyn LeaseStore>, Option<SharedDatabase>)> {
     let started = std::time::Instant::now();
-    let mut store = Journal::open(&path).with_context(|| format!("opening the lease journal {}", path.display()))?;
-    store
-        .load(&mut |change| server.restore(change))
-        .with_context(|| format!("loading the lease journal {}", path.display()))?;
+    let (mut store, shared, what) = open_store(settings, server.duid())?;
+    store.load(&mut |change| server.restore(change)).with_context(|| format!("loading {what}"))?;
     server.shrink_to_fit();
     // Leases that ended while the server was down go back to the pool before anything else.
     let reclaimed = server.expire(now());
@@ -77,7 +116,7 @@ fn load_leases(server: &mut Server, state_dir: &Path) -> Result<Journal> {
         ms = started.elapsed().as_millis() as u64,
         "leases loaded"
     );
-    Ok(store)
+    Ok((store, shared))
 }
 
 /// Starts everything; the receiver is the engine's queue.
@@ -98,6 +137,14 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     // thread generator is a CSPRNG seeded from the system's.
     server.enable_reconfigure(Box::new(|buf: &mut [u8]| rand::fill(buf)));
     server.set_leasequery_access(config.leasequery.access.clone());
+    if matches!(settings.lease_database, LeaseDatabase::Postgresql(_)) {
+        // Other servers search the same pools: each starts where its identity says.
+        let seed = server
+            .duid()
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u128, |h, b| (h ^ u128::from(*b)).wrapping_mul(0x0100_0000_01b3));
+        server.spread_searches(seed);
+    }
     if options.xdp {
         // Before any lease is bound: bound leases are made durable a horizon past their
         // valid lifetime, which is how long XDP may answer their renewals alone.
@@ -113,7 +160,7 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
                 .with_context(|| format!("loading the XDP program with its maps pinned under {}", dir.display()))
         })
     });
-    let mut store = load_leases(&mut server, &settings.state_dir)?;
+    let (mut store, shared) = off_runtime(|| load_leases(&mut server, &settings))?;
     let failover = match config.failover {
         Some(f) => Some(Partnership::new(f, settings.state_dir.clone(), &mut server, now())?),
         None => None,
@@ -159,7 +206,7 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
         // the store.
         let started = std::time::Instant::now();
         let changes = r.reconcile(&mut server);
-        store.commit(&changes).context("recording renewals the XDP fast path answered")?;
+        off_runtime(|| store.commit(&changes)).context("recording renewals the XDP fast path answered")?;
         info!(
             renewals = changes.len(),
             ms = started.elapsed().as_millis() as u64,
@@ -222,7 +269,7 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     info!(interfaces = ?interfaces, control = %settings.control_socket.display(), "serving");
 
     let writer = renewal.as_mut().and_then(|r| r.take_writer()).map(|w| Box::new(w) as Box<dyn committer::MapWriter>);
-    let committer = committer::Committer::start(Box::new(store), writer, {
+    let committer = committer::Committer::start(store, writer, {
         let sender = sender.clone();
         move |replies| sender.send_replies(replies)
     })
@@ -230,7 +277,20 @@ pub async fn start(options: RunOptions) -> Result<(Daemon, mpsc::Receiver<Input>
     if let Some(listener) = metrics {
         tokio::spawn(metrics_endpoint::serve(listener, tx.clone(), committer.histograms().clone()));
     }
-    let serve = Serve::new(server, listeners, renewal, committer, sender, dropped, shed).with_storm(storm);
+    let mut serve = Serve::new(server, listeners, renewal, committer, sender, dropped, shed).with_storm(storm);
+    if let Some(db) = shared {
+        serve.set_database(db.health.clone());
+        // Other servers' changes reach the table through the engine's queue, as datagrams do.
+        let tx = tx.clone();
+        let duid = serve.server.duid().to_vec();
+        listener::spawn(db.settings, duid, db.application, db.health, move |changes| {
+            if changes.is_empty() {
+                return !tx.is_closed();
+            }
+            tx.blocking_send(Input::Learnt(changes)).is_ok()
+        })
+        .context("starting the lease database listener")?;
+    }
     let tracing = live_trace::Tracing::new(trace_maps);
     Ok((Daemon { serve, relaying, failover, xdp, tracing, control_path: settings.control_socket, reload }, rx))
 }

@@ -1,8 +1,10 @@
-//! Lease persistence: the journal (the durable store the daemon runs with), and moving
-//! leases in and out of it (CSV export, Kea memfile import).
+//! Lease persistence: the journal (the durable store the daemon runs with by default), a
+//! PostgreSQL database several servers share, and moving leases in and out (CSV export, Kea
+//! memfile import).
 
 pub mod journal;
 pub mod kea;
+pub mod postgresql;
 
 pub use journal::Journal;
 
