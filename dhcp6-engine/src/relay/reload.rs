@@ -148,7 +148,8 @@ impl Relay {
         }
         for entry in &new.interfaces {
             let label = entry.label();
-            if interfaces.iter().enumerate().any(|(n, i)| !retired[n] && i.label() == label) {
+            // An entry live before this reload has its label in `by_label` and was kept above.
+            if self.by_label.contains_key(&label) {
                 continue;
             }
             done.changes.push(format!("access entry {label} added"));
